@@ -1,0 +1,1 @@
+"""The domain: aggregates, events, value objects and rules. No I/O, no framework but eventsourcing."""

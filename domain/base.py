@@ -1,0 +1,79 @@
+"""What every aggregate of the ledger shares: stable topics, the acting token, stable ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, CanMutateAggregate
+from eventsourcing.utils import register_topic
+
+# Who is acting: the API sets the token's id, the command line "cli:<command>". Every event
+# records it, so that the audit trail names the actor of every change.
+_actor: ContextVar[str] = ContextVar("ledger_actor", default="system")
+
+# Ids of aggregates named by a business key (an organisation's code, a month's book) are derived
+# from that key, so that "create it twice" becomes a uniqueness violation in the event store.
+_NAMESPACE = uuid5(NAMESPACE_URL, "urn:union-ledger")
+
+A = TypeVar("A", bound=type)
+
+
+def current_actor() -> str:
+    return _actor.get()
+
+
+@contextmanager
+def acting_as(actor: str):
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def stable_id(kind: str, key: str) -> UUID:
+    return uuid5(_NAMESPACE, f"{kind}:{key}")
+
+
+class LedgerAggregate(Aggregate):
+    """Base aggregate: every event carries the actor that caused it."""
+
+    class Event(Aggregate.Event):
+        actor: str
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("actor", _actor.get())
+        super().trigger_event(event_class, **kwargs)
+
+    @classmethod
+    def _create(cls, event_class: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("actor", _actor.get())
+        return super()._create(event_class, **kwargs)
+
+
+def stable_topic(topic: str) -> Callable[[A], A]:
+    """Gives an aggregate class a fixed topic and registers its events' explicit topics.
+
+    Stored events name their class by topic; a fixed topic means that moving or renaming a
+    module never orphans stored events. Each event names its own topic in its @event call.
+    """
+
+    def decorate(cls: A) -> A:
+        cls.TOPIC = topic  # type: ignore[attr-defined]
+        register_topic(topic, cls)
+        for name, obj in vars(cls).items():
+            if not (isinstance(obj, type) and issubclass(obj, CanMutateAggregate)):
+                continue
+            if name in ("Event", "Created"):
+                continue
+            explicit = vars(obj).get("TOPIC")
+            if not explicit or not explicit.startswith(topic + "."):
+                raise TypeError(f"{cls.__name__}.{name} needs an explicit topic under {topic}")
+            register_topic(explicit, obj)
+        return cls
+
+    return decorate

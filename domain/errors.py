@@ -1,0 +1,97 @@
+"""Named domain failures. The HTTP layer maps each family to one status code, in one place.
+
+- InvalidValue: a field's value is wrong whatever the state (HTTP 422).
+- NotFound: a named thing does not exist (HTTP 404).
+- RuleViolation subclasses: the request is valid, but the current state forbids it (HTTP 409).
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every failure the domain names."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidValue(DomainError):
+    """A field's value is malformed or out of range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class NotFound(DomainError):
+    """The organisation, member, transfer, voucher or policy named does not exist."""
+
+
+class RuleViolation(DomainError):
+    """The request is well formed but the ledger's current state forbids it."""
+
+
+class AlreadyMember(RuleViolation):
+    """会员已在册: one person holds at most one membership in the whole deployment."""
+
+
+class NotAMember(RuleViolation):
+    """The person holds no membership that the command could act on."""
+
+
+class TransferPending(RuleViolation):
+    """A transfer (转出) is pending; it must be accepted or cancelled first."""
+
+
+class InvalidStatus(RuleViolation):
+    """The member or organisation is in a status that does not allow this change."""
+
+
+class OrganisationNotActive(RuleViolation):
+    """The organisation is dissolved (已撤销) and cannot take part."""
+
+
+class OrganisationInUse(RuleViolation):
+    """Dissolution is refused while the organisation has members or active children."""
+
+
+class TreeViolation(RuleViolation):
+    """The organisation tree would become invalid (a cycle, a second root, a level inversion)."""
+
+
+class AlreadyExists(RuleViolation):
+    """The thing to create exists already (an organisation code, a policy, a month close)."""
+
+
+class PeriodClosed(RuleViolation):
+    """月结: the month is closed and takes no new postings dated inside it."""
+
+
+class InsufficientFunds(RuleViolation):
+    """The payout would take the organisation's bank account (102) below zero."""
+
+
+class RemittanceExceedsOwed(RuleViolation):
+    """The remittance is larger than what the payer owes the receiver (211 or 212)."""
+
+
+class NoLevyPolicy(RuleViolation):
+    """No levy-sharing policy applies to the region and period."""
+
+
+class AlreadyReversed(RuleViolation):
+    """红字冲销: a voucher is reversed at most once, and a reversal is never reversed."""
+
+
+class UnbalancedVoucher(DomainError):
+    """A voucher's debits differ from its credits. This is a defect, never a client error."""
+
+
+class VersionConflict(RuleViolation):
+    """Concurrent writers kept colliding; retrying did not resolve it."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """The idempotency key was used before with a different request (HTTP 422)."""

@@ -1,0 +1,260 @@
+"""Vouchers (记账凭证), postings, and each organisation's books (账簿).
+
+A voucher may touch several organisations' books; it balances for each of them on its own, so
+that every organisation's trial balance balances. Balance is checked when a voucher is built
+and again whenever it is read back from the store (the check lives in the event's body).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.domain import event
+
+from domain.accounts import (
+    ACCOUNTS,
+    BANK,
+    NON_NEGATIVE_ACCOUNTS,
+)
+from domain.base import LedgerAggregate, stable_id, stable_topic
+from domain.errors import (
+    AlreadyExists,
+    AlreadyReversed,
+    InsufficientFunds,
+    PeriodClosed,
+    RemittanceExceedsOwed,
+    UnbalancedVoucher,
+)
+from domain.money import Money
+from domain.period import Month
+
+VOUCHER_KINDS = frozenset(
+    {
+        "dues",
+        "levy",
+        "founding_reserve",
+        "founding_reserve_release",
+        "remittance",
+        "subsidy",
+        "expense",
+        "reversal",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One line of a voucher: one organisation's account, debited or credited.
+
+    counterparty names who a payable or receivable line is owed to or by (a credit code, or a
+    level's name such as "national" for a level outside the deployment).
+    """
+
+    organization_code: str
+    account_code: str
+    debit: Money
+    credit: Money
+    earmarked: bool = False
+    counterparty: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.account_code not in ACCOUNTS:
+            raise ValueError(f"unknown account {self.account_code}")
+        if self.debit.fen < 0 or self.credit.fen < 0:
+            raise ValueError("a posting's debit and credit are not negative")
+        if (self.debit.fen > 0) == (self.credit.fen > 0):
+            raise ValueError("a posting is either a debit or a credit")
+
+    @property
+    def signed_fen(self) -> int:
+        """Debit positive, credit negative: the sum over a balanced voucher is zero."""
+        return self.debit.fen - self.credit.fen
+
+    def swapped(self) -> Posting:
+        """The same line with debit and credit exchanged: a reversal line (红字冲销)."""
+        return Posting(
+            self.organization_code,
+            self.account_code,
+            self.credit,
+            self.debit,
+            self.earmarked,
+            self.counterparty,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "organization_code": self.organization_code,
+            "account_code": self.account_code,
+            "debit": self.debit,
+            "credit": self.credit,
+            "earmarked": self.earmarked,
+            "counterparty": self.counterparty,
+        }
+
+
+def debit(org: str, account: str, amount: Money, *, earmarked: bool = False,
+          counterparty: str | None = None) -> Posting:
+    return Posting(org, account, amount, Money(0), earmarked, counterparty)
+
+
+def credit(org: str, account: str, amount: Money, *, earmarked: bool = False,
+           counterparty: str | None = None) -> Posting:
+    return Posting(org, account, Money(0), amount, earmarked, counterparty)
+
+
+def check_balanced(postings: Sequence[Posting]) -> None:
+    """Raises UnbalancedVoucher unless debits equal credits for every organisation."""
+    if not postings:
+        raise UnbalancedVoucher("a voucher has at least one posting")
+    per_org: dict[str, int] = defaultdict(int)
+    for p in postings:
+        per_org[p.organization_code] += p.signed_fen
+    unbalanced = {org: fen for org, fen in per_org.items() if fen != 0}
+    if unbalanced:
+        detail = ", ".join(f"{org}: {Money(fen)}" for org, fen in unbalanced.items())
+        raise UnbalancedVoucher(f"debits differ from credits ({detail})")
+
+
+@stable_topic("ledger:Voucher")
+class Voucher(LedgerAggregate):
+    """记账凭证: an immutable set of balanced postings; corrected only by a reversal voucher."""
+
+    @event("Posted", topic="ledger:Voucher.Posted")
+    def __init__(
+        self,
+        id: Any,  # noqa: A002 - a new uuid4, given so that callers know it before saving
+        kind: str,
+        effective_on: datetime.date,
+        postings: list[Posting],
+        details: dict[str, Any],
+        reverses: str | None,
+    ) -> None:
+        if kind not in VOUCHER_KINDS:
+            raise ValueError(f"unknown voucher kind {kind}")
+        check_balanced(postings)
+        self.kind = kind
+        self.effective_on = effective_on
+        self.postings = list(postings)
+        self.details = details
+        self.reverses = reverses
+        self.reversed_by: str | None = None
+
+    @property
+    def organization_codes(self) -> list[str]:
+        return sorted({p.organization_code for p in self.postings})
+
+    def mark_reversed(self, reversal_id: str) -> None:
+        if self.kind == "reversal":
+            raise AlreadyReversed("a reversal voucher cannot itself be reversed")
+        if self.reversed_by is not None:
+            raise AlreadyReversed(f"voucher {self.id} was already reversed by {self.reversed_by}")
+        self._reversed(reversal_id=reversal_id)
+
+    @event("Reversed", topic="ledger:Voucher.Reversed")
+    def _reversed(self, reversal_id: str) -> None:
+        self.reversed_by = reversal_id
+
+
+@stable_topic("ledger:Book")
+class Book(LedgerAggregate):
+    """账簿: one organisation's balances, payables by counterparty and closed months.
+
+    The write side keeps just what the rules need: the bank balance (no payout below zero),
+    what is owed to and by each counterparty (no remittance above what is owed), and closes.
+    """
+
+    @staticmethod
+    def id_for(organization_code: str) -> Any:
+        return stable_id("book", organization_code)
+
+    @staticmethod
+    def create_id(organization_code: str, **_: object) -> Any:
+        return Book.id_for(organization_code)
+
+    @event("Opened", topic="ledger:Book.Opened")
+    def __init__(self, organization_code: str) -> None:
+        self.organization_code = organization_code
+        # Signed fen per account (debit positive), and per "account|counterparty".
+        self.balances: dict[str, int] = {}
+        self.counterparty_balances: dict[str, int] = {}
+        self.closed_months: list[str] = []
+
+    # --- queries -------------------------------------------------------------------------
+
+    def balance(self, account_code: str) -> Money:
+        return Money(self.balances.get(account_code, 0))
+
+    def bank_balance(self) -> Money:
+        return self.balance(BANK)
+
+    def owed(self, account_code: str) -> dict[str, Money]:
+        """Credit balances of a payable account by counterparty (what this union owes)."""
+        prefix = account_code + "|"
+        return {
+            key[len(prefix):]: Money(-fen)
+            for key, fen in self.counterparty_balances.items()
+            if key.startswith(prefix) and fen != 0
+        }
+
+    def is_closed(self, month: Month) -> bool:
+        return str(month) in self.closed_months
+
+    def check_can_post(self, postings: Iterable[Posting], effective_on: datetime.date) -> None:
+        """The rules every posting into these books obeys."""
+        if self.is_closed(Month.of(effective_on)):
+            raise PeriodClosed(
+                f"{Month.of(effective_on)} is closed for {self.organization_code}; "
+                "post into an open month"
+            )
+        balances = dict(self.balances)
+        by_counterparty = dict(self.counterparty_balances)
+        for p in postings:
+            balances[p.account_code] = balances.get(p.account_code, 0) + p.signed_fen
+            if p.counterparty is not None:
+                key = f"{p.account_code}|{p.counterparty}"
+                by_counterparty[key] = by_counterparty.get(key, 0) + p.signed_fen
+        if balances.get(BANK, 0) < 0:
+            raise InsufficientFunds(
+                f"bank deposits (102) of {self.organization_code} would fall to "
+                f"{Money(balances[BANK])}; available {self.bank_balance()}"
+            )
+        for key, fen in by_counterparty.items():
+            account_code, counterparty = key.split("|", 1)
+            if account_code in NON_NEGATIVE_ACCOUNTS and account_code != BANK and fen > 0:
+                raise RemittanceExceedsOwed(
+                    f"{self.organization_code} would owe {counterparty} less than nothing on "
+                    f"{account_code} ({Money(-fen)})"
+                )
+
+    # --- commands --------------------------------------------------------------------------
+
+    def record(self, voucher_id: str, effective_on: datetime.date, postings: list[Posting]) -> None:
+        own = [p for p in postings if p.organization_code == self.organization_code]
+        self.check_can_post(own, effective_on)
+        self._recorded(voucher_id=voucher_id, effective_on=effective_on, postings=own)
+
+    @event("Recorded", topic="ledger:Book.Recorded")
+    def _recorded(
+        self, voucher_id: str, effective_on: datetime.date, postings: list[Posting]
+    ) -> None:
+        check_balanced(postings)
+        for p in postings:
+            self.balances[p.account_code] = self.balances.get(p.account_code, 0) + p.signed_fen
+            if p.counterparty is not None:
+                key = f"{p.account_code}|{p.counterparty}"
+                self.counterparty_balances[key] = (
+                    self.counterparty_balances.get(key, 0) + p.signed_fen
+                )
+
+    def close_month(self, month: Month) -> None:
+        if self.is_closed(month):
+            raise AlreadyExists(f"{month} is already closed for {self.organization_code}")
+        self._month_closed(period=str(month))
+
+    @event("MonthClosed", topic="ledger:Book.MonthClosed")
+    def _month_closed(self, period: str) -> None:
+        self.closed_months.append(period)

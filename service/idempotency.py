@@ -1,0 +1,64 @@
+"""Idempotency keys: a retried command returns its first result and writes nothing.
+
+The record is an aggregate whose id derives from (scope, key) and is saved in the same atomic
+write as the command's own events, so two racing duplicates cannot both succeed: the loser hits
+the event store's uniqueness constraint, retries, and finds the winner's record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import LedgerAggregate, stable_id, stable_topic
+from domain.errors import InvalidValue
+
+MAX_KEY_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A client's key, scoped to the organisation of the token that sent it ("*": everywhere)."""
+
+    scope: str
+    key: str
+
+    @classmethod
+    def parse(cls, scope: str, key: str) -> IdempotencyKey:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise InvalidValue("Idempotency-Key", f"1 to {MAX_KEY_LENGTH} characters")
+        if any(not (0x21 <= ord(ch) <= 0x7E) for ch in key):
+            raise InvalidValue("Idempotency-Key", "visible ASCII characters only, no spaces")
+        return cls(scope, key)
+
+    @property
+    def record_id(self) -> UUID:
+        return stable_id("idempotency", f"{self.scope}\x00{self.key}")
+
+
+def fingerprint(command: str, request: dict[str, Any]) -> str:
+    """A digest of the command and its arguments, to tell a true retry from a reused key."""
+    canonical = json.dumps(
+        {"command": command, "request": request},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@stable_topic("ledger:IdempotencyRecord")
+class IdempotencyRecord(LedgerAggregate):
+    """The first result of a command sent with an idempotency key."""
+
+    @event("Recorded", topic="ledger:IdempotencyRecord.Recorded")
+    def __init__(self, id: UUID, command: str, fingerprint: str, result: dict[str, Any]) -> None:
+        self.command = command
+        self.fingerprint = fingerprint
+        self.result = result

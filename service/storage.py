@@ -1,0 +1,154 @@
+"""Where the events live: settings turned into an eventsourcing environment, keys, transcodings."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from domain.money import Money
+from domain.vouchers import Posting
+from service.settings import Settings
+
+KEY_BYTES = 32
+
+
+class DateAsISO(Transcoding):
+    type = datetime.date
+    name = "date"
+
+    def encode(self, obj: datetime.date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> datetime.date:
+        return datetime.date.fromisoformat(data)
+
+
+class MoneyAsFen(Transcoding):
+    type = Money
+    name = "money"
+
+    def encode(self, obj: Money) -> int:
+        return obj.fen
+
+    def decode(self, data: int) -> Money:
+        return Money(data)
+
+
+class PostingAsList(Transcoding):
+    """A compact positional form: vouchers carry many postings."""
+
+    type = Posting
+    name = "posting"
+
+    def encode(self, obj: Posting) -> list[Any]:
+        return [
+            obj.organization_code,
+            obj.account_code,
+            obj.debit.fen,
+            obj.credit.fen,
+            obj.earmarked,
+            obj.counterparty,
+        ]
+
+    def decode(self, data: list[Any]) -> Posting:
+        org, account, debit_fen, credit_fen, earmarked, counterparty = data
+        return Posting(org, account, Money(debit_fen), Money(credit_fen), earmarked, counterparty)
+
+
+def register_transcodings(transcoder: JSONTranscoder) -> None:
+    for transcoding in (DateAsISO(), MoneyAsFen(), PostingAsList()):
+        transcoder.register(transcoding)
+
+
+def load_or_create_key(settings: Settings) -> bytes:
+    """The encryption key: from settings, else from the key file, created 0600 on first run."""
+    if settings.encryption_key:
+        key = base64.b64decode(settings.encryption_key, validate=True)
+    else:
+        path = Path(settings.key_file)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting at once cannot both write a different key.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(base64.b64encode(os.urandom(KEY_BYTES)) + b"\n")
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"the encryption key must be {KEY_BYTES} bytes (base64-encoded)")
+    return key
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """Separate keys per purpose from the one master key, so no key does two jobs."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose.encode()
+    ).derive(master)
+
+
+class MemberIds:
+    """Member ids from identity numbers by a keyed hash: stable, unique, and not reversible
+    without the key (an unkeyed hash of an identity number is easy to brute-force)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def for_id_number(self, id_number: str) -> UUID:
+        digest = hmac.new(self._key, id_number.encode("ascii"), hashlib.sha256).digest()
+        return UUID(bytes=digest[:16], version=4)
+
+
+def eventsourcing_env(settings: Settings, cipher_key: bytes) -> dict[str, str]:
+    """The environment the eventsourcing Application reads its infrastructure from."""
+    env = {
+        "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+        "CIPHER_KEY": base64.b64encode(cipher_key).decode("ascii"),
+        "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+        "CREATE_TABLE": "y",
+        # Recently used aggregates stay in memory; each get() fetches only newer events.
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+    url = urlparse(settings.database_url)
+    if url.scheme == "sqlite":
+        path = url.path[1:] if url.path.startswith("/") else url.path
+        if url.netloc:
+            path = url.netloc + "/" + path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        env.update({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path or ":memory:",
+                    "SQLITE_LOCK_TIMEOUT": "10"})
+    elif url.scheme in ("postgresql", "postgres"):
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": url.path.lstrip("/"),
+                "POSTGRES_HOST": url.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(url.port or 5432),
+                "POSTGRES_USER": unquote(url.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(url.password or ""),
+                "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+                "POSTGRES_CONNECT_TIMEOUT": "5",
+                "POSTGRES_LOCK_TIMEOUT": "5",
+                "POSTGRES_PRE_PING": "y",
+            }
+        )
+    else:
+        raise ValueError(
+            f"LEDGER_DATABASE_URL must start with sqlite:/// or postgresql://, not {url.scheme!r}"
+        )
+    return env
