@@ -76,7 +76,7 @@ def parse_shares(raw: dict[str, str], *, field: str = "shares") -> dict[str, Fra
     shares: dict[str, Fraction] = {}
     for level in SHARE_LEVELS:
         text = raw[level]
-        if not isinstance(text, str) or not _PERCENT_PATTERN.match(text):
+        if not isinstance(text, str) or not _PERCENT_PATTERN.fullmatch(text):
             raise InvalidValue(f"{field}.{level}", "a percentage is a decimal string like \"12.5\"")
         shares[level] = Fraction(Decimal(text))
         if shares[level] > 100:

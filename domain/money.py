@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 
 from domain.errors import InvalidValue
@@ -33,13 +34,16 @@ class Money:
         """Parses "1234.5" or "1234.50"; rejects floats, exponents, separators, >2 decimals."""
         if not isinstance(text, str):
             raise InvalidValue(field, "an amount must be a decimal string such as \"1234.50\"")
-        match = _AMOUNT_PATTERN.match(text)
+        # fullmatch, not match: "$" would also accept a trailing newline ("1.00\n").
+        match = _AMOUNT_PATTERN.fullmatch(text)
         if match is None:
             raise InvalidValue(
                 field, f"{text[:40]!r} is not an amount: use digits with at most two decimals"
             )
         sign, whole, decimals = match.groups()
         fen = int(whole) * 100 + int((decimals or "").ljust(2, "0"))
+        if fen >= MAX_FEN:
+            raise InvalidValue(field, "amount is too large")
         return cls(-fen if sign else fen)
 
     @classmethod
@@ -56,10 +60,11 @@ class Money:
     @classmethod
     def from_decimal_half_up(cls, yuan: Decimal | Fraction) -> Money:
         """Rounds an exact yuan value to the fen, half away from zero (四舍五入)."""
-        if isinstance(yuan, Fraction):
-            yuan = Decimal(yuan.numerator) / Decimal(yuan.denominator)
-        fen = (yuan * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        return cls(int(fen))
+        # Exact rational arithmetic: Decimal division and multiplication round to the context's
+        # 28 digits first, which can turn 0.00499999...9 (more digits) into a half and round it up.
+        exact_fen = Fraction(yuan) * 100
+        fen = math.floor(abs(exact_fen) + Fraction(1, 2))
+        return cls(fen if exact_fen >= 0 else -fen)
 
     def __str__(self) -> str:
         sign = "-" if self.fen < 0 else ""

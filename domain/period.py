@@ -29,7 +29,7 @@ class Month:
 
     @classmethod
     def parse(cls, text: str, *, field: str = "period") -> Month:
-        match = _MONTH_PATTERN.match(text) if isinstance(text, str) else None
+        match = _MONTH_PATTERN.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise InvalidValue(field, "a month is written YYYY-MM")
         year, month = int(match.group(1)), int(match.group(2))
@@ -61,7 +61,7 @@ def parse_date(text: str, *, field: str) -> datetime.date:
     if isinstance(text, datetime.date):
         day = text
     else:
-        if not isinstance(text, str) or not _DATE_PATTERN.match(text):
+        if not isinstance(text, str) or not _DATE_PATTERN.fullmatch(text):
             raise InvalidValue(field, "a date is written YYYY-MM-DD")
         try:
             day = datetime.date.fromisoformat(text)

@@ -1,0 +1,431 @@
+"""Organisations (工会组织): founding checks, moves, dissolution. In memory, no store."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from domain.errors import (
+    AlreadyExists,
+    InvalidValue,
+    OrganisationInUse,
+    OrganisationNotActive,
+    TreeViolation,
+)
+from domain.identity import CreditCode
+from domain.organisations import Organisation
+from scripts.synthetic import employer_code
+from tests.domain.builders import FOUNDED_ON, found, new_code, replay, small_tree
+
+DAY = datetime.date(2024, 3, 1)
+
+
+def found_kwargs(parent: Organisation | None, **overrides: object) -> dict[str, object]:
+    """Keyword arguments for a valid base union under parent; overrides make it invalid."""
+    kwargs: dict[str, object] = dict(
+        code=new_code("110105", base=True),
+        name="某某公司工会",
+        level="base",
+        parent=parent,
+        region_code="110105",
+        founded_on=datetime.date(2010, 5, 1),
+        employer_code=CreditCode.parse(employer_code("110105", 77)),
+        employee_count=250,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+# --- founding (建会) ---------------------------------------------------------------------------
+
+
+def test_founding_attaches_the_union_under_its_parent() -> None:
+    tree = small_tree()
+    union = Organisation.found(**found_kwargs(tree["county"]))
+    assert union.status == "active"
+    assert union.parent_code == tree["county"].code
+    assert union.code in tree["county"].active_children
+    assert union.employee_count == 250
+
+
+def test_a_union_code_starts_with_8() -> None:
+    tree = small_tree()
+    employer_as_union = CreditCode.parse(employer_code("110105", 5))
+    with pytest.raises(InvalidValue, match="starts with 8") as caught:
+        Organisation.found(**found_kwargs(tree["county"], code=employer_as_union))
+    assert caught.value.field == "code"
+
+
+def test_a_base_union_code_starts_with_81() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue, match="81"):
+        Organisation.found(**found_kwargs(tree["county"], code=new_code("110105", base=False)))
+    with pytest.raises(InvalidValue, match="81"):
+        Organisation.found(
+            **found_kwargs(
+                tree["county"],
+                code=new_code("110105", base=False),
+                level="joint_base",
+                employer_code=None,
+            )
+        )
+
+
+def test_a_union_above_the_base_has_a_code_starting_with_89() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue, match="89"):
+        Organisation.found(
+            **found_kwargs(
+                tree["county"],
+                code=new_code("110105", base=True),
+                level="township",
+                employer_code=None,
+                employee_count=None,
+            )
+        )
+
+
+def test_the_region_code_equals_characters_3_to_8_of_the_code() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(
+            **found_kwargs(tree["county"], code=new_code("110108", base=True), region_code="110105")
+        )
+    assert caught.value.field == "region_code"
+
+
+def test_the_parent_must_be_active() -> None:
+    tree = small_tree()
+    empty_county = found("county", tree["city"])
+    empty_county.dissolve(DAY)
+    with pytest.raises(OrganisationNotActive):
+        Organisation.found(**found_kwargs(empty_county))
+
+
+@pytest.mark.parametrize(
+    ("level", "parent_key"),
+    [
+        ("city", "county"),  # a city under a county
+        ("county", "county"),  # a level under the same level
+        ("province", "city"),
+        ("base", "b1"),  # a base union under a base union
+        ("joint_base", "b1"),
+    ],
+)
+def test_a_level_inversion_is_a_tree_violation(level: str, parent_key: str) -> None:
+    tree = small_tree()
+    base = level in ("base", "joint_base")
+    region = "110105" if base or level == "county" else "110100"
+    with pytest.raises(TreeViolation):
+        Organisation.found(
+            code=new_code(region, base=base),
+            name="x",
+            level=level,
+            parent=tree[parent_key],
+            region_code=region,
+            founded_on=datetime.date(2010, 1, 1),
+            employer_code=CreditCode.parse(employer_code(region, 3)) if level == "base" else None,
+            employee_count=10 if base else None,
+        )
+
+
+def test_a_base_union_needs_its_employer() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(**found_kwargs(tree["county"], employer_code=None))
+    assert caught.value.field == "employer_code"
+
+
+def test_a_joint_base_union_serves_many_employers_and_records_none() -> None:
+    tree = small_tree()
+    joint = Organisation.found(
+        **found_kwargs(tree["county"], level="joint_base", employer_code=None)
+    )
+    assert joint.employer_code is None and joint.is_base
+
+
+@pytest.mark.parametrize("level", ["base", "joint_base"])
+def test_a_base_union_needs_its_employee_count(level: str) -> None:
+    tree = small_tree()
+    employer = CreditCode.parse(employer_code("110105", 4)) if level == "base" else None
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(
+            **found_kwargs(tree["county"], level=level, employer_code=employer, employee_count=None)
+        )
+    assert caught.value.field == "employee_count"
+
+
+@pytest.mark.parametrize("count", [-1, 10_000_001, True, 12.0, "12"])
+def test_an_employee_count_is_a_whole_number_in_range(count: object) -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(**found_kwargs(tree["county"], employee_count=count))
+    assert caught.value.field == "employee_count"
+
+
+def test_only_base_unions_record_an_employer() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(
+            code=new_code("110105", base=False),
+            name="街道工会",
+            level="township",
+            parent=tree["county"],
+            region_code="110105",
+            founded_on=datetime.date(2010, 1, 1),
+            employer_code=CreditCode.parse(employer_code("110105", 6)),
+            employee_count=None,
+        )
+    assert caught.value.field == "employer_code"
+
+
+def test_a_union_cannot_be_founded_before_its_parent() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(
+            **found_kwargs(tree["county"], founded_on=FOUNDED_ON - datetime.timedelta(days=1))
+        )
+    assert caught.value.field == "founded_on"
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101, "工会\x00", "a\nb"])
+def test_a_name_is_printable_and_not_empty(name: str) -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue) as caught:
+        Organisation.found(**found_kwargs(tree["county"], name=name))
+    assert caught.value.field == "name"
+
+
+def test_a_child_is_attached_once() -> None:
+    tree = small_tree()
+    with pytest.raises(AlreadyExists):
+        tree["county"].attach_child(tree["b1"].code)
+
+
+# --- change() ------------------------------------------------------------------------------
+
+
+def test_a_rename_and_a_recount_change_nothing_else() -> None:
+    tree = small_tree()
+    b1 = tree["b1"]
+    b1.change(
+        effective_on=DAY,
+        name="新名称",
+        employee_count=300,
+        new_parent=None,
+        new_parent_ancestors=[],
+    )
+    assert (b1.name, b1.employee_count, b1.parent_code) == ("新名称", 300, tree["county"].code)
+
+
+def test_a_move_is_recorded_with_its_date() -> None:
+    tree = small_tree()
+    other_county = found("county", tree["city"])
+    b1 = tree["b1"]
+    b1.change(
+        effective_on=DAY,
+        name=None,
+        employee_count=None,
+        new_parent=other_county,
+        new_parent_ancestors=[tree["city"].code, tree["province"].code],
+    )
+    assert b1.parent_code == other_county.code
+    assert b1.parent_on(DAY - datetime.timedelta(days=1)) == tree["county"].code
+    assert b1.parent_on(DAY) == other_county.code
+
+
+def test_moving_under_a_descendant_is_a_cycle() -> None:
+    tree = small_tree()
+    city, county = tree["city"], tree["county"]
+    with pytest.raises(TreeViolation, match="cycle"):
+        city.change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=county,
+            new_parent_ancestors=[city.code, tree["province"].code],
+        )
+
+
+def test_moving_under_itself_is_a_cycle() -> None:
+    tree = small_tree()
+    city = tree["city"]
+    other_city = found("city", tree["province"])
+    with pytest.raises(TreeViolation, match="cycle"):
+        city.change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=city,
+            new_parent_ancestors=[tree["province"].code],
+        )
+    # A parent whose ancestors include the union itself: a cycle even where levels allow it.
+    with pytest.raises(TreeViolation, match="cycle"):
+        tree["county"].change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=other_city,
+            new_parent_ancestors=[tree["county"].code, tree["province"].code],
+        )
+
+
+def test_the_root_cannot_move() -> None:
+    tree = small_tree()
+    national = found("national", None, region_code="110000")
+    with pytest.raises(TreeViolation, match="root"):
+        tree["province"].change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=national,
+            new_parent_ancestors=[],
+        )
+
+
+def test_a_move_keeps_the_levels_in_order() -> None:
+    tree = small_tree()
+    with pytest.raises(TreeViolation):
+        tree["county"].change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=tree["b2"],
+            new_parent_ancestors=[tree["county"].code, tree["city"].code],
+        )
+    with pytest.raises(TreeViolation):
+        tree["b1"].change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=tree["jb"],
+            new_parent_ancestors=[tree["county"].code, tree["city"].code],
+        )
+
+
+def test_a_move_under_a_dissolved_union_is_refused() -> None:
+    tree = small_tree()
+    gone = found("county", tree["city"])
+    gone.dissolve(DAY)
+    with pytest.raises(OrganisationNotActive):
+        tree["b1"].change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=gone,
+            new_parent_ancestors=[tree["city"].code, tree["province"].code],
+        )
+
+
+def test_a_change_cannot_predate_the_last_move_or_change_nothing() -> None:
+    tree = small_tree()
+    other_county = found("county", tree["city"])
+    b1 = tree["b1"]
+    b1.change(
+        effective_on=DAY,
+        name=None,
+        employee_count=None,
+        new_parent=other_county,
+        new_parent_ancestors=[tree["city"].code, tree["province"].code],
+    )
+    with pytest.raises(InvalidValue) as caught:
+        b1.change(
+            effective_on=DAY - datetime.timedelta(days=1),
+            name="x",
+            employee_count=None,
+            new_parent=None,
+            new_parent_ancestors=[],
+        )
+    assert caught.value.field == "effective_on"
+    with pytest.raises(InvalidValue):
+        b1.change(
+            effective_on=DAY,
+            name=None,
+            employee_count=None,
+            new_parent=other_county,
+            new_parent_ancestors=[],
+        )
+
+
+def test_a_dissolved_union_cannot_change() -> None:
+    tree = small_tree()
+    tree["b2"].dissolve(DAY)
+    with pytest.raises(OrganisationNotActive):
+        tree["b2"].change(
+            effective_on=DAY,
+            name="x",
+            employee_count=None,
+            new_parent=None,
+            new_parent_ancestors=[],
+        )
+
+
+# --- dissolution (撤销) and members on the roll ---------------------------------------------------
+
+
+def test_dissolution_is_refused_while_members_remain() -> None:
+    tree = small_tree()
+    b1 = tree["b1"]
+    b1.admit_member("m-1", DAY)
+    with pytest.raises(OrganisationInUse, match="members"):
+        b1.dissolve(DAY)
+    b1.release_member("m-1", DAY)
+    b1.dissolve(DAY)
+    assert (b1.status, b1.dissolved_on) == ("dissolved", DAY)
+
+
+def test_dissolution_is_refused_while_active_children_remain() -> None:
+    tree = small_tree()
+    county = tree["county"]
+    with pytest.raises(OrganisationInUse, match="child"):
+        county.dissolve(DAY)
+    for key in ("b1", "b2", "jb"):
+        tree[key].dissolve(DAY)
+        county.detach_child(tree[key].code)
+    county.dissolve(DAY)
+    assert county.status == "dissolved"
+
+
+def test_a_dissolved_union_takes_no_members_and_is_not_dissolved_twice() -> None:
+    tree = small_tree()
+    b2 = tree["b2"]
+    b2.dissolve(DAY)
+    with pytest.raises(OrganisationNotActive):
+        b2.admit_member("m-1", DAY)
+    with pytest.raises(OrganisationNotActive):
+        b2.dissolve(DAY)
+
+
+def test_dissolution_cannot_predate_founding() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue):
+        tree["b2"].dissolve(FOUNDED_ON - datetime.timedelta(days=1))
+
+
+def test_members_belong_to_base_unions_from_their_founding() -> None:
+    tree = small_tree()
+    with pytest.raises(InvalidValue):
+        tree["county"].admit_member("m-1", DAY)
+    with pytest.raises(InvalidValue):
+        tree["b1"].admit_member("m-1", FOUNDED_ON - datetime.timedelta(days=1))
+    tree["jb"].admit_member("m-1", FOUNDED_ON)
+    assert tree["jb"].member_count == 1
+
+
+def test_detaching_a_stranger_is_a_tree_violation() -> None:
+    tree = small_tree()
+    with pytest.raises(TreeViolation):
+        tree["county"].detach_child(tree["city"].code)
+
+
+def test_replaying_the_events_rebuilds_the_same_organisation() -> None:
+    tree = small_tree()
+    b1 = tree["b1"]
+    b1.admit_member("m-1", DAY)
+    b1.change(
+        effective_on=DAY, name="改名", employee_count=5, new_parent=None, new_parent_ancestors=[]
+    )
+    expected = {k: v for k, v in vars(b1).items() if k != "_pending_events"}
+    rebuilt = replay(b1)
+    assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == expected
