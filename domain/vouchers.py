@@ -147,11 +147,15 @@ class Voucher(LedgerAggregate):
     def organization_codes(self) -> list[str]:
         return sorted({p.organization_code for p in self.postings})
 
-    def mark_reversed(self, reversal_id: str) -> None:
+    def check_reversible(self) -> None:
+        """Raises AlreadyReversed before any reversal posting is even checked."""
         if self.kind == "reversal":
             raise AlreadyReversed("a reversal voucher cannot itself be reversed")
         if self.reversed_by is not None:
             raise AlreadyReversed(f"voucher {self.id} was already reversed by {self.reversed_by}")
+
+    def mark_reversed(self, reversal_id: str) -> None:
+        self.check_reversible()
         self._reversed(reversal_id=reversal_id)
 
     @event("Reversed", topic="ledger:Voucher.Reversed")

@@ -57,6 +57,7 @@ from domain.period import Month, parse_date
 from domain.policies import LevyPolicies
 from domain.reserves import FoundingReserve
 from domain.vouchers import Book, Posting, Voucher
+from service.group_commit import BatchView, GroupCommitter, PendingCommand
 from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
 from service.results import member_view, organisation_view, voucher_view
 from service.settings import Settings
@@ -87,22 +88,40 @@ class CommandResult:
 class UnitOfWork:
     """The aggregates one command has loaded or created; all are saved together."""
 
-    def __init__(self, app: Ledger) -> None:
+    def __init__(self, app: Ledger, view: BatchView | None = None) -> None:
         self.app = app
+        self.view = view
         self.aggregates: dict[UUID, LedgerAggregate] = {}
+        # The version each aggregate had when this command first saw it (0: created here).
+        self.loaded_versions: dict[UUID, int] = {}
 
     def get(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id in self.aggregates:
             return self.aggregates[aggregate_id]
-        try:
-            aggregate = self.app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
+        if self.view is not None:
+            aggregate = self.view.copy_of(aggregate_id)
+        else:
+            try:
+                aggregate = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                aggregate = None
+        if aggregate is None:
             return None
         self.aggregates[aggregate_id] = aggregate
+        self.loaded_versions[aggregate_id] = aggregate.version
         return aggregate
 
     def add(self, aggregate: LedgerAggregate) -> None:
         self.aggregates[aggregate.id] = aggregate
+        self.loaded_versions.setdefault(aggregate.id, 0)
+
+    def new_event_keys(self) -> list[tuple[UUID, int]]:
+        """(aggregate id, version) of every event this command created."""
+        return [
+            (aggregate_id, version)
+            for aggregate_id, aggregate in self.aggregates.items()
+            for version in range(self.loaded_versions[aggregate_id] + 1, aggregate.version + 1)
+        ]
 
     def org(self, code: str, *, field: str | None = None) -> Organisation:
         """An organisation by code. Named in a body field: 422; in the path: 404."""
@@ -189,6 +208,11 @@ class Ledger(Application):
         master_key = load_or_create_key(settings)
         self.member_ids = MemberIds(derive_key(master_key, "member-id"))
         super().__init__(env=eventsourcing_env(settings, derive_key(master_key, "event-cipher")))
+        self.committer = GroupCommitter(self)
+
+    def close(self) -> None:
+        self.committer.close()
+        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -204,59 +228,79 @@ class Ledger(Application):
         actor: str,
         decide: Callable[[UnitOfWork], dict[str, Any]],
     ) -> CommandResult:
-        digest = fingerprint(command, request)
-        with acting_as(actor):
-            for attempt in range(self.settings.conflict_retries):
-                uow = UnitOfWork(self)
-                if idempotency is not None:
-                    record = uow.get(idempotency.record_id)
-                    if record is not None:
-                        if record.fingerprint != digest:
-                            raise IdempotencyKeyReused(
-                                "this Idempotency-Key was used for a different request"
-                            )
-                        return CommandResult(
-                            record.result, self.position_of(record.id), replayed=True
-                        )
-                body = decide(uow)
-                if idempotency is not None:
-                    uow.add(
-                        IdempotencyRecord(
-                            id=idempotency.record_id,
-                            command=command,
-                            fingerprint=digest,
-                            result=body,
-                        )
+        """Every command goes through the process's one writer (service/group_commit.py)."""
+        pending = PendingCommand(command, fingerprint(command, request), idempotency, actor, decide)
+        return self.committer.submit(pending)
+
+    def _attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
+        """Decides a command once: an idempotent replay's result, or the new view (unsaved)."""
+        idempotency = pending.idempotency
+        if idempotency is not None:
+            record = uow.get(idempotency.record_id)
+            if record is not None:
+                if record.fingerprint != pending.digest:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used for a different request"
                     )
-                try:
-                    recordings = self.save(*uow.aggregates.values())
-                except IntegrityError:
-                    # Another writer got there first: decide again on what it wrote.
-                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                    continue
-                position = max((r.notification.id for r in recordings), default=None)
-                return CommandResult(body, position)
+                keys = [(record.id, 1)] + [
+                    (UUID(k.split(":")[0]), int(k.split(":")[1])) for k in record.event_keys
+                ]
+                return CommandResult(record.result, self.last_position_of(keys), replayed=True)
+        with acting_as(pending.actor):
+            body = pending.decide(uow)
+            if idempotency is not None:
+                event_keys = [f"{i.hex}:{v}" for i, v in uow.new_event_keys()]
+                uow.add(
+                    IdempotencyRecord(
+                        id=idempotency.record_id,
+                        command=pending.command,
+                        fingerprint=pending.digest,
+                        result=body,
+                        event_keys=event_keys,
+                    )
+                )
+        return body
+
+    def _run_alone(self, pending: PendingCommand) -> CommandResult:
+        """Decides and saves one command, deciding again after each version conflict."""
+        for attempt in range(self.settings.conflict_retries):
+            uow = UnitOfWork(self)
+            outcome = self._attempt(uow, pending)
+            if isinstance(outcome, CommandResult):
+                return outcome
+            try:
+                recordings = self.save(*uow.aggregates.values())
+            except IntegrityError:
+                # Another writer got there first: decide again on what it wrote.
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                continue
+            position = max((r.notification.id for r in recordings), default=None)
+            return CommandResult(outcome, position)
         raise VersionConflict(
-            f"{command}: concurrent changes kept conflicting after "
+            f"{pending.command}: concurrent changes kept conflicting after "
             f"{self.settings.conflict_retries} attempts; try again"
         )
 
-    def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
-        """The global position of one stored event (for replayed idempotent responses)."""
+    def last_position_of(self, keys: list[tuple[UUID, int]]) -> int | None:
+        """The greatest global position among stored events named by (aggregate id, version)."""
         recorder = self.recorder
         table = recorder.events_table_name  # type: ignore[attr-defined]
         is_sqlite = type(recorder).__module__.endswith("sqlite")
         column = "rowid" if is_sqlite else "notification_id"
         marker = "?" if is_sqlite else "%s"
-        stored_id: Any = aggregate_id.hex if is_sqlite else aggregate_id
-        sql = (
-            f"SELECT {column} AS position FROM {table} "  # noqa: S608 - names are ours
-            f"WHERE originator_id = {marker} AND originator_version = {marker}"
-        )
+        match = " OR ".join([f"(originator_id = {marker} AND originator_version = {marker})"] * len(keys))
+        params: list[Any] = []
+        for aggregate_id, version in keys:
+            params += [aggregate_id.hex if is_sqlite else aggregate_id, version]
+        sql = f"SELECT MAX({column}) AS position FROM {table} WHERE {match}"
         with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            cursor.execute(sql, (stored_id, version))
+            cursor.execute(sql, params)
             row = cursor.fetchone()
-        return None if row is None else int(row["position"])
+        return None if row is None or row["position"] is None else int(row["position"])
+
+    def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
+        """The global position of one stored event."""
+        return self.last_position_of([(aggregate_id, version)])
 
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -892,6 +936,8 @@ class Ledger(Application):
 
         def decide(uow: UnitOfWork) -> dict[str, Any]:
             original = self._voucher(uow, voucher_id)
+            # Named first: a second reversal is AlreadyReversed, not whatever its postings hit.
+            original.check_reversible()
             day = parse_date(effective_on, field="effective_on")
             text = _text(reason, "reason", MAX_TEXT_LENGTH)
             if day < original.effective_on:

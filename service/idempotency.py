@@ -58,7 +58,17 @@ class IdempotencyRecord(LedgerAggregate):
     """The first result of a command sent with an idempotency key."""
 
     @event("Recorded", topic="ledger:IdempotencyRecord.Recorded")
-    def __init__(self, id: UUID, command: str, fingerprint: str, result: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        id: UUID,
+        command: str,
+        fingerprint: str,
+        result: dict[str, Any],
+        event_keys: list[str] | None = None,
+    ) -> None:
         self.command = command
         self.fingerprint = fingerprint
         self.result = result
+        # "<aggregate id hex>:<version>" of the command's other events: a replay answers with
+        # the same position as the first response, the position of its last event.
+        self.event_keys = event_keys or []

@@ -20,6 +20,18 @@ class Settings(BaseSettings):
     # How often a command is retried after a concurrent writer changed the same aggregate.
     conflict_retries: int = Field(default=8, ge=1, le=100)
     postgres_pool_size: int = Field(default=8, ge=1, le=200)
+    # The Ed25519 key that signs audit seals: base64 of its 32-byte private key. Unset: a key
+    # file is created (mode 0600) at audit_key_file. Its public key is published with every seal.
+    audit_signing_key: str | None = None
+    audit_key_file: Path = Path("var/audit.key")
+    # The HTTP service (ledger serve).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Request bodies: JSON stays small; a roster file of 100,000 rows fits well under the cap.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # /readyz fails while the read models are further behind than this many events.
+    ready_max_lag_events: int = Field(default=10_000, ge=0)
 
 
 @lru_cache(maxsize=1)

@@ -49,7 +49,8 @@ class Backend:
             self.pg_database = create_pg_database()
             url = f"{_pg_base()}/{self.pg_database}"
         self.settings = Settings(
-            database_url=url, encryption_key=key, key_file=tmp_path / "unused.key"
+            database_url=url, encryption_key=key, key_file=tmp_path / "unused.key",
+            audit_key_file=tmp_path / "audit.key",
         )
         self._apps: list[Ledger] = []
 
