@@ -1,1 +1,4 @@
-"""The domain: aggregates, events, value objects and rules. No I/O, no framework but eventsourcing."""
+"""The domain: aggregates, events, value objects and rules.
+
+No I/O and no framework but eventsourcing's aggregate base.
+"""

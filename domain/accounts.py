@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from domain.errors import InvalidValue
 
 
-class AccountKind(str, Enum):
+class AccountKind(StrEnum):
     ASSET = "asset"
     LIABILITY = "liability"
     NET_ASSETS = "net_assets"

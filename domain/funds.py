@@ -33,7 +33,11 @@ def dues_postings(org: str, amount: Money) -> list[Posting]:
 
 
 def levy_postings(
-    receiver: str, receiver_rank: int, shares: Sequence[LevyShare], *, from_account: str = BANK,
+    receiver: str,
+    receiver_rank: int,
+    shares: Sequence[LevyShare],
+    *,
+    from_account: str = BANK,
     from_counterparty: str | None = None,
 ) -> list[Posting]:
     """The receiver books the whole levy: its own share as income, the others as payables.
@@ -46,7 +50,9 @@ def levy_postings(
         if share.rank == receiver_rank:
             postings.append(credit(receiver, LEVY_INCOME, share.amount))
         elif share.rank > receiver_rank:
-            postings.append(credit(receiver, PAYABLE_UP, share.amount, counterparty=share.counterparty))
+            postings.append(
+                credit(receiver, PAYABLE_UP, share.amount, counterparty=share.counterparty)
+            )
         else:
             postings.append(
                 credit(receiver, PAYABLE_DOWN, share.amount, counterparty=share.counterparty)
@@ -56,7 +62,10 @@ def levy_postings(
 
 def founding_reserve_postings(receiver: str, employer: str, amount: Money) -> list[Posting]:
     """建会筹备金: held by the higher union as a payable towards the future union."""
-    return [debit(receiver, BANK, amount), credit(receiver, OTHER_PAYABLE, amount, counterparty=employer)]
+    return [
+        debit(receiver, BANK, amount),
+        credit(receiver, OTHER_PAYABLE, amount, counterparty=employer),
+    ]
 
 
 def remittance_postings(
@@ -81,14 +90,18 @@ def remittance_postings(
     return postings
 
 
-def person_subsidy_postings(payer: str, account: str, amount: Money, earmarked: bool) -> list[Posting]:
+def person_subsidy_postings(
+    payer: str, account: str, amount: Money, earmarked: bool
+) -> list[Posting]:
     return [
         debit(payer, account, amount, earmarked=earmarked),
         credit(payer, BANK, amount, earmarked=earmarked),
     ]
 
 
-def union_subsidy_postings(payer: str, recipient: str, amount: Money, earmarked: bool) -> list[Posting]:
+def union_subsidy_postings(
+    payer: str, recipient: str, amount: Money, earmarked: bool
+) -> list[Posting]:
     income = SUBSIDY_EARMARKED_INCOME if earmarked else SUBSIDY_GENERAL_INCOME
     return [
         debit(payer, SUBSIDY_TO_LOWER, amount, earmarked=earmarked),

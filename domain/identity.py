@@ -54,7 +54,9 @@ class IdNumber:
         try:
             birth = ric.get_birth_date(number)
         except ValidationError:
-            raise InvalidValue(field, "the birth date in the identity number is not a date") from None
+            raise InvalidValue(
+                field, "the birth date in the identity number is not a date"
+            ) from None
         if birth.year < _EARLIEST_BIRTH_YEAR:
             raise InvalidValue(field, "the birth year in the identity number is implausible")
         if not _known_province(number[:6]) or not _known_division(number[:6]):

@@ -72,7 +72,7 @@ class Member(LedgerAggregate):
     @event("Joined", topic="ledger:Member.Joined")
     def __init__(
         self,
-        id: Any,  # noqa: A002 - keyed hash of the identity number, see service/storage.py
+        id: Any,
         id_number: str,
         name: str,
         mobile: str | None,
@@ -342,7 +342,9 @@ class Member(LedgerAggregate):
             setattr(self, field, value)
 
 
-def _check_joining(id_number: IdNumber, organization: Organisation, joined_on: datetime.date) -> None:
+def _check_joining(
+    id_number: IdNumber, organization: Organisation, joined_on: datetime.date
+) -> None:
     if _age_on(id_number.birth_date, joined_on) < MINIMUM_WORKING_AGE_YEARS:
         raise InvalidValue(
             "joined_on",

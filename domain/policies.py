@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 from fractions import Fraction
-
 from uuid import UUID
 
 from eventsourcing.domain import event

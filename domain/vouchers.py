@@ -126,7 +126,7 @@ class Voucher(LedgerAggregate):
     @event("Posted", topic="ledger:Voucher.Posted")
     def __init__(
         self,
-        id: Any,  # noqa: A002 - a new uuid4, given so that callers know it before saving
+        id: Any,
         kind: str,
         effective_on: datetime.date,
         postings: list[Posting],

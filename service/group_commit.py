@@ -122,13 +122,13 @@ class GroupCommitter:
                 batch.append(item)
             try:
                 self._commit(batch)
-            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+            except BaseException as exc:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
 
     def _commit(self, batch: list[PendingCommand]) -> None:
-        from service.application import CommandResult, UnitOfWork
+        from service.unit_of_work import CommandResult, UnitOfWork
 
         self.batches += 1
         self.commands += len(batch)
@@ -148,7 +148,7 @@ class GroupCommitter:
             except DomainError as exc:
                 pending.future.set_exception(exc)
                 continue
-            except Exception as exc:  # noqa: BLE001 - the caller gets it, the batch goes on
+            except Exception as exc:
                 pending.future.set_exception(exc)
                 continue
             if isinstance(outcome, CommandResult):
@@ -179,5 +179,5 @@ class GroupCommitter:
     def _run_alone(self, pending: PendingCommand) -> None:
         try:
             pending.future.set_result(self.app._run_alone(pending))
-        except BaseException as exc:  # noqa: BLE001 - the caller gets it
+        except BaseException as exc:
             pending.future.set_exception(exc)

@@ -130,8 +130,13 @@ def eventsourcing_env(settings: Settings, cipher_key: bytes) -> dict[str, str]:
             path = url.netloc + "/" + path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        env.update({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path or ":memory:",
-                    "SQLITE_LOCK_TIMEOUT": "10"})
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": path or ":memory:",
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        )
     elif url.scheme in ("postgresql", "postgres"):
         env.update(
             {

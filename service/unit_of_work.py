@@ -1,0 +1,147 @@
+"""The unit of work: the aggregates one command loads or creates, saved together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+
+from domain.base import LedgerAggregate
+from domain.errors import (
+    InvalidValue,
+    NotFound,
+    TreeViolation,
+)
+from domain.members import Member
+from domain.organisations import Organisation
+from domain.policies import LevyPolicies
+from domain.vouchers import Book, Posting, Voucher
+from service.group_commit import BatchView
+
+if TYPE_CHECKING:
+    from service.application import Ledger
+
+MAX_TREE_DEPTH = 12  # national down to joint base is 7 levels; more means corrupt data
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command returns: its view, the position of its last event, and whether this
+    is a replay of an earlier request with the same idempotency key."""
+
+    body: dict[str, Any]
+    position: int | None
+    replayed: bool = False
+
+
+class UnitOfWork:
+    """The aggregates one command has loaded or created; all are saved together."""
+
+    def __init__(self, app: Ledger, view: BatchView | None = None) -> None:
+        self.app = app
+        self.view = view
+        self.aggregates: dict[UUID, LedgerAggregate] = {}
+        # The version each aggregate had when this command first saw it (0: created here).
+        self.loaded_versions: dict[UUID, int] = {}
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        if aggregate_id in self.aggregates:
+            return self.aggregates[aggregate_id]
+        if self.view is not None:
+            aggregate = self.view.copy_of(aggregate_id)
+        else:
+            try:
+                aggregate = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                aggregate = None
+        if aggregate is None:
+            return None
+        self.aggregates[aggregate_id] = aggregate
+        self.loaded_versions[aggregate_id] = aggregate.version
+        return aggregate
+
+    def add(self, aggregate: LedgerAggregate) -> None:
+        self.aggregates[aggregate.id] = aggregate
+        self.loaded_versions.setdefault(aggregate.id, 0)
+
+    def new_event_keys(self) -> list[tuple[UUID, int]]:
+        """(aggregate id, version) of every event this command created."""
+        return [
+            (aggregate_id, version)
+            for aggregate_id, aggregate in self.aggregates.items()
+            for version in range(self.loaded_versions[aggregate_id] + 1, aggregate.version + 1)
+        ]
+
+    def org(self, code: str, *, field: str | None = None) -> Organisation:
+        """An organisation by code. Named in a body field: 422; in the path: 404."""
+        org = self.get(Organisation.id_for(code)) if isinstance(code, str) else None
+        if org is None:
+            if field is not None:
+                raise InvalidValue(field, f"no organisation has code {str(code)[:40]!r}")
+            raise NotFound(f"organisation {str(code)[:40]} not found")
+        return org
+
+    def member(self, member_id: str, *, field: str | None = None) -> Member:
+        try:
+            uuid = UUID(member_id)
+        except (ValueError, TypeError, AttributeError):
+            uuid = None
+        member = self.get(uuid) if uuid is not None else None
+        if not isinstance(member, Member):
+            if field is not None:
+                raise InvalidValue(field, f"no member has id {str(member_id)[:40]!r}")
+            raise NotFound(f"member {str(member_id)[:40]} not found")
+        return member
+
+    def book(self, organization_code: str) -> Book:
+        book = self.get(Book.id_for(organization_code))
+        if book is None:
+            book = Book(organization_code=organization_code)
+            self.add(book)
+        return book
+
+    def policies(self) -> LevyPolicies:
+        policies = self.get(LevyPolicies.ID)
+        if policies is None:
+            policies = LevyPolicies()
+            self.add(policies)
+        return policies
+
+    def ancestors(self, org: Organisation, day: Any = None) -> list[Organisation]:
+        """The organisations above org, nearest first (as of day, or now)."""
+        result: list[Organisation] = []
+        parent_code = org.parent_on(day) if day is not None else org.parent_code
+        while parent_code is not None:
+            if len(result) >= MAX_TREE_DEPTH:
+                raise TreeViolation(f"the tree above {org.code} is deeper than {MAX_TREE_DEPTH}")
+            parent = self.org(parent_code)
+            result.append(parent)
+            parent_code = parent.parent_on(day) if day is not None else parent.parent_code
+        return result
+
+    def post(
+        self,
+        kind: str,
+        effective_on: Any,
+        postings: list[Posting],
+        details: dict[str, Any],
+        reverses: str | None = None,
+    ) -> Voucher:
+        """Creates a voucher and records its postings in every organisation's book it touches.
+
+        Each book checks its own rules (closed month, bank not below zero, payables not
+        negative) before anything is recorded."""
+        voucher = Voucher(
+            id=uuid4(),
+            kind=kind,
+            effective_on=effective_on,
+            postings=postings,
+            details=details,
+            reverses=reverses,
+        )
+        for code in voucher.organization_codes:
+            self.book(code).record(str(voucher.id), effective_on, postings)
+        self.add(voucher)
+        return voucher
