@@ -1,0 +1,203 @@
+"""会员名册: the roll of a union (or its subtree) as of a date, as known at a moment; its
+summary counts and its changes with the national change codes.
+
+A roll span (member, union, status) counts as of day D known at moment K when it was opened
+by K, started on or before D, and had not ended by D as known at K (its closing event
+recorded after K, or its end date after D).
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from domain.errors import InvalidValue
+from domain.identity import IdNumber
+from domain.members import CHANGE_CODES
+from projections.pii import PiiCipher
+from projections.rows import day_int, from_micros, iso_day
+from projections.schema import TableSet
+from projections.scope import org_filter
+from projections.store import Store
+
+MAX_PAGE_SIZE = 1000
+ROLL_STATUSES = ("active", "retained", "transfer_pending")
+
+_ON_ROLL = """s.opened_at_us <= :k AND s.valid_from <= :d
+    AND (s.closed_at_us IS NULL OR s.closed_at_us > :k OR s.valid_to > :d)"""
+_DETAILS_KNOWN = """d.recorded_at_us <= :k
+    AND (d.superseded_at_us IS NULL OR d.superseded_at_us > :k)"""
+
+
+def paging(page: int, page_size: int) -> tuple[int, int]:
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise InvalidValue("page", "page is a whole number from 1")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not (
+        1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        raise InvalidValue("page_size", f"page_size is between 1 and {MAX_PAGE_SIZE}")
+    return page_size, (page - 1) * page_size
+
+
+class RollQueries:
+    def __init__(self, store: Store, tables: TableSet, cipher: PiiCipher) -> None:
+        self.store = store
+        self.tables = tables
+        self.cipher = cipher
+
+    def _t(self, name: str) -> str:
+        return self.tables.table(name)
+
+    def _details(self, cur: Any, member_ids: list[str], k_us: int) -> dict[str, dict[str, Any]]:
+        if not member_ids:
+            return {}
+        params: dict[str, Any] = {"k": k_us}
+        marks = []
+        for i, m in enumerate(member_ids):
+            params[f"m{i}"] = m
+            marks.append(f":m{i}")
+        cur.execute(self.store.sql(
+            f"SELECT d.member_id, d.name_enc, d.id_number_enc, d.mobile_enc, d.migrant_worker,"
+            f" d.new_employment_form FROM {self._t('member_details')} d"
+            f" WHERE d.member_id IN ({', '.join(marks)}) AND {_DETAILS_KNOWN}"), params)
+        result = {}
+        for member_id, name, id_number, mobile, migrant, new_form in cur.fetchall():
+            number = self.cipher.decrypt(id_number, field="id_number")
+            identity = IdNumber(number)
+            result[member_id] = {
+                "name": self.cipher.decrypt(name, field="name"),
+                "id_number": number,
+                "sex": identity.sex,
+                "birth_date": identity.birth_date.isoformat(),
+                "mobile": self.cipher.decrypt(mobile, field="mobile"),
+                "migrant_worker": bool(migrant),
+                "new_employment_form": bool(new_form),
+            }
+        return result
+
+    def roll(self, code: str, *, as_of: datetime.date, k_us: int, scope: str,
+             status: str | None, page: int, page_size: int) -> dict[str, Any]:
+        limit, offset = paging(page, page_size)
+        d = day_int(as_of)
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        if status is not None:
+            if status not in ROLL_STATUSES:
+                raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
+            where += " AND s.status = :status"
+            params["status"] = status
+        base = f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}"
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
+            total = int(cur.fetchone()[0])
+            cur.execute(self.store.sql(
+                f"{with_clause} SELECT s.member_id, s.organization_code, s.status, s.joined_on,"
+                f" s.transfer_to, s.transfer_reason {base}"
+                " ORDER BY s.joined_on, s.member_id LIMIT :limit OFFSET :offset"),
+                {**params, "limit": limit, "offset": offset})
+            spans = cur.fetchall()
+            details = self._details(cur, [r[0] for r in spans], k_us)
+        items = []
+        for member_id, org, state, joined_on, transfer_to, transfer_reason in spans:
+            items.append({
+                "member_id": member_id, **details[member_id], "status": state,
+                "organization_code": org, "joined_on": iso_day(joined_on),
+                "pending_transfer": None if transfer_to is None else {
+                    "to_organization_code": transfer_to, "reason_code": transfer_reason},
+            })
+        return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def summary(self, code: str, *, as_of: datetime.date, k_us: int,
+                scope: str) -> dict[str, Any]:
+        d = day_int(as_of)
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        sql = (
+            f"{with_clause} SELECT COUNT(*),"
+            " SUM(CASE WHEN s.status = 'retained' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN s.sex = 'female' THEN 1 ELSE 0 END),"
+            " SUM(d.migrant_worker), SUM(d.new_employment_form)"
+            f" FROM {self._t('roll_spans')} s JOIN {self._t('member_details')} d"
+            f" ON d.member_id = s.member_id AND {_DETAILS_KNOWN}"
+            f" WHERE {where} AND {_ON_ROLL}"
+        )
+        eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
+        employees_table = self._t("org_employees")
+        orgs = self._t("organisations")
+        employees_sql = (
+            f"{e_with} SELECT SUM(e.employee_count) FROM {employees_table} e"
+            f" JOIN {orgs} o ON o.code = e.code"
+            f" WHERE {e_where} AND e.valid_from <= :d AND e.recorded_at_us <= :k"
+            " AND NOT (o.dissolved_on IS NOT NULL AND o.dissolved_on <= :d"
+            "          AND o.dissolved_at_us <= :k)"
+            f" AND NOT EXISTS (SELECT 1 FROM {employees_table} q WHERE q.code = e.code"
+            "   AND q.valid_from <= :d AND q.recorded_at_us <= :k"
+            "   AND (q.valid_from > e.valid_from"
+            "        OR (q.valid_from = e.valid_from AND q.position > e.position)))"
+        )
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(sql), params)
+            members, retained, women, migrant, new_form = (int(v or 0) for v in cur.fetchone())
+            cur.execute(self.store.sql(employees_sql), eparams)
+            employees = int(cur.fetchone()[0] or 0)
+        rate = None
+        if employees:
+            rate = str((Decimal(members) / Decimal(employees)).quantize(
+                Decimal("0.0001"), rounding=ROUND_HALF_UP))
+        return {
+            "members": members, "retained": retained, "women": women,
+            "migrant_workers": migrant, "new_employment_form": new_form,
+            "employees": employees, "membership_rate": rate,
+        }
+
+    def changes(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
+                k_us: int, scope: str, page: int, page_size: int) -> dict[str, Any]:
+        limit, offset = paging(page, page_size)
+        if date_from > date_to:
+            raise InvalidValue("from", "from is on or before to")
+        params: dict[str, Any] = {"from": day_int(date_from), "to": day_int(date_to),
+                                  "tree_day": day_int(date_to), "k": k_us}
+        with_clause, where = org_filter(self.tables, "c.organization_code", scope, code, params)
+        base = (f"FROM {self._t('roll_changes')} c WHERE {where}"
+                " AND c.effective_on >= :from AND c.effective_on <= :to AND c.recorded_at_us <= :k")
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
+            total = int(cur.fetchone()[0])
+            cur.execute(self.store.sql(
+                f"{with_clause} SELECT c.member_id, c.change_code, c.reason_code,"
+                f" c.organization_code, c.effective_on, c.recorded_at_us, c.position {base}"
+                " ORDER BY c.effective_on, c.position, c.line_no LIMIT :limit OFFSET :offset"),
+                {**params, "limit": limit, "offset": offset})
+            rows = cur.fetchall()
+            details = self._details(cur, sorted({r[0] for r in rows}), k_us)
+        items = [
+            {"member_id": m, "name": details[m]["name"], "id_number": details[m]["id_number"],
+             "change_code": change, "change_name": CHANGE_CODES[change], "reason_code": reason,
+             "organization_code": org, "effective_on": iso_day(day),
+             "recorded_at": from_micros(at), "position": position}
+            for m, change, reason, org, day, at, position in rows
+        ]
+        return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def history(self, member_id: str) -> list[dict[str, Any]]:
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(
+                "SELECT change_code, reason_code, organization_code, effective_on,"
+                f" recorded_at_us, position FROM {self._t('roll_changes')}"
+                " WHERE member_id = ? ORDER BY position, line_no"), (member_id,))
+            rows = cur.fetchall()
+        return [
+            {"change_code": change, "change_name": CHANGE_CODES[change], "reason_code": reason,
+             "organization_code": org, "effective_on": iso_day(day),
+             "recorded_at": from_micros(at), "position": position}
+            for change, reason, org, day, at, position in rows
+        ]
+
+    def member_ids_for(self, id_number_hash: str) -> list[str]:
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(
+                f"SELECT DISTINCT member_id FROM {self._t('member_details')}"
+                " WHERE id_number_hash = ?"), (id_number_hash,))
+            return [r[0] for r in cur.fetchall()]

@@ -1,0 +1,101 @@
+"""A real process kill (kill -9) in the middle of a batch, then a restart: nothing applied
+twice, nothing skipped; the tables equal a rebuild. Both stores."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from projections.read_models import ReadModels
+from tests.projections.helpers import assert_equal_to_rebuild
+from tests.projections.history import HistoryWriter
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT_S = 120
+
+
+def _history(ledger, steps: int, seed: int) -> None:
+    writer = HistoryWriter(ledger, random.Random(seed))
+    for _ in range(steps):
+        writer.step()
+
+
+def _wait_for(condition, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the worker exited ({proc.returncode}) before {what}: "
+                                 f"{proc.stderr.read().decode() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _max_position(rm: ReadModels) -> int:
+    with rm.store.reader() as cur:
+        cur.execute("SELECT MAX(m) FROM (SELECT MAX(position) AS m FROM rm_ledger_lines UNION "
+                    "SELECT MAX(position) FROM rm_roll_changes UNION "
+                    "SELECT MAX(opened_position) FROM rm_roll_spans) t")
+        return int(cur.fetchone()[0] or 0)
+
+
+def test_kill_mid_batch_then_restart(backend, tmp_path):
+    ledger = backend.open()
+    _history(ledger, 250, seed=7)
+    rm = ReadModels(ledger)
+    marker = tmp_path / "hanging"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.projections.hanging_worker", backend.url,
+         backend.settings.encryption_key, str(marker), "2", "40"],
+        cwd=ROOT, stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(marker.exists, "the third batch was written", proc)
+        time.sleep(0.05)
+        hanging_at = int(marker.read_text())
+        committed = rm.position()
+        assert 0 < committed < hanging_at <= ledger.head_position()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    # Nothing of the killed batch survived: the rows stop at the committed position.
+    assert rm.position() == committed
+    assert _max_position(rm) <= committed
+    rm.catch_up()
+    assert rm.position() == ledger.head_position()
+    assert_equal_to_rebuild(rm)
+    rm.close()
+
+
+def test_kill_ledger_project_then_restart(backend, tmp_path):
+    ledger = backend.open()
+    _history(ledger, 300, seed=11)
+    rm = ReadModels(ledger)
+    env = {**os.environ, "LEDGER_DATABASE_URL": backend.url,
+           "LEDGER_ENCRYPTION_KEY": backend.settings.encryption_key,
+           "LEDGER_KEY_FILE": str(tmp_path / "unused.key"),
+           "LEDGER_AUDIT_KEY_FILE": str(tmp_path / "audit.key")}
+    ledger_script = Path(sys.executable).parent / "ledger"
+    proc = subprocess.Popen([str(ledger_script), "project", "--batch", "5"], cwd=tmp_path,
+                            env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: rm.position() > 0, "the first batch", proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    killed_at = rm.position()
+    assert 0 < killed_at < ledger.head_position(), "killed after it had caught up: no test"
+    assert _max_position(rm) <= killed_at
+    restarted = subprocess.run([str(ledger_script), "project", "--once"], cwd=tmp_path,
+                               env=env, capture_output=True, timeout=WAIT_S)
+    assert restarted.returncode == 0, restarted.stderr.decode()
+    assert rm.position() == ledger.head_position()
+    assert_equal_to_rebuild(rm)
+    rm.close()
