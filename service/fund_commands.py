@@ -180,6 +180,7 @@ class FundCommands:
             base = uow.org(base_organization_code, field="base_organization_code")
             if not base.is_base:
                 raise InvalidValue("base_organization_code", "not a base or joint base union")
+            base.require_active("base union")
             if base.level == "base" and base.employer_code != employer.value:
                 raise InvalidValue(
                     "employer_code", f"{base.code} sits in employer {base.employer_code}"
