@@ -1,0 +1,65 @@
+"""The HTTP service: the FastAPI application over the ledger (see ../shared/api.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.metrics import MetricsMiddleware
+from api.routers import (
+    audit,
+    funds,
+    imports,
+    levy_policies,
+    members,
+    operations,
+    organizations,
+    rolls,
+    statements,
+)
+from api.services import Services
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """\
+工会会员与经费账簿 — the trade-union membership and fund ledger.
+
+Every /v1 request needs `Authorization: Bearer <token>` (mint one with
+`ledger token create --role clerk|auditor|admin [--organization CODE] [--pii]`), and every
+POST an `Idempotency-Key`. Amounts are decimal strings; errors are `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = Services.open(settings)
+        app.state.services.start()
+        try:
+            yield
+        finally:
+            app.state.services.close()
+
+    app = FastAPI(
+        title="Union Ledger API (工会会员与经费账簿)",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (organizations, members, imports, rolls, funds, levy_policies, statements,
+                   audit, operations):
+        app.include_router(module.router)
+    app.add_middleware(
+        BodySizeLimit,
+        json_limit=settings.max_json_body_bytes,
+        import_limit=settings.max_import_body_bytes,
+    )
+    # Outermost, so that refused (413) requests are counted too.
+    app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.services.metrics)
+    return app

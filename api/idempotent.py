@@ -1,0 +1,55 @@
+"""Idempotency for the few POSTs that are not one Ledger command (a roster import, a seal).
+
+The same IdempotencyRecord as the ledger's commands keep, under the same (scope, key): the
+first answer is stored, a retry with the same request replays it, another request under the
+same key is refused. The record is written after the work, so work that is not idempotent by
+itself must make its own steps idempotent (the import does, row by row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from api.security import Caller
+from domain.base import acting_as
+from domain.errors import IdempotencyKeyReused
+from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
+
+
+def _earlier(caller: Caller, key: IdempotencyKey, digest: str) -> dict[str, Any] | None:
+    try:
+        record = caller.services.ledger.repository.get(key.record_id)
+    except AggregateNotFoundError:
+        return None
+    if not isinstance(record, IdempotencyRecord) or record.fingerprint != digest:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+    return record.result
+
+
+def run_once(
+    caller: Caller, key: IdempotencyKey, command: str, request: dict[str, Any],
+    work: Callable[[], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
+    """(the answer, whether it is a replay)."""
+    digest = fingerprint(command, request)
+    earlier = _earlier(caller, key, digest)
+    if earlier is not None:
+        return earlier, True
+    answer = work()
+    try:
+        with acting_as(caller.actor):
+            record = IdempotencyRecord(
+                id=key.record_id, command=command, fingerprint=digest, result=answer
+            )
+            caller.services.ledger.save(record)
+    except IntegrityError:
+        # A concurrent duplicate finished first: answer as it did.
+        earlier = _earlier(caller, key, digest)
+        if earlier is not None:
+            return earlier, True
+        raise
+    return answer, False

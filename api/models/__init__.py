@@ -1,0 +1,1 @@
+"""Request and response models: pydantic only at the HTTP boundary, with OpenAPI examples."""

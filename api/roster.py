@@ -1,0 +1,157 @@
+"""Roster files (会员名册) for bulk import: CSV (UTF-8, with or without BOM) or XLSX.
+
+Rows come out as (row number, fields) with the row numbers a person sees in a spreadsheet:
+the header is row 1. Values are normalised to the wire forms the ledger's commands take;
+a value that cannot be normalised makes that row a RowError, never the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+from collections.abc import Iterator
+from typing import IO, Any
+
+from domain.errors import InvalidValue
+
+MAX_ROWS = 100_000
+MAX_CELL_CHARS = 200
+COLUMNS = ("id_number", "name", "joined_on", "mobile", "migrant_worker", "new_employment_form")
+REQUIRED = ("id_number", "name", "joined_on")
+ALIASES = {
+    "身份证号": "id_number", "身份证号码": "id_number", "公民身份号码": "id_number",
+    "姓名": "name", "入会日期": "joined_on", "入会时间": "joined_on",
+    "手机号": "mobile", "手机号码": "mobile", "联系电话": "mobile",
+    "农民工": "migrant_worker", "是否农民工": "migrant_worker",
+    "新就业形态": "new_employment_form", "是否新就业形态": "new_employment_form",
+}
+_TRUE = {"true", "1", "yes", "y", "是", "√"}
+_FALSE = {"false", "0", "no", "n", "否", ""}
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+class RowError(Exception):
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _header(cells: list[Any]) -> dict[int, str]:
+    """Column index -> field name; unknown columns are ignored, missing required ones refused."""
+    mapping: dict[int, str] = {}
+    for i, cell in enumerate(cells):
+        label = str(cell).strip().lstrip("\ufeff") if cell is not None else ""
+        field = ALIASES.get(label, label.lower())
+        if field in COLUMNS:
+            if field in mapping.values():
+                raise InvalidValue("file", f"the column {field} appears twice")
+            mapping[i] = field
+    missing = [c for c in REQUIRED if c not in mapping.values()]
+    if missing:
+        raise InvalidValue("file", f"the header lacks the columns {', '.join(missing)}")
+    return mapping
+
+
+def _flag(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, int | float):
+        value = str(int(value)) if value in (0, 1) else str(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RowError(field, f"{field} is 是/否, true/false or 1/0")
+
+
+def _text(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a spreadsheet's number cell holding a mobile number
+    text = str(value).strip()
+    if len(text) > MAX_CELL_CHARS:
+        raise RowError(field, f"{field} is longer than {MAX_CELL_CHARS} characters")
+    return text or None
+
+
+def normalise(cells: list[Any], header: dict[int, str]) -> dict[str, Any]:
+    raw = {field: cells[i] if i < len(cells) else None for i, field in header.items()}
+    row: dict[str, Any] = {}
+    for field in ("id_number", "name", "joined_on", "mobile"):
+        row[field] = _text(raw.get(field), field)
+    for field in REQUIRED:
+        if row[field] is None:
+            raise RowError(field, f"{field} is empty")
+    for field in ("migrant_worker", "new_employment_form"):
+        row[field] = _flag(raw.get(field), field)
+    return row
+
+
+def _csv_rows(stream: IO[bytes]) -> Iterator[list[Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        yield from csv.reader(text)
+    except UnicodeDecodeError:
+        raise InvalidValue("file", "a CSV roster must be UTF-8 encoded") from None
+    except csv.Error as exc:
+        raise InvalidValue("file", f"not a readable CSV file ({exc})") from None
+    finally:
+        text.detach()
+
+
+def _xlsx_rows(stream: IO[bytes]) -> Iterator[list[Any]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(stream, read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many types for a damaged archive
+        raise InvalidValue("file", "not a readable XLSX workbook") from None
+    try:
+        sheet = workbook.worksheets[0]
+        for values in sheet.iter_rows(values_only=True):
+            yield list(values)
+    except InvalidValue:
+        raise
+    except Exception:
+        raise InvalidValue("file", "the XLSX workbook is damaged") from None
+    finally:
+        workbook.close()
+
+
+Rows = list[tuple[int, dict[str, Any]]]
+
+
+def read_roster(stream: IO[bytes]) -> tuple[Rows, list[tuple[int, RowError]]]:
+    """Every data row, normalised or refused. More than MAX_ROWS data rows: the file is refused
+    before anything is stored."""
+    head = stream.read(4)
+    stream.seek(0)
+    rows = _xlsx_rows(stream) if head == XLSX_MAGIC else _csv_rows(stream)
+    header: dict[int, str] | None = None
+    good: list[tuple[int, dict[str, Any]]] = []
+    bad: list[tuple[int, RowError]] = []
+    for number, cells in enumerate(rows, start=1):
+        if header is None:
+            header = _header(cells)
+            continue
+        if all(c is None or str(c).strip() == "" for c in cells):
+            continue  # blank lines at the end of a spreadsheet are not rows
+        if len(good) + len(bad) >= MAX_ROWS:
+            raise InvalidValue("file", f"a roster has at most {MAX_ROWS} rows")
+        try:
+            good.append((number, normalise(cells, header)))
+        except RowError as exc:
+            bad.append((number, exc))
+    if header is None:
+        raise InvalidValue("file", "the roster is empty: it needs a header row")
+    return good, bad

@@ -1,0 +1,55 @@
+"""审计: the raw event stream (masked), seals over the hash chain, and verification."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from api.idempotent import run_once
+from api.models.common import ERRORS
+from api.models.reads import AuditEvents, Seal, Seals, Verification
+from api.security import Admin, Auditor, Idempotency
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERRORS)
+MAX_EVENTS = 1000
+
+
+@router.get("/events", response_model=AuditEvents)
+def audit_events(
+    caller: Auditor,
+    after: Annotated[int, Query(ge=0, le=2**62, description="a position")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
+    organization_code: Annotated[str | None, Query(max_length=18)] = None,
+) -> dict[str, Any]:
+    """position, recorded_at, stream_id, version, type, data (masked), actor — in order.
+    A token scoped to an organisation sees the events of organisations within its scope
+    (its own by default)."""
+    code = organization_code or caller.principal.organization_code
+    if code is not None:
+        caller.require_org(code)
+    items = caller.services.audit.events(after=after, limit=limit, organization_code=code)
+    return {"items": items, "after": after, "limit": limit}
+
+
+@router.post("/seals", status_code=201, response_model=Seal)
+def seal(caller: Admin, idempotency: Idempotency) -> JSONResponse:
+    """封印: chains the events recorded since the last seal and signs the head. The chain
+    covers the whole deployment, so only a deployment-wide admin seals it."""
+    caller.require_deployment_wide("sealing the audit chain")
+    body, replayed = run_once(caller, idempotency, "audit_seal", {}, caller.services.audit.seal)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
+@router.get("/seals", response_model=Seals)
+def seals(caller: Auditor) -> dict[str, Any]:
+    items = caller.services.audit.seals()
+    return {"items": items, "total": len(items)}
+
+
+@router.get("/verification", response_model=Verification)
+def verification(caller: Auditor) -> dict[str, Any]:
+    """ok, verified_through, seals_checked, and on failure first_bad_position."""
+    return caller.services.audit.verify()

@@ -1,0 +1,68 @@
+"""`ledger serve` (the HTTP service) and `ledger token create` (API tokens)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from scripts.common import ledger_session, load_settings
+
+
+class Role(StrEnum):
+    clerk = "clerk"
+    auditor = "auditor"
+    admin = "admin"
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (LEDGER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (LEDGER_PORT).")] = None,
+) -> None:
+    """The HTTP service (OpenAPI at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings()
+    if host is not None:
+        settings = settings.model_copy(update={"host": host})
+    if port is not None:
+        settings = settings.model_copy(update={"port": port})
+    typer.echo(
+        f"ledger: serving on http://{settings.host}:{settings.port} (docs at /docs); "
+        "mint a token with: ledger token create --role admin",
+        err=True,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info", access_log=False)
+
+
+def token_create(
+    role: Annotated[Role, typer.Option(help="clerk, auditor or admin.")],
+    organization: Annotated[
+        str | None,
+        typer.Option(help="Organisation code: the token's scope is it and everything below. "
+                          "Omitted: deployment-wide."),
+    ] = None,
+    pii: Annotated[bool, typer.Option("--pii", help="Allow unmasked personal data.")] = False,
+) -> None:
+    """Mints a token and prints it alone on the last line of stdout (it is shown only once)."""
+    from service.tokens import Tokens
+
+    with ledger_session() as ledger:
+        principal, token = Tokens(ledger).mint(
+            role=role.value, organization_code=organization, pii=pii
+        )
+    scope = principal.organization_code or "deployment-wide"
+    typer.echo(f"token {principal.token_id}: role {principal.role}, scope {scope}, "
+               f"personal data {'unmasked' if principal.pii else 'masked'}")
+    typer.echo(token)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
+    tokens.command("create")(token_create)
+    app.add_typer(tokens, name="token")

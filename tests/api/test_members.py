@@ -1,0 +1,150 @@
+"""Members through real HTTP: joining, reading (masked and unmasked), every change."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.api.conftest import Api
+from tests.api.events import actor_of, events_after
+
+
+def test_join_and_read_masked(api: Api) -> None:
+    id_number = api.next_person()
+    body = {"id_number": id_number, "name": "李娜", "organization_code": api.tree.base_a,
+            "joined_on": "2021-03-01", "mobile": "13912345678", "migrant_worker": True,
+            "new_employment_form": False}
+    response = api.post("/v1/members", body, token="east_clerk")
+    assert response.status_code == 201, response.text
+    member = response.json()
+    assert member["id_number"] == id_number[:6] + "********" + id_number[14:]
+    assert member["mobile"] == "139****5678"
+    assert member["status"] == "active" and member["migrant_worker"] is True
+    assert isinstance(member["position"], int)
+    read = api.get(f"/v1/members/{member['member_id']}", token="east_clerk").json()
+    assert read["id_number"] == member["id_number"] and read["name"] == "李娜"
+    assert read["sex"] in ("male", "female") and read["pending_transfer"] is None
+    found = api.post("/v1/members/search", {"id_number": id_number}, token="east_auditor")
+    assert found.status_code == 200 and found.json()["member_id"] == member["member_id"]
+    missing = api.post("/v1/members/search", {"id_number": api.next_person()})
+    assert missing.status_code == 404
+
+
+def test_unmasked_reads_are_recorded(api: Api) -> None:
+    member = api.join()
+    ledger = api.backend.open()
+    before = ledger.head_position()
+    read = api.get(f"/v1/members/{member['member_id']}", token="east_clerk_pii").json()
+    assert "*" not in read["id_number"] and read["mobile"] == "13812345678"
+    reads = [e for e in events_after(ledger, before) if type(e).__qualname__ == "PiiRead.Recorded"]
+    assert len(reads) == 1
+    assert reads[0].actor == actor_of(api.tokens["east_clerk_pii"])
+    assert reads[0].member_ids == [member["member_id"]]
+    assert read["id_number"] not in repr(reads[0].__dict__)
+    # A masked read records nothing.
+    before = ledger.head_position()
+    api.get(f"/v1/members/{member['member_id']}", token="east_clerk")
+    assert ledger.head_position() == before
+
+
+def test_every_event_names_its_token(api: Api) -> None:
+    ledger = api.backend.open()
+    before = ledger.head_position()
+    api.join(token="a_clerk")
+    stored = events_after(ledger, before)
+    assert stored and {e.actor for e in stored} == {actor_of(api.tokens["a_clerk"])}
+
+
+def test_already_member_and_rejoin(api: Api) -> None:
+    member = api.join()
+    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()[
+        "id_number"]
+    again = {"id_number": id_number, "name": "王芳", "organization_code": api.tree.base_b,
+             "joined_on": "2022-01-01"}
+    assert api.post("/v1/members", again).status_code == 409
+    exit_ = api.post(f"/v1/members/{member['member_id']}/exit",
+                     {"effective_on": "2022-06-01", "change_code": 6, "reason_code": 5})
+    assert exit_.status_code == 200 and exit_.json()["status"] == "left"
+    rejoined = api.post("/v1/members", again | {"joined_on": "2023-01-01"})
+    assert rejoined.status_code == 201, rejoined.text
+    assert rejoined.json()["member_id"] == member["member_id"]
+    assert rejoined.json()["organization_code"] == api.tree.base_b
+
+
+def test_transfer_accept_and_cancel(api: Api) -> None:
+    member_id = api.join()["member_id"]
+    started = api.post(f"/v1/members/{member_id}/transfers",
+                       {"to_organization_code": api.tree.base_w, "effective_on": "2022-01-01",
+                        "reason_code": 1}, token="east_clerk")
+    assert started.status_code == 201, started.text
+    transfer_id = started.json()["transfer_id"]
+    assert started.json()["status"] == "pending"
+    again = api.post(f"/v1/members/{member_id}/retention",
+                     {"effective_on": "2022-02-01", "reason_code": 2})
+    assert again.status_code == 409  # transfer pending
+    cancelled = api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/cancellation")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "active"
+    transfer_id = api.post(f"/v1/members/{member_id}/transfers",
+                           {"to_organization_code": api.tree.base_w,
+                            "effective_on": "2022-03-01", "reason_code": 1}).json()["transfer_id"]
+    # The receiving union (outside the releasing one's scope) accepts.
+    accepted = api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/acceptance",
+                        {"effective_on": "2022-03-05"}, token="west_clerk")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["organization_code"] == api.tree.base_w
+    unknown = api.post(f"/v1/members/{member_id}/transfers/{uuid.uuid4()}/acceptance",
+                       {"effective_on": "2022-04-01"})
+    assert unknown.status_code == 404
+
+
+def test_retain_reinstate_correct_exit(api: Api) -> None:
+    member_id = api.join()["member_id"]
+    retained = api.post(f"/v1/members/{member_id}/retention",
+                        {"effective_on": "2021-01-01", "reason_code": 3})
+    assert retained.status_code == 200 and retained.json()["status"] == "retained"
+    reinstated = api.post(f"/v1/members/{member_id}/reinstatement", {"effective_on": "2021-06-01"})
+    assert reinstated.status_code == 200 and reinstated.json()["status"] == "active"
+    corrected = api.post(f"/v1/members/{member_id}/corrections",
+                         {"name": "王芳芳", "mobile": None, "note": "据户口簿更正"})
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["name"] == "王芳芳" and corrected.json()["mobile"] is None
+    bad = api.post(f"/v1/members/{member_id}/exit",
+                   {"effective_on": "2021-07-01", "change_code": 4, "reason_code": 1})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "change_code"
+    early = api.post(f"/v1/members/{member_id}/exit",
+                     {"effective_on": "2020-01-01", "change_code": 5, "reason_code": 6})
+    assert early.status_code == 422 and early.json()["errors"][0]["field"] == "effective_on"
+    removed = api.post(f"/v1/members/{member_id}/exit",
+                       {"effective_on": "2021-07-01", "change_code": 5, "reason_code": 6})
+    assert removed.status_code == 200 and removed.json()["status"] == "left"
+    assert api.post(f"/v1/members/{member_id}/reinstatement",
+                    {"effective_on": "2021-08-01"}).status_code == 409
+
+
+def test_member_errors(api: Api) -> None:
+    unknown = str(uuid.uuid4())
+    assert api.get(f"/v1/members/{unknown}").status_code == 404
+    assert api.get("/v1/members/not-a-uuid").status_code == 404
+    for path, body in (
+        ("transfers", {"to_organization_code": api.tree.base_w, "effective_on": "2022-01-01",
+                       "reason_code": 1}),
+        ("retention", {"effective_on": "2022-01-01", "reason_code": 1}),
+        ("reinstatement", {"effective_on": "2022-01-01"}),
+        ("exit", {"effective_on": "2022-01-01", "change_code": 6, "reason_code": 5}),
+        ("corrections", {"name": "张三"}),
+    ):
+        assert api.post(f"/v1/members/{unknown}/{path}", body).status_code == 404, path
+    bad = {"id_number": "110105199003071230", "name": "赵六",
+           "organization_code": api.tree.base_a, "joined_on": "2020-01-01"}
+    response = api.post("/v1/members", bad)
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "id_number"
+    young = bad | {"id_number": api.next_person(), "joined_on": "1975-01-01"}
+    response = api.post("/v1/members", young)
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "joined_on"
+    not_base = bad | {"id_number": api.next_person(), "organization_code": api.tree.east}
+    response = api.post("/v1/members", not_base)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "organization_code"
+    member_id = api.join()["member_id"]
+    nothing = api.post(f"/v1/members/{member_id}/corrections", {"note": "无"})
+    assert nothing.status_code == 422
+    assert api.get(f"/v1/members/{member_id}", token="west_clerk").status_code == 403

@@ -1,0 +1,63 @@
+"""/healthz, /readyz, /metrics, /docs; and 503 when the database goes away."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.tokens import Tokens
+from tests.api.conftest import Api, ServerThread
+from tests.conftest import Backend, drop_pg_database
+
+
+def test_health_and_readiness(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert api.client.get("/docs").status_code == 200
+    assert "Union Ledger" in api.client.get("/openapi.json").json()["info"]["title"]
+
+
+def test_metrics(api: Api) -> None:
+    api.get(f"/v1/organizations/{api.tree.root}")
+    api.get("/v1/organizations/unknown")
+    text = api.client.get("/metrics").text
+    assert api.client.get("/metrics").headers["content-type"].startswith("text/plain")
+    route = '/v1/organizations/{code}'
+    assert re.search(rf'ledger_http_requests_total{{route="{re.escape(route)}",method="GET",'
+                     r'status="200"} [1-9]', text)
+    assert f'route="{route}",method="GET",status="404"' in text
+    assert re.search(r'ledger_http_request_duration_seconds_bucket\{route="[^"]+",method="GET",'
+                     r'le="\+Inf"\} [1-9]', text)
+    stored = int(float(re.search(r"^ledger_events_stored (\S+)$", text, re.M).group(1)))
+    assert stored == api.backend.open().head_position()
+    assert re.search(r"^ledger_projection_lag_events \d", text, re.M)
+    for line in text.splitlines():  # every sample line is "name{labels} value"
+        assert line.startswith("#") or re.match(r"^[a-z_]+(\{.*\})? [0-9.e+-]+$", line), line
+
+
+@pytest.mark.slow
+def test_unreachable_database_is_503(tmp_path: Path) -> None:
+    """The store's own retries (10 x the 5 s pool timeout) make this answer take ~50 s."""
+    backend = Backend("postgres", tmp_path)
+    server = ServerThread(backend.settings).start()
+    try:
+        token = Tokens(backend.open()).mint(role="admin")[1]
+        client = httpx.Client(base_url=server.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"})
+        assert client.get("/readyz").status_code == 200
+        for app in backend._apps:
+            app.close()
+        drop_pg_database(backend.pg_database)
+        backend.pg_database = None
+        response = client.get("/v1/organizations/811101050000000010")
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+        backend.close()
+

@@ -1,0 +1,128 @@
+"""Several server processes on one database: `ledger serve` in a subprocess beside the
+in-process server. Read-your-writes and idempotency hold whichever process answers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api, free_port
+
+LEDGER = str(Path(sys.executable).with_name("ledger"))
+
+
+def ledger_env(api: Api) -> dict[str, str]:
+    settings = api.backend.settings
+    return {**os.environ, "LEDGER_DATABASE_URL": settings.database_url,
+            "LEDGER_ENCRYPTION_KEY": settings.encryption_key or ""}
+
+
+@pytest.fixture(scope="module")
+def other(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A second server process started with `ledger serve`."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("serve")
+    log = (workdir / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [LEDGER, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=ledger_env(api), cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((workdir / "serve.log").read_text())
+            time.sleep(0.1)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        # The other process's log, shown by pytest when a test here fails.
+        print((workdir / "serve.log").read_text()[-5000:])
+
+
+def test_read_your_writes_across_processes(api: Api, other: httpx.Client) -> None:
+    auth = api.headers("east_clerk")
+    for _ in range(5):
+        member = api.join(api.tree.base_b, token="east_clerk")
+        roll = other.get(f"/v1/organizations/{api.tree.base_b}/roll",
+                         params={"as_of": "2030-01-01", "page_size": 1000}, headers=auth)
+        assert roll.status_code == 200, roll.text
+        assert member["member_id"] in [m["member_id"] for m in roll.json()["items"]]
+        history = other.get(f"/v1/members/{member['member_id']}/history", headers=auth)
+        assert [h["change_code"] for h in history.json()["items"]] == [1]
+        # and the other way round
+        written = other.post("/v1/members", headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+                             json={"id_number": api.next_person(), "name": "韩梅梅",
+                                   "organization_code": api.tree.base_b,
+                                   "joined_on": "2021-01-01"})
+        assert written.status_code == 201, written.text
+        corrected = api.post(f"/v1/members/{member['member_id']}/corrections",
+                             {"name": f"李雷{len(member['member_id'])}"}, token="east_clerk")
+        seen = other.get(f"/v1/members/{member['member_id']}", headers=auth).json()
+        assert seen["name"] == corrected.json()["name"]
+        summary = api.get(f"/v1/organizations/{api.tree.base_b}/roll/changes",
+                          params={"from": "2021-01-01", "to": "2021-01-01"}, token="east_clerk")
+        assert written.json()["member_id"] in [c["member_id"] for c in summary.json()["items"]]
+
+
+def test_idempotency_is_shared_by_processes(api: Api, other: httpx.Client) -> None:
+    body = {"organization_code": api.tree.base_b, "period": "2024-08", "amount": "33.00",
+            "received_on": "2024-08-08"}
+    key = f"dues-{uuid.uuid4().hex}"
+    first = api.post("/v1/funds/dues", body, key=key, token="east_clerk")
+    assert first.status_code == 201
+    again = other.post("/v1/funds/dues", json=body,
+                       headers=api.headers("east_clerk", key))
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    # Racing duplicates on two processes: exactly one voucher is written.
+    key = f"race-{uuid.uuid4().hex}"
+
+    def send(client: httpx.Client) -> httpx.Response:
+        return client.post("/v1/funds/dues", json=body, headers=api.headers("east_clerk", key))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, [api.client, other] * 4))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["voucher_id"] for a in answers}) == 1
+    assert sum(1 for a in answers if "Idempotent-Replayed" not in a.headers) == 1
+
+
+def test_token_create_command(api: Api, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [LEDGER, "token", "create", "--role", "auditor", "--organization", api.tree.west,
+         "--pii"], env=ledger_env(api), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    token = run.stdout.strip().splitlines()[-1]
+    assert "." in token and " " not in token
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.client.get(f"/v1/organizations/{api.tree.base_w}",
+                          headers=headers).status_code == 200
+    assert api.client.get(f"/v1/organizations/{api.tree.base_a}",
+                          headers=headers).status_code == 403
+    bad = subprocess.run([LEDGER, "token", "create", "--role", "admin", "--organization",
+                          api.tree.base_a[:-1] + "0"], env=ledger_env(api), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    wrong_role = subprocess.run([LEDGER, "token", "create", "--role", "boss"],
+                                env=ledger_env(api), cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+    assert wrong_role.returncode != 0
