@@ -1,0 +1,290 @@
+"""One benchmark run from start to end, and the JSON it reports.
+
+Order matters: the deployment is loaded first (through the ledger, in process), then the raw
+ceilings are taken on the same server, then catch-up, then the HTTP measurements against a
+`ledger serve` subprocess (ingest, roster import, reads), then the rebuild once the server has
+stopped. A measurement that fails records its figures as null with the reason under
+"unavailable"; nothing is ever filled in with a number that was not measured.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import os
+import platform
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from scripts.bench import baseline, ingest, projection, queries, roster_import
+from scripts.bench.assessment import extrapolate_province, ratios, verdicts
+from scripts.bench.baseline import COPY_UNAVAILABLE
+from scripts.bench.config import BenchConfig
+from scripts.bench.database import BenchStore, bench_store, durability
+from scripts.bench.dataset import DeploymentLoader
+from scripts.bench.server import mint_admin_token, running_server
+from scripts.demo_data import build_plan
+from service.application import Ledger
+
+SEED = 1
+HEADLINE_KEYS = (
+    "ingest_events_per_s", "ingest_ms_p50", "ingest_ms_p99", "import_members_per_s",
+    "catchup_events_per_s", "rebuild_events_per_s", "rebuild_rss_mb", "statement_ms_p99",
+    "roll_page_ms_p99", "lookup_ms_p99",
+)
+BASELINE_KEYS = ("commit_per_s", "executemany_rows_per_s", "copy_rows_per_s", "read_rows_per_s")
+NOISE_NOTE = ("figures are only comparable between runs on a quiet machine; the CPU count and "
+              "load average at the start of this run are under environment")
+
+Note = Callable[[str], None]
+
+
+class Run:
+    """The figures of one run as they come in, and why any of them is missing."""
+
+    def __init__(self, config: BenchConfig, note: Note, progress: Progress | None) -> None:
+        self.config = config
+        self.note = note
+        self.progress = progress
+        self.figures: dict[str, Any] = dict.fromkeys(HEADLINE_KEYS)
+        self.figures["ingest_by_clients"] = {}
+        self.figures["baseline"] = dict.fromkeys(BASELINE_KEYS)
+        self.details: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}
+
+    def attempt(self, label: str, keys: tuple[str, ...], action: Callable[[], None]) -> None:
+        """Runs one measurement; if it fails, its figures stay null and the reason is kept."""
+        self.note(f"bench: {label}")
+        started = time.perf_counter()
+        try:
+            action()
+        except Exception as exc:  # a failed measurement must not lose the others
+            reason = f"{label} failed: {type(exc).__name__}: {exc}"[:600]
+            self.note(f"bench: {reason}")
+            self.details.setdefault("tracebacks", {})[label] = traceback.format_exc()[-3000:]
+            for key in keys:
+                self.unavailable.setdefault(key, reason)
+        self.details.setdefault("phase_seconds", {})[label] = round(
+            time.perf_counter() - started, 3)
+
+
+def _environment(store: BenchStore) -> dict[str, Any]:
+    load = os.getloadavg()
+    return {
+        "backend": store.backend,
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": [round(x, 2) for x in load],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "durability": durability(store),
+        "note": NOISE_NOTE,
+    }
+
+
+def _load(run: Run, store: BenchStore, ledger: Ledger, size: str, scale: float,
+          months: int) -> tuple[Any, DeploymentLoader]:
+    plan = build_plan(size, scale, SEED)
+    on_step = None
+    if run.progress is not None:
+        task = run.progress.add_task(f"loading {size} at scale {scale} (commands)",
+                                     total=None)
+        on_step = lambda steps: run.progress.advance(task, steps)  # noqa: E731
+    loader = DeploymentLoader(ledger, plan, months=months, threads=run.config.loader_threads,
+                              max_s=run.config.load_max_s, on_step=on_step)
+    if run.progress is not None:
+        run.progress.update(task, total=loader.steps_total)
+    run.note(f"bench: loading {size} at scale {scale} ({loader.steps_total:,} commands)")
+    report = loader.load()
+    run.details.setdefault("load", {})[size] = report.as_dict()
+    return plan, loader
+
+
+def _sizes(plan: Any, loader: DeploymentLoader, config: BenchConfig) -> dict[str, Any]:
+    return {
+        "deployment": {
+            "size": plan.size, "scale": plan.scale, "seed": SEED,
+            "organisations": loader.report.organisations, "members": loader.report.members,
+            "months_of_business": config.months, "events": loader.report.events,
+        },
+        "statement_subtree_organisations": loader.report.organisations,
+        "import_rows": config.import_rows,
+        "ingest_requests_per_client_count": config.ingest_requests,
+        "ingest_clients": list(config.ingest_clients),
+        "query_samples": config.query_samples,
+    }
+
+
+def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
+                  loader: DeploymentLoader) -> None:
+    config, figures = run.config, run.figures
+    base_codes = sorted(code for code, people in loader.members_by_org.items() if people)
+    root = plan.organisations[0]
+    token = mint_admin_token(ledger)
+    imported: list[Any] = []
+    with running_server(store, token) as server:
+        target = ingest.IngestTarget(base_codes, itertools.count())
+
+        def ingest_all() -> None:
+            for clients in config.ingest_clients:
+                result = ingest.measure(server, target, clients=clients,
+                                        requests=config.ingest_requests,
+                                        max_s=config.ingest_max_s, head=ledger.head_position)
+                figures["ingest_by_clients"][str(clients)] = result
+                run.note(f"bench:   {clients} clients: {result['events_per_s']} events/s, "
+                         f"p99 {result['ms_p99']} ms")
+            top = figures["ingest_by_clients"][str(max(config.ingest_clients))]
+            figures["ingest_events_per_s"] = top["events_per_s"]
+            figures["ingest_ms_p50"] = top["ms_p50"]
+            figures["ingest_ms_p99"] = top["ms_p99"]
+
+        def import_roster() -> None:
+            result, union = roster_import.measure(
+                server, parent_code=root.code, region_code=root.region_code,
+                rows=config.import_rows, timeout_s=config.import_timeout_s)
+            run.details["import"] = result
+            figures["import_members_per_s"] = result["members_per_s"]
+            imported.append(union)
+
+        run.attempt("ingest over HTTP", ("ingest_events_per_s", "ingest_ms_p50",
+                                         "ingest_ms_p99"), ingest_all)
+        run.attempt("roster import over HTTP", ("import_members_per_s", "roll_page_ms_p99"),
+                    import_roster)
+        def warm_up() -> None:
+            run.details["reads_warm_up_s"] = round(queries.warm_up(server, root.code), 3)
+
+        run.attempt("server catch-up before reads", ("statement_ms_p99", "roll_page_ms_p99",
+                                                     "lookup_ms_p99"), warm_up)
+
+        def statement() -> None:
+            result = queries.statement(server, root.code, samples=config.query_samples,
+                                       max_s=config.query_max_s)
+            run.details["statement"] = result
+            figures["statement_ms_p99"] = result["ms_p99"]
+
+        def roll() -> None:
+            if not imported:
+                raise RuntimeError("no imported union to page through (the import failed)")
+            result = queries.roll_page(server, imported[0].code, config.import_rows,
+                                       samples=config.query_samples, max_s=config.query_max_s)
+            run.details["roll_page"] = result
+            figures["roll_page_ms_p99"] = result["ms_p99"]
+
+        def lookup() -> None:
+            known = [p.id_number for ps in loader.members_by_org.values() for p in ps]
+            if imported:
+                known += imported[0].id_numbers
+            result = queries.lookup(server, known, samples=config.query_samples,
+                                    max_s=config.query_max_s)
+            run.details["lookup"] = result
+            figures["lookup_ms_p99"] = result["ms_p99"]
+
+        run.attempt("statement latency", ("statement_ms_p99",), statement)
+        run.attempt("roll page latency", ("roll_page_ms_p99",), roll)
+        run.attempt("lookup latency", ("lookup_ms_p99",), lookup)
+
+
+def _rebuild_at(run: Run, store: BenchStore, size: str) -> dict[str, Any]:
+    result = projection.rebuild(store)
+    run.details.setdefault("rebuild", {})[size] = result
+    run.note(f"bench:   rebuild of {result['events']:,} events: "
+             f"{result['build_events_per_s']} events/s, peak {result['peak_rss_mb']} MB")
+    return result
+
+
+def _extra_size(run: Run, backend: str, admin_url: str, workdir: Path, size: str,
+                scale: float) -> None:
+    """A larger store: loaded, caught up and rebuilt; nothing else is measured on it."""
+    sub = workdir / size
+    sub.mkdir()
+    with bench_store(backend, admin_url, sub) as store:
+        ledger = Ledger(store.settings)
+        try:
+            _, loader = _load(run, store, ledger, size, scale, run.config.months)
+            run.details.setdefault("catch_up", {})[size] = projection.catch_up(ledger)
+        finally:
+            ledger.close()
+        _rebuild_at(run, store, size)
+        run.details.setdefault("sizes_measured", {})[size] = {
+            "scale": scale, "organisations": loader.report.organisations,
+            "members": loader.report.members, "events": loader.report.events}
+
+
+def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
+              workdir: Path | None = None, progress: Progress | None = None,
+              backend: str = "postgres") -> dict[str, Any]:
+    run = Run(config, note, progress)
+    started_at = datetime.datetime.now(datetime.UTC)
+    started = time.perf_counter()
+    figures = run.figures
+    sizes: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-", dir=workdir) as tmp:
+        with bench_store(backend, admin_url, Path(tmp)) as store:
+            environment = _environment(store)
+            run.details["database"] = store.database
+            ledger = Ledger(store.settings)
+            try:
+                plan, loader = _load(run, store, ledger, config.plan_size, config.plan_scale,
+                                     config.months)
+                sizes = _sizes(plan, loader, config)
+
+                def take_baseline() -> None:
+                    result = baseline.measure(ledger, store.dialect(),
+                                              commits=config.baseline_commits,
+                                              rows=config.baseline_rows,
+                                              max_s=config.baseline_max_s)
+                    run.details["baseline"] = result.pop("details")
+                    figures["baseline"].update(result)
+                    if result["copy_rows_per_s"] is None:
+                        run.unavailable["baseline.copy_rows_per_s"] = COPY_UNAVAILABLE
+
+                def catch_up() -> None:
+                    result = projection.catch_up(ledger)
+                    run.details.setdefault("catch_up", {})[config.plan_size] = result
+                    figures["catchup_events_per_s"] = result["events_per_s"]
+
+                run.attempt("raw database baseline", tuple(f"baseline.{k}" for k in
+                                                           BASELINE_KEYS), take_baseline)
+                run.attempt("catch-up", ("catchup_events_per_s",), catch_up)
+                # A first rebuild of the loaded deployment alone: a second store size for the
+                # memory-growth line, at the cost of one more county-sized rebuild.
+                run.attempt("rebuild of the loaded deployment", (),
+                            lambda: _rebuild_at(run, store, f"{config.plan_size} (as loaded)"))
+                _measure_http(run, store, ledger, plan, loader)
+            finally:
+                ledger.close()
+
+            def rebuild() -> None:
+                result = _rebuild_at(run, store, f"{config.plan_size} (after HTTP writes)")
+                figures["rebuild_events_per_s"] = result["build_events_per_s"]
+                figures["rebuild_rss_mb"] = result["peak_rss_mb"]
+
+            run.attempt("rebuild (ledger rebuild subprocess)",
+                        ("rebuild_events_per_s", "rebuild_rss_mb"), rebuild)
+        for size, scale in config.extra_sizes:
+            run.attempt(f"{size} store: load, catch-up, rebuild", (f"sizes.{size}",),
+                        lambda size=size, scale=scale: _extra_size(
+                            run, backend, admin_url, Path(tmp), size, scale))
+    province = extrapolate_province(run.details)
+    figures["baseline"]["ratios"] = ratios(figures)
+    for key in HEADLINE_KEYS:
+        if figures[key] is None:
+            run.unavailable.setdefault(key, "not measured in this run")
+    return {
+        **figures,
+        "backend": backend,
+        "targets": verdicts(figures, province),
+        "sizes": {**sizes, "measured": run.details.get("sizes_measured", {}),
+                  "province": province},
+        "unavailable": run.unavailable,
+        "config": config.as_dict(),
+        "environment": environment,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - started, 1),
+        "details": run.details,
+    }

@@ -1,0 +1,93 @@
+"""`ledger bench --smoke`, end to end: its own PostgreSQL database, the loader, the raw
+ceilings, a real `ledger serve` subprocess driven over HTTP, and `ledger rebuild` in a child.
+
+No timed assertions: the machine is shared. What is checked is that every figure of the
+performance issue is there as a number, that the run did what its sizes say, and that it
+left no database behind.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from scripts.bench.baseline import COPY_UNAVAILABLE
+from scripts.bench.config import SMOKE
+from scripts.bench.harness import BASELINE_KEYS, HEADLINE_KEYS
+from tests.conftest import BACKENDS, PG_ADMIN_URL
+from tests.scripts.test_cli import ledger_env
+
+TIMEOUT_S = 120
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
+    out, table = tmp_path / "bench.json", tmp_path / "bench.md"
+    env = ledger_env("sqlite:///unused.sqlite", tmp_path / "unused.key")
+    completed = subprocess.run(
+        [sys.executable, "-m", "scripts.cli", "bench", "--smoke", "--backend", backend,
+         "--out", str(out), "--markdown", str(table), "--database-url", PG_ADMIN_URL],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+
+    assert result["backend"] == backend
+    # SQLite has no COPY: that one ceiling is null, with its reason; nothing else is missing.
+    no_copy = backend == "sqlite"
+    assert result["unavailable"] == ({"baseline.copy_rows_per_s": COPY_UNAVAILABLE}
+                                     if no_copy else {}), result["unavailable"]
+    for key in HEADLINE_KEYS:
+        assert _is_number(result[key]), (key, result[key])
+    for key in BASELINE_KEYS:
+        if no_copy and key == "copy_rows_per_s":
+            assert result["baseline"][key] is None
+            continue
+        assert _is_number(result["baseline"][key]), (key, result["baseline"][key])
+    for key, entry in result["baseline"]["ratios"].items():
+        assert _is_number(entry["ratio"]), (key, entry)
+    assert set(result["ingest_by_clients"]) == {str(c) for c in SMOKE.ingest_clients}
+    for clients, run in result["ingest_by_clients"].items():
+        assert run["requests_failed"] == 0, (clients, run["statuses"])
+        assert run["requests_ok"] > 0
+        for key in ("events_per_s", "ms_p50", "ms_p99", "stored_events_per_s"):
+            assert _is_number(run[key]), (clients, key, run[key])
+
+    details, sizes = result["details"], result["sizes"]
+    assert sizes["deployment"]["members"] > 0 and sizes["deployment"]["events"] > 0
+    assert details["load"]["county"]["rejected"] == {}
+    # The whole roster was taken, and the roll paged through is that union's.
+    assert details["import"]["rows_accepted"] == SMOKE.import_rows
+    assert details["roll_page"]["roll_members"] == SMOKE.import_rows
+    assert details["lookup"]["failures"] == {}
+    assert details["statement"]["failures"] == {}
+    # The rebuild read every stored event and agreed with the live read models.
+    rebuild = details["rebuild"]["county (after HTTP writes)"]
+    assert rebuild["events"] >= sizes["deployment"]["events"]
+    assert rebuild["differing_rows"] == 0
+    assert details["rebuild"]["county (as loaded)"]["differing_rows"] == 0
+    # A smoke-sized store is far too small to extrapolate from: no estimate, and why.
+    province = result["sizes"]["province"]
+    assert province["extrapolated"] is True
+    assert province["rebuild_rss_mb"] is None and province["rebuild_s"] is None
+    assert "too small" in province["reason"]
+    assert result["targets"].keys() >= {"ingest_events_per_s", "lookup_ms_p99"}
+    assert "| roster import (members/s) |" in table.read_text(encoding="utf-8")
+
+    if backend == "sqlite":
+        assert not Path(details["database"]).exists()
+        return
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (details["database"],)).fetchone()
+    assert left is None, f"the benchmark left its database {details['database']} behind"
