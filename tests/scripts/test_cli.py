@@ -1,0 +1,194 @@
+"""The `ledger` console script, run for real: a subprocess on a real SQLite file or PostgreSQL
+database, checked through the ledger's own aggregates afterwards."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from domain.members import Member
+from domain.organisations import Deployment, Organisation
+from scripts.demo_data import DEMO_YEAR, build_plan
+from scripts.demo_summary import summarize
+from service.application import Ledger
+from service.settings import Settings
+from tests.conftest import Backend
+
+SCALE = "0.002"
+SEED = "5"
+LEDGER = Path(sys.executable).with_name("ledger")
+
+
+def run_ledger(args: list[str], env: dict[str, str], cwd: Path, timeout_s: int = 300):
+    command = [str(LEDGER)] if LEDGER.exists() else [sys.executable, "-m", "scripts.cli"]
+    return subprocess.run(
+        [*command, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def ledger_env(url: str, key_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update({"LEDGER_DATABASE_URL": url, "LEDGER_KEY_FILE": str(key_file), "COLUMNS": "160"})
+    return env
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ledger: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def summary_lines(stdout: str) -> list[str]:
+    """The summary tables without the lines that carry timings."""
+    start = stdout.index("组织 organisations")
+    return [line for line in stdout[start:].splitlines() if not line.startswith("summary read")]
+
+
+@pytest.fixture
+def store(backend: Backend, tmp_path: Path):
+    """A fresh store on each backend (a new SQLite file, or a PostgreSQL database made by
+    create_pg_database and dropped afterwards), and the environment that points `ledger` at it."""
+    key_file = tmp_path / "ledger.key"
+    settings = Settings(database_url=backend.url, key_file=key_file)
+    return settings, ledger_env(backend.url, key_file)
+
+
+def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) -> None:
+    settings, env = store
+    result = run_ledger(["demo", "--scale", SCALE, "--seed", SEED], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "会员总数 on the roll" in result.stdout
+    assert "102 银行存款 bank deposits" in result.stdout
+    assert "commands/s" in result.stdout
+
+    plan = build_plan("county", float(SCALE), int(SEED))
+    ledger = Ledger(settings)
+    try:
+        root_code = ledger.repository.get(Deployment.ID).root_code
+        assert root_code == plan.root_code
+        assert ledger.get_organization(root_code)["name"] == "杭州市西湖区总工会"
+        summary = summarize(ledger)
+        planned_orgs = Counter(o.level for o in plan.organisations)
+        planned_orgs.update(o.level for o in plan.in_year_organisations.values())
+        assert summary.organisations == planned_orgs
+        # Everyone in the plan joined once (a rejoin is the same person's record).
+        assert sum(summary.members.values()) == plan.member_count
+        exits = sum(1 for s in plan.stories if s.kind == "exit")
+        rejoins = sum(1 for s in plan.stories if s.kind == "rejoin")
+        assert summary.members["left"] == exits - rejoins
+        assert summary.members["transfer_pending"] == 1
+        assert summary.members["retained"] >= 1
+        assert summary.vouchers["reversal"] == summary.reversed_vouchers == 1
+        assert summary.vouchers["founding_reserve_release"] > 0
+        assert summary.vouchers["dues"] > 0 and summary.vouchers["levy"] > 0
+        # Every organisation's books balance, and months up to November are closed.
+        for code in [o.code for o in plan.organisations] + list(plan.in_year_organisations):
+            book = ledger.get_book(code)
+            if book is not None:
+                assert sum(book.balances.values()) == 0, code
+                assert book.bank_balance().fen >= 0, code
+        root_book = ledger.get_book(root_code)
+        assert root_book.closed_months == [f"{DEMO_YEAR}-{m:02d}" for m in range(1, 12)]
+        # The events name the command line as their actor.
+        member = ledger.repository.get(ledger.member_id_for(plan.people[0].id_number))
+        assert isinstance(member, Member)
+        first_event = next(iter(ledger.repository.event_store.get(member.id)))
+        assert first_event.actor == "cli:demo"
+        org = ledger.repository.get(Organisation.id_for(plan.root_code))
+        assert org.level == "county" and org.region_code == "330106"
+        # Personal data never reaches the store in the clear.
+        stored = b"".join(n.state for n in ledger.recorder.select_notifications(1, 10**7))
+        if settings.database_url.startswith("sqlite"):
+            stored += b"".join(p.read_bytes() for p in tmp_path.glob("*.sqlite*"))
+        for person in plan.people[:: max(1, len(plan.people) // 60)]:
+            assert person.id_number.encode() not in stored
+            assert person.name.encode("utf-8") not in stored
+            assert person.mobile is None or person.mobile.encode() not in stored
+    finally:
+        ledger.close()
+
+    # A second load is refused in one line; the summary reads the loaded store as it was.
+    again = run_ledger(["demo", "--scale", SCALE], env, tmp_path)
+    assert again.returncode == 1
+    assert_one_line_failure(again, "already holds a deployment")
+    summary = run_ledger(["summary"], env, tmp_path)
+    assert summary.returncode == 0, summary.stderr
+    assert summary_lines(summary.stdout) == summary_lines(result.stdout)
+
+
+def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        env = ledger_env(f"sqlite:///{folder / 'ledger.sqlite'}", folder / "ledger.key")
+        result = run_ledger(["demo", "--scale", SCALE, "--seed", "11"], env, folder)
+        assert result.returncode == 0, result.stderr
+        outputs.append(summary_lines(result.stdout))
+    assert outputs[0] == outputs[1]
+
+
+def test_summary_of_an_empty_store_fails_in_one_line(tmp_path: Path) -> None:
+    env = ledger_env(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path / "ledger.key")
+    result = run_ledger(["summary"], env, tmp_path)
+    assert result.returncode == 1
+    assert_one_line_failure(result, "no deployment")
+
+
+def test_a_store_read_with_another_key_fails_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    writer = Ledger(Settings(database_url=url, key_file=tmp_path / "a.key"))
+    try:
+        plan = build_plan("county", float(SCALE), int(SEED))
+        root = plan.organisations[0]
+        writer.found_organization(code=root.code, name=root.name, level=root.level,
+                                  parent_code=None, region_code=root.region_code,
+                                  founded_on=root.founded_on.isoformat())
+    finally:
+        writer.close()
+    result = run_ledger(["summary"], ledger_env(url, tmp_path / "other.key"), tmp_path)
+    assert result.returncode == 1
+    assert_one_line_failure(result, "another encryption key")
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("mysql://root@localhost/ledger", "must start with sqlite:/// or postgresql://"),
+        ("postgresql://postgres@127.0.0.1:5432/ledger_no_such_database", "does not exist"),
+    ],
+)
+def test_a_bad_database_url_fails_in_one_line(tmp_path: Path, url: str, fragment: str) -> None:
+    result = run_ledger(["demo", "--scale", SCALE], ledger_env(url, tmp_path / "k"), tmp_path)
+    assert result.returncode == 1
+    assert_one_line_failure(result, fragment)
+
+
+def test_a_bad_setting_fails_in_one_line(tmp_path: Path) -> None:
+    env = ledger_env(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path / "k")
+    env["LEDGER_CONFLICT_RETRIES"] = "many"
+    result = run_ledger(["summary"], env, tmp_path)
+    assert_one_line_failure(result, "LEDGER_CONFLICT_RETRIES")
+
+
+def test_an_encryption_key_of_the_wrong_length_fails_in_one_line(tmp_path: Path) -> None:
+    env = ledger_env(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path / "k")
+    env["LEDGER_ENCRYPTION_KEY"] = base64.b64encode(b"too short").decode()
+    result = run_ledger(["summary"], env, tmp_path)
+    assert_one_line_failure(result, "32 bytes")
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run_ledger(["--help"], ledger_env("sqlite:///x.sqlite", tmp_path / "k"), tmp_path)
+    assert result.returncode == 0
+    assert "demo" in result.stdout and "summary" in result.stdout
