@@ -14,7 +14,12 @@ case "${LEDGER_DATABASE_URL:-sqlite}" in
 esac
 
 # `ledger summary` fails (exit 1) on a store without a deployment: load the demo then.
-if ! .venv/bin/ledger summary 2>/dev/null; then
+# Without arguments a quarter of a county (~25,000 members, about a minute); pass `--scale 1`
+# for the whole county (~100,000 members, several minutes).
+if [ "$#" -eq 0 ]; then
+    set -- --scale 0.25
+fi
+if ! .venv/bin/ledger summary >/dev/null 2>&1; then
     .venv/bin/ledger demo --size county "$@"
 fi
 
