@@ -34,9 +34,8 @@ class PiiCipher:
         authenticated too, so that a ciphertext cannot be moved to another column."""
         if plaintext is None:
             return None
-        seed = f"{origin}|{field}".encode()
-        nonce = hmac.digest(self._nonce_key, seed, "sha256")[:NONCE_BYTES]
-        return nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), field.encode())
+        nonce = hmac.digest(self._nonce_key, f"{origin}|{field}".encode(), "sha256")[:NONCE_BYTES]
+        return nonce + self._aead.encrypt(nonce, plaintext.encode(), field.encode())
 
     def decrypt(self, blob: bytes | None, *, field: str) -> str | None:
         if blob is None:

@@ -36,6 +36,9 @@ class Table:
     # The column that names an organisation, for per-organisation checksums (None: one group).
     org_column: str | None
     indexes: tuple[tuple[str, ...], ...] = ()
+    # The projector reads rows back by key (prefetch, update): the key index must exist while
+    # a set is being built. Other keys only guard uniqueness and can be indexed at the end.
+    looked_up: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -48,6 +51,7 @@ TABLES: tuple[Table, ...] = (
         (("name", "text"), ("position", "int"), ("recorded_at_us", "int")),
         key=("name",),
         org_column=None,
+        looked_up=True,
     ),
     # 工会组织: current attributes; the tree and employee counts over time are below.
     Table(
@@ -59,6 +63,7 @@ TABLES: tuple[Table, ...] = (
          ("position", "int"), ("recorded_at_us", "int")),
         key=("code",),
         org_column="code",
+        looked_up=True,
         indexes=(("aggregate_id",),),
     ),
     # The tree over time: one row per founding (valid from day 0) and per move.
@@ -89,6 +94,7 @@ TABLES: tuple[Table, ...] = (
          ("closed_at_us", "int"), ("transfer_to", "text"), ("transfer_reason", "int")),
         key=("member_id", "opened_position"),
         org_column="organization_code",
+        looked_up=True,
         indexes=(("organization_code", "joined_on", "member_id"),),
     ),
     # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).
@@ -101,6 +107,7 @@ TABLES: tuple[Table, ...] = (
          ("new_employment_form", "int")),
         key=("member_id", "position"),
         org_column=None,
+        looked_up=True,
         indexes=(("id_number_hash",),),
     ),
     # 会籍变化 with the national change codes 1-6.
@@ -122,6 +129,7 @@ TABLES: tuple[Table, ...] = (
          ("reversed_position", "int"), ("reversed_at_us", "int")),
         key=("voucher_id",),
         org_column=None,
+        looked_up=True,
     ),
     # 分录: one row per posting.
     Table(
@@ -181,23 +189,42 @@ class TableSet:
                         "AND tablename = %s", (name,))
         return cur.fetchone() is not None
 
-    def create(self, store: Store, cur) -> None:
-        """Creates every table with its indexes and a position row at 0."""
+    def create(self, store: Store, cur, *, secondary_indexes: bool = True) -> None:
+        """Creates every table with its indexes and a position row at 0. secondary_indexes
+        False: only the unique keys the projector looks rows up by; a bulk build is faster
+        creating the rest once at the end (create_secondary_indexes) than maintaining them
+        row by row."""
         types = _TYPES[store.kind]
         generation = secrets.token_hex(4)
         for table in TABLES:
             name = self.table(table.name)
             columns = ", ".join(f"{c} {types[t]}" for c, t in table.columns)
             cur.execute(f"CREATE TABLE {name} ({columns})")
-            cur.execute(
-                f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
-            )
-            for n, cols in enumerate(table.indexes):
-                cur.execute(f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
+            if table.looked_up or secondary_indexes:
+                self._create_key(cur, table, generation)
+        if secondary_indexes:
+            self.create_secondary_indexes(store, cur, keys=False)
         cur.executemany(
             store.sql(f"INSERT INTO {self.table('position')} VALUES (?, ?, ?)"),
             [("position", 0, 0), ("schema", SCHEMA_VERSION, 0)],
         )
+
+    def _create_key(self, cur, table: Table, generation: str) -> None:
+        name = self.table(table.name)
+        cur.execute(
+            f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
+        )
+
+    def create_secondary_indexes(self, store: Store, cur, *, keys: bool = True) -> None:
+        """The query indexes, and (keys) the unique keys create() left out: a duplicate key
+        fails here, so a bulk build still proves every key unique."""
+        generation = secrets.token_hex(4)
+        for table in TABLES:
+            name = self.table(table.name)
+            if keys and not table.looked_up:
+                self._create_key(cur, table, generation)
+            for n, cols in enumerate(table.indexes):
+                cur.execute(f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
 
     def version(self, store: Store, cur) -> int | None:
         cur.execute(store.sql(f"SELECT position FROM {self.table('position')} WHERE name = ?"),

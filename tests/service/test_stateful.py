@@ -618,7 +618,7 @@ class LedgerMachine(RuleBasedStateMachine):
         to = base if channel == "employer" else self.pick(path[1:], receiver)
         shares = share_levy(amount, SHARES, [(o.level, o.code) for o in path])
         self.post_or_refuse(
-            None if to.active else OrganisationNotActive,
+            None if to.active and base.active else OrganisationNotActive,
             levy_postings(to.code, to.rank, shares), self.today, "levy", self.ledger.record_levy,
             receiving_organization_code=to.code, base_organization_code=base.code,
             employer_code=base.employer or employer(800), period=period,
