@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -57,6 +58,21 @@ AMOUNT_KEYS = frozenset({"amount", "debit", "credit", "opening", "closing", "ear
                          "difference"})
 
 
+# A text cell that starts with one of these is read by spreadsheets as a formula (CSV/DDE
+# injection): such cells are written with a leading apostrophe, which Excel shows as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def neutralise(value: Any) -> Any:
+    """Text that a spreadsheet would evaluate becomes inert text; numbers stay numbers (a
+    negative amount "-12.50" is a number to Excel, not a formula)."""
+    if (isinstance(value, str) and value.startswith(FORMULA_STARTS)
+            and not PLAIN_NUMBER.fullmatch(value)):
+        return "'" + value
+    return value
+
+
 def _cell(key: str, value: Any) -> Any:
     if isinstance(value, bool):
         return "是" if value else "否"
@@ -74,12 +90,12 @@ def to_csv(title: str | None, columns: Sequence[Column], rows: Iterable[dict[str
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if title:
-        writer.writerow([title])
+        writer.writerow([neutralise(title)])
     if subtitle:
-        writer.writerow([subtitle])
+        writer.writerow([neutralise(subtitle)])
     writer.writerow([header for _, header in columns])
     for row in rows:
-        writer.writerow([_cell(key, row.get(key)) for key, _ in columns])
+        writer.writerow([neutralise(_cell(key, row.get(key))) for key, _ in columns])
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
@@ -100,7 +116,7 @@ def add_sheet(workbook: Workbook, sheet: str, title: str | None, columns: Sequen
     width = max(1, len(columns))
     for text, bold in ((title, True), (subtitle, False)):
         if text:
-            ws.append([text])
+            ws.append([neutralise(text)])
             ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row,
                            end_column=width)
             ws.cell(ws.max_row, 1).font = Font(bold=bold, size=14 if bold else 11)
@@ -115,7 +131,7 @@ def add_sheet(workbook: Workbook, sheet: str, title: str | None, columns: Sequen
             value = _cell(key, row.get(key))
             if key in AMOUNT_KEYS and isinstance(value, str) and _is_amount(value):
                 value = Decimal(value)
-            values.append(value)
+            values.append(neutralise(value))
         ws.append(values)
         for i, value in enumerate(values, start=1):
             if isinstance(value, Decimal):

@@ -18,7 +18,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from service.settings import Settings
-from service.storage import eventsourcing_env
+from service.storage import DATABASE_WAIT_S, eventsourcing_env
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -152,6 +152,8 @@ class Store:
                 self._pool = ConnectionPool(
                     self.conninfo, min_size=1, max_size=self._pool_size, open=True,
                     kwargs={"autocommit": False},
+                    # While the database is down a read answers 503 within seconds.
+                    timeout=DATABASE_WAIT_S,
                 )
             return self._pool
 

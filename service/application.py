@@ -29,6 +29,7 @@ from service.group_commit import GroupCommitter, PendingCommand
 from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
 from service.member_commands import MemberCommands
 from service.organisation_commands import OrganisationCommands
+from service.outage import bound_retries
 from service.settings import Settings
 from service.storage import (
     MemberIds,
@@ -52,6 +53,9 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         master_key = load_or_create_key(settings)
         self.member_ids = MemberIds(derive_key(master_key, "member-id"))
         super().__init__(env=eventsourcing_env(settings, derive_key(master_key, "event-cipher")))
+        # 503 within seconds while PostgreSQL is down (the snapshot store has its own recorder).
+        for recorder in (self.recorder, self.snapshots.recorder if self.snapshots else None):
+            bound_retries(recorder)
         self.committer = GroupCommitter(self)
 
     def close(self) -> None:

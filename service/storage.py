@@ -21,6 +21,9 @@ from domain.vouchers import Posting
 from service.settings import Settings
 
 KEY_BYTES = 32
+# While PostgreSQL is unreachable a request must hear 503 within a few seconds, not hang:
+# a call waits at most this long for a pooled connection (see service/outage.py).
+DATABASE_WAIT_S = 2
 
 
 class DateAsISO(Transcoding):
@@ -147,7 +150,9 @@ def eventsourcing_env(settings: Settings, cipher_key: bytes) -> dict[str, str]:
                 "POSTGRES_USER": unquote(url.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(url.password or ""),
                 "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
-                "POSTGRES_CONNECT_TIMEOUT": "5",
+                # How long a request waits for a pooled connection: while the database is
+                # down this bounds the wait before the client hears 503 (see service/outage.py).
+                "POSTGRES_CONNECT_TIMEOUT": str(DATABASE_WAIT_S),
                 "POSTGRES_LOCK_TIMEOUT": "5",
                 "POSTGRES_PRE_PING": "y",
             }

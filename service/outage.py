@@ -1,0 +1,86 @@
+"""Bounded waits while PostgreSQL is unreachable: 503 within seconds, recovery by itself.
+
+eventsourcing's PostgreSQL recorder retries each call 10 times on a connection error, each
+waiting for the pool's timeout (about 50 s before a client hears that the database is down),
+and its repository lets one thread at a time fast-forward a cached aggregate, so concurrent
+requests for one organisation queue behind each other's timeouts. Here each recorder call is
+tried once (the pool already checks a connection before lending it, POSTGRES_PRE_PING), and
+after a connection failure the recorder's calls fail at once until a direct connection
+succeeds again: the first caller waits for the pool, the rest hear 503 immediately. Nothing
+has to be restarted: the pool reconnects by itself and the next successful probe reopens
+the gate.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+RECORDER_METHODS = ("insert_events", "select_events", "select_notifications",
+                    "max_notification_id", "insert_tracking", "max_tracking_id",
+                    "has_tracking_id")
+PROBE_INTERVAL_S = 0.25  # while down, at most one direct connection attempt this often
+PROBE_CONNECT_TIMEOUT_S = 2
+CONNECT_KEYS = ("dbname", "host", "port", "user", "password")
+
+
+class OutageGate:
+    """Whether the database is known to be unreachable, and a cheap way to find out if it
+    is back (a fresh connection outside the pool, refused at once while it is down)."""
+
+    def __init__(self, connect_kwargs: dict[str, Any]) -> None:
+        self._connect_kwargs = connect_kwargs
+        self._lock = threading.Lock()
+        self._down = False
+        self._probed_at = 0.0
+
+    def check(self) -> None:
+        if not self._down:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._probed_at < PROBE_INTERVAL_S:
+                raise OperationalError("the database is unreachable")
+            self._probed_at = now
+        try:
+            psycopg.connect(**self._connect_kwargs,
+                            connect_timeout=PROBE_CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise OperationalError(f"the database is unreachable: {exc}") from exc
+        self._down = False
+
+    def failed(self) -> None:
+        with self._lock:
+            self._down = True
+            self._probed_at = time.monotonic()
+
+
+def _gated(gate: OutageGate, call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        gate.check()
+        try:
+            return call(*args, **kwargs)
+        except (InterfaceError, OperationalError):
+            gate.failed()  # a lock timeout also lands here: the next probe reopens at once
+            raise
+
+    return gated
+
+
+def bound_retries(recorder: Any) -> None:
+    """Replaces the recorder's retrying methods (on this instance) by gated single attempts."""
+    if recorder is None or not type(recorder).__module__.startswith("eventsourcing.postgres"):
+        return
+    kwargs = recorder.datastore.pool.kwargs
+    gate = OutageGate({key: kwargs[key] for key in CONNECT_KEYS if kwargs.get(key)})
+    for name in RECORDER_METHODS:
+        inner = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
+        if inner is not None:  # the function under eventsourcing's @retry
+            setattr(recorder, name, _gated(gate, functools.partial(inner, recorder)))
