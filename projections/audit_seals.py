@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from service.settings import Settings
+from service.storage import create_key_file
 
 SEAL_FORMAT = "union-ledger-audit-seal/1"
 ALGORITHM = "Ed25519"
@@ -60,15 +60,7 @@ def load_signing_key(settings: Settings, *, create: bool) -> Ed25519PrivateKey |
         if not path.exists():
             if not create:
                 return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes sealing at once cannot both write a different key.
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(base64.b64encode(os.urandom(PRIVATE_KEY_BYTES)) + b"\n")
+            create_key_file(path, PRIVATE_KEY_BYTES)
         try:
             text = path.read_bytes().strip()
         except OSError as exc:

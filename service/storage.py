@@ -74,6 +74,18 @@ def register_transcodings(transcoder: JSONTranscoder) -> None:
         transcoder.register(transcoding)
 
 
+def create_key_file(path: Path, num_bytes: int) -> None:
+    """Writes num_bytes of fresh randomness, base64-encoded, to a new file readable only by
+    its owner (0600). O_EXCL: two processes starting at once cannot both write a key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(base64.b64encode(os.urandom(num_bytes)) + b"\n")
+
+
 def load_or_create_key(settings: Settings) -> bytes:
     """The encryption key: from settings, else from the key file, created 0600 on first run."""
     if settings.encryption_key:
@@ -81,15 +93,7 @@ def load_or_create_key(settings: Settings) -> bytes:
     else:
         path = Path(settings.key_file)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes starting at once cannot both write a different key.
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(base64.b64encode(os.urandom(KEY_BYTES)) + b"\n")
+            create_key_file(path, KEY_BYTES)
         key = base64.b64decode(path.read_bytes().strip(), validate=True)
     if len(key) != KEY_BYTES:
         raise ValueError(f"the encryption key must be {KEY_BYTES} bytes (base64-encoded)")
