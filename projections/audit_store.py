@@ -102,7 +102,15 @@ class AuditStore:
         raise NotImplementedError
 
     def seals(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        with self._connect() as conn:  # type: ignore[attr-defined]
+            return self._read_seals(conn)
+
+    @staticmethod
+    def _read_seals(conn: Any) -> list[dict[str, Any]]:
+        # Same SQL on both backends: sqlite3 and psycopg connections both have execute().
+        columns = ", ".join(SEAL_COLUMNS)
+        rows = conn.execute(f"SELECT {columns} FROM audit_seals ORDER BY position, seal_id")
+        return [_seal_from_row(row) for row in rows]
 
     def snapshot(self) -> Any:
         raise NotImplementedError
@@ -195,16 +203,6 @@ class SQLiteAuditStore(AuditStore):
                 conn.execute("ROLLBACK")
                 raise
         return seal
-
-    def seals(self) -> list[dict[str, Any]]:
-        with self._connect() as conn:
-            return self._read_seals(conn)
-
-    @staticmethod
-    def _read_seals(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        columns = ", ".join(SEAL_COLUMNS)
-        rows = conn.execute(f"SELECT {columns} FROM audit_seals ORDER BY position, seal_id")
-        return [_seal_from_row(row) for row in rows]
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -325,16 +323,6 @@ class PostgresAuditStore(AuditStore):
                 [seal[c] for c in SEAL_COLUMNS[1:]],
             ).fetchone()
             return {"seal_id": row[0], **seal}
-
-    def seals(self) -> list[dict[str, Any]]:
-        with self._connect() as conn:
-            return self._read_seals(conn)
-
-    @staticmethod
-    def _read_seals(conn: psycopg.Connection) -> list[dict[str, Any]]:
-        columns = ", ".join(SEAL_COLUMNS)
-        rows = conn.execute(f"SELECT {columns} FROM audit_seals ORDER BY position, seal_id")
-        return [_seal_from_row(row) for row in rows]
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
