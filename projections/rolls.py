@@ -76,6 +76,16 @@ class RollQueries:
             }
         return result
 
+    def _page(self, cur: Any, with_clause: str, base: str, params: dict[str, Any], limit: int,
+              offset: int, *, columns: str, order: str) -> tuple[int, list[Any]]:
+        """The total of a filtered list and one page of it, read in the same snapshot."""
+        cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
+        total = int(cur.fetchone()[0])
+        cur.execute(self.store.sql(
+            f"{with_clause} SELECT {columns} {base} ORDER BY {order} LIMIT :limit OFFSET :offset"),
+            {**params, "limit": limit, "offset": offset})
+        return total, cur.fetchall()
+
     def roll(self, code: str, *, as_of: datetime.date, k_us: int, scope: str,
              status: str | None, page: int, page_size: int) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
@@ -89,14 +99,11 @@ class RollQueries:
             params["status"] = status
         base = f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}"
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
-            total = int(cur.fetchone()[0])
-            cur.execute(self.store.sql(
-                f"{with_clause} SELECT s.member_id, s.organization_code, s.status, s.joined_on,"
-                f" s.transfer_to, s.transfer_reason {base}"
-                " ORDER BY s.joined_on, s.member_id LIMIT :limit OFFSET :offset"),
-                {**params, "limit": limit, "offset": offset})
-            spans = cur.fetchall()
+            total, spans = self._page(
+                cur, with_clause, base, params, limit, offset,
+                columns="s.member_id, s.organization_code, s.status, s.joined_on,"
+                " s.transfer_to, s.transfer_reason",
+                order="s.joined_on, s.member_id")
             details = self._details(cur, [r[0] for r in spans], k_us)
         items = []
         for member_id, org, state, joined_on, transfer_to, transfer_reason in spans:
@@ -163,14 +170,11 @@ class RollQueries:
         base = (f"FROM {self._t('roll_changes')} c WHERE {where}"
                 " AND c.effective_on >= :from AND c.effective_on <= :to AND c.recorded_at_us <= :k")
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
-            total = int(cur.fetchone()[0])
-            cur.execute(self.store.sql(
-                f"{with_clause} SELECT c.member_id, c.change_code, c.reason_code,"
-                f" c.organization_code, c.effective_on, c.recorded_at_us, c.position {base}"
-                " ORDER BY c.effective_on, c.position, c.line_no LIMIT :limit OFFSET :offset"),
-                {**params, "limit": limit, "offset": offset})
-            rows = cur.fetchall()
+            total, rows = self._page(
+                cur, with_clause, base, params, limit, offset,
+                columns="c.member_id, c.change_code, c.reason_code, c.organization_code,"
+                " c.effective_on, c.recorded_at_us, c.position",
+                order="c.effective_on, c.position, c.line_no")
             details = self._details(cur, sorted({r[0] for r in rows}), k_us)
         items = [
             {"member_id": m, "name": details[m]["name"], "id_number": details[m]["id_number"],
