@@ -29,8 +29,11 @@ def _known_division(code: str) -> bool:
     return "province" in info and "county" in info
 
 
+@cache
 def _known_province(code: str) -> bool:
-    info = {k: v for _, props in numdb.get("cn/loc").info(code[:2]) for k, v in props.items()}
+    """True when the 2-digit province code exists (cached: a lookup in stdnum's database
+    costs more than everything else in parsing a number)."""
+    info = {k: v for _, props in numdb.get("cn/loc").info(code) for k, v in props.items()}
     return "province" in info
 
 
@@ -59,7 +62,7 @@ class IdNumber:
             ) from None
         if birth.year < _EARLIEST_BIRTH_YEAR:
             raise InvalidValue(field, "the birth year in the identity number is implausible")
-        if not _known_province(number[:6]) or not _known_division(number[:6]):
+        if not _known_province(number[:2]) or not _known_division(number[:6]):
             raise InvalidValue(field, "the region code in the identity number does not exist")
         return cls(number)
 
