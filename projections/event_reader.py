@@ -88,7 +88,7 @@ class EventReader:
         self._aead = AESGCM(cipher.key) if type(cipher) is AESCipher else None
         self._cipher = cipher
         compressor = mapper.compressor
-        self._zlib = type(compressor) is ZlibCompressor
+        self._zlib = isinstance(compressor, ZlibCompressor)  # any level: decompression is alike
         self._compressor = compressor
         names = dict(mapper.transcoder.names)
         self._transcodings = names

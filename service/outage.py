@@ -4,11 +4,12 @@ eventsourcing's PostgreSQL recorder retries each call 10 times on a connection e
 waiting for the pool's timeout (about 50 s before a client hears that the database is down),
 and its repository lets one thread at a time fast-forward a cached aggregate, so concurrent
 requests for one organisation queue behind each other's timeouts. Here each recorder call is
-tried once (the pool already checks a connection before lending it, POSTGRES_PRE_PING), and
-after a connection failure the recorder's calls fail at once until a direct connection
-succeeds again: the first caller waits for the pool, the rest hear 503 immediately. Nothing
-has to be restarted: the pool reconnects by itself and the next successful probe reopens
-the gate.
+tried once, and after a connection failure the recorder's calls fail at once until a direct
+connection succeeds again: the first caller waits for the pool, the rest hear 503
+immediately. Nothing has to be restarted: the probe that finds the database back has the pool
+check its idle connections (dropping those the outage broke) before it reopens the gate.
+The pool does not check each connection before lending it (pre-ping): that doubled the round
+trips of every read in normal running, to catch what only happens after an outage.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class OutageGate:
     """Whether the database is known to be unreachable, and a cheap way to find out if it
     is back (a fresh connection outside the pool, refused at once while it is down)."""
 
-    def __init__(self, connect_kwargs: dict[str, Any]) -> None:
+    def __init__(self, connect_kwargs: dict[str, Any], pool: Any) -> None:
         self._connect_kwargs = connect_kwargs
+        self._pool = pool
         self._lock = threading.Lock()
         self._down = False
         self._probed_at = 0.0
@@ -53,6 +55,7 @@ class OutageGate:
                             connect_timeout=PROBE_CONNECT_TIMEOUT_S).close()
         except psycopg.Error as exc:
             raise OperationalError(f"the database is unreachable: {exc}") from exc
+        self._pool.check()  # replaces the idle connections the outage broke
         self._down = False
 
     def failed(self) -> None:
@@ -78,8 +81,9 @@ def bound_retries(recorder: Any) -> None:
     """Replaces the recorder's retrying methods (on this instance) by gated single attempts."""
     if recorder is None or not type(recorder).__module__.startswith("eventsourcing.postgres"):
         return
-    kwargs = recorder.datastore.pool.kwargs
-    gate = OutageGate({key: kwargs[key] for key in CONNECT_KEYS if kwargs.get(key)})
+    pool = recorder.datastore.pool
+    gate = OutageGate({key: pool.kwargs[key] for key in CONNECT_KEYS if pool.kwargs.get(key)},
+                      pool)
     for name in RECORDER_METHODS:
         inner = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
         if inner is not None:  # the function under eventsourcing's @retry
