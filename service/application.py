@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from domain.base import acting_as
 from domain.errors import (
@@ -46,7 +47,10 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
 
     name = "Ledger"
     # Organisations and books grow with every member and voucher; snapshots bound replay.
-    snapshotting_intervals = {Organisation: 200, Book: 200}  # noqa: RUF012
+    # Taken by save() below from the aggregate in memory: eventsourcing's own snapshotting
+    # (snapshotting_intervals) reads the aggregate back from the store for each snapshot.
+    is_snapshotting_enabled = True
+    snapshot_every: ClassVar[dict[type, int]] = {Organisation: 200, Book: 200}
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -62,6 +66,20 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         self.committer.close()
         super().close()
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
+        """Saves, then snapshots each saved aggregate whose version passed a multiple of its
+        type's interval, as it is in memory (exactly the state its stored events give)."""
+        recordings = super().save(*objs, **kwargs)
+        if self.snapshots is not None and recordings:
+            saved = Counter(r.domain_event.originator_id for r in recordings)
+            for obj in objs:
+                interval = self.snapshot_every.get(type(obj))
+                new = saved.get(getattr(obj, "id", None), 0)
+                if interval and new and obj.version // interval > (obj.version - new) // interval:
+                    snapshot_class = getattr(type(obj), "Snapshot", self.snapshot_class)
+                    self.snapshots.put([snapshot_class.take(obj)])
+        return recordings
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_transcodings(transcoder)
@@ -75,9 +93,11 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         idempotency: IdempotencyKey | None,
         actor: str,
         decide: Callable[[UnitOfWork], dict[str, Any]],
+        may_create: tuple[UUID, ...] = (),
     ) -> CommandResult:
         """Every command goes through the process's one writer (service/group_commit.py)."""
-        pending = PendingCommand(command, fingerprint(command, request), idempotency, actor, decide)
+        pending = PendingCommand(command, fingerprint(command, request), idempotency, actor,
+                                 decide, may_create)
         return self.committer.submit(pending)
 
     def _attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
@@ -129,23 +149,39 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
             f"{self.settings.conflict_retries} attempts; try again"
         )
 
-    def last_position_of(self, keys: list[tuple[UUID, int]]) -> int | None:
-        """The greatest global position among stored events named by (aggregate id, version)."""
+    def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        """Runs a query on the events table: `{table}`, `{position}` (the global position
+        column), `{id}` and `{p}` (a parameter marker) are filled in for the store's dialect;
+        UUID parameters are passed as the dialect stores them."""
         recorder = self.recorder
-        table = recorder.events_table_name  # type: ignore[attr-defined]
         is_sqlite = type(recorder).__module__.endswith("sqlite")
-        column = "rowid" if is_sqlite else "notification_id"
-        marker = "?" if is_sqlite else "%s"
-        one = f"(originator_id = {marker} AND originator_version = {marker})"
-        match = " OR ".join([one] * len(keys))
-        params: list[Any] = []
-        for aggregate_id, version in keys:
-            params += [aggregate_id.hex if is_sqlite else aggregate_id, version]
-        sql = f"SELECT MAX({column}) AS position FROM {table} WHERE {match}"
+        sql = sql.format(
+            table=recorder.events_table_name,  # type: ignore[attr-defined]
+            position="rowid" if is_sqlite else "notification_id",
+            p="?" if is_sqlite else "%s",
+        )
+        if is_sqlite:
+            params = [p.hex if isinstance(p, UUID) else p for p in params]
         with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        return None if row is None or row["position"] is None else int(row["position"])
+            return [dict(row) for row in cursor.fetchall()]
+
+    def last_position_of(self, keys: list[tuple[UUID, int]]) -> int | None:
+        """The greatest global position among stored events named by (aggregate id, version)."""
+        match = " OR ".join(["(originator_id = {p} AND originator_version = {p})"] * len(keys))
+        params: list[Any] = [x for key in keys for x in key]
+        rows = self._select(f"SELECT MAX({{position}}) AS position FROM {{table}} WHERE {match}",
+                            params)
+        return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
+
+    def stored_ids(self, ids: set[UUID]) -> set[UUID]:
+        """Which of these aggregates have events in the store (one query)."""
+        if not ids:
+            return set()
+        markers = ", ".join(["{p}"] * len(ids))
+        rows = self._select(f"SELECT originator_id FROM {{table}} WHERE originator_version = 1"
+                            f" AND originator_id IN ({markers})", list(ids))
+        return {UUID(str(row["originator_id"])) for row in rows}
 
     def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
         """The global position of one stored event."""

@@ -7,14 +7,19 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import (
+    DomainError,
+    InvalidValue,
     NotFound,
 )
 from domain.identity import IdNumber
 from domain.members import Member
+from domain.organisations import Organisation
 from domain.period import parse_date
 from service.idempotency import IdempotencyKey
 from service.results import member_view
 from service.unit_of_work import CommandResult, UnitOfWork
+
+IMPORT_CHUNK_ROWS = 1000
 
 
 class MemberCommands:
@@ -46,27 +51,94 @@ class MemberCommands:
         )
 
         def decide(uow: UnitOfWork) -> dict[str, Any]:
-            identity = IdNumber.parse(id_number)
-            day = parse_date(joined_on, field="joined_on")
             org = uow.org(organization_code, field="organization_code")
-            member_id = self.member_ids.for_id_number(identity.value)
-            existing = uow.get(member_id)
-            if existing is None:
-                member = Member.join(
-                    member_id=member_id, id_number=identity, name=name, mobile=mobile,
-                    migrant_worker=migrant_worker, new_employment_form=new_employment_form,
-                    organization=org, joined_on=day,
-                )
-                uow.add(member)
-            else:
-                member = existing
-                member.rejoin(
-                    name=name, mobile=mobile, migrant_worker=migrant_worker,
-                    new_employment_form=new_employment_form, organization=org, joined_on=day,
-                )
-            return member_view(member)
+            return member_view(self._admit(uow, org, request))
 
-        return self._run("join_member", request, idempotency, actor, decide)
+        return self._run("join_member", request, idempotency, actor, decide,
+                         may_create=self._member_id_if_valid(id_number))
+
+    def _admit(self, uow: UnitOfWork, org: Organisation, row: dict[str, Any]) -> Member:
+        """入会 of one person into org (a new member, or a person who left joining again)."""
+        identity = IdNumber.parse(row["id_number"])
+        day = parse_date(row["joined_on"], field="joined_on")
+        member_id = self.member_ids.for_id_number(identity.value)
+        details = dict(name=row["name"], mobile=row.get("mobile"),
+                       migrant_worker=row.get("migrant_worker", False),
+                       new_employment_form=row.get("new_employment_form", False))
+        existing = uow.get(member_id)
+        if existing is None:
+            member = Member.join(member_id=member_id, id_number=identity, organization=org,
+                                 joined_on=day, **details)
+            uow.add(member)
+        else:
+            member = existing
+            member.rejoin(organization=org, joined_on=day, **details)
+        return member
+
+    def join_members(
+        self,
+        *,
+        organization_code: str,
+        rows: list[tuple[int, dict[str, Any]]],
+        actor: str = "system",
+        idempotency: IdempotencyKey | None = None,
+    ) -> list[dict[str, Any]]:
+        """入会 of many people into one union (a roster import), IMPORT_CHUNK_ROWS rows per
+        command: one read of the union, one query for which people are already known, one
+        write. Each row is accepted or refused on its own; the outcome of each, in order:
+        {row, member_id, replayed, position} or {row, field, reason}.
+
+        Each chunk keeps its own idempotency record under a key derived from the request's
+        key and its row numbers, so a retried import joins nobody twice."""
+        outcomes: list[dict[str, Any]] = []
+        for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
+            chunk = rows[start:start + IMPORT_CHUNK_ROWS]
+            key = None
+            if idempotency is not None:
+                # \x00 never occurs in a client's key, so a chunk's key cannot collide with one.
+                key = IdempotencyKey(
+                    idempotency.scope, f"{idempotency.key}\x00rows:{chunk[0][0]}-{chunk[-1][0]}"
+                )
+            outcomes += self._join_chunk(organization_code, chunk, actor, key)
+        return outcomes
+
+    def _join_chunk(self, organization_code: str, chunk: list[tuple[int, dict[str, Any]]],
+                    actor: str, idempotency: IdempotencyKey | None) -> list[dict[str, Any]]:
+        def decide(uow: UnitOfWork) -> dict[str, Any]:
+            org = uow.org(organization_code, field="organization_code")
+            results: list[dict[str, Any]] = []
+            for number, row in chunk:
+                touched = [org, *(uow.get(i) for i in self._member_id_if_valid(row["id_number"]))]
+                before = [len(a.pending_events) for a in touched if a is not None]
+                try:
+                    member = self._admit(uow, org, row)
+                except DomainError as exc:
+                    # A refused row must leave no trace on what the chunk goes on to save.
+                    if before != [len(a.pending_events) for a in touched if a is not None]:
+                        raise RuntimeError(f"row {number} changed state and failed") from exc
+                    field = exc.field if isinstance(exc, InvalidValue) else None
+                    reason = exc.reason if isinstance(exc, InvalidValue) else exc.message
+                    results.append({"row": number, "field": field, "reason": reason})
+                else:
+                    results.append({"row": number, "member_id": str(member.id)})
+            return {"rows": results}
+
+        ids = tuple(i for _, row in chunk for i in self._member_id_if_valid(row.get("id_number")))
+        request = {"organization_code": organization_code, "rows": chunk}
+        result = self._run("join_members", request, idempotency, actor, decide, may_create=ids)
+        return [
+            {**outcome, "replayed": result.replayed, "position": result.position}
+            if "member_id" in outcome else outcome
+            for outcome in result.body["rows"]
+        ]
+
+    def _member_id_if_valid(self, id_number: Any) -> tuple[UUID, ...]:
+        """The member id a join will look for, if the number is valid (the command itself
+        reports an invalid one)."""
+        try:
+            return (self.member_id_for(id_number),)
+        except (DomainError, TypeError, ValueError, AttributeError):
+            return ()
 
     def find_member(self, id_number: str) -> dict[str, Any]:
         member = UnitOfWork(self).get(self.member_id_for(id_number))

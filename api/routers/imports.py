@@ -1,7 +1,8 @@
 """会员名册导入: a roster file of up to 100,000 rows; valid rows are stored, the others reported.
 
-Each row joins through Ledger.join_member with its own idempotency key derived from the
-request's key and the row number, so a retried import joins nobody twice. The whole report is
+Rows join through Ledger.join_members, a thousand per command, each chunk with its own
+idempotency key derived from the request's key and its row numbers, so a retried import joins
+nobody twice. The whole report is
 kept under the request's key, so a retry with the same file replays it and another file under
 the same key is a 422, as for every POST.
 """
@@ -9,8 +10,7 @@ the same key is a 422, as for every POST.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
@@ -20,13 +20,11 @@ from api.models.common import ERRORS, CreditCodeText
 from api.models.members import ImportReport
 from api.roster import read_roster
 from api.security import Caller, Idempotency, Writer
-from domain.errors import DomainError, InvalidValue
 from service.idempotency import IdempotencyKey
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERRORS)
 COMMAND = "import_members"
 CHUNK_BYTES = 1024 * 1024
-IMPORT_THREADS = 32
 
 
 def _sha256(upload: UploadFile) -> str:
@@ -38,29 +36,11 @@ def _sha256(upload: UploadFile) -> str:
     return digest.hexdigest()
 
 
-def _join_row(caller: Caller, key: IdempotencyKey, code: str, number: int,
-              row: dict[str, Any]) -> dict[str, Any]:
-    """One row's outcome: accepted (with the member id) or rejected (with the reason)."""
-    # \x00 never occurs in a client's key, so a row's key cannot collide with one.
-    row_key = IdempotencyKey(key.scope, f"{key.key}\x00row:{number}")
-    try:
-        result = caller.services.ledger.join_member(
-            **row, organization_code=code, actor=caller.actor, idempotency=row_key
-        )
-    except InvalidValue as exc:
-        return {"row": number, "field": exc.field, "reason": exc.reason}
-    except DomainError as exc:
-        return {"row": number, "field": None, "reason": exc.message}
-    return {"row": number, "member_id": result.body["member_id"],
-            "replayed": result.replayed, "position": result.position}
-
-
 def _join_rows(caller: Caller, key: IdempotencyKey, code: str, upload: UploadFile) -> dict:
     good, bad = read_roster(upload.file)
-    # Rows go to the ledger from several threads at once so that its group commit can write
-    # many of them per transaction; one at a time, each row would pay a whole commit.
-    with ThreadPoolExecutor(IMPORT_THREADS, thread_name_prefix="roster") as pool:
-        outcomes = list(pool.map(lambda item: _join_row(caller, key, code, *item), good))
+    outcomes = caller.services.ledger.join_members(
+        organization_code=code, rows=good, actor=caller.actor, idempotency=key
+    )
     accepted = [o for o in outcomes if "member_id" in o]
     rejected = [o for o in outcomes if "member_id" not in o]
     rejected += [{"row": n, "field": e.field, "reason": e.reason} for n, e in bad]

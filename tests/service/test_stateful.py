@@ -111,7 +111,7 @@ class SnapshottingLedger(Ledger):
     """The real application, snapshotting every few events so that reloads read snapshots."""
 
     name = "Ledger"  # the application's name picks the PostgreSQL tables: keep the real ones
-    snapshotting_intervals = {Organisation: 4, Book: 3, Member: 3}  # noqa: RUF012
+    snapshot_every = {Organisation: 4, Book: 3, Member: 3}  # noqa: RUF012
 
 
 class UncachedLedger(Ledger):

@@ -279,3 +279,41 @@ def test_member_aggregate_id_is_shared_by_all_instances(backend: Backend, ledger
     other = backend.open()
     assert ledger.member_id_for(person(3)) == other.member_id_for(person(3))
     assert ledger.member_id_for(person(3)) != ledger.member_id_for(person(4))
+
+
+def test_a_writer_sees_what_another_process_changed_since_its_last_batch(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
+    """A levy only reads the unions above its base union; their books change, they do not.
+    The writer must still see a move that another process made after the writer last read the
+    base union (its cache is brought up to date from the log before each batch)."""
+    from tests.service.test_rules import lines, tax_levy
+
+    before = tax_levy(ledger, tree, tree.county, tree.base_a, tree.employer_a, "100000.00",
+                      "2000.00", on="2024-07-10", period="2024-06")
+    assert [line for line in lines(before) if line[4] == tree.township] == []
+    other = backend.open()
+    other.change_organization(tree.base_a, effective_on="2024-06-01", parent_code=tree.township)
+    after = tax_levy(ledger, tree, tree.county, tree.base_a, tree.employer_a, "100000.00",
+                     "2000.00", on="2024-07-11", period="2024-06")
+    assert (tree.county, "212", "0.00", "100.00", tree.township) in lines(after)
+
+
+def test_writers_of_several_processes_take_turns_without_losing_updates(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
+    """Joins and dues through three application instances at once: every batch is checked
+    against the others' writes under the writer lock, and nothing is lost or doubled."""
+    apps = several_ledgers(backend)
+
+    def command(app: Ledger, i: int) -> Any:
+        if i % 2:
+            return app.record_dues(organization_code=tree.base_a, period="2024-01",
+                                   amount="10.00", received_on="2024-01-31")
+        return join(app, 300 + i, tree.base_a)
+
+    outcomes = race(apps, command)
+    assert kinds(outcomes) == Counter({"ok": THREADS})
+    fresh = backend.open()
+    assert fresh.get_organization(tree.base_a)["member_count"] == THREADS // 2
+    assert fresh.get_book(tree.base_a).balances["102"] == 1000 * (THREADS // 2)
