@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import Forbidden, MalformedRequest, Unauthenticated
@@ -54,9 +55,10 @@ class Caller:
     def covers(self, code: str) -> bool:
         """True when the organisation is the token's own or below it (NotFound if unknown)."""
         scope = self.principal.organization_code
-        view = self.services.ledger.get_organization(code)
         if scope is None:
+            self.services.ledger.require_organization(code)
             return True
+        view = self.services.ledger.get_organization(code)
         for _ in range(MAX_TREE_DEPTH):
             if view["code"] == scope:
                 return True
@@ -96,20 +98,25 @@ class Caller:
         return member
 
 
-def _principal(
+async def _principal(
     svc: Annotated[Services, Depends(services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # The dependencies are async because FastAPI runs a plain `def` one in a worker thread: a
+    # hop per dependency per request. Only a token not yet verified by this process needs
+    # the store, and that lookup goes to a worker thread.
     if credentials is None:
         raise Unauthenticated("an Authorization: Bearer token is required")
-    principal = svc.tokens.verify(credentials.credentials)
+    principal = svc.tokens.already_verified(credentials.credentials)
+    if principal is None:
+        principal = await run_in_threadpool(svc.tokens.verify, credentials.credentials)
     if principal is None:
         raise Unauthenticated("the token is not known")
     return principal
 
 
-def caller_with(*roles: str) -> Callable[..., Caller]:
-    def dependency(
+def caller_with(*roles: str) -> Callable[..., Any]:
+    async def dependency(
         svc: Annotated[Services, Depends(services)],
         principal: Annotated[Principal, Depends(_principal)],
     ) -> Caller:
@@ -126,7 +133,7 @@ Auditor = Annotated[Caller, Depends(caller_with(*AUDITORS))]
 Admin = Annotated[Caller, Depends(caller_with(*ADMINS))]
 
 
-def _idempotency(
+async def _idempotency(
     principal: Annotated[Principal, Depends(_principal)],
     idempotency_key: Annotated[
         str | None,

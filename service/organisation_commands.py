@@ -170,3 +170,15 @@ class OrganisationCommands:
 
     def get_organization(self, code: str) -> dict[str, Any]:
         return organisation_view(UnitOfWork(self).org(code))
+
+    def require_organization(self, code: str) -> None:
+        """NotFound unless the organisation exists. Organisations are never deleted, so one
+        in the process's cache exists without asking the store."""
+        cache = self.repository.cache
+        if cache is not None and isinstance(code, str):
+            try:
+                cache.get(Organisation.id_for(code))
+                return
+            except KeyError:
+                pass
+        UnitOfWork(self).org(code)

@@ -104,8 +104,8 @@ class Tokens:
         principal = Principal(str(token_id), role, organization_code, bool(pii))
         return principal, f"{token_id.hex}.{secret}"
 
-    def verify(self, presented: str) -> Principal | None:
-        """The principal of a presented token, or None for anything unknown or malformed."""
+    def _parse(self, presented: str) -> tuple[UUID, str] | None:
+        """(token id, keyed hash of the secret), or None for a malformed token."""
         if not presented or len(presented) > MAX_TOKEN_LENGTH or not presented.isascii():
             return None
         token_hex, _, secret = presented.partition(".")
@@ -115,7 +115,22 @@ class Tokens:
             return None
         if not secret:
             return None
-        secret_hash = self._hash(secret)
+        return token_id, self._hash(secret)
+
+    def already_verified(self, presented: str) -> Principal | None:
+        """The principal if this process has verified the token before (no store access)."""
+        parsed = self._parse(presented)
+        if parsed is None:
+            return None
+        with self._lock:
+            return self._verified.get(parsed[1])
+
+    def verify(self, presented: str) -> Principal | None:
+        """The principal of a presented token, or None for anything unknown or malformed."""
+        parsed = self._parse(presented)
+        if parsed is None:
+            return None
+        token_id, secret_hash = parsed
         with self._lock:
             known = self._verified.get(secret_hash)
         if known is not None:
