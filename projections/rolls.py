@@ -4,11 +4,28 @@ summary counts and its changes with the national change codes.
 A roll span (member, union, status) counts as of day D known at moment K when it was opened
 by K, started on or before D, and had not ended by D as known at K (its closing event
 recorded after K, or its end date after D).
+
+A roll is ordered by (joined_on, member_id, opened_position): a total order (the last two are
+a span's key), so a page is well defined and can be found by seeking instead of counting.
+Deep pages of a big roll are the costly case: an OFFSET walks every row before the page. So:
+
+- every page is read in one snapshot (REPEATABLE READ on PostgreSQL; SQLite's reads are
+  snapshots already), its total and its rows alike;
+- a page in the second half of the roll is read backwards from the end, so no page walks
+  more than half of the roll;
+- when the same roll (union, scope, status, as of, as known) is asked for again while the
+  read models are unchanged, its every ANCHOR_STRIDE-th key and its total are kept in memory
+  (RollAnchors), and a page is read by seeking to the anchor before it: a few hundred index
+  entries whatever the page. "Unchanged" is exact: the projection's position (every batch of
+  events moves it) and the identity of the live tables (a rebuild switches them), read in
+  the same snapshot as the page.
 """
 
 from __future__ import annotations
 
 import datetime
+import threading
+from collections import OrderedDict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -24,8 +41,19 @@ from projections.store import Store
 MAX_PAGE_SIZE = 1000
 ROLL_STATUSES = ("active", "retained", "transfer_pending")
 
+# One anchor (a row's sort key) every ANCHOR_STRIDE rows of a roll: a page is then found by
+# walking at most ANCHOR_STRIDE - 1 rows past its anchor.
+ANCHOR_STRIDE = 100
+# Smaller rolls are always paged by counting: walking them costs less than keeping anchors.
+ANCHOR_MIN_ROWS = 2_000
+# The memory anchors may take in one process: at most this many rolls and keys in all
+# (a key is a date, a member id and a position: about 150 bytes).
+ANCHOR_MAX_ROLLS = 32
+ANCHOR_MAX_KEYS = 200_000
+
 _ON_ROLL = """s.opened_at_us <= :k AND s.valid_from <= :d
     AND (s.closed_at_us IS NULL OR s.closed_at_us > :k OR s.valid_to > :d)"""
+_ROLL_ORDER = ("s.joined_on", "s.member_id", "s.opened_position")
 _DETAILS_KNOWN = """d.recorded_at_us <= :k
     AND (d.superseded_at_us IS NULL OR d.superseded_at_us > :k)"""
 
@@ -40,11 +68,57 @@ def paging(page: int, page_size: int) -> tuple[int, int]:
     return page_size, (page - 1) * page_size
 
 
+class RollAnchors:
+    """The anchors of the rolls lately asked for, each valid for one version of the read
+    models only. A roll's anchors are computed the second time it is asked for at one
+    version: a roll asked for once (or under a steady stream of writes) is paged by counting,
+    which costs less than computing its anchors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> (version, total, anchors), least recently used first.
+        self._rolls: OrderedDict[tuple, tuple[tuple, int, list[tuple]]] = OrderedDict()
+        self._keys = 0
+        # key -> the version it was last asked for at without anchors.
+        self._asked: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def get(self, key: tuple, version: tuple) -> tuple[int, list[tuple]] | None:
+        with self._lock:
+            found = self._rolls.get(key)
+            if found is None or found[0] != version:
+                return None
+            self._rolls.move_to_end(key)
+            return found[1], found[2]
+
+    def asked_before(self, key: tuple, version: tuple) -> bool:
+        """Whether the roll was asked for at this version before (and notes that it was)."""
+        with self._lock:
+            before = self._asked.pop(key, None) == version
+            self._asked[key] = version
+            while len(self._asked) > 4 * ANCHOR_MAX_ROLLS:
+                self._asked.popitem(last=False)
+            return before
+
+    def put(self, key: tuple, version: tuple, total: int, anchors: list[tuple]) -> None:
+        if len(anchors) > ANCHOR_MAX_KEYS:
+            return
+        with self._lock:
+            old = self._rolls.pop(key, None)
+            if old is not None:
+                self._keys -= len(old[2])
+            self._rolls[key] = (version, total, anchors)
+            self._keys += len(anchors)
+            while len(self._rolls) > ANCHOR_MAX_ROLLS or self._keys > ANCHOR_MAX_KEYS:
+                _, (_, _, dropped) = self._rolls.popitem(last=False)
+                self._keys -= len(dropped)
+
+
 class RollQueries:
     def __init__(self, store: Store, tables: TableSet, cipher: PiiCipher) -> None:
         self.store = store
         self.tables = tables
         self.cipher = cipher
+        self.anchors = RollAnchors()
 
     def _t(self, name: str) -> str:
         return self.tables.table(name)
@@ -86,6 +160,69 @@ class RollQueries:
             {**params, "limit": limit, "offset": offset})
         return total, cur.fetchall()
 
+    def _snapshot(self, cur: Any) -> tuple:
+        """Makes the reader's transaction one snapshot (PostgreSQL reads in READ COMMITTED
+        otherwise: a statement per snapshot) and returns the version of the read models it
+        sees: the projection's position and the identity of the live tables."""
+        position = self._t("position")
+        if self.store.is_sqlite:
+            cur.execute(f"SELECT position FROM {position} WHERE name = 'position'")
+            at = cur.fetchone()[0]
+            cur.execute("PRAGMA schema_version")
+            return at, cur.fetchone()[0]
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute(f"SELECT position, to_regclass('{self._t('roll_spans')}')::oid::bigint"
+                    f" FROM {position} WHERE name = 'position'")
+        return tuple(cur.fetchone())
+
+    def _roll_rows(self, cur: Any, with_clause: str, base: str, params: dict[str, Any],
+                   key: tuple, version: tuple, limit: int, offset: int,
+                   columns: str) -> tuple[int, list[Any]]:
+        """The total of a roll and one page of it (see the module's docstring)."""
+        order = ", ".join(_ROLL_ORDER)
+        found = self.anchors.get(key, version)
+        if found is None:
+            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
+            total = int(cur.fetchone()[0])
+            if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
+                cur.execute(self.store.sql(
+                    f"{with_clause} SELECT a.joined_on, a.member_id, a.opened_position FROM"
+                    f" (SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS rn {base}) a"
+                    " WHERE (a.rn - 1) / :stride * :stride = a.rn - 1 ORDER BY a.rn"),
+                    {**params, "stride": ANCHOR_STRIDE})
+                anchors = [tuple(r) for r in cur.fetchall()]
+                if len(anchors) == -(-total // ANCHOR_STRIDE):
+                    self.anchors.put(key, version, total, anchors)
+                    found = total, anchors
+        if found is not None:
+            total, anchors = found
+            if offset >= total:
+                return total, []
+            joined_on, member_id, opened_position = anchors[offset // ANCHOR_STRIDE]
+            cur.execute(self.store.sql(
+                f"{with_clause} SELECT {columns} {base}"
+                f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
+                f" ORDER BY {order} LIMIT :limit OFFSET :offset"),
+                {**params, "a_joined": joined_on, "a_member": member_id,
+                 "a_opened": opened_position, "limit": limit,
+                 "offset": offset % ANCHOR_STRIDE})
+            return total, cur.fetchall()
+        if offset >= total:
+            return total, []
+        if 2 * offset < total:
+            cur.execute(self.store.sql(
+                f"{with_clause} SELECT {columns} {base} ORDER BY {order}"
+                " LIMIT :limit OFFSET :offset"), {**params, "limit": limit, "offset": offset})
+            return total, cur.fetchall()
+        # The second half: read backwards from the end, the page's rows then reversed.
+        end = min(offset + limit, total)
+        backwards = ", ".join(f"{c} DESC" for c in _ROLL_ORDER)
+        cur.execute(self.store.sql(
+            f"{with_clause} SELECT {columns} {base} ORDER BY {backwards}"
+            " LIMIT :limit OFFSET :offset"),
+            {**params, "limit": end - offset, "offset": total - end})
+        return total, cur.fetchall()[::-1]
+
     def roll(self, code: str, *, as_of: datetime.date, k_us: int, scope: str,
              status: str | None, page: int, page_size: int) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
@@ -99,11 +236,12 @@ class RollQueries:
             params["status"] = status
         base = f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}"
         with self.store.reader() as cur:
-            total, spans = self._page(
-                cur, with_clause, base, params, limit, offset,
+            version = self._snapshot(cur)
+            total, spans = self._roll_rows(
+                cur, with_clause, base, params, (code, scope, status, d, k_us), version,
+                limit, offset,
                 columns="s.member_id, s.organization_code, s.status, s.joined_on,"
-                " s.transfer_to, s.transfer_reason",
-                order="s.joined_on, s.member_id")
+                " s.transfer_to, s.transfer_reason")
             details = self._details(cur, [r[0] for r in spans], k_us)
         items = []
         for member_id, org, state, joined_on, transfer_to, transfer_reason in spans:

@@ -95,7 +95,11 @@ TABLES: tuple[Table, ...] = (
         key=("member_id", "opened_position"),
         org_column="organization_code",
         looked_up=True,
-        indexes=(("organization_code", "joined_on", "member_id"),),
+        # A union's roll in its order, covering the as-of / as-known filter and every column
+        # a roll page shows: its total is counted, and its pages walked, in the index alone.
+        indexes=(("organization_code", "joined_on", "member_id", "opened_position",
+                  "valid_from", "opened_at_us", "closed_at_us", "valid_to", "status",
+                  "transfer_to", "transfer_reason"),),
     ),
     # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).
     Table(
@@ -226,6 +230,42 @@ class TableSet:
             for n, cols in enumerate(table.indexes):
                 cur.execute(f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
 
+    def _secondary_indexes(self, store: Store, cur, table: str) -> dict[str, tuple[str, ...]]:
+        """The non-unique indexes of a table of this set: name -> columns."""
+        found: dict[str, tuple[str, ...]] = {}
+        if store.is_sqlite:
+            cur.execute(f"PRAGMA index_list({table})")
+            for row in cur.fetchall():
+                name, unique = row[1], row[2]
+                if not unique:
+                    cur.execute(f"PRAGMA index_info({name})")
+                    found[name] = tuple(r[2] for r in sorted(cur.fetchall()))
+            return found
+        cur.execute(
+            "SELECT i.relname, array_agg(a.attname ORDER BY k.n) FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid"
+            " CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum"
+            " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique GROUP BY i.relname",
+            (table,))
+        return {name: tuple(columns) for name, columns in cur.fetchall()}
+
+    def ensure_indexes(self, store: Store, cur) -> None:
+        """Brings the query indexes of an existing set to those TABLES declares: creates the
+        missing ones and drops the ones no longer declared (a set created by an earlier
+        version of the same schema)."""
+        generation = secrets.token_hex(4)
+        for table in TABLES:
+            name = self.table(table.name)
+            present = self._secondary_indexes(store, cur, name)
+            for index, columns in present.items():
+                if columns not in table.indexes:
+                    cur.execute(f"DROP INDEX {index}")
+            for n, cols in enumerate(table.indexes):
+                if cols not in present.values():
+                    cur.execute(
+                        f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
+
     def version(self, store: Store, cur) -> int | None:
         cur.execute(store.sql(f"SELECT position FROM {self.table('position')} WHERE name = ?"),
                     ("schema",))
@@ -256,6 +296,7 @@ def ensure_live(store: Store) -> None:
                 # BEGIN IMMEDIATE already does).
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('rm_schema'))")
             if LIVE.exists(store, cur) and LIVE.version(store, cur) == SCHEMA_VERSION:
+                LIVE.ensure_indexes(store, cur)
                 return
             LIVE.drop(store, cur)
             LIVE.create(store, cur)

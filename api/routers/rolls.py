@@ -29,7 +29,10 @@ router = APIRouter(prefix="/v1/organizations/{code}/roll", tags=["rolls"], respo
 StatusParam = Annotated[Literal["active", "retained", "transfer_pending"] | None, Query()]
 
 
-def _subtitle(caller: Reader, code: str, when: str) -> str:
+def _subtitle(caller: Reader, fmt: str, code: str, when: str) -> str:
+    """The heading of a file export; JSON has none (the union is not loaded for nothing)."""
+    if fmt == "json":
+        return ""
     return f"{caller.services.ledger.get_organization(code)['name']} ({code}) {when}"
 
 
@@ -48,7 +51,7 @@ def roll(
     )
     body = present(caller, found, "GET /v1/organizations/{code}/roll")
     return tabular(format, body, rows=body["items"], filename=f"roll-{code}-{day}",
-                   title="工会会员名册", subtitle=_subtitle(caller, code, f"截至 {day}"),
+                   title="工会会员名册", subtitle=_subtitle(caller, format, code, f"截至 {day}"),
                    columns=ROLL_COLUMNS)
 
 
@@ -84,5 +87,6 @@ def roll_changes(
     )
     body = present(caller, found, "GET /v1/organizations/{code}/roll/changes")
     return tabular(format, body, rows=body["items"], filename=f"roll-changes-{code}",
-                   title="会籍变化明细", subtitle=_subtitle(caller, code, f"{start} 至 {end}"),
+                   title="会籍变化明细",
+                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}"),
                    columns=CHANGE_COLUMNS)
