@@ -19,24 +19,34 @@ class Role(StrEnum):
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (LEDGER_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (LEDGER_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Server processes (LEDGER_WORKERS).")
+    ] = None,
 ) -> None:
     """The HTTP service (OpenAPI at /docs)."""
     import uvicorn
 
     from api.app import create_app
+    from api.services import Services
 
     settings = load_settings()
-    if host is not None:
-        settings = settings.model_copy(update={"host": host})
-    if port is not None:
-        settings = settings.model_copy(update={"port": port})
+    updates = {"host": host, "port": port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     typer.echo(
-        f"ledger: serving on http://{settings.host}:{settings.port} (docs at /docs); "
-        "mint a token with: ledger token create --role admin",
+        f"ledger: serving on http://{settings.host}:{settings.port} (docs at /docs) with "
+        f"{settings.workers} process(es); mint a token with: ledger token create --role admin",
         err=True,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", access_log=False)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    log_level="info", access_log=False)
+        return
+    # Keys, tables and read-model schema are created once here, before the workers start: left
+    # to them, they would race to create the same key files and tables.
+    Services.open(settings).close()
+    # Each worker builds its app from the same environment (LEDGER_*, .env).
+    uvicorn.run("api.app:create_app", factory=True, workers=settings.workers,
+                host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 
 def token_create(

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # The HTTP service (ledger serve).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes. Each parses, checks and answers requests on its own core; their
+    # writers take turns (service/writer_lock.py). More than the machine's cores gains nothing.
+    workers: int = Field(default=1, ge=1, le=64)
     # Request bodies: JSON stays small; a roster file of 100,000 rows fits well under the cap.
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_import_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

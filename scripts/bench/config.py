@@ -30,6 +30,8 @@ class BenchConfig:
     baseline_commits: int = 2_000
     baseline_rows: int = 200_000
     baseline_max_s: float = 20.0
+    # `ledger serve --workers`: one process per core.
+    server_workers: int = 2
     # HTTP ingest: clients, requests per client count, and a time bound per client count.
     ingest_clients: tuple[int, ...] = (1, 16, 64)
     ingest_requests: int = 6_000

@@ -127,7 +127,7 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
     root = plan.organisations[0]
     token = mint_admin_token(ledger)
     imported: list[Any] = []
-    with running_server(store, token) as server:
+    with running_server(store, token, config.server_workers) as server:
         target = ingest.IngestTarget(base_codes, itertools.count())
 
         def ingest_all() -> None:

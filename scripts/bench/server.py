@@ -63,14 +63,15 @@ def _wait_until_up(proc: subprocess.Popen, base_url: str, log: Path) -> None:
 
 
 @contextmanager
-def running_server(store: BenchStore, token: str) -> Iterator[Server]:
+def running_server(store: BenchStore, token: str, workers: int = 1) -> Iterator[Server]:
     """Starts `ledger serve` on the store, yields once it answers, and stops it (SIGTERM)."""
     port = _free_port()
     env = {**os.environ, **store.environment()}
     log = store.workdir / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "serve", "--host", HOST, "--port", str(port)],
+            [sys.executable, "-m", "scripts.cli", "serve", "--host", HOST, "--port", str(port),
+             "--workers", str(workers)],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     base_url = f"http://{HOST}:{port}"
