@@ -3,8 +3,10 @@ recorded as an event (个人信息查阅记录) naming the token and the members
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.security import Caller
@@ -53,6 +55,17 @@ def present(caller: Caller, body: Any, purpose: str, member_ids: list[str] | Non
             caller.services.ledger, actor=caller.actor, purpose=purpose, member_ids=sorted(ids)
         )
     return body
+
+
+async def command(caller: Caller, call: Callable[[], CommandResult], purpose: str,
+                  status_code: int) -> JSONResponse:
+    """Runs a one-command ledger method for an async handler and answers as written() does.
+    The handler waits for the writer without holding a worker thread; only an unmasked answer
+    (whose reading is recorded in the store) is prepared in one."""
+    result = await caller.services.ledger.run_async(call)
+    if caller.pii:
+        return await run_in_threadpool(written, caller, result, purpose, status_code)
+    return written(caller, result, purpose, status_code)
 
 
 def written(caller: Caller, result: CommandResult, purpose: str, status_code: int) -> JSONResponse:

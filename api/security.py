@@ -79,6 +79,15 @@ class Caller:
         if not inside:
             raise Forbidden(f"organisation {code} is outside this token's scope")
 
+    async def in_scope(self, code: str, *, field: str | None = None) -> None:
+        """require_org() for async handlers: in the event loop when it needs no store access
+        (a deployment-wide token and a cached organisation), else in a worker thread."""
+        if self.principal.organization_code is None and isinstance(code, str) and (
+            self.services.ledger.organization_is_cached(code)
+        ):
+            return
+        await run_in_threadpool(self.require_org, code, field=field)
+
     def require_any_org(self, codes: list[str]) -> None:
         """At least one of the organisations lies within the scope (transfers: either side)."""
         if self.principal.organization_code is None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from domain.base import value_type
 from domain.errors import InvalidValue
 
 # At most 2 decimals, ASCII digits only; an optional leading minus for internal use (reversals).
@@ -17,6 +18,7 @@ _AMOUNT_PATTERN = re.compile(r"^(-?)(0|[1-9][0-9]{0,15})(?:\.([0-9]{1,2}))?$")
 MAX_FEN = 10**16
 
 
+@value_type
 @dataclass(frozen=True, slots=True, order=True)
 class Money:
     """An amount of yuan held as a whole number of fen (分)."""

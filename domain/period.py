@@ -7,6 +7,7 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from domain.base import value_type
 from domain.errors import InvalidValue
 
 _MONTH_PATTERN = re.compile(r"^([0-9]{4})-([0-9]{2})$")
@@ -16,6 +17,7 @@ EARLIEST_YEAR = 1949
 LATEST_YEAR = 2200
 
 
+@value_type
 @dataclass(frozen=True, slots=True, order=True)
 class Month:
     """A calendar month, the unit of dues, levies and month-end closes (月结)."""

@@ -20,7 +20,7 @@ from domain.accounts import (
     BANK,
     NON_NEGATIVE_ACCOUNTS,
 )
-from domain.base import LedgerAggregate, stable_id, stable_topic
+from domain.base import LedgerAggregate, stable_id, stable_topic, value_type
 from domain.errors import (
     AlreadyExists,
     AlreadyReversed,
@@ -46,6 +46,7 @@ VOUCHER_KINDS = frozenset(
 )
 
 
+@value_type
 @dataclass(frozen=True, slots=True)
 class Posting:
     """One line of a voucher: one organisation's account, debited or credited.

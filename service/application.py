@@ -8,10 +8,12 @@ decided again on fresh state, a bounded number of times, and never loses an upda
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -40,6 +42,9 @@ from service.storage import (
     register_transcodings,
 )
 from service.unit_of_work import CommandResult, UnitOfWork
+
+# Set by run_async(): commands are collected instead of submitted and waited for.
+_deferred: ContextVar[list[PendingCommand] | None] = ContextVar("ledger_deferred", default=None)
 
 
 class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
@@ -98,7 +103,26 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         """Every command goes through the process's one writer (service/group_commit.py)."""
         pending = PendingCommand(command, fingerprint(command, request), idempotency, actor,
                                  decide, may_create)
+        deferred = _deferred.get()
+        if deferred is not None:
+            deferred.append(pending)  # run_async() queues it and awaits the answer
+            return CommandResult({}, None)
         return self.committer.submit(pending)
+
+    async def run_async(self, call: Callable[[], CommandResult]) -> CommandResult:
+        """Runs a one-command method (`lambda: ledger.record_dues(...)`) without blocking the
+        event loop: the method only builds its command (no store access happens before a
+        command reaches the writer), and the caller awaits the writer's answer instead of
+        holding a worker thread while it waits."""
+        collected: list[PendingCommand] = []
+        token = _deferred.set(collected)
+        try:
+            call()
+        finally:
+            _deferred.reset(token)
+        if len(collected) != 1:
+            raise RuntimeError(f"run_async needs exactly one command, got {len(collected)}")
+        return await asyncio.wrap_future(self.committer.enqueue(collected[0]))
 
     def _attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
         """Decides a command once: an idempotent replay's result, or the new view (unsaved)."""

@@ -193,9 +193,13 @@ class GroupCommitter:
         self.decided_again = 0  # batches decided a second time, under the lock
 
     def submit(self, pending: PendingCommand) -> CommandResult:
+        return self.enqueue(pending).result()
+
+    def enqueue(self, pending: PendingCommand) -> Future:
+        """Queues the command; its future is answered once its batch is written."""
         self._ensure_started()
         self._queue.put(pending)
-        return pending.future.result()
+        return pending.future
 
     def close(self) -> None:
         with self._lock:

@@ -171,14 +171,16 @@ class OrganisationCommands:
     def get_organization(self, code: str) -> dict[str, Any]:
         return organisation_view(UnitOfWork(self).org(code))
 
-    def require_organization(self, code: str) -> None:
-        """NotFound unless the organisation exists. Organisations are never deleted, so one
-        in the process's cache exists without asking the store."""
+    def organization_is_cached(self, code: str) -> bool:
+        """Whether the organisation is in the process's cache. Organisations are never
+        deleted, so one that is there exists."""
         cache = self.repository.cache
-        if cache is not None and isinstance(code, str):
-            try:
-                cache.get(Organisation.id_for(code))
-                return
-            except KeyError:
-                pass
-        UnitOfWork(self).org(code)
+        try:
+            return cache is not None and cache.get(Organisation.id_for(code)) is not None
+        except KeyError:
+            return False
+
+    def require_organization(self, code: str) -> None:
+        """NotFound unless the organisation exists (no store access if it is cached)."""
+        if not (isinstance(code, str) and self.organization_is_cached(code)):
+            UnitOfWork(self).org(code)

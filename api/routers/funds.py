@@ -6,6 +6,7 @@ organisations' books."""
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.models.common import ERRORS
@@ -20,87 +21,82 @@ from api.models.funds import (
     ReverseVoucher,
     Voucher,
 )
-from api.presenting import written
+from api.presenting import command
 from api.security import Idempotency, Writer
 
 router = APIRouter(tags=["funds"], responses=ERRORS)
 
 
 @router.post("/v1/funds/dues", status_code=201, response_model=Voucher)
-def record_dues(caller: Writer, idempotency: Idempotency, body: RecordDues) -> JSONResponse:
+async def record_dues(caller: Writer, idempotency: Idempotency, body: RecordDues) -> JSONResponse:
     """会费 received by a base union: Dr 102, Cr 401."""
-    caller.require_org(body.organization_code, field="organization_code")
-    result = caller.services.ledger.record_dues(
+    await caller.in_scope(body.organization_code, field="organization_code")
+    return await command(caller, lambda: caller.services.ledger.record_dues(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/funds/dues", 201)
+    ), "POST /v1/funds/dues", 201)
 
 
 @router.post("/v1/funds/levies", status_code=201, response_model=Voucher)
-def record_levy(caller: Writer, idempotency: Idempotency, body: RecordLevy) -> JSONResponse:
+async def record_levy(caller: Writer, idempotency: Idempotency, body: RecordLevy) -> JSONResponse:
     """拨缴经费 (2% of payroll): Dr 102; Cr 402 own share, 211 shares above, 212 below
     (or 215 for a founding reserve when `base_organization_code` is null)."""
-    caller.require_org(body.receiving_organization_code, field="receiving_organization_code")
-    result = caller.services.ledger.record_levy(
+    await caller.in_scope(body.receiving_organization_code, field="receiving_organization_code")
+    return await command(caller, lambda: caller.services.ledger.record_levy(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/funds/levies", 201)
+    ), "POST /v1/funds/levies", 201)
 
 
 @router.post("/v1/funds/remittances", status_code=201, response_model=Voucher)
-def record_remittance(
+async def record_remittance(
     caller: Writer, idempotency: Idempotency, body: RecordRemittance
 ) -> JSONResponse:
     """上解 (upward) or 回拨 (pass_down); 409 when more than the payer owes the receiver."""
-    caller.require_org(body.from_organization_code, field="from_organization_code")
-    result = caller.services.ledger.record_remittance(
+    await caller.in_scope(body.from_organization_code, field="from_organization_code")
+    return await command(caller, lambda: caller.services.ledger.record_remittance(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/funds/remittances", 201)
+    ), "POST /v1/funds/remittances", 201)
 
 
 @router.post("/v1/funds/subsidies", status_code=201, response_model=Voucher)
-def pay_subsidy(caller: Writer, idempotency: Idempotency, body: PaySubsidy) -> JSONResponse:
+async def pay_subsidy(caller: Writer, idempotency: Idempotency, body: PaySubsidy) -> JSONResponse:
     """补助 to a member or a lower union; 409 if the bank account (102) would go below zero."""
-    caller.require_org(body.payer_organization_code, field="payer_organization_code")
-    result = caller.services.ledger.pay_subsidy(
+    await caller.in_scope(body.payer_organization_code, field="payer_organization_code")
+    return await command(caller, lambda: caller.services.ledger.pay_subsidy(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/funds/subsidies", 201)
+    ), "POST /v1/funds/subsidies", 201)
 
 
 @router.post("/v1/funds/expenses", status_code=201, response_model=Voucher)
-def record_expense(caller: Writer, idempotency: Idempotency, body: RecordExpense) -> JSONResponse:
+async def record_expense(
+    caller: Writer, idempotency: Idempotency, body: RecordExpense
+) -> JSONResponse:
     """支出: Dr the expenditure account, Cr 102."""
-    caller.require_org(body.organization_code, field="organization_code")
-    result = caller.services.ledger.record_expense(
+    await caller.in_scope(body.organization_code, field="organization_code")
+    return await command(caller, lambda: caller.services.ledger.record_expense(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/funds/expenses", 201)
+    ), "POST /v1/funds/expenses", 201)
 
 
 @router.post("/v1/funds/vouchers/{voucher_id}/reversal", status_code=201, response_model=Voucher)
-def reverse_voucher(
+async def reverse_voucher(
     caller: Writer, idempotency: Idempotency, voucher_id: str, body: ReverseVoucher
 ) -> JSONResponse:
     """红字冲销: the original postings swapped. Every book it touches must be in scope."""
-    voucher = caller.services.ledger.get_voucher(voucher_id)
+    voucher = await run_in_threadpool(caller.services.ledger.get_voucher, voucher_id)
     for code in sorted({p["organization_code"] for p in voucher["postings"]}):
-        caller.require_org(code)
-    result = caller.services.ledger.reverse_voucher(
+        await caller.in_scope(code)
+    return await command(caller, lambda: caller.services.ledger.reverse_voucher(
         voucher_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/funds/vouchers/{voucher_id}/reversal", 201)
+    ), "POST /v1/funds/vouchers/{voucher_id}/reversal", 201)
 
 
 @router.post("/v1/organizations/{code}/period-closes", status_code=201,
              response_model=PeriodClosed)
-def close_period(
+async def close_period(
     caller: Writer, idempotency: Idempotency, code: str, body: ClosePeriod
 ) -> JSONResponse:
     """月结: later postings dated in that month are refused (409)."""
-    caller.require_org(code)
-    result = caller.services.ledger.close_period(
+    await caller.in_scope(code)
+    return await command(caller, lambda: caller.services.ledger.close_period(
         code, period=body.period, actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/organizations/{code}/period-closes", 201)
+    ), "POST /v1/organizations/{code}/period-closes", 201)

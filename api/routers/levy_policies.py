@@ -9,22 +9,21 @@ from fastapi.responses import JSONResponse
 
 from api.models.common import ERRORS
 from api.models.funds import AdoptLevyPolicy, LevyPolicy, LevyPolicyWritten
-from api.presenting import written
+from api.presenting import command
 from api.security import Admin, Idempotency, Reader
 
 router = APIRouter(prefix="/v1/levy-policies", tags=["levy policies"], responses=ERRORS)
 
 
 @router.post("", status_code=201, response_model=LevyPolicyWritten)
-def adopt_levy_policy(
+async def adopt_levy_policy(
     caller: Admin, idempotency: Idempotency, body: AdoptLevyPolicy
 ) -> JSONResponse:
     """A region's sharing applies to every union below it: deployment-wide admins only."""
     caller.require_deployment_wide("adopting a levy policy")
-    result = caller.services.ledger.adopt_levy_policy(
+    return await command(caller, lambda: caller.services.ledger.adopt_levy_policy(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/levy-policies", 201)
+    ), "POST /v1/levy-policies", 201)
 
 
 @router.get("", response_model=LevyPolicy)

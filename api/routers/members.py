@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.models.common import ERRORS
@@ -20,20 +21,19 @@ from api.models.members import (
     StartTransfer,
     TransferStarted,
 )
-from api.presenting import present, written
+from api.presenting import command, present
 from api.security import Idempotency, Reader, Writer
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERRORS)
 
 
 @router.post("", status_code=201, response_model=MemberWritten)
-def join_member(caller: Writer, idempotency: Idempotency, body: JoinMember) -> JSONResponse:
+async def join_member(caller: Writer, idempotency: Idempotency, body: JoinMember) -> JSONResponse:
     """入会. 409 if the person is a member anywhere; a person who left joins again here."""
-    caller.require_org(body.organization_code, field="organization_code")
-    result = caller.services.ledger.join_member(
+    await caller.in_scope(body.organization_code, field="organization_code")
+    return await command(caller, lambda: caller.services.ledger.join_member(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/members", 201)
+    ), "POST /v1/members", 201)
 
 
 @router.post("/search", response_model=Member)
@@ -60,15 +60,14 @@ def member_history(caller: Reader, member_id: str) -> dict:
 
 
 @router.post("/{member_id}/transfers", status_code=201, response_model=TransferStarted)
-def start_transfer(
+async def start_transfer(
     caller: Writer, idempotency: Idempotency, member_id: str, body: StartTransfer
 ) -> JSONResponse:
     """转出: started by the releasing union."""
-    caller.require_member(member_id)
-    result = caller.services.ledger.start_transfer(
+    await run_in_threadpool(caller.require_member, member_id)
+    return await command(caller, lambda: caller.services.ledger.start_transfer(
         member_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/members/{member_id}/transfers", 201)
+    ), "POST /v1/members/{member_id}/transfers", 201)
 
 
 def _either_side(caller: Writer, member_id: str) -> None:
@@ -80,76 +79,70 @@ def _either_side(caller: Writer, member_id: str) -> None:
 
 
 @router.post("/{member_id}/transfers/{transfer_id}/acceptance", response_model=MemberWritten)
-def accept_transfer(
+async def accept_transfer(
     caller: Writer, idempotency: Idempotency, member_id: str, transfer_id: str,
     body: AcceptTransfer,
 ) -> JSONResponse:
     """转入: the receiving union accepts (a token of either union may record it)."""
-    _either_side(caller, member_id)
-    result = caller.services.ledger.accept_transfer(
+    await run_in_threadpool(_either_side, caller, member_id)
+    return await command(caller, lambda: caller.services.ledger.accept_transfer(
         member_id, transfer_id, effective_on=body.effective_on, actor=caller.actor,
         idempotency=idempotency,
-    )
-    return written(caller, result, "POST .../transfers/{transfer_id}/acceptance", 200)
+    ), "POST .../transfers/{transfer_id}/acceptance", 200)
 
 
 @router.post("/{member_id}/transfers/{transfer_id}/cancellation", response_model=MemberWritten)
-def cancel_transfer(
+async def cancel_transfer(
     caller: Writer, idempotency: Idempotency, member_id: str, transfer_id: str
 ) -> JSONResponse:
     """The pending transfer is withdrawn; the member stays where it was. No body."""
-    _either_side(caller, member_id)
-    result = caller.services.ledger.cancel_transfer(
+    await run_in_threadpool(_either_side, caller, member_id)
+    return await command(caller, lambda: caller.services.ledger.cancel_transfer(
         member_id, transfer_id, actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST .../transfers/{transfer_id}/cancellation", 200)
+    ), "POST .../transfers/{transfer_id}/cancellation", 200)
 
 
 @router.post("/{member_id}/retention", response_model=MemberWritten)
-def retain_member(
+async def retain_member(
     caller: Writer, idempotency: Idempotency, member_id: str, body: RetainMember
 ) -> JSONResponse:
     """保留会籍"""
-    caller.require_member(member_id)
-    result = caller.services.ledger.retain_member(
+    await run_in_threadpool(caller.require_member, member_id)
+    return await command(caller, lambda: caller.services.ledger.retain_member(
         member_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/members/{member_id}/retention", 200)
+    ), "POST /v1/members/{member_id}/retention", 200)
 
 
 @router.post("/{member_id}/reinstatement", response_model=MemberWritten)
-def reinstate_member(
+async def reinstate_member(
     caller: Writer, idempotency: Idempotency, member_id: str, body: ReinstateMember
 ) -> JSONResponse:
     """恢复会籍"""
-    caller.require_member(member_id)
-    result = caller.services.ledger.reinstate_member(
+    await run_in_threadpool(caller.require_member, member_id)
+    return await command(caller, lambda: caller.services.ledger.reinstate_member(
         member_id, effective_on=body.effective_on, actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/members/{member_id}/reinstatement", 200)
+    ), "POST /v1/members/{member_id}/reinstatement", 200)
 
 
 @router.post("/{member_id}/exit", response_model=MemberWritten)
-def exit_member(
+async def exit_member(
     caller: Writer, idempotency: Idempotency, member_id: str, body: ExitMember
 ) -> JSONResponse:
     """除名 (change_code 5) or 退会 (6)."""
-    caller.require_member(member_id)
-    result = caller.services.ledger.exit_member(
+    await run_in_threadpool(caller.require_member, member_id)
+    return await command(caller, lambda: caller.services.ledger.exit_member(
         member_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/members/{member_id}/exit", 200)
+    ), "POST /v1/members/{member_id}/exit", 200)
 
 
 @router.post("/{member_id}/corrections", response_model=MemberWritten)
-def correct_member(
+async def correct_member(
     caller: Writer, idempotency: Idempotency, member_id: str, body: CorrectMember
 ) -> JSONResponse:
     """更正 of name, mobile (null clears it) or the flags, with an optional note."""
-    caller.require_member(member_id)
+    await run_in_threadpool(caller.require_member, member_id)
     changes = body.model_dump(exclude_unset=True)
     note = changes.pop("note", None)
-    result = caller.services.ledger.correct_member(
+    return await command(caller, lambda: caller.services.ledger.correct_member(
         member_id, changes=changes, note=note, actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/members/{member_id}/corrections", 200)
+    ), "POST /v1/members/{member_id}/corrections", 200)

@@ -17,7 +17,7 @@ from api.models.organizations import (
     OrganizationPage,
     OrganizationWritten,
 )
-from api.presenting import written
+from api.presenting import command
 from api.security import Idempotency, Reader, Writer
 from domain.organisations import Organisation
 
@@ -26,7 +26,7 @@ MAX_PAGE_SIZE = 1000
 
 
 @router.post("", status_code=201, response_model=OrganizationWritten)
-def found_organization(
+async def found_organization(
     caller: Writer, idempotency: Idempotency, body: FoundOrganization
 ) -> JSONResponse:
     """建会. Without `parent_code` this founds the deployment's root: admins only."""
@@ -35,11 +35,10 @@ def found_organization(
             raise Forbidden("only an admin founds the root organisation")
         caller.require_deployment_wide("founding the root organisation")
     else:
-        caller.require_org(body.parent_code, field="parent_code")
-    result = caller.services.ledger.found_organization(
+        await caller.in_scope(body.parent_code, field="parent_code")
+    return await command(caller, lambda: caller.services.ledger.found_organization(
         **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/organizations", 201)
+    ), "POST /v1/organizations", 201)
 
 
 @router.get("/{code}", response_model=Organization)
@@ -66,26 +65,24 @@ def list_children(
 
 
 @router.post("/{code}/changes", response_model=OrganizationWritten)
-def change_organization(
+async def change_organization(
     caller: Writer, idempotency: Idempotency, code: str, body: ChangeOrganization
 ) -> JSONResponse:
     """更名, 隶属关系变更 or 职工人数变更 from `effective_on`."""
-    caller.require_org(code)
+    await caller.in_scope(code)
     if body.parent_code is not None:
-        caller.require_org(body.parent_code, field="parent_code")
-    result = caller.services.ledger.change_organization(
+        await caller.in_scope(body.parent_code, field="parent_code")
+    return await command(caller, lambda: caller.services.ledger.change_organization(
         code, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/organizations/{code}/changes", 200)
+    ), "POST /v1/organizations/{code}/changes", 200)
 
 
 @router.post("/{code}/dissolution", response_model=OrganizationWritten)
-def dissolve_organization(
+async def dissolve_organization(
     caller: Writer, idempotency: Idempotency, code: str, body: DissolveOrganization
 ) -> JSONResponse:
     """撤销: 409 while the union has members or active child unions."""
-    caller.require_org(code)
-    result = caller.services.ledger.dissolve_organization(
+    await caller.in_scope(code)
+    return await command(caller, lambda: caller.services.ledger.dissolve_organization(
         code, dissolved_on=body.dissolved_on, actor=caller.actor, idempotency=idempotency
-    )
-    return written(caller, result, "POST /v1/organizations/{code}/dissolution", 200)
+    ), "POST /v1/organizations/{code}/dissolution", 200)

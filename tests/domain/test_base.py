@@ -67,3 +67,31 @@ def test_stable_topic_refuses_an_event_topic_outside_its_aggregates() -> None:
             @event("Happened", topic="ledger:SomethingElse.Happened")
             def happen(self) -> None:
                 pass
+
+
+def test_a_copy_shares_no_mutable_state_with_its_original() -> None:
+    """Commands work on deep copies of cached aggregates: changing a copy must leave the
+    original exactly as it was, however deep its state (lists, dicts of dicts, sets)."""
+    import copy
+
+    tree = small_tree()
+    org = tree["b1"]
+    for _ in range(3):
+        join(org)
+    book = Book(organization_code="A")
+    day = datetime.date(2024, 3, 1)
+    book.record("v1", day, [debit("A", "102", Money(500)), credit("A", "401", Money(500))])
+    for aggregate in (book, *tree.values()):
+        aggregate.collect_events()
+        clone = copy.deepcopy(aggregate)
+        assert type(clone) is type(aggregate) and clone.__dict__ == aggregate.__dict__
+        for key, value in vars(clone).items():
+            if isinstance(value, list | dict | set):
+                assert value is not vars(aggregate)[key], key
+    # dict.copy() of __dict__ and deepcopy of a plain dict use the general machinery.
+    book_before, org_before = copy.deepcopy(dict(book.__dict__)), copy.deepcopy(dict(org.__dict__))
+    book_clone, org_clone = copy.deepcopy(book), copy.deepcopy(org)
+    book_clone.record("v2", day, [debit("A", "102", Money(7)), credit("A", "401", Money(7))])
+    join(org_clone)
+    assert book_clone.balance("102") == Money(507) and org_clone.member_count == 4
+    assert book.__dict__ == book_before and org.__dict__ == org_before
