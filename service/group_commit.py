@@ -207,6 +207,7 @@ class GroupCommitter:
                 self._queue.put(None)
                 self._thread.join(timeout=30)
                 self._thread = None
+            self.lock.close()
 
     def _ensure_started(self) -> None:
         if self._thread is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ CONNECT_TIMEOUT_S = 2
 class WriterLock(Protocol):
     def acquire(self) -> None: ...
     def release(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class NoLock:
@@ -38,6 +38,9 @@ class NoLock:
         pass
 
     def release(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -56,6 +59,11 @@ class FileLock:
     def release(self) -> None:
         fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
 
 class AdvisoryLock:
     """pg_advisory_lock on a dedicated connection: released by the server if the process
@@ -66,7 +74,6 @@ class AdvisoryLock:
         digest = hashlib.sha256(f"ledger-writer:{name}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
         self._conn: psycopg.Connection | None = None
-        self._thread_lock = threading.Lock()
 
     def acquire(self) -> None:
         try:
@@ -84,6 +91,9 @@ class AdvisoryLock:
                 self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
         except psycopg.Error:
             self._drop()  # the server released the lock with the session
+
+    def close(self) -> None:
+        self._drop()
 
     def _drop(self) -> None:
         if self._conn is not None:
