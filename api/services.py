@@ -52,6 +52,7 @@ class Services:
         while not self._stop.wait(PROJECTION_INTERVAL_S):
             try:
                 self.read_models.catch_up(max_events=PROJECTION_BATCH_EVENTS)
+                self.read_models.maintain()
             except Exception as exc:  # the database may be away for a while; keep trying
                 log.warning("projection catch-up failed: %s", type(exc).__name__)
 

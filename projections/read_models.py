@@ -21,6 +21,7 @@ from projections.statements import StatementQueries
 from projections.store import Store
 
 WAIT_POLL_S = 0.02
+MAINTAIN_EVERY_EVENTS = 50_000
 
 
 class ReadModels:
@@ -35,6 +36,7 @@ class ReadModels:
         self.projector = Projector(ledger, self.store, self.cipher)
         self.rolls = RollQueries(self.store, tables, self.cipher)
         self.statements = StatementQueries(self.store, tables)
+        self._maintained_at = 0  # the position at the last maintain()
 
     def close(self) -> None:
         self.store.close()
@@ -46,6 +48,23 @@ class ReadModels:
         """Applies pending events (at most max_events) and returns the position reached."""
         return self.projector.catch_up(self.tables, max_events=max_events,
                                        batch_events=batch_events)
+
+    def maintain(self) -> bool:
+        """Refreshes the tables' statistics (and, on PostgreSQL, vacuums them) once
+        MAINTAIN_EVERY_EVENTS events have been applied since the last time, or on the first
+        call over a store that holds that many. Autovacuum reaches freshly written tables only
+        after a while; until then the statement and roll queries read every heap page and
+        plan without statistics. True if it ran."""
+        position = self.position()
+        if position - self._maintained_at < MAINTAIN_EVERY_EVENTS:
+            return False
+        conn = self.store.connect()
+        try:
+            self.tables.refresh_statistics(self.store, conn)
+        finally:
+            conn.close()
+        self._maintained_at = position
+        return True
 
     def position(self) -> int:
         with self.store.reader() as cur:

@@ -16,7 +16,7 @@ from typing import Any
 
 from projections.compare import Comparison, compare
 from projections.projector import Projector
-from projections.schema import LIVE, SHADOW, TABLES, TableSet
+from projections.schema import LIVE, SHADOW, TableSet
 from projections.store import Store
 
 # Events per transaction of a build: bigger batches mean fewer round trips and commits; the
@@ -127,19 +127,6 @@ def _compare_at_one_position(store: Store, projector: Projector, conn: Any) -> C
         return compare(store, conn, LIVE, SHADOW)
 
 
-def _analyze(store: Store, conn: Any) -> None:
-    """Fresh statistics for the query planner on the tables just switched in."""
-    if store.is_sqlite:
-        conn.execute("ANALYZE")
-        return
-    conn.autocommit = True
-    try:
-        for table in TABLES:
-            conn.execute(f"VACUUM (ANALYZE) {LIVE.table(table.name)}")
-    finally:
-        conn.autocommit = False
-
-
 def rebuild(store: Store, projector: Projector, *, check_only: bool,
             on_batch: Callable[[int], None] | None = None,
             keep_live: bool = False) -> RebuildReport:
@@ -161,7 +148,7 @@ def rebuild(store: Store, projector: Projector, *, check_only: bool,
                 SHADOW.drop(store, cur)
             final = projector.read_position(cur, LIVE, lock=False)[0]
         if switch:
-            _analyze(store, conn)
+            LIVE.refresh_statistics(store, conn)
     finally:
         conn.close()
     return RebuildReport(final, events, seconds, comparison, switch)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from projections.store import Store
 
@@ -183,6 +184,21 @@ class TableSet:
 
     def table(self, name: str) -> str:
         return self.prefix + name
+
+    def refresh_statistics(self, store: Store, conn: Any) -> None:
+        """Fresh planner statistics for these tables; on PostgreSQL also VACUUM, whose
+        visibility map lets the statement and roll queries read their covering indexes alone
+        (never vacuumed, they read every row's heap page too). conn must not be inside a
+        transaction."""
+        if store.is_sqlite:
+            conn.execute("ANALYZE")
+            return
+        conn.autocommit = True
+        try:
+            for table in TABLES:
+                conn.execute(f"VACUUM (ANALYZE) {self.table(table.name)}")
+        finally:
+            conn.autocommit = False
 
     def exists(self, store: Store, cur) -> bool:
         name = self.table("position")

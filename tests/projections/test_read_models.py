@@ -297,3 +297,28 @@ def test_tables_of_another_schema_version_are_rebuilt(setup, backend):
         assert_equal_to_rebuild(again)
     finally:
         again.close()
+
+
+def test_tables_are_maintained_once_enough_events_were_applied(setup, monkeypatch):
+    """Statistics (and the visibility map, on PostgreSQL) are refreshed every so many events,
+    not on every catch-up."""
+    import projections.read_models as read_models
+
+    ledger, tree, rm = setup
+    monkeypatch.setattr(read_models, "MAINTAIN_EVERY_EVENTS", 5)
+    rm.catch_up()
+    assert rm.maintain() is True
+    assert rm.maintain() is False  # nothing applied since
+    lines = rm.tables.table("ledger_lines")
+    with rm.store.reader() as cur:
+        if rm.store.is_sqlite:
+            cur.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            assert cur.fetchone()[0] == 1
+        else:
+            cur.execute("SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+                        " FROM pg_stat_user_tables WHERE relname = %s", (lines,))
+            assert cur.fetchone()[0] is True
+    for n in range(6):
+        _join(ledger, tree.base_a, 500 + n, "2024-02-01")
+    rm.catch_up()
+    assert rm.maintain() is True
