@@ -175,8 +175,8 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
 
     def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Runs a query on the events table: `{table}`, `{position}` (the global position
-        column), `{id}` and `{p}` (a parameter marker) are filled in for the store's dialect;
-        UUID parameters are passed as the dialect stores them."""
+        column) and `{p}` (a parameter marker) are filled in for the store's dialect; UUID
+        parameters are passed as the dialect stores them."""
         recorder = self.recorder
         is_sqlite = type(recorder).__module__.endswith("sqlite")
         sql = sql.format(

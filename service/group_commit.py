@@ -72,11 +72,11 @@ class WriterCache:
     to be current.
 
     The writer's own, apart from the repository's cache that request threads read through (and
-    fast-forward in place), so that only the writer ever changes what is in it. Before each
-    batch, under the writer lock (service/writer_lock.py), one cheap query reads the store's
-    head; events the writer did not write itself (another process's, or a command's saved alone
-    after a conflict) are read from the log in one query and applied to the aggregates they
-    belong to."""
+    fast-forward in place), so that only the writer ever changes what is in it. Before a batch
+    is decided, and again under the writer lock before it is written, one cheap query reads the
+    store's head; events the writer did not write itself (another process's, or a command's
+    saved alone after a conflict) are read from the log in one query and applied to the
+    aggregates they belong to."""
 
     def __init__(self, app: Ledger, maxsize: int = WRITER_CACHE_SIZE) -> None:
         self.app = app

@@ -51,15 +51,16 @@ class MemberCommands:
         )
 
         def decide(uow: UnitOfWork) -> dict[str, Any]:
+            identity = IdNumber.parse(id_number)
             org = uow.org(organization_code, field="organization_code")
-            return member_view(self._admit(uow, org, request))
+            return member_view(self._admit(uow, org, identity, request))
 
         return self._run("join_member", request, idempotency, actor, decide,
                          may_create=self._member_id_if_valid(id_number))
 
-    def _admit(self, uow: UnitOfWork, org: Organisation, row: dict[str, Any]) -> Member:
+    def _admit(self, uow: UnitOfWork, org: Organisation, identity: IdNumber,
+               row: dict[str, Any]) -> Member:
         """入会 of one person into org (a new member, or a person who left joining again)."""
-        identity = IdNumber.parse(row["id_number"])
         day = parse_date(row["joined_on"], field="joined_on")
         member_id = self.member_ids.for_id_number(identity.value)
         details = dict(name=row["name"], mobile=row.get("mobile"),
@@ -108,13 +109,18 @@ class MemberCommands:
             org = uow.org(organization_code, field="organization_code")
             results: list[dict[str, Any]] = []
             for number, row in chunk:
-                touched = [org, *(uow.get(i) for i in self._member_id_if_valid(row["id_number"]))]
-                before = [len(a.pending_events) for a in touched if a is not None]
+                touched: list[Any] = [org]
+                before = [len(org.pending_events)]
                 try:
-                    member = self._admit(uow, org, row)
+                    identity = IdNumber.parse(row["id_number"])
+                    existing = uow.get(self.member_ids.for_id_number(identity.value))
+                    if existing is not None:
+                        touched.append(existing)
+                        before.append(len(existing.pending_events))
+                    member = self._admit(uow, org, identity, row)
                 except DomainError as exc:
                     # A refused row must leave no trace on what the chunk goes on to save.
-                    if before != [len(a.pending_events) for a in touched if a is not None]:
+                    if before != [len(a.pending_events) for a in touched]:
                         raise RuntimeError(f"row {number} changed state and failed") from exc
                     field = exc.field if isinstance(exc, InvalidValue) else None
                     reason = exc.reason if isinstance(exc, InvalidValue) else exc.message
