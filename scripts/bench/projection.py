@@ -4,24 +4,38 @@ Catch-up runs in this process through ReadModels.catch_up(), as the server and `
 do. The rebuild is the operator's own command, `ledger rebuild --json F`, run as a child
 process: its peak resident memory comes from the kernel's accounting of that one child
 (os.wait4), so the server or anything else this run started cannot inflate it.
+
+While it runs, the child's resident memory is sampled from /proc beside the position its build
+has committed (read from the shadow set's position row): how memory moves as the build reads
+more of the log is then measured in the run itself, not guessed from two store sizes whose
+other differences (the tree, a union of 100,000 members) move memory too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from projections.read_models import ReadModels
+from projections.schema import SHADOW
 from scripts.bench.database import BenchStore
 from scripts.bench.server import REPO_ROOT
 from scripts.bench.stats import per_s
 from service.application import Ledger
 
 REBUILD_TIMEOUT_S = 4 * 3600.0
+RSS_SAMPLE_EVERY_S = 0.1
+# The growth of memory with the log is fitted over the later part of the build only: the first
+# batches fill caches (the SQLite page cache, interned strings, the allocator's arenas).
+GROWTH_FIT_FROM = 0.5
 
 
 def catch_up(ledger: Ledger) -> dict[str, Any]:
@@ -48,15 +62,25 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
         proc = subprocess.Popen([sys.executable, "-m", "scripts.cli", "rebuild", "--json",
                                  str(out)], cwd=REPO_ROOT, env=env, stdout=sink, stderr=sink)
     deadline = time.monotonic() + REBUILD_TIMEOUT_S
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            raise RuntimeError(f"ledger rebuild did not finish within {REBUILD_TIMEOUT_S:.0f}s")
-        time.sleep(0.05)
+    samples: list[tuple[float, int | None, float]] = []
+    next_sample = 0.0
+    with _ShadowPosition(store) as shadow:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                raise RuntimeError(
+                    f"ledger rebuild did not finish within {REBUILD_TIMEOUT_S:.0f}s")
+            now = time.perf_counter()
+            if now >= next_sample:
+                rss_mb = _resident_mb(proc.pid)
+                if rss_mb is not None:
+                    samples.append((round(now - started, 2), shadow.read(), rss_mb))
+                next_sample = now + RSS_SAMPLE_EVERY_S
+            time.sleep(0.05)
     wall_s = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     if proc.returncode != 0:
@@ -76,4 +100,76 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports kilobytes
         "differing_rows": comparison.get("differing_rows"),
         "switched": report.get("switched"),
+        **memory_profile(samples, int(report["position"])),
     }
+
+
+def memory_profile(samples: list[tuple[float, int | None, float]],
+                   final_position: int) -> dict[str, Any]:
+    """From (seconds, build position or None, resident MB) samples: the peak while building
+    and after it (index creation, comparison, switch), and the growth of resident memory per
+    million events over the later part of the build (least squares; None when too few
+    samples fall there, as in small stores). Positions are notification ids; the build ends
+    when its position first reaches final_position."""
+    end = next((t for t, p, _ in samples if p is not None and p >= final_position), None)
+    building = [(p, mb) for t, p, mb in samples
+                if p is not None and (end is None or t < end)]
+    after = [mb for t, _, mb in samples if end is not None and t >= end]
+    late = [(p, mb) for p, mb in building if p >= GROWTH_FIT_FROM * final_position]
+    slope = None
+    if len({p for p, _ in late}) >= 3:
+        mean_p = sum(p for p, _ in late) / len(late)
+        mean_mb = sum(mb for _, mb in late) / len(late)
+        spread = sum((p - mean_p) ** 2 for p, _ in late)
+        slope = sum((p - mean_p) * (mb - mean_mb) for p, mb in late) / spread
+    return {
+        "rss_samples": len(samples),
+        "sampled_rss_mb_max": max((mb for _, _, mb in samples), default=None),
+        "build_rss_mb_max": max((mb for _, mb in building), default=None),
+        "after_build_rss_mb_max": max(after, default=None),
+        "build_rss_mb_per_million_events": None if slope is None else round(slope * 1e6, 2),
+        # Every tenth sample, enough to draw the curve: [seconds, position, MB].
+        "rss_curve": [list(sample) for sample in samples[::10]],
+    }
+
+
+def _resident_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None  # not Linux, or the child has just exited
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)  # kilobytes
+    return None
+
+
+class _ShadowPosition:
+    """Reads the position a build has committed, on a connection of its own that never holds
+    a lock for longer than one statement (the build drops, creates and renames tables)."""
+
+    def __init__(self, store: BenchStore) -> None:
+        self.store = store
+        self.conn: Any = None
+
+    def __enter__(self) -> _ShadowPosition:
+        if self.store.backend == "sqlite":
+            self.conn = sqlite3.connect(f"file:{self.store.database}?mode=ro", uri=True,
+                                        timeout=0.1, isolation_level=None)
+        else:
+            self.conn = psycopg.connect(self.store.url, autocommit=True,
+                                        options="-c lock_timeout=100")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def read(self) -> int | None:
+        """The shadow set's position, or None while it does not exist (before the build, and
+        after the switch has renamed it live)."""
+        sql = f"SELECT position FROM {SHADOW.table('position')} WHERE name = 'position'"
+        try:
+            row = self.conn.execute(sql).fetchone()
+        except (sqlite3.Error, psycopg.Error):
+            return None
+        return None if row is None else int(row[0])

@@ -29,7 +29,9 @@ def _target(result: dict[str, Any], key: str) -> tuple[str, str]:
         return "", ""
     met = {True: "yes", False: "no", None: "n/a"}[verdict["met"]]
     at_10m = result.get("targets", {}).get(f"{key}_at_10m_events")
-    if at_10m is not None:
+    if at_10m is not None and at_10m["value"] is None:
+        met += "; at 10^7 events: not extrapolated (sizes.province.reason says why)"
+    elif at_10m is not None:
         met += (f"; at 10^7 events, extrapolated: {_number(at_10m['value'])} "
                 f"({ {True: 'yes', False: 'no', None: 'n/a'}[at_10m['met']] })")
     return verdict["target"], met

@@ -1,0 +1,86 @@
+"""How the benchmark reads a rebuild's memory: the build's own growth per event from samples
+of resident memory against its position, and the extrapolation to 10^7 events from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.bench.assessment import (
+    MIN_EVENTS_FOR_MEMORY,
+    MIN_EVENTS_TO_EXTRAPOLATE,
+    extrapolate_province,
+)
+from scripts.bench.config import PROVINCE_EVENTS
+from scripts.bench.projection import memory_profile
+
+FINAL = 400_000
+
+
+def _samples(mb_at) -> list[tuple[float, int | None, float]]:
+    """Start-up (no shadow set yet), a build in 40 steps, then the work after it, and the
+    switch (the shadow set renamed: no position again)."""
+    samples: list[tuple[float, int | None, float]] = [(0.0, None, 60.0), (0.25, 0, 80.0)]
+    for step in range(1, 41):
+        position = FINAL * step // 40
+        samples.append((0.25 * (step + 1), position if position < FINAL else FINAL,
+                        mb_at(position)))
+    samples += [(11.0, FINAL, 150.0), (11.25, None, 170.0)]
+    return samples
+
+
+def test_flat_build_shows_no_growth() -> None:
+    # Caches fill in the first half, then memory stays flat: no growth, whatever the start.
+    profile = memory_profile(_samples(lambda p: 100.0 if p >= FINAL / 4 else 40 + p / 2_000),
+                             FINAL)
+    assert profile["build_rss_mb_per_million_events"] == pytest.approx(0.0)
+    assert profile["build_rss_mb_max"] == 100.0
+    assert profile["after_build_rss_mb_max"] == 170.0
+
+
+def test_growing_build_is_measured_per_million_events() -> None:
+    # 50 MB more per 100,000 events: 500 MB per million.
+    profile = memory_profile(_samples(lambda p: 100 + p / 2_000), FINAL)
+    assert profile["build_rss_mb_per_million_events"] == pytest.approx(500.0)
+    assert profile["build_rss_mb_max"] == pytest.approx(100 + (FINAL - FINAL // 40) / 2_000)
+
+
+def test_too_few_samples_measure_nothing() -> None:
+    profile = memory_profile([(0.0, None, 50.0), (0.3, 10, 60.0), (0.6, 20, 61.0)], 20)
+    assert profile["build_rss_mb_per_million_events"] is None
+
+
+def _rebuild(events: int, peak: float, growth: float | None) -> dict:
+    return {"events": events, "build_events_per_s": 20_000, "peak_rss_mb": peak,
+            "build_rss_mb_per_million_events": growth}
+
+
+def test_extrapolation_uses_the_builds_own_growth() -> None:
+    details = {"rebuild": {"small": _rebuild(600_000, 180.0, 3.0),
+                           "large": _rebuild(2_000_000, 230.0, 2.0)}}
+    province = extrapolate_province(details)
+    assert province["rebuild_rss_mb"] == pytest.approx(
+        230.0 + 2.0 * (PROVINCE_EVENTS - 2_000_000) / 1e6, abs=0.1)
+    assert province["rebuild_s"] == pytest.approx(PROVINCE_EVENTS / 20_000)
+
+
+def test_shrinking_memory_is_never_extrapolated_downwards() -> None:
+    province = extrapolate_province({"rebuild": {"large": _rebuild(2_000_000, 230.0, -4.0)}})
+    assert province["rebuild_rss_mb"] == 230.0
+
+
+def test_a_county_sized_log_gives_a_rate_but_no_memory_estimate() -> None:
+    province = extrapolate_province({"rebuild": {"county": _rebuild(455_000, 234.0, 600.0)}})
+    assert province["rebuild_rss_mb"] is None
+    assert "content of its batches" in province["reason"]
+    assert province["rebuild_events_per_s"] == 20_000
+    assert province["build_rss_mb_per_million_events"] == 600.0
+
+
+def test_no_growth_measured_gives_no_memory_estimate() -> None:
+    province = extrapolate_province(
+        {"rebuild": {"large": _rebuild(MIN_EVENTS_FOR_MEMORY, 230.0, None)}})
+    assert province["rebuild_rss_mb"] is None
+    assert "too few memory samples" in province["reason"]
+    small = extrapolate_province(
+        {"rebuild": {"tiny": _rebuild(MIN_EVENTS_TO_EXTRAPOLATE - 1, 90.0, 1.0)}})
+    assert small["rebuild_rss_mb"] is None and "too small" in small["reason"]
