@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -100,6 +102,7 @@ class EventReader:
         # Events whose classes upcast old versions are decoded by the mapper itself.
         self._upcast = {t for t in self.topics
                         if getattr(resolve_topic(t), "class_version", 1) != 1}
+        self._ahead: _ReadAhead | None = None
         if store.is_sqlite:
             marks = ", ".join("?" for _ in self.topics)
             self._sql = (f"SELECT rowid, topic, originator_id, CASE WHEN topic IN ({marks}) "
@@ -125,9 +128,30 @@ class EventReader:
     def read_chunk(self, cur: Any, *, after: int, limit: int,
                    stop: int | None = None) -> Chunk:
         """select() and decode() together: the unit the projector applies."""
+        if self._ahead is not None:
+            items = self._ahead.take(after, limit, stop)
+            if items is not None:
+                return Chunk(after, items)
         decode = self.decode
         return Chunk(after, [(n, None if n.state is None else decode(n))
                              for n in self.select(cur, after=after, limit=limit, stop=stop)])
+
+    @contextmanager
+    def reading_ahead(self, *, after: int, limit: int, stop: int | None = None) -> Iterator[None]:
+        """While this lasts, the chunk after the one just taken is read and decoded in a
+        background thread on a connection of its own, while the projector applies (and
+        PostgreSQL or SQLite writes) the current one: the thread runs whenever the projector
+        waits on the database. For a build from the first event: memory holds one chunk
+        more. See _ReadAhead.take for why such a chunk equals the one read in the caller's
+        transaction."""
+        ahead = _ReadAhead(self, limit=limit, stop=stop)
+        self._ahead = ahead
+        try:
+            ahead.start(after)
+            yield
+        finally:
+            self._ahead = None
+            ahead.close()
 
     def decode(self, n: Notification) -> DecodedEvent:
         if n.topic in self._upcast:
@@ -178,6 +202,54 @@ class EventReader:
                 return PostingRow(*data)
             return _posting_row(self._transcodings[name].decode(data))
         return self._transcodings[name].decode(data)
+
+
+class _ReadAhead:
+    """One chunk read ahead of the projector, on its own connection and thread."""
+
+    def __init__(self, reader: EventReader, *, limit: int, stop: int | None) -> None:
+        self.reader = reader
+        self.limit = limit
+        self.stop = stop
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+        self._conn: Any = None
+        self._pending: tuple[int, Future[list[tuple[Notification, DecodedEvent | None]]]] | None \
+            = None
+
+    def start(self, after: int) -> None:
+        self._pending = (after, self._executor.submit(self._read, after))
+
+    def _read(self, after: int) -> list[tuple[Notification, DecodedEvent | None]]:
+        store = self.reader.store
+        if self._conn is None:
+            self._conn = store.connect()
+        with store.snapshot(self._conn) as cur:
+            rows = self.reader.select(cur, after=after, limit=self.limit, stop=self.stop)
+        decode = self.reader.decode
+        return [(n, None if n.state is None else decode(n)) for n in rows]
+
+    def take(self, after: int, limit: int,
+             stop: int | None) -> list[tuple[Notification, DecodedEvent | None]] | None:
+        """The chunk read ahead if it is the one asked for and full, else None (the caller
+        reads it in its own transaction). A full chunk is the same in any transaction that
+        sees its last event: the log only grows at its end (eventsourcing's recorders commit
+        notification ids in order: a table lock on PostgreSQL, one writer on SQLite), and an
+        event never changes. A short chunk is at the end of the log as this thread saw it,
+        and the caller's transaction may see more, so it is read again there."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending[0] != after or limit != self.limit or stop != self.stop:
+            return None
+        items = pending[1].result()
+        if len(items) < limit:
+            return None
+        self.start(items[-1][0].id)
+        return items
+
+    def close(self) -> None:
+        self._pending = None
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._conn is not None:
+            self._conn.close()
 
 
 def _posting_row(p: Any) -> PostingRow:

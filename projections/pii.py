@@ -9,8 +9,8 @@ writes byte-identical rows: live and rebuilt tables can then be compared by cont
 
 from __future__ import annotations
 
-import hmac
-
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as keyed_hash
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from service.settings import Settings
@@ -22,8 +22,11 @@ NONCE_BYTES = 12
 class PiiCipher:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(derive_key(key, "read-model/encryption"))
-        self._nonce_key = derive_key(key, "read-model/nonce")
-        self._hash_key = derive_key(key, "read-model/lookup")
+        # HMAC-SHA256 states keyed once and copied per value: the same digests as
+        # hmac.digest(key, value, "sha256"), without setting the key up on every call (about
+        # a fifth of the cost; a rebuild makes four of these per member).
+        self._nonce_mac = keyed_hash.HMAC(derive_key(key, "read-model/nonce"), hashes.SHA256())
+        self._hash_mac = keyed_hash.HMAC(derive_key(key, "read-model/lookup"), hashes.SHA256())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PiiCipher:
@@ -34,7 +37,7 @@ class PiiCipher:
         authenticated too, so that a ciphertext cannot be moved to another column."""
         if plaintext is None:
             return None
-        nonce = hmac.digest(self._nonce_key, f"{origin}|{field}".encode(), "sha256")[:NONCE_BYTES]
+        nonce = _mac(self._nonce_mac, f"{origin}|{field}".encode())[:NONCE_BYTES]
         return nonce + self._aead.encrypt(nonce, plaintext.encode(), field.encode())
 
     def decrypt(self, blob: bytes | None, *, field: str) -> str | None:
@@ -46,4 +49,10 @@ class PiiCipher:
 
     def lookup_hash(self, value: str) -> str:
         """A keyed hash for equality lookups (an identity number is easy to guess unkeyed)."""
-        return hmac.digest(self._hash_key, value.encode("utf-8"), "sha256").hex()
+        return _mac(self._hash_mac, value.encode("utf-8")).hex()
+
+
+def _mac(keyed: keyed_hash.HMAC, message: bytes) -> bytes:
+    state = keyed.copy()  # the keyed state itself is never finalised: safe to share
+    state.update(message)
+    return state.finalize()

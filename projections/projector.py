@@ -20,6 +20,7 @@ from typing import Any
 
 from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
+from projections import ledger_sums
 from projections.event_reader import EventReader
 from projections.pii import PiiCipher
 from projections.rows import DAY_ZERO, day_int, micros
@@ -100,7 +101,7 @@ class Batch:
     """The rows one batch of events produces, built in memory and then written."""
 
     def __init__(self, store: Store, cur: Any, tables: TableSet, cipher: PiiCipher,
-                 org_codes: dict[str, str]) -> None:
+                 org_codes: dict[str, str], *, keep_sums: bool = True) -> None:
         self.store = store
         self.cur = cur
         self.tables = tables
@@ -113,6 +114,9 @@ class Batch:
         self.details: dict[str, dict[str, Any] | None] = {}
         self.position = 0
         self.at_us = 0
+        # ledger_sums rows: the batch's lines summed per key, added to the stored rows (None:
+        # a bulk build, which sums every line once at its end: ledger_sums.fill).
+        self.sums: ledger_sums.Sums | None = {} if keep_sums else None
 
     # --- generic row operations ------------------------------------------------------------
 
@@ -158,6 +162,8 @@ class Batch:
                                    "FROM STDIN") as copy:
                     for row in values:
                         copy.write_row(row)
+        if self.sums:
+            ledger_sums.write(self.store, self.cur, self.tables, self.sums)
 
     def _select(self, table: str, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         names = TABLES_BY_NAME[table].column_names
@@ -185,8 +191,14 @@ class Batch:
                 params: Sequence[Any] = chunk
             else:
                 # One array parameter: the statement text stays the same, so it is parsed and
-                # planned once instead of once per chunk.
-                member_in, params = "member_id = ANY(?)", (chunk,)
+                # planned once instead of once per chunk. Member ids (UUIDs) hold no comma, so
+                # the array goes as one joined string: psycopg adapts a list element by
+                # element in Python, which cost more than the query itself.
+                joined = ",".join(chunk)
+                if joined.count(",") == len(chunk) - 1:
+                    member_in, params = "member_id = ANY(string_to_array(?, ','))", (joined,)
+                else:
+                    member_in, params = "member_id = ANY(?)", (chunk,)
             for row in self._select("roll_spans",
                                     f"closed_position IS NULL AND {member_in}", params):
                 self.open_spans[row["member_id"]] = row
@@ -429,6 +441,9 @@ def _voucher_posted(b: Batch, e: Any) -> None:
             "counterparty": p.counterparty, "effective_on": day, "recorded_at_us": b.at_us,
             "kind": e.kind,
         })
+        if b.sums is not None:
+            ledger_sums.add(b.sums, p.organization_code, p.account_code, int(p.earmarked),
+                            day, p.debit_fen, p.credit_fen, b.at_us)
         if p.account_code == "102":
             bank_fen[p.organization_code] += p.debit_fen
     if e.kind in ("levy", "founding_reserve"):
@@ -506,17 +521,20 @@ class Projector:
         return int(row[0]), int(row[1])
 
     def apply_next(self, cur: Any, tables: TableSet, *, limit: int, stop: int | None = None,
-                   until_us: int | None = None, lock: bool = True) -> Progress:
+                   until_us: int | None = None, lock: bool = True,
+                   keep_sums: bool = True) -> Progress:
         """Applies up to `limit` events after the stored position, inside the caller's
         transaction, and advances the position. until_us: stop before the first event
-        recorded later (a rebuild "as known at" a moment)."""
+        recorded later (a rebuild "as known at" a moment). keep_sums False: ledger_sums is
+        left alone, for a build that fills it from the lines at its end."""
         position, recorded_at_us = self.read_position(cur, tables, lock=lock)
         if stop is not None and position >= stop:
             return Progress(position, recorded_at_us, 0, True)
         items = self.reader.read_chunk(cur, after=position, limit=limit, stop=stop).items
         if not items:
             return Progress(position, recorded_at_us, 0, True)
-        batch = Batch(self.store, cur, tables, self.cipher, self._org_codes)
+        batch = Batch(self.store, cur, tables, self.cipher, self._org_codes,
+                      keep_sums=keep_sums)
         decoded = []
         member_ids: set[str] = set()
         done = False

@@ -19,7 +19,7 @@ from projections.store import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -151,6 +151,23 @@ TABLES: tuple[Table, ...] = (
              "recorded_at_us", "debit_fen", "credit_fen"),
             ("voucher_id",),
         ),
+    ),
+    # 分录汇总: the lines summed per organisation, account, earmarked column and month (months
+    # 1, period YYYYMM) or year (months 12, period YYYY01), with the earliest and latest
+    # recorded times of what each row sums; statements read them for whole periods
+    # (projections/ledger_sums.py).
+    Table(
+        "ledger_sums",
+        (("organization_code", "text"), ("months", "int"), ("period", "int"),
+         ("account_code", "text"), ("earmarked", "int"), ("debit_fen", "int"),
+         ("credit_fen", "int"), ("recorded_from_us", "int"), ("recorded_to_us", "int")),
+        key=("organization_code", "months", "period", "account_code", "earmarked"),
+        org_column="organization_code",
+        # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
+        looked_up=True,
+        # Covering for statements: a scope's periods are read in the index alone.
+        indexes=(("organization_code", "months", "period", "recorded_to_us", "recorded_from_us",
+                  "account_code", "earmarked", "debit_fen", "credit_fen"),),
     ),
     # 拨缴经费 received (and founding reserves held), for reconciliation with the tax bureau.
     Table(

@@ -14,8 +14,9 @@ from typing import Any
 
 from domain.accounts import ACCOUNTS, AccountKind
 from domain.errors import InvalidValue
+from projections import ledger_sums
 from projections.rolls import paging
-from projections.rows import amount, day_int, from_micros, iso_day
+from projections.rows import KNOWN_NOW_US, amount, day_int, from_micros, iso_day
 from projections.schema import TableSet
 from projections.scope import org_filter
 from projections.store import Store
@@ -58,24 +59,58 @@ class StatementQueries:
         self.tables = tables
         self.lines_table = tables.table("ledger_lines")
 
-    def _sums(self, code: str, scope: str, tree_day: int, k_us: int, select: str,
-              where: str, params: dict[str, Any], group: str) -> list[tuple]:
-        params = {**params, "tree_day": tree_day, "k": k_us}
-        with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code,
-                                            params)
-        sql = (f"{with_clause} SELECT {select} FROM {self.lines_table} l"
-               f" WHERE {org_where} AND l.recorded_at_us <= :k AND {where} GROUP BY {group}")
+    def _flows(self, code: str, scope: str, tree_day: int, k_us: int,
+               ranges: list[tuple[datetime.date, datetime.date]],
+               ) -> list[dict[tuple[str, int], tuple[int, int]]]:
+        """Per range (effective dates, inclusive): (account, earmarked) -> (debit, credit)
+        summed over the lines recorded by k_us in the scope, read from ledger_sums for the
+        whole years and months of the range and from the lines for its edge days."""
+        params: dict[str, Any] = {"tree_day": tree_day, "k": k_us}
+        with_clause, _ = org_filter(self.tables, "code", scope, code, params)
+
+        def org_in(alias: str) -> str:
+            return org_filter(self.tables, f"{alias}.organization_code", scope, code,
+                              params)[1]
+
+        selects: list[str] = []
+        ctes: list[str] = []
+        for bucket, (first, last) in enumerate(ranges):
+            selects += ledger_sums.flow_sql(self.tables, bucket, ledger_sums.split(first, last),
+                                            org_in, k_us, params, ctes)
+        result: list[dict[tuple[str, int], tuple[int, int]]] = [{} for _ in ranges]
+        if not selects:
+            return result
+        if ctes:
+            with_clause = (f"{with_clause}, " if with_clause else "WITH ") + ", ".join(ctes)
+        sql = (f"{with_clause} SELECT f.bucket, f.account_code, f.earmarked,"
+               " SUM(f.debit_fen), SUM(f.credit_fen)"
+               f" FROM ({' UNION ALL '.join(selects)}) f"
+               " GROUP BY f.bucket, f.account_code, f.earmarked")
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(sql), params)
-            return cur.fetchall()
+            if self.store.is_sqlite or k_us >= KNOWN_NOW_US:
+                cur.execute(self.store.sql(sql), params)
+            else:
+                # Planned for this k every time: which rows are split at k decides the plan,
+                # and a prepared statement's generic plan (psycopg prepares a query run five
+                # times) was measured several times slower for some k.
+                cur.execute(self.store.sql(sql), params, prepare=False)
+            rows = cur.fetchall()
+        for bucket, acct, flag, debit, credit in rows:
+            result[int(bucket)][(acct, int(flag))] = (int(debit), int(credit))
+        return result
+
+    @staticmethod
+    def _signed(flows: dict[tuple[str, int], tuple[int, int]]) -> dict[str, int]:
+        """Debit-positive per account, both columns together."""
+        result: dict[str, int] = defaultdict(int)
+        for (acct, _), (debit, credit) in flows.items():
+            result[acct] += debit - credit
+        return result
 
     def balance_sheet(self, code: str, *, as_of: datetime.date, k_us: int,
                       scope: str) -> dict[str, Any]:
-        d = day_int(as_of)
-        rows = self._sums(code, scope, d, k_us,
-                          "l.account_code, SUM(l.debit_fen) - SUM(l.credit_fen)",
-                          "l.effective_on <= :d", {"d": d}, "l.account_code")
-        normal = {acct: _normal(acct, int(signed)) for acct, signed in rows}
+        (flows,) = self._flows(code, scope, day_int(as_of), k_us, [(datetime.date.min, as_of)])
+        normal = {acct: _normal(acct, signed) for acct, signed in self._signed(flows).items()}
         totals_fen: dict[AccountKind, int] = defaultdict(int)
         for acct, fen in normal.items():
             totals_fen[ACCOUNTS[acct].kind] += fen
@@ -107,18 +142,13 @@ class StatementQueries:
     def income_expenditure(self, code: str, *, date_from: datetime.date,
                            date_to: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         _check_period(date_from, date_to)
-        rows = self._sums(
-            code, scope, day_int(date_to), k_us,
-            "l.account_code, l.earmarked, SUM(l.debit_fen) - SUM(l.credit_fen)",
-            "l.effective_on >= :from AND l.effective_on <= :to",
-            {"from": day_int(date_from), "to": day_int(date_to)},
-            "l.account_code, l.earmarked")
+        (flows,) = self._flows(code, scope, day_int(date_to), k_us, [(date_from, date_to)])
         earmarked: dict[str, int] = defaultdict(int)
         general: dict[str, int] = defaultdict(int)
-        for acct, flag, signed in rows:
+        for (acct, flag), (debit, credit) in flows.items():
             if ACCOUNTS[acct].kind not in FLOW_KINDS:
                 continue
-            (earmarked if flag else general)[acct] += _normal(acct, int(signed))
+            (earmarked if flag else general)[acct] += _normal(acct, debit - credit)
         totals: dict[str, int] = defaultdict(int)
         for column, figures in (("earmarked", earmarked), ("general", general)):
             for acct, fen in figures.items():
@@ -150,17 +180,15 @@ class StatementQueries:
     def trial_balance(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
                       k_us: int, scope: str) -> dict[str, Any]:
         _check_period(date_from, date_to)
-        rows = self._sums(
-            code, scope, day_int(date_to), k_us,
-            "l.account_code,"
-            " SUM(CASE WHEN l.effective_on < :from THEN l.debit_fen - l.credit_fen ELSE 0 END),"
-            " SUM(CASE WHEN l.effective_on >= :from THEN l.debit_fen ELSE 0 END),"
-            " SUM(CASE WHEN l.effective_on >= :from THEN l.credit_fen ELSE 0 END)",
-            "l.effective_on <= :to", {"from": day_int(date_from), "to": day_int(date_to)},
-            "l.account_code")
-        opening = {a: int(o) for a, o, _, _ in rows}
-        debit = {a: int(dr) for a, _, dr, _ in rows}
-        credit = {a: int(cr) for a, _, _, cr in rows}
+        before = date_from - datetime.timedelta(days=1) if date_from > datetime.date.min else None
+        ranges = [(date_from, date_to)] + ([(datetime.date.min, before)] if before else [])
+        flows = self._flows(code, scope, day_int(date_to), k_us, ranges)
+        opening = self._signed(flows[1]) if before else {}
+        debit: dict[str, int] = defaultdict(int)
+        credit: dict[str, int] = defaultdict(int)
+        for (acct, _), (dr, cr) in flows[0].items():
+            debit[acct] += dr
+            credit[acct] += cr
         shown_open, shown_dr, shown_cr = _roll_up(opening), _roll_up(debit), _roll_up(credit)
         lines = []
         for a in ACCOUNTS.values():

@@ -37,7 +37,10 @@ ToParam = Annotated[str | None, Query(max_length=10, examples=["2024-06-30"],
 TABLES = {200: {"content": TABLE_FORMATS}}
 
 
-def _subtitle(caller: Reader, code: str, when: str, scope: str) -> str:
+def _subtitle(caller: Reader, fmt: str, code: str, when: str, scope: str) -> str:
+    """A table's subtitle (CSV, XLSX). JSON shows none: the organisation is not loaded."""
+    if fmt == "json":
+        return ""
     name = caller.services.ledger.get_organization(code)["name"]
     return f"{name} ({code}) {when}" + (" 含下级汇总" if scope == "subtree" else "")
 
@@ -55,7 +58,7 @@ def balance_sheet(
     )
     return tabular(format, body, rows=body["lines"], filename=f"balance-sheet-{code}-{day}",
                    title="资产负债表 (工会01表)",
-                   subtitle=_subtitle(caller, code, f"截至 {day}", scope),
+                   subtitle=_subtitle(caller, format, code, f"截至 {day}", scope),
                    columns=BALANCE_SHEET_COLUMNS)
 
 
@@ -72,7 +75,7 @@ def income_expenditure(
     )
     return tabular(format, body, rows=body["lines"], filename=f"income-expenditure-{code}",
                    title="收入支出表 (工会02表)",
-                   subtitle=_subtitle(caller, code, f"{start} 至 {end}", scope),
+                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
                    columns=INCOME_COLUMNS)
 
 
@@ -88,7 +91,8 @@ def trial_balance(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
     return tabular(format, body, rows=body["lines"], filename=f"trial-balance-{code}",
-                   title="科目余额表", subtitle=_subtitle(caller, code, f"{start} 至 {end}", scope),
+                   title="科目余额表",
+                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
                    columns=TRIAL_BALANCE_COLUMNS)
 
 
@@ -107,5 +111,6 @@ def journal(
         page=page, page_size=page_size,
     )
     return tabular(format, body, rows=body["items"], filename=f"journal-{code}",
-                   title="序时账", subtitle=_subtitle(caller, code, f"{start} 至 {end}", scope),
+                   title="序时账",
+                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
                    columns=JOURNAL_COLUMNS)
