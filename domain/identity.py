@@ -37,6 +37,13 @@ def _known_province(code: str) -> bool:
     return "province" in info
 
 
+def _birth_date(number: str) -> datetime.date:
+    """Digits 7-14 as a date (what stdnum's ric.get_birth_date reads, without its generic
+    cleaning of the number, which cost more than the rest of parsing it); ValueError if
+    they are not a date."""
+    return datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
 @dataclass(frozen=True, slots=True)
 class IdNumber:
     """居民身份证号: an 18-character resident identity number, validated on construction."""
@@ -55,8 +62,8 @@ class IdNumber:
         if ric.calc_check_digit(number) != number[-1]:
             raise InvalidValue(field, "the check character of the identity number is wrong")
         try:
-            birth = ric.get_birth_date(number)
-        except ValidationError:
+            birth = _birth_date(number)
+        except ValueError:
             raise InvalidValue(
                 field, "the birth date in the identity number is not a date"
             ) from None
@@ -68,7 +75,7 @@ class IdNumber:
 
     @property
     def birth_date(self) -> datetime.date:
-        return ric.get_birth_date(self.value)
+        return _birth_date(self.value)
 
     @property
     def sex(self) -> str:

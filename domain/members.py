@@ -22,7 +22,7 @@ from domain.errors import (
     TransferPending,
 )
 from domain.identity import IdNumber, parse_mobile
-from domain.organisations import Organisation, parse_name
+from domain.organisations import Admissions, Organisation, parse_name
 
 # 会籍变化类型: the national change codes.
 JOIN, TRANSFER_IN, RETAIN, TRANSFER_OUT, REMOVAL, WITHDRAWAL = 1, 2, 3, 4, 5, 6
@@ -132,8 +132,10 @@ class Member(LedgerAggregate):
         new_employment_form: bool,
         organization: Organisation,
         joined_on: datetime.date,
+        admissions: Admissions | None = None,
     ) -> Member:
-        """入会: the first membership of a person."""
+        """入会: the first membership of a person. With admissions (a roster import), the union
+        records the admission together with the others of the command."""
         _check_joining(id_number, organization, joined_on)
         member = cls(
             id=member_id,
@@ -145,7 +147,7 @@ class Member(LedgerAggregate):
             organization_code=organization.code,
             joined_on=joined_on,
         )
-        organization.admit_member(str(member.id), joined_on)
+        _admit(organization, admissions, str(member.id), joined_on)
         return member
 
     def rejoin(
@@ -157,8 +159,9 @@ class Member(LedgerAggregate):
         new_employment_form: bool,
         organization: Organisation,
         joined_on: datetime.date,
+        admissions: Admissions | None = None,
     ) -> None:
-        """入会 again after withdrawal or removal."""
+        """入会 again after withdrawal or removal (admissions: as for join)."""
         if self.is_member:
             raise AlreadyMember(
                 f"this person is already a member ({self.status}) of {self.organization_code}"
@@ -173,7 +176,7 @@ class Member(LedgerAggregate):
             organization_code=organization.code,
             joined_on=joined_on,
         )
-        organization.admit_member(str(self.id), joined_on)
+        _admit(organization, admissions, str(self.id), joined_on)
 
     @event("Rejoined", topic="ledger:Member.Rejoined")
     def _rejoined(
@@ -353,3 +356,17 @@ def _check_joining(
     organization.require_active()
     if not organization.is_base:
         raise InvalidValue("organization_code", "members join a base or joint base union")
+    if joined_on < organization.founded_on:
+        # Checked before any event, so that a refused (re)join leaves nothing behind.
+        raise InvalidValue(
+            "joined_on", f"{organization.code} was founded on {organization.founded_on}"
+        )
+
+
+def _admit(organization: Organisation, admissions: Admissions | None, member_id: str,
+           joined_on: datetime.date) -> None:
+    if admissions is None:
+        organization.admit_member(member_id, joined_on)
+    else:
+        assert admissions.organisation is organization
+        admissions.admit(member_id, joined_on)

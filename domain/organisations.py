@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -278,8 +279,8 @@ class Organisation(LedgerAggregate):
     def _child_detached(self, child_code: str) -> None:
         self.active_children.remove(child_code)
 
-    def admit_member(self, member_id: str, effective_on: datetime.date) -> None:
-        """Puts a member on this union's roll (join, rejoin, accepted transfer)."""
+    def check_admission(self, effective_on: datetime.date) -> None:
+        """Refuses a member for this union's roll on that day, before anything is recorded."""
         self.require_active()
         if not self.is_base:
             raise InvalidValue(
@@ -287,11 +288,36 @@ class Organisation(LedgerAggregate):
             )
         if effective_on < self.founded_on:
             raise InvalidValue("effective_on", f"{self.code} was founded on {self.founded_on}")
+
+    def admit_member(self, member_id: str, effective_on: datetime.date) -> None:
+        """Puts a member on this union's roll (join, rejoin, accepted transfer)."""
+        self.check_admission(effective_on)
         self._member_admitted(member_id=member_id, effective_on=effective_on)
 
     @event("MemberAdmitted", topic="ledger:Organisation.MemberAdmitted")
     def _member_admitted(self, member_id: str, effective_on: datetime.date) -> None:
         self.member_count += 1
+
+    def admit_members(self, admissions: list[tuple[str, datetime.date]]) -> None:
+        """Puts many members on this union's roll in one event (a roster import's chunk):
+        (member id, effective date) each, every member at most once."""
+        if not admissions:
+            raise InvalidValue("rows", "no member to admit")
+        by_day: dict[datetime.date, list[str]] = {}
+        for member_id, effective_on in admissions:
+            by_day.setdefault(effective_on, []).append(member_id)
+        for effective_on in by_day:
+            self.check_admission(effective_on)
+        if len({member_id for member_id, _ in admissions}) != len(admissions):
+            raise AlreadyExists("a member cannot be admitted twice at once")
+        self._members_admitted(
+            admitted=[{"effective_on": day, "member_ids": ids} for day, ids in by_day.items()]
+        )
+
+    @event("MembersAdmitted", topic="ledger:Organisation.MembersAdmitted")
+    def _members_admitted(self, admitted: list[dict[str, Any]]) -> None:
+        # admitted: [{"effective_on": date, "member_ids": [str, ...]}, ...], one per day.
+        self.member_count += sum(len(group["member_ids"]) for group in admitted)
 
     def release_member(self, member_id: str, effective_on: datetime.date) -> None:
         self._member_released(member_id=member_id, effective_on=effective_on)
@@ -299,3 +325,31 @@ class Organisation(LedgerAggregate):
     @event("MemberReleased", topic="ledger:Organisation.MemberReleased")
     def _member_released(self, member_id: str, effective_on: datetime.date) -> None:
         self.member_count -= 1
+
+
+class Admissions:
+    """Members one command puts on one union's roll, recorded together by record() as one
+    MembersAdmitted event instead of a MemberAdmitted event each. Each admission is checked
+    when it is made, so that a refused one is refused at once and leaves nothing behind."""
+
+    def __init__(self, organisation: Organisation) -> None:
+        self.organisation = organisation
+        self.admitted: list[tuple[str, datetime.date]] = []
+        self._ids: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.admitted)
+
+    def admit(self, member_id: str, effective_on: datetime.date) -> None:
+        self.organisation.check_admission(effective_on)
+        if member_id in self._ids:
+            raise AlreadyExists("this person is already admitted by this command")
+        self._ids.add(member_id)
+        self.admitted.append((member_id, effective_on))
+
+    def record(self) -> None:
+        """The one event for every admission so far (none if there was none)."""
+        if self.admitted:
+            self.organisation.admit_members(self.admitted)
+            self.admitted = []
+            self._ids = set()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
@@ -13,13 +16,24 @@ from domain.errors import (
 )
 from domain.identity import IdNumber
 from domain.members import Member
-from domain.organisations import Organisation
+from domain.organisations import Admissions, Organisation
 from domain.period import parse_date
-from service.idempotency import IdempotencyKey
+from service.group_commit import PendingCommand
+from service.idempotency import IdempotencyKey, fingerprint
 from service.results import member_view
 from service.unit_of_work import CommandResult, UnitOfWork
 
 IMPORT_CHUNK_ROWS = 1000
+# Chunks of one import handed to the writer before the first of them is answered.
+IMPORT_CHUNKS_IN_FLIGHT = 4
+
+
+def _chunk_outcomes(result: CommandResult) -> list[dict[str, Any]]:
+    return [
+        {**outcome, "replayed": result.replayed, "position": result.position}
+        if "member_id" in outcome else outcome
+        for outcome in result.body["rows"]
+    ]
 
 
 class MemberCommands:
@@ -59,21 +73,24 @@ class MemberCommands:
                          may_create=self._member_id_if_valid(id_number))
 
     def _admit(self, uow: UnitOfWork, org: Organisation, identity: IdNumber,
-               row: dict[str, Any]) -> Member:
-        """入会 of one person into org (a new member, or a person who left joining again)."""
+               row: dict[str, Any], member_id: UUID | None = None,
+               admissions: Admissions | None = None) -> Member:
+        """入会 of one person into org (a new member, or a person who left joining again).
+        member_id: the person's id if already derived; admissions: see Member.join."""
         day = parse_date(row["joined_on"], field="joined_on")
-        member_id = self.member_ids.for_id_number(identity.value)
+        if member_id is None:
+            member_id = self.member_ids.for_id_number(identity.value)
         details = dict(name=row["name"], mobile=row.get("mobile"),
                        migrant_worker=row.get("migrant_worker", False),
                        new_employment_form=row.get("new_employment_form", False))
         existing = uow.get(member_id)
         if existing is None:
             member = Member.join(member_id=member_id, id_number=identity, organization=org,
-                                 joined_on=day, **details)
+                                 joined_on=day, admissions=admissions, **details)
             uow.add(member)
         else:
             member = existing
-            member.rejoin(organization=org, joined_on=day, **details)
+            member.rejoin(organization=org, joined_on=day, admissions=admissions, **details)
         return member
 
     def join_members(
@@ -91,52 +108,84 @@ class MemberCommands:
 
         Each chunk keeps its own idempotency record under a key derived from the request's
         key and its row numbers, so a retried import joins nobody twice."""
+        # Chunks are handed to the writer a few at a time: while it decides and writes one,
+        # this thread prepares the next (identity numbers, member ids, the request's digest),
+        # and chunks waiting together are written in one transaction. Outcomes stay in order.
         outcomes: list[dict[str, Any]] = []
-        for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
-            chunk = rows[start:start + IMPORT_CHUNK_ROWS]
-            key = None
-            if idempotency is not None:
-                # \x00 never occurs in a client's key, so a chunk's key cannot collide with one.
-                key = IdempotencyKey(
-                    idempotency.scope, f"{idempotency.key}\x00rows:{chunk[0][0]}-{chunk[-1][0]}"
-                )
-            outcomes += self._join_chunk(organization_code, chunk, actor, key)
+        in_flight: deque[Future] = deque()
+        try:
+            for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
+                chunk = rows[start:start + IMPORT_CHUNK_ROWS]
+                key = None
+                if idempotency is not None:
+                    # \x00 never occurs in a client's key: a chunk's key cannot collide with one.
+                    key = IdempotencyKey(
+                        idempotency.scope,
+                        f"{idempotency.key}\x00rows:{chunk[0][0]}-{chunk[-1][0]}",
+                    )
+                if len(in_flight) >= IMPORT_CHUNKS_IN_FLIGHT:
+                    outcomes += _chunk_outcomes(in_flight.popleft().result())
+                in_flight.append(self._join_chunk(organization_code, chunk, actor, key))
+            while in_flight:
+                outcomes += _chunk_outcomes(in_flight.popleft().result())
+        except BaseException:
+            # Chunks already handed over finish (each under its own key) before this fails.
+            for future in in_flight:
+                with contextlib.suppress(BaseException):
+                    future.result()
+            raise
         return outcomes
 
     def _join_chunk(self, organization_code: str, chunk: list[tuple[int, dict[str, Any]]],
-                    actor: str, idempotency: IdempotencyKey | None) -> list[dict[str, Any]]:
+                    actor: str, idempotency: IdempotencyKey | None) -> Future:
+        """Hands one chunk's command to the writer; the future's CommandResult has the rows'
+        outcomes (see _chunk_outcomes)."""
+        # Identity numbers are parsed and member ids derived here, once, in the caller's
+        # thread: the writer only decides. A number that does not parse is that row's refusal.
+        prepared: list[tuple[int, dict[str, Any], IdNumber | InvalidValue, UUID | None]] = []
+        for number, row in chunk:
+            try:
+                identity = IdNumber.parse(row.get("id_number"))
+            except InvalidValue as exc:
+                prepared.append((number, row, exc, None))
+            else:
+                prepared.append((number, row, identity,
+                                 self.member_ids.for_id_number(identity.value)))
+
         def decide(uow: UnitOfWork) -> dict[str, Any]:
             org = uow.org(organization_code, field="organization_code")
+            # The union's roll takes the chunk's members in one MembersAdmitted event.
+            admissions = Admissions(org)
             results: list[dict[str, Any]] = []
-            for number, row in chunk:
-                touched: list[Any] = [org]
-                before = [len(org.pending_events)]
+            for number, row, identity, member_id in prepared:
+                if isinstance(identity, InvalidValue):
+                    results.append({"row": number, "field": identity.field,
+                                    "reason": identity.reason})
+                    continue
+                existing = uow.get(member_id)
+                before = (len(org.pending_events), len(admissions),
+                          None if existing is None else len(existing.pending_events))
                 try:
-                    identity = IdNumber.parse(row["id_number"])
-                    existing = uow.get(self.member_ids.for_id_number(identity.value))
-                    if existing is not None:
-                        touched.append(existing)
-                        before.append(len(existing.pending_events))
-                    member = self._admit(uow, org, identity, row)
+                    member = self._admit(uow, org, identity, row, member_id, admissions)
                 except DomainError as exc:
                     # A refused row must leave no trace on what the chunk goes on to save.
-                    if before != [len(a.pending_events) for a in touched]:
+                    after = (len(org.pending_events), len(admissions),
+                             None if existing is None else len(existing.pending_events))
+                    if before != after or (existing is None and member_id in uow.aggregates):
                         raise RuntimeError(f"row {number} changed state and failed") from exc
                     field = exc.field if isinstance(exc, InvalidValue) else None
                     reason = exc.reason if isinstance(exc, InvalidValue) else exc.message
                     results.append({"row": number, "field": field, "reason": reason})
                 else:
                     results.append({"row": number, "member_id": str(member.id)})
+            admissions.record()
             return {"rows": results}
 
-        ids = tuple(i for _, row in chunk for i in self._member_id_if_valid(row.get("id_number")))
+        ids = tuple(member_id for _, _, _, member_id in prepared if member_id is not None)
         request = {"organization_code": organization_code, "rows": chunk}
-        result = self._run("join_members", request, idempotency, actor, decide, may_create=ids)
-        return [
-            {**outcome, "replayed": result.replayed, "position": result.position}
-            if "member_id" in outcome else outcome
-            for outcome in result.body["rows"]
-        ]
+        return self.committer.enqueue(PendingCommand(
+            "join_members", fingerprint("join_members", request), idempotency, actor, decide,
+            ids))
 
     def _member_id_if_valid(self, id_number: Any) -> tuple[UUID, ...]:
         """The member id a join will look for, if the number is valid (the command itself

@@ -438,3 +438,54 @@ def test_any_sequence_of_changes_keeps_the_rolls_consistent_and_replays_identica
     state = {k: v for k, v in vars(member).items() if k != "_pending_events"}
     rebuilt = replay(member)
     assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == state
+
+
+# --- joining in bulk (a roster import): the union records the chunk's admissions at once ------
+
+
+def test_joins_with_admissions_put_the_people_on_the_roll_in_one_union_event() -> None:
+    from domain.organisations import Admissions
+
+    tree = small_tree()
+    b1, b2 = tree["b1"], tree["b2"]
+    left = join(b2)
+    left.exit(organization=b2, effective_on=JOINED, change_code=WITHDRAWAL, reason_code=5)
+    b1.collect_events()
+    admissions = Admissions(b1)
+    members = [
+        Member.join(member_id=uuid.uuid4(), id_number=person(), name="张三", mobile=None,
+                    migrant_worker=False, new_employment_form=False, organization=b1,
+                    joined_on=LATER, admissions=admissions)
+        for _ in range(3)
+    ]
+    left.rejoin(name="李四", mobile=None, migrant_worker=False, new_employment_form=False,
+                organization=b1, joined_on=LATER, admissions=admissions)
+    assert b1.member_count == 0 and b1.collect_events() == []
+    admissions.record()
+    events = b1.collect_events()
+    assert [type(e).__name__ for e in events] == ["MembersAdmitted"]
+    assert events[0].admitted[0]["member_ids"] == [str(m.id) for m in (*members, left)]
+    assert b1.member_count == 4 and left.organization_code == b1.code
+
+
+def test_a_rejoin_before_the_new_unions_founding_is_refused_without_a_trace() -> None:
+    from domain.organisations import Admissions
+
+    tree = small_tree()
+    member = join(tree["b1"])
+    member.exit(organization=tree["b1"], effective_on=JOINED, change_code=WITHDRAWAL,
+                reason_code=5)
+    from tests.domain.builders import found
+
+    young = found("base", tree["county"], founded_on=LATER)
+    member.collect_events()
+    young.collect_events()
+    admissions = Admissions(young)
+    for use in (None, admissions):
+        with pytest.raises(InvalidValue) as caught:
+            member.rejoin(name="张三", mobile=None, migrant_worker=False,
+                          new_employment_form=False, organization=young,
+                          joined_on=LATER - datetime.timedelta(days=1), admissions=use)
+        assert caught.value.field == "joined_on"
+    assert member.collect_events() == [] and young.collect_events() == []
+    assert member.status == LEFT and len(admissions) == 0

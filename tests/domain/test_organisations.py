@@ -429,3 +429,79 @@ def test_replaying_the_events_rebuilds_the_same_organisation() -> None:
     expected = {k: v for k, v in vars(b1).items() if k != "_pending_events"}
     rebuilt = replay(b1)
     assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == expected
+
+
+# --- many members admitted in one event (a roster import's chunk) ------------------------------
+
+
+def test_many_members_are_admitted_in_one_event_that_counts_them_all() -> None:
+    tree = small_tree()
+    b1 = tree["b1"]
+    b1.collect_events()
+    b1.admit_members([("m-1", DAY), ("m-2", DAY), ("m-3", DAY + datetime.timedelta(days=1))])
+    events = b1.collect_events()
+    assert [type(e).__name__ for e in events] == ["MembersAdmitted"]
+    assert events[0].admitted == [
+        {"effective_on": DAY, "member_ids": ["m-1", "m-2"]},
+        {"effective_on": DAY + datetime.timedelta(days=1), "member_ids": ["m-3"]},
+    ]
+    assert b1.member_count == 3
+    with pytest.raises(OrganisationInUse):
+        b1.dissolve(DAY)
+    for member_id in ("m-1", "m-2", "m-3"):
+        b1.release_member(member_id, DAY)
+    b1.dissolve(DAY)
+    assert b1.status == "dissolved"
+
+
+@pytest.mark.parametrize("case", ["empty", "twice", "before_founding", "above_base", "dissolved"])
+def test_admitting_many_members_checks_each_and_records_nothing_when_refused(case: str) -> None:
+    tree = small_tree()
+    union = tree["county"] if case == "above_base" else tree["b1"]
+    admissions = {
+        "empty": [],
+        "twice": [("m-1", DAY), ("m-1", DAY)],
+        "before_founding": [("m-1", DAY), ("m-2", FOUNDED_ON - datetime.timedelta(days=1))],
+    }.get(case, [("m-1", DAY)])
+    if case == "dissolved":
+        tree["b1"].dissolve(DAY)
+    union.collect_events()
+    with pytest.raises((InvalidValue, AlreadyExists, OrganisationNotActive)):
+        union.admit_members(admissions)
+    assert union.collect_events() == [] and union.member_count == 0
+
+
+def test_admissions_are_checked_one_by_one_and_recorded_as_one_event() -> None:
+    from domain.organisations import Admissions
+
+    b1 = small_tree()["b1"]
+    b1.collect_events()
+    admissions = Admissions(b1)
+    admissions.record()  # nothing admitted: no event
+    assert b1.collect_events() == []
+    admissions.admit("m-1", DAY)
+    with pytest.raises(InvalidValue):
+        admissions.admit("m-2", FOUNDED_ON - datetime.timedelta(days=1))
+    with pytest.raises(AlreadyExists):
+        admissions.admit("m-1", DAY)
+    admissions.admit("m-3", DAY)
+    assert len(admissions) == 2 and b1.member_count == 0 and b1.collect_events() == []
+    admissions.record()
+    events = b1.collect_events()
+    assert len(events) == 1 and events[0].admitted[0]["member_ids"] == ["m-1", "m-3"]
+    assert b1.member_count == 2 and len(admissions) == 0
+    admissions.record()
+    assert b1.collect_events() == []
+
+
+def test_old_single_and_new_batch_admissions_replay_together() -> None:
+    tree = small_tree()
+    b1 = tree["b1"]
+    b1.admit_member("m-1", DAY)  # the event stored before batch admissions existed
+    b1.admit_members([("m-2", DAY), ("m-3", DAY)])
+    b1.release_member("m-2", DAY)
+    b1.admit_member("m-4", DAY)
+    expected = {k: v for k, v in vars(b1).items() if k != "_pending_events"}
+    rebuilt = replay(b1)
+    assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == expected
+    assert rebuilt.member_count == 3

@@ -62,6 +62,7 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:Organisation.Dissolved",
     "ledger:Organisation.Founded",
     "ledger:Organisation.MemberAdmitted",
+    "ledger:Organisation.MembersAdmitted",
     "ledger:Organisation.MemberReleased",
     "ledger:Voucher.Posted",
     "ledger:Voucher.Reversed",
@@ -149,6 +150,7 @@ def _trigger_every_event() -> list[LedgerAggregate]:
         organization=b1,
         joined_on=day,
     )
+    b2.admit_members([("m-1", day), ("m-2", day)])
     tree["jb"].dissolve(day)
 
     postings = [debit("A", "102", Money(100)), credit("A", "401", Money(100))]

@@ -6,9 +6,12 @@ its own, a refused row leaves no trace, and a retry under the same key joins nob
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 import service.member_commands as member_commands
+from domain.errors import DomainError
 from service.application import Ledger
 from service.idempotency import IdempotencyKey
 from tests.service.scenario import Tree, found_tree, person
@@ -76,3 +79,88 @@ def test_a_union_that_takes_no_members_refuses_every_row(ledger: Ledger, tree: T
                                                                         (3, row(2))])
     assert [o["field"] for o in outcomes] == ["organization_code", "organization_code"]
     assert ledger.head_position() == head
+
+
+def _topics(ledger: Ledger, after: int) -> list[str]:
+    head = ledger.head_position()
+    return [n.topic for n in ledger.recorder.select_notifications(
+        start=after + 1, limit=head - after, stop=head)]
+
+
+def test_a_chunk_admits_its_members_in_one_union_event_that_replays_from_the_store(
+    backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(member_commands, "IMPORT_CHUNK_ROWS", 4)
+    single = ledger.join_member(id_number=person(50), name="王五",
+                                organization_code=tree.base_a, joined_on="2024-01-02")
+    head = ledger.head_position()
+    rows = [(n + 2, row(n)) for n in range(1, 11)] + [(13, row(3))]  # row 13: a duplicate
+    outcomes = ledger.join_members(organization_code=tree.base_a, rows=rows,
+                                   idempotency=IdempotencyKey.parse("t", "import-3"))
+    assert sum("member_id" in o for o in outcomes) == 10
+    topics = _topics(ledger, head)
+    # Chunks of 4, 4, 3 rows: one MembersAdmitted each, no MemberAdmitted per person.
+    assert topics.count("ledger:Organisation.MembersAdmitted") == 3
+    assert "ledger:Organisation.MemberAdmitted" not in topics
+    assert topics.count("ledger:Member.Joined") == 10
+    # A fresh process reads the union back from the stored events (old and new kinds).
+    reopened = backend.open()
+    try:
+        assert reopened.get_organization(tree.base_a)["member_count"] == 11
+    finally:
+        reopened.close()
+    # The count keeps every rule: no dissolution with members, transfers and exits count.
+    with pytest.raises(DomainError):
+        ledger.dissolve_organization(tree.base_a, dissolved_on="2024-02-01")
+    moved = outcomes[0]["member_id"]
+    transfer = ledger.start_transfer(moved, to_organization_code=tree.base_b,
+                                     effective_on="2024-02-01", reason_code=1)
+    ledger.accept_transfer(moved, transfer.body["transfer_id"], effective_on="2024-02-01")
+    for outcome in outcomes[1:]:
+        if "member_id" in outcome:
+            ledger.exit_member(outcome["member_id"], effective_on="2024-02-01", change_code=6,
+                               reason_code=5)
+    assert ledger.get_organization(tree.base_a)["member_count"] == 1
+    ledger.exit_member(single.body["member_id"], effective_on="2024-02-01", change_code=6,
+                       reason_code=5)
+    ledger.dissolve_organization(tree.base_a, dissolved_on="2024-02-02")
+    assert ledger.get_organization(tree.base_b)["member_count"] == 1
+    # People who left join again through an import: rejoins are admitted in the chunk's event.
+    head = ledger.head_position()
+    again = ledger.join_members(organization_code=tree.base_b,
+                                rows=[(2, row(2, joined_on="2024-03-01")),
+                                      (3, row(3, joined_on="2024-03-01"))])
+    assert all("member_id" in o for o in again)
+    assert _topics(ledger, head).count("ledger:Organisation.MembersAdmitted") == 1
+    assert ledger.get_organization(tree.base_b)["member_count"] == 3
+
+
+def test_a_refused_rejoin_in_a_chunk_leaves_no_event(ledger: Ledger, tree: Tree) -> None:
+    first = ledger.join_members(organization_code=tree.base_a, rows=[(2, row(1))])
+    ledger.exit_member(first[0]["member_id"], effective_on="2024-02-01", change_code=6,
+                       reason_code=5)
+    head = ledger.head_position()
+    outcomes = ledger.join_members(organization_code=tree.base_b,
+                                   rows=[(2, row(1, joined_on="2024-01-15"))])  # before exit
+    assert outcomes[0]["field"] == "joined_on"
+    assert ledger.head_position() == head
+
+
+def test_the_roll_shows_every_imported_member_after_catch_up(
+    ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections.read_models import ReadModels
+
+    monkeypatch.setattr(member_commands, "IMPORT_CHUNK_ROWS", 3)
+    outcomes = ledger.join_members(organization_code=tree.base_a,
+                                   rows=[(n + 2, row(n)) for n in range(1, 11)],
+                                   idempotency=IdempotencyKey.parse("t", "import-4"))
+    models = ReadModels(ledger)
+    try:
+        models.catch_up()
+        roll = models.roll(tree.base_a, as_of=datetime.date(2024, 6, 1), known_at=None,
+                           scope="self", page_size=1000)
+    finally:
+        models.close()
+    assert {item["member_id"]: item["status"] for item in roll["items"]} == {
+        o["member_id"]: "active" for o in outcomes}
