@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import psycopg
@@ -167,3 +168,18 @@ def progress_bar(*, transient: bool = False) -> Progress:
         console=stderr_console,
         transient=transient,
     )
+
+
+def memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float | None:
+    """A memory figure of a process from /proc (Linux), in MB: VmHWM, the peak resident set
+    of the program the process runs now, or VmRSS, the current one. None elsewhere, or once
+    the process has gone. (getrusage's ru_maxrss is no substitute for a program started from a
+    bigger one: it also counts the parent's pages the child held between fork and exec.)"""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return round(int(line.split()[1]) / 1024, 1)  # kilobytes
+    return None

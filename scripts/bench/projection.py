@@ -2,8 +2,9 @@
 
 Catch-up runs in this process through ReadModels.catch_up(), as the server and `ledger project`
 do. The rebuild is the operator's own command, `ledger rebuild --json F`, run as a child
-process: its peak resident memory comes from the kernel's accounting of that one child
-(os.wait4), so the server or anything else this run started cannot inflate it.
+process, which reports its own peak resident memory (VmHWM of its /proc status at the end):
+the kernel's ru_maxrss of the child would also count this process's pages, which the child
+holds between fork and exec (measured: a child of a 500 MB parent reports 513 MB).
 
 While it runs, the child's resident memory is sampled from /proc beside the position its build
 has committed (read from the shadow set's position row): how memory moves as the build reads
@@ -19,7 +20,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,6 +29,7 @@ from projections.schema import SHADOW
 from scripts.bench.database import BenchStore
 from scripts.bench.server import REPO_ROOT
 from scripts.bench.stats import per_s
+from scripts.common import memory_mb
 from service.application import Ledger
 
 REBUILD_TIMEOUT_S = 4 * 3600.0
@@ -66,17 +67,17 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
     next_sample = 0.0
     with _ShadowPosition(store) as shadow:
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
             if time.monotonic() > deadline:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
+                os.waitpid(proc.pid, 0)
                 raise RuntimeError(
                     f"ledger rebuild did not finish within {REBUILD_TIMEOUT_S:.0f}s")
             now = time.perf_counter()
             if now >= next_sample:
-                rss_mb = _resident_mb(proc.pid)
+                rss_mb = memory_mb(proc.pid, "VmRSS")
                 if rss_mb is not None:
                     samples.append((round(now - started, 2), shadow.read(), rss_mb))
                 next_sample = now + RSS_SAMPLE_EVERY_S
@@ -97,7 +98,7 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
         # ... and the whole command as an operator waits for it: start-up, comparison, switch.
         "command_s": round(wall_s, 3),
         "command_events_per_s": per_s(events, wall_s),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports kilobytes
+        "peak_rss_mb": report.get("peak_rss_mb"),
         "differing_rows": comparison.get("differing_rows"),
         "switched": report.get("switched"),
         **memory_profile(samples, int(report["position"])),
@@ -131,17 +132,6 @@ def memory_profile(samples: list[tuple[float, int | None, float]],
         # Every tenth sample, enough to draw the curve: [seconds, position, MB].
         "rss_curve": [list(sample) for sample in samples[::10]],
     }
-
-
-def _resident_mb(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None  # not Linux, or the child has just exited
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)  # kilobytes
-    return None
 
 
 class _ShadowPosition:

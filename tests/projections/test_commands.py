@@ -3,6 +3,7 @@ on the real store), with the shipped sample files. Both stores."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +66,8 @@ def test_rebuild_check_finds_a_tampered_row_and_rebuild_repairs_it(backend, tmp_
     assert last_line.startswith("ledger: error:") and "differ" in last_line
     assert "ledger_lines" in bad.stderr
     assert '"differing_rows": 2' in (tmp_path / "c.json").read_text()
+    # The command's own peak memory, for the benchmark (a Python process: tens of MB).
+    assert json.loads((tmp_path / "c.json").read_text())["peak_rss_mb"] > 20
 
     fixed = _run(backend, tmp_path, "rebuild")
     assert fixed.returncode == 0, fixed.stderr

@@ -3,6 +3,10 @@ of resident memory against its position, and the extrapolation to 10^7 events fr
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 
 from scripts.bench.assessment import (
@@ -12,6 +16,7 @@ from scripts.bench.assessment import (
 )
 from scripts.bench.config import PROVINCE_EVENTS
 from scripts.bench.projection import memory_profile
+from scripts.common import memory_mb
 
 FINAL = 400_000
 
@@ -84,3 +89,22 @@ def test_no_growth_measured_gives_no_memory_estimate() -> None:
     small = extrapolate_province(
         {"rebuild": {"tiny": _rebuild(MIN_EVENTS_TO_EXTRAPOLATE - 1, 90.0, 1.0)}})
     assert small["rebuild_rss_mb"] is None and "too small" in small["reason"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_childs_peak_does_not_count_its_parents_pages() -> None:
+    # ru_maxrss of a child started from a big process counts the parent's pages it held
+    # until exec; VmHWM is the peak of the program the child runs.
+    ballast = bytearray(300 * 1024 * 1024)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        time.sleep(0.5)
+        peak = memory_mb(child.pid, "VmHWM")
+        assert peak is not None and 1 < peak < 100
+        assert memory_mb("self", "VmRSS") > 300
+    finally:
+        child.kill()
+        child.wait()
+    assert memory_mb(child.pid) is None  # gone
