@@ -31,7 +31,7 @@ from typing import Any
 
 from projections.rows import KNOWN_NOW_US, day_int
 from projections.schema import TableSet
-from projections.store import Store
+from projections.store import Store, pg_array
 
 MONTH, YEAR = 1, 12
 _COLUMNS = ("organization_code", "months", "period", "account_code", "earmarked", "debit_fen",
@@ -79,9 +79,7 @@ def write(store: Store, cur: Any, tables: TableSet, sums: Sums) -> None:
             " recorded_to_us = max(recorded_to_us, excluded.recorded_to_us)",
             [(*key, *row) for key, row in sums.items()])
         return
-    # One statement for the whole batch, each column travelling as one comma-joined string
-    # (psycopg adapts a list parameter element by element in Python, which costs more than
-    # the upsert itself). Codes hold no comma; if one ever did, its column goes as an array.
+    # One statement for the whole batch, each column one array parameter (store.pg_array).
     columns: list[list[Any]] = [[] for _ in _COLUMNS]
     for key, row in sums.items():
         for n, value in enumerate((*key, *row)):
@@ -89,21 +87,17 @@ def write(store: Store, cur: Any, tables: TableSet, sums: Sums) -> None:
     params: list[Any] = []
     selects: list[str] = []
     for kind, values in zip(_PG_TYPES, columns, strict=True):
-        joined = ",".join(map(str, values))
-        if joined.count(",") == len(values) - 1:
-            params.append(joined)
-            selects.append(f"string_to_array(%s, ',')::{kind}[]")
-        else:
-            params.append(values)
-            selects.append(f"%s::{kind}[]")
-    cur.execute(
+        array, value = pg_array(values, kind)
+        selects.append(array)
+        params.append(value)
+    cur.execute(store.sql(
         f"INSERT INTO {table} AS s ({', '.join(_COLUMNS)})"
         f" SELECT * FROM unnest({', '.join(selects)})"
         f" ON CONFLICT ({_KEY}) DO UPDATE SET"
         " debit_fen = s.debit_fen + EXCLUDED.debit_fen,"
         " credit_fen = s.credit_fen + EXCLUDED.credit_fen,"
         " recorded_from_us = LEAST(s.recorded_from_us, EXCLUDED.recorded_from_us),"
-        " recorded_to_us = GREATEST(s.recorded_to_us, EXCLUDED.recorded_to_us)",
+        " recorded_to_us = GREATEST(s.recorded_to_us, EXCLUDED.recorded_to_us)"),
         params)
 
 

@@ -25,7 +25,7 @@ from projections.event_reader import EventReader
 from projections.pii import PiiCipher
 from projections.rows import DAY_ZERO, day_int, micros
 from projections.schema import TABLES_BY_NAME, TableSet
-from projections.store import Store
+from projections.store import Store, pg_array
 
 # Events per catch-up transaction: bigger batches amortise the per-batch lookups and commit;
 # on SQLite the batch holds the write lock (about 0.1-0.2 s at this size).
@@ -191,14 +191,9 @@ class Batch:
                 params: Sequence[Any] = chunk
             else:
                 # One array parameter: the statement text stays the same, so it is parsed and
-                # planned once instead of once per chunk. Member ids (UUIDs) hold no comma, so
-                # the array goes as one joined string: psycopg adapts a list element by
-                # element in Python, which cost more than the query itself.
-                joined = ",".join(chunk)
-                if joined.count(",") == len(chunk) - 1:
-                    member_in, params = "member_id = ANY(string_to_array(?, ','))", (joined,)
-                else:
-                    member_in, params = "member_id = ANY(?)", (chunk,)
+                # planned once instead of once per chunk.
+                array, value = pg_array(chunk, "text")
+                member_in, params = f"member_id = ANY({array})", (value,)
             for row in self._select("roll_spans",
                                     f"closed_position IS NULL AND {member_in}", params):
                 self.open_spans[row["member_id"]] = row

@@ -12,6 +12,7 @@ import datetime
 import random
 from collections import defaultdict
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,8 @@ from projections.ledger_sums import split
 from projections.read_models import ReadModels
 from projections.rows import KNOWN_NOW_US, day_int, from_micros
 from projections.scope import subtree_codes
-from tests.conftest import BACKENDS, Backend
+from projections.store import _to_psycopg, pg_array
+from tests.conftest import BACKENDS, PG_ADMIN_URL, Backend
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter
 
@@ -160,3 +162,16 @@ def test_fast_statements_equal_line_sums(tmp_path_factory, kind, seed, steps, ba
 def test_split(first, last, years, months, days):
     pieces = split(first, last)
     assert (pieces.years, pieces.months, pieces.days) == (years, months, days)
+
+
+@pytest.mark.parametrize(("values", "kind"), [
+    (["a1b2-c3", "d4", "e5"], "text"),
+    (["with,comma", "plain"], "text"),  # the list form
+    ([202501, -7, 0], "bigint"),
+    (["only"], "text"),
+])
+def test_pg_array_parameters_arrive_as_the_values(values, kind):
+    sql, value = pg_array(values, kind)
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        got = conn.execute(_to_psycopg(f"SELECT {sql}"), (value,)).fetchone()[0]
+    assert got == values
