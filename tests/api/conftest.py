@@ -38,9 +38,9 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving the real application in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, short_path: bool = True) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(create_app(settings, short_path=short_path), host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -171,9 +171,9 @@ def mint_tokens(tokens: Tokens, tree: Tree) -> dict[str, str]:
     }
 
 
-def _open_api(kind: str, tmp: Path) -> Iterator[Api]:
+def _open_api(kind: str, tmp: Path, *, short_path: bool = True) -> Iterator[Api]:
     backend = Backend(kind, tmp)
-    server = ServerThread(backend.settings).start()
+    server = ServerThread(backend.settings, short_path=short_path).start()
     tree = Tree()
     tokens = Tokens(backend.open())
     client = httpx.Client(base_url=server.url, timeout=120)
