@@ -42,8 +42,9 @@ class Metrics:
             self._sums_s[key] += latency_s
             self._counts[key] += 1
 
-    def render(self, gauges: dict[str, tuple[str, float | None]]) -> str:
-        """The exposition text; gauges maps a metric name to (help text, value)."""
+    def render(self, gauges: dict[str, tuple[str, float | None]],
+               counters: dict[str, tuple[str, int]] | None = None) -> str:
+        """The exposition text; gauges and counters map a metric name to (help text, value)."""
         lines = [
             "# HELP ledger_http_requests_total HTTP requests by route, method and status.",
             "# TYPE ledger_http_requests_total counter",
@@ -71,6 +72,9 @@ class Metrics:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
             if value is not None:
                 lines.append(f"{name} {value:g}")
+        for name, (help_text, total) in (counters or {}).items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter",
+                      f"{name} {total}"]
         return "\n".join(lines) + "\n"
 
 

@@ -34,7 +34,7 @@ def readyz(svc: Svc) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(svc: Svc) -> PlainTextResponse:
     """Prometheus text format: requests by route and status, latency histograms, events
-    stored, projection lag."""
+    stored, projection lag, and this process's group-commit writer."""
     head = svc.ledger.head_position()
     gauges = {
         "ledger_events_stored": ("Events in the store (the head position).", float(head)),
@@ -46,6 +46,16 @@ def metrics(svc: Svc) -> PlainTextResponse:
             "The last event applied to the read models.", float(svc.read_models.position()),
         ),
     }
+    committer = svc.ledger.committer
+    counters = {
+        "ledger_writer_batches_total": (
+            "Batches this process's writer has committed (group commit).", committer.batches),
+        "ledger_writer_commands_total": (
+            "Commands in those batches.", committer.commands),
+        "ledger_writer_decided_again_total": (
+            "Batches decided a second time under the writer lock, because another process "
+            "had changed an aggregate they read.", committer.decided_again),
+    }
     return PlainTextResponse(
-        svc.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+        svc.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
