@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from domain.base import LedgerAggregate, stable_id, stable_topic
 from domain.errors import InvalidValue
 
 MAX_KEY_LENGTH = 128
+_VISIBLE_ASCII = re.compile(r"[!-~]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,7 @@ class IdempotencyKey:
     def parse(cls, scope: str, key: str) -> IdempotencyKey:
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise InvalidValue("Idempotency-Key", f"1 to {MAX_KEY_LENGTH} characters")
-        if any(not (0x21 <= ord(ch) <= 0x7E) for ch in key):
+        if not _VISIBLE_ASCII.fullmatch(key):
             raise InvalidValue("Idempotency-Key", "visible ASCII characters only, no spaces")
         return cls(scope, key)
 
