@@ -27,6 +27,7 @@ from domain.errors import (
 )
 from domain.organisations import Organisation
 from domain.vouchers import Book
+from projections.store import pg_array
 from service.fund_commands import FundCommands
 from service.group_commit import GroupCommitter, PendingCommand
 from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
@@ -215,9 +216,17 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         """Which of these aggregates have events in the store (one query)."""
         if not ids:
             return set()
-        markers = ", ".join(["{p}"] * len(ids))
-        rows = self._select(f"SELECT originator_id FROM {{table}} WHERE originator_version = 1"
-                            f" AND originator_id IN ({markers})", list(ids))
+        if type(self.recorder).__module__.endswith("sqlite"):
+            markers = ", ".join(["{p}"] * len(ids))
+            rows = self._select(f"SELECT originator_id FROM {{table}} WHERE originator_version"
+                                f" = 1 AND originator_id IN ({markers})", list(ids))
+        else:
+            # One array parameter: a thousand markers made psycopg parse a new query text
+            # for every chunk of a roster import.
+            array, value = pg_array([i.hex for i in ids], "uuid")
+            rows = self._select("SELECT originator_id FROM {table} WHERE originator_version = 1"
+                                " AND originator_id = ANY(" + array.replace("?", "{p}") + ")",
+                                [value])
         return {UUID(str(row["originator_id"])) for row in rows}
 
     def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
