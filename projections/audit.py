@@ -50,6 +50,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.sqlite import SQLiteRecorder
+
 from projections.audit_chain import ChainCheck, Problem, SealPoint, check_chain
 from projections.audit_events import (
     decode,
@@ -84,7 +86,7 @@ PUBLIC_SEAL_FIELDS = (
 def open_audit_store(ledger: Ledger) -> AuditStore:
     recorder = ledger.recorder
     table = recorder.events_table_name  # type: ignore[attr-defined]
-    if type(recorder).__module__.endswith("sqlite"):
+    if isinstance(recorder, SQLiteRecorder):  # by class, not module: see service/pg_recorder.py
         path = ledger.env.get("SQLITE_DBNAME") or ":memory:"
         if ":memory:" in path or "mode=memory" in path:
             raise ValueError("the audit trail needs a database file, not an in-memory SQLite")

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.postgres import PostgresRecorder
 
 RECORDER_METHODS = ("insert_events", "select_events", "select_notifications",
                     "max_notification_id", "insert_tracking", "max_tracking_id",
@@ -78,8 +79,9 @@ def _gated(gate: OutageGate, call: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def bound_retries(recorder: Any) -> None:
-    """Replaces the recorder's retrying methods (on this instance) by gated single attempts."""
-    if recorder is None or not type(recorder).__module__.startswith("eventsourcing.postgres"):
+    """Replaces the recorder's retrying methods (on this instance) by gated single attempts.
+    Any PostgreSQL recorder, by class: the events' is a subclass in service/pg_recorder.py."""
+    if not isinstance(recorder, PostgresRecorder):
         return
     pool = recorder.datastore.pool
     gate = OutageGate({key: pool.kwargs[key] for key in CONNECT_KEYS if pool.kwargs.get(key)},

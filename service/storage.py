@@ -159,6 +159,9 @@ def eventsourcing_env(settings: Settings, cipher_key: bytes) -> dict[str, str]:
         env.update(
             {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                # Events inserted as binary column arrays, not a text array of composites
+                # (service/pg_recorder.py): the same rows, ids and locks for less CPU.
+                "APPLICATION_RECORDER_TOPIC": "service.pg_recorder:BinaryArrayApplicationRecorder",
                 "POSTGRES_DBNAME": url.path.lstrip("/"),
                 "POSTGRES_HOST": url.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(url.port or 5432),

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import psycopg
 from eventsourcing.persistence import OperationalError
+from eventsourcing.postgres import PostgresRecorder
+from eventsourcing.sqlite import SQLiteRecorder
 
 CONNECT_TIMEOUT_S = 2
 
@@ -105,14 +107,14 @@ class AdvisoryLock:
 
 
 def writer_lock(recorder: Any) -> WriterLock:
-    """The lock for the store under this recorder."""
-    module = type(recorder).__module__
-    if module.startswith("eventsourcing.postgres"):
+    """The lock for the store under this recorder: by its class, not its module's name (the
+    PostgreSQL recorder is a subclass in service/pg_recorder.py)."""
+    if isinstance(recorder, PostgresRecorder):
         kwargs = recorder.datastore.pool.kwargs
         connect = {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password")
                    if kwargs.get(k)}
         return AdvisoryLock(connect, f"{connect.get('dbname')}.{recorder.events_table_name}")
-    if module.startswith("eventsourcing.sqlite"):
+    if isinstance(recorder, SQLiteRecorder):
         pool = recorder.datastore.pool
         if pool.is_sqlite_memory_mode:
             return NoLock()
