@@ -18,7 +18,14 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Recording,
+    StoredEvent,
+)
+from eventsourcing.sqlite import SQLiteRecorder
 
 from domain.base import LedgerAggregate, acting_as
 from domain.errors import (
@@ -86,9 +93,43 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
             for obj in objs:
                 processing_event.events.extend(obj.collect_events())
                 processing_event.aggregates[obj.id] = obj
-            recordings = self._record(processing_event)
-            self._take_snapshots(processing_event)
-            self._notify(recordings)
+            recordings = self.save_prepared(
+                processing_event, [self.mapper.to_stored_event(e) for e in processing_event.events]
+            )
+        self.take_due_snapshots(objs, recordings)
+        return recordings
+
+    def save_prepared(
+        self, processing_event: ProcessingEvent, stored_events: list[StoredEvent]
+    ) -> list[Recording]:
+        """What Application.save() does once the events are mapped to stored events (encoded,
+        compressed, encrypted: the group-commit writer maps them before it takes the writer
+        lock): inserts them in one transaction, then _take_snapshots() and _notify() as
+        Application.save() would. Snapshots by snapshot_every are take_due_snapshots()'s."""
+        events = processing_event.events
+        if len(stored_events) != len(events):
+            raise ValueError(f"{len(stored_events)} stored events for {len(events)} events")
+        # As EventStore.put and Application._record.
+        notification_ids = self.recorder.insert_events(stored_events)
+        recordings: list[Recording] = []
+        if notification_ids:
+            assert len(notification_ids) == len(stored_events)
+            recordings = [
+                Recording(d, Notification(originator_id=s.originator_id,
+                                          originator_version=s.originator_version,
+                                          topic=s.topic, state=s.state, id=n_id))
+                for d, s, n_id in zip(events, stored_events, notification_ids, strict=True)
+            ]
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
+    def take_due_snapshots(self, objs: Any, recordings: list[Recording]) -> None:
+        """Snapshots each saved aggregate whose version passed a multiple of its type's
+        interval (snapshot_every), from the aggregate in memory."""
         if self.snapshots is not None and recordings:
             saved = Counter(r.domain_event.originator_id for r in recordings)
             for obj in objs:
@@ -97,7 +138,6 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
                 if interval and new and obj.version // interval > (obj.version - new) // interval:
                     snapshot_class = getattr(type(obj), "Snapshot", self.snapshot_class)
                     self.snapshots.put([snapshot_class.take(obj)])
-        return recordings
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -192,7 +232,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         column) and `{p}` (a parameter marker) are filled in for the store's dialect; UUID
         parameters are passed as the dialect stores them."""
         recorder = self.recorder
-        is_sqlite = type(recorder).__module__.endswith("sqlite")
+        is_sqlite = isinstance(recorder, SQLiteRecorder)  # by class: see service/pg_recorder.py
         sql = sql.format(
             table=recorder.events_table_name,  # type: ignore[attr-defined]
             position="rowid" if is_sqlite else "notification_id",
@@ -216,7 +256,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         """Which of these aggregates have events in the store (one query)."""
         if not ids:
             return set()
-        if type(self.recorder).__module__.endswith("sqlite"):
+        if isinstance(self.recorder, SQLiteRecorder):
             markers = ", ".join(["{p}"] * len(ids))
             rows = self._select(f"SELECT originator_id FROM {{table}} WHERE originator_version"
                                 f" = 1 AND originator_id IN ({markers})", list(ids))

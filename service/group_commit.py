@@ -14,30 +14,35 @@ position of the log; before a batch it reads the events written since by anyone 
 server process, a command saved alone) in one query and applies them. The ids a batch may create
 (idempotency records, joining people) are looked up together in one query.
 
-Several processes: a batch is decided without any lock, on what its writer knows; then, holding
-the writer lock (service/writer_lock.py), the writer catches up again and checks whether another
-writer changed any aggregate the batch read or looked for. If none did, the batch is written as
-decided; if one did, it is decided again under the lock, where nothing can change under it. The
-processes parse, check and answer requests in parallel, decide in parallel, and take turns only
-for the short check-and-write. A write that still fails on the store's (id, version) constraint
-(a writer that takes no lock: token minting, read records) sends each command of the batch
-through the ordinary retry loop: a conflict in one request never fails the others.
+Several processes: a batch is decided without any lock, on what its writer knows, and its
+events are mapped to stored events (encoded, compressed, encrypted) there too; then, holding the
+writer lock (service/writer_lock.py), the writer catches up again and checks whether another
+writer changed any aggregate the batch read or looked for. If none did, the prepared events are
+inserted as they are; if one did, the batch is decided (and mapped) again under the lock, where
+nothing can change under it, on the writer's cache the catch-up has just brought up to date and
+on what the first decision's look-up learned. The processes parse, check and answer requests in
+parallel, decide and map in parallel, and take turns only for the short check-and-insert; the
+answers are given once the lock is released, the transaction having committed. A write that
+still fails on the store's (id, version) constraint (a writer that takes no lock: token minting,
+read records) sends each command of the batch through the ordinary retry loop: a conflict in one
+request never fails the others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, LRUCache
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import AggregateNotFoundError, LRUCache, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 
 from domain.base import LedgerAggregate
 from service.writer_lock import writer_lock
@@ -50,6 +55,10 @@ MAX_BATCH_COMMANDS = 500
 WRITER_CACHE_SIZE = 20_000
 # More foreign events than this since the writer last looked: forget everything instead.
 MAX_TAILED_EVENTS = 50_000
+# Events a catch-up reads in its first query (more: it asks the head how many there are).
+REFRESH_PAGE = 1_000
+
+log = logging.getLogger("ledger.writer")
 
 
 @dataclass
@@ -73,60 +82,90 @@ class WriterCache:
 
     The writer's own, apart from the repository's cache that request threads read through (and
     fast-forward in place), so that only the writer ever changes what is in it. Before a batch
-    is decided, and again under the writer lock before it is written, one cheap query reads the
-    store's head; events the writer did not write itself (another process's, or a command's
-    saved alone after a conflict) are read from the log in one query and applied to the
-    aggregates they belong to."""
+    is decided, and again under the writer lock before it is written, one query reads the
+    events written since the last look by writers other than this one (another process, or a
+    command saved alone after a conflict). Their aggregates' ids are known at once; the events
+    are decoded and applied to the aggregates they belong to when the cache is next read or
+    written (under the lock only if the batch must be decided again). An aggregate may be newer
+    than the position (read from the store after it): events it already reflects are
+    skipped."""
 
     def __init__(self, app: Ledger, maxsize: int = WRITER_CACHE_SIZE) -> None:
         self.app = app
         self.maxsize = maxsize
         self.aggregates: LRUCache[UUID, LedgerAggregate] = LRUCache(maxsize)
-        self.head: int | None = None  # every event up to here is reflected in the cache
+        self.head: int | None = None  # every event up to here is read (and applied, or _unapplied)
+        self._unapplied: list[Any] = []
 
     def refresh(self) -> set[UUID] | None:
         """Catches up with the store; returns the ids of the aggregates other writers changed
-        since the last look (None: too many to say, or the first look)."""
-        head = self.app.head_position()
-        changed: set[UUID] | None = set()
-        if self.head is None or head - self.head > MAX_TAILED_EVENTS:
-            self.aggregates = LRUCache(self.maxsize)
-            changed = None
-        elif head > self.head:
-            changed = self._apply(self.app.recorder.select_notifications(
-                start=self.head + 1, limit=head - self.head, stop=head))
-        self.head = head
-        return changed
+        since the last look (None: too many to say, or the first look).
 
-    def _apply(self, notifications: Sequence[Any]) -> set[UUID]:
-        changed: set[UUID] = set()
+        One query when fewer than a page of events came: the events after the last position
+        read, whatever they are (none, usually, for a writer alone). The stores give
+        positions in commit order (PostgreSQL's recorder inserts under a table lock), so
+        those read are all there is up to the last of them."""
+        if self.head is None:
+            return self._reset()
+        notifications = self.app.recorder.select_notifications(
+            start=self.head + 1, limit=REFRESH_PAGE)
+        if len(notifications) == REFRESH_PAGE:  # many: the head tells how many more
+            head = self.app.head_position()
+            if head - self.head > MAX_TAILED_EVENTS:
+                return self._reset(head)
+            last = notifications[-1].id
+            notifications = [*notifications, *self.app.recorder.select_notifications(
+                start=last + 1, limit=max(head - last, 1), stop=head)]
+        if not notifications:
+            return set()
+        self._unapplied.extend(notifications)
+        self.head = notifications[-1].id
+        return {n.originator_id for n in notifications}
+
+    def _reset(self, head: int | None = None) -> None:
+        self.aggregates = LRUCache(self.maxsize)
+        self._unapplied = []
+        self.head = self.app.head_position() if head is None else head
+
+    def apply(self) -> None:
+        """Applies the events read by refresh() and not yet applied."""
+        notifications, self._unapplied = self._unapplied, []
         for notification in notifications:
             aggregate_id = notification.originator_id
-            changed.add(aggregate_id)
-            aggregate = self.get(aggregate_id)
-            if aggregate is None:
-                continue
+            try:
+                aggregate = self.aggregates.get(aggregate_id)
+            except KeyError:
+                continue  # not held
+            if aggregate.version >= notification.originator_version:
+                continue  # read from the store after this event
             if aggregate.version != notification.originator_version - 1:
                 self._forget(aggregate_id)  # a gap: read it afresh when next needed
                 continue
             event = self.app.mapper.to_domain_event(notification)
             event.mutate(aggregate)  # in place: only the writer holds these objects
-        return changed
 
     def _forget(self, aggregate_id: UUID) -> None:
         with contextlib.suppress(KeyError):
             self.aggregates.get(aggregate_id, evict=True)
 
     def get(self, aggregate_id: UUID) -> LedgerAggregate | None:
+        if self._unapplied:
+            self.apply()
         try:
             return self.aggregates.get(aggregate_id)
         except KeyError:
             return None
 
+    def adopt(self, aggregate: LedgerAggregate) -> None:
+        """An aggregate the writer read from the store (a private copy, at least as new as
+        the head): kept, so that deciding the batch again needs no second read."""
+        self.aggregates.put(aggregate.id, aggregate)
+
     def saved(self, aggregates: list[LedgerAggregate], positions: list[int]) -> None:
         """After the writer's own write. The head moves past it only if no other write came
         between (the stores give one transaction's events consecutive positions, in commit
         order); otherwise the next refresh reads what came between."""
+        self.apply()
         for aggregate in aggregates:
             self.aggregates.put(aggregate.id, aggregate)
         if positions and self.head is not None and min(positions) == self.head + 1:
@@ -140,22 +179,48 @@ class BatchView:
         self.app = app
         self.known = known
         self.current: dict[UUID, LedgerAggregate | None] = {}
+        # What the look-up learned: every id it settled, and those no stored aggregate had.
+        self.settled: set[UUID] = set()
+        self.absent: set[UUID] = set()
+        self.reads: set[UUID] | None = None  # the ids the command being decided looked for
 
-    def look_up(self, ids: set[UUID]) -> None:
-        """Notes which of these ids no stored aggregate has, in one query."""
+    def look_up(self, ids: set[UUID], earlier: BatchView | None = None,
+                changed: set[UUID] | None = None) -> None:
+        """Notes which of these ids no stored aggregate has, in one query.
+
+        earlier: the view of an earlier decision of the same batch, and changed the ids of
+        every aggregate other writers changed since that decision's catch-up (which came
+        before its look-up). Aggregates are never deleted, and one that the look-up found
+        absent and that was created since is among changed: what the earlier look-up learned
+        holds for every other id, and only ids it did not settle are asked for."""
         unknown = {i for i in ids if i not in self.current and self.known.get(i) is None}
-        for aggregate_id in unknown - self.app.stored_ids(unknown):
+        if earlier is not None and changed is not None:
+            absent = (earlier.absent & unknown) - changed
+            self.settled = earlier.settled & unknown
+            self.absent = set(absent)
+            unknown -= earlier.settled
+        else:
+            absent = set()
+        if unknown:
+            absent |= unknown - self.app.stored_ids(unknown)
+            self.settled |= unknown
+            self.absent |= absent
+        for aggregate_id in absent:
             self.current[aggregate_id] = None
 
     def load(self, aggregate_id: UUID) -> LedgerAggregate | None:
+        if self.reads is not None:
+            self.reads.add(aggregate_id)
         if aggregate_id not in self.current:
             # No copy of a known aggregate here: copy_of() copies before anything changes.
             aggregate = self.known.get(aggregate_id)
             if aggregate is None:
                 try:
-                    aggregate = self.app.repository.get(aggregate_id)
+                    aggregate = self.app.repository.get(aggregate_id)  # a copy of its own
                 except AggregateNotFoundError:
                     aggregate = None
+                else:
+                    self.known.adopt(aggregate)
             self.current[aggregate_id] = aggregate
         return self.current[aggregate_id]
 
@@ -165,16 +230,39 @@ class BatchView:
 
 
 @dataclass
+class Step:
+    """One command as decided on the batch's view: every id it looked for (found or not), and
+    its outcome: a body to write, a replay's result, or an error."""
+
+    pending: PendingCommand
+    reads: set[UUID]
+    outcome: dict[str, Any] | CommandResult | BaseException
+    writes: bool = False  # outcome is a body: its events are to be written
+    aggregates: dict[UUID, LedgerAggregate] = field(default_factory=dict)  # its copies
+    keys: list[tuple[UUID, int]] = field(default_factory=list)  # its new events
+
+    @property
+    def wrote(self) -> set[UUID]:
+        return {aggregate_id for aggregate_id, _ in self.keys}
+
+
+@dataclass
 class Decision:
-    """A batch decided on a view: commands to write, commands answered without a write, and
-    duplicates of a key in the batch (answered by replay once the first is written)."""
+    """A batch decided on a view: its commands in order (a duplicate of a key in the batch is
+    answered by replay once the first is written, later), then their events mapped."""
 
     view: BatchView
-    decided: list[tuple[PendingCommand, dict[str, Any], list[tuple[UUID, int]]]] = field(
-        default_factory=list)
-    answered: list[tuple[PendingCommand, CommandResult | BaseException]] = field(
-        default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     later: list[PendingCommand] = field(default_factory=list)
+    # Deciding again: the ids whose state may differ from the earlier decision's (None: all).
+    dirty: set[UUID] | None = None
+    # The changed aggregates and their events, mapped to stored events (see _prepare).
+    written: ProcessingEvent | None = None
+    stored: list[StoredEvent] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return any(step.writes for step in self.steps)
 
 
 class GroupCommitter:
@@ -191,6 +279,7 @@ class GroupCommitter:
         self.batches = 0
         self.commands = 0
         self.decided_again = 0  # batches decided a second time, under the lock
+        self.commands_decided_again = 0  # commands of those decided a second time
 
     def submit(self, pending: PendingCommand) -> CommandResult:
         return self.enqueue(pending).result()
@@ -242,33 +331,43 @@ class GroupCommitter:
                         pending.future.set_exception(exc)
 
     def _commit(self, batch: list[PendingCommand]) -> None:
-        """Decides the batch on what the writer knows, then, holding the writer lock, checks
-        that no other writer changed anything the batch read, and writes it. If another did,
-        the batch is decided again under the lock, where nothing can change under it."""
+        """Decides the batch on what the writer knows and maps its events, then, holding the
+        writer lock, checks that no other writer changed anything the batch read, and inserts
+        the events. If another did, the batch is decided again under the lock, where nothing
+        can change under it. The answers are given after the lock is released."""
         self.batches += 1
         self.commands += len(batch)
         self.known.refresh()
-        decision = self._decide(batch)
+        decision = self._prepare(self._decide(batch))
         self.lock.acquire()
         try:
             changed = self.known.refresh()
             if changed is None or not changed.isdisjoint(decision.view.current):
                 self.decided_again += 1
-                decision = self._decide(batch)
-            self._write(decision)
+                decision = self._prepare(self._decide(batch, decision, changed), decision)
+            recordings = self._insert(decision)
         finally:
             self.lock.release()
-        for pending in decision.later:
-            self._run_alone(pending)
+        self._answer(decision, recordings)
 
-    def _decide(self, batch: list[PendingCommand]) -> Decision:
-        """Each command decided in turn on the batch's view; nothing answered yet."""
-        from service.unit_of_work import CommandResult, UnitOfWork
+    def _decide(self, batch: list[PendingCommand], earlier: Decision | None = None,
+                changed: set[UUID] | None = None) -> Decision:
+        """Each command decided in turn on the batch's view; nothing answered yet.
 
+        Deciding again (earlier: the first decision; changed: the ids of the aggregates other
+        writers changed since its catch-up): a command stands as first decided unless it
+        looked for an aggregate that may now differ from what it saw then: one another writer
+        changed, or one written (then or now) by a command before it that is decided again.
+        Everything else it looked for is as it was, and a command's outcome depends only on
+        what it looks for (through the view): deciding it again would give the same."""
         view = BatchView(self.app, self.known)
+        again = earlier if changed is not None else None  # None: everything decided afresh
         view.look_up({i for p in batch for i in p.may_create}
-                     | {p.idempotency.record_id for p in batch if p.idempotency is not None})
-        decision = Decision(view)
+                     | {p.idempotency.record_id for p in batch if p.idempotency is not None},
+                     None if again is None else again.view, changed)
+        dirty = set(changed or ())
+        decision = Decision(view, dirty=None if again is None else dirty)
+        first = {} if again is None else {id(step.pending): step for step in again.steps}
         keys_in_batch: set[UUID] = set()
         for pending in batch:
             if pending.idempotency is not None:
@@ -276,48 +375,110 @@ class GroupCommitter:
                     decision.later.append(pending)  # a duplicate: replayed after the write
                     continue
                 keys_in_batch.add(pending.idempotency.record_id)
-            uow = UnitOfWork(self.app, view)
-            try:
-                outcome = self.app._attempt(uow, pending)
-            except Exception as exc:  # a domain error, or a defect: this command's alone
-                decision.answered.append((pending, exc))
-                continue
-            if isinstance(outcome, CommandResult):
-                decision.answered.append((pending, outcome))  # a replay: nothing to write
-                continue
-            decision.decided.append((pending, outcome, uow.new_event_keys()))
-            view.current.update(uow.aggregates)
+            step = first.get(id(pending))
+            if step is not None and step.reads.isdisjoint(dirty):
+                if step.writes:
+                    view.current.update(step.aggregates)  # as it left them the first time
+            else:
+                redone = self._step(view, pending)
+                if earlier is not None:
+                    self.commands_decided_again += 1
+                if step is not None:
+                    dirty |= step.wrote | redone.wrote
+                step = redone
+            decision.steps.append(step)
         return decision
 
-    def _write(self, decision: Decision) -> None:
+    def _step(self, view: BatchView, pending: PendingCommand) -> Step:
+        """Decides one command on the view: its copies replace the view's aggregates only if
+        it succeeds."""
+        from service.unit_of_work import CommandResult, UnitOfWork
+
+        uow = UnitOfWork(self.app, view)
+        reads: set[UUID] = set()
+        view.reads = reads
+        try:
+            outcome = self.app._attempt(uow, pending)
+        except Exception as exc:  # a domain error, or a defect: this command's alone
+            return Step(pending, reads, exc)
+        finally:
+            view.reads = None
+        if isinstance(outcome, CommandResult):
+            return Step(pending, reads, outcome)  # a replay: nothing to write
+        view.current.update(uow.aggregates)
+        return Step(pending, reads, outcome, True, uow.aggregates, uow.new_event_keys())
+
+    def _prepare(self, decision: Decision, earlier: Decision | None = None) -> Decision:
+        """Gathers the new events of the aggregates the batch changed and maps them to stored
+        events: the CPU-bound part of a write, done before the writer lock. Deciding again,
+        the events of an aggregate no command decided again wrote, and no other writer
+        changed, are those of the earlier decision: mapped once. The events stay pending
+        (a command that stands may be built on again) until inserted (see _answer)."""
+        if not decision.writes:
+            return decision
+        mapped: dict[tuple[UUID, int], StoredEvent] = {}
+        if decision.dirty is not None and earlier is not None and earlier.written is not None:
+            mapped = {(e.originator_id, e.originator_version): stored
+                      for e, stored in zip(earlier.written.events, earlier.stored, strict=True)
+                      if e.originator_id not in decision.dirty}
+        written = ProcessingEvent()
+        for aggregate in decision.view.current.values():
+            # Only the changed ones: the others are the cache's own objects (or unchanged).
+            if aggregate is not None and aggregate.pending_events:
+                written.events.extend(aggregate.pending_events)
+                written.aggregates[aggregate.id] = aggregate
+        decision.written = written
+        to_stored_event = self.app.mapper.to_stored_event
+        decision.stored = [mapped.get((e.originator_id, e.originator_version))
+                           or to_stored_event(e) for e in written.events]
+        return decision
+
+    def _insert(self, decision: Decision) -> list[Recording] | None:
+        """Inserts the prepared events in one transaction (under the lock). None: a writer
+        outside the lock (a token, a read record) wrote one of these aggregates first."""
+        if decision.written is None:
+            return []
+        try:
+            return self.app.save_prepared(decision.written, decision.stored)
+        except IntegrityError:
+            return None
+
+    def _answer(self, decision: Decision, recordings: list[Recording] | None) -> None:
+        """After the batch's transaction committed (or failed on a conflict): every command's
+        answer, then the duplicates' replays and the snapshots due."""
         from service.unit_of_work import CommandResult
 
-        for pending, answer in decision.answered:
-            if isinstance(answer, BaseException):
-                pending.future.set_exception(answer)
-            else:
-                pending.future.set_result(answer)
-        if not decision.decided:
-            return
-        aggregates = [a for a in decision.view.current.values() if a is not None]
-        try:
-            # Only the changed ones: save() checks each object against typing protocols,
-            # which costs tens of microseconds apiece on Python 3.11.
-            recordings = self.app.save(*(a for a in aggregates if a.pending_events))
-        except IntegrityError:
-            # A writer outside the lock (a token, a read record) wrote one of these
-            # aggregates: decide each command again, alone.
-            for pending, _, _ in decision.decided:
-                self._run_alone(pending)
-            return
-        self.known.saved(aggregates, [r.notification.id for r in recordings])
+        if recordings is not None and decision.written is not None:
+            for aggregate in decision.written.aggregates.values():
+                aggregate.collect_events()  # inserted: no longer pending
+            self.known.saved([a for a in decision.view.current.values() if a is not None],
+                             [r.notification.id for r in recordings])
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
-            for r in recordings
+            for r in recordings or ()
         }
-        for pending, body, keys in decision.decided:
-            position = max((positions[k] for k in keys), default=None)
-            pending.future.set_result(CommandResult(body, position))
+        for step in decision.steps:
+            if isinstance(step.outcome, BaseException):
+                step.pending.future.set_exception(step.outcome)
+            elif not step.writes:
+                step.pending.future.set_result(step.outcome)
+            elif recordings is not None:
+                position = max((positions[k] for k in step.keys), default=None)
+                step.pending.future.set_result(CommandResult(step.outcome, position))
+        if recordings is None:
+            # Decide each command again, alone.
+            for step in decision.steps:
+                if step.writes:
+                    self._run_alone(step.pending)
+        for pending in decision.later:
+            self._run_alone(pending)
+        if recordings and decision.written is not None:
+            # Only a cache of state for readers: the commands stand without it.
+            try:
+                self.app.take_due_snapshots(list(decision.written.aggregates.values()),
+                                            recordings)
+            except Exception:
+                log.warning("a snapshot after a group commit failed", exc_info=True)
 
     def _run_alone(self, pending: PendingCommand) -> None:
         try:

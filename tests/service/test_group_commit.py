@@ -1,0 +1,334 @@
+"""The group-commit writer's critical section (service/group_commit.py): events are mapped
+before the writer lock and only inserted under it; a batch decided again under the lock writes
+its new mapping; answers come only after the commit; a failed insert answers no command with
+success; deciding again reuses what the first decision's look-up learned. Both stores.
+
+Each batch here is exact: its commands are queued before a fresh application's writer starts,
+so the writer takes them all at once; another application instance plays the other process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from domain.errors import AlreadyMember, InvalidValue
+from domain.organisations import Organisation
+from domain.vouchers import Book
+from service.application import Ledger, _deferred
+from service.group_commit import WriterCache
+from tests.conftest import Backend
+from tests.service.scenario import Tree, found_tree, lines, person
+
+WAIT_S = 60
+
+
+@pytest.fixture
+def tree(ledger: Ledger) -> Tree:
+    return found_tree(ledger)
+
+
+def join(n: int, org: str) -> Callable[[Ledger], Any]:
+    return lambda app: app.join_member(id_number=person(n), name=f"会员{n}",
+                                       organization_code=org, joined_on="2024-01-02")
+
+
+def dues(org: str, amount: str = "10.00") -> Callable[[Ledger], Any]:
+    return lambda app: app.record_dues(organization_code=org, period="2024-01", amount=amount,
+                                       received_on="2024-01-31")
+
+
+def queue_batch(app: Ledger, calls: list[Callable[[Ledger], Any]]) -> list[Future]:
+    """Queues the commands for app's writer, which must not have started yet: once started
+    (app.committer._ensure_started()) it takes them as one batch."""
+    assert app.committer._thread is None
+    pendings = []
+    for call in calls:
+        collected: list[Any] = []
+        token = _deferred.set(collected)
+        try:
+            call(app)
+        finally:
+            _deferred.reset(token)
+        pendings += collected
+    for pending in pendings:
+        app.committer._queue.put(pending)
+    return [pending.future for pending in pendings]
+
+
+def run_batch(app: Ledger, calls: list[Callable[[Ledger], Any]]) -> list[Any]:
+    futures = queue_batch(app, calls)
+    app.committer._ensure_started()
+    return [f.exception(WAIT_S) or f.result() for f in futures]
+
+
+def run_batch_again(app: Ledger, calls: list[Callable[[Ledger], Any]]) -> list[Any]:
+    """One batch on a writer that may have started: its loop is stopped first."""
+    app.committer.close()
+    return run_batch(app, calls)
+
+
+def before_first_lock(app: Ledger, monkeypatch: pytest.MonkeyPatch,
+                      action: Callable[[], Any]) -> None:
+    """Runs action (another writer's command) once, after app's writer decided its first batch
+    and before it takes the writer lock."""
+    lock = app.committer.lock
+    acquire = lock.acquire
+    done: list[Any] = []
+
+    def acquire_after_action() -> None:
+        if not done:
+            done.append(action())
+        acquire()
+
+    monkeypatch.setattr(lock, "acquire", acquire_after_action)
+
+
+def spy(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str) -> list[tuple[Any, ...]]:
+    """Records each call's arguments of obj.name (on this instance)."""
+    calls: list[tuple[Any, ...]] = []
+    original = getattr(obj, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, recording)
+    return calls
+
+
+def test_a_batch_decided_again_under_the_lock_writes_its_second_mapping(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other process moves the base union between the levy's first decision and the
+    lock: the levy reads the union's parents, so it is decided again under the lock, and the
+    events inserted are those of the second decision (the first mapping would have gone in
+    without any version conflict: the levy writes books, not the union)."""
+    writer = backend.open()
+    before_first_lock(writer, monkeypatch, lambda: ledger.change_organization(
+        tree.base_a, effective_on="2024-06-01", parent_code=tree.township))
+    mapped: list[list[Any]] = []
+    prepare = writer.committer._prepare
+
+    def recording_prepare(*args: Any) -> Any:
+        decision = prepare(*args)
+        mapped.append(decision.stored)
+        return decision
+
+    monkeypatch.setattr(writer.committer, "_prepare", recording_prepare)
+    inserted = spy(monkeypatch, writer, "save_prepared")
+    (levy,) = run_batch(writer, [lambda app: app.record_levy(
+        receiving_organization_code=tree.county, base_organization_code=tree.base_a,
+        employer_code=tree.employer_a, period="2024-06", payroll_total="100000.00",
+        amount="2000.00", channel="tax", received_on="2024-07-10")])
+    assert writer.committer.decided_again == 1
+    assert len(mapped) == 2 and mapped[0] is not mapped[1]
+    assert [args[1] for args in inserted] == [mapped[1]]
+    assert (tree.county, "212", "0.00", "100.00", tree.township) in lines(levy.body)
+    stored = backend.open().get_book(tree.county).owed("212")
+    assert str(stored[tree.township]) == "100.00"
+
+
+def test_answers_wait_for_the_commit_and_a_failed_insert_answers_no_command(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = backend.open()
+    futures = queue_batch(writer, [join(1, tree.base_a), dues(tree.base_a),
+                                   join(2, "no-such-union")])
+    done_at_insert: list[list[bool]] = []
+
+    def failing_insert(stored_events: Any, **kwargs: Any) -> Any:
+        done_at_insert.append([f.done() for f in futures])
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(writer.recorder, "insert_events", failing_insert)
+    head = ledger.head_position()
+    writer.committer._ensure_started()
+    outcomes = [f.exception(WAIT_S) for f in futures]
+    assert done_at_insert == [[False, False, False]]  # not even the refused join
+    assert all(isinstance(o, OperationalError) for o in outcomes)
+    assert ledger.head_position() == head
+    monkeypatch.undo()
+    # The writer's cache kept nothing of the failed batch: the same commands now land once.
+    member = writer.join_member(id_number=person(1), name="会员1",
+                                organization_code=tree.base_a, joined_on="2024-01-02")
+    assert member.position is not None
+    assert backend.open().get_organization(tree.base_a)["member_count"] == 1
+
+
+def test_a_refused_command_is_answered_after_the_batch_commits(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = backend.open()
+    futures = queue_batch(writer, [join(1, tree.base_a), join(2, "no-such-union")])
+    done_at_insert: list[list[bool]] = []
+    insert = writer.recorder.insert_events
+
+    def observed_insert(stored_events: Any, **kwargs: Any) -> Any:
+        done_at_insert.append([f.done() for f in futures])
+        return insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(writer.recorder, "insert_events", observed_insert)
+    writer.committer._ensure_started()
+    assert futures[0].result(WAIT_S).position is not None
+    assert isinstance(futures[1].exception(WAIT_S), InvalidValue)
+    assert done_at_insert == [[False, False]]
+
+
+def test_a_version_conflict_on_insert_sends_each_command_alone(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer outside the lock got there first: no command of the batch fails for it."""
+    writer = backend.open()
+    insert = writer.recorder.insert_events
+    conflicts: list[int] = []
+
+    def conflicting_once(stored_events: Any, **kwargs: Any) -> Any:
+        if not conflicts:
+            conflicts.append(len(stored_events))
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(writer.recorder, "insert_events", conflicting_once)
+    outcomes = run_batch(writer, [join(1, tree.base_a), join(2, tree.base_a), dues(tree.base_a)])
+    assert conflicts and not any(isinstance(o, BaseException) for o in outcomes)
+    assert backend.open().get_organization(tree.base_a)["member_count"] == 2
+
+
+def test_deciding_again_reuses_the_look_up_and_sees_who_joined_meanwhile(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Person 1 joins elsewhere through the other process between the batch's decision and
+    the lock: deciding again refuses their join and still admits person 2, without asking the
+    store again which members exist (what the first look-up learned holds for every id no
+    event named since)."""
+    writer = backend.open()
+    before_first_lock(writer, monkeypatch, lambda: join(1, tree.base_b)(ledger))
+    looked_up = spy(monkeypatch, writer, "stored_ids")
+    alone = spy(monkeypatch, writer, "_run_alone")
+    first, second = run_batch(writer, [join(1, tree.base_a), join(2, tree.base_a)])
+    assert writer.committer.decided_again == 1
+    assert alone == []  # decided right under the lock, not by the fallback
+    assert isinstance(first, AlreadyMember)
+    assert second.body["organization_code"] == tree.base_a
+    assert len(looked_up) == 1
+    fresh = backend.open()
+    assert fresh.get_organization(tree.base_a)["member_count"] == 1
+    assert fresh.get_organization(tree.base_b)["member_count"] == 1
+
+
+def test_deciding_again_redoes_only_the_commands_that_read_what_changed(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Base B's union changes (another process admits someone) between the decision and the
+    lock: the join at base B is decided again, and so is the correction of the member that
+    join creates (it reads what a command decided again wrote); the dues at bases A and C
+    stand, their events mapped once."""
+    writer = backend.open()
+    before_first_lock(writer, monkeypatch, lambda: join(9, tree.base_b)(ledger))
+    attempts = spy(monkeypatch, writer, "_attempt")
+    mapped = spy(monkeypatch, writer.mapper, "to_stored_event")
+    inserted = spy(monkeypatch, writer, "save_prepared")
+    member_id = writer.member_id_for(person(1))
+    outcomes = run_batch(writer, [
+        dues(tree.base_a), join(1, tree.base_b),
+        lambda app: app.correct_member(str(member_id), changes={"migrant_worker": True}),
+        dues(tree.base_c)])
+    assert not any(isinstance(o, BaseException) for o in outcomes)
+    assert writer.committer.decided_again == 1
+    assert Counter(args[1].command for args in attempts) == {
+        "record_dues": 2, "join_member": 2, "correct_member": 2}
+    ((written, stored),) = inserted
+    again = {Organisation.id_for(tree.base_b), member_id}
+    assert len(mapped) == len(stored) + sum(e.originator_id in again for e in written.events)
+    fresh = backend.open()
+    assert fresh.get_organization(tree.base_b)["member_count"] == 2
+    assert fresh.get_member(str(member_id))["organization_code"] == tree.base_b
+    assert fresh.repository.get(member_id).migrant_worker is True
+
+
+def test_other_writers_events_are_decoded_after_the_lock_when_the_batch_needs_none(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = backend.open()
+    writer.record_dues(organization_code=tree.base_b, period="2024-01", amount="1.00",
+                       received_on="2024-01-31")  # the writer now holds base B's union
+    lock = writer.committer.lock
+    held: list[bool] = [False]
+    acquire, release = lock.acquire, lock.release
+
+    def acquire_held() -> None:
+        join(1, tree.base_b)(ledger)  # the other process changes base B's union
+        acquire()
+        held[0] = True
+
+    def release_held() -> None:
+        held[0] = False
+        release()
+
+    monkeypatch.setattr(lock, "acquire", acquire_held)
+    monkeypatch.setattr(lock, "release", release_held)
+    decode = writer.mapper.to_domain_event
+    decoded_under_lock: list[Any] = []
+
+    def observed_decode(notification: Any) -> Any:
+        if held[0]:
+            decoded_under_lock.append(notification)
+        return decode(notification)
+
+    monkeypatch.setattr(writer.mapper, "to_domain_event", observed_decode)
+    writer.record_dues(organization_code=tree.base_a, period="2024-01", amount="2.00",
+                       received_on="2024-01-31")
+    assert writer.committer.decided_again == 0
+    assert decoded_under_lock == []
+    union = writer.committer.known.get(Organisation.id_for(tree.base_b))
+    assert union is not None and union.member_count == 1  # applied after the lock
+
+
+def test_what_a_batch_wrote_is_cached_with_nothing_pending(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batch builds on the cached aggregates: an event left pending there would be
+    inserted again (and fail the whole batch on its version)."""
+    writer = backend.open()
+    alone = spy(monkeypatch, writer, "_run_alone")
+    for amount in ("1.00", "2.00"):
+        assert not isinstance(run_batch_again(writer, [dues(tree.base_a, amount)])[0],
+                              BaseException)
+    book = writer.committer.known.get(Book.id_for(tree.base_a))
+    assert book is not None and book.version > 1 and not book.pending_events
+    assert alone == []
+    assert backend.open().get_book(tree.base_a).balances["102"] == 300
+
+
+def test_the_writers_cache_keeps_an_aggregate_read_after_its_last_look(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
+    """An aggregate read from the store already reflects events the cache has not read yet:
+    catching up skips them instead of forgetting the aggregate."""
+    other = backend.open()
+    known = WriterCache(ledger)
+    known.refresh()
+    join(1, tree.base_a)(other)
+    union = ledger.repository.get(Organisation.id_for(tree.base_a))
+    known.adopt(union)
+    assert Organisation.id_for(tree.base_a) in known.refresh()
+    assert known.get(union.id) is union and union.member_count == 1
+
+
+def test_a_failed_snapshot_fails_no_command(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = backend.open()
+
+    def failing_snapshots(*args: Any) -> None:
+        raise OperationalError("the snapshot store went away")
+
+    monkeypatch.setattr(writer, "take_due_snapshots", failing_snapshots)
+    outcomes = run_batch(writer, [join(1, tree.base_a), dues(tree.base_a)])
+    assert not any(isinstance(o, BaseException) for o in outcomes)
