@@ -55,6 +55,9 @@ def metrics(svc: Svc) -> PlainTextResponse:
         "ledger_writer_decided_again_total": (
             "Batches decided a second time under the writer lock, because another process "
             "had changed an aggregate they read.", committer.decided_again),
+        "ledger_writer_commands_decided_again_total": (
+            "Commands of those batches decided a second time (the others stood as first "
+            "decided).", committer.commands_decided_again),
     }
     return PlainTextResponse(
         svc.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"

@@ -40,8 +40,8 @@ class ServerThread:
 
     def __init__(self, settings: Settings, *, short_path: bool = True) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(settings, short_path=short_path), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(create_app(settings, short_path=short_path), host="127.0.0.1",
+                                port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
