@@ -31,10 +31,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.security import WRITERS, Caller
-from service.idempotency import IdempotencyKey
+from service.idempotency import KEY_PATTERN, IdempotencyKey
 
-# The Idempotency-Key header's pattern, as api/security.py declares it to FastAPI.
-_KEY = re.compile(r"[!-~]{1,128}")
+_KEY = re.compile(KEY_PATTERN)
 
 
 class HotRoute:

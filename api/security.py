@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import Forbidden, MalformedRequest, Unauthenticated
 from api.services import Services, services
 from domain.errors import InvalidValue, NotFound
-from service.idempotency import IdempotencyKey
+from service.idempotency import KEY_PATTERN, IdempotencyKey
 from service.tokens import Principal
 
 READERS = ("clerk", "auditor", "admin")
@@ -148,7 +148,7 @@ async def _idempotency(
         str | None,
         Header(
             alias="Idempotency-Key",
-            pattern=r"^[!-~]{1,128}$",
+            pattern=f"^{KEY_PATTERN}$",
             description="1-128 visible ASCII characters, unique per request within the "
             "token's organisation. A retry with the same key and body replays the response.",
             examples=["7f3c9a2e-join-20240301-0001"],

@@ -20,6 +20,9 @@ from domain.base import LedgerAggregate, stable_id, stable_topic
 from domain.errors import InvalidValue
 
 MAX_KEY_LENGTH = 128
+# What a key is (1-128 visible ASCII characters): the one statement of the rule, which the
+# HTTP layer declares to FastAPI and checks on its short way (api/security.py, api/hot_posts.py).
+KEY_PATTERN = rf"[!-~]{{1,{MAX_KEY_LENGTH}}}"
 _VISIBLE_ASCII = re.compile(r"[!-~]*")
 
 
