@@ -28,15 +28,16 @@ def _to_psycopg(sql: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql.replace("?", "%s"))
 
 
-def pg_array(values: Sequence[Any], kind: str) -> tuple[str, Any]:
-    """A PostgreSQL array parameter as (SQL with one `?` marker, its value): the values joined
-    into one comma-separated string split by the server, since psycopg adapts a list element
-    by element in Python, which cost more than the queries it serves (member prefetch, the
-    ledger_sums upsert). Values holding a comma go as a list instead."""
+def pg_array(values: Sequence[Any], kind: str, marker: str = "?") -> tuple[str, Any]:
+    """A PostgreSQL array parameter as (SQL with one parameter marker, its value): the values
+    joined into one comma-separated string split by the server, since psycopg adapts a list
+    element by element in Python, which cost more than the queries it serves (member
+    prefetch, the ledger_sums upsert, stored_ids). Values holding a comma go as a list
+    instead. `marker` is the caller's parameter marker (`?` here, `{p}` in Ledger._select)."""
     joined = ",".join(map(str, values))
     if joined.count(",") == len(values) - 1:
-        return f"string_to_array(?, ',')::{kind}[]", joined
-    return f"?::{kind}[]", list(values)
+        return f"string_to_array({marker}, ',')::{kind}[]", joined
+    return f"{marker}::{kind}[]", list(values)
 
 
 class Store:

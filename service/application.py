@@ -263,10 +263,9 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         else:
             # One array parameter: a thousand markers made psycopg parse a new query text
             # for every chunk of a roster import.
-            array, value = pg_array([i.hex for i in ids], "uuid")
+            array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
             rows = self._select("SELECT originator_id FROM {table} WHERE originator_version = 1"
-                                " AND originator_id = ANY(" + array.replace("?", "{p}") + ")",
-                                [value])
+                                f" AND originator_id = ANY({array})", [value])
         return {UUID(str(row["originator_id"])) for row in rows}
 
     def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
