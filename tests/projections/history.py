@@ -69,6 +69,12 @@ class HistoryWriter:
         choice = self.rng.choice(self.COMMANDS)
         choice(self)
 
+    def steps(self, n: int) -> HistoryWriter:
+        """n random commands; the writer, to chain from its construction."""
+        for _ in range(n):
+            self.step()
+        return self
+
     def join(self) -> None:
         n = self.rng.randrange(PEOPLE)
         day = self._date()

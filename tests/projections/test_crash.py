@@ -20,9 +20,7 @@ WAIT_S = 120
 
 
 def _history(ledger, steps: int, seed: int) -> None:
-    writer = HistoryWriter(ledger, random.Random(seed))
-    for _ in range(steps):
-        writer.step()
+    HistoryWriter(ledger, random.Random(seed)).steps(steps)
 
 
 def _wait_for(condition, what: str, proc: subprocess.Popen) -> None:

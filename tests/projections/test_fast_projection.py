@@ -24,9 +24,7 @@ from tests.projections.history import HistoryWriter
 
 @pytest.fixture
 def history(ledger):
-    writer = HistoryWriter(ledger, random.Random(7))
-    for _ in range(120):
-        writer.step()
+    HistoryWriter(ledger, random.Random(7)).steps(120)
     rm = ReadModels(ledger)
     yield ledger, rm
     rm.close()

@@ -19,9 +19,7 @@ from tests.projections.history import HistoryWriter
 
 @pytest.fixture
 def history(ledger):
-    writer = HistoryWriter(ledger, random.Random(11))
-    for _ in range(80):
-        writer.step()
+    writer = HistoryWriter(ledger, random.Random(11)).steps(80)
     rm = ReadModels(ledger)
     yield ledger, rm, writer
     rm.close()
@@ -57,8 +55,7 @@ def test_a_short_chunk_read_ahead_is_read_again_in_the_transaction(history):
     try:
         with reader.reading_ahead(after=0, limit=limit):
             reader._ahead._pending[1].result()  # the thread has read the log as it is now
-            for _ in range(10):
-                writer.step()
+            writer.steps(10)
             assert ledger.head_position() > head
             with store.transaction(conn) as cur:
                 chunk = reader.read_chunk(cur, after=0, limit=limit)
