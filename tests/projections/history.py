@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import datetime
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from domain.errors import DomainError
+from projections.read_models import ReadModels
 from service.application import Ledger
+from tests.conftest import Backend
 from tests.service.scenario import Tree, found_tree, person
 
 PEOPLE = 10
@@ -235,3 +239,21 @@ class HistoryWriter:
 
     COMMANDS = (join, join, join, transfer, transfer, retain_or_reinstate, exit, correct, dues,
                 levy, levy, remit, spend, spend, reverse, reorganise)
+
+
+@contextmanager
+def random_history(kind: str, tmp: Path, seed: int
+                   ) -> Iterator[tuple[Backend, ReadModels, HistoryWriter, random.Random]]:
+    """A fresh store of this kind with its read models and a history writer drawing from
+    random.Random(seed) (handed out too, for the test's own draws); closed afterwards."""
+    backend = Backend(kind, tmp)
+    try:
+        ledger = backend.open()
+        rng = random.Random(seed)
+        rm = ReadModels(ledger)
+        try:
+            yield backend, rm, HistoryWriter(ledger, rng), rng
+        finally:
+            rm.close()
+    finally:
+        backend.close()

@@ -19,13 +19,12 @@ from hypothesis import strategies as st
 
 from domain.accounts import ACCOUNTS
 from projections.ledger_sums import split
-from projections.read_models import ReadModels
 from projections.rows import KNOWN_NOW_US, day_int, from_micros
 from projections.scope import subtree_codes
 from projections.store import _to_psycopg, pg_array
-from tests.conftest import BACKENDS, PG_ADMIN_URL, Backend
+from tests.conftest import BACKENDS, PG_ADMIN_URL
 from tests.projections.helpers import assert_equal_to_rebuild
-from tests.projections.history import HistoryWriter
+from tests.projections.history import HistoryWriter, random_history
 
 D = datetime.date
 QUERIES = 60
@@ -75,12 +74,7 @@ def _nonzero(flows: dict[tuple[str, int], tuple[int, int]]) -> dict:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), steps=st.integers(20, 90), batch=st.integers(1, 30))
 def test_fast_statements_equal_line_sums(tmp_path_factory, kind, seed, steps, batch):
-    backend = Backend(kind, tmp_path_factory.mktemp("sums"))
-    try:
-        ledger = backend.open()
-        rng = random.Random(seed)
-        rm = ReadModels(ledger)
-        writer = HistoryWriter(ledger, rng)
+    with random_history(kind, tmp_path_factory.mktemp("sums"), seed) as (_, rm, writer, rng):
         for i in range(steps):
             if rng.random() < 0.15:
                 _back_dated(writer, rng)
@@ -142,9 +136,6 @@ def test_fast_statements_equal_line_sums(tmp_path_factory, kind, seed, steps, ba
             assert ie["totals"]["income"] == f"{totals['income'] / 100:.2f}"
             assert ie["totals"]["expenditure"] == f"{totals['expenditure'] / 100:.2f}"
         assert_equal_to_rebuild(rm)
-        rm.close()
-    finally:
-        backend.close()
 
 
 @pytest.mark.parametrize(("first", "last", "years", "months", "days"), [

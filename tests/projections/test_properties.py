@@ -25,7 +25,7 @@ from projections.schema import TableSet
 from projections.scope import subtree_codes
 from tests.conftest import BACKENDS, Backend
 from tests.projections.helpers import assert_equal_to_rebuild
-from tests.projections.history import HistoryWriter
+from tests.projections.history import HistoryWriter, random_history
 
 KNOWN = TableSet("rm_known_")
 DATES = [datetime.date(2023, 3, 31), datetime.date(2023, 9, 30), datetime.date(2024, 6, 30),
@@ -170,12 +170,8 @@ def _check_known_at(backend: Backend, rm: ReadModels, writer: HistoryWriter,
        catch_up_every=st.integers(1, 15), batch=st.integers(1, 40))
 def test_incremental_equals_rebuild_and_statements_hold(tmp_path_factory, kind, seed, steps,
                                                         catch_up_every, batch):
-    backend = Backend(kind, tmp_path_factory.mktemp("property"))
-    try:
-        ledger = backend.open()
-        rng = random.Random(seed)
-        rm = ReadModels(ledger)
-        writer = HistoryWriter(ledger, rng)
+    with random_history(kind, tmp_path_factory.mktemp("property"), seed) as (
+            backend, rm, writer, rng):
         for i in range(steps):
             writer.step()
             if i % catch_up_every == 0:
@@ -186,6 +182,3 @@ def test_incremental_equals_rebuild_and_statements_hold(tmp_path_factory, kind, 
         _check_statements(rm, writer)
         _check_against_write_side(rm, writer)
         _check_known_at(backend, rm, writer, rng)
-        rm.close()
-    finally:
-        backend.close()
