@@ -42,7 +42,10 @@ class Services:
 
     def start(self) -> None:
         """Keeps the read models current between requests, so that /readyz and the lag
-        metric tell the truth and a read after a quiet spell finds little to apply."""
+        metric tell the truth and a read after a quiet spell finds little to apply; unless
+        the server runs a projection process for that (settings.projection_thread)."""
+        if not self.settings.projection_thread:
+            return
         self._projection = threading.Thread(
             target=self._project, name="ledger-projection", daemon=True
         )

@@ -51,6 +51,7 @@ class ProjectionWorker:
                     if listener is None and not self.read_models.store.is_sqlite:
                         listener = self._listen()
                     self.catch_up_once()
+                    self.read_models.maintain()  # statistics and vacuum, when due
                     backoff_s = self.poll_interval_s
                     self._wait(listener)
                 except (psycopg.Error, OSError, RuntimeError) as exc:

@@ -48,8 +48,9 @@ def project(
 ) -> None:
     """Run the projection worker: keep the read models caught up with the events.
 
-    Needed when several server processes share PostgreSQL (it wakes on LISTEN/NOTIFY);
-    on the embedded SQLite default the server runs it itself. Stop with Ctrl-C or SIGTERM.
+    `ledger serve` runs this loop in a process of its own; run it where the service is
+    hosted otherwise (it wakes on PostgreSQL's LISTEN/NOTIFY, and polls SQLite). Stop with
+    Ctrl-C or SIGTERM.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with ledger_session() as ledger:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from enum import StrEnum
 from typing import Annotated
 
@@ -27,26 +29,44 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.projection_process import ProjectionProcess
     from api.services import Services
 
     settings = load_settings()
-    updates = {"host": host, "port": port, "workers": workers}
+    updates = {"host": host, "port": port, "workers": workers, "projection_thread": False}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     typer.echo(
         f"ledger: serving on http://{settings.host}:{settings.port} (docs at /docs) with "
-        f"{settings.workers} process(es); mint a token with: ledger token create --role admin",
+        f"{settings.workers} process(es) and a projection process; mint a token with: "
+        "ledger token create --role admin",
         err=True,
     )
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level="info", access_log=False)
-        return
-    # Keys, tables and read-model schema are created once here, before the workers start: left
-    # to them, they would race to create the same key files and tables.
+    # Keys, tables and read-model schema are created once here, before the other processes
+    # start: left to them, they would race to create the same key files and tables.
     Services.open(settings).close()
-    # Each worker builds its app from the same environment (LEDGER_*, .env).
-    uvicorn.run("api.app:create_app", factory=True, workers=settings.workers,
-                host=settings.host, port=settings.port, log_level="info", access_log=False)
+    # The read models are kept current by one process of their own, not by a thread in each
+    # server process (api/projection_process.py).
+    projection = ProjectionProcess(settings)
+    projection.start()
+    # uvicorn stops on SIGTERM, restores the handler it found and raises the signal again:
+    # with this handler that ends in the `finally` below rather than an abrupt exit.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        if settings.workers == 1:
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                        log_level="info", access_log=False)
+            return
+        # Each worker builds its app from the same environment (LEDGER_*, .env).
+        os.environ["LEDGER_PROJECTION_THREAD"] = "false"
+        uvicorn.run("api.app:create_app", factory=True, workers=settings.workers,
+                    host=settings.host, port=settings.port, log_level="info",
+                    access_log=False)
+    finally:
+        projection.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def token_create(

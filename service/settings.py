@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     max_import_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # /readyz fails while the read models are further behind than this many events.
     ready_max_lag_events: int = Field(default=10_000, ge=0)
+    # Whether each server process keeps the read models current in a thread of its own.
+    # `ledger serve` turns it off in its processes and runs one projection process beside
+    # them instead (api/projection_process.py).
+    projection_thread: bool = True
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,115 @@
+"""The server's projection process (api/projection_process.py), as real processes: it keeps the
+read models current, comes back when killed, stops with the server, and stops by itself when
+the server is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.projection_process import ProjectionProcess
+from api.services import Services
+from projections.read_models import ReadModels
+from tests.conftest import Backend
+from tests.reliability.harness import LedgerProcesses, ServerProcess
+from tests.service.scenario import found_tree, person
+
+TIMEOUT_S = 30.0
+
+
+def eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {TIMEOUT_S:.0f}s: {what}")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child that exited but was not yet reaped is a zombie: gone for this purpose.
+    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for task in tasks.iterdir()
+            for c in (task / "children").read_text().split()]
+
+
+def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Backend) -> None:
+    ledger = backend.open()
+    tree = found_tree(ledger)
+    read_models = ReadModels(ledger)
+    projection = ProjectionProcess(backend.settings)
+    projection.start()
+    try:
+        eventually(lambda: read_models.position() == ledger.head_position(),
+                   "the founded tree projected")
+        first = projection.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        eventually(lambda: projection.pid != first and alive(projection.pid or 0),
+                   "a new projection process")
+        joined = ledger.join_member(id_number=person(1), name="会员1",
+                                    organization_code=tree.base_a, joined_on="2024-01-02")
+        eventually(lambda: read_models.position() >= (joined.position or 0),
+                   "the join projected by the new process")
+        assert projection.starts == 2
+    finally:
+        projection.stop()
+        read_models.close()
+    assert not alive(projection.pid or 0)
+
+
+def test_a_server_with_a_projection_process_runs_no_projection_thread(
+        backend: Backend) -> None:
+    settings = backend.settings.model_copy(update={"projection_thread": False})
+    services = Services.open(settings)
+    try:
+        services.start()
+        assert services._projection is None
+    finally:
+        services.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> LedgerProcesses:
+    return LedgerProcesses(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path)
+
+
+def projection_child(server: ServerProcess) -> int:
+    """`ledger serve`'s one spawned child besides multiprocessing's resource tracker."""
+    assert server.process is not None
+    spawned = [pid for pid in children(server.process.pid)
+               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(spawned) == 1, spawned
+    return spawned[0]
+
+
+def test_it_stops_with_the_server(processes: LedgerProcesses) -> None:
+    server = ServerProcess(processes)
+    server.start()
+    child = projection_child(server)
+    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+    server.stop()
+    eventually(lambda: not alive(child), "the projection process stopped")
+    assert "the server process is gone" not in server.log_tail()  # stopped, not orphaned
+
+
+def test_it_stops_by_itself_when_the_server_is_killed(processes: LedgerProcesses) -> None:
+    server = ServerProcess(processes)
+    server.start()
+    child = projection_child(server)
+    server.kill()  # SIGKILL: no shutdown code runs in the server
+    eventually(lambda: not alive(child), "the orphaned projection process stopped")
+    assert "the server process is gone" in server.log_tail()
