@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 
@@ -95,3 +96,24 @@ def test_a_copy_shares_no_mutable_state_with_its_original() -> None:
     join(org_clone)
     assert book_clone.balance("102") == Money(507) and org_clone.member_count == 4
     assert book.__dict__ == book_before and org.__dict__ == org_before
+
+
+def test_a_copy_shares_its_pending_events_but_not_their_list() -> None:
+    """Pending events are frozen and never changed once triggered, so a copy shares them (a
+    batch's union collects one per join); the list is the copy's own, so events the copy
+    triggers, or a failed command's, never reach the original."""
+    import copy
+
+    book = Book(organization_code="A")
+    day = datetime.date(2024, 3, 1)
+    book.record("v1", day, [debit("A", "102", Money(500)), credit("A", "401", Money(500))])
+    pending = list(book._pending_events)
+    assert len(pending) == 2  # opened, recorded
+    clone = copy.deepcopy(book)
+    assert clone._pending_events is not book._pending_events
+    assert all(a is b for a, b in zip(clone._pending_events, pending, strict=True))
+    clone.record("v2", day, [debit("A", "102", Money(7)), credit("A", "401", Money(7))])
+    assert len(clone._pending_events) == 3
+    assert book._pending_events == pending and book.balance("102") == Money(500)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pending[1].actor = "someone else"  # type: ignore[misc]
