@@ -49,14 +49,14 @@ class ReadModels:
         return self.projector.catch_up(self.tables, max_events=max_events,
                                        batch_events=batch_events)
 
-    def maintain(self) -> bool:
-        """Refreshes the tables' statistics (and, on PostgreSQL, vacuums them) once
-        MAINTAIN_EVERY_EVENTS events have been applied since the last time, or on the first
-        call over a store that holds that many. Autovacuum reaches freshly written tables only
+    def maintain(self, min_events: int | None = None) -> bool:
+        """Refreshes the tables' statistics (and, on PostgreSQL, vacuums them) once min_events
+        events (default MAINTAIN_EVERY_EVENTS) have been applied since the last time, or on the
+        first call over a store that holds that many. Autovacuum reaches freshly written tables only
         after a while; until then the statement and roll queries read every heap page and
         plan without statistics. True if it ran."""
         position = self.position()
-        if position - self._maintained_at < MAINTAIN_EVERY_EVENTS:
+        if position - self._maintained_at < (min_events or MAINTAIN_EVERY_EVENTS):
             return False
         conn = self.store.connect()
         try:

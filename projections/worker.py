@@ -27,6 +27,10 @@ LISTEN_TIMEOUT_S = 2.0
 # most this often applies the same events in fewer, larger batches; a read never waits for
 # it, as queries catch up first (read-your-writes).
 MIN_INTERVAL_S = 0.5
+# Statistics and vacuum (ReadModels.maintain) come every MAINTAIN_EVERY_EVENTS events, and
+# also once writes pause after at least this many: a burst (a roster import) then leaves
+# fresh statistics and a visibility map behind it for the reads that follow.
+QUIET_MAINTAIN_EVENTS = 1_000
 MAX_BACKOFF_S = 10.0
 
 
@@ -53,14 +57,19 @@ class ProjectionWorker:
         switched by a rebuild) are logged and retried with backoff, never fatal."""
         backoff_s = self.poll_interval_s
         listener = None
+        last_position = None
         try:
             while not self.stopping.is_set():
                 try:
                     if listener is None and not self.read_models.store.is_sqlite:
                         listener = self._listen()
                     started = time.monotonic()
-                    self.catch_up_once()
-                    self.read_models.maintain()  # statistics and vacuum, when due
+                    position = self.catch_up_once()
+                    if position == last_position:  # nothing new since the last round
+                        self.read_models.maintain(QUIET_MAINTAIN_EVENTS)
+                    else:
+                        self.read_models.maintain()
+                    last_position = position
                     backoff_s = self.poll_interval_s
                     self.stopping.wait(self.min_interval_s - (time.monotonic() - started))
                     self._wait(listener)

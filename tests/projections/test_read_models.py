@@ -11,6 +11,7 @@ import time
 import pytest
 
 from domain.errors import InvalidValue, NotFound
+from projections import worker as worker_module
 from projections.read_models import ReadModels
 from projections.worker import ProjectionWorker
 from tests.projections.helpers import assert_equal_to_rebuild
@@ -259,6 +260,37 @@ def test_worker_wakes_on_new_events(setup, backend):
     finally:
         worker.stop()
     assert rm.wait_for(position)
+
+
+def test_worker_maintains_the_tables_once_writes_pause(setup, monkeypatch):
+    """Statistics and vacuum every MAINTAIN_EVERY_EVENTS events, and also after a burst of
+    fewer once nothing new arrives: the reads after a roster import find them fresh."""
+    ledger, tree, rm = setup
+    monkeypatch.setattr(worker_module, "QUIET_MAINTAIN_EVENTS", 3)
+    maintained: list[int] = []
+    original = rm.maintain
+
+    def maintain(min_events: int | None = None) -> bool:
+        ran = original(min_events)
+        if ran:
+            maintained.append(rm.position())
+        return ran
+
+    monkeypatch.setattr(rm, "maintain", maintain)
+    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05,
+                              min_interval_s=0.05)
+    worker.start()
+    try:
+        for n in range(4):
+            _join(ledger, tree.base_a, 300 + n, "2024-01-01")
+        head = ledger.head_position()
+        deadline = time.monotonic() + 15
+        while (not maintained or maintained[-1] < head) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert maintained and maintained[-1] == head  # far fewer than MAINTAIN_EVERY_EVENTS
+    assert not original(3)  # nothing applied since: not due again
 
 
 def test_gaps_in_notification_ids_are_skipped(setup, backend):
