@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
 from api.metrics import Metrics
 from projections.audit import AuditTrail
 from projections.read_models import ReadModels
+from projections.worker import ProjectionWorker
 from service.application import Ledger
 from service.settings import Settings
 from service.tokens import Tokens
-
-log = logging.getLogger("ledger.api")
-PROJECTION_INTERVAL_S = 1.0
-# Bounded so that the projection lock is released now and then for readers' own catch-ups.
-PROJECTION_BATCH_EVENTS = 20_000
 
 
 @dataclass
@@ -29,8 +23,7 @@ class Services:
     read_models: ReadModels
     audit: AuditTrail
     metrics: Metrics
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _projection: threading.Thread | None = None
+    _projection: ProjectionWorker | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -42,27 +35,16 @@ class Services:
 
     def start(self) -> None:
         """Keeps the read models current between requests, so that /readyz and the lag
-        metric tell the truth and a read after a quiet spell finds little to apply; unless
-        the server runs a projection process for that (settings.projection_thread)."""
-        if not self.settings.projection_thread:
-            return
-        self._projection = threading.Thread(
-            target=self._project, name="ledger-projection", daemon=True
-        )
-        self._projection.start()
-
-    def _project(self) -> None:
-        while not self._stop.wait(PROJECTION_INTERVAL_S):
-            try:
-                self.read_models.catch_up(max_events=PROJECTION_BATCH_EVENTS)
-                self.read_models.maintain()
-            except Exception as exc:  # the database may be away for a while; keep trying
-                log.warning("projection catch-up failed: %s", type(exc).__name__)
+        metric tell the truth and a read after a quiet spell finds little to apply: the loop
+        of `ledger project` in a thread, unless the server runs it in a process of its own
+        (settings.projection_thread)."""
+        if self.settings.projection_thread:
+            self._projection = ProjectionWorker(self.read_models)
+            self._projection.start()
 
     def close(self) -> None:
-        self._stop.set()
         if self._projection is not None:
-            self._projection.join(timeout=30)
+            self._projection.stop(timeout_s=30)
         self.read_models.close()
         self.ledger.close()
 

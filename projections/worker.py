@@ -114,7 +114,8 @@ class ProjectionWorker:
             pass
 
     def start(self) -> threading.Thread:
-        """Runs the loop in a daemon thread (inside the server, on the embedded default)."""
+        """Runs the loop in a daemon thread (in each process of an app hosted other than by
+        `ledger serve`, which runs it in a process of its own: api/projection_process.py)."""
         self._thread = threading.Thread(target=self.run, name="projection-worker", daemon=True)
         self._thread.start()
         return self._thread

@@ -73,13 +73,14 @@ def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Ba
 
 def test_a_server_with_a_projection_process_runs_no_projection_thread(
         backend: Backend) -> None:
-    settings = backend.settings.model_copy(update={"projection_thread": False})
-    services = Services.open(settings)
-    try:
-        services.start()
-        assert services._projection is None
-    finally:
-        services.close()
+    for in_thread in (True, False):
+        settings = backend.settings.model_copy(update={"projection_thread": in_thread})
+        services = Services.open(settings)
+        try:
+            services.start()
+            assert (services._projection is not None) is in_thread
+        finally:
+            services.close()
 
 
 @pytest.fixture
