@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
 from uuid import UUID
@@ -100,17 +100,19 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         return recordings
 
     def save_prepared(
-        self, processing_event: ProcessingEvent, stored_events: list[StoredEvent]
+        self, processing_event: ProcessingEvent, stored_events: list[StoredEvent],
+        insert: Callable[[list[StoredEvent]], Sequence[int] | None] | None = None,
     ) -> list[Recording]:
         """What Application.save() does once the events are mapped to stored events (encoded,
         compressed, encrypted: the group-commit writer maps them before it takes the writer
-        lock): inserts them in one transaction, then _take_snapshots() and _notify() as
-        Application.save() would. Snapshots by snapshot_every are take_due_snapshots()'s."""
+        lock): inserts them in one transaction (insert: the writer's turn's, else the
+        recorder's), then _take_snapshots() and _notify() as Application.save() would.
+        Snapshots by snapshot_every are take_due_snapshots()'s."""
         events = processing_event.events
         if len(stored_events) != len(events):
             raise ValueError(f"{len(stored_events)} stored events for {len(events)} events")
         # As EventStore.put and Application._record.
-        notification_ids = self.recorder.insert_events(stored_events)
+        notification_ids = (insert or self.recorder.insert_events)(stored_events)
         recordings: list[Recording] = []
         if notification_ids:
             assert len(notification_ids) == len(stored_events)
@@ -240,7 +242,12 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         )
         if is_sqlite:
             params = [p.hex if isinstance(p, UUID) else p for p in params]
-        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+                cursor.execute(sql, params)
+                return [dict(row) for row in cursor.fetchall()]
+        # PostgreSQL: one statement on an autocommit connection, which reads one snapshot
+        # anyway; a transaction around it (BEGIN, ROLLBACK) tripled the round trips.
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:  # type: ignore[attr-defined]
             cursor.execute(sql, params)
             return [dict(row) for row in cursor.fetchall()]
 

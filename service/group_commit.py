@@ -45,7 +45,7 @@ from eventsourcing.application import AggregateNotFoundError, LRUCache, Processi
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 
 from domain.base import LedgerAggregate
-from service.writer_lock import writer_lock
+from service.writer_lock import Turn, writer_lock
 
 if TYPE_CHECKING:
     from service.application import CommandResult, Ledger, UnitOfWork
@@ -97,9 +97,10 @@ class WriterCache:
         self.head: int | None = None  # every event up to here is read (and applied, or _unapplied)
         self._unapplied: list[Any] = []
 
-    def refresh(self) -> set[UUID] | None:
+    def refresh(self, turn: Turn | None = None) -> set[UUID] | None:
         """Catches up with the store; returns the ids of the aggregates other writers changed
-        since the last look (None: too many to say, or the first look).
+        since the last look (None: too many to say, or the first look). turn: the writer's
+        turn to read through (under the writer lock), else the recorder.
 
         One query when fewer than a page of events came: the events after the last position
         read, whatever they are (none, usually, for a writer alone). The stores give
@@ -107,15 +108,15 @@ class WriterCache:
         those read are all there is up to the last of them."""
         if self.head is None:
             return self._reset()
-        notifications = self.app.recorder.select_notifications(
-            start=self.head + 1, limit=REFRESH_PAGE)
+        select = (turn or self.app.recorder).select_notifications
+        notifications = select(start=self.head + 1, limit=REFRESH_PAGE)
         if len(notifications) == REFRESH_PAGE:  # many: the head tells how many more
             head = self.app.head_position()
             if head - self.head > MAX_TAILED_EVENTS:
                 return self._reset(head)
             last = notifications[-1].id
-            notifications = [*notifications, *self.app.recorder.select_notifications(
-                start=last + 1, limit=max(head - last, 1), stop=head)]
+            notifications = [*notifications,
+                             *select(start=last + 1, limit=max(head - last, 1), stop=head)]
         if not notifications:
             return set()
         self._unapplied.extend(notifications)
@@ -339,15 +340,16 @@ class GroupCommitter:
         self.commands += len(batch)
         self.known.refresh()
         decision = self._prepare(self._decide(batch))
-        self.lock.acquire()
-        try:
-            changed = self.known.refresh()
+
+        def in_turn(turn: Turn) -> list[Recording] | None:
+            nonlocal decision
+            changed = self.known.refresh(turn)
             if changed is None or not changed.isdisjoint(decision.view.current):
                 self.decided_again += 1
                 decision = self._prepare(self._decide(batch, decision, changed), decision)
-            recordings = self._insert(decision)
-        finally:
-            self.lock.release()
+            return self._insert(decision, turn)
+
+        recordings = self.lock.write(in_turn)
         self._answer(decision, recordings)
 
     def _decide(self, batch: list[PendingCommand], earlier: Decision | None = None,
@@ -433,13 +435,13 @@ class GroupCommitter:
                            or to_stored_event(e) for e in written.events]
         return decision
 
-    def _insert(self, decision: Decision) -> list[Recording] | None:
-        """Inserts the prepared events in one transaction (under the lock). None: a writer
+    def _insert(self, decision: Decision, turn: Turn) -> list[Recording] | None:
+        """Inserts the prepared events in one transaction, in the writer's turn. None: a writer
         outside the lock (a token, a read record) wrote one of these aggregates first."""
         if decision.written is None:
             return []
         try:
-            return self.app.save_prepared(decision.written, decision.stored)
+            return self.app.save_prepared(decision.written, decision.stored, turn.insert_events)
         except IntegrityError:
             return None
 

@@ -27,6 +27,9 @@ from eventsourcing.postgres import PostgresRecorder
 RECORDER_METHODS = ("insert_events", "select_events", "select_notifications",
                     "max_notification_id", "insert_tracking", "max_tracking_id",
                     "has_tracking_id")
+# The writer's turn (service/pg_recorder.py): a transaction that decides again inside, so
+# never retried by the recorder.
+SINGLE_ATTEMPT_METHODS = ("write_locked",)
 PROBE_INTERVAL_S = 0.25  # while down, at most one direct connection attempt this often
 PROBE_CONNECT_TIMEOUT_S = 2
 CONNECT_KEYS = ("dbname", "host", "port", "user", "password")
@@ -90,3 +93,7 @@ def bound_retries(recorder: Any) -> None:
         inner = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
         if inner is not None:  # the function under eventsourcing's @retry
             setattr(recorder, name, _gated(gate, functools.partial(inner, recorder)))
+    for name in SINGLE_ATTEMPT_METHODS:  # ours, never retried: gated as they are
+        method = getattr(recorder, name, None)
+        if method is not None:
+            setattr(recorder, name, _gated(gate, method))

@@ -8,39 +8,57 @@ from the batch's first read to its commit means each batch reads what every earl
 committed, so batches of different processes never conflict; the processes still parse,
 validate and answer requests in parallel.
 
-PostgreSQL: a session advisory lock on a connection of its own (the batch's write goes through
-the pool on another connection; the lock is only a mutex between writers). SQLite: an
-exclusive flock on a file beside the database. An in-memory SQLite database has one process,
-and needs no lock.
+PostgreSQL: a transaction advisory lock, taken first in the transaction that then reads what
+others wrote and inserts the batch, and released by its commit (one connection, four round
+trips). SQLite: an exclusive flock on a file beside the database, around a read and an insert
+of their own. An in-memory SQLite database has one process, and needs no lock.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-import psycopg
-from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.sqlite import SQLiteRecorder
 
-CONNECT_TIMEOUT_S = 2
+from service.pg_recorder import BinaryArrayApplicationRecorder
+
+T = TypeVar("T")
+
+
+class Turn(Protocol):
+    """What a writer may do in its turn: read the notifications others wrote, insert once."""
+
+    def select_notifications(self, start: int, limit: int,
+                             stop: int | None = None) -> Sequence[Notification]: ...
+    def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None: ...
 
 
 class WriterLock(Protocol):
-    def acquire(self) -> None: ...
-    def release(self) -> None: ...
+    def write(self, body: Callable[[Turn], T]) -> T:
+        """Runs body in the writer's turn: no other writer reads-to-write or inserts meanwhile."""
     def close(self) -> None: ...
 
 
-class NoLock:
-    def acquire(self) -> None:
-        pass
+class _Unlocked:
+    """A turn outside any transaction of its own: the recorder's reads and insert."""
 
-    def release(self) -> None:
-        pass
+    def __init__(self, recorder: Any) -> None:
+        self.select_notifications = recorder.select_notifications
+        self.insert_events = recorder.insert_events
+
+
+class NoLock:
+    def __init__(self, recorder: Any) -> None:
+        self._turn = _Unlocked(recorder)
+
+    def write(self, body: Callable[[Turn], T]) -> T:
+        return body(self._turn)
 
     def close(self) -> None:
         pass
@@ -49,17 +67,19 @@ class NoLock:
 class FileLock:
     """flock on `<database>.writer-lock`: released by the kernel if the process dies."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, recorder: Any) -> None:
         self.path = path
+        self._turn = _Unlocked(recorder)
         self._file: Any = None
 
-    def acquire(self) -> None:
+    def write(self, body: Callable[[Turn], T]) -> T:
         if self._file is None:
             self._file = self.path.open("a+b")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        try:
+            return body(self._turn)
+        finally:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._file is not None:
@@ -68,56 +88,33 @@ class FileLock:
 
 
 class AdvisoryLock:
-    """pg_advisory_lock on a dedicated connection: released by the server if the process
-    dies or the connection drops. Reconnects on the next acquire after a failure."""
+    """pg_advisory_xact_lock, taken first in the very transaction that reads and inserts
+    (BinaryArrayApplicationRecorder.write_locked): released by the server when that
+    transaction commits or rolls back, or when its connection drops."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], name: str) -> None:
-        self._connect_kwargs = connect_kwargs
+    def __init__(self, recorder: BinaryArrayApplicationRecorder, name: str) -> None:
+        self._recorder = recorder
         digest = hashlib.sha256(f"ledger-writer:{name}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
-        self._conn: psycopg.Connection | None = None
 
-    def acquire(self) -> None:
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(**self._connect_kwargs, autocommit=True,
-                                             connect_timeout=CONNECT_TIMEOUT_S)
-            self._conn.execute("SELECT pg_advisory_lock(%s)", (self._key,))
-        except psycopg.Error as exc:
-            self._drop()
-            raise OperationalError(f"the database is unreachable: {exc}") from exc
-
-    def release(self) -> None:
-        try:
-            if self._conn is not None:
-                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-        except psycopg.Error:
-            self._drop()  # the server released the lock with the session
+    def write(self, body: Callable[[Turn], T]) -> T:
+        return self._recorder.write_locked(self._key, body)
 
     def close(self) -> None:
-        self._drop()
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
+        pass
 
 
 def writer_lock(recorder: Any) -> WriterLock:
-    """The lock for the store under this recorder: by its class, not its module's name (the
-    PostgreSQL recorder is a subclass in service/pg_recorder.py)."""
+    """The lock for the store under this recorder: by its class, not its module's name."""
+    if isinstance(recorder, BinaryArrayApplicationRecorder):
+        return AdvisoryLock(recorder, f"{recorder.datastore.pool.kwargs.get('dbname')}."
+                                      f"{recorder.events_table_name}")
     if isinstance(recorder, PostgresRecorder):
-        kwargs = recorder.datastore.pool.kwargs
-        connect = {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password")
-                   if kwargs.get(k)}
-        return AdvisoryLock(connect, f"{connect.get('dbname')}.{recorder.events_table_name}")
+        raise TypeError("on PostgreSQL the writers take turns through "
+                        "service.pg_recorder.BinaryArrayApplicationRecorder")
     if isinstance(recorder, SQLiteRecorder):
         pool = recorder.datastore.pool
         if pool.is_sqlite_memory_mode:
-            return NoLock()
-        path = pool.db_name
-        return FileLock(Path(f"{path}.writer-lock"))
-    return NoLock()
+            return NoLock(recorder)
+        return FileLock(Path(f"{pool.db_name}.writer-lock"), recorder)
+    return NoLock(recorder)
