@@ -135,7 +135,7 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
         """Runs body in one transaction that first takes the advisory lock lock_key (held
         until the transaction ends: the writers' turn, see service/writer_lock.py) and the
         table lock (as insert_events does). body reads through the LockedWrite it is given and
-        inserts at most once, which commits; a transaction body leaves without inserting
+        inserts at most once, which commits; a transaction that body leaves without inserting
         (nothing to write, or an IntegrityError) is rolled back.
 
         Four round trips for a batch: the locks and NOTIFY in one message, the catch-up read,

@@ -49,8 +49,16 @@ class _Unlocked:
     """A turn outside any transaction of its own: the recorder's reads and insert."""
 
     def __init__(self, recorder: Any) -> None:
-        self.select_notifications = recorder.select_notifications
-        self.insert_events = recorder.insert_events
+        self._recorder = recorder
+
+    # Looked up on each call, not bound once: the recorder's methods may be replaced on the
+    # instance after the lock is made (service/outage.py).
+    def select_notifications(self, start: int, limit: int,
+                             stop: int | None = None) -> Sequence[Notification]:
+        return self._recorder.select_notifications(start=start, limit=limit, stop=stop)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
+        return self._recorder.insert_events(stored_events)
 
 
 class NoLock:
