@@ -41,6 +41,7 @@ from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
 from service.member_commands import MemberCommands
 from service.organisation_commands import OrganisationCommands
 from service.outage import bound_retries
+from service.repository import LedgerRepository
 from service.settings import Settings
 from service.storage import (
     MemberIds,
@@ -78,6 +79,19 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
     def close(self) -> None:
         self.committer.close()
         super().close()
+
+    def construct_repository(self) -> LedgerRepository:
+        """eventsourcing's repository, as its own construct_repository() configures it from
+        the environment (service/storage.py), as a LedgerRepository."""
+        repository = super().construct_repository()
+        ledger_repository = LedgerRepository(
+            event_store=repository.event_store, snapshot_store=repository.snapshot_store,
+            fastforward=repository.fastforward,
+            fastforward_skipping=repository.fastforward_skipping,
+            deepcopy_from_cache=repository.deepcopy_from_cache,
+        )
+        ledger_repository.cache = repository.cache
+        return ledger_repository
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
         """Saves, then snapshots each saved aggregate whose version passed a multiple of its

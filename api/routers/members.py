@@ -40,7 +40,7 @@ async def join_member(caller: Writer, idempotency: Idempotency, body: JoinMember
 def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> dict:
     """The member with this identity number, or 404. Writes nothing."""
     member = caller.services.ledger.find_member(body.id_number)
-    caller.require_org(member["organization_code"])
+    caller.require_member_org(member)
     return present(caller, member, "POST /v1/members/search")
 
 
