@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from enum import StrEnum
 from typing import Annotated
@@ -28,6 +27,7 @@ def serve(
     """The HTTP service (OpenAPI at /docs)."""
     import uvicorn
 
+    from api import http_processes
     from api.app import create_app
     from api.projection_process import ProjectionProcess
     from api.services import Services
@@ -56,11 +56,10 @@ def serve(
             uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                         log_level="info", access_log=False)
             return
-        # Each worker builds its app from the same environment (LEDGER_*, .env).
-        os.environ["LEDGER_PROJECTION_THREAD"] = "false"
-        uvicorn.run("api.app:create_app", factory=True, workers=settings.workers,
-                    host=settings.host, port=settings.port, log_level="info",
-                    access_log=False)
+        http_processes.serve(settings)
+    except http_processes.PortInUse as exc:
+        typer.echo(f"ledger: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         projection.stop()
 

@@ -77,8 +77,9 @@ class LedgerProcesses:
 class ServerProcess:
     """`ledger serve` on a free loopback port."""
 
-    def __init__(self, processes: LedgerProcesses) -> None:
+    def __init__(self, processes: LedgerProcesses, workers: int = 1) -> None:
         self.processes = processes
+        self.workers = workers
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -91,7 +92,8 @@ class ServerProcess:
         """Starts the server and returns how long it took to answer /healthz, in seconds."""
         began = time.monotonic()
         self.process = self.processes.spawn("serve", "--host", "127.0.0.1", "--port",
-                                            str(self.port), log_name="server.log")
+                                            str(self.port), "--workers", str(self.workers),
+                                            log_name="server.log")
         self.starts += 1
         deadline = began + START_TIMEOUT_S
         while time.monotonic() < deadline:
