@@ -47,21 +47,33 @@ def bench(
         help="Also write the README's table (Markdown) here.")] = None,
     smoke: Annotated[bool, typer.Option(
         "--smoke", hidden=True, help="The smallest sizes (the test suite's run).")] = False,
+    profile: Annotated[Path | None, typer.Option(
+        help="Sample every measurement with py-spy into this directory (collapsed stacks "
+             "and a summary each; the JSON gets the summaries). Figures of a profiled run "
+             "are a little lower.")] = None,
 ) -> None:
     """Benchmark ingest, roster import, catch-up, rebuild and read latencies against the raw
     database ceilings, on a store of its own and a `ledger serve` subprocess."""
     from scripts.bench.config import FULL, QUICK, SMOKE
     from scripts.bench.database import DEFAULT_ADMIN_URL
     from scripts.bench.harness import run_bench
+    from scripts.bench.profiling import ProfilerUnavailable, py_spy
     from scripts.bench.report import markdown_table
 
+    if profile is not None:
+        try:
+            py_spy()
+        except ProfilerUnavailable as exc:
+            typer.echo(f"ledger bench: {exc}", err=True)
+            raise typer.Exit(2) from None
     config = SMOKE if smoke else QUICK if quick else FULL
     if largest is Largest.county:
         config = replace(config, extra_sizes=())
     admin_url = database_url or os.environ.get(ADMIN_URL_ENV) or DEFAULT_ADMIN_URL
     with progress_bar(transient=True) as bar:
         result = run_bench(config, admin_url, progress=bar, backend=backend.value,
-                           note=lambda line: bar.console.print(line, markup=False))
+                           note=lambda line: bar.console.print(line, markup=False),
+                           profile_dir=profile)
     text = json.dumps(result, ensure_ascii=False, indent=2, default=str)
     if out is None:
         sys.stdout.write(text + "\n")

@@ -17,6 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import BenchConfig
 from scripts.bench.database import BenchStore, bench_store, durability
 from scripts.bench.dataset import DeploymentLoader
+from scripts.bench.profiling import Profiler
 from scripts.bench.server import mint_admin_token, running_server
 from scripts.demo_data import build_plan
 from service.application import Ledger
@@ -48,22 +50,31 @@ Note = Callable[[str], None]
 class Run:
     """The figures of one run as they come in, and why any of them is missing."""
 
-    def __init__(self, config: BenchConfig, note: Note, progress: Progress | None) -> None:
+    def __init__(self, config: BenchConfig, note: Note, progress: Progress | None,
+                 profiler: Profiler | None = None) -> None:
         self.config = config
         self.note = note
         self.progress = progress
+        self.profiler = profiler
         self.figures: dict[str, Any] = dict.fromkeys(HEADLINE_KEYS)
         self.figures["ingest_by_clients"] = {}
         self.figures["baseline"] = dict.fromkeys(BASELINE_KEYS)
         self.details: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}
 
-    def attempt(self, label: str, keys: tuple[str, ...], action: Callable[[], None]) -> None:
-        """Runs one measurement; if it fails, its figures stay null and the reason is kept."""
+    def sampling(self, label: str) -> AbstractContextManager[None]:
+        """py-spy samples of what runs meanwhile, with --profile (scripts/bench/profiling.py)."""
+        return nullcontext() if self.profiler is None else self.profiler.sampling(label)
+
+    def attempt(self, label: str, keys: tuple[str, ...], action: Callable[[], None], *,
+                profile: bool = True) -> None:
+        """Runs one measurement; if it fails, its figures stay null and the reason is kept.
+        profile=False: the action samples its parts itself (see sampling)."""
         self.note(f"bench: {label}")
         started = time.perf_counter()
         try:
-            action()
+            with self.sampling(label) if profile else nullcontext():
+                action()
         except Exception as exc:  # a failed measurement must not lose the others
             reason = f"{label} failed: {type(exc).__name__}: {exc}"[:600]
             self.note(f"bench: {reason}")
@@ -132,9 +143,11 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
 
         def ingest_all() -> None:
             for clients in config.ingest_clients:
-                result = ingest.measure(server, target, clients=clients,
-                                        requests=config.ingest_requests,
-                                        max_s=config.ingest_max_s, head=ledger.head_position)
+                with run.sampling(f"ingest over HTTP, {clients} clients"):
+                    result = ingest.measure(server, target, clients=clients,
+                                            requests=config.ingest_requests,
+                                            max_s=config.ingest_max_s,
+                                            head=ledger.head_position)
                 figures["ingest_by_clients"][str(clients)] = result
                 run.note(f"bench:   {clients} clients: {result['events_per_s']} events/s, "
                          f"p99 {result['ms_p99']} ms")
@@ -152,7 +165,7 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
             imported.append(union)
 
         run.attempt("ingest over HTTP", ("ingest_events_per_s", "ingest_ms_p50",
-                                         "ingest_ms_p99"), ingest_all)
+                                         "ingest_ms_p99"), ingest_all, profile=False)
         run.attempt("roster import over HTTP", ("import_members_per_s", "roll_page_ms_p99"),
                     import_roster)
         def warm_up() -> None:
@@ -217,8 +230,8 @@ def _extra_size(run: Run, backend: str, admin_url: str, workdir: Path, size: str
 
 def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
               workdir: Path | None = None, progress: Progress | None = None,
-              backend: str = "postgres") -> dict[str, Any]:
-    run = Run(config, note, progress)
+              backend: str = "postgres", profile_dir: Path | None = None) -> dict[str, Any]:
+    run = Run(config, note, progress, Profiler(profile_dir) if profile_dir else None)
     started_at = datetime.datetime.now(datetime.UTC)
     started = time.perf_counter()
     figures = run.figures
@@ -286,5 +299,8 @@ def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
         "environment": environment,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - started, 1),
-        "details": run.details,
+        # A profiled run's figures are taken under py-spy: not comparable with others.
+        "profiled": run.profiler is not None,
+        "details": {**run.details, **({"profiles": run.profiler.summaries}
+                                      if run.profiler is not None else {})},
     }

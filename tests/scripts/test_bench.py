@@ -34,13 +34,22 @@ def _is_number(value: object) -> bool:
 def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
     out, table = tmp_path / "bench.json", tmp_path / "bench.md"
     env = ledger_env("sqlite:///unused.sqlite", tmp_path / "unused.key")
+    # One of the two runs is profiled too (--profile), so that both kinds are exercised.
+    profiles = tmp_path / "profiles"
+    profiled = backend == "sqlite"
     completed = subprocess.run(
         [sys.executable, "-m", "scripts.cli", "bench", "--smoke", "--backend", backend,
-         "--out", str(out), "--markdown", str(table), "--database-url", PG_ADMIN_URL],
+         "--out", str(out), "--markdown", str(table), "--database-url", PG_ADMIN_URL,
+         *(["--profile", str(profiles)] if profiled else [])],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["profiled"] is profiled
+    if profiled:
+        _check_profiles(result["details"]["profiles"], profiles)
+    else:
+        assert "profiles" not in result["details"]
 
     assert result["backend"] == backend
     # SQLite has no COPY: that one ceiling is null, with its reason; nothing else is missing.
@@ -91,3 +100,24 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
         left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                             (details["database"],)).fetchone()
     assert left is None, f"the benchmark left its database {details['database']} behind"
+
+
+def _check_profiles(summaries: dict, directory: Path) -> None:
+    """Every measurement was sampled; the server's HTTP processes and the bench's own show
+    up by role, with their busiest functions; each summary's samples are on disk."""
+    assert {"catch-up", "roster import over HTTP", "lookup latency",
+            "rebuild (ledger rebuild subprocess)"} <= summaries.keys(), summaries.keys()
+    assert {f"ingest over HTTP, {c} clients" for c in SMOKE.ingest_clients} <= summaries.keys()
+    samples_by_role: dict[str, int] = {}
+    for label, summary in summaries.items():
+        assert "unavailable" not in summary, (label, summary)
+        if summary["file"] is not None:  # None: shorter than one sample
+            assert Path(summary["file"]).parent == directory
+            assert Path(summary["file"]).exists()
+        for process in summary["processes"]:
+            samples_by_role[process["role"]] = (samples_by_role.get(process["role"], 0)
+                                                + process["samples"])
+            assert process["top"] and 0 < process["top"][0][1] <= 100, process
+    assert samples_by_role.get("http", 0) > 0, samples_by_role
+    assert samples_by_role.get("bench", 0) > 0, samples_by_role
+    assert (directory / "roster-import-over-http-summary.txt").exists()
