@@ -36,10 +36,11 @@ STOP_TIMEOUT_S = 60.0
 ATTACH_TIMEOUT_S = 20.0
 ATTACHED_LINE = "Sampling process"  # py-spy's first line once it samples
 _PROCESS_FRAME = re.compile(r'process (\d+):"([^"]*)";')
-_ROLES = (  # (role, a frame only that kind of process runs), first match wins
+_ROLES = (  # (role, a frame only that kind of process runs), the first one found wins
     ("rebuild", "rebuild (projections/rebuild.py"),
     ("projection", "ProjectionWorker"),
     ("http", "uvicorn/server.py"),
+    ("server", "scripts/cmd_server.py"),  # `ledger serve`'s parent, supervising
     ("bench", "scripts/bench/harness.py"),
 )
 
@@ -161,7 +162,7 @@ def summarise(path: Path, *, seconds: float, top: int = TOP_FUNCTIONS) -> dict[s
     samples: Counter[int] = Counter()
     inclusive: dict[int, Counter[str]] = {}
     commands: dict[int, str] = {}
-    roles: dict[int, str] = {}
+    roles: dict[int, int] = {}  # pid -> rank in _ROLES of the first role it showed
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -179,12 +180,14 @@ def summarise(path: Path, *, seconds: float, top: int = TOP_FUNCTIONS) -> dict[s
         counter = inclusive.setdefault(pid, Counter())
         for function in seen:
             counter[function] += count
-        if pid not in roles:
-            roles[pid] = next((role for role, marker in _ROLES if marker in stack), "")
+        for rank, (_, marker) in enumerate(_ROLES):  # any thread of the process may show it
+            if marker in stack and rank < roles.get(pid, len(_ROLES)):
+                roles[pid] = rank
     processes = []
     for pid, n in samples.most_common():
         processes.append({
-            "pid": pid, "role": roles.get(pid) or "other", "command": commands.get(pid, ""),
+            "pid": pid, "role": _ROLES[roles[pid]][0] if pid in roles else "other",
+            "command": commands.get(pid, ""),
             "samples": n, "gil_share": round(n / (RATE_HZ * seconds), 3) if seconds else None,
             "top": [[f, round(100 * c / n, 1)] for f, c in inclusive[pid].most_common(top)],
         })

@@ -21,17 +21,20 @@ def test_samples_go_to_the_sampled_process(tmp_path: Path) -> None:
         f"{PARENT};{CHILD};run (api/http_processes.py:90);Server.run (uvicorn/server.py:86);"
         "f (x.py:1);f (x.py:2);f (x.py:1) 10",
         f"{PARENT};<module> (scripts/cli.py:3);serve (scripts/cmd_server.py:60) 5",
+        # The writer thread of the HTTP process: no uvicorn frame, same process, same role.
+        f"{PARENT};{CHILD};Thread._bootstrap (threading.py:1);_loop (service/group_commit.py:5)"
+        " 20",
         "",
     ]), encoding="utf-8")
     summary = summarise(collapsed, seconds=1.0)
     child, parent = summary["processes"]
-    assert (child["pid"], child["samples"], child["role"]) == (11, 40, "http")
+    assert (child["pid"], child["samples"], child["role"]) == (11, 60, "http")
     assert "spawn_main; spawn_main(tracker_fd=4" in child["command"]
-    assert child["gil_share"] == 0.4  # 40 samples at 100 Hz in one second
+    assert child["gil_share"] == 0.6  # 60 samples at 100 Hz in one second
     top = dict(child["top"])
-    assert top["Server.run (uvicorn/server.py)"] == 100.0
-    assert top["decide (service/group_commit.py)"] == 75.0
-    assert top["f (x.py)"] == 25.0  # recursion counted once per sample
-    assert (parent["pid"], parent["samples"], parent["role"]) == (10, 5, "other")
+    assert top["Server.run (uvicorn/server.py)"] == 66.7
+    assert top["decide (service/group_commit.py)"] == 50.0
+    assert top["f (x.py)"] == 16.7  # recursion counted once per sample
+    assert (parent["pid"], parent["samples"], parent["role"]) == (10, 5, "server")
     text = render("ingest", summary)
-    assert "process 11 (http): 40 samples, GIL held 0.4 of the time" in text
+    assert "process 11 (http): 60 samples, GIL held 0.6 of the time" in text
