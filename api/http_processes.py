@@ -3,11 +3,11 @@ socket of its own (SO_REUSEPORT), so that the kernel spreads new connections eve
 
 uvicorn's own `--workers` shares one listening socket among its processes, and the event loop
 of whichever process wakes first accepts every connection then waiting. Clients that open
-their keep-alive connections together (a load balancer's pool, the benchmark's clients) could
-land 13 to 3 on two processes, and the busier one's GIL then capped the whole server (ingest
-probe, 16 clients: 286 requests/s with that split, 387 with 9 to 7). Its processes also
-outlived a SIGKILLed parent and went on holding the port. Linux only: elsewhere SO_REUSEPORT
-does not spread connections.
+their keep-alive connections together (a load balancer's pool, the benchmark's clients) land
+unevenly: 13 to 3 in an ingest run with 16 clients, 39 to 1 for 40 connections opened at once
+(tests/api/test_http_processes.py); the busier process's GIL then caps the whole server. Its
+processes also outlived a SIGKILLed parent and went on holding the port. Linux only:
+elsewhere SO_REUSEPORT does not spread connections.
 """
 
 from __future__ import annotations
