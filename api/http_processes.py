@@ -50,17 +50,24 @@ def _someone_listens(host: str, port: int) -> bool:
     return True
 
 
-def serve(settings: Settings) -> None:
-    """The parent: holds the port, runs settings.workers HTTP processes until SIGTERM or
-    SIGINT, then stops them."""
-    # Bound, never listening: the port is fixed (port 0 picks one) and a port taken by a
-    # server without SO_REUSEPORT fails here. One with it (another `ledger serve`) would
-    # silently share the port: refused too.
+def hold_port(settings: Settings) -> socket.socket:
+    """The parent's socket on the port: bound, never listening. It fixes the port (port 0
+    picks one), and a port taken by a server without SO_REUSEPORT fails here; one with it
+    (another `ledger serve`) would silently share the port, so that is refused too. Taken
+    before anything else starts, so that a refused server starts nothing."""
     holder = bound_socket(settings.host, settings.port)
     port = holder.getsockname()[1]
+    if _someone_listens(settings.host, port):
+        holder.close()
+        raise PortInUse(f"another server already listens on {settings.host}:{port}")
+    return holder
+
+
+def serve(settings: Settings, holder: socket.socket) -> None:
+    """The parent: runs settings.workers HTTP processes on the port `holder` holds (see
+    hold_port) until SIGTERM or SIGINT, then stops them and lets go of the port."""
+    port = holder.getsockname()[1]
     try:
-        if _someone_listens(settings.host, port):
-            raise PortInUse(f"another server already listens on {settings.host}:{port}")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())

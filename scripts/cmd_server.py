@@ -41,6 +41,13 @@ def serve(
         "ledger token create --role admin",
         err=True,
     )
+    holder = None
+    if settings.workers > 1:
+        try:
+            holder = http_processes.hold_port(settings)
+        except http_processes.PortInUse as exc:
+            typer.echo(f"ledger: {exc}", err=True)
+            raise typer.Exit(1) from None
     # Keys, tables and read-model schema are created once here, before the other processes
     # start: left to them, they would race to create the same key files and tables.
     Services.open(settings).close()
@@ -56,10 +63,8 @@ def serve(
             uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                         log_level="info", access_log=False)
             return
-        http_processes.serve(settings)
-    except http_processes.PortInUse as exc:
-        typer.echo(f"ledger: {exc}", err=True)
-        raise typer.Exit(1) from None
+        assert holder is not None
+        http_processes.serve(settings, holder)
     finally:
         projection.stop()
 

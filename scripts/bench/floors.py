@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from scripts.bench import ingest
-from scripts.bench.server import HOST, REPO_ROOT, Server, _free_port
+from scripts.bench.server import HOST, REPO_ROOT, Server, free_port
 
 START_TIMEOUT_S = 30.0
 REGION = "110105"  # 北京市朝阳区
@@ -60,7 +60,7 @@ async def _dues(body: _Body) -> JSONResponse:
 
 
 def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "scripts.bench.floors:app", "--host", HOST,
          "--port", str(port), "--workers", str(workers), "--log-level", "warning",

@@ -35,7 +35,7 @@ class Server:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
@@ -65,7 +65,7 @@ def _wait_until_up(proc: subprocess.Popen, base_url: str, log: Path) -> None:
 @contextmanager
 def running_server(store: BenchStore, token: str, workers: int = 1) -> Iterator[Server]:
     """Starts `ledger serve` on the store, yields once it answers, and stops it (SIGTERM)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **store.environment()}
     log = store.workdir / f"serve-{port}.log"
     with log.open("wb") as out:
