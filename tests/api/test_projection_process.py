@@ -32,12 +32,16 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
 
 
 def alive(pid: int) -> bool:
+    # pid 0 (no process yet, e.g. while it restarts) would signal our own process group.
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):  # gone, or reaped between the two calls
         return False
     # A child that exited but was not yet reaped is a zombie: gone for this purpose.
-    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    return stat.split(") ", 1)[1][0] != "Z"
 
 
 def children(pid: int) -> list[int]:
