@@ -120,6 +120,16 @@ def parse_mobile(text: str | None, *, field: str = "mobile") -> str | None:
     return text.strip()
 
 
+# What every stored credit code looks like (uscc.validate: eight digits, then ten characters of
+# the code's alphabet), checked before a code from outside is used to look anything up.
+_CREDIT_CODE_SHAPE = re.compile(r"[0-9]{8}[0-9A-HJ-NPQRTUWXY]{10}")
+
+
+def has_credit_code_shape(text: object) -> bool:
+    """Whether text could be a stored credit code (its shape only: no check character)."""
+    return isinstance(text, str) and _CREDIT_CODE_SHAPE.fullmatch(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class CreditCode:
     """统一社会信用代码: 18 characters with a verified check character."""
