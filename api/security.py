@@ -1,8 +1,11 @@
 """Who is calling, as what, over which organisations: the authorisation dependencies.
 
 Roles: clerks read and write within their scope, auditors only read (the audit endpoints
-too), admins do everything. A token's scope is its organisation and everything below it;
-a token without an organisation is deployment-wide.
+too), admins do everything. A token's scope is its organisation and everything below it on the
+tree as it stands today; a token without an organisation is deployment-wide.
+
+An organisation outside the scope is a 403. A member outside it is a 404, the answer for an
+unknown member: who belongs to which union is itself personal data.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ async def _principal(
     if principal is None:
         principal = await run_in_threadpool(svc.tokens.verify, credentials.credentials)
     if principal is None:
-        raise Unauthenticated("the token is not known")
+        raise Unauthenticated("the token is not known, has expired or was revoked")
     return principal
 
 
