@@ -31,9 +31,9 @@ from service.settings import Settings, get_settings
 DESCRIPTION = """\
 工会会员与经费账簿 — the trade-union membership and fund ledger.
 
-Every /v1 request needs `Authorization: Bearer <token>` (mint one with
-`ledger token create --role clerk|auditor|admin [--organization CODE] [--pii]`), and every
-POST an `Idempotency-Key`. Amounts are decimal strings; errors are `application/problem+json`.
+Every /v1 request needs `Authorization: Bearer <token>` (mint one with `ledger token create
+--role clerk|auditor|admin [--organization CODE] [--pii] [--expires-in DAYS]`), and every POST
+an `Idempotency-Key`. Amounts are decimal strings; errors are `application/problem+json`.
 """
 
 

@@ -1,8 +1,9 @@
 """The one mapping from failures to HTTP problems (RFC 9457, application/problem+json).
 
 Domain errors keep the domain's words; this module alone decides their status codes:
-InvalidValue and a reused idempotency key 422, NotFound 404, RuleViolation 409, an unreachable
-database 503. Nothing a client sends should reach the 500 handler: that one means a defect.
+InvalidValue and a reused idempotency key 422, NotFound 404, RuleViolation 409, LimitReached 429
+(with Retry-After), an unreachable database 503. Nothing a client sends should reach the 500
+handler: that one means a defect.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import IdempotencyKeyReused, InvalidValue, NotFound, RuleViolation
+from domain.errors import (
+    IdempotencyKeyReused,
+    InvalidValue,
+    LimitReached,
+    NotFound,
+    RuleViolation,
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("ledger.api")
@@ -54,12 +61,13 @@ class Forbidden(ApiProblem):
 _SLUGS = {
     400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
     405: "method-not-allowed", 409: "conflict", 413: "request-too-large",
-    415: "unsupported-media-type", 422: "invalid-value", 503: "unavailable",
+    415: "unsupported-media-type", 422: "invalid-value", 429: "too-many-requests",
+    503: "unavailable",
     500: "internal-error",
 }
 _TITLES = {404: "Not found", 405: "Method not allowed", 409: "Conflict with current state",
            413: "Request too large", 415: "Unsupported media type", 422: "Invalid value",
-           503: "Database unavailable", 500: "Internal error"}
+           429: "Too many requests", 503: "Database unavailable", 500: "Internal error"}
 
 
 def problem(
@@ -124,6 +132,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RuleViolation)
     def _rule(_: Request, exc: RuleViolation) -> JSONResponse:
         return problem(409, exc.message, title=type(exc).__name__)
+
+    @app.exception_handler(LimitReached)
+    def _limit(_: Request, exc: LimitReached) -> JSONResponse:
+        return problem(429, exc.message, title=type(exc).__name__,
+                       headers={"Retry-After": str(exc.retry_after_s)})
 
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
 

@@ -1,8 +1,11 @@
 """Who is calling, as what, over which organisations: the authorisation dependencies.
 
 Roles: clerks read and write within their scope, auditors only read (the audit endpoints
-too), admins do everything. A token's scope is its organisation and everything below it;
-a token without an organisation is deployment-wide.
+too), admins do everything. A token's scope is its organisation and everything below it on the
+tree as it stands today; a token without an organisation is deployment-wide.
+
+An organisation outside the scope is a 403. A member outside it is a 404, the answer for an
+unknown member: who belongs to which union is itself personal data.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import Forbidden, MalformedRequest, Unauthenticated
 from api.services import Services, services
 from domain.errors import InvalidValue, NotFound
+from service.clock import today_in_china
 from service.idempotency import KEY_PATTERN, IdempotencyKey
 from service.tokens import Principal
+from service.unit_of_work import member_not_found
 
 READERS = ("clerk", "auditor", "admin")
 WRITERS = ("clerk", "admin")
@@ -53,19 +58,15 @@ class Caller:
             raise Forbidden(f"{what} needs a deployment-wide token")
 
     def covers(self, code: str) -> bool:
-        """True when the organisation is the token's own or below it (NotFound if unknown)."""
+        """True when the organisation is the token's own or below it on the tree as it stands
+        today (Asia/Shanghai): a move dated in the future changes nobody's scope until its day
+        comes. NotFound if the organisation does not exist (or the code cannot be one)."""
         scope = self.principal.organization_code
+        ledger = self.services.ledger
         if scope is None:
-            self.services.ledger.require_organization(code)
+            ledger.require_organization(code)
             return True
-        view = self.services.ledger.get_organization(code)
-        for _ in range(MAX_TREE_DEPTH):
-            if view["code"] == scope:
-                return True
-            if view["parent_code"] is None:
-                return False
-            view = self.services.ledger.get_organization(view["parent_code"])
-        return False
+        return scope in ledger.organization_lineage(code, today_in_china())
 
     def require_org(self, code: str, *, field: str | None = None) -> None:
         """403 outside the scope. An unknown organisation named in a path is a 404, in a
@@ -82,37 +83,50 @@ class Caller:
     async def in_scope(self, code: str, *, field: str | None = None) -> None:
         """require_org() for async handlers: in the event loop when it needs no store access
         (a deployment-wide token and a cached organisation), else in a worker thread."""
-        if self.principal.organization_code is None and isinstance(code, str) and (
+        if self.principal.organization_code is None and (
             self.services.ledger.organization_is_cached(code)
         ):
             return
         await run_in_threadpool(self.require_org, code, field=field)
 
-    def require_any_org(self, codes: list[str]) -> None:
-        """At least one of the organisations lies within the scope (transfers: either side)."""
+    def sees_member(self, member: dict) -> bool:
+        """Whether the member's union is within the scope. That union exists (a member joins
+        only an existing one, and none is ever deleted), so a deployment-wide token needs no
+        look-up: loading an organisation (its snapshot and the events since) took about half
+        of a lookup's time."""
         if self.principal.organization_code is None:
-            return
-        for code in codes:
-            try:
-                if self.covers(code):
-                    return
-            except NotFound:
-                continue
-        raise Forbidden("outside this token's scope")
+            return True
+        return self.covers(member["organization_code"])
 
     def require_member(self, member_id: str) -> dict:
-        """The member (404 if unknown) when its organisation is within the scope."""
+        """The member, if its union is within the scope. A member outside it is answered
+        exactly as an unknown one (404, the same body): who belongs to which union is personal,
+        and a 403 would tell a token that the person is a member somewhere else."""
         member = self.services.ledger.get_member(member_id)
-        self.require_member_org(member)
+        if not self.sees_member(member):
+            raise member_not_found(member_id)
         return member
 
-    def require_member_org(self, member: dict) -> None:
-        """403 unless the member's organisation is within the scope. That organisation
-        exists (a member joins only an existing one, and none is ever deleted), so a
-        deployment-wide token needs no look-up: loading an organisation (its snapshot and
-        the events since) took about half of a lookup's time."""
-        if self.principal.organization_code is not None:
-            self.require_org(member["organization_code"])
+    def require_transfer_side(self, member_id: str, transfer_id: str, *,
+                              receiving_only: bool) -> None:
+        """A transfer is the business of both unions: either may cancel it, only the receiving
+        one may accept it. A caller who covers neither union is answered as for an unknown
+        member; one who covers only the releasing union may not accept (403)."""
+        member = self.services.ledger.get_member(member_id)
+        pending = member["pending_transfer"]
+        if pending is None or pending["transfer_id"] != transfer_id:
+            self.require_member(member_id)  # the command itself answers: no such transfer
+            return
+        if self.principal.organization_code is None:
+            return
+        receiving = self.covers(pending["to_organization_code"])
+        if receiving:
+            return
+        if not self.covers(member["organization_code"]):
+            raise member_not_found(member_id)
+        if receiving_only:
+            raise Forbidden("only a token whose scope covers the receiving organisation "
+                            f"{pending['to_organization_code']} may accept this transfer")
 
 
 async def _principal(
@@ -128,7 +142,7 @@ async def _principal(
     if principal is None:
         principal = await run_in_threadpool(svc.tokens.verify, credentials.credentials)
     if principal is None:
-        raise Unauthenticated("the token is not known")
+        raise Unauthenticated("the token is not known, has expired or was revoked")
     return principal
 
 

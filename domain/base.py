@@ -127,6 +127,13 @@ def stable_topic(topic: str) -> Callable[[A], A]:
             if name in ("Event", "Created"):
                 continue
             explicit = vars(obj).get("TOPIC")
+            declared = obj.__bases__[0]
+            if explicit is None and declared.__qualname__ == obj.__qualname__:
+                # An event class declared in the aggregate's body (to give it a class_version
+                # and upcasters, see docs/events.md): the aggregate's metaclass redefined it as
+                # a subclass of the declared one, which names the topic.
+                explicit = vars(declared).get("TOPIC")
+                obj.TOPIC = explicit
             if not explicit or not explicit.startswith(topic + "."):
                 raise TypeError(f"{cls.__name__}.{name} needs an explicit topic under {topic}")
             register_topic(explicit, obj)

@@ -3,6 +3,7 @@
 - InvalidValue: a field's value is wrong whatever the state (HTTP 422).
 - NotFound: a named thing does not exist (HTTP 404).
 - RuleViolation subclasses: the request is valid, but the current state forbids it (HTTP 409).
+- LimitReached subclasses: the caller has asked too often; it may ask again later (HTTP 429).
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ class RuleViolation(DomainError):
 
 
 class AlreadyMember(RuleViolation):
-    """会员已在册: one person holds at most one membership in the whole deployment."""
+    """会员已在册: one person holds at most one membership in the whole deployment.
+
+    The message does not name the union that holds the membership: who belongs to which union
+    is personal, and only a caller whose scope covers organization_code may be told it."""
+
+    def __init__(self, message: str, *, organization_code: str, status: str) -> None:
+        super().__init__(message)
+        self.organization_code = organization_code
+        self.status = status
 
 
 class NotAMember(RuleViolation):
@@ -91,6 +100,19 @@ class UnbalancedVoucher(DomainError):
 
 class VersionConflict(RuleViolation):
     """Concurrent writers kept colliding; retrying did not resolve it."""
+
+
+class LimitReached(DomainError):
+    """The caller has used up what it may do in a window of time; retry_after_s says when the
+    window ends (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))
+
+
+class SearchLimitReached(LimitReached):
+    """A token searched for members more often than its per-minute allowance."""
 
 
 class IdempotencyKeyReused(DomainError):

@@ -163,9 +163,8 @@ class Member(LedgerAggregate):
     ) -> None:
         """入会 again after withdrawal or removal (admissions: as for join)."""
         if self.is_member:
-            raise AlreadyMember(
-                f"this person is already a member ({self.status}) of {self.organization_code}"
-            )
+            raise AlreadyMember("this person is already a member of a union",
+                                organization_code=self.organization_code, status=self.status)
         _check_joining(self.identity, organization, joined_on)
         self._require_on_or_after_last_change(joined_on, "joined_on")
         self._rejoined(

@@ -27,7 +27,8 @@ from domain.vouchers import Book
 
 # Aggregates defined outside domain/ register their topics when imported; decoding their
 # events needs them registered even in a process that never imported them (the CLI).
-SERVICE_AGGREGATE_MODULES = ("service.idempotency", "service.tokens", "service.pii_reads")
+SERVICE_AGGREGATE_MODULES = ("service.idempotency", "service.tokens", "service.pii_reads",
+                             "service.searches")
 EVENT_ENVELOPE = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 PERSON_TOPIC_PREFIX = "ledger:Member."
 SECRET_KEYS = frozenset({"secret_hash"})

@@ -1,14 +1,18 @@
-"""`ledger serve` (the HTTP service) and `ledger token create` (API tokens)."""
+"""`ledger serve` (the HTTP service) and `ledger token create|list|revoke` (API tokens)."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import signal
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from scripts.common import ledger_session, load_settings
+from scripts.common import ledger_session, load_settings, store_name
+from service.clock import CHINA
+from service.tokens import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, Tokens
 
 
 class Role(StrEnum):
@@ -81,22 +85,76 @@ def token_create(
                           "Omitted: deployment-wide."),
     ] = None,
     pii: Annotated[bool, typer.Option("--pii", help="Allow unmasked personal data.")] = False,
+    expires_in: Annotated[
+        int, typer.Option("--expires-in", metavar="DAYS",
+                          help=f"Days until the token expires (1 to {MAX_EXPIRY_DAYS}).")
+    ] = DEFAULT_EXPIRY_DAYS,
 ) -> None:
-    """Mints a token and prints it alone on the last line of stdout (it is shown only once)."""
-    from service.tokens import Tokens
-
-    with ledger_session() as ledger:
-        principal, token = Tokens(ledger).mint(
-            role=role.value, organization_code=organization, pii=pii
+    """Mints a token and prints it alone on the last line of stdout (it is shown only once);
+    stderr names the store it was written to."""
+    settings = load_settings()
+    with ledger_session(settings) as ledger:
+        tokens = Tokens(ledger)
+        principal, token = tokens.mint(
+            role=role.value, organization_code=organization, pii=pii, expires_in_days=expires_in
         )
+        expires_at = tokens.describe(principal.token_id)["expires_at"]
     scope = principal.organization_code or "deployment-wide"
+    typer.echo(f"ledger: token written to {store_name(settings)}", err=True)
     typer.echo(f"token {principal.token_id}: role {principal.role}, scope {scope}, "
-               f"personal data {'unmasked' if principal.pii else 'masked'}")
+               f"personal data {'unmasked' if principal.pii else 'masked'}, "
+               f"expires {_when(expires_at)}")
     typer.echo(token)
+
+
+def _when(moment: datetime.datetime | None) -> str:
+    """A moment as operators in China read it (RFC 3339, +08:00), or "-"."""
+    return "-" if moment is None else moment.astimezone(CHINA).isoformat(timespec="seconds")
+
+
+TOKEN_COLUMNS = ("id", "role", "scope", "pii", "created", "expires", "last used", "revoked")
+
+
+def token_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per token.")] = False,
+) -> None:
+    """Every token without its secret: id, role, scope, pii, created, expires, last used
+    (to about a minute), revoked."""
+    with ledger_session() as ledger:
+        tokens = Tokens(ledger).describe_all()
+    if as_json:
+        for t in tokens:
+            typer.echo(json.dumps({k: _when(v) if isinstance(v, datetime.datetime) else v
+                                   for k, v in t.items()}, ensure_ascii=False))
+        return
+    rows = [(t["id"], t["role"], t["organization_code"] or "deployment-wide",
+             "yes" if t["pii"] else "no", _when(t["created_at"]), _when(t["expires_at"]),
+             _when(t["last_used_at"]), _when(t["revoked_at"])) for t in tokens]
+    widths = [max(len(str(c)) for c in column) for column in zip(TOKEN_COLUMNS, *rows, strict=True)]
+    for row in (TOKEN_COLUMNS, *rows):
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id "
+                                                              "(`ledger token list`).")],
+) -> None:
+    """Revokes a token: every server process refuses it (401) within 5 seconds."""
+    settings = load_settings()
+    with ledger_session(settings) as ledger:
+        revoked = Tokens(ledger).revoke(token_id)
+    if revoked["already_revoked"]:
+        typer.echo(f"ledger: token {revoked['id']} was revoked already, at "
+                   f"{_when(revoked['revoked_at'])}", err=True)
+    else:
+        typer.echo(f"ledger: token {revoked['id']} revoked in {store_name(settings)}", err=True)
+    typer.echo(f"token {revoked['id']}: revoked {_when(revoked['revoked_at'])}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
     tokens.command("create")(token_create)
+    tokens.command("list")(token_list)
+    tokens.command("revoke")(token_revoke)
     app.add_typer(tokens, name="token")

@@ -79,6 +79,20 @@ def redacted_url(url: str) -> str:
     return urlunparse(parts._replace(netloc=netloc))
 
 
+def store_name(settings: Settings) -> str:
+    """Where the ledger's data lives, for an operator: the SQLite file's absolute path, or the
+    database URL without its password."""
+    url = settings.database_url
+    parts = urlparse(url)
+    if parts.scheme == "sqlite":
+        # As service/storage.py's eventsourcing_env() reads the URL.
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if parts.netloc:
+            path = parts.netloc + "/" + path
+        return f"the SQLite file {Path(path).resolve()}" if path not in ("", ":memory:") else url
+    return f"the database {redacted_url(url)}"
+
+
 def _postgres_reason(url: str) -> str | None:
     """The server's own reason for refusing a connection (eventsourcing's pool hides it)."""
     try:

@@ -24,6 +24,7 @@ from service.results import member_view
 from service.unit_of_work import CommandResult, UnitOfWork
 
 IMPORT_CHUNK_ROWS = 1000
+NO_SUCH_PERSON = "no member has this identity number"
 # Chunks of one import handed to the writer before the first of them is answered.
 IMPORT_CHUNKS_IN_FLIGHT = 4
 
@@ -198,7 +199,7 @@ class MemberCommands:
     def find_member(self, id_number: str) -> dict[str, Any]:
         member = UnitOfWork(self).get(self.member_id_for(id_number))
         if not isinstance(member, Member):
-            raise NotFound("no member has this identity number")
+            raise NotFound(NO_SUCH_PERSON)
         return member_view(member)
 
     def get_member(self, member_id: str) -> dict[str, Any]:

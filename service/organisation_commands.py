@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from eventsourcing.application import AggregateNotFoundError
+
 from domain.errors import (
+    NotFound,
     TreeViolation,
 )
 from domain.funds import (
     levy_postings,
 )
-from domain.identity import CreditCode, parse_region_code
+from domain.identity import CreditCode, has_credit_code_shape, parse_region_code
 from domain.levy import (
     share_levy,
 )
@@ -19,7 +23,7 @@ from domain.period import Month, parse_date
 from domain.reserves import FoundingReserve
 from service.idempotency import IdempotencyKey
 from service.results import organisation_view
-from service.unit_of_work import CommandResult, UnitOfWork
+from service.unit_of_work import MAX_TREE_DEPTH, CommandResult, UnitOfWork
 
 
 class OrganisationCommands:
@@ -175,10 +179,35 @@ class OrganisationCommands:
         """Whether the organisation is in the process's cache. Organisations are never
         deleted, so one that is there exists."""
         cache = self.repository.cache
+        if cache is None or not has_credit_code_shape(code):
+            return False
         try:
-            return cache is not None and cache.get(Organisation.id_for(code)) is not None
+            return cache.get(Organisation.id_for(code)) is not None
         except KeyError:
             return False
+
+    def organization_lineage(self, code: str, day: datetime.date) -> list[str]:
+        """The organisation's code and its ancestors' as the tree stands on `day`, nearest
+        first (NotFound if it does not exist)."""
+        lineage: list[str] = []
+        current: str | None = code
+        while current is not None:
+            if len(lineage) > MAX_TREE_DEPTH:
+                raise TreeViolation(f"the tree above {code} is deeper than {MAX_TREE_DEPTH}")
+            org = self._read_organization(current)
+            lineage.append(org.code)
+            current = org.parent_on(day)
+        return lineage
+
+    def _read_organization(self, code: str) -> Organisation:
+        """An organisation to read, not to change: the cache's own object, without the copy
+        a command gets (UnitOfWork.org), which costs most on the busiest unions."""
+        try:
+            if not has_credit_code_shape(code):
+                raise AggregateNotFoundError(code)
+            return self.repository.get(Organisation.id_for(code), deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound(f"organisation {str(code)[:40]} not found") from None
 
     def require_organization(self, code: str) -> None:
         """NotFound unless the organisation exists (no store access if it is cached)."""

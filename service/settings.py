@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # Request bodies: JSON stays small; a roster file of 100,000 rows fits well under the cap.
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_import_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Member searches (POST /v1/members/search) each token may make per minute, counted in the
+    # store across every server process (service/searches.py). The benchmark raises it to time
+    # lookups back to back.
+    searches_per_minute: int = Field(default=60, ge=1, le=1_000_000)
     # /readyz fails while the read models are further behind than this many events.
     ready_max_lag_events: int = Field(default=10_000, ge=0)
     # Whether each server process keeps the read models current in a thread of its own.

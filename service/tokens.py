@@ -4,15 +4,28 @@ A token is `<token id>.<secret>`. Only a keyed hash of the secret is stored, in 
 aggregate in the same event store as everything else (so it is encrypted at rest by the same
 cipher, and shared by every server process on the database). The id part lets a presented
 token be found with one lookup; the hash comparison is constant-time.
+
+A token expires (365 days after minting unless told otherwise) and can be revoked. Each server
+process remembers the tokens it has verified, but trusts that memory for REVALIDATE_S only: after
+that it reads the token again (one small aggregate, fetched by id), so that a revocation written
+by any process, or an expiry, turns the token away on every process within a few seconds.
+
+The writes here (minting, revoking) save directly. They are kept in small methods so that they
+can move onto the ledger's one command path with the rest.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -20,21 +33,50 @@ from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate, acting_as, stable_topic
 from domain.errors import InvalidValue, NotFound
+from service import clock
 from service.application import Ledger
 from service.storage import derive_key, load_or_create_key
+from service.token_usage import TokenUsage
 
 ROLES = ("clerk", "auditor", "admin")
 SECRET_BYTES = 32
 MAX_TOKEN_LENGTH = 200
-# Tokens never change once minted, so a verified one can be remembered; bounded like everything.
+DEFAULT_EXPIRY_DAYS = 365
+MAX_EXPIRY_DAYS = 3650
+# How long a process answers from its memory of a verified token before reading it again.
+# Revocation and expiry must reach every process within 5 s: 2 s of trust plus one read.
+REVALIDATE_S = 2.0
+# "Last used" is written at most this often per token per process (service/token_usage.py).
+LAST_USED_EVERY_S = 60.0
+# Verified tokens remembered per process; bounded like everything.
 MAX_CACHED_TOKENS = 10_000
+MINTED_TOPIC = "ledger:Token.Minted"
+
+log = logging.getLogger("ledger.tokens")
 
 
 @stable_topic("ledger:Token")
 class Token(LedgerAggregate):
-    """访问令牌: who may call the API, as what, over which organisations."""
+    """访问令牌: who may call the API, as what, over which organisations, until when."""
 
-    @event("Minted", topic="ledger:Token.Minted")
+    class Minted(LedgerAggregate.Created):
+        """Version 2 added expires_at. A token minted before tokens expired (version 1) expires
+        DEFAULT_EXPIRY_DAYS after it was minted, like a new token minted with the default."""
+
+        TOPIC = MINTED_TOPIC
+        class_version = 2
+        role: str
+        organization_code: str | None
+        pii: bool
+        secret_hash: str
+        expires_at: datetime.datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["expires_at"] = state["timestamp"] + datetime.timedelta(
+                days=DEFAULT_EXPIRY_DAYS)
+
+    @event(Minted)
     def __init__(
         self,
         id: UUID,
@@ -42,11 +84,28 @@ class Token(LedgerAggregate):
         organization_code: str | None,
         pii: bool,
         secret_hash: str,
+        expires_at: datetime.datetime,
     ) -> None:
         self.role = role
         self.organization_code = organization_code
         self.pii = pii
         self.secret_hash = secret_hash
+        self.expires_at = expires_at
+        self.revoked_at: datetime.datetime | None = None
+
+    def revoke(self, at: datetime.datetime) -> bool:
+        """Revokes the token; False (and nothing recorded) if it was revoked already."""
+        if self.revoked_at is not None:
+            return False
+        self._revoked(revoked_at=at)
+        return True
+
+    @event("Revoked", topic="ledger:Token.Revoked")
+    def _revoked(self, revoked_at: datetime.datetime) -> None:
+        self.revoked_at = revoked_at
+
+    def valid_at(self, moment: datetime.datetime) -> bool:
+        return self.revoked_at is None and moment < self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,25 +126,56 @@ class Principal:
         return self.organization_code or "*"
 
 
-class Tokens:
-    """Mints tokens and verifies presented ones against the event store."""
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What a process remembers of a token it has verified, and when it last read it."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    principal: Principal
+    expires_at: datetime.datetime
+    checked_at_s: float  # monotonic
+
+
+def _parse_token_id(text: str) -> UUID:
+    try:
+        return UUID(text.strip())
+    except (ValueError, AttributeError):
+        raise InvalidValue("id", "a token id is a UUID, as `ledger token list` shows it") from None
+
+
+class Tokens:
+    """Mints, lists and revokes tokens, and verifies presented ones against the event store.
+
+    now and monotonic are the clocks (wall and elapsed); tests pass their own."""
+
+    def __init__(
+        self, ledger: Ledger, *, now: Callable[[], datetime.datetime] = clock.now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ledger = ledger
         self._key = derive_key(load_or_create_key(ledger.settings), "api-token")
-        self._verified: dict[str, Principal] = {}
+        self._now = now
+        self._monotonic = monotonic
+        self._verified: dict[str, _Verified] = {}  # by keyed hash of the secret
+        self._last_used_written: dict[str, float] = {}  # token id -> monotonic
         self._lock = threading.Lock()
+        self.usage = TokenUsage(ledger.recorder)
+        self.usage.ensure_table()
 
     def _hash(self, secret: str) -> str:
         return hmac.new(self._key, secret.encode("ascii"), hashlib.sha256).hexdigest()
 
+    # --- writes ------------------------------------------------------------------------------
+
     def mint(
         self, *, role: str, organization_code: str | None = None, pii: bool = False,
-        actor: str = "cli:token create",
+        expires_in_days: int = DEFAULT_EXPIRY_DAYS, actor: str = "cli:token create",
     ) -> tuple[Principal, str]:
         """Stores a new token and returns it with its one-time plaintext form."""
         if role not in ROLES:
             raise InvalidValue("role", f"role is one of {', '.join(ROLES)}")
+        if (isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int)
+                or not 1 <= expires_in_days <= MAX_EXPIRY_DAYS):
+            raise InvalidValue("expires_in", f"a token expires in 1 to {MAX_EXPIRY_DAYS} days")
         if organization_code is not None:
             try:
                 organization_code = self.ledger.get_organization(organization_code)["code"]
@@ -99,10 +189,60 @@ class Tokens:
             token = Token(
                 id=token_id, role=role, organization_code=organization_code, pii=bool(pii),
                 secret_hash=self._hash(secret),
+                expires_at=self._now() + datetime.timedelta(days=expires_in_days),
             )
             self.ledger.save(token)
         principal = Principal(str(token_id), role, organization_code, bool(pii))
         return principal, f"{token_id.hex}.{secret}"
+
+    def revoke(self, token_id: str, *, actor: str = "cli:token revoke") -> dict[str, Any]:
+        """Revokes a token (NotFound for an unknown id). Revoking a revoked token changes
+        nothing; the answer's `already_revoked` says so."""
+        token = self._get(_parse_token_id(token_id))
+        if token is None:
+            raise NotFound(f"no token has id {token_id.strip()[:40]}")
+        with acting_as(actor):
+            revoked_now = token.revoke(self._now())
+            if revoked_now:
+                self.ledger.save(token)
+        return {**self._describe(token, None), "already_revoked": not revoked_now}
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _get(self, token_id: UUID) -> Token | None:
+        try:
+            token = self.ledger.repository.get(token_id)
+        except AggregateNotFoundError:
+            return None
+        return token if isinstance(token, Token) else None
+
+    @staticmethod
+    def _describe(token: Token, last_used: datetime.datetime | None) -> dict[str, Any]:
+        return {
+            "id": str(token.id), "role": token.role, "organization_code": token.organization_code,
+            "pii": token.pii, "created_at": token.created_on, "expires_at": token.expires_at,
+            "last_used_at": last_used, "revoked_at": token.revoked_at,
+        }
+
+    def describe(self, token_id: str) -> dict[str, Any]:
+        """One token without its secret (NotFound for an unknown id)."""
+        token = self._get(_parse_token_id(token_id))
+        if token is None:
+            raise NotFound(f"no token has id {token_id.strip()[:40]}")
+        return self._describe(token, self.usage.all().get(str(token.id)))
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        """Every token without its secret, oldest first."""
+        # Tokens have no index of their own: their minting events are found by topic. A scan of
+        # the events table, for an operator's command; no request path calls this.
+        rows = self.ledger._select("SELECT originator_id FROM {table} WHERE topic = {p}",
+                                   [MINTED_TOPIC])
+        last_used = self.usage.all()
+        tokens = [self._get(UUID(str(row["originator_id"]))) for row in rows]
+        described = [self._describe(t, last_used.get(str(t.id))) for t in tokens if t is not None]
+        return sorted(described, key=lambda t: (t["created_at"], t["id"]))
+
+    # --- verification ------------------------------------------------------------------------
 
     def _parse(self, presented: str) -> tuple[UUID, str] | None:
         """(token id, keyed hash of the secret), or None for a malformed token."""
@@ -118,32 +258,53 @@ class Tokens:
         return token_id, self._hash(secret)
 
     def already_verified(self, presented: str) -> Principal | None:
-        """The principal if this process has verified the token before (no store access)."""
+        """The principal if this process verified the token less than REVALIDATE_S ago and it
+        has not expired since (no store access). None: ask verify()."""
         parsed = self._parse(presented)
         if parsed is None:
             return None
         with self._lock:
-            return self._verified.get(parsed[1])
+            known = self._verified.get(parsed[1])
+        if known is None or self._monotonic() - known.checked_at_s >= REVALIDATE_S:
+            return None
+        if self._now() >= known.expires_at:
+            return None
+        return known.principal
 
     def verify(self, presented: str) -> Principal | None:
-        """The principal of a presented token, or None for anything unknown or malformed."""
+        """The principal of a presented token, read from the store; None for anything unknown,
+        malformed, expired or revoked."""
         parsed = self._parse(presented)
         if parsed is None:
             return None
         token_id, secret_hash = parsed
-        with self._lock:
-            known = self._verified.get(secret_hash)
-        if known is not None:
-            return known
-        try:
-            token = self.ledger.repository.get(token_id)
-        except AggregateNotFoundError:
+        token = self._get(token_id)
+        if token is None or not hmac.compare_digest(token.secret_hash, secret_hash):
             return None
-        if not isinstance(token, Token) or not hmac.compare_digest(token.secret_hash, secret_hash):
+        now = self._now()
+        if not token.valid_at(now):
+            with self._lock:
+                self._verified.pop(secret_hash, None)
             return None
         principal = Principal(str(token.id), token.role, token.organization_code, token.pii)
+        checked_at_s = self._monotonic()
         with self._lock:
             if len(self._verified) >= MAX_CACHED_TOKENS:
                 self._verified.clear()
-            self._verified[secret_hash] = principal
+            self._verified[secret_hash] = _Verified(principal, token.expires_at, checked_at_s)
+            written_s = self._last_used_written.get(principal.token_id)
+            due = written_s is None or checked_at_s - written_s >= LAST_USED_EVERY_S
+            if due:
+                if len(self._last_used_written) >= MAX_CACHED_TOKENS:
+                    self._last_used_written.clear()
+                self._last_used_written[principal.token_id] = checked_at_s
+        if due:
+            self._record_use(principal.token_id, now)
         return principal
+
+    def _record_use(self, token_id: str, at: datetime.datetime) -> None:
+        # Only an operator's figure: a failure to write it must not turn a valid token away.
+        try:
+            self.usage.record(token_id, at)
+        except Exception:
+            log.warning("could not record the last use of token %s", token_id, exc_info=True)

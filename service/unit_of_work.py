@@ -14,6 +14,7 @@ from domain.errors import (
     NotFound,
     TreeViolation,
 )
+from domain.identity import has_credit_code_shape
 from domain.members import Member
 from domain.organisations import Organisation
 from domain.policies import LevyPolicies
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from service.application import Ledger
 
 MAX_TREE_DEPTH = 12  # national down to joint base is 7 levels; more means corrupt data
+
+
+def member_not_found(member_id: Any) -> NotFound:
+    """The one answer for a member id that names no member, or none the caller may see."""
+    return NotFound(f"member {str(member_id)[:40]} not found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,9 @@ class UnitOfWork:
 
     def org(self, code: str, *, field: str | None = None) -> Organisation:
         """An organisation by code. Named in a body field: 422; in the path: 404."""
-        org = self.get(Organisation.id_for(code)) if isinstance(code, str) else None
+        # The shape first: an id derived from any string a client sends would be cached
+        # (domain.base.stable_id), and a long one costs memory for nothing.
+        org = self.get(Organisation.id_for(code)) if has_credit_code_shape(code) else None
         if org is None:
             if field is not None:
                 raise InvalidValue(field, f"no organisation has code {str(code)[:40]!r}")
@@ -92,7 +100,7 @@ class UnitOfWork:
         if not isinstance(member, Member):
             if field is not None:
                 raise InvalidValue(field, f"no member has id {str(member_id)[:40]!r}")
-            raise NotFound(f"member {str(member_id)[:40]} not found")
+            raise member_not_found(member_id)
         return member
 
     def book(self, organization_code: str) -> Book:

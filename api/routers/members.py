@@ -22,26 +22,65 @@ from api.models.members import (
     TransferStarted,
 )
 from api.presenting import command, present
-from api.security import Idempotency, Reader, Writer
+from api.security import Caller, Idempotency, Reader, Writer
+from domain.errors import AlreadyMember, NotFound
+from service.member_commands import NO_SUCH_PERSON
+from service.searches import record_search
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERRORS)
 
 
 @router.post("", status_code=201, response_model=MemberWritten)
 async def join_member(caller: Writer, idempotency: Idempotency, body: JoinMember) -> JSONResponse:
-    """入会. 409 if the person is a member anywhere; a person who left joins again here."""
+    """入会. 409 if the person is a member anywhere (the union is named only to a token whose
+    scope covers it); a person who left joins again here."""
     await caller.in_scope(body.organization_code, field="organization_code")
-    return await command(caller, lambda: caller.services.ledger.join_member(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/members", 201)
+    try:
+        return await command(caller, lambda: caller.services.ledger.join_member(
+            **body.model_dump(), actor=caller.actor, idempotency=idempotency
+        ), "POST /v1/members", 201)
+    except AlreadyMember as exc:
+        raise await _told(caller, exc) from None
 
 
-@router.post("/search", response_model=Member)
-def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> dict:
-    """The member with this identity number, or 404. Writes nothing."""
-    member = caller.services.ledger.find_member(body.id_number)
-    caller.require_member_org(member)
+async def _told(caller: Caller, exc: AlreadyMember) -> AlreadyMember:
+    """What the caller may be told of the membership that stands in the way."""
+    if caller.principal.organization_code is not None and not await run_in_threadpool(
+            caller.covers, exc.organization_code):
+        return exc  # the domain's words, which name no union
+    return AlreadyMember(
+        f"this person is already a member ({exc.status}) of {exc.organization_code}",
+        organization_code=exc.organization_code, status=exc.status)
+
+
+@router.post("/search", response_model=Member,
+             responses={429: {**ERRORS[404], "description": "Too many searches by this token "
+                                                             "this minute (see Retry-After)"}})
+async def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> dict:
+    """The member with this identity number, or 404: for an unknown person and for a member
+    outside the token's scope alike. Each token may search `LEDGER_SEARCHES_PER_MINUTE` times
+    a minute (429 with Retry-After beyond that); every search is recorded in the audit stream
+    with the member id it found, never the identity number. Writes nothing else."""
+    member = await run_in_threadpool(_visible_member, caller, body.id_number)
+    services = caller.services
+    await services.ledger.run_async(lambda: record_search(
+        services.ledger, token_id=caller.principal.token_id, actor=caller.actor,
+        member_id=None if member is None else member["member_id"],
+        organization_code=None if member is None else member["organization_code"],
+        limit=services.settings.searches_per_minute))
+    if member is None:
+        raise NotFound(NO_SUCH_PERSON)
+    if caller.pii:
+        return await run_in_threadpool(present, caller, member, "POST /v1/members/search")
     return present(caller, member, "POST /v1/members/search")
+
+
+def _visible_member(caller: Caller, id_number: str) -> dict | None:
+    try:
+        member = caller.services.ledger.find_member(id_number)
+    except NotFound:
+        return None
+    return member if caller.sees_member(member) else None
 
 
 @router.get("/{member_id}", response_model=Member)
@@ -70,21 +109,15 @@ async def start_transfer(
     ), "POST /v1/members/{member_id}/transfers", 201)
 
 
-def _either_side(caller: Writer, member_id: str) -> None:
-    member = caller.services.ledger.get_member(member_id)
-    codes = [member["organization_code"]]
-    if member["pending_transfer"] is not None:
-        codes.append(member["pending_transfer"]["to_organization_code"])
-    caller.require_any_org(codes)
-
-
 @router.post("/{member_id}/transfers/{transfer_id}/acceptance", response_model=MemberWritten)
 async def accept_transfer(
     caller: Writer, idempotency: Idempotency, member_id: str, transfer_id: str,
     body: AcceptTransfer,
 ) -> JSONResponse:
-    """转入: the receiving union accepts (a token of either union may record it)."""
-    await run_in_threadpool(_either_side, caller, member_id)
+    """转入: the receiving union accepts. Only a token whose scope covers the receiving
+    organisation may accept (403 for one that covers only the releasing side)."""
+    await run_in_threadpool(caller.require_transfer_side, member_id, transfer_id,
+                            receiving_only=True)
     return await command(caller, lambda: caller.services.ledger.accept_transfer(
         member_id, transfer_id, effective_on=body.effective_on, actor=caller.actor,
         idempotency=idempotency,
@@ -95,8 +128,10 @@ async def accept_transfer(
 async def cancel_transfer(
     caller: Writer, idempotency: Idempotency, member_id: str, transfer_id: str
 ) -> JSONResponse:
-    """The pending transfer is withdrawn; the member stays where it was. No body."""
-    await run_in_threadpool(_either_side, caller, member_id)
+    """The pending transfer is withdrawn; the member stays where it was. Either union may
+    cancel. No body."""
+    await run_in_threadpool(caller.require_transfer_side, member_id, transfer_id,
+                            receiving_only=False)
     return await command(caller, lambda: caller.services.ledger.cancel_transfer(
         member_id, transfer_id, actor=caller.actor, idempotency=idempotency
     ), "POST .../transfers/{transfer_id}/cancellation", 200)

@@ -2,7 +2,9 @@
 
 Every case targets something inside 朝阳区 (east). Tokens scoped to east are inside, tokens
 scoped to 海淀区 (west) outside, unscoped tokens deployment-wide. Expected: 401 without a
-known token, 403 outside the role or the scope, 2xx otherwise.
+known token, 403 outside the role or the scope, 2xx otherwise; except that a member outside the
+scope is answered as an unknown one (404), so that no answer tells a token where a person is a
+member.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from domain.base import stable_id
 from scripts.synthetic import employer_code, union_code
-from tests.api.conftest import EAST_REGION, SHARES, Api
+from tests.api.conftest import EAST_REGION, SHARES, WEST_REGION, Api
 
 READ = {"clerk", "auditor", "admin"}
 WRITE = {"clerk", "admin"}
@@ -30,6 +33,9 @@ TOKENS = {  # name: (role, where)
     "west_clerk": ("clerk", "outside"), "west_auditor": ("auditor", "outside"),
 }
 _serial = itertools.count(5000)
+# Cases that name a member: outside the scope, 404 as for an unknown member.
+ADDRESSING_A_MEMBER = {"search", "get member", "history", "start transfer", "accept transfer",
+                       "cancel transfer", "retain", "reinstate", "exit", "correct"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,11 @@ class Case:
     deployment_wide: bool = False
     allowed: str = "2xx"  # what an authorised caller gets
 
+    @property
+    def outside(self) -> str:
+        """What a caller of the right role outside the scope gets."""
+        return "404" if self.name in ADDRESSING_A_MEMBER else "403"
+
     def expected(self, token: str) -> str:
         role, where = TOKENS[token]
         if role not in self.roles:
@@ -48,7 +59,7 @@ class Case:
         if self.deployment_wide and where != "everywhere":
             return "403"
         if self.scoped and where == "outside":
-            return "403"
+            return self.outside
         return self.allowed
 
 
@@ -229,3 +240,65 @@ def test_matrix(funded: Api, case: Case) -> None:
     expected = {token: case.expected(token) for token in TOKENS}
     expected |= {"no token": "401", "unknown token": "401"}
     assert got == expected
+
+
+def _base_under_west(api: Api) -> str:
+    n = next(_serial)
+    body = {"code": union_code(WEST_REGION, n, base=True), "name": "北京海龙电子有限公司工会",
+            "level": "base", "parent_code": api.tree.west, "region_code": WEST_REGION,
+            "founded_on": "2005-01-01", "employer_code": employer_code(WEST_REGION, n),
+            "employee_count": 40}
+    assert api.post("/v1/organizations", body).status_code == 201
+    return body["code"]
+
+
+def _move_under_east(api: Api, code: str, effective_on: str) -> None:
+    moved = api.post(f"/v1/organizations/{code}/changes",
+                     {"parent_code": api.tree.east, "effective_on": effective_on})
+    assert moved.status_code == 200, moved.text
+
+
+def test_scope_is_decided_on_the_tree_as_it_stands_today(api: Api) -> None:
+    """A move dated in the future neither widens the new parent's scope nor narrows the old
+    one's; a move dated in the past does both."""
+    later = _base_under_west(api)
+    member_id = api.join(later)["member_id"]
+    in_three_years = (datetime.date.today() + datetime.timedelta(days=3 * 366)).isoformat()
+    _move_under_east(api, later, in_three_years)
+    for path in (f"/v1/organizations/{later}", f"/v1/organizations/{later}/roll"):
+        assert api.get(path, token="east_clerk").status_code == 403, path
+        assert api.get(path, token="west_clerk").status_code == 200, path
+    assert api.get(f"/v1/members/{member_id}", token="east_clerk").status_code == 404
+    assert api.get(f"/v1/members/{member_id}", token="west_clerk").status_code == 200
+    earlier = _base_under_west(api)
+    _move_under_east(api, earlier, "2020-01-01")
+    assert api.get(f"/v1/organizations/{earlier}/roll", token="east_clerk").status_code == 200
+    assert api.get(f"/v1/organizations/{earlier}/roll", token="west_clerk").status_code == 403
+
+
+def test_path_codes_are_checked_before_anything_is_looked_up(api: Api) -> None:
+    """Codes that cannot be credit codes are 404 before any lookup, so requests full of long
+    junk codes leave the server's caches as they were."""
+    ledger = api.server.server.config.app.state.services.ledger
+    unknown = union_code(EAST_REGION, 4999, base=True)  # a code's shape, but nobody's
+    assert api.get(f"/v1/organizations/{unknown}").status_code == 404
+    ids_before = stable_id.cache_info().currsize
+    aggregates_before = len(ledger.repository.cache.cache)
+    sent = 0
+    run = uuid.uuid4().hex  # codes no earlier request of this process has sent
+    for n in range(100):
+        junk = f"{run}{n:06d}" + "Z" * 12_000
+        for token in ("admin", "east_clerk"):
+            for method, path in (("GET", f"/v1/organizations/{junk}"),
+                                 ("GET", f"/v1/organizations/{junk}/roll"),
+                                 ("POST", f"/v1/organizations/{junk}/period-closes")):
+                if method == "GET":
+                    answer = api.get(path, token=token)
+                else:
+                    answer = api.post(path, {"period": "2024-01"}, token=token)
+                assert answer.status_code == 404, (token, path[:60], answer.text[:200])
+                assert len(answer.content) < 1_000
+                sent += 1
+    assert sent == 600
+    assert stable_id.cache_info().currsize - ids_before < 10
+    assert len(ledger.repository.cache.cache) - aggregates_before < 10

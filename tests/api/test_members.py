@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from service.tokens import Tokens
 from tests.api.conftest import Api
 from tests.api.events import actor_of, events_after
 
@@ -147,4 +148,150 @@ def test_member_errors(api: Api) -> None:
     member_id = api.join()["member_id"]
     nothing = api.post(f"/v1/members/{member_id}/corrections", {"note": "无"})
     assert nothing.status_code == 422
-    assert api.get(f"/v1/members/{member_id}", token="west_clerk").status_code == 403
+    # Outside the token's scope: answered as an unknown member (test_outside_scope_is_unknown).
+    assert api.get(f"/v1/members/{member_id}", token="west_clerk").status_code == 404
+
+
+def _problem_without(response, text: str) -> dict:
+    """The problem body with one id taken out of its detail, to compare two answers."""
+    body = response.json()
+    return {**body, "detail": body["detail"].replace(text, "<id>")}
+
+
+def test_a_member_outside_the_scope_is_answered_as_an_unknown_one(api: Api) -> None:
+    member = api.join(api.tree.base_a)
+    member_id = member["member_id"]
+    id_number = api.get(f"/v1/members/{member_id}", token="admin_pii").json()["id_number"]
+    unknown_id = str(uuid.uuid4())
+    # GET: the same status and the same body as for a member id that names nobody.
+    outside = api.get(f"/v1/members/{member_id}", token="west_clerk")
+    unknown = api.get(f"/v1/members/{unknown_id}", token="west_clerk")
+    assert outside.status_code == unknown.status_code == 404
+    assert _problem_without(outside, member_id) == _problem_without(unknown, unknown_id)
+    for path in ("", "/history"):
+        assert api.get(f"/v1/members/{member_id}{path}", token="west_clerk").status_code == 404
+    retained = api.post(f"/v1/members/{member_id}/retention",
+                        {"effective_on": "2021-01-01", "reason_code": 2}, token="west_clerk")
+    assert retained.status_code == 404
+    # Search: the same for a member elsewhere as for a person who is nobody's member.
+    elsewhere = api.post("/v1/members/search", {"id_number": id_number}, token="west_clerk")
+    nobody = api.post("/v1/members/search", {"id_number": api.next_person()},
+                      token="west_clerk")
+    assert elsewhere.status_code == nobody.status_code == 404
+    assert elsewhere.json() == nobody.json()
+    assert elsewhere.headers["content-type"] == nobody.headers["content-type"]
+    # Inside the scope both still answer.
+    assert api.get(f"/v1/members/{member_id}", token="east_clerk").status_code == 200
+    found = api.post("/v1/members/search", {"id_number": id_number}, token="a_clerk")
+    assert found.status_code == 200 and found.json()["member_id"] == member_id
+
+
+def test_already_a_member_names_the_union_only_within_scope(api: Api) -> None:
+    member = api.join(api.tree.base_a)
+    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()[
+        "id_number"]
+    again = {"id_number": id_number, "name": "王芳", "joined_on": "2022-01-01"}
+    refused = api.post("/v1/members", again | {"organization_code": api.tree.base_w},
+                       token="west_clerk")
+    assert refused.status_code == 409
+    detail = refused.json()["detail"]
+    assert api.tree.base_a not in detail and api.tree.east not in detail
+    assert "active" not in detail
+    for token in ("east_clerk", "admin"):
+        told = api.post("/v1/members", again | {"organization_code": api.tree.base_b},
+                        token=token)
+        assert told.status_code == 409 and api.tree.base_a in told.json()["detail"], token
+    # Nothing was written by any of them.
+    assert api.get(f"/v1/members/{member['member_id']}/history",
+                   token="admin").json()["items"][-1]["change_code"] == 1
+
+
+def test_only_the_receiving_side_accepts_a_transfer(api: Api) -> None:
+    def transfer(to: str) -> tuple[str, str]:
+        member_id = api.join(api.tree.base_a)["member_id"]
+        started = api.post(f"/v1/members/{member_id}/transfers",
+                           {"to_organization_code": to, "effective_on": "2022-01-01",
+                            "reason_code": 1}, token="a_clerk")
+        assert started.status_code == 201, started.text
+        return member_id, started.json()["transfer_id"]
+
+    def accept(member_id: str, transfer_id: str, token: str):
+        return api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/acceptance",
+                        {"effective_on": "2022-02-01"}, token=token)
+
+    def cancel(member_id: str, transfer_id: str, token: str):
+        return api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/cancellation",
+                        token=token)
+
+    member_id, transfer_id = transfer(api.tree.base_w)
+    # The releasing side (its union, or the county above it) may not accept...
+    for token in ("a_clerk", "east_clerk", "east_admin"):
+        refused = accept(member_id, transfer_id, token)
+        assert refused.status_code == 403, (token, refused.text)
+    assert api.get(f"/v1/members/{member_id}", token="admin").json()["status"] == (
+        "transfer_pending")
+    # ...the receiving side may.
+    accepted = accept(member_id, transfer_id, "west_clerk")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["organization_code"] == api.tree.base_w
+    # Either side may cancel.
+    for token in ("a_clerk", "west_clerk"):
+        member_id, transfer_id = transfer(api.tree.base_w)
+        cancelled = cancel(member_id, transfer_id, token)
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "active", token
+    # A token that covers neither union is told what it would be told of an unknown member.
+    member_id, transfer_id = transfer(api.tree.base_b)
+    assert accept(member_id, transfer_id, "west_clerk").status_code == 404
+    assert cancel(member_id, transfer_id, "west_clerk").status_code == 404
+    assert accept(member_id, transfer_id, "east_clerk").status_code == 200
+
+
+def test_searches_are_limited_per_token_and_recorded(api: Api) -> None:
+    """Past 60 searches in a minute a token gets 429 with Retry-After; every search it made
+    is in the audit stream with the member id found, and no identity number anywhere."""
+    limit = api.backend.settings.searches_per_minute
+    assert limit == 60  # the default
+    ledger = api.backend.open()
+    api.tokens["searcher"] = Tokens(ledger).mint(role="clerk",
+                                                 organization_code=api.tree.east)[1]
+    member = api.join(api.tree.base_a)
+    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()[
+        "id_number"]
+    elsewhere = api.join(api.tree.base_w)
+    elsewhere_number = api.get(f"/v1/members/{elsewhere['member_id']}",
+                               token="admin_pii").json()["id_number"]
+    numbers = [id_number, api.next_person(), elsewhere_number]
+    before = ledger.head_position()
+    answers = []
+    # The limit is per UTC minute: 61 searches normally fall in one; if they straddle two,
+    # the 429 comes later, but within three minutes' worth.
+    for n in range(3 * limit + 1):
+        answer = api.post("/v1/members/search", {"id_number": numbers[n % 3]}, token="searcher")
+        answers.append(answer)
+        if answer.status_code == 429:
+            break
+    refused = answers[-1]
+    assert refused.status_code == 429, [a.status_code for a in answers]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.json()["status"] == 429 and refused.headers["content-type"].startswith(
+        "application/problem+json")
+    assert {a.status_code for a in answers[:-1]} == {200, 404}
+    assert len(answers) > limit
+    stream = api.get("/v1/audit/events", params={"after": before, "limit": 1000},
+                     token="auditor")
+    assert stream.status_code == 200, stream.text
+    actor = actor_of(api.tokens["searcher"])
+    searched = [e for e in stream.json()["items"]
+                if e["type"] == "ledger:SearchWindow.Searched" and e["actor"] == actor]
+    assert len(searched) == len(answers) - 1  # every search answered, none refused
+    by_window: dict[str, int] = {}
+    for event in searched:
+        by_window[event["stream_id"]] = by_window.get(event["stream_id"], 0) + 1
+    assert max(by_window.values()) == limit  # the window that refused was full
+    found = [e["data"]["member_id"] for e in searched]
+    # Found within the scope: the member id; unknown, or a member outside the scope: none.
+    assert found[:3] == [member["member_id"], None, None]
+    assert all(e["recorded_at"] for e in searched)
+    text = stream.text
+    for number in numbers:
+        assert number not in text and number[:6] + "********" + number[14:] not in text

@@ -126,3 +126,35 @@ def test_token_create_command(api: Api, tmp_path: Path) -> None:
                                 env=ledger_env(api), cwd=tmp_path, capture_output=True,
                                 text=True, timeout=60)
     assert wrong_role.returncode != 0
+
+
+def test_a_revoked_token_is_refused_by_every_process_within_5_s(
+        api: Api, other: httpx.Client, tmp_path: Path) -> None:
+    created = subprocess.run([LEDGER, "token", "create", "--role", "clerk"], env=ledger_env(api),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    path = f"/v1/organizations/{api.tree.base_a}"
+    clients = {"in-process server": api.client, "ledger serve": other}
+    for name, client in clients.items():
+        # Twice: the second answer comes from what the process remembers of the token.
+        for _ in range(2):
+            assert client.get(path, headers=headers).status_code == 200, name
+    token_id = str(uuid.UUID(hex=token.partition(".")[0]))
+    revoked = subprocess.run([LEDGER, "token", "revoke", token_id], env=ledger_env(api),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert revoked.returncode == 0, revoked.stderr
+    deadline = time.monotonic() + 5.0
+    refused: set[str] = set()
+    while len(refused) < len(clients) and time.monotonic() < deadline:
+        for name, client in clients.items():
+            if name not in refused and client.get(path, headers=headers).status_code == 401:
+                refused.add(name)
+        time.sleep(0.05)  # a polling interval, not a synchronisation: the deadline decides
+    assert refused == set(clients), f"accepted 5 s after revocation: {set(clients) - refused}"
+    # And it stays refused, on the POST short path too.
+    written = other.post("/v1/members", headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                         json={"id_number": api.next_person(), "name": "韩梅梅",
+                               "organization_code": api.tree.base_b, "joined_on": "2021-01-01"})
+    assert written.status_code == 401

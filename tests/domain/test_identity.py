@@ -334,3 +334,18 @@ def test_parse_mobile_rejects_other_numbers(text: object) -> None:
 def test_mask_mobile_hides_the_middle_four_digits() -> None:
     assert mask_mobile("13812345678") == "138****5678"
     assert mask_mobile(None) is None
+
+
+def test_made_up_region_codes_do_not_grow_the_division_cache() -> None:
+    """Numbers whose region codes exist nowhere are refused, and however many of them arrive,
+    the cache of known codes stays bounded."""
+    from domain.identity import DIVISION_CACHE, _known_division
+
+    for n in range(DIVISION_CACHE + 2_000):
+        body = f"{11 + n // 10_000:02d}{n % 10_000:04d}19800101001"
+        try:
+            IdNumber.parse(body + ric.calc_check_digit(body + "0"))
+        except InvalidValue:
+            pass
+    assert _known_division.cache_info().currsize <= DIVISION_CACHE
+    assert parse_region_code("110105") == "110105"  # the real ones still answer

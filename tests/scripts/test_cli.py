@@ -4,9 +4,12 @@ database, checked through the ledger's own aggregates afterwards."""
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 import os
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from scripts.demo_data import DEMO_YEAR, build_plan
 from scripts.demo_summary import summarize
 from service.application import Ledger
 from service.settings import Settings
+from service.tokens import Tokens
 from tests.conftest import Backend
 
 SCALE = "0.002"
@@ -192,3 +196,54 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     result = run_ledger(["--help"], ledger_env("sqlite:///x.sqlite", tmp_path / "k"), tmp_path)
     assert result.returncode == 0
     assert "demo" in result.stdout and "summary" in result.stdout
+
+
+def test_tokens_are_created_listed_and_revoked(store, tmp_path: Path) -> None:
+    settings, env = store
+    created = run_ledger(["token", "create", "--role", "auditor", "--pii", "--expires-in", "30"],
+                         env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert "." in token and " " not in token
+    # stderr names the store: the SQLite file, or the database's URL (without a password).
+    where = (str(Path(settings.database_url.removeprefix("sqlite:///")).resolve())
+             if settings.database_url.startswith("sqlite") else settings.database_url)
+    assert where in created.stderr, created.stderr
+    token_id = str(uuid.UUID(hex=token.partition(".")[0]))
+
+    listed = run_ledger(["token", "list", "--json"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    (row,) = [r for r in rows if r["id"] == token_id]
+    assert row["role"] == "auditor" and row["pii"] is True and row["organization_code"] is None
+    assert row["last_used_at"] is None and row["revoked_at"] is None
+    created_at = datetime.datetime.fromisoformat(row["created_at"])
+    expires_at = datetime.datetime.fromisoformat(row["expires_at"])
+    assert expires_at - created_at == datetime.timedelta(days=30)
+    assert created_at.utcoffset() == datetime.timedelta(hours=8)  # as read in China
+    assert token.partition(".")[2] not in listed.stdout
+    table = run_ledger(["token", "list"], env, tmp_path)
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split() == [
+        "id", "role", "scope", "pii", "created", "expires", "last", "used", "revoked"]
+    assert token_id in table.stdout and "deployment-wide" in table.stdout
+
+    revoked = run_ledger(["token", "revoke", token_id], env, tmp_path)
+    assert revoked.returncode == 0, revoked.stderr
+    listed = run_ledger(["token", "list", "--json"], env, tmp_path)
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()
+              if json.loads(line)["id"] == token_id]
+    assert datetime.datetime.fromisoformat(row["revoked_at"]) >= created_at
+    ledger = Ledger(settings)
+    try:
+        assert Tokens(ledger).verify(token) is None
+    finally:
+        ledger.close()
+
+    unknown = run_ledger(["token", "revoke", str(uuid.uuid4())], env, tmp_path)
+    assert_one_line_failure(unknown, "no token has id")
+    malformed = run_ledger(["token", "revoke", "nonsense"], env, tmp_path)
+    assert_one_line_failure(malformed, "token id")
+    for days in ("0", "3651"):
+        too_long = run_ledger(["token", "create", "--role", "clerk", "--expires-in", days],
+                              env, tmp_path)
+        assert_one_line_failure(too_long, "1 to 3650 days")
