@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.security import Caller
-from domain.privacy import mask, mask_text
+from domain.privacy import mask
 from service.application import CommandResult
 from service.pii_reads import record_pii_read
 
@@ -50,9 +50,11 @@ def present(caller: Caller, body: Any, purpose: str, member_ids: list[str] | Non
     return body
 
 
-def shown_text(caller: Caller, text: str) -> str:
-    """Free text (a heading naming a union) as the caller may see it."""
-    return text if caller.pii else mask_text(text)
+def present_table(caller: Caller, body: Any, subtitle: str, purpose: str) -> tuple[Any, str]:
+    """A table's answer and its heading (a union's name: free text) as the caller may see
+    them; one reading, recorded once if unmasked."""
+    shown = present(caller, {"answer": body, "subtitle": subtitle}, purpose)
+    return shown["answer"], shown["subtitle"]
 
 
 async def command(caller: Caller, call: Callable[[], CommandResult], purpose: str,

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from api.exporting import TABLE_FORMATS, tabular
 from api.models.common import ERRORS
 from api.models.reads import RollChanges, RollPage, RollSummary
-from api.presenting import present, shown_text
+from api.presenting import present, present_table
 from api.queries import (
     DayParam,
     FormatParam,
@@ -33,8 +33,7 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str) -> str:
     """The heading of a file export; JSON has none (the union is not loaded for nothing)."""
     if fmt == "json":
         return ""
-    name = caller.services.ledger.get_organization(code)["name"]
-    return shown_text(caller, f"{name} ({code}) {when}")
+    return f"{caller.services.ledger.get_organization(code)['name']} ({code}) {when}"
 
 
 @router.get("", response_model=RollPage, responses={200: {"content": TABLE_FORMATS}})
@@ -50,9 +49,10 @@ def roll(
         code, as_of=day, known_at=parse_known_at(known_at), scope=scope, status=status, page=page,
         page_size=page_size,
     )
-    body = present(caller, found, f"GET /v1/organizations/{{code}}/roll format={format}")
+    body, subtitle = present_table(caller, found, _subtitle(caller, format, code, f"截至 {day}"),
+                                   f"GET /v1/organizations/{{code}}/roll format={format}")
     return tabular(format, body, rows=body["items"], filename=f"roll-{code}-{day}",
-                   title="工会会员名册", subtitle=_subtitle(caller, format, code, f"截至 {day}"),
+                   title="工会会员名册", subtitle=subtitle,
                    columns=roll_columns(unmasked=caller.pii))
 
 
@@ -87,8 +87,8 @@ def roll_changes(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope,
         page=page, page_size=page_size,
     )
-    body = present(caller, found, f"GET /v1/organizations/{{code}}/roll/changes format={format}")
+    body, subtitle = present_table(
+        caller, found, _subtitle(caller, format, code, f"{start} 至 {end}"),
+        f"GET /v1/organizations/{{code}}/roll/changes format={format}")
     return tabular(format, body, rows=body["items"], filename=f"roll-changes-{code}",
-                   title="会籍变化明细",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}"),
-                   columns=CHANGE_COLUMNS)
+                   title="会籍变化明细", subtitle=subtitle, columns=CHANGE_COLUMNS)

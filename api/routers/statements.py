@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from api.exporting import TABLE_FORMATS, tabular
 from api.models.common import ERRORS
 from api.models.reads import Journal, Statement
-from api.presenting import present, shown_text
+from api.presenting import present_table
 from api.queries import (
     DayParam,
     FormatParam,
@@ -43,8 +43,7 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str, scope: str) -> str
     if fmt == "json":
         return ""
     name = caller.services.ledger.get_organization(code)["name"]
-    return shown_text(caller, f"{name} ({code}) {when}"
-                      + (" 含下级汇总" if scope == "subtree" else ""))
+    return f"{name} ({code}) {when}" + (" 含下级汇总" if scope == "subtree" else "")
 
 
 @router.get("/statements/balance-sheet", response_model=Statement, responses=TABLES)
@@ -55,12 +54,12 @@ def balance_sheet(
     """工会01表: assets, liabilities and net assets by account; totals; `balanced`."""
     caller.require_org(code)
     day = day_or_today(as_of, "as_of")
-    body = present(caller, caller.services.caught_up().balance_sheet(
+    body, subtitle = present_table(caller, caller.services.caught_up().balance_sheet(
         code, as_of=day, known_at=parse_known_at(known_at), scope=scope
-    ), f"GET /v1/organizations/{{code}}/statements/balance-sheet format={format}")
+    ), _subtitle(caller, format, code, f"截至 {day}", scope),
+        f"GET /v1/organizations/{{code}}/statements/balance-sheet format={format}")
     return tabular(format, body, rows=body["lines"], filename=f"balance-sheet-{code}-{day}",
-                   title="资产负债表 (工会01表)",
-                   subtitle=_subtitle(caller, format, code, f"截至 {day}", scope),
+                   title="资产负债表 (工会01表)", subtitle=subtitle,
                    columns=BALANCE_SHEET_COLUMNS)
 
 
@@ -72,13 +71,12 @@ def income_expenditure(
     """工会02表: income and expenditure by account, earmarked and general columns, surplus."""
     caller.require_org(code)
     start, end = period(from_, to)
-    body = present(caller, caller.services.caught_up().income_expenditure(
+    body, subtitle = present_table(caller, caller.services.caught_up().income_expenditure(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
-    ), f"GET /v1/organizations/{{code}}/statements/income-expenditure format={format}")
+    ), _subtitle(caller, format, code, f"{start} 至 {end}", scope),
+        f"GET /v1/organizations/{{code}}/statements/income-expenditure format={format}")
     return tabular(format, body, rows=body["lines"], filename=f"income-expenditure-{code}",
-                   title="收入支出表 (工会02表)",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
-                   columns=INCOME_COLUMNS)
+                   title="收入支出表 (工会02表)", subtitle=subtitle, columns=INCOME_COLUMNS)
 
 
 @router.get("/statements/trial-balance", response_model=Statement, responses=TABLES)
@@ -89,13 +87,12 @@ def trial_balance(
     """科目余额表: per account opening, debit, credit, closing; totals."""
     caller.require_org(code)
     start, end = period(from_, to)
-    body = present(caller, caller.services.caught_up().trial_balance(
+    body, subtitle = present_table(caller, caller.services.caught_up().trial_balance(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
-    ), f"GET /v1/organizations/{{code}}/statements/trial-balance format={format}")
+    ), _subtitle(caller, format, code, f"{start} 至 {end}", scope),
+        f"GET /v1/organizations/{{code}}/statements/trial-balance format={format}")
     return tabular(format, body, rows=body["lines"], filename=f"trial-balance-{code}",
-                   title="科目余额表",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
-                   columns=TRIAL_BALANCE_COLUMNS)
+                   title="科目余额表", subtitle=subtitle, columns=TRIAL_BALANCE_COLUMNS)
 
 
 @router.get("/journal", response_model=Journal, responses=TABLES)
@@ -109,11 +106,10 @@ def journal(
     caller.require_org(code)
     start, end = period(from_, to)
     # 摘要 is free text: an identity or mobile number typed into it is masked.
-    body = present(caller, caller.services.caught_up().journal(
+    body, subtitle = present_table(caller, caller.services.caught_up().journal(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope,
         page=page, page_size=page_size,
-    ), f"GET /v1/organizations/{{code}}/journal format={format}")
+    ), _subtitle(caller, format, code, f"{start} 至 {end}", scope),
+        f"GET /v1/organizations/{{code}}/journal format={format}")
     return tabular(format, body, rows=body["items"], filename=f"journal-{code}",
-                   title="序时账",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
-                   columns=JOURNAL_COLUMNS)
+                   title="序时账", subtitle=subtitle, columns=JOURNAL_COLUMNS)
