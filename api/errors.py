@@ -26,6 +26,7 @@ from domain.errors import (
     NotFound,
     RuleViolation,
 )
+from domain.privacy import mask_text
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("ledger.api")
@@ -74,14 +75,17 @@ def problem(
     status: int, detail: str, *, title: str | None = None,
     errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    """A problem answer. A detail may echo what the client sent (a path, a field name, a
+    value): identity and mobile numbers in it are masked, whoever asked."""
     body: dict[str, Any] = {
         "type": f"urn:union-ledger:problem:{_SLUGS.get(status, str(status))}",
         "title": title or _TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": mask_text(detail),
     }
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = [{key: mask_text(value) for key, value in error.items()}
+                          for error in errors]
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 

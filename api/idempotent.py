@@ -17,15 +17,15 @@ from eventsourcing.persistence import IntegrityError
 from api.security import Caller
 from domain.base import acting_as
 from domain.errors import IdempotencyKeyReused
-from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
+from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
 
 
-def _earlier(caller: Caller, key: IdempotencyKey, digest: str) -> dict[str, Any] | None:
+def _earlier(caller: Caller, key: IdempotencyKey, digest: Fingerprint) -> dict[str, Any] | None:
     try:
         record = caller.services.ledger.repository.get(key.record_id)
     except AggregateNotFoundError:
         return None
-    if not isinstance(record, IdempotencyRecord) or record.fingerprint != digest:
+    if not isinstance(record, IdempotencyRecord) or not digest.matches(record.fingerprint):
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
     return record.result
 
@@ -35,7 +35,7 @@ def run_once(
     work: Callable[[], dict[str, Any]],
 ) -> tuple[dict[str, Any], bool]:
     """(the answer, whether it is a replay)."""
-    digest = fingerprint(command, request)
+    digest = caller.services.ledger.fingerprint(command, request)
     earlier = _earlier(caller, key, digest)
     if earlier is not None:
         return earlier, True
@@ -43,7 +43,7 @@ def run_once(
     try:
         with acting_as(caller.actor):
             record = IdempotencyRecord(
-                id=key.record_id, command=command, fingerprint=digest, result=answer
+                id=key.record_id, command=command, fingerprint=digest.keyed, result=answer
             )
             caller.services.ledger.save(record)
     except IntegrityError:

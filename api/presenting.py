@@ -1,5 +1,10 @@
 """Personal data on the way out: masked unless the token may see it, and every unmasked read
-recorded as an event (个人信息查阅记录) naming the token and the members, never the data."""
+recorded as an event (个人信息查阅记录) naming the token and the members, never the data.
+
+Masking itself is domain/privacy.py's, the one place that knows what personal data is; every
+answer that may hold some (JSON, CSV, XLSX, the audit stream, write answers and their
+replays) goes through present() here.
+"""
 
 from __future__ import annotations
 
@@ -10,51 +15,46 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.security import Caller
-from domain.identity import mask_id_number, mask_mobile
+from domain.privacy import mask
 from service.application import CommandResult
 from service.pii_reads import record_pii_read
 
-_MASKS = {
-    "id_number": lambda v: mask_id_number(v) if isinstance(v, str) and len(v) == 18 else v,
-    "mobile": lambda v: mask_mobile(v) if isinstance(v, str) and len(v) >= 7 else v,
-}
 
-
-def mask(value: Any) -> Any:
-    """A copy of value with every id_number and mobile masked, at any depth."""
+def _member_ids(value: Any, found: set[str]) -> None:
+    """Collects every member_id in value, at any depth."""
     if isinstance(value, dict):
-        return {k: _MASKS[k](v) if k in _MASKS else mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
-
-
-def _personal(value: Any, member_ids: set[str]) -> bool:
-    """Whether value holds personal data; collects the member ids it belongs to."""
-    found = False
-    if isinstance(value, dict):
-        if any(value.get(k) for k in _MASKS):
-            found = True
-            if isinstance(value.get("member_id"), str):
-                member_ids.add(value["member_id"])
-        for v in value.values():
-            found = _personal(v, member_ids) or found
+        member_id = value.get("member_id")
+        if isinstance(member_id, str):
+            found.add(member_id)
+        for item in value.values():
+            _member_ids(item, found)
     elif isinstance(value, list):
-        for v in value:
-            found = _personal(v, member_ids) or found
-    return found
+        for item in value:
+            _member_ids(item, found)
 
 
-def present(caller: Caller, body: Any, purpose: str, member_ids: list[str] | None = None) -> Any:
-    """What the caller may see of body. An unmasked answer with personal data is recorded."""
+def present(caller: Caller, body: Any, purpose: str, member_ids: list[str] | None = None,
+            *, masker: Callable[[Any], Any] = mask) -> Any:
+    """What the caller may see of body: masked (by `masker`) unless the token has the pii
+    flag. An unmasked answer that shows anything masking would have hidden is recorded, with
+    the members it names (and `member_ids`)."""
+    masked = masker(body)
     if not caller.pii:
-        return mask(body)
-    ids: set[str] = set(member_ids or ())
-    if _personal(body, ids):
+        return masked
+    if masked != body:
+        ids: set[str] = set(member_ids or ())
+        _member_ids(body, ids)
         record_pii_read(
             caller.services.ledger, actor=caller.actor, purpose=purpose, member_ids=sorted(ids)
         )
     return body
+
+
+def present_table(caller: Caller, body: Any, subtitle: str, purpose: str) -> tuple[Any, str]:
+    """A table's answer and its heading (a union's name: free text) as the caller may see
+    them; one reading, recorded once if unmasked."""
+    shown = present(caller, {"answer": body, "subtitle": subtitle}, purpose)
+    return shown["answer"], shown["subtitle"]
 
 
 async def command(caller: Caller, call: Callable[[], CommandResult], purpose: str,

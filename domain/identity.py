@@ -12,6 +12,7 @@ from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 
 from domain.errors import InvalidValue
+from domain.privacy import mask_id_number
 
 _ID_PATTERN = re.compile(r"^[0-9]{17}[0-9X]$")
 # The earliest birth year a living member can have; rejects obviously corrupted numbers.
@@ -99,16 +100,6 @@ class IdNumber:
     def __repr__(self) -> str:
         # Never let a whole identity number reach a log through repr().
         return f"IdNumber({self.masked()!r})"
-
-
-def mask_id_number(number: str) -> str:
-    return number[:6] + "*" * 8 + number[14:]
-
-
-def mask_mobile(mobile: str | None) -> str | None:
-    if mobile is None:
-        return None
-    return mobile[:3] + "****" + mobile[-4:]
 
 
 _MOBILE_PATTERN = re.compile(r"^1[3-9][0-9]{9}$")

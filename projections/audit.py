@@ -110,9 +110,11 @@ class AuditTrail:
     # --- provenance --------------------------------------------------------------------------
 
     def events(
-        self, after: int = 0, limit: int = 100, organization_code: str | None = None
+        self, after: int = 0, limit: int = 100, organization_code: str | None = None,
+        *, unmasked: bool = False,
     ) -> list[dict[str, Any]]:
-        """The event stream after a position, in order, decoded and masked.
+        """The event stream after a position, in order, decoded and masked (personal data
+        shown whole with `unmasked`: the caller records that reading).
 
         With organization_code: only events in that organisation's own streams (its record and
         its book) or whose data names the code anywhere (postings, counterparties, transfers,
@@ -141,7 +143,7 @@ class AuditTrail:
                     notification.originator_id in own or mentions(data, organization_code)
                 ):
                     continue
-                found.append(event_record(notification, data, event, error))
+                found.append(event_record(notification, data, event, error, unmasked=unmasked))
                 if len(found) == limit:
                     break
         return found

@@ -2,8 +2,10 @@
 
 Every statement line names the position of the event that produced it; this is where an
 auditor reads that event: when it was recorded, by whom, and what it said. Personal data is
-masked here as everywhere else: identity numbers as 110105********002X, mobile numbers as
-138****5678, personal names as 张*.
+masked here by domain/privacy.py as everywhere else (unless the reader may see it, and then
+the reading is recorded by the caller); what is never shown to anyone is left out here: a
+token's secret hash, and the fingerprint of an idempotent request (a digest of the request,
+personal data included).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib
-import re
 from decimal import Decimal
 from fractions import Fraction
 from functools import cache
@@ -20,9 +21,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from domain.identity import mask_id_number, mask_mobile
 from domain.money import Money
 from domain.organisations import Organisation
+from domain.privacy import mask
 from domain.vouchers import Book
 
 # Aggregates defined outside domain/ register their topics when imported; decoding their
@@ -32,10 +33,8 @@ SERVICE_AGGREGATE_MODULES = ("service.idempotency", "service.tokens", "service.p
 EVENT_ENVELOPE = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 PERSON_TOPIC_PREFIX = "ledger:Member."
 SECRET_KEYS = frozenset({"secret_hash"})
-FREE_TEXT_KEYS = frozenset({"note", "description", "reason", "purpose", "approval_ref"})
-# An identity number or a mobile number typed into free text is masked all the same.
-_ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
-_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+# Left out of the stream altogether, top level of an event's data.
+HIDDEN_KEYS = frozenset({"fingerprint"})
 
 
 @cache
@@ -45,20 +44,6 @@ def register_service_topics() -> None:
             importlib.import_module(name)
         except ImportError:
             continue  # a module not (yet) in this deployment has no stored events either
-
-
-def mask_name(name: Any) -> Any:
-    """张三 -> 张*, 欧阳娜娜 -> 欧***: the family name's first character stays."""
-    if not isinstance(name, str) or not name:
-        return name
-    if len(name) == 1:
-        return "*"
-    return name[0] + "*" * (len(name) - 1)
-
-
-def _mask_text(text: str) -> str:
-    text = _ID_NUMBER_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), text)
-    return _MOBILE_IN_TEXT.sub(lambda m: mask_mobile(m.group(0)) or "", text)
 
 
 def json_ready(value: Any) -> Any:
@@ -80,34 +65,10 @@ def json_ready(value: Any) -> Any:
     return str(value)
 
 
-def mask(value: Any, *, person: bool) -> Any:
-    """Masks personal data in JSON-ready event data.
-
-    `name` is a person's name in a member's events and in any object that describes a member
-    (it has an id_number or member_id beside it); elsewhere it names a union and stays.
-    """
-    if isinstance(value, list):
-        return [mask(v, person=person) for v in value]
-    if not isinstance(value, dict):
-        return value
-    person_here = person or "id_number" in value or "member_id" in value
-    masked: dict[str, Any] = {}
-    for key, item in value.items():
-        if key == "id_number" and isinstance(item, str):
-            masked[key] = mask_id_number(item) if len(item) == 18 else "*" * len(item)
-        elif key == "mobile" and isinstance(item, str):
-            masked[key] = mask_mobile(item)
-        elif key == "name" and person_here:
-            masked[key] = mask_name(item)
-        elif key in SECRET_KEYS:
-            masked[key] = "***"
-        elif key in FREE_TEXT_KEYS and isinstance(item, str):
-            masked[key] = _mask_text(item)
-        elif key == "changes" and person:
-            masked[key] = mask(item, person=True)
-        else:
-            masked[key] = mask(item, person=False)
-    return masked
+def without_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """Event data as anyone may see it: hidden keys left out, secrets starred."""
+    return {key: "***" if key in SECRET_KEYS else value
+            for key, value in data.items() if key not in HIDDEN_KEYS}
 
 
 def mentions(value: Any, code: str) -> bool:
@@ -136,9 +97,26 @@ def decode(mapper: Any, notification: Notification) -> tuple[dict[str, Any] | No
     return json_ready(attributes), event, ""
 
 
+def is_person_topic(topic: str) -> bool:
+    """Whether the events of this topic are a person's own (a member's record)."""
+    return topic.startswith(PERSON_TOPIC_PREFIX)
+
+
+def mask_record(record: dict[str, Any]) -> dict[str, Any]:
+    """An unmasked record of the stream (event_record(unmasked=True)) as event_record masks it."""
+    data = record.get("data")
+    if data is None:
+        return record
+    return {**record, "data": mask(data, person=is_person_topic(record["type"]))}
+
+
 def event_record(notification: Notification, data: dict[str, Any] | None, event: Any,
-                 error: str) -> dict[str, Any]:
-    person = notification.topic.startswith(PERSON_TOPIC_PREFIX)
+                 error: str, *, unmasked: bool = False) -> dict[str, Any]:
+    """One event as the stream lists it; its data masked unless `unmasked`."""
+    if data is not None:
+        data = without_secrets(data)
+        if not unmasked:
+            data = mask(data, person=is_person_topic(notification.topic))
     timestamp = getattr(event, "timestamp", None)
     record: dict[str, Any] = {
         "position": notification.id,
@@ -146,7 +124,7 @@ def event_record(notification: Notification, data: dict[str, Any] | None, event:
         "stream_id": str(notification.originator_id),
         "version": notification.originator_version,
         "type": notification.topic,
-        "data": None if data is None else mask(data, person=person),
+        "data": data,
         "actor": getattr(event, "actor", None),
     }
     if error:

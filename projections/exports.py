@@ -20,11 +20,16 @@ Column = tuple[str, str]  # (key in the row dict, Chinese header)
 BOM = "\ufeff"
 AMOUNT_FORMAT = "#,##0.00"
 
+# A masked roll gives the birth year only: the birth date is the hidden part of the masked
+# identity number. Only an unmasked export (a token with the pii flag) has 出生日期.
 ROLL_COLUMNS: list[Column] = [
     ("organization_code", "工会组织代码"), ("name", "姓名"), ("id_number", "身份证号"),
-    ("sex", "性别"), ("birth_date", "出生日期"), ("mobile", "手机号码"), ("status", "会籍状态"),
+    ("sex", "性别"), ("birth_year", "出生年份"), ("mobile", "手机号码"), ("status", "会籍状态"),
     ("joined_on", "入会日期"), ("migrant_worker", "农民工"),
     ("new_employment_form", "新就业形态"), ("member_id", "会员编号"),
+]
+ROLL_COLUMNS_UNMASKED: list[Column] = [
+    *ROLL_COLUMNS[:5], ("birth_date", "出生日期"), *ROLL_COLUMNS[5:],
 ]
 CHANGE_COLUMNS: list[Column] = [
     ("organization_code", "工会组织代码"), ("name", "姓名"), ("id_number", "身份证号"),
@@ -202,8 +207,13 @@ def journal_table(items: list[dict[str, Any]], *, code: str, date_from: str, dat
     return "序时账", JOURNAL_COLUMNS, items, subtitle
 
 
-def roll_table(items: list[dict[str, Any]], *, code: str, as_of: str):
-    return "会员名册", ROLL_COLUMNS, items, f"工会组织：{code}    截至 {as_of}"
+def roll_columns(*, unmasked: bool) -> list[Column]:
+    return ROLL_COLUMNS_UNMASKED if unmasked else ROLL_COLUMNS
+
+
+def roll_table(items: list[dict[str, Any]], *, code: str, as_of: str, unmasked: bool = False):
+    return ("会员名册", roll_columns(unmasked=unmasked), items,
+            f"工会组织：{code}    截至 {as_of}")
 
 
 def changes_table(items: list[dict[str, Any]], *, code: str, date_from: str, date_to: str):

@@ -143,6 +143,7 @@ class RollQueries:
                 "name": self.cipher.decrypt(name, field="name"),
                 "id_number": number,
                 "sex": identity.sex,
+                "birth_year": identity.birth_date.year,
                 "birth_date": identity.birth_date.isoformat(),
                 "mobile": self.cipher.decrypt(mobile, field="mobile"),
                 "migrant_worker": bool(migrant),

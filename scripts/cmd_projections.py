@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from domain.period import Month
+from domain.privacy import mask
 from projections.read_models import ReadModels
 from projections.rebuild import RebuildReport, rebuild
 from projections.reconcile import (
@@ -104,7 +105,8 @@ def _print_comparison(report: RebuildReport) -> None:
         stderr_console.print(orgs)
     for diff in comparison.differences[:MAX_LISTED]:
         stderr_console.print(f"[red]{diff['table']} {diff['key']}[/red]\n"
-                             f"  live:    {diff['live']}\n  rebuilt: {diff['rebuilt']}")
+                             f"  live:    {mask(diff['live'])}\n"
+                             f"  rebuilt: {mask(diff['rebuilt'])}")
     if len(comparison.differences) > MAX_LISTED:
         stderr_console.print(f"... and {comparison.differing_rows - MAX_LISTED} more rows")
 

@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.text import Text
 
 from domain.errors import DomainError
+from domain.privacy import mask_text
 from service.application import Ledger
 from service.settings import Settings, get_settings
 
@@ -149,7 +150,8 @@ def one_line(exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
     if isinstance(exc, PersistenceError | psycopg.OperationalError | sqlite3.OperationalError):
         text = f"database error: {text}"
-    text = " ".join(text.split())
+    # A reason may echo what was typed (an identity or mobile number in a value).
+    text = mask_text(" ".join(text.split()))
     return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 1] + "…"
 
 

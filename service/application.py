@@ -37,7 +37,7 @@ from domain.vouchers import Book
 from projections.store import pg_array
 from service.fund_commands import FundCommands
 from service.group_commit import GroupCommitter, PendingCommand
-from service.idempotency import IdempotencyKey, IdempotencyRecord, fingerprint
+from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
 from service.member_commands import MemberCommands
 from service.organisation_commands import OrganisationCommands
 from service.outage import bound_retries
@@ -70,6 +70,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         self.settings = settings
         master_key = load_or_create_key(settings)
         self.member_ids = MemberIds(derive_key(master_key, "member-id"))
+        self._fingerprint_key = derive_key(master_key, "idempotency-fingerprint")
         super().__init__(env=eventsourcing_env(settings, derive_key(master_key, "event-cipher")))
         # 503 within seconds while PostgreSQL is down (the snapshot store has its own recorder).
         for recorder in (self.recorder, self.snapshots.recorder if self.snapshots else None):
@@ -155,6 +156,10 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
                     snapshot_class = getattr(type(obj), "Snapshot", self.snapshot_class)
                     self.snapshots.put([snapshot_class.take(obj)])
 
+    def fingerprint(self, command: str, request: dict[str, Any]) -> Fingerprint:
+        """The keyed fingerprint of a request sent with an idempotency key."""
+        return Fingerprint(self._fingerprint_key, command, request)
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_transcodings(transcoder)
@@ -171,8 +176,8 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         may_create: tuple[UUID, ...] = (),
     ) -> CommandResult:
         """Every command goes through the process's one writer (service/group_commit.py)."""
-        pending = PendingCommand(command, fingerprint(command, request), idempotency, actor,
-                                 decide, may_create)
+        pending = PendingCommand(command, self.fingerprint(command, request), idempotency,
+                                 actor, decide, may_create)
         deferred = _deferred.get()
         if deferred is not None:
             deferred.append(pending)  # run_async() queues it and awaits the answer
@@ -200,7 +205,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         if idempotency is not None:
             record = uow.get(idempotency.record_id)
             if record is not None:
-                if record.fingerprint != pending.digest:
+                if not pending.digest.matches(record.fingerprint):
                     raise IdempotencyKeyReused(
                         "this Idempotency-Key was used for a different request"
                     )
@@ -216,7 +221,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
                     IdempotencyRecord(
                         id=idempotency.record_id,
                         command=pending.command,
-                        fingerprint=pending.digest,
+                        fingerprint=pending.digest.keyed,
                         result=body,
                         event_keys=event_keys,
                     )

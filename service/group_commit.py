@@ -49,7 +49,7 @@ from service.writer_lock import Turn, writer_lock
 
 if TYPE_CHECKING:
     from service.application import CommandResult, Ledger, UnitOfWork
-    from service.idempotency import IdempotencyKey
+    from service.idempotency import Fingerprint, IdempotencyKey
 
 MAX_BATCH_COMMANDS = 500
 WRITER_CACHE_SIZE = 20_000
@@ -66,7 +66,7 @@ class PendingCommand:
     """A command waiting for the writer: what to decide, and where to put the answer."""
 
     command: str
-    digest: str
+    digest: Fingerprint
     idempotency: IdempotencyKey | None
     actor: str
     decide: Callable[[UnitOfWork], dict[str, Any]]

@@ -8,6 +8,7 @@ the event store's uniqueness constraint, retries, and finds the winner's record.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -46,16 +47,52 @@ class IdempotencyKey:
         return stable_id("idempotency", f"{self.scope}\x00{self.key}")
 
 
-def fingerprint(command: str, request: dict[str, Any]) -> str:
-    """A digest of the command and its arguments, to tell a true retry from a reused key."""
-    canonical = json.dumps(
+KEYED_PREFIX = "hmac-sha256:"
+
+
+def _canonical(command: str, request: dict[str, Any]) -> bytes:
+    return json.dumps(
         {"command": command, "request": request},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
         default=str,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    ).encode("utf-8")
+
+
+class Fingerprint:
+    """A digest of a command and its arguments, to tell a true retry from a reused key.
+
+    Keyed (HMAC-SHA256 under a key derived from the master key): a request holds personal
+    data, and a plain hash of one is brute-forced back to a mobile number in milliseconds.
+    Records stored before fingerprints were keyed hold a plain SHA-256 of the same canonical
+    text; matches() accepts either, so that a retry of such a request still replays.
+    """
+
+    __slots__ = ("_canonical", "keyed")
+
+    def __init__(self, key: bytes, command: str, request: dict[str, Any]) -> None:
+        self._canonical = _canonical(command, request)
+        self.keyed = KEYED_PREFIX + hmac.new(key, self._canonical, hashlib.sha256).hexdigest()
+
+    def matches(self, stored: str) -> bool:
+        """Whether a record's fingerprint is this request's (keyed, or plain as of old)."""
+        if not isinstance(stored, str):
+            return False
+        if stored.startswith(KEYED_PREFIX):
+            return hmac.compare_digest(stored, self.keyed)
+        return hmac.compare_digest(stored, legacy_fingerprint(self._canonical))
+
+
+def legacy_fingerprint(canonical: bytes) -> str:
+    """How fingerprints were stored before they were keyed: a plain SHA-256, hex."""
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def plain_fingerprint(command: str, request: dict[str, Any]) -> str:
+    """The unkeyed fingerprint old records hold (for reading them, and for tests that write
+    one the old way); never stored any more."""
+    return legacy_fingerprint(_canonical(command, request))
 
 
 @stable_topic("ledger:IdempotencyRecord")

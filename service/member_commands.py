@@ -19,7 +19,7 @@ from domain.members import Member
 from domain.organisations import Admissions, Organisation
 from domain.period import parse_date
 from service.group_commit import PendingCommand
-from service.idempotency import IdempotencyKey, fingerprint
+from service.idempotency import IdempotencyKey
 from service.results import member_view
 from service.unit_of_work import CommandResult, UnitOfWork
 
@@ -185,7 +185,7 @@ class MemberCommands:
         ids = tuple(member_id for _, _, _, member_id in prepared if member_id is not None)
         request = {"organization_code": organization_code, "rows": chunk}
         return self.committer.enqueue(PendingCommand(
-            "join_members", fingerprint("join_members", request), idempotency, actor, decide,
+            "join_members", self.fingerprint("join_members", request), idempotency, actor, decide,
             ids))
 
     def _member_id_if_valid(self, id_number: Any) -> tuple[UUID, ...]:

@@ -40,6 +40,7 @@ def member_view(member: Member) -> dict[str, Any]:
         "name": member.name,
         "id_number": member.id_number,
         "sex": identity.sex,
+        "birth_year": identity.birth_date.year,
         "birth_date": _iso(identity.birth_date),
         "mobile": member.mobile,
         "status": member.status,

@@ -130,7 +130,10 @@ class Member(BaseModel):
     name: str
     id_number: str = Field(description="masked (110105********002X) unless the token allows")
     sex: Literal["male", "female"]
-    birth_date: str
+    birth_year: int
+    birth_date: str | None = Field(
+        description="YYYY-MM-DD; null when masked (the hidden digits of the identity number "
+        "are the birth date): only birth_year is given then")
     mobile: str | None = Field(description="masked (138****5678) unless the token allows")
     status: Literal["active", "retained", "transfer_pending", "left"]
     organization_code: str

@@ -16,6 +16,8 @@ class RollEntry(Open):
     member_id: str
     name: str | None
     id_number: str | None
+    birth_year: int | None
+    birth_date: str | None = None  # null when masked
     mobile: str | None
     status: str
     organization_code: str

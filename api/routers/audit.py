@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 from api.idempotent import run_once
 from api.models.common import ERRORS
 from api.models.reads import AuditEvents, Seal, Seals, Verification
+from api.presenting import present
 from api.security import Admin, Auditor, Idempotency
+from projections.audit_events import is_person_topic, mask_record
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERRORS)
 MAX_EVENTS = 1000
@@ -29,8 +31,15 @@ def audit_events(
     code = organization_code or caller.principal.organization_code
     if code is not None:
         caller.require_org(code)
-    items = caller.services.audit.events(after=after, limit=limit, organization_code=code)
-    return {"items": items, "after": after, "limit": limit}
+    items = caller.services.audit.events(after=after, limit=limit, organization_code=code,
+                                         unmasked=True)
+    # Masked unless the token has the pii flag; a member's own events name the member by
+    # their stream, which an unmasked reading records with the member ids in the data.
+    members = [e["stream_id"] for e in items if is_person_topic(e["type"])]
+    return present(
+        caller, {"items": items, "after": after, "limit": limit}, "GET /v1/audit/events",
+        members, masker=lambda page: {**page, "items": [mask_record(e) for e in page["items"]]},
+    )
 
 
 @router.post("/seals", status_code=201, response_model=Seal)
@@ -46,10 +55,10 @@ def seal(caller: Admin, idempotency: Idempotency) -> JSONResponse:
 @router.get("/seals", response_model=Seals)
 def seals(caller: Auditor) -> dict[str, Any]:
     items = caller.services.audit.seals()
-    return {"items": items, "total": len(items)}
+    return present(caller, {"items": items, "total": len(items)}, "GET /v1/audit/seals")
 
 
 @router.get("/verification", response_model=Verification)
 def verification(caller: Auditor) -> dict[str, Any]:
     """ok, verified_through, seals_checked, and on failure first_bad_position."""
-    return caller.services.audit.verify()
+    return present(caller, caller.services.audit.verify(), "GET /v1/audit/verification")

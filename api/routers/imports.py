@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from api.idempotent import run_once
 from api.models.common import ERRORS, CreditCodeText
 from api.models.members import ImportReport
+from api.presenting import present
 from api.roster import read_roster
 from api.security import Caller, Idempotency, Writer
 from service.idempotency import IdempotencyKey
@@ -75,4 +76,4 @@ def import_members(
         lambda: _join_rows(caller, idempotency, organization_code, file),
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(report, headers=headers)
+    return JSONResponse(present(caller, report, "POST /v1/members/imports"), headers=headers)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.models.common import ERRORS
 from api.models.funds import AdoptLevyPolicy, LevyPolicy, LevyPolicyWritten
-from api.presenting import command
+from api.presenting import command, present
 from api.security import Admin, Idempotency, Reader
 
 router = APIRouter(prefix="/v1/levy-policies", tags=["levy policies"], responses=ERRORS)
@@ -33,4 +33,5 @@ def levy_policy_in_force(
     on: Annotated[str, Query(max_length=10, examples=["2024-03-01"])],
 ) -> dict:
     """The policy in force for a region (2, 4 or 6 digits) on a date; 404 if none."""
-    return caller.services.ledger.levy_policy_in_force(region_code, on)
+    return present(caller, caller.services.ledger.levy_policy_in_force(region_code, on),
+                   "GET /v1/levy-policies")

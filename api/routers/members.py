@@ -95,7 +95,8 @@ def member_history(caller: Reader, member_id: str) -> dict:
     recorded_at, position."""
     caller.require_member(member_id)
     items = caller.services.caught_up().member_history(member_id)
-    return {"member_id": member_id, "items": items}
+    return present(caller, {"member_id": member_id, "items": items},
+                   "GET /v1/members/{member_id}/history")
 
 
 @router.post("/{member_id}/transfers", status_code=201, response_model=TransferStarted)

@@ -17,7 +17,7 @@ from api.models.organizations import (
     OrganizationPage,
     OrganizationWritten,
 )
-from api.presenting import command
+from api.presenting import command, present
 from api.security import Idempotency, Reader, Writer
 from domain.organisations import Organisation
 
@@ -44,7 +44,8 @@ async def found_organization(
 @router.get("/{code}", response_model=Organization)
 def get_organization(caller: Reader, code: str) -> dict:
     caller.require_org(code)
-    return caller.services.ledger.get_organization(code)
+    return present(caller, caller.services.ledger.get_organization(code),
+                   "GET /v1/organizations/{code}")
 
 
 @router.get("/{code}/children", response_model=OrganizationPage)
@@ -61,7 +62,8 @@ def list_children(
     children = sorted(org.active_children)
     start = (page - 1) * page_size
     items = [ledger.get_organization(c) for c in children[start:start + page_size]]
-    return {"items": items, "page": page, "page_size": page_size, "total": len(children)}
+    return present(caller, {"items": items, "page": page, "page_size": page_size,
+                            "total": len(children)}, "GET /v1/organizations/{code}/children")
 
 
 @router.post("/{code}/changes", response_model=OrganizationWritten)

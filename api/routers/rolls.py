@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from api.exporting import TABLE_FORMATS, tabular
 from api.models.common import ERRORS
 from api.models.reads import RollChanges, RollPage, RollSummary
-from api.presenting import present
+from api.presenting import present, present_table
 from api.queries import (
     DayParam,
     FormatParam,
@@ -23,7 +23,7 @@ from api.queries import (
     period,
 )
 from api.security import Reader
-from projections.exports import CHANGE_COLUMNS, ROLL_COLUMNS
+from projections.exports import CHANGE_COLUMNS, roll_columns
 
 router = APIRouter(prefix="/v1/organizations/{code}/roll", tags=["rolls"], responses=ERRORS)
 StatusParam = Annotated[Literal["active", "retained", "transfer_pending"] | None, Query()]
@@ -49,10 +49,11 @@ def roll(
         code, as_of=day, known_at=parse_known_at(known_at), scope=scope, status=status, page=page,
         page_size=page_size,
     )
-    body = present(caller, found, "GET /v1/organizations/{code}/roll")
+    body, subtitle = present_table(caller, found, _subtitle(caller, format, code, f"截至 {day}"),
+                                   f"GET /v1/organizations/{{code}}/roll format={format}")
     return tabular(format, body, rows=body["items"], filename=f"roll-{code}-{day}",
-                   title="工会会员名册", subtitle=_subtitle(caller, format, code, f"截至 {day}"),
-                   columns=ROLL_COLUMNS)
+                   title="工会会员名册", subtitle=subtitle,
+                   columns=roll_columns(unmasked=caller.pii))
 
 
 @router.get("/summary", response_model=RollSummary)
@@ -63,9 +64,10 @@ def roll_summary(
     """members, retained, women, migrant_workers, new_employment_form, employees,
     membership_rate (会员/职工)."""
     caller.require_org(code)
-    return caller.services.caught_up().roll_summary(
+    found = caller.services.caught_up().roll_summary(
         code, as_of=day_or_today(as_of, "as_of"), known_at=parse_known_at(known_at), scope=scope
     )
+    return present(caller, found, "GET /v1/organizations/{code}/roll/summary")
 
 
 @router.get("/changes", response_model=RollChanges,
@@ -85,8 +87,8 @@ def roll_changes(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope,
         page=page, page_size=page_size,
     )
-    body = present(caller, found, "GET /v1/organizations/{code}/roll/changes")
+    body, subtitle = present_table(
+        caller, found, _subtitle(caller, format, code, f"{start} 至 {end}"),
+        f"GET /v1/organizations/{{code}}/roll/changes format={format}")
     return tabular(format, body, rows=body["items"], filename=f"roll-changes-{code}",
-                   title="会籍变化明细",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}"),
-                   columns=CHANGE_COLUMNS)
+                   title="会籍变化明细", subtitle=subtitle, columns=CHANGE_COLUMNS)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from api.exporting import TABLE_FORMATS, tabular
 from api.models.common import ERRORS
 from api.models.reads import Journal, Statement
+from api.presenting import present_table
 from api.queries import (
     DayParam,
     FormatParam,
@@ -45,6 +46,13 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str, scope: str) -> str
     return f"{name} ({code}) {when}" + (" 含下级汇总" if scope == "subtree" else "")
 
 
+def _shown(caller: Reader, found: dict, fmt: str, code: str, when: str, scope: str,
+           route: str) -> tuple[dict, str]:
+    """The answer and its heading as the caller may see them (masked, or recorded as read)."""
+    return present_table(caller, found, _subtitle(caller, fmt, code, when, scope),
+                         f"GET /v1/organizations/{{code}}/{route} format={fmt}")
+
+
 @router.get("/statements/balance-sheet", response_model=Statement, responses=TABLES)
 def balance_sheet(
     caller: Reader, code: str, as_of: DayParam = None, known_at: KnownAtParam = None,
@@ -53,12 +61,13 @@ def balance_sheet(
     """工会01表: assets, liabilities and net assets by account; totals; `balanced`."""
     caller.require_org(code)
     day = day_or_today(as_of, "as_of")
-    body = caller.services.caught_up().balance_sheet(
+    found = caller.services.caught_up().balance_sheet(
         code, as_of=day, known_at=parse_known_at(known_at), scope=scope
     )
+    body, subtitle = _shown(caller, found, format, code, f"截至 {day}", scope,
+                            "statements/balance-sheet")
     return tabular(format, body, rows=body["lines"], filename=f"balance-sheet-{code}-{day}",
-                   title="资产负债表 (工会01表)",
-                   subtitle=_subtitle(caller, format, code, f"截至 {day}", scope),
+                   title="资产负债表 (工会01表)", subtitle=subtitle,
                    columns=BALANCE_SHEET_COLUMNS)
 
 
@@ -70,13 +79,13 @@ def income_expenditure(
     """工会02表: income and expenditure by account, earmarked and general columns, surplus."""
     caller.require_org(code)
     start, end = period(from_, to)
-    body = caller.services.caught_up().income_expenditure(
+    found = caller.services.caught_up().income_expenditure(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
+    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope,
+                            "statements/income-expenditure")
     return tabular(format, body, rows=body["lines"], filename=f"income-expenditure-{code}",
-                   title="收入支出表 (工会02表)",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
-                   columns=INCOME_COLUMNS)
+                   title="收入支出表 (工会02表)", subtitle=subtitle, columns=INCOME_COLUMNS)
 
 
 @router.get("/statements/trial-balance", response_model=Statement, responses=TABLES)
@@ -87,13 +96,13 @@ def trial_balance(
     """科目余额表: per account opening, debit, credit, closing; totals."""
     caller.require_org(code)
     start, end = period(from_, to)
-    body = caller.services.caught_up().trial_balance(
+    found = caller.services.caught_up().trial_balance(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
+    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope,
+                            "statements/trial-balance")
     return tabular(format, body, rows=body["lines"], filename=f"trial-balance-{code}",
-                   title="科目余额表",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
-                   columns=TRIAL_BALANCE_COLUMNS)
+                   title="科目余额表", subtitle=subtitle, columns=TRIAL_BALANCE_COLUMNS)
 
 
 @router.get("/journal", response_model=Journal, responses=TABLES)
@@ -106,11 +115,12 @@ def journal(
     recorded_at (paged)."""
     caller.require_org(code)
     start, end = period(from_, to)
-    body = caller.services.caught_up().journal(
+    # 摘要 is free text: an identity or mobile number typed into it is masked.
+    found = caller.services.caught_up().journal(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope,
         page=page, page_size=page_size,
     )
+    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope,
+                            "journal")
     return tabular(format, body, rows=body["items"], filename=f"journal-{code}",
-                   title="序时账",
-                   subtitle=_subtitle(caller, format, code, f"{start} 至 {end}", scope),
-                   columns=JOURNAL_COLUMNS)
+                   title="序时账", subtitle=subtitle, columns=JOURNAL_COLUMNS)

@@ -22,7 +22,10 @@ def test_join_and_read_masked(api: Api) -> None:
     assert member["status"] == "active" and member["migrant_worker"] is True
     assert isinstance(member["position"], int)
     read = api.get(f"/v1/members/{member['member_id']}", token="east_clerk").json()
-    assert read["id_number"] == member["id_number"] and read["name"] == "李娜"
+    assert read["id_number"] == member["id_number"] and read["name"] == "李*"
+    # The hidden digits of the number are the birth date: only the year is shown.
+    assert read["birth_date"] is None and read["birth_year"] == int(id_number[6:10])
+    assert member["name"] == "李*" and member["birth_date"] is None
     assert read["sex"] in ("male", "female") and read["pending_transfer"] is None
     found = api.post("/v1/members/search", {"id_number": id_number}, token="east_auditor")
     assert found.status_code == 200 and found.json()["member_id"] == member["member_id"]
@@ -107,7 +110,8 @@ def test_retain_reinstate_correct_exit(api: Api) -> None:
     corrected = api.post(f"/v1/members/{member_id}/corrections",
                          {"name": "王芳芳", "mobile": None, "note": "据户口簿更正"})
     assert corrected.status_code == 200, corrected.text
-    assert corrected.json()["name"] == "王芳芳" and corrected.json()["mobile"] is None
+    assert corrected.json()["name"] == "王**" and corrected.json()["mobile"] is None
+    assert api.get(f"/v1/members/{member_id}", token="admin_pii").json()["name"] == "王芳芳"
     bad = api.post(f"/v1/members/{member_id}/exit",
                    {"effective_on": "2021-07-01", "change_code": 4, "reason_code": 1})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "change_code"

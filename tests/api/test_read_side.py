@@ -53,14 +53,20 @@ def test_roll_exports(api: Api) -> None:
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert response.content.startswith(b"\xef\xbb\xbf")
     text = response.content.decode("utf-8-sig")
-    assert "姓名" in text and "赵敏" in text
+    # Masked: the name's first character, the birth year and never the birth date.
+    assert "姓名" in text and "赵*" in text and "赵敏" not in text
+    assert "出生年份" in text and "出生日期" not in text
     assert not any(len(row) > 2 and row[2].isdigit() and len(row[2]) == 18
                    for row in csv.reader(io.StringIO(text)))  # identity numbers masked
+    unmasked = api.get(f"/v1/organizations/{code}/roll", token="admin_pii",
+                       params={"format": "csv", "as_of": "2030-01-01"})
+    text = unmasked.content.decode("utf-8-sig")
+    assert "赵敏" in text and "出生年份" in text and "出生日期" in text
     response = api.get(f"/v1/organizations/{code}/roll",
                        params={"format": "xlsx", "as_of": "2030-01-01"})
     assert response.status_code == 200 and response.headers["content-type"] == XLSX
     sheet = load_workbook(io.BytesIO(response.content), read_only=True).worksheets[0]
-    assert any("赵敏" in [str(v) for v in row] for row in sheet.iter_rows(values_only=True))
+    assert any("赵*" in [str(v) for v in row] for row in sheet.iter_rows(values_only=True))
 
 
 def test_statements_and_journal(api: Api) -> None:

@@ -14,11 +14,10 @@ from domain.errors import InvalidValue
 from domain.identity import (
     CreditCode,
     IdNumber,
-    mask_id_number,
-    mask_mobile,
     parse_mobile,
     parse_region_code,
 )
+from domain.privacy import mask_id_number, mask_mobile
 from scripts.synthetic import employer_code, id_number, union_code
 
 # A woman born 1949-12-31 in 朝阳区, Beijing; her check character is X.

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from projections.audit import AuditTrail
-from projections.audit_events import mask, mask_name
+from projections.audit_events import without_secrets
 from service.application import Ledger
 from tests.projections.test_audit import (
     BASE_A,
@@ -56,8 +56,25 @@ def test_personal_data_is_masked_everywhere(trail: AuditTrail):
         assert secret not in text
     assert PERSON_1[:6] + "********" + PERSON_1[14:] in text
     assert "138****5678" in text and "张*" in text and "欧***" in text
+    # The birth dates the masked numbers hide are nowhere either (an idempotent join keeps
+    # the member's whole view in its record), nor is any request fingerprint.
+    for number in (PERSON_1, PERSON_2, PERSON_3):
+        birth = number[6:14]
+        assert birth not in text and f"{birth[:4]}-{birth[4:6]}-{birth[6:]}" not in text
+    assert '"birth_year": 1980' in text
+    records = [e for e in trail.events(limit=1000) if e["type"].startswith(
+        "ledger:IdempotencyRecord")]
+    assert records and not any("fingerprint" in e["data"] for e in records)
     # Union names are not personal data and stay readable.
     assert "北京市总工会" in text
+
+
+def test_unmasked_the_stream_shows_personal_data_but_never_a_fingerprint(trail: AuditTrail):
+    everything = trail.events(limit=1000, unmasked=True)
+    text = json.dumps(everything, ensure_ascii=False)
+    for secret in (PERSON_1, MOBILE_1, "张三", "欧阳娜娜"):
+        assert secret in text
+    assert not any("fingerprint" in (e["data"] or {}) for e in everything)
 
 
 def test_filtering_by_organisation_keeps_its_own_and_mentioning_events(trail: AuditTrail):
@@ -97,12 +114,8 @@ def test_bad_paging_is_refused(trail: AuditTrail, bad):
         trail.events(**bad)
 
 
-def test_masking_rules():
-    assert mask_name("张三") == "张*"
-    assert mask_name("欧阳娜娜") == "欧***"
-    assert mask_name("王") == "*"
-    data = {"name": "某公司工会", "result": {"member_id": "m", "name": "王五"},
-            "secret_hash": "abc", "description": "电话13812345678"}
-    assert mask(data, person=False) == {
-        "name": "某公司工会", "result": {"member_id": "m", "name": "王*"},
-        "secret_hash": "***", "description": "电话138****5678"}
+def test_secrets_are_starred_and_fingerprints_left_out_for_everyone():
+    data = {"command": "join_member", "fingerprint": "hmac-sha256:00", "secret_hash": "abc",
+            "result": {"member_id": "m"}}
+    assert without_secrets(data) == {"command": "join_member", "secret_hash": "***",
+                                     "result": {"member_id": "m"}}

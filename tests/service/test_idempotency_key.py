@@ -1,13 +1,25 @@
-"""IdempotencyKey.parse: 1-128 visible ASCII characters, nothing else."""
+"""IdempotencyKey.parse: 1-128 visible ASCII characters, nothing else; the request fingerprint
+kept with a key: keyed, and records stored with the old plain SHA-256 still honoured."""
 
 from __future__ import annotations
+
+from uuid import UUID
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import InvalidValue
-from service.idempotency import MAX_KEY_LENGTH, IdempotencyKey
+from domain.errors import IdempotencyKeyReused, InvalidValue
+from service.application import Ledger
+from service.idempotency import (
+    KEYED_PREFIX,
+    MAX_KEY_LENGTH,
+    Fingerprint,
+    IdempotencyKey,
+    IdempotencyRecord,
+    plain_fingerprint,
+)
+from tests.service.scenario import found_tree, person
 
 
 def _valid(key: str) -> bool:
@@ -28,3 +40,76 @@ def test_parse_accepts_exactly_visible_ascii_keys(key: str) -> None:
 def test_parse_refuses(key: str) -> None:
     with pytest.raises(InvalidValue):
         IdempotencyKey.parse("*", key)
+
+
+# --- the request fingerprint -----------------------------------------------------------------
+
+
+def _join_request(tree, mobile: str = "13812345678") -> dict:
+    return dict(id_number=person(41), name="欧阳娜娜", organization_code=tree.base_a,
+                joined_on="2024-01-02", mobile=mobile, migrant_worker=False,
+                new_employment_form=False)
+
+
+def _stored_record(ledger: Ledger, key: IdempotencyKey) -> IdempotencyRecord:
+    record = ledger.repository.get(key.record_id)
+    assert isinstance(record, IdempotencyRecord)
+    return record
+
+
+def test_the_stored_fingerprint_is_keyed_not_a_plain_hash_of_the_request(ledger: Ledger):
+    tree = found_tree(ledger)
+    key = IdempotencyKey.parse(tree.base_a, "join-keyed")
+    request = _join_request(tree)
+    ledger.join_member(**request, idempotency=key)
+    stored = _stored_record(ledger, key).fingerprint
+    # A plain SHA-256 of the request is what a brute force over mobile numbers recomputes.
+    assert stored != plain_fingerprint("join_member", request)
+    assert stored.startswith(KEYED_PREFIX)
+    assert stored == ledger.fingerprint("join_member", request).keyed
+    # Another master key, another fingerprint: without the key nothing can be recomputed.
+    other = Fingerprint(b"\x01" * 32, "join_member", request).keyed
+    assert other != stored and other.startswith(KEYED_PREFIX)
+
+
+def test_a_record_stored_with_a_plain_fingerprint_still_replays_and_still_refuses(
+        ledger: Ledger):
+    """Records written before fingerprints were keyed hold a plain SHA-256 of the request."""
+    tree = found_tree(ledger)
+    key = IdempotencyKey.parse(tree.base_a, "join-old")
+    request = _join_request(tree)
+    first = ledger.join_member(**request)  # the command's own events, as an old one left them
+    member_id = UUID(first.body["member_id"])
+    ledger.save(IdempotencyRecord(
+        id=key.record_id, command="join_member",
+        fingerprint=plain_fingerprint("join_member", request), result=first.body,
+        event_keys=[f"{member_id.hex}:1"]))
+    assert not _stored_record(ledger, key).fingerprint.startswith(KEYED_PREFIX)
+    head = ledger.head_position()
+
+    again = ledger.join_member(**request, idempotency=key)
+    assert again.replayed and again.body == first.body
+    assert again.position == ledger.position_of(key.record_id)
+    assert ledger.head_position() == head
+
+    with pytest.raises(IdempotencyKeyReused):
+        ledger.join_member(**_join_request(tree, mobile="13912345678"), idempotency=key)
+    assert ledger.head_position() == head
+
+
+def test_a_keyed_record_refuses_another_request_and_ignores_a_forged_plain_match(
+        ledger: Ledger):
+    tree = found_tree(ledger)
+    key = IdempotencyKey.parse(tree.base_a, "join-new")
+    request = _join_request(tree)
+    ledger.join_member(**request, idempotency=key)
+    head = ledger.head_position()
+    with pytest.raises(IdempotencyKeyReused):
+        ledger.join_member(**_join_request(tree, mobile="13912345678"), idempotency=key)
+    assert ledger.head_position() == head
+    fingerprint = ledger.fingerprint("join_member", request)
+    assert fingerprint.matches(fingerprint.keyed)
+    assert fingerprint.matches(plain_fingerprint("join_member", request))
+    # A keyed record is compared as keyed only: a plain digest dressed as one is no match.
+    assert not fingerprint.matches(KEYED_PREFIX + plain_fingerprint("join_member", request))
+    assert not fingerprint.matches(plain_fingerprint("join_member", {"other": 1}))
