@@ -111,8 +111,8 @@ class CheckedArchive(zipfile.ZipFile):
             return super().open(name, mode, pwd, force_zip64=force_zip64)
         member = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
         if member.filename not in self.scanned:
-            self.scanned.add(member.filename)
             scan_part(member.filename, self._expanded(member), self.limits, self.kept)
+            self.scanned.add(member.filename)  # only once it passed: a refusal stays one
         return _DeadlineReader(super().open(member, "r", pwd), self.deadline)
 
     def _expanded(self, member: zipfile.ZipInfo) -> Iterator[bytes]:

@@ -106,13 +106,12 @@ class _PartScan:
         self.depth -= 1
 
     def text(self, data: str) -> None:
-        self.text_chars += len(data)  # checked when the text ends: nobody holds it till then
+        self.text_chars += len(data)
+        if self.text_chars > self.limits.max_text_chars:
+            self.refuse_text()
 
     def end_text(self) -> None:
         chars, self.text_chars = self.text_chars, 0
-        if chars > self.limits.max_text_chars:
-            self.refuse(f"has a text longer than {self.limits.max_text_chars} characters, "
-                        "the limit")
         units = chars // CHARS_PER_UNIT
         if self.unit == "row":
             self.unit_cost += units  # dropped with the row
@@ -120,6 +119,9 @@ class _PartScan:
                 self.refuse_unit()
         elif units:
             self.kept.add(units, self.part)  # a shared string, or text outside rows
+
+    def refuse_text(self) -> None:
+        self.refuse(f"has a text longer than {self.limits.max_text_chars} characters, the limit")
 
     def refuse_unit(self) -> None:
         self.refuse(f"has a {self.unit} larger than {self.limits.max_row_cost:,} units (an "

@@ -16,6 +16,8 @@ import pytest
 from openpyxl import Workbook
 
 from api.tabular import Table, TableLimits
+from api.tabular.limits import Deadline
+from api.tabular.xlsx_archive import CheckedArchive
 from domain.errors import ContentTooLarge, InvalidValue
 from tests.api.workbooks import HEADER, NS, inline_row, sheet_xml, workbook
 
@@ -263,3 +265,13 @@ def test_the_attributes_openpyxl_keeps_of_a_row_count() -> None:
     assert len(read(sheet_with(rows("")), limits, width=1)[1]) == 3_000
     exc = refusal(sheet_with(rows(' ht="20" customHeight="1"')), limits)
     assert "sheet1.xml holds more than openpyxl may keep" in exc.message
+
+
+def test_a_member_refused_once_is_refused_at_every_open() -> None:
+    # Were openpyxl to swallow the refusal and open the part again, it would not get it.
+    deep = "<x>" * 70 + "</x>" * 70
+    archive = CheckedArchive(io.BytesIO(sheet_with(f"</sheetData>{deep}<sheetData>")), LIMITS,
+                             Deadline(60))
+    for _ in range(2):
+        with pytest.raises(ContentTooLarge):
+            archive.open("xl/worksheets/sheet1.xml")
