@@ -119,6 +119,14 @@ def sheet_bomb() -> bytes:
                              + b"</sheetData></worksheet>"))
 
 
+def element_bomb() -> bytes:
+    """1.5 million small elements after the rows, each different (deflate shrinks the sheet
+    only 5 times): openpyxl keeps every one, some 300 bytes each."""
+    elements = "".join(f'<a b="{n * 7919 % 1_000_003}"/>' for n in range(1_500_000))
+    rows = HEADER_ROW + VALID_ROWS + f"</sheetData><x>{elements}</x><sheetData>"
+    return workbook(sheet_xml(rows))
+
+
 def comma_csv(room: int) -> bytes:
     return b"," * room
 
@@ -136,6 +144,7 @@ BOMBS: dict[str, tuple[str, Callable[[int], bytes]]] = {
     "xlsx_declared_dimension": ("bomb.xlsx", lambda _: dimension_bomb()),
     "xlsx_shared_strings_100kb": ("bomb.xlsx", lambda _: shared_strings_bomb()),
     "xlsx_zip_bomb_member": ("bomb.xlsx", lambda _: sheet_bomb()),
+    "xlsx_million_elements": ("bomb.xlsx", lambda _: element_bomb()),
     "csv_64mib_of_commas": ("bomb.csv", comma_csv),
     "csv_one_endless_line": ("bomb.csv", endless_line_csv),
     "csv_millions_of_blank_rows": ("bomb.csv", blank_rows_csv),
