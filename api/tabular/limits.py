@@ -44,10 +44,11 @@ class TableLimits:
     max_token_bytes: int = 1 * MiB
     # Excel's own limit on the text of a cell.
     max_text_chars: int = 32_767
-    # The elements and attributes of one row (a full row of 16,384 cells has 49,152).
+    # The elements and attributes of one row: a cell as Excel writes it is 3 to 5, so rows
+    # of 13,000 cells and more fit (a roster has a few dozen columns at most).
     max_row_cost: int = 65_536
     # What openpyxl keeps for the whole read, in units of 60 to 90 bytes (xml_budget.py):
-    # the Excel-layout roster needs 600,000 (its shared strings), 1,100,000 if every row had
+    # the Excel-layout roster needs 520,000 (its shared strings), 1,110,000 if every row had
     # its own height.
     max_kept_cost: int = 2_000_000
 
