@@ -1,9 +1,9 @@
 """The one mapping from failures to HTTP problems (RFC 9457, application/problem+json).
 
 Domain errors keep the domain's words; this module alone decides their status codes:
-InvalidValue and a reused idempotency key 422, NotFound 404, RuleViolation 409, LimitReached 429
-(with Retry-After), an unreachable database 503. Nothing a client sends should reach the 500
-handler: that one means a defect.
+InvalidValue and a reused idempotency key 422 (but ContentTooLarge, an InvalidValue, 413),
+NotFound 404, RuleViolation 409, LimitReached 429 (with Retry-After), an unreachable database
+503. Nothing a client sends should reach the 500 handler: that one means a defect.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
+    ContentTooLarge,
     IdempotencyKeyReused,
     InvalidValue,
     LimitReached,
@@ -122,6 +123,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidValue)
     def _invalid(_: Request, exc: InvalidValue) -> JSONResponse:
         return problem(422, exc.message, errors=[{"field": exc.field, "message": exc.reason}])
+
+    @app.exception_handler(ContentTooLarge)
+    def _too_large(_: Request, exc: ContentTooLarge) -> JSONResponse:
+        return problem(413, exc.message, errors=[{"field": exc.field, "message": exc.reason}])
 
     @app.exception_handler(IdempotencyKeyReused)
     def _reused(_: Request, exc: IdempotencyKeyReused) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Roster files (会员名册) for bulk import: CSV (UTF-8, with or without BOM) or XLSX.
+"""Roster files (会员名册) for bulk import: CSV (UTF-8 with or without BOM, or GB18030/GBK) or
+XLSX, read within the limits of api.tabular.
 
 Rows come out as (row number, fields) with the row numbers a person sees in a spreadsheet:
 the header is row 1. Values are normalised to the wire forms the ledger's commands take;
@@ -7,12 +8,10 @@ a value that cannot be normalised makes that row a RowError, never the whole fil
 
 from __future__ import annotations
 
-import csv
 import datetime
-import io
-from collections.abc import Iterator
 from typing import IO, Any
 
+from api.tabular import Table, TableLimits
 from domain.errors import InvalidValue
 
 MAX_ROWS = 100_000
@@ -28,7 +27,7 @@ ALIASES = {
 }
 _TRUE = {"true", "1", "yes", "y", "是", "√"}
 _FALSE = {"false", "0", "no", "n", "否", ""}
-XLSX_MAGIC = b"PK\x03\x04"
+LIMITS = TableLimits(max_rows=MAX_ROWS)
 
 
 class RowError(Exception):
@@ -114,62 +113,26 @@ def _blank(cells: list[Any]) -> bool:
     return all(c is None or (c if type(c) is str else str(c)).strip() == "" for c in cells)
 
 
-def _csv_rows(stream: IO[bytes]) -> Iterator[list[Any]]:
-    # The whole file at once (the body-size cap bounds it): decoding it in one piece and
-    # reading lines from memory costs a fraction of a text wrapper over the spooled upload.
-    try:
-        text = stream.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidValue("file", "a CSV roster must be UTF-8 encoded") from None
-    try:
-        yield from csv.reader(io.StringIO(text, newline=""))
-    except csv.Error as exc:
-        raise InvalidValue("file", f"not a readable CSV file ({exc})") from None
-
-
-def _xlsx_rows(stream: IO[bytes]) -> Iterator[list[Any]]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(stream, read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many types for a damaged archive
-        raise InvalidValue("file", "not a readable XLSX workbook") from None
-    try:
-        sheet = workbook.worksheets[0]
-        for values in sheet.iter_rows(values_only=True):
-            yield list(values)
-    except InvalidValue:
-        raise
-    except Exception:
-        raise InvalidValue("file", "the XLSX workbook is damaged") from None
-    finally:
-        workbook.close()
-
-
 Rows = list[tuple[int, dict[str, Any]]]
 
 
 def read_roster(stream: IO[bytes]) -> tuple[Rows, list[tuple[int, RowError]]]:
-    """Every data row, normalised or refused. More than MAX_ROWS data rows: the file is refused
-    before anything is stored."""
-    head = stream.read(4)
-    stream.seek(0)
-    rows = _xlsx_rows(stream) if head == XLSX_MAGIC else _csv_rows(stream)
-    header: dict[int, str] | None = None
+    """Every data row, normalised or refused. More than MAX_ROWS rows after the header, blank
+    ones included, or a file past any other limit: the file is refused before anything is
+    stored."""
     good: list[tuple[int, dict[str, Any]]] = []
     bad: list[tuple[int, RowError]] = []
-    for number, cells in enumerate(rows, start=1):
-        if header is None:
-            header = _header(cells)
-            continue
-        if _blank(cells):
-            continue  # blank lines at the end of a spreadsheet are not rows
-        if len(good) + len(bad) >= MAX_ROWS:
-            raise InvalidValue("file", f"a roster has at most {MAX_ROWS} rows")
-        try:
-            good.append((number, normalise(cells, header)))
-        except RowError as exc:
-            bad.append((number, exc))
-    if header is None:
-        raise InvalidValue("file", "the roster is empty: it needs a header row")
+    with Table(stream, LIMITS) as table:
+        cells = table.header()
+        if cells is None:
+            raise InvalidValue("file", "the roster is empty: it needs a header row")
+        header = _header(cells)
+        # Cells right of the last column the roster uses are never read.
+        for number, cells in table.rows(max(header) + 1):
+            if _blank(cells):
+                continue  # blank lines at the end of a spreadsheet are not rows
+            try:
+                good.append((number, normalise(cells, header)))
+            except RowError as exc:
+                bad.append((number, exc))
     return good, bad

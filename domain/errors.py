@@ -1,6 +1,8 @@
 """Named domain failures. The HTTP layer maps each family to one status code, in one place.
 
 - InvalidValue: a field's value is wrong whatever the state (HTTP 422).
+- ContentTooLarge: a value (an uploaded file) is larger, once read, than the ledger processes
+  (HTTP 413).
 - NotFound: a named thing does not exist (HTTP 404).
 - RuleViolation subclasses: the request is valid, but the current state forbids it (HTTP 409).
 - LimitReached subclasses: the caller has asked too often; it may ask again later (HTTP 429).
@@ -24,6 +26,11 @@ class InvalidValue(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+class ContentTooLarge(InvalidValue):
+    """A file that would expand, once read, past a limit: an archive member, a line, a row, the
+    time it takes. The message names what and the limit."""
 
 
 class NotFound(DomainError):

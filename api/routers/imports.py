@@ -1,4 +1,6 @@
 """会员名册导入: a roster file of up to 100,000 rows; valid rows are stored, the others reported.
+The file is read within the limits of api/tabular: past one, it is refused whole (413 or 422)
+and nothing is stored.
 
 Rows join through Ledger.join_members, a thousand per command, each chunk with its own
 idempotency key derived from the request's key and its row numbers, so a retried import joins
@@ -58,12 +60,15 @@ def _join_rows(caller: Caller, key: IdempotencyKey, code: str, upload: UploadFil
     }
 
 
-@router.post("/imports", response_model=ImportReport)
+@router.post("/imports", response_model=ImportReport, responses={413: {
+    **ERRORS[413], "description": "Request body too large, or a file that would expand past a "
+                                  "limit once read (the problem names which)"}})
 def import_members(
     caller: Writer,
     idempotency: Idempotency,
     organization_code: Annotated[CreditCodeText, Form()],
-    file: Annotated[UploadFile, File(description="CSV (UTF-8) or XLSX roster: id_number, "
+    file: Annotated[UploadFile, File(description="CSV (UTF-8 or GB18030/GBK) or XLSX "
+                                    "roster: id_number, "
                                     "name, joined_on, mobile, migrant_worker, "
                                     "new_employment_form (or 身份证号, 姓名, 入会日期, 手机号, "
                                     "农民工, 新就业形态)")],

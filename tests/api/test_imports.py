@@ -7,7 +7,9 @@ import io
 import uuid
 
 from openpyxl import Workbook
+from openpyxl.styles import Font
 
+from scripts.synthetic import id_number
 from tests.api.conftest import Api
 
 HEADER_EN = "id_number,name,joined_on,mobile,migrant_worker,new_employment_form"
@@ -103,3 +105,98 @@ def test_oversized_roster_is_refused_early(api: Api) -> None:
     limit = api.backend.settings.max_import_body_bytes
     response = upload(api, b"x" * (limit + 1), "huge.csv")
     assert response.status_code == 413
+
+
+def test_a_roster_saved_as_gbk_by_excel_on_chinese_windows(api: Api) -> None:
+    people = [api.next_person() for _ in range(2)]
+    lines = [HEADER_ZH, f"{people[0]},欧阳娜娜,2021-01-05,13800001111,是,否",
+             f"{people[1]},张伟,2021-02-05,,否,是"]
+    content = ("\r\n".join(lines) + "\r\n").encode("gbk")
+    response = upload(api, content, "名册.csv")
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["rows_accepted"] == 2 and report["rejected"] == []
+    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}").json()
+    assert member["name"] == "欧阳娜娜" and member["migrant_worker"] is True
+
+
+ROSTER_ROWS = 3_000
+JOINED = datetime.date(2010, 1, 1)
+
+
+def roster_people(first: int) -> list[str]:
+    """3,000 people born a day apart from 1960 on (api.next_person runs into the future)."""
+    return [id_number("110101", datetime.date(1960, 1, 1) + datetime.timedelta(n), n)
+            for n in range(first, first + ROSTER_ROWS)]
+
+
+def expected_report(people: list[str]) -> tuple[list[int], list[dict[str, str | int]]]:
+    """The rows a 3,000-row roster accepts and rejects: row n + 1 holds people[n - 1]; every
+    500th has an impossible date and every 700th no name. A blank row follows row 1001."""
+    accepted, rejected = [], []
+    for n in range(1, len(people) + 1):
+        row = n + 1 + (n > 1000)
+        if n % 500 == 0:
+            rejected.append({"row": row, "field": "joined_on"})
+        elif n % 700 == 0:
+            rejected.append({"row": row, "field": "name"})
+        else:
+            accepted.append(row)
+    return accepted, rejected
+
+
+def roster_values(people: list[str]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for n, someone in enumerate(people, start=1):
+        joined = "2021-02-30" if n % 500 == 0 else JOINED + datetime.timedelta(n)
+        rows.append([someone, "" if n % 700 == 0 else f"会员{n}", joined,
+                     13800000000 + n, "是" if n % 2 else "否", "否"])
+        if n == 1000:
+            rows.append([None] * 6)
+    return rows
+
+
+def check_roster_report(api: Api, response, people: list[str]) -> None:
+    assert response.status_code == 200, response.text
+    report = response.json()
+    accepted, rejected = expected_report(people)
+    assert report["rows_total"] == len(people)
+    assert [r["row"] for r in report["accepted"]] == accepted
+    assert [{"row": r["row"], "field": r["field"]} for r in report["rejected"]] == rejected
+    assert report["rows_accepted"] == len(accepted) and report["rows_rejected"] == len(rejected)
+    member = api.get(f"/v1/members/{report['accepted'][-1]['member_id']}").json()
+    last = len(people) - 1  # the last row is refused (3,000 is a multiple of 500)
+    assert member["joined_on"] == (JOINED + datetime.timedelta(last)).isoformat()
+    assert member["migrant_worker"] is (last % 2 == 1)
+
+
+def test_a_normal_csv_roster_with_blank_lines_at_the_end_imports_as_before(api: Api) -> None:
+    people = roster_people(0)
+    lines = [HEADER_ZH] + [",".join("" if v is None else str(v) for v in row)
+                           for row in roster_values(people)]
+    content = ("\ufeff" + "\r\n".join(lines) + "\r\n" + "\r\n" * 3 + ",,,,,\r\n").encode()
+    check_roster_report(api, upload(api, content, "名册.csv"), people)
+
+
+def test_a_normal_xlsx_roster_with_blank_rows_at_the_end_imports_as_before(api: Api) -> None:
+    people = roster_people(ROSTER_ROWS)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(HEADER_ZH.split(","))
+    for row in roster_values(people):
+        sheet.append(row)
+    for number in range(sheet.max_row + 1, sheet.max_row + 6):
+        sheet.cell(number, 1).font = Font(bold=True)  # formatted, empty: a blank row
+    out = io.BytesIO()
+    book.save(out)
+    check_roster_report(api, upload(api, out.getvalue(), "名册.xlsx"), people)
+
+
+def test_a_file_past_a_limit_is_a_413_problem(api: Api) -> None:
+    content = (HEADER_EN + "\r\n" + "x" * 70_000 + "\r\n").encode()
+    response = upload(api, content, "long.csv")
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{
+        "field": "file",
+        "message": "the CSV record at line 2 is longer than 65536 characters, the limit"}]
