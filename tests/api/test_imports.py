@@ -116,7 +116,8 @@ def test_a_roster_saved_as_gbk_by_excel_on_chinese_windows(api: Api) -> None:
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["rows_accepted"] == 2 and report["rejected"] == []
-    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}").json()
+    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}",
+                     token="admin_pii").json()
     assert member["name"] == "欧阳娜娜" and member["migrant_worker"] is True
 
 
