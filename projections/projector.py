@@ -20,8 +20,10 @@ from typing import Any
 
 from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
+from domain.organisations import Organisation
+from domain.vouchers import Book
 from projections import ledger_sums
-from projections.event_reader import EventReader
+from projections.event_reader import EventReader, ReadEvent, canonical_stream_id
 from projections.pii import PiiCipher
 from projections.rows import DAY_ZERO, day_int, micros
 from projections.schema import TABLES_BY_NAME, TableSet
@@ -491,6 +493,47 @@ HANDLERS: dict[str, Callable[[Batch, Any], None]] = {
     "ledger:LevyPolicies.Adopted": _policy_adopted,
 }
 _MEMBER_PREFIX = "ledger:Member."
+_FOUNDED = "ledger:Organisation.Founded"
+
+
+class UnionStreams:
+    """Stream id -> union code for every union's own streams (its record and its book), for the
+    audit index. A pure function of the codes founded so far, so one map serves every table set;
+    it learns codes from the Founded events the projector applies and, when another process
+    moved a set on in between, from that set's organisations table."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, str] = {}
+        self._known_through: dict[str, int] = {}  # table set prefix -> position
+
+    def add(self, code: str) -> None:
+        for stream in (Organisation.id_for(code), Book.id_for(code)):
+            self.codes[str(stream)] = code
+
+    def catch_up(self, store: Store, cur: Any, tables: TableSet, position: int) -> None:
+        known = self._known_through.get(tables.prefix, -1)
+        if position > known:
+            cur.execute(store.sql(f"SELECT code FROM {tables.table('organisations')} "
+                                  "WHERE position > ?"), (known,))
+            for (code,) in cur.fetchall():
+                self.add(code)
+
+    def applied(self, tables: TableSet, position: int) -> None:
+        self._known_through[tables.prefix] = position
+
+
+def index_for_audit(b: Batch, streams: UnionStreams, items: list[ReadEvent]) -> None:
+    """审计索引 rows: each event under every union whose own stream it is in or whose code its
+    data names."""
+    for n, event, codes in items:
+        if n.topic == _FOUNDED and event is not None:
+            streams.add(event.code)
+        own = streams.codes.get(canonical_stream_id(n.originator_id))
+        names = set(codes)
+        if own is not None:
+            names.add(own)
+        for code in names:
+            b.insert("audit_index", {"organization_code": code, "position": n.id})
 
 
 class Projector:
@@ -504,6 +547,7 @@ class Projector:
         # Organisation aggregate id -> code: a pure function of the code, so one cache serves
         # every table set and survives rolled-back batches.
         self._org_codes: dict[str, str] = {}
+        self._union_streams = UnionStreams()
 
     def read_position(self, cur: Any, tables: TableSet, *, lock: bool) -> tuple[int, int]:
         sql = f"SELECT position, recorded_at_us FROM {tables.table('position')} WHERE name = ?"
@@ -528,13 +572,14 @@ class Projector:
         items = self.reader.read_chunk(cur, after=position, limit=limit, stop=stop).items
         if not items:
             return Progress(position, recorded_at_us, 0, True)
+        self._union_streams.catch_up(self.store, cur, tables, position)
         batch = Batch(self.store, cur, tables, self.cipher, self._org_codes,
                       keep_sums=keep_sums)
         decoded = []
         member_ids: set[str] = set()
         done = False
         consumed = 0
-        for n, event in items:
+        for n, event, _codes in items:
             if event is None:  # a topic no read model uses
                 position = n.id
                 consumed += 1
@@ -555,12 +600,14 @@ class Projector:
         for event_position, at_us, handler, event in decoded:
             batch.position, batch.at_us = event_position, at_us
             handler(batch, event)
+        index_for_audit(batch, self._union_streams, items[:consumed])
         batch.flush()
         cur.execute(
             self.store.sql(f"UPDATE {tables.table('position')} SET position = ?, "
                            "recorded_at_us = ? WHERE name = ?"),
             (position, recorded_at_us, "position"),
         )
+        self._union_streams.applied(tables, position)
         return Progress(position, recorded_at_us, consumed, done)
 
     def catch_up(self, tables: TableSet, *, max_events: int | None = None,
