@@ -100,6 +100,7 @@ class AuditEvents(Open):
     items: list[AuditEvent]
     after: int
     limit: int
+    next_after: int | None
 
 
 class Seal(Open):
@@ -119,3 +120,5 @@ class Verification(Open):
     verified_through: int
     seals_checked: int
     first_bad_position: int | None
+    reason: str
+    cached: bool

@@ -25,12 +25,14 @@ def audit_events(
 ) -> dict[str, Any]:
     """position, recorded_at, stream_id, version, type, data (masked), actor — in order.
     A token scoped to an organisation sees the events of organisations within its scope
-    (its own by default)."""
+    (its own by default). A filtered request reads the audit index, and decodes at most a
+    bounded number of the newest events beyond it: `next_after` is the position to pass as
+    `after` to go on (null: the end of the log was reached)."""
     code = organization_code or caller.principal.organization_code
     if code is not None:
         caller.require_org(code)
-    items = caller.services.audit.events(after=after, limit=limit, organization_code=code)
-    return {"items": items, "after": after, "limit": limit}
+    page = caller.services.audit.events(after=after, limit=limit, organization_code=code)
+    return {**page, "after": after, "limit": limit}
 
 
 @router.post("/seals", status_code=201, response_model=Seal)
@@ -51,5 +53,10 @@ def seals(caller: Auditor) -> dict[str, Any]:
 
 @router.get("/verification", response_model=Verification)
 def verification(caller: Auditor) -> dict[str, Any]:
-    """ok, verified_through, seals_checked, and on failure first_bad_position."""
-    return caller.services.audit.verify()
+    """ok, verified_through, seals_checked, and on failure first_bad_position, with the
+    reason. A store with events and no seal, or no public key configured outside the
+    database, is not proven (`ok` false). The chain covers the whole deployment, so only a
+    deployment-wide token verifies it. Answered from the last verification while nothing was
+    written or sealed since (`cached`)."""
+    caller.require_deployment_wide("verifying the audit chain")
+    return caller.services.audit.verification()

@@ -252,25 +252,61 @@ def test_deleting_the_newest_events_after_a_seal_is_found(trail: AuditTrail, raw
 # --- the audit tables themselves -------------------------------------------------------------
 
 
-def test_truncation_with_its_chain_and_seal_rows_needs_the_seal_kept_outside(
-    trail: AuditTrail, raw: Raw, tmp_path
-):
-    early = trail.seal()
-    keep = raw.positions()[-4]
-    seal = trail.seal()
-    seal_file = tmp_path / "seals.jsonl"
-    seal_file.write_text("\n".join(json.dumps(s) for s in (early, seal)) + "\n")
+def truncate(raw: Raw, keep: int) -> None:
+    """Deletes the newest events with their audit_chain and audit_seals rows, as an intruder
+    covering their tracks would."""
     raw.delete_after(keep)
     raw.run("DELETE FROM audit_chain WHERE position > ?", (keep,))
     raw.run("DELETE FROM audit_seals WHERE position > ?", (keep,))
-    # The store alone cannot know what it never shows (this is why seals are kept outside).
-    ok_alone = trail.verify()
-    assert ok_alone["ok"] is True
+
+
+def test_truncation_with_its_chain_and_seal_rows_is_found_by_the_exported_seals(
+    trail: AuditTrail, ledger: Ledger, raw: Raw, tmp_path
+):
+    early = trail.seal()
+    for month in ("2024-02", "2024-03"):
+        ledger.record_dues(organization_code=BASE_B, period=month, amount="12.50",
+                           received_on=f"{month}-21")
+    keep = raw.positions()[-3]
+    assert keep > early["position"]
+    last = trail.seal()
+    seal_file = tmp_path / "kept-outside.jsonl"
+    assert trail.export_seals(seal_file) == (2, 0)
+    truncate(raw, keep)
+    # The store alone cannot say what was cut, but it must not say ok either.
+    alone = trail.verify()
+    assert alone["ok"] is False
+    assert "seal_deleted" in {p["kind"] for p in alone["problems"]}
+    # Against the seals kept outside: the first missing position is named.
     report = trail.verify(seal_file=seal_file)
     assert_bad_at(report, keep + 1, "seal_mismatch")
-    kinds = {p["kind"] for p in report["problems"]}
-    assert "seal_missing" in kinds
+    assert "seal_missing" in {p["kind"] for p in report["problems"]}
     assert "removed" in report["reason"]
+    assert report["verified_through"] == early["position"]
+    # Exporting again keeps the seal the store lost, so the copy stays a proof.
+    assert trail.export_seals(seal_file) == (2, 1)
+    kept = [json.loads(line) for line in seal_file.read_text().splitlines()]
+    assert last["signature"] in {s["signature"] for s in kept}
+
+
+def test_truncation_of_every_seal_with_its_counter_reset_is_not_ok(
+    trail: AuditTrail, raw: Raw, backend: Backend, tmp_path
+):
+    trail.seal()
+    keep = raw.positions()[-4]
+    seal_file = tmp_path / "kept-outside.jsonl"
+    trail.export_seals(seal_file)
+    truncate(raw, keep)
+    raw.run("DELETE FROM audit_seals")
+    if backend.kind == "sqlite":
+        raw.run("DELETE FROM sqlite_sequence WHERE name = 'audit_seals'")
+    else:
+        raw.run("SELECT setval(pg_get_serial_sequence('audit_seals', 'seal_id'), 1, false)")
+    alone = trail.verify()
+    assert alone["ok"] is False
+    assert [p["kind"] for p in alone["problems"]] == ["no_seal"]
+    assert "no seal" in alone["reason"]
+    assert_bad_at(trail.verify(seal_file=seal_file), keep + 1, "seal_mismatch")
 
 
 def test_an_edited_seal_fails_its_signature(trail: AuditTrail, raw: Raw):
