@@ -18,7 +18,7 @@ import pytest
 
 from projections.audit import AuditTrail
 from projections.audit_chain import chain_links
-from projections.audit_seals import load_signing_key, make_seal
+from projections.audit_seals import load_signing_key, make_seal, public_key_text
 from projections.audit_store import ChainContradictsSeal
 from scripts import synthetic
 from service.application import Ledger
@@ -372,3 +372,91 @@ def test_sealing_refuses_to_vouch_for_rows_that_contradict_a_seal(trail: AuditTr
         trail.seal()
     assert refused.value.position == seal["position"]
     assert len(trail.seals()) == 1
+
+
+# --- trust that does not rest on the database alone -------------------------------------------
+
+
+def test_a_store_with_events_and_no_seal_is_not_proven(trail: AuditTrail):
+    report = trail.verify()
+    assert report["ok"] is False
+    assert [p["kind"] for p in report["problems"]] == ["no_seal"]
+    assert report["first_bad_position"] is None and report["verified_through"] == 0
+    assert "no seal" in report["reason"]
+
+
+def test_an_empty_store_has_nothing_to_prove(ledger: Ledger):
+    report = AuditTrail(ledger).verify()
+    assert report["ok"] is True and "no events" in report["reason"]
+
+
+def verify_with(settings) -> dict[str, Any]:
+    ledger = Ledger(settings)
+    try:
+        return AuditTrail(ledger).verify()
+    finally:
+        ledger.close()
+
+
+def test_seals_are_trusted_only_by_the_key_configured_outside(trail: AuditTrail,
+                                                              backend: Backend, tmp_path):
+    trail.seal()
+    assert trail.verify()["ok"] is True
+    unconfigured = backend.settings.model_copy(update={"audit_public_key": None})
+    report = verify_with(unconfigured)
+    assert report["ok"] is False and report["verified_through"] == 0
+    assert [p["kind"] for p in report["problems"]] == ["no_public_key"]
+    assert "LEDGER_AUDIT_PUBLIC_KEY" in report["reason"]
+    # A seal signed by the key the database names, but not the configured one, proves nothing.
+    other = load_signing_key(backend.settings.model_copy(
+        update={"audit_key_file": tmp_path / "other.key"}), create=True)
+    elsewhere = backend.settings.model_copy(
+        update={"audit_public_key": public_key_text(other)})
+    refused = verify_with(elsewhere)
+    assert refused["ok"] is False and "not this deployment's audit key" in refused["reason"]
+    # Either of two configured keys (a key being replaced) is trusted; a file serves too.
+    both = f"{public_key_text(other)}, {backend.settings.audit_public_key}"
+    key_file = tmp_path / "audit.pub"
+    key_file.write_text(both + "\n")
+    by_file = backend.settings.model_copy(
+        update={"audit_public_key": None, "audit_public_key_file": key_file})
+    assert verify_with(by_file)["ok"] is True
+    malformed = backend.settings.model_copy(update={"audit_public_key": "not-a-key"})
+    bad = verify_with(malformed)
+    assert bad["ok"] is False and bad["problems"][0]["kind"] == "public_key_invalid"
+
+
+def test_the_verification_answer_is_cached_per_store_and_position(backend: Backend,
+                                                                  tmp_path):
+    """Two stores with the same history and head position: one tampered. Each answers for
+    itself, and a store's answer changes once anything is written or sealed."""
+    stores = [backend]
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    stores.append(Backend(backend.kind, second_dir))
+    try:
+        trails = []
+        for store in stores:
+            ledger = store.open()
+            build_deployment(ledger)
+            trails.append(AuditTrail(ledger))
+            trails[-1].seal()
+        assert trails[0].store.state().head_position == trails[1].store.state().head_position
+        raw = Raw(stores[1])
+        try:
+            target = raw.positions()[4]
+            raw.flip_byte(target, 20)
+        finally:
+            raw.close()
+        assert trails[0].verification()["ok"] is True
+        tampered = trails[1].verification()
+        assert tampered["ok"] is False and tampered["cached"] is False
+        assert trails[1].verification()["cached"] is True
+        # A new seal (no new event) is a change too.
+        trails[0].seal()
+        assert trails[0].verification()["cached"] is False
+        trails[0].ledger.record_dues(organization_code=BASE_B, period="2024-02",
+                                     amount="12.50", received_on="2024-02-21")
+        assert trails[0].verification()["cached"] is False
+    finally:
+        stores[1].close()

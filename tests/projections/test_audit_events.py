@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -10,6 +11,7 @@ from projections.audit import AuditTrail
 from projections.audit_events import mask, mask_name
 from projections.read_models import ReadModels
 from service.application import Ledger
+from tests.projections.history import HistoryWriter
 from tests.projections.test_audit import (
     BASE_A,
     BASE_B,
@@ -128,3 +130,92 @@ def test_masking_rules():
     assert mask(data, person=False) == {
         "name": "某公司工会", "result": {"member_id": "m", "name": "王*"},
         "secret_hash": "***", "description": "电话138****5678"}
+
+
+class DecodeCounter:
+    """Counts the events the trail decodes (a spy on the ledger's mapper; decoding unchanged)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, ledger: Ledger) -> None:
+        self.count = 0
+        real = ledger.mapper.to_domain_event
+
+        def counted(stored):
+            self.count += 1
+            return real(stored)
+
+        monkeypatch.setattr(ledger.mapper, "to_domain_event", counted)
+
+
+def busy_union_writes(ledger: Ledger, receipts: int) -> None:
+    for _ in range(receipts):
+        ledger.record_dues(organization_code=BASE_A, period="2024-01", amount="1.00",
+                           received_on="2024-01-20")
+
+
+def test_a_small_union_in_a_large_log_reads_a_bounded_number_of_events(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch):
+    build_deployment(ledger)
+    busy_union_writes(ledger, 600)  # BASE_A's: three events a receipt
+    read_models = ReadModels(ledger)
+    try:
+        read_models.catch_up()
+        indexed = AuditTrail(ledger, read_models)
+        scanning = AuditTrail(ledger)
+        expected = scanning.events(limit=1000, organization_code=BASE_B)
+        assert ledger.head_position() > 1200 and 0 < len(expected["items"]) < 20
+        decodes = DecodeCounter(monkeypatch, ledger)
+        page = indexed.events(limit=1000, organization_code=BASE_B)
+        assert page == expected
+        assert decodes.count == len(expected["items"])  # only the union's own events
+    finally:
+        read_models.close()
+
+
+def test_events_beyond_the_index_are_scanned_a_bounded_number_at_a_time(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch):
+    build_deployment(ledger)
+    read_models = ReadModels(ledger)
+    try:
+        read_models.catch_up()
+        indexed_through = read_models.position()
+        busy_union_writes(ledger, 150)  # not projected: beyond the index
+        ledger.record_dues(organization_code=BASE_B, period="2024-02", amount="12.50",
+                           received_on="2024-02-21")
+        expected = AuditTrail(ledger).events(limit=1000, organization_code=BASE_B)["items"]
+        monkeypatch.setattr("projections.audit.MAX_SCANNED_EVENTS", 100)
+        trail = AuditTrail(ledger, read_models)
+        decodes = DecodeCounter(monkeypatch, ledger)
+        pages, after = [], 0
+        while True:
+            before = decodes.count
+            page = trail.events(after=after, limit=1000, organization_code=BASE_B)
+            assert decodes.count - before <= 100 + 1000  # the cap, plus the indexed hits
+            pages.append(page)
+            if page["next_after"] is None:
+                break
+            assert page["next_after"] > after
+            after = page["next_after"]
+        assert len(pages) > 3  # stopped at the cap and went on
+        assert pages[0]["next_after"] == indexed_through + 100
+        assert [e for p in pages for e in p["items"]] == expected
+    finally:
+        read_models.close()
+
+
+def test_the_index_lists_what_a_full_scan_lists_for_every_union(ledger: Ledger):
+    """A varied history (transfers, levies shared up the tree, remittances, reorganisations):
+    for every union, the indexed list is exactly the scanned one."""
+    writer = HistoryWriter(ledger, random.Random(11)).steps(150)
+    read_models = ReadModels(ledger)
+    try:
+        read_models.catch_up()
+        indexed, scanning = AuditTrail(ledger, read_models), AuditTrail(ledger)
+        tree = writer.tree
+        codes = [tree.province, tree.city, tree.county, tree.township, tree.base_a,
+                 tree.base_b, tree.base_c]
+        for code in codes:
+            expected = scanning.events(limit=1000, organization_code=code)
+            assert expected["items"], code
+            assert indexed.events(limit=1000, organization_code=code) == expected, code
+    finally:
+        read_models.close()
