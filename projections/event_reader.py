@@ -4,9 +4,10 @@ The eventsourcing mapper turns each stored event into a full domain event object
 the originator, Money and Posting value objects. The read models need none of that, so this
 reader opens the stored state itself with the mapper's own payload cipher (bound to the row:
 service/payload_binding.py), compressor and transcodings, and gives handlers a plain attribute
-bag. Every event's payload is opened, since the audit index needs the union codes each one
-names (found in the JSON text, without parsing it); only events of topics a read model uses
-are parsed into attribute bags.
+bag. Payloads are opened for the union codes they name (found in the JSON text without parsing
+it: the audit index needs them), except those of `unread` topics, whose data names no union
+(their index entries come from their stream); only events of topics a read model uses are
+parsed into attribute bags.
 
 The rows are read through the projector's own cursor, so the events a batch applies are
 read in the same transaction that writes their rows and advances the position.
@@ -36,7 +37,7 @@ from service.storage import DateAsISO, PostingAsList
 # 8 (registration authority: trade unions). Exactly the strings that can equal a union code,
 # so the audit index lists an event under every union its data names, as a scan comparing
 # every string would (projections/audit_events.py `mentions`).
-_UNION_CODE_IN_JSON = re.compile(rb'"(8[0-9A-Z]{17})"')
+UNION_CODE_IN_JSON = re.compile(rb'"(8[0-9A-Z]{17})"')
 
 
 class PostingRow(NamedTuple):
@@ -61,7 +62,7 @@ class Notification(NamedTuple):
     topic: str
     originator_id: str
     originator_version: int
-    state: bytes
+    state: bytes | None  # None: an unread topic (not fetched)
 
 
 class UnreadableEvent(RuntimeError):
@@ -102,9 +103,14 @@ class Chunk(NamedTuple):
 
 
 class EventReader:
-    def __init__(self, ledger: Any, store: Store, topics: Collection[str]) -> None:
+    """topics: those decoded into attribute bags; unread: those whose payloads are not even
+    fetched (a topic whose data names no union)."""
+
+    def __init__(self, ledger: Any, store: Store, topics: Collection[str],
+                 unread: Collection[str] = ()) -> None:
         self.store = store
         self.topics = frozenset(topics)
+        self.unread = tuple(sorted(unread))
         mapper = ledger.mapper
         if not isinstance(mapper, BoundMapper) or mapper.payloads is None:
             raise TypeError("the event reader needs the ledger's keyed BoundMapper")
@@ -126,13 +132,16 @@ class EventReader:
                         if getattr(resolve_topic(t), "class_version", 1) != 1}
         self._ahead: _ReadAhead | None = None
         if store.is_sqlite:
-            self._sql = (f"SELECT rowid, topic, originator_id, originator_version, state "
+            marks = ", ".join("?" for _ in self.unread)
+            self._sql = (f"SELECT rowid, topic, originator_id, originator_version, CASE WHEN "
+                         f"topic IN ({marks}) THEN NULL ELSE state END "
                          f"FROM {recorder.events_table_name} "
                          "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
         else:
             schema = recorder.datastore.schema
             self._sql = (f'SELECT notification_id, topic, originator_id::text, '
-                         f'originator_version, state FROM "{schema}".'
+                         f'originator_version, CASE WHEN topic = ANY(%s) THEN NULL ELSE state '
+                         f'END FROM "{schema}".'
                          f'"{recorder.events_table_name}" WHERE notification_id > %s AND '
                          "notification_id <= %s ORDER BY notification_id LIMIT %s")
 
@@ -141,9 +150,9 @@ class EventReader:
         """Up to `limit` notifications after position `after` (and at most `stop`)."""
         stop = 2**62 if stop is None else stop
         if self.store.is_sqlite:
-            cur.execute(self._sql, (after, stop, limit))
+            cur.execute(self._sql, (*self.unread, after, stop, limit))
         else:
-            cur.execute(self._sql, (after, stop, limit), prepare=True)
+            cur.execute(self._sql, (list(self.unread), after, stop, limit), prepare=True)
         return [Notification(*row) for row in cur.fetchall()]
 
     def read_chunk(self, cur: Any, *, after: int, limit: int,
@@ -177,13 +186,15 @@ class EventReader:
     def decode(self, n: Notification) -> ReadEvent:
         """Opens the payload (bound to its row), finds the union codes it names, and decodes
         it into an attribute bag if a read model uses its topic."""
+        if n.state is None:  # an unread topic
+            return ReadEvent(n, None, ())
         try:
             opened = self._payloads.open(bytes(n.state), n.originator_id, n.originator_version,
                                          n.topic)
         except PayloadBindingError as exc:
             raise UnreadableEvent(n, exc) from exc
         plain = zlib.decompress(opened) if self._zlib else self._compressor.decompress(opened)
-        codes = tuple({c.decode("ascii") for c in _UNION_CODE_IN_JSON.findall(plain)})
+        codes = tuple({c.decode("ascii") for c in UNION_CODE_IN_JSON.findall(plain)})
         if n.topic not in self.topics:
             return ReadEvent(n, None, codes)
         if n.topic in self._upcast:

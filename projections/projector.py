@@ -23,7 +23,7 @@ from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWA
 from domain.organisations import Organisation
 from domain.vouchers import Book
 from projections import ledger_sums
-from projections.event_reader import EventReader, ReadEvent, canonical_stream_id
+from projections.event_reader import EventReader, ReadEvent
 from projections.pii import PiiCipher
 from projections.rows import DAY_ZERO, day_int, micros
 from projections.schema import TABLES_BY_NAME, TableSet
@@ -110,6 +110,10 @@ class Batch:
         self.cipher = cipher
         self.org_codes = org_codes  # organisation aggregate id -> code (a cache across batches)
         self.inserts: dict[str, dict[tuple, dict[str, Any]]] = {t: {} for t in TABLES_BY_NAME}
+        # Rows only ever inserted, never read back or updated in a batch, as tuples in column
+        # order (the audit index: more than one row per event, where a dict each cost more
+        # than their insert).
+        self.plain_inserts: dict[str, list[tuple]] = {"audit_index": []}
         self.updates: dict[tuple[str, tuple[str, ...]], list[tuple]] = defaultdict(list)
         # Per member: the open roll span and the current details, stored or new in this batch.
         self.open_spans: dict[str, dict[str, Any] | None] = {}
@@ -148,11 +152,11 @@ class Batch:
             self.store.executemany(
                 self.cur, f"UPDATE {self.tables.table(table)} SET {sets} WHERE {where}", rows
             )
-        for table, rows in self.inserts.items():
-            if not rows:
-                continue
+        pending = [(t, map(_VALUES_OF[t], rows.values())) for t, rows in self.inserts.items()
+                   if rows]
+        pending += [(t, rows) for t, rows in self.plain_inserts.items() if rows]
+        for table, values in pending:
             names = TABLES_BY_NAME[table].column_names
-            values = map(_VALUES_OF[table], rows.values())
             if self.store.is_sqlite:
                 marks = ", ".join("?" for _ in names)
                 self.cur.executemany(
@@ -494,13 +498,25 @@ HANDLERS: dict[str, Callable[[Batch, Any], None]] = {
 }
 _MEMBER_PREFIX = "ledger:Member."
 _FOUNDED = "ledger:Organisation.Founded"
+# Topics whose data names no union (member ids, dates, a period): the audit index lists them
+# under the union whose stream they are in, so their payloads are not even fetched. They are
+# about two fifths of a typical log (a MemberAdmitted per join). Kept honest by
+# tests/projections/test_audit_events.py, which reads every one of a varied history.
+UNREAD_TOPICS = frozenset({
+    "ledger:Organisation.MemberAdmitted",
+    "ledger:Organisation.MembersAdmitted",
+    "ledger:Organisation.MemberReleased",
+    "ledger:Book.MonthClosed",
+})
 
 
 class UnionStreams:
     """Stream id -> union code for every union's own streams (its record and its book), for the
     audit index. A pure function of the codes founded so far, so one map serves every table set;
     it learns codes from the Founded events the projector applies and, when another process
-    moved a set on in between, from that set's organisations table."""
+    moved a set on in between, from that set's organisations table. Keyed by both texts a
+    stream id is read as (SQLite's hex, PostgreSQL's hyphenated), so no event's id needs
+    converting."""
 
     def __init__(self) -> None:
         self.codes: dict[str, str] = {}
@@ -508,6 +524,7 @@ class UnionStreams:
 
     def add(self, code: str) -> None:
         for stream in (Organisation.id_for(code), Book.id_for(code)):
+            self.codes[stream.hex] = code
             self.codes[str(stream)] = code
 
     def catch_up(self, store: Store, cur: Any, tables: TableSet, position: int) -> None:
@@ -524,16 +541,17 @@ class UnionStreams:
 
 def index_for_audit(b: Batch, streams: UnionStreams, items: list[ReadEvent]) -> None:
     """审计索引 rows: each event under every union whose own stream it is in or whose code its
-    data names."""
+    data names. (code, position) is unique by construction (the table's key proves it)."""
+    rows = b.plain_inserts["audit_index"]
+    own_of = streams.codes.get
     for n, event, codes in items:
-        if n.topic == _FOUNDED and event is not None:
+        if event is not None and n.topic == _FOUNDED:
             streams.add(event.code)
-        own = streams.codes.get(canonical_stream_id(n.originator_id))
-        names = set(codes)
-        if own is not None:
-            names.add(own)
-        for code in names:
-            b.insert("audit_index", {"organization_code": code, "position": n.id})
+        own = own_of(n.originator_id)
+        position = n.id
+        rows.extend((code, position) for code in codes)
+        if own is not None and own not in codes:
+            rows.append((own, position))
 
 
 class Projector:
@@ -543,7 +561,7 @@ class Projector:
         self.ledger = ledger
         self.store = store
         self.cipher = cipher
-        self.reader = EventReader(ledger, store, HANDLERS)
+        self.reader = EventReader(ledger, store, HANDLERS, unread=UNREAD_TOPICS)
         # Organisation aggregate id -> code: a pure function of the code, so one cache serves
         # every table set and survives rolled-back batches.
         self._org_codes: dict[str, str] = {}

@@ -9,6 +9,8 @@ import pytest
 
 from projections.audit import AuditTrail
 from projections.audit_events import mask, mask_name
+from projections.event_reader import UNION_CODE_IN_JSON
+from projections.projector import UNREAD_TOPICS
 from projections.read_models import ReadModels
 from service.application import Ledger
 from tests.projections.history import HistoryWriter
@@ -219,3 +221,17 @@ def test_the_index_lists_what_a_full_scan_lists_for_every_union(ledger: Ledger):
             assert indexed.events(limit=1000, organization_code=code) == expected, code
     finally:
         read_models.close()
+
+
+def test_the_topics_the_index_does_not_read_name_no_union(ledger: Ledger):
+    """The audit index lists events of UNREAD_TOPICS under their stream's union alone, without
+    opening them: so none of them may name a union in its data."""
+    writer = HistoryWriter(ledger, random.Random(5)).steps(150)
+    ledger.close_period(writer.tree.base_a, period="2023-01")
+    seen = set()
+    for n in ledger.recorder.select_notifications(start=1, limit=10**6):
+        if n.topic in UNREAD_TOPICS:
+            plain = ledger.mapper.compressor.decompress(ledger.mapper.open_state(n))
+            assert UNION_CODE_IN_JSON.findall(plain) == [], (n.topic, plain)
+            seen.add(n.topic)
+    assert {"ledger:Organisation.MemberAdmitted", "ledger:Book.MonthClosed"} <= seen
