@@ -58,7 +58,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.sqlite import SQLiteRecorder
 
@@ -88,6 +88,9 @@ from projections.audit_store import (
     StoreState,
 )
 from service.application import Ledger
+
+if TYPE_CHECKING:
+    from projections.read_models import ReadModels
 
 MAX_EVENTS_LIMIT = 1000
 SCAN_BATCH_EVENTS = 500
@@ -149,7 +152,7 @@ class AuditTrail:
     read_models: where the audit index lives (filtered event lists read it); without them a
     filtered list scans, at most MAX_SCANNED_EVENTS events per call."""
 
-    def __init__(self, ledger: Ledger, read_models: Any = None) -> None:
+    def __init__(self, ledger: Ledger, read_models: ReadModels | None = None) -> None:
         self.ledger = ledger
         self.settings = ledger.settings
         self.read_models = read_models
@@ -190,6 +193,7 @@ class AuditTrail:
         cursor = after
         indexed_through = self._indexed_through()
         if cursor < indexed_through:
+            assert self.read_models is not None
             positions = self.read_models.audit_positions(
                 organization_code, after=cursor, through=indexed_through, limit=limit)
             found = [self._record(n) for n in self.ledger.notifications_at(positions)]
@@ -402,7 +406,7 @@ class AuditTrail:
                     f"all {check.events_checked} events match the chain and {seals_checked} "
                     f"seals: proven unchanged through position {verified_through}"
                 )
-            else:  # a seal file only, none in the store (every store seal is a problem)
+            else:  # not reached: events and no seal are a problem of their own (NO_SEAL)
                 reason = f"all {check.events_checked} events match the chain"
             if check.unsealed_events:
                 reason += (

@@ -85,7 +85,7 @@ class ReadEvent(NamedTuple):
     codes: tuple[str, ...]
 
 
-def canonical_stream_id(originator_id: str) -> str:
+def _hyphenated(originator_id: str) -> str:
     """The canonical text of a UUID (what str(UUID) gives), without building a UUID."""
     if len(originator_id) == 32:
         h = originator_id.lower()
@@ -201,7 +201,7 @@ class EventReader:
             return ReadEvent(n, self._by_mapper(n, opened), codes)
         fields = self._decoder.decode(plain.decode("utf-8"))
         event = object.__new__(DecodedEvent)
-        fields["originator_id"] = canonical_stream_id(n.originator_id)
+        fields["originator_id"] = _hyphenated(n.originator_id)
         event.__dict__ = fields
         return ReadEvent(n, event, codes)
 
@@ -212,7 +212,7 @@ class EventReader:
         event = object.__new__(DecodedEvent)
         fields = dict(vars(domain_event))
         del fields["originator_version"]  # no handler uses it
-        fields["originator_id"] = canonical_stream_id(n.originator_id.replace("-", ""))
+        fields["originator_id"] = _hyphenated(n.originator_id.replace("-", ""))
         if "postings" in fields:
             fields["postings"] = [_posting_row(p) for p in fields["postings"]]
         event.__dict__ = fields

@@ -122,6 +122,7 @@ def ledger_session(settings: Settings | None = None) -> Iterator[Ledger]:
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     CommandFailed,
     DomainError,
+    StoreKeyError,  # a wrong key, or no key file beside a store with events (ledger serve)
     MapperDeserialisationError,
     PersistenceError,
     psycopg.OperationalError,
