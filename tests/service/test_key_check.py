@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from projections.audit import AuditTrail
+from projections.read_models import ReadModels
 from service.application import Ledger
 from service.key_check import CHECK_TABLE, KeyFileRefused, WrongEncryptionKey, check_value
 from service.settings import Settings
@@ -126,21 +128,27 @@ def test_files_are_private_and_the_key_is_written_durably(tmp_path: Path,
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'var' / 'ledger.sqlite'}",
-                        encryption_key=None, key_file=tmp_path / "var" / "ledger.key")
+                        encryption_key=None, key_file=tmp_path / "var" / "ledger.key",
+                        audit_key_file=tmp_path / "var" / "audit.key")
+    var = tmp_path / "var"
     old_umask = os.umask(0o022)  # a common umask must not widen the modes
     try:
         ledger = Ledger(settings)
+        read_models = ReadModels(ledger)
         try:
             found_tree(ledger)
+            read_models.catch_up()
+            AuditTrail(ledger).seal()
+            names = {p.name for p in var.iterdir()}
+            assert names >= {"ledger.key", "ledger.sqlite", "ledger.sqlite-wal"}, names
+            for path in var.iterdir():  # the key, the database, its -wal and -shm, the lock
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         finally:
+            read_models.close()
             ledger.close()
     finally:
         os.umask(old_umask)
-    var = tmp_path / "var"
     assert stat.S_IMODE(var.stat().st_mode) == 0o700
-    for path in var.iterdir():  # the key, the database (and its -wal, -shm while open)
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    assert {p.name for p in var.iterdir()} >= {"ledger.key", "ledger.sqlite"}
     # The key file's contents and its directory entry were both flushed to disk.
     assert len(synced) >= 2
 
