@@ -345,7 +345,11 @@ class AuditTrail:
             check = check_chain(snapshot.rows, snapshot.links, points, progress,
                                 known_problems=seal_problems)
         seals_checked = len(points) + sum(p.kind == "seal_invalid" for p in seal_problems)
-        return state, self._report(check, seals_checked=seals_checked)
+        # The newest position any trusted seal (stored or kept outside) claims; verified_through
+        # is how far the rows bear that out.
+        sealed_through = max((point.position for point in points), default=0)
+        return state, self._report(check, seals_checked=seals_checked,
+                                   sealed_through=sealed_through)
 
     def verification(self) -> dict[str, Any]:
         """verify() as GET /v1/audit/verification answers it: from the last answer while the
@@ -393,7 +397,7 @@ class AuditTrail:
         return points
 
     @staticmethod
-    def _report(check: ChainCheck, *, seals_checked: int) -> dict[str, Any]:
+    def _report(check: ChainCheck, *, seals_checked: int, sealed_through: int) -> dict[str, Any]:
         first = check.first_bad
         bound = first.position if first is not None and first.position is not None else None
         proven = [p for p in check.matched_seal_positions if bound is None or p < bound]
@@ -419,6 +423,7 @@ class AuditTrail:
             "ok": first is None,
             "verified_through": verified_through,
             "seals_checked": seals_checked,
+            "sealed_through": sealed_through,
             "first_bad_position": bound,
             "reason": reason,
             "head_position": check.head_position,

@@ -119,6 +119,7 @@ class Verification(Open):
     ok: bool
     verified_through: int
     seals_checked: int
+    sealed_through: int
     first_bad_position: int | None
     reason: str
     cached: bool

@@ -85,6 +85,7 @@ def test_verification_is_for_deployment_wide_tokens_and_cached_per_position(api:
     assert api.get("/v1/audit/verification", token="east_auditor").status_code == 403
     assert api.get("/v1/audit/verification", token="west_auditor").status_code == 403
     first = api.get("/v1/audit/verification", token="auditor").json()
+    assert first["ok"] is True and first["sealed_through"] == first["verified_through"] > 0
     again = api.get("/v1/audit/verification", token="auditor").json()
     assert first["cached"] is False and again["cached"] is True
     assert {k: v for k, v in again.items() if k != "cached"} == {

@@ -153,6 +153,7 @@ def test_an_untouched_store_verifies(trail: AuditTrail, ledger: Ledger, raw: Raw
     assert report["first_bad_position"] is None
     assert report["seals_checked"] == 2
     assert report["verified_through"] == second["position"] > first["position"]
+    assert report["sealed_through"] == second["position"]
     assert report["events_checked"] == len(raw.positions())
     assert report["unsealed_events"] == head - second["position"] > 0
     assert report["head_position"] == head
@@ -283,6 +284,7 @@ def test_truncation_with_its_chain_and_seal_rows_is_found_by_the_exported_seals(
     assert "seal_missing" in {p["kind"] for p in report["problems"]}
     assert "removed" in report["reason"]
     assert report["verified_through"] == early["position"]
+    assert report["sealed_through"] == last["position"] > keep
     # Exporting again keeps the seal the store lost, so the copy stays a proof.
     assert trail.export_seals(seal_file) == (2, 1)
     kept = [json.loads(line) for line in seal_file.read_text().splitlines()]
