@@ -5,7 +5,8 @@ each HTTP process, the process serving a roster import gave about a fifth of its
 applying events, and the import ran 20-35 % slower than with the loop in a process of its own
 (measured with `ledger serve --workers 2` on PostgreSQL; see the README's benchmark notes).
 So `ledger serve` runs the loop of `ledger project` (projections/worker.py) in a child process
-and turns the thread off in its HTTP processes (settings.projection_thread).
+and turns the thread off in its HTTP processes (settings.projection_thread). The loop here
+also seals the audit chain by itself (projections/audit_sealer.py): one sealer per server.
 
 The child is restarted if it dies, stopped with the server, and stops by itself if the server
 dies without stopping it (SIGKILL): see api/supervisor.py. Reads do not depend on it: a query
@@ -33,6 +34,8 @@ class ProjectionProcess(SupervisedProcess):
 
 def run(settings: Settings, parent_pid: int) -> None:
     """The child: the catch-up loop until SIGTERM or SIGINT, or until the parent is gone."""
+    from projections.audit import AuditTrail
+    from projections.audit_sealer import AutoSealer
     from projections.read_models import ReadModels
     from projections.worker import ProjectionWorker
     from service.application import Ledger
@@ -44,7 +47,10 @@ def run(settings: Settings, parent_pid: int) -> None:
         signal.signal(signum, lambda *_: stop.set())
     ledger = Ledger(settings)
     read_models = ReadModels(ledger)
-    worker = ProjectionWorker(read_models)
+    # The server's one automatic sealer lives here, beside its one catch-up loop.
+    sealer = AutoSealer(AuditTrail(ledger, read_models),
+                        interval_s=settings.audit_seal_interval_s)
+    worker = ProjectionWorker(read_models, sealer=sealer)
     # worker.stop() wakes the loop (a spare NOTIFY on PostgreSQL) and lets it end.
     watch_parent(parent_pid, stop, worker.stop, "the projection process")
     try:

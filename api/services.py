@@ -8,6 +8,7 @@ from fastapi import Request
 
 from api.metrics import Metrics
 from projections.audit import AuditTrail
+from projections.audit_sealer import AutoSealer
 from projections.read_models import ReadModels
 from projections.worker import ProjectionWorker
 from service.application import Ledger
@@ -28,18 +29,21 @@ class Services:
     @classmethod
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings)
+        read_models = ReadModels(ledger)
         return cls(
             settings=settings, ledger=ledger, tokens=Tokens(ledger),
-            read_models=ReadModels(ledger), audit=AuditTrail(ledger), metrics=Metrics(),
+            read_models=read_models, audit=AuditTrail(ledger, read_models), metrics=Metrics(),
         )
 
     def start(self) -> None:
         """Keeps the read models current between requests, so that /readyz and the lag
         metric tell the truth and a read after a quiet spell finds little to apply: the loop
         of `ledger project` in a thread, unless the server runs it in a process of its own
-        (settings.projection_thread)."""
+        (settings.projection_thread). The loop also seals the audit chain by itself: one
+        sealer per server (projections/audit_sealer.py)."""
         if self.settings.projection_thread:
-            self._projection = ProjectionWorker(self.read_models)
+            self._projection = ProjectionWorker(self.read_models, sealer=AutoSealer(
+                self.audit, interval_s=self.settings.audit_seal_interval_s))
             self._projection.start()
 
     def close(self) -> None:

@@ -9,6 +9,11 @@ A seal is a small JSON object that an auditor can keep outside the system:
 The signature covers the canonical JSON (sorted keys, no spaces, UTF-8) of format, position,
 event_count, chain_hash and sealed_at, so any tool can check it with the published public key.
 Without the private key nobody can make a seal that verifies, or move one to another position.
+
+Which public key a seal must verify with is configured outside the database
+(LEDGER_AUDIT_PUBLIC_KEY, or LEDGER_AUDIT_PUBLIC_KEY_FILE): a seal carries its own public key,
+and someone who can write the database could otherwise sign seals with a key of their own and
+store them. `ledger audit public-key` prints the signing key's public key for that setting.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from service.storage import create_key_file
 SEAL_FORMAT = "union-ledger-audit-seal/1"
 ALGORITHM = "Ed25519"
 PRIVATE_KEY_BYTES = 32
+PUBLIC_KEY_BYTES = 32
 SIGNED_FIELDS = ("format", "position", "event_count", "chain_hash", "sealed_at")
 MAX_SEAL_FILE_BYTES = 64 * 1024 * 1024  # a million seals; more is not a seal file
 
@@ -67,6 +73,35 @@ def load_signing_key(settings: Settings, *, create: bool) -> Ed25519PrivateKey |
             raise AuditKeyError(f"cannot read the audit key file {path}: {exc}") from None
         raw = _decode_key(text, f"the audit key file {path}")
     return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _public_key(text: str, where: str) -> str:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise AuditKeyError(f"{where}: {text[:60]!r} is not base64") from None
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise AuditKeyError(f"{where}: a public key holds {PUBLIC_KEY_BYTES} bytes, "
+                            f"not {len(raw)}")
+    Ed25519PublicKey.from_public_bytes(raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def trusted_public_keys(settings: Settings) -> set[str]:
+    """The public keys configured outside the database (setting, else file); empty if none.
+    AuditKeyError if one is malformed or the file cannot be read."""
+    if settings.audit_public_key:
+        text, where = settings.audit_public_key, "LEDGER_AUDIT_PUBLIC_KEY"
+    elif settings.audit_public_key_file is not None:
+        path = Path(settings.audit_public_key_file)
+        where = f"the audit public key file {path}"
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AuditKeyError(f"cannot read {where}: {exc}") from None
+    else:
+        return set()
+    return {_public_key(part, where) for part in text.replace(",", " ").split()}
 
 
 def public_key_text(key: Ed25519PrivateKey) -> str:
@@ -115,7 +150,7 @@ def seal_fault(seal: dict[str, Any], trusted_public_keys: set[str]) -> str | Non
     if seal["public_key"] not in trusted_public_keys:
         return (
             f"signed by key {seal['public_key']}, which is not this deployment's audit key "
-            "(签名密钥不符)"
+            "as configured (LEDGER_AUDIT_PUBLIC_KEY) (签名密钥不符)"
         )
     return None
 

@@ -52,6 +52,25 @@ class ChainTip:
 GENESIS_TIP = ChainTip(0, 0, GENESIS)
 
 
+@dataclass(frozen=True, slots=True)
+class LastSeal:
+    position: int
+    sealed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """What a verification's answer depends on, read cheaply: the head of the log and the
+    seals (a new event or a seal added or removed changes it)."""
+
+    head_position: int
+    seal_count: int
+    last_seal_id: int
+
+
+MakeSeal = Callable[[ChainTip, LastSeal | None], dict[str, Any] | None]
+
+
 @dataclass(slots=True)
 class Snapshot:
     """One consistent read of everything verification needs."""
@@ -98,8 +117,34 @@ class AuditStore:
     def extend_chain(self) -> ChainTip:
         raise NotImplementedError
 
-    def insert_seal(self, make: Callable[[ChainTip], dict[str, Any]]) -> dict[str, Any]:
+    def insert_seal(self, make: MakeSeal) -> dict[str, Any] | None:
+        """Under the chain lock: make(tip, the latest seal) gives the seal to store, or None
+        to store nothing (a seal that is not due)."""
         raise NotImplementedError
+
+    def state(self) -> StoreState:
+        raise NotImplementedError
+
+    def seals_missing(self) -> int:
+        """How many seal rows were issued (their ids taken) but are no longer in audit_seals: a
+        tripwire for seals deleted by hand. Not proof: whoever can delete rows can reset the
+        counter too; the proof against that is a copy of the seals kept outside."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _last_seal(conn: Any) -> LastSeal | None:
+        row = conn.execute("SELECT position, sealed_at FROM audit_seals "
+                           "ORDER BY seal_id DESC LIMIT 1").fetchone()
+        return None if row is None else LastSeal(int(row[0]), str(row[1]))
+
+    @staticmethod
+    def _seal_state(conn: Any) -> tuple[int, int]:
+        count, last = conn.execute("SELECT COUNT(*), MAX(seal_id) FROM audit_seals").fetchone()
+        return int(count), int(last or 0)
+
+    def last_seal(self) -> LastSeal | None:
+        with self._connect() as conn:  # type: ignore[attr-defined]
+            return self._last_seal(conn)
 
     def seals(self) -> list[dict[str, Any]]:
         with self._connect() as conn:  # type: ignore[attr-defined]
@@ -187,11 +232,14 @@ class SQLiteAuditStore(AuditStore):
                     conn.execute("ROLLBACK")
                     raise
 
-    def insert_seal(self, make: Callable[[ChainTip], dict[str, Any]]) -> dict[str, Any]:
+    def insert_seal(self, make: MakeSeal) -> dict[str, Any] | None:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                seal = make(self._tip(conn))
+                seal = make(self._tip(conn), self._last_seal(conn))
+                if seal is None:
+                    conn.execute("ROLLBACK")
+                    return None
                 cursor = conn.execute(
                     "INSERT INTO audit_seals (format, position, event_count, chain_hash, "
                     "sealed_at, algorithm, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -203,6 +251,27 @@ class SQLiteAuditStore(AuditStore):
                 conn.execute("ROLLBACK")
                 raise
         return seal
+
+    def state(self) -> StoreState:
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            try:
+                head = conn.execute(f"SELECT MAX(rowid) FROM {self.events_table}").fetchone()[0]
+                return StoreState(head or 0, *self._seal_state(conn))
+            finally:
+                conn.execute("ROLLBACK")
+
+    def seals_missing(self) -> int:
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            try:
+                # AUTOINCREMENT keeps the largest id ever issued, transactionally.
+                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_seals'"
+                                   ).fetchone()
+                present = conn.execute("SELECT COUNT(*) FROM audit_seals").fetchone()[0]
+            finally:
+                conn.execute("ROLLBACK")
+        return max(0, (int(row[0]) if row else 0) - int(present))
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -312,10 +381,12 @@ class PostgresAuditStore(AuditStore):
                         for link in links:
                             copy.write_row(link)
 
-    def insert_seal(self, make: Callable[[ChainTip], dict[str, Any]]) -> dict[str, Any]:
+    def insert_seal(self, make: MakeSeal) -> dict[str, Any] | None:
         with self._connect() as conn, conn.transaction():
             self._lock_chain(conn)
-            seal = make(self._tip(conn))
+            seal = make(self._tip(conn), self._last_seal(conn))
+            if seal is None:
+                return None
             row = conn.execute(
                 "INSERT INTO audit_seals (format, position, event_count, chain_hash, sealed_at, "
                 "algorithm, public_key, signature) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
@@ -323,6 +394,34 @@ class PostgresAuditStore(AuditStore):
                 [seal[c] for c in SEAL_COLUMNS[1:]],
             ).fetchone()
             return {"seal_id": row[0], **seal}
+
+    def seals_missing(self) -> int:
+        with self._connect() as conn, conn.transaction():
+            # A sequence is not transactional: wait for any sealer in progress (it holds
+            # audit_chain EXCLUSIVE until its seal is committed), then read both at once.
+            conn.execute(pgsql.SQL("SET LOCAL lock_timeout = {}").format(
+                pgsql.Literal(f"{int(self.lock_timeout_s * 1000)}ms")))
+            conn.execute("LOCK TABLE audit_chain IN SHARE MODE")
+            sequence = conn.execute(
+                "SELECT pg_get_serial_sequence('audit_seals', 'seal_id')").fetchone()[0]
+            issued = 0
+            if sequence is not None:
+                last, called = conn.execute(
+                    pgsql.SQL("SELECT last_value, is_called FROM {}").format(
+                        pgsql.SQL(sequence))).fetchone()
+                issued = int(last) if called else 0
+            present = conn.execute("SELECT COUNT(*) FROM audit_seals").fetchone()[0]
+        return max(0, issued - int(present))
+
+    def state(self) -> StoreState:
+        with self._connect(autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            try:
+                head = conn.execute(pgsql.SQL("SELECT MAX(notification_id) FROM {}").format(
+                    pgsql.Identifier(self.events_table))).fetchone()[0]
+                return StoreState(head or 0, *self._seal_state(conn))
+            finally:
+                conn.rollback()
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:

@@ -1,11 +1,13 @@
 """Reading the notification log for the projector, fast and inside the projector's transaction.
 
 The eventsourcing mapper turns each stored event into a full domain event object: a UUID for
-the originator, a new AES-GCM object per decryption, Money and Posting value objects. The read
-models need none of that, so this reader decodes the stored state itself with the mapper's own
-key, compressor and transcodings (one AESGCM object for all events), and gives handlers a
-plain attribute bag. Events of topics no read model uses are listed (their position still
-advances) but their state is neither fetched nor decoded.
+the originator, Money and Posting value objects. The read models need none of that, so this
+reader opens the stored state itself with the mapper's own payload cipher (bound to the row:
+service/payload_binding.py), compressor and transcodings, and gives handlers a plain attribute
+bag. Payloads are opened for the union codes they name (found in the JSON text without parsing
+it: the audit index needs them), except those of `unread` topics, whose data names no union
+(their index entries come from their stream); only events of topics a read model uses are
+parsed into attribute bags.
 
 The rows are read through the projector's own cursor, so the events a batch applies are
 read in the same transaction that writes their rows and advances the position.
@@ -14,6 +16,7 @@ read in the same transaction that writes their rows and advances the position.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,17 +25,19 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.compressor import ZlibCompressor
-from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import DatetimeAsISO, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from projections.store import Store
+from service.payload_binding import BoundMapper, PayloadBindingError
 from service.storage import DateAsISO, PostingAsList
 
-_NONCE_BYTES = 12
-_TAG_BYTES = 16
+# A union's credit code as a whole JSON string (a value or a key): 18 characters, the first
+# 8 (registration authority: trade unions). Exactly the strings that can equal a union code,
+# so the audit index lists an event under every union its data names, as a scan comparing
+# every string would (projections/audit_events.py `mentions`).
+UNION_CODE_IN_JSON = re.compile(rb'"(8[0-9A-Z]{17})"')
 
 
 class PostingRow(NamedTuple):
@@ -56,7 +61,28 @@ class Notification(NamedTuple):
     id: int
     topic: str
     originator_id: str
-    state: bytes | None  # None: a topic the read models do not use
+    originator_version: int
+    state: bytes | None  # None: an unread topic (not fetched)
+
+
+class UnreadableEvent(RuntimeError):
+    """An event whose payload does not open for its row: the read models stop before it."""
+
+    def __init__(self, n: Notification, reason: Exception) -> None:
+        super().__init__(
+            f"the event at position {n.id} cannot be read ({type(reason).__name__}: {reason}); "
+            "the read models stop before it. Run `ledger audit verify` to locate tampering"
+        )
+        self.position = n.id
+
+
+class ReadEvent(NamedTuple):
+    """A notification, its decoded event (None: a topic no read model uses) and the union codes
+    its data names."""
+
+    notification: Notification
+    event: DecodedEvent | None
+    codes: tuple[str, ...]
 
 
 def _hyphenated(originator_id: str) -> str:
@@ -70,25 +96,27 @@ def _hyphenated(originator_id: str) -> str:
 
 
 class Chunk(NamedTuple):
-    """Notifications after position `after`, each with its decoded event (None: a topic no
-    read model uses), in log order."""
+    """The events after position `after`, read and decoded, in log order."""
 
     after: int
-    items: list[tuple[Notification, DecodedEvent | None]]
+    items: list[ReadEvent]
 
 
 class EventReader:
-    def __init__(self, ledger: Any, store: Store, topics: Collection[str]) -> None:
+    """topics: those decoded into attribute bags; unread: those whose payloads are not even
+    fetched (a topic whose data names no union)."""
+
+    def __init__(self, ledger: Any, store: Store, topics: Collection[str],
+                 unread: Collection[str] = ()) -> None:
         self.store = store
-        self.topics = tuple(sorted(topics))
+        self.topics = frozenset(topics)
+        self.unread = tuple(sorted(unread))
         mapper = ledger.mapper
+        if not isinstance(mapper, BoundMapper) or mapper.payloads is None:
+            raise TypeError("the event reader needs the ledger's keyed BoundMapper")
         self._mapper = mapper
+        self._payloads = mapper.payloads
         recorder = ledger.recorder
-        cipher = mapper.cipher
-        # The fast paths only for the cipher and compressor they reproduce exactly; any other
-        # configuration goes through the mapper's own objects.
-        self._aead = AESGCM(cipher.key) if type(cipher) is AESCipher else None
-        self._cipher = cipher
         compressor = mapper.compressor
         self._zlib = isinstance(compressor, ZlibCompressor)  # any level: decompression is alike
         self._compressor = compressor
@@ -104,14 +132,16 @@ class EventReader:
                         if getattr(resolve_topic(t), "class_version", 1) != 1}
         self._ahead: _ReadAhead | None = None
         if store.is_sqlite:
-            marks = ", ".join("?" for _ in self.topics)
-            self._sql = (f"SELECT rowid, topic, originator_id, CASE WHEN topic IN ({marks}) "
-                         f"THEN state END FROM {recorder.events_table_name} "
+            marks = ", ".join("?" for _ in self.unread)
+            self._sql = (f"SELECT rowid, topic, originator_id, originator_version, CASE WHEN "
+                         f"topic IN ({marks}) THEN NULL ELSE state END "
+                         f"FROM {recorder.events_table_name} "
                          "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
         else:
             schema = recorder.datastore.schema
-            self._sql = (f'SELECT notification_id, topic, originator_id::text, CASE WHEN '
-                         f'topic = ANY(%s) THEN state END FROM "{schema}".'
+            self._sql = (f'SELECT notification_id, topic, originator_id::text, '
+                         f'originator_version, CASE WHEN topic = ANY(%s) THEN NULL ELSE state '
+                         f'END FROM "{schema}".'
                          f'"{recorder.events_table_name}" WHERE notification_id > %s AND '
                          "notification_id <= %s ORDER BY notification_id LIMIT %s")
 
@@ -120,9 +150,9 @@ class EventReader:
         """Up to `limit` notifications after position `after` (and at most `stop`)."""
         stop = 2**62 if stop is None else stop
         if self.store.is_sqlite:
-            cur.execute(self._sql, (*self.topics, after, stop, limit))
+            cur.execute(self._sql, (*self.unread, after, stop, limit))
         else:
-            cur.execute(self._sql, (list(self.topics), after, stop, limit), prepare=True)
+            cur.execute(self._sql, (list(self.unread), after, stop, limit), prepare=True)
         return [Notification(*row) for row in cur.fetchall()]
 
     def read_chunk(self, cur: Any, *, after: int, limit: int,
@@ -133,7 +163,7 @@ class EventReader:
             if items is not None:
                 return Chunk(after, items)
         decode = self.decode
-        return Chunk(after, [(n, None if n.state is None else decode(n))
+        return Chunk(after, [decode(n)
                              for n in self.select(cur, after=after, limit=limit, stop=stop)])
 
     @contextmanager
@@ -153,34 +183,35 @@ class EventReader:
             self._ahead = None
             ahead.close()
 
-    def decode(self, n: Notification) -> DecodedEvent:
+    def decode(self, n: Notification) -> ReadEvent:
+        """Opens the payload (bound to its row), finds the union codes it names, and decodes
+        it into an attribute bag if a read model uses its topic."""
+        if n.state is None:  # an unread topic
+            return ReadEvent(n, None, ())
+        try:
+            opened = self._payloads.open(bytes(n.state), n.originator_id, n.originator_version,
+                                         n.topic)
+        except PayloadBindingError as exc:
+            raise UnreadableEvent(n, exc) from exc
+        plain = zlib.decompress(opened) if self._zlib else self._compressor.decompress(opened)
+        codes = tuple({c.decode("ascii") for c in UNION_CODE_IN_JSON.findall(plain)})
+        if n.topic not in self.topics:
+            return ReadEvent(n, None, codes)
         if n.topic in self._upcast:
-            return self._by_mapper(n)
-        state = n.state
-        if self._aead is not None:
-            state = bytes(state)
-            # eventsourcing's layout: nonce, tag, ciphertext; AESGCM wants the tag last.
-            state = self._aead.decrypt(
-                state[:_NONCE_BYTES],
-                state[_NONCE_BYTES + _TAG_BYTES:] + state[_NONCE_BYTES:_NONCE_BYTES + _TAG_BYTES],
-                None,
-            )
-        else:
-            state = self._cipher.decrypt(bytes(state))
-        state = zlib.decompress(state) if self._zlib else self._compressor.decompress(state)
-        fields = self._decoder.decode(state.decode("utf-8"))
+            return ReadEvent(n, self._by_mapper(n, opened), codes)
+        fields = self._decoder.decode(plain.decode("utf-8"))
         event = object.__new__(DecodedEvent)
         fields["originator_id"] = _hyphenated(n.originator_id)
         event.__dict__ = fields
-        return event
+        return ReadEvent(n, event, codes)
 
-    def _by_mapper(self, n: Notification) -> DecodedEvent:
-        domain_event = self._mapper.to_domain_event(StoredEvent(
-            originator_id=UUID(n.originator_id), originator_version=0, topic=n.topic,
-            state=bytes(n.state)))
+    def _by_mapper(self, n: Notification, opened: bytes) -> DecodedEvent:
+        domain_event = self._mapper.from_opened(StoredEvent(
+            originator_id=UUID(n.originator_id), originator_version=n.originator_version,
+            topic=n.topic, state=bytes(n.state)), opened)
         event = object.__new__(DecodedEvent)
         fields = dict(vars(domain_event))
-        del fields["originator_version"]  # not known here, and no handler uses it
+        del fields["originator_version"]  # no handler uses it
         fields["originator_id"] = _hyphenated(n.originator_id.replace("-", ""))
         if "postings" in fields:
             fields["postings"] = [_posting_row(p) for p in fields["postings"]]
@@ -213,23 +244,21 @@ class _ReadAhead:
         self.stop = stop
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
         self._conn: Any = None
-        self._pending: tuple[int, Future[list[tuple[Notification, DecodedEvent | None]]]] | None \
-            = None
+        self._pending: tuple[int, Future[list[ReadEvent]]] | None = None
 
     def start(self, after: int) -> None:
         self._pending = (after, self._executor.submit(self._read, after))
 
-    def _read(self, after: int) -> list[tuple[Notification, DecodedEvent | None]]:
+    def _read(self, after: int) -> list[ReadEvent]:
         store = self.reader.store
         if self._conn is None:
             self._conn = store.connect()
         with store.snapshot(self._conn) as cur:
             rows = self.reader.select(cur, after=after, limit=self.limit, stop=self.stop)
         decode = self.reader.decode
-        return [(n, None if n.state is None else decode(n)) for n in rows]
+        return [decode(n) for n in rows]
 
-    def take(self, after: int, limit: int,
-             stop: int | None) -> list[tuple[Notification, DecodedEvent | None]] | None:
+    def take(self, after: int, limit: int, stop: int | None) -> list[ReadEvent] | None:
         """The chunk read ahead if it is the one asked for and full, else None (the caller
         reads it in its own transaction). A full chunk is the same in any transaction that
         sees its last event: the log only grows at its end (eventsourcing's recorders commit
@@ -242,7 +271,7 @@ class _ReadAhead:
         items = pending[1].result()
         if len(items) < limit:
             return None
-        self.start(items[-1][0].id)
+        self.start(items[-1].notification.id)
         return items
 
     def close(self) -> None:

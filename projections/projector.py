@@ -20,8 +20,10 @@ from typing import Any
 
 from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
+from domain.organisations import Organisation
+from domain.vouchers import Book
 from projections import ledger_sums
-from projections.event_reader import EventReader
+from projections.event_reader import EventReader, ReadEvent
 from projections.pii import PiiCipher
 from projections.rows import DAY_ZERO, day_int, micros
 from projections.schema import TABLES_BY_NAME, TableSet
@@ -108,6 +110,10 @@ class Batch:
         self.cipher = cipher
         self.org_codes = org_codes  # organisation aggregate id -> code (a cache across batches)
         self.inserts: dict[str, dict[tuple, dict[str, Any]]] = {t: {} for t in TABLES_BY_NAME}
+        # Rows only ever inserted, never read back or updated in a batch, as tuples in column
+        # order (the audit index: more than one row per event, where a dict each cost more
+        # than their insert).
+        self.plain_inserts: dict[str, list[tuple]] = {"audit_index": []}
         self.updates: dict[tuple[str, tuple[str, ...]], list[tuple]] = defaultdict(list)
         # Per member: the open roll span and the current details, stored or new in this batch.
         self.open_spans: dict[str, dict[str, Any] | None] = {}
@@ -146,11 +152,11 @@ class Batch:
             self.store.executemany(
                 self.cur, f"UPDATE {self.tables.table(table)} SET {sets} WHERE {where}", rows
             )
-        for table, rows in self.inserts.items():
-            if not rows:
-                continue
+        pending = [(t, map(_VALUES_OF[t], rows.values())) for t, rows in self.inserts.items()
+                   if rows]
+        pending += [(t, rows) for t, rows in self.plain_inserts.items() if rows]
+        for table, values in pending:
             names = TABLES_BY_NAME[table].column_names
-            values = map(_VALUES_OF[table], rows.values())
             if self.store.is_sqlite:
                 marks = ", ".join("?" for _ in names)
                 self.cur.executemany(
@@ -491,6 +497,61 @@ HANDLERS: dict[str, Callable[[Batch, Any], None]] = {
     "ledger:LevyPolicies.Adopted": _policy_adopted,
 }
 _MEMBER_PREFIX = "ledger:Member."
+_FOUNDED = "ledger:Organisation.Founded"
+# Topics whose data names no union (member ids, dates, a period): the audit index lists them
+# under the union whose stream they are in, so their payloads are not even fetched. They are
+# about two fifths of a typical log (a MemberAdmitted per join). Kept honest by
+# tests/projections/test_audit_events.py, which reads every one of a varied history.
+UNREAD_TOPICS = frozenset({
+    "ledger:Organisation.MemberAdmitted",
+    "ledger:Organisation.MembersAdmitted",
+    "ledger:Organisation.MemberReleased",
+    "ledger:Book.MonthClosed",
+})
+
+
+class UnionStreams:
+    """Stream id -> union code for every union's own streams (its record and its book), for the
+    audit index. A pure function of the codes founded so far, so one map serves every table set;
+    it learns codes from the Founded events the projector applies and, when another process
+    moved a set on in between, from that set's organisations table. Keyed by both texts a
+    stream id is read as (SQLite's hex, PostgreSQL's hyphenated), so no event's id needs
+    converting."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, str] = {}
+        self._known_through: dict[str, int] = {}  # table set prefix -> position
+
+    def add(self, code: str) -> None:
+        for stream in (Organisation.id_for(code), Book.id_for(code)):
+            self.codes[stream.hex] = code
+            self.codes[str(stream)] = code
+
+    def catch_up(self, store: Store, cur: Any, tables: TableSet, position: int) -> None:
+        known = self._known_through.get(tables.prefix, -1)
+        if position > known:
+            cur.execute(store.sql(f"SELECT code FROM {tables.table('organisations')} "
+                                  "WHERE position > ?"), (known,))
+            for (code,) in cur.fetchall():
+                self.add(code)
+
+    def applied(self, tables: TableSet, position: int) -> None:
+        self._known_through[tables.prefix] = position
+
+
+def index_for_audit(b: Batch, streams: UnionStreams, items: list[ReadEvent]) -> None:
+    """审计索引 rows: each event under every union whose own stream it is in or whose code its
+    data names. (code, position) is unique by construction (the table's key proves it)."""
+    rows = b.plain_inserts["audit_index"]
+    own_of = streams.codes.get
+    for n, event, codes in items:
+        if event is not None and n.topic == _FOUNDED:
+            streams.add(event.code)
+        own = own_of(n.originator_id)
+        position = n.id
+        rows.extend((code, position) for code in codes)
+        if own is not None and own not in codes:
+            rows.append((own, position))
 
 
 class Projector:
@@ -500,10 +561,11 @@ class Projector:
         self.ledger = ledger
         self.store = store
         self.cipher = cipher
-        self.reader = EventReader(ledger, store, HANDLERS)
+        self.reader = EventReader(ledger, store, HANDLERS, unread=UNREAD_TOPICS)
         # Organisation aggregate id -> code: a pure function of the code, so one cache serves
         # every table set and survives rolled-back batches.
         self._org_codes: dict[str, str] = {}
+        self._union_streams = UnionStreams()
 
     def read_position(self, cur: Any, tables: TableSet, *, lock: bool) -> tuple[int, int]:
         sql = f"SELECT position, recorded_at_us FROM {tables.table('position')} WHERE name = ?"
@@ -528,13 +590,14 @@ class Projector:
         items = self.reader.read_chunk(cur, after=position, limit=limit, stop=stop).items
         if not items:
             return Progress(position, recorded_at_us, 0, True)
+        self._union_streams.catch_up(self.store, cur, tables, position)
         batch = Batch(self.store, cur, tables, self.cipher, self._org_codes,
                       keep_sums=keep_sums)
         decoded = []
         member_ids: set[str] = set()
         done = False
         consumed = 0
-        for n, event in items:
+        for n, event, _codes in items:
             if event is None:  # a topic no read model uses
                 position = n.id
                 consumed += 1
@@ -555,12 +618,14 @@ class Projector:
         for event_position, at_us, handler, event in decoded:
             batch.position, batch.at_us = event_position, at_us
             handler(batch, event)
+        index_for_audit(batch, self._union_streams, items[:consumed])
         batch.flush()
         cur.execute(
             self.store.sql(f"UPDATE {tables.table('position')} SET position = ?, "
                            "recorded_at_us = ? WHERE name = ?"),
             (position, recorded_at_us, "position"),
         )
+        self._union_streams.applied(tables, position)
         return Progress(position, recorded_at_us, consumed, done)
 
     def catch_up(self, tables: TableSet, *, max_events: int | None = None,

@@ -70,6 +70,17 @@ class ReadModels:
         with self.store.reader() as cur:
             return self.projector.read_position(cur, self.tables, lock=False)[0]
 
+    def audit_positions(self, organization_code: str, *, after: int, through: int,
+                        limit: int) -> list[int]:
+        """From the audit index: the positions after `after` and at most `through` of the
+        events that concern an organisation (its own streams, or data naming its code)."""
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(
+                f"SELECT position FROM {self.tables.table('audit_index')} WHERE "
+                "organization_code = ? AND position > ? AND position <= ? "
+                "ORDER BY position LIMIT ?"), (organization_code, after, through, limit))
+            return [int(row[0]) for row in cur.fetchall()]
+
     def lag(self) -> int:
         return max(0, self.ledger.head_position() - self.position())
 

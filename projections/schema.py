@@ -19,7 +19,7 @@ from projections.store import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -187,6 +187,14 @@ TABLES: tuple[Table, ...] = (
          ("recorded_at_us", "int"), ("shares", "text")),
         key=("region_prefix", "effective_from"),
         org_column=None,
+    ),
+    # 审计索引: the positions of the events that concern a union (its own streams, or data
+    # naming its code), so that GET /v1/audit/events?organization_code= reads only those.
+    Table(
+        "audit_index",
+        (("organization_code", "text"), ("position", "int")),
+        key=("organization_code", "position"),
+        org_column="organization_code",
     ),
 )
 

@@ -46,7 +46,7 @@ class Store:
 
     def __init__(self, settings: Settings) -> None:
         # The same URL parsing as the event store's, so both always name the same database.
-        env = eventsourcing_env(settings, b"\0" * 32)
+        env = eventsourcing_env(settings)
         if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
             self.kind = "sqlite"
             self.sqlite_path = env["SQLITE_DBNAME"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from projections.audit_sealer import AutoSealer
 from projections.read_models import ReadModels
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,12 @@ class ProjectionWorker:
     def __init__(self, read_models: ReadModels, *, poll_interval_s: float = POLL_INTERVAL_S,
                  listen_timeout_s: float = LISTEN_TIMEOUT_S,
                  batch_events: int | None = None,
-                 min_interval_s: float = MIN_INTERVAL_S) -> None:
+                 min_interval_s: float = MIN_INTERVAL_S,
+                 sealer: AutoSealer | None = None) -> None:
         self.read_models = read_models
+        # The server's automatic sealing (projections/audit_sealer.py): one per server, so
+        # only the server's own loop has one, never `ledger project`'s.
+        self.sealer = sealer
         self.poll_interval_s = poll_interval_s
         self.min_interval_s = min_interval_s
         self.listen_timeout_s = listen_timeout_s
@@ -70,6 +75,8 @@ class ProjectionWorker:
                     else:
                         self.read_models.maintain()
                     last_position = position
+                    if self.sealer is not None:
+                        self.sealer.tick()
                     backoff_s = self.poll_interval_s
                     self.stopping.wait(self.min_interval_s - (time.monotonic() - started))
                     self._wait(listener)

@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 
 from projections.audit import AuditTrail
+from projections.audit_seals import load_signing_key, public_key_text
 from scripts import synthetic
 from service.application import Ledger
 from service.settings import Settings
@@ -121,8 +122,13 @@ def fresh_store(backend: str, admin_url: str, keep: bool) -> Iterator[Settings]:
             conn.execute(f'CREATE DATABASE "{database}"')
         url = f"{admin_url.rsplit('/', 1)[0]}/{database}"
     try:
-        yield Settings(database_url=url, encryption_key=key, key_file=directory / "ledger.key",
-                       audit_key_file=directory / "audit.key")
+        settings = Settings(database_url=url, encryption_key=key,
+                            key_file=directory / "ledger.key",
+                            audit_key_file=directory / "audit.key")
+        # Seals verify only against a public key configured outside the database.
+        signing_key = load_signing_key(settings, create=True)
+        assert signing_key is not None
+        yield settings.model_copy(update={"audit_public_key": public_key_text(signing_key)})
     finally:
         if keep:
             print(f"kept: {url} (keys in {directory})")

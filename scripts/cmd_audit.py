@@ -1,4 +1,4 @@
-"""`ledger audit seal` and `ledger audit verify`: the tamper-evident audit trail (防篡改审计).
+"""`ledger audit seal|verify|export-seals|public-key`: the tamper-evident audit trail (防篡改审计).
 
 See projections/audit.py for what a seal proves and how often to make one.
 """
@@ -33,6 +33,7 @@ def seal(
         except AuditKeyError as exc:
             raise CommandFailed(str(exc)) from None
         # ChainContradictsSeal is a domain rule: cli.main() reports it in one line.
+    assert made is not None  # an unconditional seal is always made
     line = json.dumps(made, ensure_ascii=False, sort_keys=True)
     if append_to is not None:
         try:
@@ -48,10 +49,15 @@ def seal(
     typer.echo(line)
 
 
+def _where(report: dict[str, Any]) -> str:
+    position = report["first_bad_position"]
+    return "" if position is None else f" at position {position}"
+
+
 def _summary(report: dict[str, Any]) -> str:
     if report["ok"]:
         return f"ok: {report['reason']}"
-    lines = [f"FAILED at position {report['first_bad_position']}: {report['reason']}"]
+    lines = [f"FAILED{_where(report)}: {report['reason']}"]
     shown = report["problems"][:MAX_PROBLEMS_SHOWN]
     lines += [f"  {p['position']}: [{p['kind']}] {p['reason']}" for p in shown]
     if report["problem_count"] > len(shown):
@@ -80,10 +86,35 @@ def verify(
             raise CommandFailed(str(exc)) from None
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else _summary(report))
     if not report["ok"]:
-        raise CommandFailed(
-            f"audit verification failed at position {report['first_bad_position']}: "
-            f"{report['reason']}"
-        )
+        raise CommandFailed(f"audit verification failed{_where(report)}: {report['reason']}")
+
+
+def export_seals(
+    seal_file: Annotated[Path, typer.Argument(help="The file to write (JSON Lines); seals it "
+                                                   "already holds are kept.")],
+) -> None:
+    """Writes every seal to a file kept outside the system, for `ledger audit verify
+    --seal-file`. Seals the file already holds are kept, even if the store lost them."""
+    with ledger_session() as ledger:
+        try:
+            written, only_in_file = AuditTrail(ledger).export_seals(seal_file)
+        except (SealFileError, OSError) as exc:
+            raise CommandFailed(f"cannot export the seals to {seal_file}: {exc}") from None
+    note = (f"; {only_in_file} of them are in the file but no longer in the store "
+            "(封印记录被删除: run `ledger audit verify --seal-file`)" if only_in_file else "")
+    typer.echo(f"{written} seals in {seal_file}{note}", err=True)
+
+
+def public_key() -> None:
+    """Prints the audit signing key's public key (base64 of its 32 raw bytes), creating the
+    signing key if there is none yet: set LEDGER_AUDIT_PUBLIC_KEY to it wherever seals are
+    verified, from a copy kept outside the database."""
+    with ledger_session() as ledger:
+        try:
+            text = AuditTrail(ledger).public_key(create=True)
+        except AuditKeyError as exc:
+            raise CommandFailed(str(exc)) from None
+    typer.echo(text)
 
 
 def register(app: typer.Typer) -> None:
@@ -91,4 +122,6 @@ def register(app: typer.Typer) -> None:
                         no_args_is_help=True)
     audit.command("seal")(seal)
     audit.command("verify")(verify)
+    audit.command("export-seals")(export_seals)
+    audit.command("public-key")(public_key)
     app.add_typer(audit, name="audit")

@@ -33,6 +33,8 @@ from rich.text import Text
 from domain.errors import DomainError
 from domain.privacy import mask_text
 from service.application import Ledger
+from service.key_check import StoreKeyError
+from service.payload_binding import PayloadBindingError
 from service.settings import Settings, get_settings
 
 EXIT_FAILURE = 1
@@ -114,6 +116,8 @@ def open_ledger(settings: Settings | None = None) -> Ledger:
         if urlparse(url).scheme in ("postgresql", "postgres"):
             reason = _postgres_reason(url) or reason
         raise ConfigurationError(f"cannot open the store {redacted_url(url)}: {reason}") from None
+    except StoreKeyError as exc:  # names the key's source and the store itself
+        raise ConfigurationError(str(exc)) from None
     except (ValueError, OSError) as exc:
         # ValueError: an unknown URL scheme or a malformed key; OSError: the key file.
         raise ConfigurationError(f"cannot open the store {redacted_url(url)}: {exc}") from None
@@ -133,6 +137,7 @@ def ledger_session(settings: Settings | None = None) -> Iterator[Ledger]:
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     CommandFailed,
     DomainError,
+    StoreKeyError,  # a wrong key, or no key file beside a store with events (ledger serve)
     MapperDeserialisationError,
     PersistenceError,
     psycopg.OperationalError,
@@ -143,6 +148,8 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 def one_line(exc: BaseException) -> str:
     if isinstance(exc, DomainError):
         text = exc.message
+    elif isinstance(exc, PayloadBindingError):
+        text = f"{exc} (run `ledger audit verify`)"
     elif isinstance(exc, MapperDeserialisationError):
         text = ("cannot decrypt the stored events: this store was written with another "
                 "encryption key (check LEDGER_ENCRYPTION_KEY or LEDGER_KEY_FILE)")

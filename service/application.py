@@ -38,19 +38,35 @@ from projections.store import pg_array
 from service.fund_commands import FundCommands
 from service.group_commit import GroupCommitter, PendingCommand
 from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
+from service.key_check import (
+    KeyCheckTable,
+    KeyFileRefused,
+    WrongEncryptionKey,
+    check_value,
+)
 from service.member_commands import MemberCommands
 from service.organisation_commands import OrganisationCommands
 from service.outage import bound_retries
+from service.payload_binding import BoundMapper, PayloadBindingError
 from service.repository import LedgerRepository
 from service.settings import Settings
 from service.storage import (
+    KEY_BYTES,
+    ConfiguredKey,
     MemberIds,
+    configured_key,
+    create_key_file,
     derive_key,
+    describe_store,
     eventsourcing_env,
-    load_or_create_key,
     register_transcodings,
 )
 from service.unit_of_work import CommandResult, UnitOfWork
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
 
 # Set by run_async(): commands are collected instead of submitted and waited for.
 _deferred: ContextVar[list[PendingCommand] | None] = ContextVar("ledger_deferred", default=None)
@@ -68,14 +84,73 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        master_key = load_or_create_key(settings)
-        self.member_ids = MemberIds(derive_key(master_key, "member-id"))
-        self._fingerprint_key = derive_key(master_key, "idempotency-fingerprint")
-        super().__init__(env=eventsourcing_env(settings, derive_key(master_key, "event-cipher")))
+        self.store_name = describe_store(settings)
+        configured = configured_key(settings)
+        super().__init__(env=eventsourcing_env(settings))
         # 503 within seconds while PostgreSQL is down (the snapshot store has its own recorder).
         for recorder in (self.recorder, self.snapshots.recorder if self.snapshots else None):
             bound_retries(recorder)
+        try:
+            master_key = self._open_with_key(configured)
+        except BaseException:
+            super().close()
+            raise
+        self.member_ids = MemberIds(derive_key(master_key, "member-id"))
+        self._fingerprint_key = derive_key(master_key, "idempotency-fingerprint")
         self.committer = GroupCommitter(self)
+
+    def construct_mapper(self) -> BoundMapper:
+        """Payloads encrypted bound to their rows (service/payload_binding.py); the key comes
+        once it has been checked against the store (_open_with_key)."""
+        return BoundMapper(transcoder=self.construct_transcoder(),
+                           compressor=self.factory.compressor(), cipher=None)
+
+    def _open_with_key(self, configured: ConfiguredKey) -> bytes:
+        """The master key, checked against the store (service/key_check.py): a key file is
+        created only beside a store that holds no events, and a key that is not the store's
+        is refused before anything is read or written."""
+        self.key_check = KeyCheckTable(self.recorder)
+        self.key_check.ensure()
+        stored = self.key_check.stored()
+        has_events = (self.recorder.max_notification_id() or 0) > 0
+        key = configured.key
+        if key is None:
+            assert configured.path is not None
+            if has_events or stored is not None:
+                raise KeyFileRefused(str(configured.path), self.store_name)
+            create_key_file(configured.path, KEY_BYTES)
+            key = configured_key(self.settings).key  # ours, or a concurrent first start's
+            assert key is not None
+        self.mapper.use_key(derive_key(key, "event-cipher"))
+        self._key_check_value = check_value(key)
+        if stored is None and has_events:
+            # A store written before key checks: the key must open its events.
+            self._check_key_opens_events(configured.source)
+            stored = self.key_check.claim(self._key_check_value)
+        if stored is not None and stored != self._key_check_value:
+            raise WrongEncryptionKey(configured.source, self.store_name)
+        self._key_source = configured.source
+        self._store_claimed = stored is not None
+        return key
+
+    def _check_key_opens_events(self, source: str) -> None:
+        head = self.recorder.max_notification_id() or 0
+        firsts = self.recorder.select_notifications(start=1, limit=1)
+        lasts = self.recorder.select_notifications(start=head, limit=1)
+        for notification in (*firsts, *lasts):
+            try:
+                self.mapper.to_domain_event(notification)
+            except PayloadBindingError:
+                raise WrongEncryptionKey(source, self.store_name) from None
+
+    def claim_store(self) -> None:
+        """Writes the key check before the first event this process stores, if the store has
+        none yet; refuses if another key claimed the store first."""
+        if self._store_claimed:
+            return
+        if self.key_check.claim(self._key_check_value) != self._key_check_value:
+            raise WrongEncryptionKey(self._key_source, self.store_name)
+        self._store_claimed = True
 
     def close(self) -> None:
         self.committer.close()
@@ -126,6 +201,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         events = processing_event.events
         if len(stored_events) != len(events):
             raise ValueError(f"{len(stored_events)} stored events for {len(events)} events")
+        self.claim_store()
         # As EventStore.put and Application._record.
         notification_ids = (insert or self.recorder.insert_events)(stored_events)
         recordings: list[Recording] = []
@@ -143,6 +219,10 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         self._take_snapshots(processing_event)
         self._notify(recordings)
         return recordings
+
+    def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
+        self.claim_store()  # Application.save's path (save_prepared claims on its own)
+        return super()._record(processing_event)
 
     def take_due_snapshots(self, objs: Any, recordings: list[Recording]) -> None:
         """Snapshots each saved aggregate whose version passed a multiple of its type's
@@ -300,3 +380,20 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
 
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+    def notifications_at(self, positions: Sequence[int]) -> list[Notification]:
+        """The stored events at these global positions (one query), in position order."""
+        if not positions:
+            return []
+        if isinstance(self.recorder, SQLiteRecorder):
+            markers = ", ".join(["{p}"] * len(positions))
+            where, params = f"{{position}} IN ({markers})", list(positions)
+        else:
+            array, value = pg_array([int(p) for p in positions], "bigint", marker="{p}")
+            where, params = f"{{position}} = ANY({array})", [value]
+        rows = self._select("SELECT {position} AS position, originator_id, originator_version, "
+                            f"topic, state FROM {{table}} WHERE {where} ORDER BY {{position}}",
+                            params)
+        return [Notification(id=int(row["position"]), originator_id=_uuid(row["originator_id"]),
+                             originator_version=int(row["originator_version"]),
+                             topic=row["topic"], state=bytes(row["state"])) for row in rows]

@@ -14,7 +14,9 @@ class Settings(BaseSettings):
 
     # sqlite:///path/to/file.sqlite (the embedded default) or postgresql://user@host:port/db.
     database_url: str = Field(default="sqlite:///var/ledger.sqlite")
-    # Base64 of 32 random bytes. Unset: a key file is created (mode 0600) at key_file.
+    # Base64 of 32 random bytes. Unset: the key file at key_file, created (mode 0600) on the
+    # first start of a store that holds no events; never beside one that does
+    # (service/key_check.py).
     encryption_key: str | None = None
     key_file: Path = Path("var/ledger.key")
     # How often a command is retried after a concurrent writer changed the same aggregate.
@@ -24,6 +26,16 @@ class Settings(BaseSettings):
     # file is created (mode 0600) at audit_key_file. Its public key is published with every seal.
     audit_signing_key: str | None = None
     audit_key_file: Path = Path("var/audit.key")
+    # The public key(s) seals are verified against, configured outside the database: base64 of
+    # the raw 32-byte Ed25519 public key, as `ledger audit public-key` prints it (several,
+    # separated by commas or spaces, while a signing key is being replaced). Or a file holding
+    # that text. Neither set: verification fails (a seal proves nothing by a key the database
+    # itself names).
+    audit_public_key: str | None = None
+    audit_public_key_file: Path | None = None
+    # The server seals by itself at least this often while events arrive (and at every month
+    # close).
+    audit_seal_interval_s: int = Field(default=3600, ge=60, le=3600)
     # The HTTP service (ledger serve).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -82,7 +83,10 @@ class FileLock:
 
     def write(self, body: Callable[[Turn], T]) -> T:
         if self._file is None:
-            self._file = self.path.open("a+b")
+            # 0600 like the database beside it (service/storage.py): it holds nothing, but
+            # whoever can open it can hold up every writer.
+            self._file = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
+                                           0o600), "a+b")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         try:
             return body(self._turn)

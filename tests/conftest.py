@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from projections.audit_seals import load_signing_key, public_key_text
 from service.application import Ledger
 from service.settings import Settings
 
@@ -48,10 +49,16 @@ class Backend:
         else:
             self.pg_database = create_pg_database()
             url = f"{_pg_base()}/{self.pg_database}"
-        self.settings = Settings(
+        settings = Settings(
             database_url=url, encryption_key=key, key_file=tmp_path / "unused.key",
             audit_key_file=tmp_path / "audit.key",
         )
+        # The audit signing key, and its public key configured as a deployment configures it:
+        # outside the database (seals are verified against it).
+        signing_key = load_signing_key(settings, create=True)
+        assert signing_key is not None
+        self.settings = settings.model_copy(
+            update={"audit_public_key": public_key_text(signing_key)})
         self._apps: list[Ledger] = []
 
     @property

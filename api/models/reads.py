@@ -102,6 +102,7 @@ class AuditEvents(Open):
     items: list[AuditEvent]
     after: int
     limit: int
+    next_after: int | None
 
 
 class Seal(Open):
@@ -120,4 +121,7 @@ class Verification(Open):
     ok: bool
     verified_through: int
     seals_checked: int
+    sealed_through: int
     first_bad_position: int | None
+    reason: str
+    cached: bool

@@ -27,18 +27,20 @@ def audit_events(
 ) -> dict[str, Any]:
     """position, recorded_at, stream_id, version, type, data (masked), actor — in order.
     A token scoped to an organisation sees the events of organisations within its scope
-    (its own by default)."""
+    (its own by default). A filtered request reads the audit index, and decodes at most a
+    bounded number of the newest events beyond it: `next_after` is the position to pass as
+    `after` to go on (null: the end of the log was reached)."""
     code = organization_code or caller.principal.organization_code
     if code is not None:
         caller.require_org(code)
-    items = caller.services.audit.events(after=after, limit=limit, organization_code=code,
-                                         unmasked=True)
+    page = caller.services.audit.events(after=after, limit=limit, organization_code=code,
+                                        unmasked=True)
     # Masked unless the token has the pii flag; a member's own events name the member by
     # their stream, which an unmasked reading records with the member ids in the data.
-    members = [e["stream_id"] for e in items if is_person_topic(e["type"])]
+    members = [e["stream_id"] for e in page["items"] if is_person_topic(e["type"])]
     return present(
-        caller, {"items": items, "after": after, "limit": limit}, "GET /v1/audit/events",
-        members, masker=lambda page: {**page, "items": [mask_record(e) for e in page["items"]]},
+        caller, {**page, "after": after, "limit": limit}, "GET /v1/audit/events",
+        members, masker=lambda body: {**body, "items": [mask_record(e) for e in body["items"]]},
     )
 
 
@@ -60,5 +62,10 @@ def seals(caller: Auditor) -> dict[str, Any]:
 
 @router.get("/verification", response_model=Verification)
 def verification(caller: Auditor) -> dict[str, Any]:
-    """ok, verified_through, seals_checked, and on failure first_bad_position."""
-    return present(caller, caller.services.audit.verify(), "GET /v1/audit/verification")
+    """ok, verified_through, seals_checked, and on failure first_bad_position, with the
+    reason. A store with events and no seal, or no public key configured outside the
+    database, is not proven (`ok` false). The chain covers the whole deployment, so only a
+    deployment-wide token verifies it. Answered from the last verification while nothing was
+    written or sealed since (`cached`)."""
+    caller.require_deployment_wide("verifying the audit chain")
+    return present(caller, caller.services.audit.verification(), "GET /v1/audit/verification")

@@ -5,6 +5,8 @@ organisations' books."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -23,8 +25,10 @@ from api.models.funds import (
 )
 from api.presenting import command
 from api.security import Idempotency, Writer
+from projections.audit import AuditTrail
 
 router = APIRouter(tags=["funds"], responses=ERRORS)
+log = logging.getLogger(__name__)
 
 
 @router.post("/v1/funds/dues", status_code=201, response_model=Voucher)
@@ -95,8 +99,26 @@ async def reverse_voucher(
 async def close_period(
     caller: Writer, idempotency: Idempotency, code: str, body: ClosePeriod
 ) -> JSONResponse:
-    """月结: later postings dated in that month are refused (409)."""
+    """月结: later postings dated in that month are refused (409). The audit chain is sealed
+    once the close is stored, so that every month's books end under a seal."""
     await caller.in_scope(code)
-    return await command(caller, lambda: caller.services.ledger.close_period(
+    response = await command(caller, lambda: caller.services.ledger.close_period(
         code, period=body.period, actor=caller.actor, idempotency=idempotency
     ), "POST /v1/organizations/{code}/period-closes", 201)
+    if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
+        await run_in_threadpool(seal_after_close, caller.services.audit, code, body.period)
+    return response
+
+
+def seal_after_close(audit: AuditTrail, code: str, period: str) -> None:
+    """The close is stored whatever happens here: a failed seal is logged for the operators
+    (a seal refused over rows that contradict an earlier one is a finding, not the client's
+    error), and the server's hourly sealing tries again."""
+    try:
+        made = audit.seal()
+    except Exception as exc:
+        log.error("sealing after the close of %s %s failed: %s", code, period, exc)
+        return
+    if made is not None:
+        log.info("sealed through position %s after the close of %s %s", made["position"],
+                 code, period)

@@ -203,7 +203,8 @@ CASES = [
     Case("seal", ADMIN, False, lambda api: ("POST", "/v1/audit/seals", {}),
          deployment_wide=True),
     Case("seals", AUDIT, False, lambda api: ("GET", "/v1/audit/seals", {})),
-    Case("verification", AUDIT, False, lambda api: ("GET", "/v1/audit/verification", {})),
+    Case("verification", AUDIT, False, lambda api: ("GET", "/v1/audit/verification", {}),
+         deployment_wide=True),
 ]
 
 

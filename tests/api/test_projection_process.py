@@ -15,6 +15,7 @@ import pytest
 
 from api.projection_process import ProjectionProcess
 from api.services import Services
+from projections.audit import AuditTrail
 from projections.read_models import ReadModels
 from tests.conftest import Backend
 from tests.reliability.harness import LedgerProcesses, ServerProcess
@@ -83,8 +84,24 @@ def test_a_server_with_a_projection_process_runs_no_projection_thread(
         try:
             services.start()
             assert (services._projection is not None) is in_thread
+            # The loop carries the server's one sealer wherever it runs.
+            assert services._projection is None or services._projection.sealer is not None
         finally:
             services.close()
+
+
+def test_the_projection_process_seals_by_itself(backend: Backend) -> None:
+    ledger = backend.open()
+    found_tree(ledger)
+    trail = AuditTrail(ledger)
+    assert trail.seals() == []
+    projection = ProjectionProcess(backend.settings)
+    projection.start()
+    try:
+        eventually(lambda: bool(trail.seals()), "a seal made by the projection process")
+    finally:
+        projection.stop()
+    assert trail.seals()[0]["position"] == ledger.head_position()
 
 
 @pytest.fixture

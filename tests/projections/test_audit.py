@@ -18,7 +18,7 @@ import pytest
 
 from projections.audit import AuditTrail
 from projections.audit_chain import chain_links
-from projections.audit_seals import load_signing_key, make_seal
+from projections.audit_seals import load_signing_key, make_seal, public_key_text
 from projections.audit_store import ChainContradictsSeal
 from scripts import synthetic
 from service.application import Ledger
@@ -153,6 +153,7 @@ def test_an_untouched_store_verifies(trail: AuditTrail, ledger: Ledger, raw: Raw
     assert report["first_bad_position"] is None
     assert report["seals_checked"] == 2
     assert report["verified_through"] == second["position"] > first["position"]
+    assert report["sealed_through"] == second["position"]
     assert report["events_checked"] == len(raw.positions())
     assert report["unsealed_events"] == head - second["position"] > 0
     assert report["head_position"] == head
@@ -252,25 +253,62 @@ def test_deleting_the_newest_events_after_a_seal_is_found(trail: AuditTrail, raw
 # --- the audit tables themselves -------------------------------------------------------------
 
 
-def test_truncation_with_its_chain_and_seal_rows_needs_the_seal_kept_outside(
-    trail: AuditTrail, raw: Raw, tmp_path
-):
-    early = trail.seal()
-    keep = raw.positions()[-4]
-    seal = trail.seal()
-    seal_file = tmp_path / "seals.jsonl"
-    seal_file.write_text("\n".join(json.dumps(s) for s in (early, seal)) + "\n")
+def truncate(raw: Raw, keep: int) -> None:
+    """Deletes the newest events with their audit_chain and audit_seals rows, as an intruder
+    covering their tracks would."""
     raw.delete_after(keep)
     raw.run("DELETE FROM audit_chain WHERE position > ?", (keep,))
     raw.run("DELETE FROM audit_seals WHERE position > ?", (keep,))
-    # The store alone cannot know what it never shows (this is why seals are kept outside).
-    ok_alone = trail.verify()
-    assert ok_alone["ok"] is True
+
+
+def test_truncation_with_its_chain_and_seal_rows_is_found_by_the_exported_seals(
+    trail: AuditTrail, ledger: Ledger, raw: Raw, tmp_path
+):
+    early = trail.seal()
+    for month in ("2024-02", "2024-03"):
+        ledger.record_dues(organization_code=BASE_B, period=month, amount="12.50",
+                           received_on=f"{month}-21")
+    keep = raw.positions()[-3]
+    assert keep > early["position"]
+    last = trail.seal()
+    seal_file = tmp_path / "kept-outside.jsonl"
+    assert trail.export_seals(seal_file) == (2, 0)
+    truncate(raw, keep)
+    # The store alone cannot say what was cut, but it must not say ok either.
+    alone = trail.verify()
+    assert alone["ok"] is False
+    assert "seal_deleted" in {p["kind"] for p in alone["problems"]}
+    # Against the seals kept outside: the first missing position is named.
     report = trail.verify(seal_file=seal_file)
     assert_bad_at(report, keep + 1, "seal_mismatch")
-    kinds = {p["kind"] for p in report["problems"]}
-    assert "seal_missing" in kinds
+    assert "seal_missing" in {p["kind"] for p in report["problems"]}
     assert "removed" in report["reason"]
+    assert report["verified_through"] == early["position"]
+    assert report["sealed_through"] == last["position"] > keep
+    # Exporting again keeps the seal the store lost, so the copy stays a proof.
+    assert trail.export_seals(seal_file) == (2, 1)
+    kept = [json.loads(line) for line in seal_file.read_text().splitlines()]
+    assert last["signature"] in {s["signature"] for s in kept}
+
+
+def test_truncation_of_every_seal_with_its_counter_reset_is_not_ok(
+    trail: AuditTrail, raw: Raw, backend: Backend, tmp_path
+):
+    trail.seal()
+    keep = raw.positions()[-4]
+    seal_file = tmp_path / "kept-outside.jsonl"
+    trail.export_seals(seal_file)
+    truncate(raw, keep)
+    raw.run("DELETE FROM audit_seals")
+    if backend.kind == "sqlite":
+        raw.run("DELETE FROM sqlite_sequence WHERE name = 'audit_seals'")
+    else:
+        raw.run("SELECT setval(pg_get_serial_sequence('audit_seals', 'seal_id'), 1, false)")
+    alone = trail.verify()
+    assert alone["ok"] is False
+    assert [p["kind"] for p in alone["problems"]] == ["no_seal"]
+    assert "no seal" in alone["reason"]
+    assert_bad_at(trail.verify(seal_file=seal_file), keep + 1, "seal_mismatch")
 
 
 def test_an_edited_seal_fails_its_signature(trail: AuditTrail, raw: Raw):
@@ -336,3 +374,91 @@ def test_sealing_refuses_to_vouch_for_rows_that_contradict_a_seal(trail: AuditTr
         trail.seal()
     assert refused.value.position == seal["position"]
     assert len(trail.seals()) == 1
+
+
+# --- trust that does not rest on the database alone -------------------------------------------
+
+
+def test_a_store_with_events_and_no_seal_is_not_proven(trail: AuditTrail):
+    report = trail.verify()
+    assert report["ok"] is False
+    assert [p["kind"] for p in report["problems"]] == ["no_seal"]
+    assert report["first_bad_position"] is None and report["verified_through"] == 0
+    assert "no seal" in report["reason"]
+
+
+def test_an_empty_store_has_nothing_to_prove(ledger: Ledger):
+    report = AuditTrail(ledger).verify()
+    assert report["ok"] is True and "no events" in report["reason"]
+
+
+def verify_with(settings) -> dict[str, Any]:
+    ledger = Ledger(settings)
+    try:
+        return AuditTrail(ledger).verify()
+    finally:
+        ledger.close()
+
+
+def test_seals_are_trusted_only_by_the_key_configured_outside(trail: AuditTrail,
+                                                              backend: Backend, tmp_path):
+    trail.seal()
+    assert trail.verify()["ok"] is True
+    unconfigured = backend.settings.model_copy(update={"audit_public_key": None})
+    report = verify_with(unconfigured)
+    assert report["ok"] is False and report["verified_through"] == 0
+    assert [p["kind"] for p in report["problems"]] == ["no_public_key"]
+    assert "LEDGER_AUDIT_PUBLIC_KEY" in report["reason"]
+    # A seal signed by the key the database names, but not the configured one, proves nothing.
+    other = load_signing_key(backend.settings.model_copy(
+        update={"audit_key_file": tmp_path / "other.key"}), create=True)
+    elsewhere = backend.settings.model_copy(
+        update={"audit_public_key": public_key_text(other)})
+    refused = verify_with(elsewhere)
+    assert refused["ok"] is False and "not this deployment's audit key" in refused["reason"]
+    # Either of two configured keys (a key being replaced) is trusted; a file serves too.
+    both = f"{public_key_text(other)}, {backend.settings.audit_public_key}"
+    key_file = tmp_path / "audit.pub"
+    key_file.write_text(both + "\n")
+    by_file = backend.settings.model_copy(
+        update={"audit_public_key": None, "audit_public_key_file": key_file})
+    assert verify_with(by_file)["ok"] is True
+    malformed = backend.settings.model_copy(update={"audit_public_key": "not-a-key"})
+    bad = verify_with(malformed)
+    assert bad["ok"] is False and bad["problems"][0]["kind"] == "public_key_invalid"
+
+
+def test_the_verification_answer_is_cached_per_store_and_position(backend: Backend,
+                                                                  tmp_path):
+    """Two stores with the same history and head position: one tampered. Each answers for
+    itself, and a store's answer changes once anything is written or sealed."""
+    stores = [backend]
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    stores.append(Backend(backend.kind, second_dir))
+    try:
+        trails = []
+        for store in stores:
+            ledger = store.open()
+            build_deployment(ledger)
+            trails.append(AuditTrail(ledger))
+            trails[-1].seal()
+        assert trails[0].store.state().head_position == trails[1].store.state().head_position
+        raw = Raw(stores[1])
+        try:
+            target = raw.positions()[4]
+            raw.flip_byte(target, 20)
+        finally:
+            raw.close()
+        assert trails[0].verification()["ok"] is True
+        tampered = trails[1].verification()
+        assert tampered["ok"] is False and tampered["cached"] is False
+        assert trails[1].verification()["cached"] is True
+        # A new seal (no new event) is a change too.
+        trails[0].seal()
+        assert trails[0].verification()["cached"] is False
+        trails[0].ledger.record_dues(organization_code=BASE_B, period="2024-02",
+                                     amount="12.50", received_on="2024-02-21")
+        assert trails[0].verification()["cached"] is False
+    finally:
+        stores[1].close()

@@ -1,7 +1,8 @@
 """The projector's fast paths: its own decoding of stored events agrees with the eventsourcing
 mapper on every event of a varied history, topics no read model uses are listed but not
-fetched, a bulk build ends with exactly the indexes of a normally created set, and only shadow
-builds relax commit settings. Both stores."""
+parsed (their payloads are opened only for the union codes they name), a bulk build ends with
+exactly the indexes of a normally created set, and only shadow builds relax commit settings.
+Both stores."""
 
 from __future__ import annotations
 
@@ -57,15 +58,19 @@ def test_decoding_agrees_with_the_mapper_on_every_event(history):
     everything = ledger.recorder.select_notifications(start=1, limit=10**9)
     assert [n.id for n in notifications] == [n.id for n in everything]
     decoded_topics = set()
+    skipped = 0
     for n in notifications:
+        read = rm.projector.reader.decode(n)
         if n.topic not in HANDLERS:
-            assert n.state is None  # not fetched: no read model uses it
+            assert read.event is None  # not parsed: no read model uses it
+            skipped += 1
             continue
         stored = ledger.recorder.select_notifications(start=n.id, limit=1)[0]
+        assert n.originator_version == stored.originator_version
         expected = ledger.mapper.to_domain_event(StoredEvent(
             originator_id=stored.originator_id, originator_version=stored.originator_version,
             topic=stored.topic, state=stored.state))
-        event = rm.projector.reader.decode(n)
+        event = read.event
         fields = dict(vars(expected))
         assert event.originator_id == str(fields.pop("originator_id"))
         fields.pop("originator_version")
@@ -75,13 +80,13 @@ def test_decoding_agrees_with_the_mapper_on_every_event(history):
     # Not vacuous: the history holds members, vouchers and organisations.
     assert {"ledger:Member.Joined", "ledger:Voucher.Posted",
             "ledger:Organisation.Founded"} <= decoded_topics
-    assert any(n.state is None for n in notifications)
+    assert skipped > 0
 
 
 def test_a_posting_holds_fen_as_integers(history):
     _, rm = history
     postings = [p for n in _read_all(rm) if n.topic == "ledger:Voucher.Posted"
-                for p in rm.projector.reader.decode(n).postings]
+                for p in rm.projector.reader.decode(n).event.postings]
     assert postings and all(type(p.debit_fen) is int and type(p.credit_fen) is int
                             for p in postings)
 
@@ -174,10 +179,10 @@ def test_events_of_upcasting_classes_are_decoded_by_the_mapper_alike(history):
     """The fallback for event classes with a class_version (none yet) agrees too."""
     _, rm = history
     reader = rm.projector.reader
-    notifications = [n for n in _read_all(rm) if n.state is not None]
-    fast = [vars(reader.decode(n)) for n in notifications]
+    notifications = [n for n in _read_all(rm) if n.topic in HANDLERS]
+    fast = [vars(reader.decode(n).event) for n in notifications]
     reader._upcast = set(HANDLERS)
     try:
-        assert [vars(reader.decode(n)) for n in notifications] == fast
+        assert [vars(reader.decode(n).event) for n in notifications] == fast
     finally:
         reader._upcast = set()

@@ -67,8 +67,10 @@ def test_a_short_chunk_read_ahead_is_read_again_in_the_transaction(history):
                 assert reader._ahead._pending is not None  # the next one is under way
         with store.transaction(conn) as cur:
             plain = reader.read_chunk(cur, after=3, limit=5)
-        assert [n for n, _ in ahead.items] == [n for n, _ in plain.items]
-        assert [e and vars(e) for _, e in ahead.items] == [e and vars(e) for _, e in plain.items]
+        assert [r.notification for r in ahead.items] == [r.notification for r in plain.items]
+        assert [r.event and vars(r.event) for r in ahead.items] == [
+            r.event and vars(r.event) for r in plain.items]
+        assert [set(r.codes) for r in ahead.items] == [set(r.codes) for r in plain.items]
     finally:
         conn.close()
 

@@ -21,6 +21,7 @@ from scripts.demo_data import DEMO_YEAR, build_plan
 from scripts.demo_summary import summarize
 from service.application import Ledger
 from service.settings import Settings
+from service.storage import create_key_file
 from service.tokens import Tokens
 from tests.conftest import Backend
 
@@ -160,9 +161,17 @@ def test_a_store_read_with_another_key_fails_in_one_line(tmp_path: Path) -> None
                                   founded_on=root.founded_on.isoformat())
     finally:
         writer.close()
-    result = run_ledger(["summary"], ledger_env(url, tmp_path / "other.key"), tmp_path)
+    other = tmp_path / "other.key"
+    create_key_file(other, 32)
+    result = run_ledger(["summary"], ledger_env(url, other), tmp_path)
     assert result.returncode == 1
-    assert_one_line_failure(result, "another encryption key")
+    assert_one_line_failure(result, f"the encryption key from the key file {other} is not "
+                                    "the key of the store")
+    # A key file that does not exist is not made beside a store that holds events.
+    missing = tmp_path / "missing.key"
+    result = run_ledger(["summary"], ledger_env(url, missing), tmp_path)
+    assert_one_line_failure(result, f"no key file at {missing}")
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(

@@ -15,16 +15,19 @@ import subprocess
 import zlib
 from pathlib import Path
 from urllib.parse import urlparse
+from uuid import UUID
 
 import psycopg
 import pytest
-from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from domain.members import Member
 from service.application import Ledger
 from service.idempotency import IdempotencyKey
+from service.key_check import WrongEncryptionKey
+from service.payload_binding import PayloadCipher, is_bound
 from service.settings import Settings
-from service.storage import load_or_create_key
+from service.storage import derive_key, load_or_create_key
 from tests.conftest import Backend
 from tests.service.scenario import found_tree, person
 
@@ -78,15 +81,16 @@ def write_people(ledger: Ledger) -> list[str]:
     return member_ids
 
 
-def stored_states(backend: Backend, ledger: Ledger) -> list[tuple[str, bytes]]:
-    """(topic, state) of every stored event, read from the database without the application."""
+def stored_rows(backend: Backend, ledger: Ledger) -> list[StoredEvent]:
+    """Every stored event as the database holds it, read without the application."""
     table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
-    sql = f"SELECT topic, state FROM {table}"  # the library's own table name
+    # The library's own table name.
+    sql = f"SELECT originator_id, originator_version, topic, state FROM {table}"
     if backend.kind == "sqlite":
         with sqlite3.connect(backend.sqlite_path) as conn:
-            return [(t, bytes(s)) for t, s in conn.execute(sql)]
+            return [StoredEvent(UUID(i), v, t, bytes(s)) for i, v, t, s in conn.execute(sql)]
     with psycopg.connect(backend.url) as conn:
-        return [(t, bytes(s)) for t, s in conn.execute(sql)]
+        return [StoredEvent(i, v, t, bytes(s)) for i, v, t, s in conn.execute(sql)]
 
 
 def test_no_personal_data_in_the_raw_store(backend: Backend, ledger: Ledger) -> None:
@@ -118,31 +122,33 @@ def test_no_personal_data_in_the_raw_store(backend: Backend, ledger: Ledger) -> 
 def test_stored_state_is_ciphertext_that_the_key_opens(backend: Backend, ledger: Ledger) -> None:
     """The scan above is meaningful only if the data is there: decrypt it with the app's key."""
     write_people(ledger)
-    states = stored_states(backend, ledger)
-    joined = [state for topic, state in states if topic == Member.Joined.TOPIC]
+    rows = stored_rows(backend, ledger)
+    joined = [row for row in rows if row.topic == Member.Joined.TOPIC]
     assert len(joined) == len(PEOPLE)
     plaintexts = []
-    for _, state in states:
+    for row in rows:
         with pytest.raises(zlib.error):
-            zlib.decompress(state)  # neither plain JSON nor merely compressed
-        plaintexts.append(ledger.mapper.compressor.decompress(ledger.mapper.cipher.decrypt(state)))
+            zlib.decompress(row.state)  # neither plain JSON nor merely compressed
+        assert is_bound(row.state)  # every new payload is bound to its row
+        plaintexts.append(ledger.mapper.compressor.decompress(ledger.mapper.open_state(row)))
     opened = b"\n".join(plaintexts)
     for id_number, _name, mobile in PEOPLE:
         assert id_number.encode() in opened and mobile.encode() in opened
 
 
-def test_another_key_cannot_read_the_store(backend: Backend, ledger: Ledger) -> None:
-    member_ids = write_people(ledger)
+def test_another_key_cannot_open_the_store(backend: Backend, ledger: Ledger) -> None:
+    write_people(ledger)
     wrong = backend.settings.model_copy(
         update={"encryption_key": base64.b64encode(os.urandom(32)).decode()}
     )
-    intruder = Ledger(wrong)
-    try:
-        with pytest.raises(MapperDeserialisationError) as caught:
-            intruder.get_member(member_ids[0])
-        assert PEOPLE[0][0] not in str(caught.value)
-    finally:
-        intruder.close()
+    with pytest.raises(WrongEncryptionKey) as caught:
+        Ledger(wrong)
+    assert PEOPLE[0][0] not in str(caught.value)
+    # Were the check bypassed, the payloads would not open either (they are the key's alone).
+    row = stored_rows(backend, ledger)[0]
+    with pytest.raises(MapperDeserialisationError):
+        PayloadCipher(derive_key(base64.b64decode(wrong.encryption_key), "event-cipher")).open(
+            row.state, row.originator_id, row.originator_version, row.topic)
 
 
 def test_key_file_is_created_private_when_no_key_is_configured(tmp_path: Path) -> None:
@@ -151,21 +157,21 @@ def test_key_file_is_created_private_when_no_key_is_configured(tmp_path: Path) -
                         encryption_key=None, key_file=key_file)
     old_umask = os.umask(0o022)  # a common umask must not widen the file's mode
     try:
-        key = load_or_create_key(settings)
+        # The application opened without a configured key creates the file, uses and keeps it.
+        app = Ledger(settings)
     finally:
         os.umask(old_umask)
+    key = load_or_create_key(settings)
     assert len(key) == 32
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert load_or_create_key(settings) == key, "the key changed on the second start"
-    # The application opened without a configured key uses (and keeps) the same file.
-    app = Ledger(settings)
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
     try:
         tree = found_tree(app)
         app.join_member(id_number=PEOPLE[0][0], name=PEOPLE[0][1],
                         organization_code=tree.base_a, joined_on="2024-01-02")
     finally:
         app.close()
-    assert load_or_create_key(settings) == key
+    assert load_or_create_key(settings) == key, "the key changed"
     reopened = Ledger(settings)
     try:
         assert reopened.find_member(PEOPLE[0][0])["name"] == PEOPLE[0][1]
