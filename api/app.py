@@ -26,7 +26,7 @@ from api.routers import (
     statements,
 )
 from api.services import Services
-from service.settings import Settings, get_settings
+from storage.settings import Settings, get_settings
 
 DESCRIPTION = """\
 工会会员与经费账簿 — the trade-union membership and fund ledger.

@@ -21,10 +21,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import Forbidden, MalformedRequest, Unauthenticated
 from api.services import Services, services
 from domain.errors import InvalidValue, NotFound
-from service.clock import today_in_china
 from service.idempotency import KEY_PATTERN, IdempotencyKey
 from service.tokens import Principal
 from service.unit_of_work import member_not_found
+from storage.clock import today_in_china
 
 READERS = ("clerk", "auditor", "admin")
 WRITERS = ("clerk", "admin")

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from api.metrics import Metrics
-from projections.audit import AuditTrail
-from projections.audit_sealer import AutoSealer
+from projections.audit.sealer import AutoSealer
+from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
-from projections.worker import ProjectionWorker
+from projections.read_models.worker import ProjectionWorker
 from service.application import Ledger
-from service.settings import Settings
 from service.tokens import Tokens
+from storage.settings import Settings
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Services:
         metric tell the truth and a read after a quiet spell finds little to apply: the loop
         of `ledger project` in a thread, unless the server runs it in a process of its own
         (settings.projection_thread). The loop also seals the audit chain by itself: one
-        sealer per server (projections/audit_sealer.py)."""
+        sealer per server (projections/audit/sealer.py)."""
         if self.settings.projection_thread:
             self._projection = ProjectionWorker(self.read_models, sealer=AutoSealer(
                 self.audit, interval_s=self.settings.audit_seal_interval_s))

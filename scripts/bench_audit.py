@@ -34,11 +34,11 @@ from typing import Any
 
 import psycopg
 
-from projections.audit import AuditTrail
-from projections.audit_seals import load_signing_key, public_key_text
+from projections.audit.seals import load_signing_key, public_key_text
+from projections.audit.trail import AuditTrail
 from scripts import synthetic
 from service.application import Ledger
-from service.settings import Settings
+from storage.settings import Settings
 
 DEFAULT_EVENTS = 1_000_000
 SEED_BASE_UNIONS = 20

@@ -37,13 +37,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from projections.projector import HANDLERS  # noqa: E402
 from projections.read_models import ReadModels  # noqa: E402
-from projections.rebuild import REBUILD_BATCH_EVENTS, build  # noqa: E402
-from projections.schema import LIVE, SHADOW, TABLES, TableSet  # noqa: E402
+from projections.read_models.projector import HANDLERS  # noqa: E402
+from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet  # noqa: E402
+from projections.reconciliation.rebuild import REBUILD_BATCH_EVENTS, build  # noqa: E402
 from scripts.bench.database import DEFAULT_ADMIN_URL, bench_store  # noqa: E402
 from service.application import Ledger  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from storage.settings import Settings  # noqa: E402
 
 COPY_SET = TableSet("rm_benchcopy_")
 WRITE_CHUNK_ROWS = 20_000

@@ -1,6 +1,6 @@
 """`ledger audit seal|verify|export-seals|public-key`: the tamper-evident audit trail (防篡改审计).
 
-See projections/audit.py for what a seal proves and how often to make one.
+See projections/audit/trail.py for what a seal proves and how often to make one.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from projections.audit import AuditTrail
-from projections.audit_seals import AuditKeyError, SealFileError
+from projections.audit.seals import AuditKeyError, SealFileError
+from projections.audit.trail import AuditTrail
 from scripts.common import CommandFailed, ledger_session, progress_bar
 
 MAX_PROBLEMS_SHOWN = 20

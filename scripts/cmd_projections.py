@@ -15,16 +15,16 @@ from rich.table import Table
 from domain.period import Month
 from domain.privacy import mask
 from projections.read_models import ReadModels
-from projections.rebuild import RebuildReport, rebuild
-from projections.reconcile import (
+from projections.read_models.worker import ProjectionWorker
+from projections.reconciliation.rebuild import RebuildReport, rebuild
+from projections.reconciliation.reconcile import (
     Section,
     read_bank_file,
     read_levy_file,
     reconcile_bank,
     reconcile_levies,
 )
-from projections.reconcile_report import OUTCOME_NAMES, workbook_bytes
-from projections.worker import ProjectionWorker
+from projections.reconciliation.report import OUTCOME_NAMES, workbook_bytes
 from scripts.common import (
     CommandFailed,
     ledger_session,

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from scripts.common import ledger_session, load_settings, store_name
-from service.clock import CHINA
 from service.tokens import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, Tokens
+from storage.clock import CHINA
 
 
 class Role(StrEnum):
@@ -31,10 +31,10 @@ def serve(
     """The HTTP service (OpenAPI at /docs)."""
     import uvicorn
 
-    from api import http_processes
     from api.app import create_app
-    from api.projection_process import ProjectionProcess
     from api.services import Services
+    from scripts.server import http_processes
+    from scripts.server.projection_process import ProjectionProcess
 
     settings = load_settings()
     updates = {"host": host, "port": port, "workers": workers, "projection_thread": False}
@@ -56,7 +56,7 @@ def serve(
     # start: left to them, they would race to create the same key files and tables.
     Services.open(settings).close()
     # The read models are kept current by one process of their own, not by a thread in each
-    # server process (api/projection_process.py).
+    # server process (scripts/server/projection_process.py).
     projection = ProjectionProcess(settings)
     projection.start()
     # uvicorn stops on SIGTERM, restores the handler it found and raises the signal again:

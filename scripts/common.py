@@ -33,9 +33,9 @@ from rich.text import Text
 from domain.errors import DomainError
 from domain.privacy import mask_text
 from service.application import Ledger
-from service.key_check import StoreKeyError
-from service.payload_binding import PayloadBindingError
-from service.settings import Settings, get_settings
+from storage.key_check import StoreKeyError
+from storage.payload_binding import PayloadBindingError
+from storage.settings import Settings, get_settings
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -88,7 +88,7 @@ def store_name(settings: Settings) -> str:
     url = settings.database_url
     parts = urlparse(url)
     if parts.scheme == "sqlite":
-        # As service/storage.py's eventsourcing_env() reads the URL.
+        # As storage/'s eventsourcing_env() reads the URL.
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if parts.netloc:
             path = parts.netloc + "/" + path

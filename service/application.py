@@ -34,34 +34,28 @@ from domain.errors import (
 )
 from domain.organisations import Organisation
 from domain.vouchers import Book
-from projections.store import pg_array
 from service.fund_commands import FundCommands
 from service.group_commit import GroupCommitter, PendingCommand
 from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
-from service.key_check import (
-    KeyCheckTable,
-    KeyFileRefused,
-    WrongEncryptionKey,
-    check_value,
-)
 from service.member_commands import MemberCommands
 from service.organisation_commands import OrganisationCommands
-from service.outage import bound_retries
-from service.payload_binding import BoundMapper, PayloadBindingError
 from service.repository import LedgerRepository
-from service.settings import Settings
-from service.storage import (
+from service.unit_of_work import CommandResult, UnitOfWork
+from storage.database import pg_array
+from storage.event_store import describe_store, eventsourcing_env
+from storage.key_check import KeyCheckTable, KeyFileRefused, WrongEncryptionKey, check_value
+from storage.keys import (
     KEY_BYTES,
     ConfiguredKey,
     MemberIds,
     configured_key,
     create_key_file,
     derive_key,
-    describe_store,
-    eventsourcing_env,
-    register_transcodings,
 )
-from service.unit_of_work import CommandResult, UnitOfWork
+from storage.outage import bound_retries
+from storage.payload_binding import BoundMapper, PayloadBindingError
+from storage.settings import Settings
+from storage.transcodings import register_transcodings
 
 
 def _uuid(value: Any) -> UUID:
@@ -100,13 +94,13 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         self.committer = GroupCommitter(self)
 
     def construct_mapper(self) -> BoundMapper:
-        """Payloads encrypted bound to their rows (service/payload_binding.py); the key comes
+        """Payloads encrypted bound to their rows (storage/payload_binding.py); the key comes
         once it has been checked against the store (_open_with_key)."""
         return BoundMapper(transcoder=self.construct_transcoder(),
                            compressor=self.factory.compressor(), cipher=None)
 
     def _open_with_key(self, configured: ConfiguredKey) -> bytes:
-        """The master key, checked against the store (service/key_check.py): a key file is
+        """The master key, checked against the store (storage/key_check.py): a key file is
         created only beside a store that holds no events, and a key that is not the store's
         is refused before anything is read or written."""
         self.key_check = KeyCheckTable(self.recorder)
@@ -158,7 +152,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
 
     def construct_repository(self) -> LedgerRepository:
         """eventsourcing's repository, as its own construct_repository() configures it from
-        the environment (service/storage.py), as a LedgerRepository."""
+        the environment (storage/), as a LedgerRepository."""
         repository = super().construct_repository()
         ledger_repository = LedgerRepository(
             event_store=repository.event_store, snapshot_store=repository.snapshot_store,
@@ -333,7 +327,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
         column) and `{p}` (a parameter marker) are filled in for the store's dialect; UUID
         parameters are passed as the dialect stores them."""
         recorder = self.recorder
-        is_sqlite = isinstance(recorder, SQLiteRecorder)  # by class: see service/pg_recorder.py
+        is_sqlite = isinstance(recorder, SQLiteRecorder)  # by class: see storage/pg_recorder.py
         sql = sql.format(
             table=recorder.events_table_name,  # type: ignore[attr-defined]
             position="rowid" if is_sqlite else "notification_id",

@@ -24,8 +24,8 @@ from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate, stable_id, stable_topic
 from domain.errors import SearchLimitReached
-from service import clock
 from service.unit_of_work import CommandResult, UnitOfWork
+from storage import clock
 
 WINDOW_S = 60
 

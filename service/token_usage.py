@@ -24,7 +24,7 @@ class TokenUsage:
 
     def __init__(self, recorder: Any) -> None:
         self._recorder = recorder
-        self._sqlite = isinstance(recorder, SQLiteRecorder)  # by class: see service/pg_recorder.py
+        self._sqlite = isinstance(recorder, SQLiteRecorder)  # by class: see storage/pg_recorder.py
         self._marker = "?" if self._sqlite else "%s"
 
     def _execute(self, sql: str, params: tuple[Any, ...] = (), *, fetch: bool = False

@@ -33,10 +33,10 @@ from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate, acting_as, stable_topic
 from domain.errors import InvalidValue, NotFound
-from service import clock
 from service.application import Ledger
-from service.storage import derive_key, load_or_create_key
 from service.token_usage import TokenUsage
+from storage import clock
+from storage.keys import derive_key, load_or_create_key
 
 ROLES = ("clerk", "auditor", "admin")
 SECRET_BYTES = 32

@@ -27,7 +27,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.sqlite import SQLiteRecorder
 
-from service.pg_recorder import BinaryArrayApplicationRecorder
+from storage.pg_recorder import BinaryArrayApplicationRecorder
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ class _Unlocked:
         self._recorder = recorder
 
     # Looked up on each call, not bound once: the recorder's methods may be replaced on the
-    # instance after the lock is made (service/outage.py).
+    # instance after the lock is made (storage/outage.py).
     def select_notifications(self, start: int, limit: int,
                              stop: int | None = None) -> Sequence[Notification]:
         return self._recorder.select_notifications(start=start, limit=limit, stop=stop)
@@ -83,7 +83,7 @@ class FileLock:
 
     def write(self, body: Callable[[Turn], T]) -> T:
         if self._file is None:
-            # 0600 like the database beside it (service/storage.py): it holds nothing, but
+            # 0600 like the database beside it (storage/): it holds nothing, but
             # whoever can open it can hold up every writer.
             self._file = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
                                            0o600), "a+b")
@@ -123,7 +123,7 @@ def writer_lock(recorder: Any) -> WriterLock:
                                       f"{recorder.events_table_name}")
     if isinstance(recorder, PostgresRecorder):
         raise TypeError("on PostgreSQL the writers take turns through "
-                        "service.pg_recorder.BinaryArrayApplicationRecorder")
+                        "storage.pg_recorder.BinaryArrayApplicationRecorder")
     if isinstance(recorder, SQLiteRecorder):
         pool = recorder.datastore.pool
         if pool.is_sqlite_memory_mode:

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from projections.audit_seals import load_signing_key, public_key_text
+from projections.audit.seals import load_signing_key, public_key_text
 from service.application import Ledger
-from service.settings import Settings
+from storage.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgres")

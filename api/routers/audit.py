@@ -12,7 +12,7 @@ from api.models.common import ERRORS
 from api.models.reads import AuditEvents, Seal, Seals, Verification
 from api.presenting import present
 from api.security import Admin, Auditor, Idempotency
-from projections.audit_events import is_person_topic, mask_record
+from projections.audit.events import is_person_topic, mask_record
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERRORS)
 MAX_EVENTS = 1000

@@ -25,7 +25,7 @@ from api.models.funds import (
 )
 from api.presenting import command
 from api.security import Idempotency, Writer
-from projections.audit import AuditTrail
+from projections.audit.trail import AuditTrail
 
 router = APIRouter(tags=["funds"], responses=ERRORS)
 log = logging.getLogger(__name__)

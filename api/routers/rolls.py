@@ -23,7 +23,7 @@ from api.queries import (
     period,
 )
 from api.security import Reader
-from projections.exports import CHANGE_COLUMNS, roll_columns
+from projections.reports.exports import CHANGE_COLUMNS, roll_columns
 
 router = APIRouter(prefix="/v1/organizations/{code}/roll", tags=["rolls"], responses=ERRORS)
 StatusParam = Annotated[Literal["active", "retained", "transfer_pending"] | None, Query()]

@@ -23,7 +23,7 @@ from api.queries import (
     period,
 )
 from api.security import Reader
-from projections.exports import (
+from projections.reports.exports import (
     BALANCE_SHEET_COLUMNS,
     INCOME_COLUMNS,
     JOURNAL_COLUMNS,

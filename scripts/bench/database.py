@@ -16,7 +16,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 
 from scripts.bench import baseline
-from service.settings import Settings
+from storage.settings import Settings
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAME_PREFIX = "ledger_bench_"

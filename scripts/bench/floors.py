@@ -95,8 +95,8 @@ def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
     from domain.organisations import Admissions
     from scripts.synthetic import employer_code, id_number, union_code
     from service.application import Ledger
-    from service.settings import Settings
     from service.unit_of_work import UnitOfWork
+    from storage.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="ledger-floor-") as tmp:
         directory = Path(tmp)

@@ -7,7 +7,7 @@ vouchers, idempotency records); its events are then cycled to `--events` events 
 
 - encode: the mapper's to_stored_event (JSON, zlib, AES-GCM), what every write pays;
 - decode: the mapper's to_domain_event, what loading an aggregate pays per event;
-- read:   the projector's own decoder (projections/event_reader.py), what a rebuild pays, over
+- read:   the projector's own decoder (projections/read_models/event_reader.py), what a rebuild pays, over
           the events of topics a read model uses (read_used), and over every event with its
           payload opened (read_all: the audit index opens all but a few topics' payloads).
 
@@ -28,13 +28,13 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from projections.event_reader import EventReader, Notification
-from projections.projector import HANDLERS
-from projections.store import Store
+from projections.read_models.event_reader import EventReader, Notification
+from projections.read_models.projector import HANDLERS
 from scripts.synthetic import employer_code, id_number, union_code
 from service.application import Ledger
 from service.idempotency import IdempotencyKey
-from service.settings import Settings
+from storage.database import Store
+from storage.settings import Settings
 
 REGION = "110105"
 

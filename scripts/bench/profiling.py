@@ -37,7 +37,7 @@ ATTACH_TIMEOUT_S = 20.0
 ATTACHED_LINE = "Sampling process"  # py-spy's first line once it samples
 _PROCESS_FRAME = re.compile(r'process (\d+):"([^"]*)";')
 _ROLES = (  # (role, a frame only that kind of process runs), the first one found wins
-    ("rebuild", "rebuild (projections/rebuild.py"),
+    ("rebuild", "rebuild (projections/reconciliation/rebuild.py"),
     ("projection", "ProjectionWorker"),
     ("http", "uvicorn/server.py"),
     ("server", "scripts/cmd_server.py"),  # `ledger serve`'s parent, supervising

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from projections.read_models import ReadModels
-from projections.schema import SHADOW
+from projections.read_models.schema import SHADOW
 from scripts.bench.database import BenchStore
 from scripts.bench.server import REPO_ROOT
 from scripts.bench.stats import per_s

@@ -19,8 +19,8 @@ import uvicorn
 
 from api.app import create_app
 from scripts.synthetic import employer_code, id_number, union_code
-from service.settings import Settings
 from service.tokens import Tokens
+from storage.settings import Settings
 from tests.conftest import BACKENDS, Backend
 
 ROOT_REGION, EAST_REGION, WEST_REGION = "110000", "110105", "110108"

@@ -1,4 +1,4 @@
-"""`ledger serve --workers 2` (api/http_processes.py), as real processes: connections are
+"""`ledger serve --workers 2` (scripts/server/http_processes.py), as real processes: connections are
 spread over both HTTP processes, a killed one comes back, a second server on the same port is
 refused, and nothing is left holding the port when the server is killed."""
 

@@ -1,4 +1,4 @@
-"""The server's projection process (api/projection_process.py), as real processes: it keeps the
+"""The server's projection process (scripts/server/projection_process.py), as real processes: it keeps the
 read models current, comes back when killed, stops with the server, and stops by itself when
 the server is killed."""
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.projection_process import ProjectionProcess
 from api.services import Services
-from projections.audit import AuditTrail
+from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
+from scripts.server.projection_process import ProjectionProcess
 from tests.conftest import Backend
 from tests.reliability.harness import LedgerProcesses, ServerProcess
 from tests.service.scenario import found_tree, person

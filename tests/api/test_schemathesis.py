@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from service.settings import Settings
+from storage.settings import Settings
 from tests.api.conftest import Api
 
 EXAMPLES_PER_OPERATION = 25  # ~40 operations x 2 backends: a few minutes on 2 cores

@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from projections import projector
-from projections.read_models import ReadModels
+from projections.read_models import ReadModels, projector
 from service.application import Ledger
-from service.settings import Settings
+from storage.settings import Settings
 
 
 def main() -> None:

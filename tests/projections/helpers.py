@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from projections.compare import Comparison, compare
 from projections.read_models import ReadModels
-from projections.rebuild import build
-from projections.schema import LIVE, SHADOW, TableSet
+from projections.read_models.schema import LIVE, SHADOW, TableSet
+from projections.reconciliation.compare import Comparison, compare
+from projections.reconciliation.rebuild import build
 
 
 def compare_with_rebuild(read_models: ReadModels, *, live: TableSet = LIVE) -> Comparison:

@@ -16,10 +16,10 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from projections.audit import AuditTrail
-from projections.audit_chain import chain_links
-from projections.audit_seals import load_signing_key, make_seal, public_key_text
-from projections.audit_store import ChainContradictsSeal
+from projections.audit.chain import chain_links
+from projections.audit.seals import load_signing_key, make_seal, public_key_text
+from projections.audit.store import ChainContradictsSeal
+from projections.audit.trail import AuditTrail
 from scripts import synthetic
 from service.application import Ledger
 from service.idempotency import IdempotencyKey

@@ -9,14 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.audit_chain import (
-    GENESIS,
-    SealPoint,
-    chain_links,
-    check_chain,
-    frame,
-    next_link,
-)
+from projections.audit.chain import GENESIS, SealPoint, chain_links, check_chain, frame, next_link
 
 
 def make_rows(count: int, start: int = 1, gaps: frozenset[int] = frozenset()):

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from projections.audit import AuditTrail
-from projections.audit_events import without_secrets
-from projections.event_reader import UNION_CODE_IN_JSON
-from projections.projector import UNREAD_TOPICS
+from projections.audit.events import without_secrets
+from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
+from projections.read_models.event_reader import UNION_CODE_IN_JSON
+from projections.read_models.projector import UNREAD_TOPICS
 from service.application import Ledger
 from tests.projections.history import HistoryWriter
 from tests.projections.test_audit import (
@@ -197,7 +197,7 @@ def test_events_beyond_the_index_are_scanned_a_bounded_number_at_a_time(
         ledger.record_dues(organization_code=BASE_B, period="2024-02", amount="12.50",
                            received_on="2024-02-21")
         expected = AuditTrail(ledger).events(limit=1000, organization_code=BASE_B)["items"]
-        monkeypatch.setattr("projections.audit.MAX_SCANNED_EVENTS", 100)
+        monkeypatch.setattr("projections.audit.trail.MAX_SCANNED_EVENTS", 100)
         trail = AuditTrail(ledger, read_models)
         decodes = DecodeCounter(monkeypatch, ledger)
         pages, after = [], 0

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from projections.audit import AuditTrail
-from projections.audit_sealer import AutoSealer
+from projections.audit.sealer import AutoSealer
+from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
-from projections.worker import ProjectionWorker
+from projections.read_models.worker import ProjectionWorker
 from service.application import Ledger
 from tests.projections.test_audit import BASE_B, Raw, build_deployment
 
@@ -104,7 +104,7 @@ def test_a_failed_seal_is_logged_and_the_loop_goes_on(trail: AuditTrail, backend
         raw.close()
     dues(trail.ledger, "2024-02")
     clock.advance(hours=2)
-    with caplog.at_level(logging.ERROR, logger="projections.audit_sealer"):
+    with caplog.at_level(logging.ERROR, logger="projections.audit.sealer"):
         assert sealer.tick() is None
     assert "no longer match the seal" in caplog.text
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 
 from openpyxl import load_workbook
 
-from projections.exports import (
+from projections.read_models import ReadModels
+from projections.reports.exports import (
     balance_sheet_table,
     income_expenditure_table,
     journal_table,
@@ -18,7 +19,6 @@ from projections.exports import (
     to_csv,
     to_xlsx,
 )
-from projections.read_models import ReadModels
 from tests.service.scenario import found_tree, person
 
 D = datetime.date

@@ -14,11 +14,11 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.vouchers import Posting
-from projections.event_reader import PostingRow
-from projections.projector import HANDLERS
 from projections.read_models import ReadModels
-from projections.rebuild import _shadow_transaction, build
-from projections.schema import LIVE, SHADOW, TABLES, TableSet
+from projections.read_models.event_reader import PostingRow
+from projections.read_models.projector import HANDLERS
+from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet
+from projections.reconciliation.rebuild import _shadow_transaction, build
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter
 

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.accounts import ACCOUNTS
-from projections.ledger_sums import split
-from projections.rows import KNOWN_NOW_US, day_int, from_micros
-from projections.scope import subtree_codes
-from projections.store import _to_psycopg, pg_array
+from projections.read_models.ledger_sums import split
+from projections.read_models.rows import KNOWN_NOW_US, day_int, from_micros
+from projections.read_models.scope import subtree_codes
+from storage.database import _to_psycopg, pg_array
 from tests.conftest import BACKENDS, PG_ADMIN_URL
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter, random_history

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from domain.accounts import ACCOUNTS
 from projections.read_models import ReadModels
-from projections.rebuild import build
-from projections.rows import from_micros
-from projections.schema import TableSet
-from projections.scope import subtree_codes
+from projections.read_models.rows import from_micros
+from projections.read_models.schema import TableSet
+from projections.read_models.scope import subtree_codes
+from projections.reconciliation.rebuild import build
 from tests.conftest import BACKENDS, Backend
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter, random_history

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from domain.errors import InvalidValue, NotFound
-from projections import worker as worker_module
 from projections.read_models import ReadModels
-from projections.worker import ProjectionWorker
+from projections.read_models import worker as worker_module
+from projections.read_models.worker import ProjectionWorker
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.service.scenario import found_tree, person
 

@@ -9,10 +9,10 @@ import random
 
 import pytest
 
-from projections import event_reader, rebuild
-from projections.pii import NONCE_BYTES, PiiCipher
-from projections.read_models import ReadModels
-from service.storage import derive_key
+from projections.read_models import ReadModels, event_reader
+from projections.reconciliation import rebuild
+from storage.keys import derive_key
+from storage.pii_cipher import NONCE_BYTES, PiiCipher
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter
 

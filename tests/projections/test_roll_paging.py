@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-import projections.rolls as rolls
+import projections.read_models.rolls as rolls
 from projections.read_models import ReadModels
-from projections.rows import day_int, known_us
-from projections.schema import LIVE, TABLES_BY_NAME, ensure_live
-from projections.scope import subtree_codes
+from projections.read_models.rows import day_int, known_us
+from projections.read_models.schema import LIVE, TABLES_BY_NAME, ensure_live
+from projections.read_models.scope import subtree_codes
 from tests.service.scenario import found_tree, person
 
 D = datetime.date

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from openpyxl import load_workbook
 
-from projections.exports import (
+from projections.reports.exports import (
     FORMULA_STARTS,
     income_expenditure_table,
     neutralise,

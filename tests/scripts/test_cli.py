@@ -20,9 +20,9 @@ from domain.organisations import Deployment, Organisation
 from scripts.demo_data import DEMO_YEAR, build_plan
 from scripts.demo_summary import summarize
 from service.application import Ledger
-from service.settings import Settings
-from service.storage import create_key_file
 from service.tokens import Tokens
+from storage.keys import create_key_file
+from storage.settings import Settings
 from tests.conftest import Backend
 
 SCALE = "0.002"

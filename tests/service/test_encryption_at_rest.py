@@ -24,10 +24,10 @@ from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from domain.members import Member
 from service.application import Ledger
 from service.idempotency import IdempotencyKey
-from service.key_check import WrongEncryptionKey
-from service.payload_binding import PayloadCipher, is_bound
-from service.settings import Settings
-from service.storage import derive_key, load_or_create_key
+from storage.key_check import WrongEncryptionKey
+from storage.keys import derive_key, load_or_create_key
+from storage.payload_binding import PayloadCipher, is_bound
+from storage.settings import Settings
 from tests.conftest import Backend
 from tests.service.scenario import found_tree, person
 

@@ -23,7 +23,7 @@ from domain.organisations import Organisation
 from domain.vouchers import Book
 from service.application import Ledger, _deferred
 from service.group_commit import WriterCache
-from service.outage import PROBE_INTERVAL_S
+from storage.outage import PROBE_INTERVAL_S
 from tests.conftest import Backend
 from tests.service.scenario import Tree, found_tree, lines, person
 
@@ -172,7 +172,7 @@ def test_answers_wait_for_the_commit_and_a_failed_insert_answers_no_command(
     assert all(isinstance(o, OperationalError) for o in outcomes)
     assert ledger.head_position() == head
     monkeypatch.undo()
-    # On PostgreSQL the failure closed the outage gate (service/outage.py): the next call
+    # On PostgreSQL the failure closed the outage gate (storage/outage.py): the next call
     # after the probe interval finds the database back.
     time.sleep(PROBE_INTERVAL_S * 1.5)
     # The writer's cache kept nothing of the failed batch: the same commands now land once.

@@ -14,12 +14,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from projections.audit import AuditTrail
+from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
 from service.application import Ledger
-from service.key_check import CHECK_TABLE, KeyFileRefused, WrongEncryptionKey, check_value
-from service.settings import Settings
-from service.storage import create_key_file
+from storage.key_check import CHECK_TABLE, KeyFileRefused, WrongEncryptionKey, check_value
+from storage.keys import create_key_file
+from storage.settings import Settings
 from tests.conftest import Backend
 from tests.service.scenario import found_tree, person
 

@@ -17,12 +17,12 @@ from eventsourcing.persistence import Mapper
 from eventsourcing.utils import Environment
 
 from domain.organisations import Organisation
-from projections.audit import AuditTrail
-from projections.event_reader import UnreadableEvent
+from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
+from projections.read_models.event_reader import UnreadableEvent
 from service.application import Ledger
-from service.payload_binding import BOUND_MARKER, PayloadBindingError, PayloadCipher, is_bound
-from service.storage import derive_key
+from storage.keys import derive_key
+from storage.payload_binding import BOUND_MARKER, PayloadBindingError, PayloadCipher, is_bound
 from tests.conftest import Backend
 from tests.projections.test_audit import Raw
 from tests.service.scenario import Tree, found_tree, person

@@ -1,4 +1,4 @@
-"""service/pg_recorder.py: the binary column-array insert writes what eventsourcing's composite
+"""storage/pg_recorder.py: the binary column-array insert writes what eventsourcing's composite
 insert writes, in the same order, under the same lock, atomically; and the service finds it."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
-from service.outage import bound_retries
-from service.pg_recorder import BinaryArrayApplicationRecorder
 from service.writer_lock import AdvisoryLock, FileLock, writer_lock
+from storage.outage import bound_retries
+from storage.pg_recorder import BinaryArrayApplicationRecorder
 from tests.conftest import Backend, _pg_base, create_pg_database, drop_pg_database
 
 TOPICS = ("ledger:Member.Joined", "ledger:Organisation.MembersAdmitted", "主题:事件")

@@ -75,7 +75,7 @@ from domain.organisations import Organisation
 from domain.period import Month
 from domain.vouchers import Book, Posting, Voucher, check_balanced
 from service.application import Ledger
-from service.settings import Settings
+from storage.settings import Settings
 from tests.conftest import (
     BACKENDS,
     PG_ADMIN_URL,

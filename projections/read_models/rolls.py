@@ -1,0 +1,346 @@
+"""会员名册: the roll of a union (or its subtree) as of a date, as known at a moment; its
+summary counts and its changes with the national change codes.
+
+A roll span (member, union, status) counts as of day D known at moment K when it was opened
+by K, started on or before D, and had not ended by D as known at K (its closing event
+recorded after K, or its end date after D).
+
+A roll is ordered by (joined_on, member_id, opened_position): a total order (the last two are
+a span's key), so a page is well defined and can be found by seeking instead of counting.
+Deep pages of a big roll are the costly case: an OFFSET walks every row before the page. So:
+
+- every page is read in one snapshot (REPEATABLE READ on PostgreSQL; SQLite's reads are
+  snapshots already), its total and its rows alike;
+- a page in the second half of the roll is read backwards from the end, so no page walks
+  more than half of the roll;
+- when the same roll (union, scope, status, as of, as known) is asked for again while the
+  read models are unchanged, its every ANCHOR_STRIDE-th key and its total are kept in memory
+  (RollAnchors), and a page is read by seeking to the anchor before it: a few hundred index
+  entries whatever the page. "Unchanged" is exact: the projection's position (every batch of
+  events moves it) and the identity of the live tables (a rebuild switches them), read in
+  the same snapshot as the page.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections import OrderedDict
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from domain.errors import InvalidValue
+from domain.identity import IdNumber
+from domain.members import CHANGE_CODES
+from projections.read_models.rows import day_int, from_micros, iso_day
+from projections.read_models.schema import TableSet
+from projections.read_models.scope import org_filter
+from storage.database import Store
+from storage.pii_cipher import PiiCipher
+
+MAX_PAGE_SIZE = 1000
+ROLL_STATUSES = ("active", "retained", "transfer_pending")
+
+# One anchor (a row's sort key) every ANCHOR_STRIDE rows of a roll: a page is then found by
+# walking at most ANCHOR_STRIDE - 1 rows past its anchor.
+ANCHOR_STRIDE = 100
+# Smaller rolls are always paged by counting: walking them costs less than keeping anchors.
+ANCHOR_MIN_ROWS = 2_000
+# The memory anchors may take in one process: at most this many rolls and keys in all
+# (a key is a date, a member id and a position: about 150 bytes).
+ANCHOR_MAX_ROLLS = 32
+ANCHOR_MAX_KEYS = 200_000
+
+_ON_ROLL = """s.opened_at_us <= :k AND s.valid_from <= :d
+    AND (s.closed_at_us IS NULL OR s.closed_at_us > :k OR s.valid_to > :d)"""
+_ROLL_ORDER = ("s.joined_on", "s.member_id", "s.opened_position")
+_DETAILS_KNOWN = """d.recorded_at_us <= :k
+    AND (d.superseded_at_us IS NULL OR d.superseded_at_us > :k)"""
+
+
+def paging(page: int, page_size: int) -> tuple[int, int]:
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise InvalidValue("page", "page is a whole number from 1")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not (
+        1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        raise InvalidValue("page_size", f"page_size is between 1 and {MAX_PAGE_SIZE}")
+    return page_size, (page - 1) * page_size
+
+
+class RollAnchors:
+    """The anchors of the rolls lately asked for, each valid for one version of the read
+    models only. A roll's anchors are computed the second time it is asked for at one
+    version: a roll asked for once (or under a steady stream of writes) is paged by counting,
+    which costs less than computing its anchors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> (version, total, anchors), least recently used first.
+        self._rolls: OrderedDict[tuple, tuple[tuple, int, list[tuple]]] = OrderedDict()
+        self._keys = 0
+        # key -> the version it was last asked for at without anchors.
+        self._asked: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def get(self, key: tuple, version: tuple) -> tuple[int, list[tuple]] | None:
+        with self._lock:
+            found = self._rolls.get(key)
+            if found is None or found[0] != version:
+                return None
+            self._rolls.move_to_end(key)
+            return found[1], found[2]
+
+    def asked_before(self, key: tuple, version: tuple) -> bool:
+        """Whether the roll was asked for at this version before (and notes that it was)."""
+        with self._lock:
+            before = self._asked.pop(key, None) == version
+            self._asked[key] = version
+            while len(self._asked) > 4 * ANCHOR_MAX_ROLLS:
+                self._asked.popitem(last=False)
+            return before
+
+    def put(self, key: tuple, version: tuple, total: int, anchors: list[tuple]) -> None:
+        if len(anchors) > ANCHOR_MAX_KEYS:
+            return
+        with self._lock:
+            old = self._rolls.pop(key, None)
+            if old is not None:
+                self._keys -= len(old[2])
+            self._rolls[key] = (version, total, anchors)
+            self._keys += len(anchors)
+            while len(self._rolls) > ANCHOR_MAX_ROLLS or self._keys > ANCHOR_MAX_KEYS:
+                _, (_, _, dropped) = self._rolls.popitem(last=False)
+                self._keys -= len(dropped)
+
+
+class RollQueries:
+    def __init__(self, store: Store, tables: TableSet, cipher: PiiCipher) -> None:
+        self.store = store
+        self.tables = tables
+        self.cipher = cipher
+        self.anchors = RollAnchors()
+
+    def _t(self, name: str) -> str:
+        return self.tables.table(name)
+
+    def _details(self, cur: Any, member_ids: list[str], k_us: int) -> dict[str, dict[str, Any]]:
+        if not member_ids:
+            return {}
+        params: dict[str, Any] = {"k": k_us}
+        marks = []
+        for i, m in enumerate(member_ids):
+            params[f"m{i}"] = m
+            marks.append(f":m{i}")
+        cur.execute(self.store.sql(
+            f"SELECT d.member_id, d.name_enc, d.id_number_enc, d.mobile_enc, d.migrant_worker,"
+            f" d.new_employment_form FROM {self._t('member_details')} d"
+            f" WHERE d.member_id IN ({', '.join(marks)}) AND {_DETAILS_KNOWN}"), params)
+        result = {}
+        for member_id, name, id_number, mobile, migrant, new_form in cur.fetchall():
+            number = self.cipher.decrypt(id_number, field="id_number")
+            identity = IdNumber(number)
+            result[member_id] = {
+                "name": self.cipher.decrypt(name, field="name"),
+                "id_number": number,
+                "sex": identity.sex,
+                "birth_year": identity.birth_date.year,
+                "birth_date": identity.birth_date.isoformat(),
+                "mobile": self.cipher.decrypt(mobile, field="mobile"),
+                "migrant_worker": bool(migrant),
+                "new_employment_form": bool(new_form),
+            }
+        return result
+
+    def _page(self, cur: Any, with_clause: str, base: str, params: dict[str, Any], limit: int,
+              offset: int, *, columns: str, order: str) -> tuple[int, list[Any]]:
+        """The total of a filtered list and one page of it, read in the same snapshot."""
+        cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
+        total = int(cur.fetchone()[0])
+        cur.execute(self.store.sql(
+            f"{with_clause} SELECT {columns} {base} ORDER BY {order} LIMIT :limit OFFSET :offset"),
+            {**params, "limit": limit, "offset": offset})
+        return total, cur.fetchall()
+
+    def _snapshot(self, cur: Any) -> tuple:
+        """Makes the reader's transaction one snapshot (PostgreSQL reads in READ COMMITTED
+        otherwise: a statement per snapshot) and returns the version of the read models it
+        sees: the projection's position and the identity of the live tables."""
+        position = self._t("position")
+        if self.store.is_sqlite:
+            cur.execute(f"SELECT position FROM {position} WHERE name = 'position'")
+            at = cur.fetchone()[0]
+            cur.execute("PRAGMA schema_version")
+            return at, cur.fetchone()[0]
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute(f"SELECT position, to_regclass('{self._t('roll_spans')}')::oid::bigint"
+                    f" FROM {position} WHERE name = 'position'")
+        return tuple(cur.fetchone())
+
+    def _roll_rows(self, cur: Any, with_clause: str, base: str, params: dict[str, Any],
+                   key: tuple, version: tuple, limit: int, offset: int,
+                   columns: str) -> tuple[int, list[Any]]:
+        """The total of a roll and one page of it (see the module's docstring)."""
+        order = ", ".join(_ROLL_ORDER)
+        found = self.anchors.get(key, version)
+        if found is None:
+            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
+            total = int(cur.fetchone()[0])
+            if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
+                cur.execute(self.store.sql(
+                    f"{with_clause} SELECT a.joined_on, a.member_id, a.opened_position FROM"
+                    f" (SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS rn {base}) a"
+                    " WHERE (a.rn - 1) / :stride * :stride = a.rn - 1 ORDER BY a.rn"),
+                    {**params, "stride": ANCHOR_STRIDE})
+                anchors = [tuple(r) for r in cur.fetchall()]
+                if len(anchors) == -(-total // ANCHOR_STRIDE):
+                    self.anchors.put(key, version, total, anchors)
+                    found = total, anchors
+        if found is not None:
+            total, anchors = found
+            if offset >= total:
+                return total, []
+            joined_on, member_id, opened_position = anchors[offset // ANCHOR_STRIDE]
+            cur.execute(self.store.sql(
+                f"{with_clause} SELECT {columns} {base}"
+                f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
+                f" ORDER BY {order} LIMIT :limit OFFSET :offset"),
+                {**params, "a_joined": joined_on, "a_member": member_id,
+                 "a_opened": opened_position, "limit": limit,
+                 "offset": offset % ANCHOR_STRIDE})
+            return total, cur.fetchall()
+        if offset >= total:
+            return total, []
+        if 2 * offset < total:
+            cur.execute(self.store.sql(
+                f"{with_clause} SELECT {columns} {base} ORDER BY {order}"
+                " LIMIT :limit OFFSET :offset"), {**params, "limit": limit, "offset": offset})
+            return total, cur.fetchall()
+        # The second half: read backwards from the end, the page's rows then reversed.
+        end = min(offset + limit, total)
+        backwards = ", ".join(f"{c} DESC" for c in _ROLL_ORDER)
+        cur.execute(self.store.sql(
+            f"{with_clause} SELECT {columns} {base} ORDER BY {backwards}"
+            " LIMIT :limit OFFSET :offset"),
+            {**params, "limit": end - offset, "offset": total - end})
+        return total, cur.fetchall()[::-1]
+
+    def roll(self, code: str, *, as_of: datetime.date, k_us: int, scope: str,
+             status: str | None, page: int, page_size: int) -> dict[str, Any]:
+        limit, offset = paging(page, page_size)
+        d = day_int(as_of)
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        if status is not None:
+            if status not in ROLL_STATUSES:
+                raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
+            where += " AND s.status = :status"
+            params["status"] = status
+        base = f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}"
+        with self.store.reader() as cur:
+            version = self._snapshot(cur)
+            total, spans = self._roll_rows(
+                cur, with_clause, base, params, (code, scope, status, d, k_us), version,
+                limit, offset,
+                columns="s.member_id, s.organization_code, s.status, s.joined_on,"
+                " s.transfer_to, s.transfer_reason")
+            details = self._details(cur, [r[0] for r in spans], k_us)
+        items = []
+        for member_id, org, state, joined_on, transfer_to, transfer_reason in spans:
+            items.append({
+                "member_id": member_id, **details[member_id], "status": state,
+                "organization_code": org, "joined_on": iso_day(joined_on),
+                "pending_transfer": None if transfer_to is None else {
+                    "to_organization_code": transfer_to, "reason_code": transfer_reason},
+            })
+        return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def summary(self, code: str, *, as_of: datetime.date, k_us: int,
+                scope: str) -> dict[str, Any]:
+        d = day_int(as_of)
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        sql = (
+            f"{with_clause} SELECT COUNT(*),"
+            " SUM(CASE WHEN s.status = 'retained' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN s.sex = 'female' THEN 1 ELSE 0 END),"
+            " SUM(d.migrant_worker), SUM(d.new_employment_form)"
+            f" FROM {self._t('roll_spans')} s JOIN {self._t('member_details')} d"
+            f" ON d.member_id = s.member_id AND {_DETAILS_KNOWN}"
+            f" WHERE {where} AND {_ON_ROLL}"
+        )
+        eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
+        employees_table = self._t("org_employees")
+        orgs = self._t("organisations")
+        employees_sql = (
+            f"{e_with} SELECT SUM(e.employee_count) FROM {employees_table} e"
+            f" JOIN {orgs} o ON o.code = e.code"
+            f" WHERE {e_where} AND e.valid_from <= :d AND e.recorded_at_us <= :k"
+            " AND NOT (o.dissolved_on IS NOT NULL AND o.dissolved_on <= :d"
+            "          AND o.dissolved_at_us <= :k)"
+            f" AND NOT EXISTS (SELECT 1 FROM {employees_table} q WHERE q.code = e.code"
+            "   AND q.valid_from <= :d AND q.recorded_at_us <= :k"
+            "   AND (q.valid_from > e.valid_from"
+            "        OR (q.valid_from = e.valid_from AND q.position > e.position)))"
+        )
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(sql), params)
+            members, retained, women, migrant, new_form = (int(v or 0) for v in cur.fetchone())
+            cur.execute(self.store.sql(employees_sql), eparams)
+            employees = int(cur.fetchone()[0] or 0)
+        rate = None
+        if employees:
+            rate = str((Decimal(members) / Decimal(employees)).quantize(
+                Decimal("0.0001"), rounding=ROUND_HALF_UP))
+        return {
+            "members": members, "retained": retained, "women": women,
+            "migrant_workers": migrant, "new_employment_form": new_form,
+            "employees": employees, "membership_rate": rate,
+        }
+
+    def changes(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
+                k_us: int, scope: str, page: int, page_size: int) -> dict[str, Any]:
+        limit, offset = paging(page, page_size)
+        if date_from > date_to:
+            raise InvalidValue("from", "from is on or before to")
+        params: dict[str, Any] = {"from": day_int(date_from), "to": day_int(date_to),
+                                  "tree_day": day_int(date_to), "k": k_us}
+        with_clause, where = org_filter(self.tables, "c.organization_code", scope, code, params)
+        base = (f"FROM {self._t('roll_changes')} c WHERE {where}"
+                " AND c.effective_on >= :from AND c.effective_on <= :to AND c.recorded_at_us <= :k")
+        with self.store.reader() as cur:
+            total, rows = self._page(
+                cur, with_clause, base, params, limit, offset,
+                columns="c.member_id, c.change_code, c.reason_code, c.organization_code,"
+                " c.effective_on, c.recorded_at_us, c.position",
+                order="c.effective_on, c.position, c.line_no")
+            details = self._details(cur, sorted({r[0] for r in rows}), k_us)
+        items = [
+            {"member_id": m, "name": details[m]["name"], "id_number": details[m]["id_number"],
+             "change_code": change, "change_name": CHANGE_CODES[change], "reason_code": reason,
+             "organization_code": org, "effective_on": iso_day(day),
+             "recorded_at": from_micros(at), "position": position}
+            for m, change, reason, org, day, at, position in rows
+        ]
+        return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def history(self, member_id: str) -> list[dict[str, Any]]:
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(
+                "SELECT change_code, reason_code, organization_code, effective_on,"
+                f" recorded_at_us, position FROM {self._t('roll_changes')}"
+                " WHERE member_id = ? ORDER BY position, line_no"), (member_id,))
+            rows = cur.fetchall()
+        return [
+            {"change_code": change, "change_name": CHANGE_CODES[change], "reason_code": reason,
+             "organization_code": org, "effective_on": iso_day(day),
+             "recorded_at": from_micros(at), "position": position}
+            for change, reason, org, day, at, position in rows
+        ]
+
+    def member_ids_for(self, id_number_hash: str) -> list[str]:
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(
+                f"SELECT DISTINCT member_id FROM {self._t('member_details')}"
+                " WHERE id_number_hash = ?"), (id_number_hash,))
+            return [r[0] for r in cur.fetchall()]

@@ -1,0 +1,345 @@
+"""The read-model tables (读模型), declared once for both databases.
+
+A TableSet is one complete set of tables under a prefix: `rm_` for the live set that queries
+read, `rm_shadow_` for a rebuild in progress. Dates are stored as integers YYYYMMDD, recorded
+times as integer microseconds since the epoch (UTC), amounts as integer fen: the same in both
+databases, compared exactly, ordered without collations.
+
+No table declares a primary key: every key is a unique index named with a per-build
+generation suffix, so that a shadow set renamed to live never collides with the next build.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from storage.database import Store
+
+# Raised whenever a table's columns or meaning change: live tables of another version are
+# dropped and rebuilt from the events on the next start.
+SCHEMA_VERSION = 4
+LIVE_PREFIX = "rm_"
+SHADOW_PREFIX = "rm_shadow_"
+
+_TYPES = {
+    "sqlite": {"text": "TEXT", "int": "INTEGER", "blob": "BLOB"},
+    "postgres": {"text": "TEXT", "int": "BIGINT", "blob": "BYTEA"},
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    # The column that names an organisation, for per-organisation checksums (None: one group).
+    org_column: str | None
+    indexes: tuple[tuple[str, ...], ...] = ()
+    # The projector reads rows back by key (prefetch, update): the key index must exist while
+    # a set is being built. Other keys only guard uniqueness and can be indexed at the end.
+    looked_up: bool = False
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "position",
+        (("name", "text"), ("position", "int"), ("recorded_at_us", "int")),
+        key=("name",),
+        org_column=None,
+        looked_up=True,
+    ),
+    # 工会组织: current attributes; the tree and employee counts over time are below.
+    Table(
+        "organisations",
+        (("code", "text"), ("aggregate_id", "text"), ("name", "text"), ("level", "text"),
+         ("region_code", "text"),
+         ("employer_code", "text"), ("founded_on", "int"), ("status", "text"),
+         ("dissolved_on", "int"), ("dissolved_at_us", "int"), ("parent_code", "text"),
+         ("position", "int"), ("recorded_at_us", "int")),
+        key=("code",),
+        org_column="code",
+        looked_up=True,
+        indexes=(("aggregate_id",),),
+    ),
+    # The tree over time: one row per founding (valid from day 0) and per move.
+    Table(
+        "org_parents",
+        (("code", "text"), ("valid_from", "int"), ("position", "int"),
+         ("recorded_at_us", "int"), ("parent_code", "text")),
+        key=("code", "position"),
+        org_column="code",
+        indexes=(("parent_code", "code"), ("code", "valid_from")),
+    ),
+    # 职工人数 over time, the denominator of 入会率.
+    Table(
+        "org_employees",
+        (("code", "text"), ("valid_from", "int"), ("position", "int"),
+         ("recorded_at_us", "int"), ("employee_count", "int")),
+        key=("code", "position"),
+        org_column="code",
+        indexes=(("code", "valid_from"),),
+    ),
+    # 会员名册: who was on which roll, in which status, from when (valid_from) to when
+    # (valid_to), as recorded by the events at opened_position and closed_position.
+    Table(
+        "roll_spans",
+        (("member_id", "text"), ("opened_position", "int"), ("organization_code", "text"),
+         ("status", "text"), ("sex", "text"), ("joined_on", "int"), ("valid_from", "int"),
+         ("valid_to", "int"), ("opened_at_us", "int"), ("closed_position", "int"),
+         ("closed_at_us", "int"), ("transfer_to", "text"), ("transfer_reason", "int")),
+        key=("member_id", "opened_position"),
+        org_column="organization_code",
+        looked_up=True,
+        # A union's roll in its order, covering the as-of / as-known filter and every column
+        # a roll page shows: its total is counted, and its pages walked, in the index alone.
+        indexes=(("organization_code", "joined_on", "member_id", "opened_position",
+                  "valid_from", "opened_at_us", "closed_at_us", "valid_to", "status",
+                  "transfer_to", "transfer_reason"),),
+    ),
+    # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).
+    Table(
+        "member_details",
+        (("member_id", "text"), ("position", "int"), ("recorded_at_us", "int"),
+         ("superseded_position", "int"), ("superseded_at_us", "int"),
+         ("id_number_hash", "text"), ("sex", "text"), ("name_enc", "blob"),
+         ("id_number_enc", "blob"), ("mobile_enc", "blob"), ("migrant_worker", "int"),
+         ("new_employment_form", "int")),
+        key=("member_id", "position"),
+        org_column=None,
+        looked_up=True,
+        indexes=(("id_number_hash",),),
+    ),
+    # 会籍变化 with the national change codes 1-6.
+    Table(
+        "roll_changes",
+        (("position", "int"), ("line_no", "int"), ("member_id", "text"),
+         ("organization_code", "text"), ("change_code", "int"), ("reason_code", "int"),
+         ("effective_on", "int"), ("recorded_at_us", "int")),
+        key=("position", "line_no"),
+        org_column="organization_code",
+        indexes=(("organization_code", "effective_on"), ("member_id", "position")),
+    ),
+    # 记账凭证
+    Table(
+        "vouchers",
+        (("voucher_id", "text"), ("position", "int"), ("recorded_at_us", "int"),
+         ("kind", "text"), ("effective_on", "int"), ("period", "text"),
+         ("description", "text"), ("reverses", "text"), ("reversed_by", "text"),
+         ("reversed_position", "int"), ("reversed_at_us", "int")),
+        key=("voucher_id",),
+        org_column=None,
+        looked_up=True,
+    ),
+    # 分录: one row per posting.
+    Table(
+        "ledger_lines",
+        (("position", "int"), ("line_no", "int"), ("voucher_id", "text"),
+         ("organization_code", "text"), ("account_code", "text"), ("debit_fen", "int"),
+         ("credit_fen", "int"), ("earmarked", "int"), ("counterparty", "text"),
+         ("effective_on", "int"), ("recorded_at_us", "int"), ("kind", "text")),
+        key=("position", "line_no"),
+        org_column="organization_code",
+        # Covering for statements: the sums read the index alone, never the table.
+        indexes=(
+            ("organization_code", "effective_on", "account_code", "earmarked",
+             "recorded_at_us", "debit_fen", "credit_fen"),
+            ("voucher_id",),
+        ),
+    ),
+    # 分录汇总: the lines summed per organisation, account, earmarked column and month (months
+    # 1, period YYYYMM) or year (months 12, period YYYY01), with the earliest and latest
+    # recorded times of what each row sums; statements read them for whole periods
+    # (projections/read_models/ledger_sums.py).
+    Table(
+        "ledger_sums",
+        (("organization_code", "text"), ("months", "int"), ("period", "int"),
+         ("account_code", "text"), ("earmarked", "int"), ("debit_fen", "int"),
+         ("credit_fen", "int"), ("recorded_from_us", "int"), ("recorded_to_us", "int")),
+        key=("organization_code", "months", "period", "account_code", "earmarked"),
+        org_column="organization_code",
+        # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
+        looked_up=True,
+        # Covering for statements: a scope's periods are read in the index alone.
+        indexes=(("organization_code", "months", "period", "recorded_to_us", "recorded_from_us",
+                  "account_code", "earmarked", "debit_fen", "credit_fen"),),
+    ),
+    # 拨缴经费 received (and founding reserves held), for reconciliation with the tax bureau.
+    Table(
+        "levy_receipts",
+        (("voucher_id", "text"), ("position", "int"), ("recorded_at_us", "int"),
+         ("kind", "text"), ("receiving_organization_code", "text"),
+         ("base_organization_code", "text"), ("employer_code", "text"), ("period", "text"),
+         ("channel", "text"), ("amount_fen", "int"), ("received_on", "int")),
+        key=("voucher_id",),
+        org_column="receiving_organization_code",
+        indexes=(("period", "employer_code"),),
+    ),
+    # 经费分成政策
+    Table(
+        "levy_policies",
+        (("region_prefix", "text"), ("effective_from", "int"), ("position", "int"),
+         ("recorded_at_us", "int"), ("shares", "text")),
+        key=("region_prefix", "effective_from"),
+        org_column=None,
+    ),
+    # 审计索引: the positions of the events that concern a union (its own streams, or data
+    # naming its code), so that GET /v1/audit/events?organization_code= reads only those.
+    Table(
+        "audit_index",
+        (("organization_code", "text"), ("position", "int")),
+        key=("organization_code", "position"),
+        org_column="organization_code",
+    ),
+)
+
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """One complete set of read-model tables under a prefix."""
+
+    prefix: str
+
+    def table(self, name: str) -> str:
+        return self.prefix + name
+
+    def refresh_statistics(self, store: Store, conn: Any) -> None:
+        """Fresh planner statistics for these tables; on PostgreSQL also VACUUM, whose
+        visibility map lets the statement and roll queries read their covering indexes alone
+        (never vacuumed, they read every row's heap page too). conn must not be inside a
+        transaction."""
+        if store.is_sqlite:
+            conn.execute("ANALYZE")
+            return
+        conn.autocommit = True
+        try:
+            for table in TABLES:
+                conn.execute(f"VACUUM (ANALYZE) {self.table(table.name)}")
+        finally:
+            conn.autocommit = False
+
+    def exists(self, store: Store, cur) -> bool:
+        name = self.table("position")
+        if store.is_sqlite:
+            cur.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+        else:
+            cur.execute("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND tablename = %s", (name,))
+        return cur.fetchone() is not None
+
+    def create(self, store: Store, cur, *, secondary_indexes: bool = True) -> None:
+        """Creates every table with its indexes and a position row at 0. secondary_indexes
+        False: only the unique keys the projector looks rows up by; a bulk build is faster
+        creating the rest once at the end (create_secondary_indexes) than maintaining them
+        row by row."""
+        types = _TYPES[store.kind]
+        generation = secrets.token_hex(4)
+        for table in TABLES:
+            name = self.table(table.name)
+            columns = ", ".join(f"{c} {types[t]}" for c, t in table.columns)
+            cur.execute(f"CREATE TABLE {name} ({columns})")
+            if table.looked_up or secondary_indexes:
+                self._create_key(cur, table, generation)
+        if secondary_indexes:
+            self.create_secondary_indexes(store, cur, keys=False)
+        cur.executemany(
+            store.sql(f"INSERT INTO {self.table('position')} VALUES (?, ?, ?)"),
+            [("position", 0, 0), ("schema", SCHEMA_VERSION, 0)],
+        )
+
+    def _create_key(self, cur, table: Table, generation: str) -> None:
+        name = self.table(table.name)
+        cur.execute(
+            f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
+        )
+
+    def create_secondary_indexes(self, store: Store, cur, *, keys: bool = True) -> None:
+        """The query indexes, and (keys) the unique keys create() left out: a duplicate key
+        fails here, so a bulk build still proves every key unique."""
+        generation = secrets.token_hex(4)
+        for table in TABLES:
+            name = self.table(table.name)
+            if keys and not table.looked_up:
+                self._create_key(cur, table, generation)
+            for n, cols in enumerate(table.indexes):
+                cur.execute(f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
+
+    def _secondary_indexes(self, store: Store, cur, table: str) -> dict[str, tuple[str, ...]]:
+        """The non-unique indexes of a table of this set: name -> columns."""
+        found: dict[str, tuple[str, ...]] = {}
+        if store.is_sqlite:
+            cur.execute(f"PRAGMA index_list({table})")
+            for row in cur.fetchall():
+                name, unique = row[1], row[2]
+                if not unique:
+                    cur.execute(f"PRAGMA index_info({name})")
+                    found[name] = tuple(r[2] for r in sorted(cur.fetchall()))
+            return found
+        cur.execute(
+            "SELECT i.relname, array_agg(a.attname ORDER BY k.n) FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid"
+            " CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum"
+            " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique GROUP BY i.relname",
+            (table,))
+        return {name: tuple(columns) for name, columns in cur.fetchall()}
+
+    def ensure_indexes(self, store: Store, cur) -> None:
+        """Brings the query indexes of an existing set to those TABLES declares: creates the
+        missing ones and drops the ones no longer declared (a set created by an earlier
+        version of the same schema)."""
+        generation = secrets.token_hex(4)
+        for table in TABLES:
+            name = self.table(table.name)
+            present = self._secondary_indexes(store, cur, name)
+            for index, columns in present.items():
+                if columns not in table.indexes:
+                    cur.execute(f"DROP INDEX {index}")
+            for n, cols in enumerate(table.indexes):
+                if cols not in present.values():
+                    cur.execute(
+                        f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
+
+    def version(self, store: Store, cur) -> int | None:
+        cur.execute(store.sql(f"SELECT position FROM {self.table('position')} WHERE name = ?"),
+                    ("schema",))
+        row = cur.fetchone()
+        return None if row is None else int(row[0])
+
+    def drop(self, store: Store, cur) -> None:
+        for table in TABLES:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table(table.name)}")
+
+    def rename_to(self, store: Store, cur, other: TableSet) -> None:
+        for table in TABLES:
+            cur.execute(f"ALTER TABLE {self.table(table.name)} RENAME TO {other.table(table.name)}")
+
+
+LIVE = TableSet(LIVE_PREFIX)
+SHADOW = TableSet(SHADOW_PREFIX)
+
+
+def ensure_live(store: Store) -> None:
+    """Creates the live tables if they are missing (first start on a store), or recreates
+    them empty if they are of another schema version: catching up then rebuilds them."""
+    conn = store.connect()
+    try:
+        with store.transaction(conn) as cur:
+            if not store.is_sqlite:
+                # Serialise first starts of several processes on one database (on SQLite,
+                # BEGIN IMMEDIATE already does).
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('rm_schema'))")
+            if LIVE.exists(store, cur) and LIVE.version(store, cur) == SCHEMA_VERSION:
+                LIVE.ensure_indexes(store, cur)
+                return
+            LIVE.drop(store, cur)
+            LIVE.create(store, cur)
+    finally:
+        conn.close()
