@@ -65,11 +65,11 @@ class InvalidStatus(RuleViolation):
     """The member or organisation is in a status that does not allow this change."""
 
 
-class OrganisationNotActive(RuleViolation):
+class OrganizationNotActive(RuleViolation):
     """The organisation is dissolved (已撤销) and cannot take part."""
 
 
-class OrganisationInUse(RuleViolation):
+class OrganizationInUse(RuleViolation):
     """Dissolution is refused while the organisation has members or active children."""
 
 

@@ -22,7 +22,7 @@ from domain.errors import (
     TransferPending,
 )
 from domain.identity import IdNumber, parse_mobile
-from domain.organisations import Admissions, Organisation, parse_name
+from domain.organizations import Admissions, Organization, parse_name
 
 # 会籍变化类型: the national change codes.
 JOIN, TRANSFER_IN, RETAIN, TRANSFER_OUT, REMOVAL, WITHDRAWAL = 1, 2, 3, 4, 5, 6
@@ -130,7 +130,7 @@ class Member(LedgerAggregate):
         mobile: str | None,
         migrant_worker: bool,
         new_employment_form: bool,
-        organization: Organisation,
+        organization: Organization,
         joined_on: datetime.date,
         admissions: Admissions | None = None,
     ) -> Member:
@@ -157,7 +157,7 @@ class Member(LedgerAggregate):
         mobile: str | None,
         migrant_worker: bool,
         new_employment_form: bool,
-        organization: Organisation,
+        organization: Organization,
         joined_on: datetime.date,
         admissions: Admissions | None = None,
     ) -> None:
@@ -194,7 +194,7 @@ class Member(LedgerAggregate):
         self._start_membership(organization_code, joined_on)
 
     def start_transfer(
-        self, *, to_organization: Organisation, effective_on: datetime.date, reason_code: int
+        self, *, to_organization: Organization, effective_on: datetime.date, reason_code: int
     ) -> str:
         """转出: the releasing union starts a transfer; the member stays on its roll, pending."""
         self._require_status(ACTIVE)
@@ -242,8 +242,8 @@ class Member(LedgerAggregate):
         self,
         *,
         transfer_id: str,
-        releasing: Organisation,
-        receiving: Organisation,
+        releasing: Organization,
+        receiving: Organization,
         effective_on: datetime.date,
     ) -> None:
         """转入: the receiving union accepts; the member moves to its roll."""
@@ -299,7 +299,7 @@ class Member(LedgerAggregate):
     def exit(
         self,
         *,
-        organization: Organisation,
+        organization: Organization,
         effective_on: datetime.date,
         change_code: int,
         reason_code: int,
@@ -345,7 +345,7 @@ class Member(LedgerAggregate):
 
 
 def _check_joining(
-    id_number: IdNumber, organization: Organisation, joined_on: datetime.date
+    id_number: IdNumber, organization: Organization, joined_on: datetime.date
 ) -> None:
     if _age_on(id_number.birth_date, joined_on) < MINIMUM_WORKING_AGE_YEARS:
         raise InvalidValue(
@@ -362,10 +362,10 @@ def _check_joining(
         )
 
 
-def _admit(organization: Organisation, admissions: Admissions | None, member_id: str,
+def _admit(organization: Organization, admissions: Admissions | None, member_id: str,
            joined_on: datetime.date) -> None:
     if admissions is None:
         organization.admit_member(member_id, joined_on)
     else:
-        assert admissions.organisation is organization
+        assert admissions.organization is organization
         admissions.admit(member_id, joined_on)

@@ -59,7 +59,7 @@ def demo(size: SizeOption = Size.county, seed: SeedOption = 1, scale: ScaleOptio
         plan = build_plan(size.value, scale, seed)
         stderr_console.print(
             f"demo: {size.value} deployment, seed {seed}, scale {scale}: "
-            f"{len(plan.organisations) + len(plan.in_year_organisations):,} organisations, "
+            f"{len(plan.organizations) + len(plan.in_year_organizations):,} organisations, "
             f"{plan.member_count:,} people, a year of business ({DEMO_YEAR})"
         )
         with progress_bar() as progress:

@@ -96,11 +96,11 @@ def _print_comparison(report: RebuildReport) -> None:
         table.add_row(t.table, str(t.rows_live), str(t.rows_rebuilt), str(t.differing_rows),
                       mark)
     stderr_console.print(table)
-    if comparison.organisations:
+    if comparison.organizations:
         orgs = Table(title="organisations whose rows differ")
         orgs.add_column("table")
         orgs.add_column("organisation")
-        for (name, org), _ in list(sorted(comparison.organisations.items()))[:MAX_LISTED]:
+        for (name, org), _ in list(sorted(comparison.organizations.items()))[:MAX_LISTED]:
             orgs.add_row(name, org or "(all)")
         stderr_console.print(orgs)
     for diff in comparison.differences[:MAX_LISTED]:
@@ -180,7 +180,7 @@ def reconcile(
         try:
             report = _run_rebuild(read_models, check_only=False, keep_live=True)
             if organization is not None:
-                read_models.organisation(organization)  # NotFound: a one-line error
+                read_models.organization(organization)  # NotFound: a one-line error
             if levy_rows is not None:
                 sections.append(("levy", reconcile_levies(read_models, month, levy_rows,
                                                           organization)))

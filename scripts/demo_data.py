@@ -125,12 +125,12 @@ class DemoPlan:
     scale: float
     seed: int
     root_code: str
-    organisations: list[OrgPlan]  # founded before the year, parents first
+    organizations: list[OrgPlan]  # founded before the year, parents first
     people: list[Person]
     pre_year_members: list[int]  # indices into people, joined before the year
     stories: list[Story]
     org_changes: list[OrgChange]
-    in_year_organisations: dict[str, OrgPlan]  # founded during the year, by code
+    in_year_organizations: dict[str, OrgPlan]  # founded during the year, by code
     reserve_employers: list[tuple[Employer, str]]  # employer, the county union holding its levy
     policies: list[dict]
     counties: list[str] = field(default_factory=list)
@@ -443,7 +443,7 @@ class _Builder:
             stories.append(Story(_day_in(rng, rng.randint(1, 12)), "correct", p))
         return stories
 
-    def organisation_changes(self) -> None:
+    def organization_changes(self) -> None:
         rng = self.rng
         bases = [o for o in self.orgs if o.level == "base"]
         renamed = rng.choice(bases)
@@ -465,14 +465,14 @@ def build_plan(size: str = "county", scale: float = 1.0, seed: int = 1) -> DemoP
     counties = builder.build_tree()
     pre_year, joins = builder.populate(counties)
     stories = joins + builder.year_stories(pre_year)
-    builder.organisation_changes()
+    builder.organization_changes()
     # Follow-ups that would fall after the year (a late reinstatement) are left for next year.
     stories = [s for s in stories if s.on.year == DEMO_YEAR]
     stories.sort(key=lambda s: (s.on, s.person))
     return DemoPlan(
         size=size, scale=scale, seed=seed, root_code=builder.orgs[0].code,
-        organisations=builder.orgs, people=builder.people, pre_year_members=pre_year,
+        organizations=builder.orgs, people=builder.people, pre_year_members=pre_year,
         stories=stories, org_changes=sorted(builder.org_changes, key=lambda c: c.on),
-        in_year_organisations={o.code: o for o, _ in builder.in_year_bases},
+        in_year_organizations={o.code: o for o, _ in builder.in_year_bases},
         reserve_employers=builder.reserve_employers, policies=LEVY_POLICIES, counties=counties,
     )

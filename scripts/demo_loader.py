@@ -73,8 +73,8 @@ class DemoLoader:
         self.progress = progress
         self.rng = random.Random(f"union-ledger-demo-loader:{plan.size}:{plan.seed}")
         self.stats = LoadStats()
-        self.orgs: dict[str, OrgPlan] = {o.code: o for o in plan.organisations}
-        self.parent: dict[str, str | None] = {o.code: o.parent_code for o in plan.organisations}
+        self.orgs: dict[str, OrgPlan] = {o.code: o for o in plan.organizations}
+        self.parent: dict[str, str | None] = {o.code: o.parent_code for o in plan.organizations}
         self.roll: dict[int, _Roll] = {}
         self.approval_serial = 0
         self.pool = ThreadPoolExecutor(CONCURRENT_COMMANDS, thread_name_prefix="demo")
@@ -155,10 +155,10 @@ class DemoLoader:
             self._advance(months)
 
     def found_tree(self) -> None:
-        task = self._phase("组织 organisations", len(self.plan.organisations))
+        task = self._phase("组织 organisations", len(self.plan.organizations))
         for policy in self.plan.policies:
             self._do("levy_policy", self.ledger.adopt_levy_policy, **policy)
-        for org in self.plan.organisations:
+        for org in self.plan.organizations:
             self.found(org)
             self._advance(task)
 
@@ -205,7 +205,7 @@ class DemoLoader:
         # Organisation changes first: a union founded today takes members today.
         for change in self.plan.org_changes:
             if change.on.month == month:
-                at(change.on, lambda c=change: self.change_organisation(c))
+                at(change.on, lambda c=change: self.change_organization(c))
         for story in self.plan.stories:
             if story.on.month == month:
                 at(story.on, lambda s=story: self.tell(s))
@@ -273,10 +273,10 @@ class DemoLoader:
         else:
             raise ValueError(f"unknown story {story.kind}")
 
-    def change_organisation(self, change: Any) -> None:
+    def change_organization(self, change: Any) -> None:
         on = change.on.isoformat()
         if change.kind == "found":
-            org = self.plan.in_year_organisations[change.organization_code]
+            org = self.plan.in_year_organizations[change.organization_code]
             self.found(org)
             self.orgs[org.code] = org
             self.parent[org.code] = org.parent_code
@@ -300,7 +300,7 @@ class DemoLoader:
         received = datetime.date(DEMO_YEAR, month, LEVY_DAY)
         founded = set(self.active_codes(received))
         for employer, holder in self.plan.reserve_employers:
-            union = next((o for o in self.plan.in_year_organisations.values()
+            union = next((o for o in self.plan.in_year_organizations.values()
                           if o.employer_code == employer.code), None)
             if union is None or union.code not in founded:
                 self._do("founding_reserve", self.ledger.record_levy,

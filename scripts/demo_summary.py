@@ -23,7 +23,7 @@ from domain.errors import NotFound
 from domain.levy import ORG_LEVELS
 from domain.members import LEFT, Member
 from domain.money import Money
-from domain.organisations import Deployment, Organisation
+from domain.organizations import Deployment, Organization
 from domain.vouchers import Voucher
 from service.application import Ledger
 
@@ -49,7 +49,7 @@ class Summary:
     root_code: str
     root_name: str
     events: int
-    organisations: Counter = field(default_factory=Counter)
+    organizations: Counter = field(default_factory=Counter)
     members: Counter = field(default_factory=Counter)
     women: int = 0
     migrant_workers: int = 0
@@ -99,9 +99,9 @@ def summarize(ledger: Ledger, advance: Callable[[int], None] | None = None) -> S
     root_code = deployment_root(ledger)
     if root_code is None:
         raise NotFound("the store has no deployment yet (run `ledger demo` to load one)")
-    root = ledger.repository.get(Organisation.id_for(root_code))
+    root = ledger.repository.get(Organization.id_for(root_code))
     summary = Summary(root_code, root.name, ledger.head_position())
-    _count_organisations(ledger, root, summary)
+    _count_organizations(ledger, root, summary)
     members: dict[UUID, Any] = {}
     last_position = 0
     for note in _notifications(ledger, _event_topics(Member, Voucher)):
@@ -135,14 +135,14 @@ def summarize(ledger: Ledger, advance: Callable[[int], None] | None = None) -> S
     return summary
 
 
-def _count_organisations(ledger: Ledger, root: Organisation, summary: Summary) -> None:
+def _count_organizations(ledger: Ledger, root: Organization, summary: Summary) -> None:
     """Active organisations by level, walking down the tree from the root."""
     pending = [root]
     while pending:
         org = pending.pop()
-        summary.organisations[org.level] += 1
+        summary.organizations[org.level] += 1
         pending.extend(
-            ledger.repository.get(Organisation.id_for(code)) for code in org.active_children
+            ledger.repository.get(Organization.id_for(code)) for code in org.active_children
         )
 
 
@@ -158,9 +158,9 @@ def summary_tables(summary: Summary) -> list[Table]:
     orgs.add_column("level 层级")
     orgs.add_column("count 数量", justify="right")
     for level in ORG_LEVELS:
-        if summary.organisations[level]:
-            orgs.add_row(LEVEL_NAMES[level], f"{summary.organisations[level]:,}")
-    orgs.add_row("total 合计", f"{sum(summary.organisations.values()):,}", style="bold")
+        if summary.organizations[level]:
+            orgs.add_row(LEVEL_NAMES[level], f"{summary.organizations[level]:,}")
+    orgs.add_row("total 合计", f"{sum(summary.organizations.values()):,}", style="bold")
 
     people = Table(title="会员 members")
     people.add_column("")

@@ -32,13 +32,13 @@ from domain.errors import (
     IdempotencyKeyReused,
     VersionConflict,
 )
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.vouchers import Book
 from service.fund_commands import FundCommands
 from service.group_commit import GroupCommitter, PendingCommand
 from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
 from service.member_commands import MemberCommands
-from service.organisation_commands import OrganisationCommands
+from service.organization_commands import OrganizationCommands
 from service.repository import LedgerRepository
 from service.unit_of_work import CommandResult, UnitOfWork
 from storage.database import pg_array
@@ -66,7 +66,7 @@ def _uuid(value: Any) -> UUID:
 _deferred: ContextVar[list[PendingCommand] | None] = ContextVar("ledger_deferred", default=None)
 
 
-class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
+class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
     """工会会员与经费账簿: the write API. One method per write of the HTTP contract."""
 
     name = "Ledger"
@@ -74,7 +74,7 @@ class Ledger(OrganisationCommands, MemberCommands, FundCommands, Application):
     # Taken by save() below from the aggregate in memory: eventsourcing's own snapshotting
     # (snapshotting_intervals) reads the aggregate back from the store for each snapshot.
     is_snapshotting_enabled = True
-    snapshot_every: ClassVar[dict[type, int]] = {Organisation: 200, Book: 200}
+    snapshot_every: ClassVar[dict[type, int]] = {Organization: 200, Book: 200}
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

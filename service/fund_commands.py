@@ -35,7 +35,7 @@ from domain.levy import (
 )
 from domain.members import parse_flag
 from domain.money import Money
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.period import Month, parse_date
 from domain.policies import LevyPolicies
 from domain.reserves import FoundingReserve
@@ -113,7 +113,7 @@ class FundCommands:
         return self._run("record_dues", request, idempotency, actor, decide)
 
     def _dues_lines(
-        self, uow: UnitOfWork, org: Organisation, members: list[dict[str, Any]], amount: Money
+        self, uow: UnitOfWork, org: Organization, members: list[dict[str, Any]], amount: Money
     ) -> list[dict[str, str]]:
         if not isinstance(members, list) or len(members) > MAX_DUES_LINES:
             raise InvalidValue("members", f"a list of at most {MAX_DUES_LINES} members")

@@ -16,7 +16,7 @@ from domain.errors import (
 )
 from domain.identity import IdNumber
 from domain.members import Member
-from domain.organisations import Admissions, Organisation
+from domain.organizations import Admissions, Organization
 from domain.period import parse_date
 from service.group_commit import PendingCommand
 from service.idempotency import IdempotencyKey
@@ -73,7 +73,7 @@ class MemberCommands:
         return self._run("join_member", request, idempotency, actor, decide,
                          may_create=self._member_id_if_valid(id_number))
 
-    def _admit(self, uow: UnitOfWork, org: Organisation, identity: IdNumber,
+    def _admit(self, uow: UnitOfWork, org: Organization, identity: IdNumber,
                row: dict[str, Any], member_id: UUID | None = None,
                admissions: Admissions | None = None) -> Member:
         """入会 of one person into org (a new member, or a person who left joining again).

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.members import Member
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.vouchers import Posting, Voucher
 
 
@@ -16,7 +16,7 @@ def _iso(day: Any) -> str | None:
     return day.isoformat() if day is not None else None
 
 
-def organisation_view(org: Organisation) -> dict[str, Any]:
+def organization_view(org: Organization) -> dict[str, Any]:
     return {
         "code": org.code,
         "name": org.name,

@@ -16,7 +16,7 @@ from domain.errors import (
 )
 from domain.identity import has_credit_code_shape
 from domain.members import Member
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.policies import LevyPolicies
 from domain.vouchers import Book, Posting, Voucher
 from service.group_commit import BatchView
@@ -80,11 +80,11 @@ class UnitOfWork:
             for version in range(self.loaded_versions[aggregate_id] + 1, aggregate.version + 1)
         ]
 
-    def org(self, code: str, *, field: str | None = None) -> Organisation:
+    def org(self, code: str, *, field: str | None = None) -> Organization:
         """An organisation by code. Named in a body field: 422; in the path: 404."""
         # The shape first: an id derived from any string a client sends would be cached
         # (domain.base.stable_id), and a long one costs memory for nothing.
-        org = self.get(Organisation.id_for(code)) if has_credit_code_shape(code) else None
+        org = self.get(Organization.id_for(code)) if has_credit_code_shape(code) else None
         if org is None:
             if field is not None:
                 raise InvalidValue(field, f"no organisation has code {str(code)[:40]!r}")
@@ -117,9 +117,9 @@ class UnitOfWork:
             self.add(policies)
         return policies
 
-    def ancestors(self, org: Organisation, day: Any = None) -> list[Organisation]:
+    def ancestors(self, org: Organization, day: Any = None) -> list[Organization]:
         """The organisations above org, nearest first (as of day, or now)."""
-        result: list[Organisation] = []
+        result: list[Organization] = []
         parent_code = org.parent_on(day) if day is not None else org.parent_code
         while parent_code is not None:
             if len(result) >= MAX_TREE_DEPTH:

@@ -19,7 +19,7 @@ from api.models.organizations import (
 )
 from api.presenting import command, present
 from api.security import Idempotency, Reader, Writer
-from domain.organisations import Organisation
+from domain.organizations import Organization as OrganizationAggregate
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"], responses=ERRORS)
 MAX_PAGE_SIZE = 1000
@@ -58,7 +58,7 @@ def list_children(
     """The active child unions (下级工会), in code order."""
     caller.require_org(code)
     ledger = caller.services.ledger
-    org = ledger.repository.get(Organisation.id_for(code))
+    org = ledger.repository.get(OrganizationAggregate.id_for(code))
     children = sorted(org.active_children)
     start = (page - 1) * page_size
     items = [ledger.get_organization(c) for c in children[start:start + page_size]]

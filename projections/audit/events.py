@@ -22,7 +22,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from domain.money import Money
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.privacy import mask
 from domain.vouchers import Book
 
@@ -84,7 +84,7 @@ def mentions(value: Any, code: str) -> bool:
 
 def own_stream_ids(code: str) -> frozenset[UUID]:
     """The streams that belong to an organisation: its own and its book's."""
-    return frozenset({Organisation.id_for(code), Book.id_for(code)})
+    return frozenset({Organization.id_for(code), Book.id_for(code)})
 
 
 def decode(mapper: Any, notification: Notification) -> tuple[dict[str, Any] | None, Any, str]:

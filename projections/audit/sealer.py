@@ -1,11 +1,11 @@
 """The server seals by itself (自动封印): at least every interval while events arrive.
 
-Where it runs: in the server's one catch-up loop (projections/read_models/worker.py), which `ledger serve`
-runs in its projection process beside the HTTP processes (scripts/server/projection_process.py), and an
-app hosted otherwise runs in a thread of its process (api/services.py). `ledger project` runs
-the same loop without a sealer: the servers seal. Whether a seal is due is decided again under
-the chain lock from the store's own latest seal (AuditTrail.seal), so several servers on one
-database still make one seal per interval between them.
+Where it runs: in the server's one catch-up loop (projections/read_models/worker.py), which `ledger
+serve` runs in its projection process beside the HTTP processes
+(scripts/server/projection_process.py), and an app hosted otherwise runs in a thread of its process
+(api/services.py). `ledger project` runs the same loop without a sealer: the servers seal. Whether
+a seal is due is decided again under the chain lock from the store's own latest seal
+(AuditTrail.seal), so several servers on one database still make one seal per interval between them.
 
 Month closes seal too: the close's HTTP route seals once the close is stored
 (api/routers/funds.py).

@@ -175,9 +175,9 @@ class AuditTrail:
 
         With organization_code: only events in that organisation's own streams (its record and
         its book) or whose data names the code anywhere (postings, counterparties, transfers,
-        members joining it). Those are read through the audit index (projections/read_models/projector.py)
-        as far as it reaches; the newest events beyond it are scanned, at most
-        MAX_SCANNED_EVENTS of them per call.
+        members joining it). Those are read through the audit index
+        (projections/read_models/projector.py) as far as it reaches; the newest events beyond it
+        are scanned, at most MAX_SCANNED_EVENTS of them per call.
         """
         if not isinstance(after, int) or after < 0:
             raise ValueError("after is a position, 0 or more")

@@ -101,7 +101,7 @@ class ReadModels:
     def _require_org(self, code: str) -> None:
         with self.store.reader() as cur:
             cur.execute(self.store.sql(
-                f"SELECT 1 FROM {self.tables.table('organisations')} WHERE code = ?"), (code,))
+                f"SELECT 1 FROM {self.tables.table('organizations')} WHERE code = ?"), (code,))
             if cur.fetchone() is None:
                 raise NotFound(f"organisation {str(code)[:40]} not found")
 
@@ -166,11 +166,11 @@ class ReadModels:
 
     # --- organisations and policies ---------------------------------------------------------
 
-    def organisation(self, code: str) -> dict[str, Any]:
+    def organization(self, code: str) -> dict[str, Any]:
         with self.store.reader() as cur:
             cur.execute(self.store.sql(
                 "SELECT code, name, level, region_code, employer_code, founded_on, status,"
-                f" dissolved_on, parent_code FROM {self.tables.table('organisations')}"
+                f" dissolved_on, parent_code FROM {self.tables.table('organizations')}"
                 " WHERE code = ?"), (code,))
             row = cur.fetchone()
         if row is None:

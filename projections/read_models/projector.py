@@ -20,7 +20,7 @@ from typing import Any
 
 from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.vouchers import Book
 from projections.read_models import ledger_sums
 from projections.read_models.event_reader import EventReader, ReadEvent
@@ -211,7 +211,7 @@ class Batch:
         code = self.org_codes.get(aggregate_id)
         if code is None:
             self.cur.execute(
-                self.store.sql(f"SELECT code FROM {self.tables.table('organisations')} "
+                self.store.sql(f"SELECT code FROM {self.tables.table('organizations')} "
                                "WHERE aggregate_id = ?"),
                 (aggregate_id,),
             )
@@ -221,10 +221,10 @@ class Batch:
             code = self.org_codes[aggregate_id] = row[0]
         return code
 
-    def organisation_row(self, code: str) -> dict[str, Any]:
-        if code in self.inserts["organisations"]:
-            return self.inserts["organisations"][code]
-        rows = self._select("organisations", "code = ?", (code,))
+    def organization_row(self, code: str) -> dict[str, Any]:
+        if code in self.inserts["organizations"]:
+            return self.inserts["organizations"][code]
+        rows = self._select("organizations", "code = ?", (code,))
         if not rows:
             raise ProjectionError(f"organisation {code} is not in the read models")
         return rows[0]
@@ -282,7 +282,7 @@ class Batch:
 
 def _org_founded(b: Batch, e: Any) -> None:
     b.org_codes[str(e.originator_id)] = e.code
-    b.insert("organisations", {
+    b.insert("organizations", {
         "code": e.code, "aggregate_id": str(e.originator_id), "name": e.name, "level": e.level,
         "region_code": e.region_code, "employer_code": e.employer_code,
         "founded_on": day_int(e.founded_on), "status": "active", "dissolved_on": None,
@@ -312,12 +312,12 @@ def _org_changed(b: Batch, e: Any) -> None:
                                    "position": b.position, "recorded_at_us": b.at_us,
                                    "employee_count": e.employee_count})
     if changes:
-        b.update("organisations", b.organisation_row(code), **changes)
+        b.update("organizations", b.organization_row(code), **changes)
 
 
 def _org_dissolved(b: Batch, e: Any) -> None:
     code = b.org_code(str(e.originator_id))
-    b.update("organisations", b.organisation_row(code), status="dissolved",
+    b.update("organizations", b.organization_row(code), status="dissolved",
              dissolved_on=day_int(e.dissolved_on), dissolved_at_us=b.at_us)
 
 
@@ -523,14 +523,14 @@ class UnionStreams:
         self._known_through: dict[str, int] = {}  # table set prefix -> position
 
     def add(self, code: str) -> None:
-        for stream in (Organisation.id_for(code), Book.id_for(code)):
+        for stream in (Organization.id_for(code), Book.id_for(code)):
             self.codes[stream.hex] = code
             self.codes[str(stream)] = code
 
     def catch_up(self, store: Store, cur: Any, tables: TableSet, position: int) -> None:
         known = self._known_through.get(tables.prefix, -1)
         if position > known:
-            cur.execute(store.sql(f"SELECT code FROM {tables.table('organisations')} "
+            cur.execute(store.sql(f"SELECT code FROM {tables.table('organizations')} "
                                   "WHERE position > ?"), (known,))
             for (code,) in cur.fetchall():
                 self.add(code)

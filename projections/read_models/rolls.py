@@ -271,7 +271,7 @@ class RollQueries:
         eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
         e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
         employees_table = self._t("org_employees")
-        orgs = self._t("organisations")
+        orgs = self._t("organizations")
         employees_sql = (
             f"{e_with} SELECT SUM(e.employee_count) FROM {employees_table} e"
             f" JOIN {orgs} o ON o.code = e.code"

@@ -7,7 +7,7 @@ import datetime
 from domain.money import Money
 
 # The founding row of an organisation's parent and employee count applies from "day 0":
-# before its founding date a union has its founding parent (Organisation.parent_on).
+# before its founding date a union has its founding parent (Organization.parent_on).
 DAY_ZERO = 0
 # "Known now": later than any recorded time.
 KNOWN_NOW_US = 2**62

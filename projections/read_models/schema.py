@@ -19,7 +19,7 @@ from storage.database import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -56,7 +56,7 @@ TABLES: tuple[Table, ...] = (
     ),
     # 工会组织: current attributes; the tree and employee counts over time are below.
     Table(
-        "organisations",
+        "organizations",
         (("code", "text"), ("aggregate_id", "text"), ("name", "text"), ("level", "text"),
          ("region_code", "text"),
          ("employer_code", "text"), ("founded_on", "int"), ("status", "text"),

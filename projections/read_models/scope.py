@@ -3,7 +3,7 @@
 The subtree is walked in SQL over the tree's history (org_parents): a union belongs under the
 parent named by its latest move effective on or before the date (ties: the later event),
 counting only what was recorded by `known_at`. A founding row applies from day 0, as the
-write side's Organisation.parent_on does.
+write side's Organization.parent_on does.
 """
 
 from __future__ import annotations

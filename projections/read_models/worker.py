@@ -122,7 +122,8 @@ class ProjectionWorker:
 
     def start(self) -> threading.Thread:
         """Runs the loop in a daemon thread (in each process of an app hosted other than by
-        `ledger serve`, which runs it in a process of its own: scripts/server/projection_process.py)."""
+        `ledger serve`, which runs it in a process of its own:
+        scripts/server/projection_process.py)."""
         self._thread = threading.Thread(target=self.run, name="projection-worker", daemon=True)
         self._thread.start()
         return self._thread

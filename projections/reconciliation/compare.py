@@ -38,7 +38,7 @@ class TableComparison:
 class Comparison:
     tables: list[TableComparison] = field(default_factory=list)
     # (table, organisation) -> (live checksum, rebuilt checksum), only where they differ.
-    organisations: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    organizations: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     differences: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -59,10 +59,10 @@ class Comparison:
                  "differing_rows": t.differing_rows, "equal": t.equal}
                 for t in self.tables
             ],
-            "organisations": [
+            "organizations": [
                 {"table": table, "organization_code": org, "checksum_live": a,
                  "checksum_rebuilt": b}
-                for (table, org), (a, b) in sorted(self.organisations.items())
+                for (table, org), (a, b) in sorted(self.organizations.items())
             ],
             "differences": self.differences,
         }
@@ -160,7 +160,7 @@ def compare(store: Store, conn: Any, live: TableSet, rebuilt: TableSet) -> Compa
         for org, pair in per_org.items():
             x, y = pair["live"].hexdigest(), pair["rebuilt"].hexdigest()
             if x != y:
-                result.organisations[(table.name, org)] = (x, y)
+                result.organizations[(table.name, org)] = (x, y)
         result.tables.append(summary)
     return result
 

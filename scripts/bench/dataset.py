@@ -47,13 +47,13 @@ class LoadReport:
     skipped: int = 0  # commands not attempted because the time bound had passed
     seconds: float = 0.0
     events: int = 0
-    organisations: int = 0
+    organizations: int = 0
     members: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         total = sum(self.commands.values())
         return {
-            "organisations": self.organisations,
+            "organisations": self.organizations,
             "members": self.members,
             "commands": dict(self.commands),
             "rejected": dict(self.rejected),
@@ -78,7 +78,7 @@ class DeploymentLoader:
         self.deadline = float("inf")
         self.on_step = on_step or (lambda steps: None)
         self.report = LoadReport()
-        self.orgs = {o.code: o for o in plan.organisations}
+        self.orgs = {o.code: o for o in plan.organizations}
         self.members_by_org: dict[str, list[Person]] = defaultdict(list)
         for person in plan.people:
             # Unions founded during the demo year are not loaded: their members neither.
@@ -87,9 +87,9 @@ class DeploymentLoader:
 
     @property
     def steps_total(self) -> int:
-        bases = sum(1 for o in self.plan.organisations if o.is_base)
+        bases = sum(1 for o in self.plan.organizations if o.is_base)
         members = sum(len(v) for v in self.members_by_org.values())
-        return len(self.plan.organisations) + members + 3 * bases * self.months
+        return len(self.plan.organizations) + members + 3 * bases * self.months
 
     def load(self) -> LoadReport:
         head = self.ledger.head_position()
@@ -112,14 +112,14 @@ class DeploymentLoader:
                 f"{self.max_s:.0f}s ({sum(self.report.commands.values()):,} commands done, "
                 f"{self.report.skipped:,} not attempted)")
         self.report.events = self.ledger.head_position() - head
-        self.report.organisations = self.report.commands["found_organization"]
+        self.report.organizations = self.report.commands["found_organization"]
         self.report.members = self.report.commands["join_member"]
         return self.report
 
     # --- the month-end routine -----------------------------------------------------------------
 
     def _month(self, pool: ThreadPoolExecutor, month: int) -> None:
-        bases = [o for o in self.plan.organisations if o.is_base]
+        bases = [o for o in self.plan.organizations if o.is_base]
         levies = [args for o in bases for args in self._levy_args(o, month)]
         self._many(pool, "levy", self.ledger.record_levy, levies)
         dues = [args for o in bases if (args := self._dues_args(o, month))]
@@ -171,10 +171,10 @@ class DeploymentLoader:
     def _levels(self) -> list[list[OrgPlan]]:
         """The tree level by level: a union is founded only after its parent."""
         depth: dict[str, int] = {}
-        for org in self.plan.organisations:  # the plan lists every parent before its children
+        for org in self.plan.organizations:  # the plan lists every parent before its children
             depth[org.code] = 0 if org.parent_code is None else depth[org.parent_code] + 1
         levels: dict[int, list[OrgPlan]] = defaultdict(list)
-        for org in self.plan.organisations:
+        for org in self.plan.organizations:
             levels[depth[org.code]].append(org)
         return [levels[d] for d in sorted(levels)]
 

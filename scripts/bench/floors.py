@@ -92,7 +92,7 @@ def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -
 def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
     from domain.identity import IdNumber
     from domain.members import Member
-    from domain.organisations import Admissions
+    from domain.organizations import Admissions
     from scripts.synthetic import employer_code, id_number, union_code
     from service.application import Ledger
     from service.unit_of_work import UnitOfWork

@@ -120,10 +120,10 @@ def _sizes(plan: Any, loader: DeploymentLoader, config: BenchConfig) -> dict[str
     return {
         "deployment": {
             "size": plan.size, "scale": plan.scale, "seed": SEED,
-            "organisations": loader.report.organisations, "members": loader.report.members,
+            "organisations": loader.report.organizations, "members": loader.report.members,
             "months_of_business": config.months, "events": loader.report.events,
         },
-        "statement_subtree_organisations": loader.report.organisations,
+        "statement_subtree_organizations": loader.report.organizations,
         "import_rows": config.import_rows,
         "ingest_requests_per_client_count": config.ingest_requests,
         "ingest_clients": list(config.ingest_clients),
@@ -135,7 +135,7 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
                   loader: DeploymentLoader) -> None:
     config, figures = run.config, run.figures
     base_codes = sorted(code for code, people in loader.members_by_org.items() if people)
-    root = plan.organisations[0]
+    root = plan.organizations[0]
     token = mint_admin_token(ledger)
     imported: list[Any] = []
     with running_server(store, token, config.server_workers) as server:
@@ -224,7 +224,7 @@ def _extra_size(run: Run, backend: str, admin_url: str, workdir: Path, size: str
             ledger.close()
         _rebuild_at(run, store, size)
         run.details.setdefault("sizes_measured", {})[size] = {
-            "scale": scale, "organisations": loader.report.organisations,
+            "scale": scale, "organisations": loader.report.organizations,
             "members": loader.report.members, "events": loader.report.events}
 
 

@@ -7,9 +7,9 @@ vouchers, idempotency records); its events are then cycled to `--events` events 
 
 - encode: the mapper's to_stored_event (JSON, zlib, AES-GCM), what every write pays;
 - decode: the mapper's to_domain_event, what loading an aggregate pays per event;
-- read:   the projector's own decoder (projections/read_models/event_reader.py), what a rebuild pays, over
-          the events of topics a read model uses (read_used), and over every event with its
-          payload opened (read_all: the audit index opens all but a few topics' payloads).
+- read:   the projector's own decoder (projections/read_models/event_reader.py), what a rebuild
+          pays, over the events of topics a read model uses (read_used), and over every event
+          with its payload opened (read_all: the audit index opens all but a few topics' payloads).
 
 CPU time (process_time), best of --repeat. The machine is shared: compare figures of one run.
 """

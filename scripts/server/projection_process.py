@@ -4,14 +4,14 @@ A server process's threads share one core (the GIL). With the catch-up loop in a
 each HTTP process, the process serving a roster import gave about a fifth of its time to
 applying events, and the import ran 20-35 % slower than with the loop in a process of its own
 (measured with `ledger serve --workers 2` on PostgreSQL; see the README's benchmark notes).
-So `ledger serve` runs the loop of `ledger project` (projections/read_models/worker.py) in a child process
-and turns the thread off in its HTTP processes (settings.projection_thread). The loop here
-also seals the audit chain by itself (projections/audit/sealer.py): one sealer per server.
+So `ledger serve` runs the loop of `ledger project` (projections/read_models/worker.py) in a
+child process and turns the thread off in its HTTP processes (settings.projection_thread). The
+loop here also seals the audit chain by itself (projections/audit/sealer.py): one sealer per server.
 
 The child is restarted if it dies, stopped with the server, and stops by itself if the server
-dies without stopping it (SIGKILL): see scripts/server/supervisor.py. Reads do not depend on it: a query
-catches the read models up first (read-your-writes), so while the child is away reads stay
-correct, only slower.
+dies without stopping it (SIGKILL): see scripts/server/supervisor.py. Reads do not depend on
+it: a query catches the read models up first (read-your-writes), so while the child is away
+reads stay correct, only slower.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The server's projection process (scripts/server/projection_process.py), as real processes: it keeps the
-read models current, comes back when killed, stops with the server, and stops by itself when
-the server is killed."""
+"""The server's projection process (scripts/server/projection_process.py), as real processes:
+it keeps the read models current, comes back when killed, stops with the server, and stops by
+itself when the server is killed."""
 
 from __future__ import annotations
 

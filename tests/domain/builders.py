@@ -8,7 +8,7 @@ import uuid
 
 from domain.identity import CreditCode, IdNumber
 from domain.members import Member
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from scripts.synthetic import employer_code, id_number, union_code
 
 # Beijing: 北京市 (province level), 朝阳区 (county level). A city level sits in between here
@@ -29,12 +29,12 @@ def new_code(region_code: str, *, base: bool) -> CreditCode:
 
 def found(
     level: str,
-    parent: Organisation | None,
+    parent: Organization | None,
     *,
     region_code: str | None = None,
     founded_on: datetime.date = FOUNDED_ON,
     employee_count: int | None = None,
-) -> Organisation:
+) -> Organization:
     """A valid organisation of the given level under parent (None: a deployment's root)."""
     base = level in ("base", "joint_base")
     region = region_code or {
@@ -44,7 +44,7 @@ def found(
         "county": COUNTY_REGION,
         "township": TOWNSHIP_REGION,
     }.get(level, BASE_REGION)
-    return Organisation.found(
+    return Organization.found(
         code=new_code(region, base=base),
         name=f"{level} union {next(_serials)}",
         level=level,
@@ -58,7 +58,7 @@ def found(
     )
 
 
-def small_tree() -> dict[str, Organisation]:
+def small_tree() -> dict[str, Organization]:
     """province > city > county > two base unions (b1, b2), and a joint base union (jb)."""
     province = found("province", None)
     city = found("city", province)
@@ -81,7 +81,7 @@ def person(
 
 
 def join(
-    organization: Organisation,
+    organization: Organization,
     *,
     identity: IdNumber | None = None,
     joined_on: datetime.date = datetime.date(2020, 3, 1),

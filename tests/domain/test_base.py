@@ -11,7 +11,7 @@ from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate, acting_as, current_actor, stable_id, stable_topic
 from domain.money import Money
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.vouchers import Book, Voucher, credit, debit
 from tests.domain.builders import join, small_tree
 
@@ -34,8 +34,8 @@ def test_acting_as_restores_the_previous_actor_after_a_failure() -> None:
 
 
 def test_business_keys_give_stable_ids() -> None:
-    assert Organisation.id_for("X") == stable_id("organisation", "X") == Organisation.id_for("X")
-    assert Organisation.id_for("X") != Book.id_for("X")
+    assert Organization.id_for("X") == stable_id("organisation", "X") == Organization.id_for("X")
+    assert Organization.id_for("X") != Book.id_for("X")
     assert Book(organization_code="A").id == Book.id_for("A")
     # A voucher's id is whatever the caller chose.
     chosen = uuid.uuid4()

@@ -14,7 +14,7 @@ from domain.errors import (
     InvalidStatus,
     InvalidValue,
     NotFound,
-    OrganisationNotActive,
+    OrganizationNotActive,
     TransferPending,
 )
 from domain.members import (
@@ -99,7 +99,7 @@ def test_the_sixteenth_birthday_is_the_first_joining_day(
 def test_nobody_joins_a_dissolved_union_or_a_union_above_the_base() -> None:
     tree = small_tree()
     tree["b2"].dissolve(JOINED)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         join(tree["b2"])
     with pytest.raises(InvalidValue) as caught:
         join(tree["county"])
@@ -189,7 +189,7 @@ def test_a_transfer_needs_an_active_receiving_base_union() -> None:
     tree = small_tree()
     member = join(tree["b1"])
     tree["b2"].dissolve(LATER)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         member.start_transfer(to_organization=tree["b2"], effective_on=LATER, reason_code=1)
     with pytest.raises(InvalidValue):
         member.start_transfer(to_organization=tree["county"], effective_on=LATER, reason_code=1)
@@ -205,7 +205,7 @@ def test_accepting_into_a_union_dissolved_meanwhile_is_refused() -> None:
         to_organization=tree["b2"], effective_on=LATER, reason_code=1
     )
     tree["b2"].dissolve(LATER)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         member.accept_transfer(
             transfer_id=transfer_id, releasing=tree["b1"], receiving=tree["b2"], effective_on=LATER
         )
@@ -354,7 +354,7 @@ def test_rejoining_a_dissolved_union_is_refused() -> None:
     member = join(tree["b1"])
     member.exit(organization=tree["b1"], effective_on=LATER, change_code=REMOVAL, reason_code=6)
     tree["b2"].dissolve(LATER)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         rejoin(member, tree["b2"], LATER)
     assert member.status == LEFT
 
@@ -444,7 +444,7 @@ def test_any_sequence_of_changes_keeps_the_rolls_consistent_and_replays_identica
 
 
 def test_joins_with_admissions_put_the_people_on_the_roll_in_one_union_event() -> None:
-    from domain.organisations import Admissions
+    from domain.organizations import Admissions
 
     tree = small_tree()
     b1, b2 = tree["b1"], tree["b2"]
@@ -469,7 +469,7 @@ def test_joins_with_admissions_put_the_people_on_the_roll_in_one_union_event() -
 
 
 def test_a_rejoin_before_the_new_unions_founding_is_refused_without_a_trace() -> None:
-    from domain.organisations import Admissions
+    from domain.organizations import Admissions
 
     tree = small_tree()
     member = join(tree["b1"])

@@ -19,7 +19,7 @@ import domain
 from domain.base import LedgerAggregate
 from domain.levy import LevyPolicy, parse_shares
 from domain.money import Money
-from domain.organisations import Deployment
+from domain.organizations import Deployment
 from domain.period import Month
 from domain.policies import LevyPolicies
 from domain.reserves import FoundingReserve

@@ -245,7 +245,7 @@ def test_a_closed_month_takes_no_postings_dated_inside_it() -> None:
         book.close_month(Month(2024, 3))
 
 
-def test_a_book_records_only_its_own_organisations_lines() -> None:
+def test_a_book_records_only_its_own_organizations_lines() -> None:
     postings = remittance_postings("K", "P", [("P", Money(100))], upward=True)
     receiver = Book(organization_code="P")
     receiver.record("v", DAY, postings)

@@ -101,7 +101,7 @@ def test_unmasked_the_stream_shows_personal_data_but_never_a_fingerprint(trail: 
     assert not any("fingerprint" in (e["data"] or {}) for e in everything)
 
 
-def test_filtering_by_organisation_keeps_its_own_and_mentioning_events(
+def test_filtering_by_organization_keeps_its_own_and_mentioning_events(
         either_trail: AuditTrail):
     trail = either_trail
     everything = listed(trail, limit=1000)

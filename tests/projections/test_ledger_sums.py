@@ -87,7 +87,7 @@ def test_fast_statements_equal_line_sums(tmp_path_factory, kind, seed, steps, ba
             cur.execute("SELECT organization_code, account_code, earmarked, debit_fen,"
                         " credit_fen, effective_on, recorded_at_us FROM rm_ledger_lines")
             lines = [tuple(r) for r in cur.fetchall()]
-            cur.execute("SELECT code FROM rm_organisations")
+            cur.execute("SELECT code FROM rm_organizations")
             orgs = sorted(r[0] for r in cur.fetchall())
         moments = sorted({line[6] for line in lines})
         # Months of one organisation, account and column holding lines recorded at different

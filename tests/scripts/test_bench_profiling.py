@@ -16,9 +16,11 @@ CHILD = ('process 11:"python -B -c from multiprocessing.spawn import spawn_main;
 def test_samples_go_to_the_sampled_process(tmp_path: Path) -> None:
     collapsed = tmp_path / "phase.txt"
     collapsed.write_text("\n".join([
-        f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);Server.run (uvicorn/server.py:86);"
+        f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);"
+        "Server.run (uvicorn/server.py:86);"
         "decide (service/group_commit.py:10) 30",
-        f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);Server.run (uvicorn/server.py:86);"
+        f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);"
+        "Server.run (uvicorn/server.py:86);"
         "f (x.py:1);f (x.py:2);f (x.py:1) 10",
         f"{PARENT};<module> (scripts/cli.py:3);serve (scripts/cmd_server.py:60) 5",
         # The writer thread of the HTTP process: no uvicorn frame, same process, same role.

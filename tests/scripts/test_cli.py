@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from domain.members import Member
-from domain.organisations import Deployment, Organisation
+from domain.organizations import Deployment, Organization
 from scripts.demo_data import DEMO_YEAR, build_plan
 from scripts.demo_summary import summarize
 from service.application import Ledger
@@ -83,9 +83,9 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
         assert root_code == plan.root_code
         assert ledger.get_organization(root_code)["name"] == "杭州市西湖区总工会"
         summary = summarize(ledger)
-        planned_orgs = Counter(o.level for o in plan.organisations)
-        planned_orgs.update(o.level for o in plan.in_year_organisations.values())
-        assert summary.organisations == planned_orgs
+        planned_orgs = Counter(o.level for o in plan.organizations)
+        planned_orgs.update(o.level for o in plan.in_year_organizations.values())
+        assert summary.organizations == planned_orgs
         # Everyone in the plan joined once (a rejoin is the same person's record).
         assert sum(summary.members.values()) == plan.member_count
         exits = sum(1 for s in plan.stories if s.kind == "exit")
@@ -97,7 +97,7 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
         assert summary.vouchers["founding_reserve_release"] > 0
         assert summary.vouchers["dues"] > 0 and summary.vouchers["levy"] > 0
         # Every organisation's books balance, and months up to November are closed.
-        for code in [o.code for o in plan.organisations] + list(plan.in_year_organisations):
+        for code in [o.code for o in plan.organizations] + list(plan.in_year_organizations):
             book = ledger.get_book(code)
             if book is not None:
                 assert sum(book.balances.values()) == 0, code
@@ -109,7 +109,7 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
         assert isinstance(member, Member)
         first_event = next(iter(ledger.repository.event_store.get(member.id)))
         assert first_event.actor == "cli:demo"
-        org = ledger.repository.get(Organisation.id_for(plan.root_code))
+        org = ledger.repository.get(Organization.id_for(plan.root_code))
         assert org.level == "county" and org.region_code == "330106"
         # Personal data never reaches the store in the clear.
         stored = b"".join(n.state for n in ledger.recorder.select_notifications(1, 10**7))
@@ -155,7 +155,7 @@ def test_a_store_read_with_another_key_fails_in_one_line(tmp_path: Path) -> None
     writer = Ledger(Settings(database_url=url, key_file=tmp_path / "a.key"))
     try:
         plan = build_plan("county", float(SCALE), int(SEED))
-        root = plan.organisations[0]
+        root = plan.organizations[0]
         writer.found_organization(code=root.code, name=root.name, level=root.level,
                                   parent_code=None, region_code=root.region_code,
                                   founded_on=root.founded_on.isoformat())

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from domain.identity import CreditCode, IdNumber, parse_mobile, parse_region_code
-from domain.organisations import parse_name
+from domain.organizations import parse_name
 from scripts.demo_data import DEMO_YEAR, build_plan
 from scripts.demo_names import counties_of, divisions
 
@@ -19,7 +19,7 @@ def county():
 
 def test_the_same_seed_gives_the_same_plan() -> None:
     first, second = build_plan("county", 0.01, 9), build_plan("county", 0.01, 9)
-    assert first.organisations == second.organisations
+    assert first.organizations == second.organizations
     assert first.people == second.people
     assert first.stories == second.stories
     other = build_plan("county", 0.01, 10)
@@ -27,21 +27,21 @@ def test_the_same_seed_gives_the_same_plan() -> None:
 
 
 def test_a_county_has_the_size_the_domain_describes(county) -> None:
-    organisations = len(county.organisations) + len(county.in_year_organisations)
-    assert 700 <= organisations <= 2500
+    organizations = len(county.organizations) + len(county.in_year_organizations)
+    assert 700 <= organizations <= 2500
     assert 80_000 <= county.member_count <= 200_000
-    levels = Counter(o.level for o in county.organisations)
+    levels = Counter(o.level for o in county.organizations)
     assert levels["county"] == 1 and levels["township"] == 12
     assert levels["joint_base"] >= 10
-    root = county.organisations[0]
+    root = county.organizations[0]
     assert (root.name, root.region_code, root.parent_code) == ("杭州市西湖区总工会", "330106", None)
 
 
 def test_people_are_valid_distinct_and_varied(county) -> None:
     people = county.people
     assert len({p.id_number for p in people}) == len(people)
-    founded = {o.code: o.founded_on for o in county.organisations}
-    founded.update({c: o.founded_on for c, o in county.in_year_organisations.items()})
+    founded = {o.code: o.founded_on for o in county.organizations}
+    founded.update({c: o.founded_on for c, o in county.in_year_organizations.items()})
     for person in people[::97]:
         identity = IdNumber.parse(person.id_number)
         age_at_joining = (person.joined_on - identity.birth_date).days / 365.25
@@ -60,9 +60,9 @@ def test_people_are_valid_distinct_and_varied(county) -> None:
     assert outside > 0.1 * len(people)
 
 
-def test_organisations_have_valid_codes_and_a_consistent_tree(county) -> None:
+def test_organizations_have_valid_codes_and_a_consistent_tree(county) -> None:
     codes = set()
-    for org in [*county.organisations, *county.in_year_organisations.values()]:
+    for org in [*county.organizations, *county.in_year_organizations.values()]:
         code = CreditCode.parse(org.code)
         assert code.is_union and code.division_code == org.region_code
         assert code.value[1] == ("1" if org.is_base else "9")
@@ -74,7 +74,7 @@ def test_organisations_have_valid_codes_and_a_consistent_tree(county) -> None:
         if org.is_base:
             assert org.employee_count >= 1
             assert all(e.payroll_fen > 0 for e in org.employers)
-    assert len({o.name for o in county.organisations}) == len(county.organisations)
+    assert len({o.name for o in county.organizations}) == len(county.organizations)
 
 
 def test_stories_fall_in_the_year_and_cover_every_kind(county) -> None:
@@ -90,7 +90,7 @@ def test_stories_fall_in_the_year_and_cover_every_kind(county) -> None:
 @pytest.mark.parametrize("size", ["city", "province"])
 def test_larger_sizes_are_built_from_real_divisions(size: str) -> None:
     plan = build_plan(size, 0.002, 3)
-    counties = [o for o in plan.organisations if o.level == "county"]
+    counties = [o for o in plan.organizations if o.level == "county"]
     expected = counties_of("3301") if size == "city" else counties_of("33")
     assert len(counties) == len(expected)
     for org in counties:

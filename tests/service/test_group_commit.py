@@ -19,7 +19,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain.errors import AlreadyMember, InvalidValue
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.vouchers import Book
 from service.application import Ledger, _deferred
 from service.group_commit import WriterCache
@@ -267,7 +267,7 @@ def test_deciding_again_redoes_only_the_commands_that_read_what_changed(
     assert Counter(args[1].command for args in attempts) == {
         "record_dues": 2, "join_member": 2, "correct_member": 2}
     ((written, stored, _),) = inserted
-    again = {Organisation.id_for(tree.base_b), member_id}
+    again = {Organization.id_for(tree.base_b), member_id}
     assert len(mapped) == len(stored) + sum(e.originator_id in again for e in written.events)
     fresh = backend.open()
     assert fresh.get_organization(tree.base_b)["member_count"] == 2
@@ -311,7 +311,7 @@ def test_other_writers_events_are_decoded_after_the_lock_when_the_batch_needs_no
                        received_on="2024-01-31")
     assert writer.committer.decided_again == 0
     assert decoded_under_lock == []
-    union = writer.committer.known.get(Organisation.id_for(tree.base_b))
+    union = writer.committer.known.get(Organization.id_for(tree.base_b))
     assert union is not None and union.member_count == 1  # applied after the lock
 
 
@@ -340,9 +340,9 @@ def test_the_writers_cache_keeps_an_aggregate_read_after_its_last_look(
     known = WriterCache(ledger)
     known.refresh()
     join(1, tree.base_a)(other)
-    union = ledger.repository.get(Organisation.id_for(tree.base_a))
+    union = ledger.repository.get(Organization.id_for(tree.base_a))
     known.adopt(union)
-    assert Organisation.id_for(tree.base_a) in known.refresh()
+    assert Organization.id_for(tree.base_a) in known.refresh()
     assert known.get(union.id) is union and union.member_count == 1
 
 

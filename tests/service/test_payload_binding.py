@@ -16,7 +16,7 @@ from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import Environment
 
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from projections.audit.trail import AuditTrail
 from projections.read_models import ReadModels
 from projections.read_models.event_reader import UnreadableEvent
@@ -73,7 +73,7 @@ def test_new_payloads_are_bound_and_open_only_in_their_row(ledger: Ledger):
     assert is_bound(n.state)
     cipher = ledger.mapper.payloads
     assert cipher.open(n.state, n.originator_id, n.originator_version, n.topic)
-    for stream, version, topic in ((Organisation.id_for("x"), n.originator_version, n.topic),
+    for stream, version, topic in ((Organization.id_for("x"), n.originator_version, n.topic),
                                    (n.originator_id, n.originator_version + 1, n.topic),
                                    (n.originator_id, n.originator_version, "ledger:Member.Exited")):
         with pytest.raises(PayloadBindingError):
@@ -140,14 +140,14 @@ def test_rows_written_the_old_way_still_read(backend: Backend, ledger: Ledger, r
 
 def test_snapshots_are_bound_too(ledger: Ledger):
     tree = found_tree(ledger)
-    org_id = Organisation.id_for(tree.base_a)
+    org_id = Organization.id_for(tree.base_a)
     ledger.take_snapshot(org_id)
     snapshots = ledger.snapshots.recorder.select_events(org_id)
     assert snapshots and all(is_bound(s.state) for s in snapshots)
     snapshot = snapshots[-1]
     # The snapshot's payload opens for its own row only.
     with pytest.raises(PayloadBindingError):
-        ledger.mapper.payloads.open(snapshot.state, Organisation.id_for(tree.base_b),
+        ledger.mapper.payloads.open(snapshot.state, Organization.id_for(tree.base_b),
                                     snapshot.originator_version, snapshot.topic)
     assert ledger.mapper.to_domain_event(snapshot).originator_id == org_id
 
@@ -159,7 +159,7 @@ def test_an_old_payload_whose_nonce_begins_like_the_marker_still_reads():
     sealed = AESGCM(key).encrypt(nonce, b"payload", None)
     old_layout = nonce + sealed[-16:] + sealed[:-16]  # eventsourcing's: nonce, tag, text
     assert is_bound(old_layout)
-    stream = Organisation.id_for("x")
+    stream = Organization.id_for("x")
     assert PayloadCipher(key).open(old_layout, stream, 1, "t") == b"payload"
     old = AESCipher(Environment(env={"CIPHER_KEY": base64.b64encode(key).decode()}))
     assert old.decrypt(old_layout) == b"payload"  # it is what the old code wrote

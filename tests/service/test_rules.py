@@ -18,8 +18,8 @@ from domain.errors import (
     InvalidValue,
     NoLevyPolicy,
     NotFound,
-    OrganisationInUse,
-    OrganisationNotActive,
+    OrganizationInUse,
+    OrganizationNotActive,
     PeriodClosed,
     RemittanceExceedsOwed,
     TransferPending,
@@ -106,7 +106,7 @@ def test_rejoin_cannot_predate_the_exit(ledger: Ledger, tree: Tree) -> None:
 
 def test_joining_a_dissolved_union_is_refused(ledger: Ledger, tree: Tree) -> None:
     ledger.dissolve_organization(tree.base_b, dissolved_on="2024-01-03")
-    refused(ledger, OrganisationNotActive, ledger.join_member, id_number=person(1), name="张三",
+    refused(ledger, OrganizationNotActive, ledger.join_member, id_number=person(1), name="张三",
             organization_code=tree.base_b, joined_on="2024-01-04")
 
 
@@ -158,7 +158,7 @@ def test_cancelled_transfer_leaves_member_where_it_was(ledger: Ledger, tree: Tre
 def test_transfer_to_a_dissolved_union_is_refused(ledger: Ledger, tree: Tree) -> None:
     member_id = join(ledger, 1, tree.base_a)
     ledger.dissolve_organization(tree.base_b, dissolved_on="2024-01-10")
-    refused(ledger, OrganisationNotActive, ledger.start_transfer, member_id,
+    refused(ledger, OrganizationNotActive, ledger.start_transfer, member_id,
             to_organization_code=tree.base_b, effective_on="2024-02-01", reason_code=1)
     assert ledger.get_member(member_id)["status"] == "active"
 
@@ -645,7 +645,7 @@ def test_remittance_without_bank_money_is_refused(ledger: Ledger, tree: Tree) ->
 # --- the organisation tree ------------------------------------------------------------------
 
 
-def test_organisation_moves_under_another_parent(ledger: Ledger, tree: Tree) -> None:
+def test_organization_moves_under_another_parent(ledger: Ledger, tree: Tree) -> None:
     moved = ledger.change_organization(tree.base_a, effective_on="2024-06-01",
                                        parent_code=tree.township)
     assert moved.body["parent_code"] == tree.township
@@ -675,18 +675,18 @@ def test_moving_under_a_lower_level_is_refused(ledger: Ledger, tree: Tree) -> No
 
 def test_dissolution_with_members_or_children_is_refused(ledger: Ledger, tree: Tree) -> None:
     member_id = join(ledger, 1, tree.base_c)
-    refused(ledger, OrganisationInUse, ledger.dissolve_organization, tree.base_c,
+    refused(ledger, OrganizationInUse, ledger.dissolve_organization, tree.base_c,
             dissolved_on="2024-03-01")
-    refused(ledger, OrganisationInUse, ledger.dissolve_organization, tree.township,
+    refused(ledger, OrganizationInUse, ledger.dissolve_organization, tree.township,
             dissolved_on="2024-03-01")
     ledger.exit_member(member_id, effective_on="2024-02-01", change_code=6, reason_code=1)
     assert ledger.dissolve_organization(tree.base_c,
                                         dissolved_on="2024-03-01").body["status"] == "dissolved"
     assert ledger.dissolve_organization(tree.township,
                                         dissolved_on="2024-03-02").body["status"] == "dissolved"
-    refused(ledger, OrganisationNotActive, ledger.dissolve_organization, tree.base_c,
+    refused(ledger, OrganizationNotActive, ledger.dissolve_organization, tree.base_c,
             dissolved_on="2024-03-03")
-    refused(ledger, OrganisationNotActive, ledger.found_organization,
+    refused(ledger, OrganizationNotActive, ledger.found_organization,
             code=org_code(50, base=True), name="晚到工会", level="base",
             parent_code=tree.township, region_code=COUNTY_REGION, founded_on="2024-04-01",
             employer_code=employer(50), employee_count=3)
@@ -695,7 +695,7 @@ def test_dissolution_with_members_or_children_is_refused(ledger: Ledger, tree: T
 def test_a_retained_member_still_blocks_dissolution(ledger: Ledger, tree: Tree) -> None:
     member_id = join(ledger, 1, tree.base_b)
     ledger.retain_member(member_id, effective_on="2024-02-01", reason_code=3)
-    refused(ledger, OrganisationInUse, ledger.dissolve_organization, tree.base_b,
+    refused(ledger, OrganizationInUse, ledger.dissolve_organization, tree.base_b,
             dissolved_on="2024-03-01")
 
 

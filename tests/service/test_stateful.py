@@ -52,8 +52,8 @@ from domain.errors import (
     InvalidStatus,
     InvalidValue,
     NotFound,
-    OrganisationInUse,
-    OrganisationNotActive,
+    OrganizationInUse,
+    OrganizationNotActive,
     PeriodClosed,
     RemittanceExceedsOwed,
     TransferPending,
@@ -71,7 +71,7 @@ from domain.funds import (
 from domain.levy import divide_owed, level_rank, levy_due, share_levy
 from domain.members import Member
 from domain.money import Money
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from domain.period import Month
 from domain.vouchers import Book, Posting, Voucher, check_balanced
 from service.application import Ledger
@@ -111,7 +111,7 @@ class SnapshottingLedger(Ledger):
     """The real application, snapshotting every few events so that reloads read snapshots."""
 
     name = "Ledger"  # the application's name picks the PostgreSQL tables: keep the real ones
-    snapshot_every = {Organisation: 4, Book: 3, Member: 3}  # noqa: RUF012
+    snapshot_every = {Organization: 4, Book: 3, Member: 3}  # noqa: RUF012
 
 
 class UncachedLedger(Ledger):
@@ -431,9 +431,9 @@ class LedgerMachine(RuleBasedStateMachine):
         # Base unions A and B stay, so that a dissolution does not end every later example.
         org = self.pick(self.bases()[2:], index)
         if not org.active:
-            expected = OrganisationNotActive
+            expected = OrganizationNotActive
         elif self.members_of(org.code):
-            expected = OrganisationInUse
+            expected = OrganizationInUse
         else:
             expected = None
         result = self.run(expected, self.ledger.dissolve_organization, org.code,
@@ -468,7 +468,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if p.status not in (None, "left"):
             expected = AlreadyMember
         elif not org.active:
-            expected = OrganisationNotActive
+            expected = OrganizationNotActive
         else:
             expected = None
         result = self.run(expected, self.ledger.join_member, id_number=p.id_number,
@@ -488,7 +488,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if expected is None and target.code == p.org:
             expected = InvalidValue
         elif expected is None and not target.active:
-            expected = OrganisationNotActive
+            expected = OrganizationNotActive
         result = self.run(expected, self.ledger.start_transfer, self.member_id(p),
                           to_organization_code=target.code, effective_on=self.today.isoformat(),
                           reason_code=1)
@@ -502,7 +502,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if p.transfer_id is None:
             expected = NotFound
         elif not self.orgs[p.transfer_to].active:
-            expected = OrganisationNotActive
+            expected = OrganizationNotActive
         else:
             expected = None
         transfer_id = p.transfer_id or "00000000-0000-4000-8000-000000000000"
@@ -564,7 +564,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         index)
         day = self.day(back_days)
         members = None
-        pre_error = None if org.active else OrganisationNotActive
+        pre_error = None if org.active else OrganizationNotActive
         if with_members:
             payers = [p for p in self.members_of(org.code)
                       if p.status != "retained" or include_retained]
@@ -618,7 +618,7 @@ class LedgerMachine(RuleBasedStateMachine):
         to = base if channel == "employer" else self.pick(path[1:], receiver)
         shares = share_levy(amount, SHARES, [(o.level, o.code) for o in path])
         self.post_or_refuse(
-            None if to.active and base.active else OrganisationNotActive,
+            None if to.active and base.active else OrganizationNotActive,
             levy_postings(to.code, to.rank, shares), self.today, "levy", self.ledger.record_levy,
             receiving_organization_code=to.code, base_organization_code=base.code,
             employer_code=base.employer or employer(800), period=period,
@@ -707,7 +707,7 @@ class LedgerMachine(RuleBasedStateMachine):
         payer_org = self.funded_first(payers, payer, likely)
         amount = self._amount(payer_org.code, mode, fen)
         if not payer_org.active:
-            pre_error = OrganisationNotActive
+            pre_error = OrganizationNotActive
         elif p.status == "left":
             pre_error = InvalidStatus
         elif payer_org.code not in {o.code for o in self.path(p.org)}:
@@ -736,7 +736,7 @@ class LedgerMachine(RuleBasedStateMachine):
         target_org = self.pick(below if below and likely else anyone, recipient)
         amount = self._amount(payer_org.code, mode, fen)
         if not target_org.active:
-            pre_error = OrganisationNotActive
+            pre_error = OrganizationNotActive
         elif payer_org.code not in {o.code for o in self.path(target_org.code)[1:]}:
             pre_error = InvalidValue
         else:
@@ -761,7 +761,7 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = self._amount(org.code, mode, fen)
         day = self.day(back_days)
         self.post_or_refuse(
-            None if org.active else OrganisationNotActive,
+            None if org.active else OrganizationNotActive,
             expense_postings(org.code, account, amount, earmarked), day, "expense",
             self.ledger.record_expense, organization_code=org.code, account_code=account,
             amount=str(amount), earmarked=earmarked, description="职工活动",
@@ -819,7 +819,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """Compares stored aggregates (load: id -> aggregate or None) with the model."""
         total_fen = 0
         for code, org in self.orgs.items():
-            stored = load(Organisation.id_for(code))
+            stored = load(Organization.id_for(code))
             assert stored is not None, f"{code} is not stored"
             assert stored.status == ("active" if org.active else "dissolved")
             assert stored.member_count == len(self.members_of(code)), f"roll of {code}"

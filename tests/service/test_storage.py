@@ -20,7 +20,7 @@ from domain.errors import (
     InsufficientFunds,
     VersionConflict,
 )
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from service.application import Ledger
 from service.idempotency import IdempotencyKey
 from tests.conftest import Backend
@@ -116,9 +116,9 @@ def test_positions_increase_and_name_the_stored_event(ledger: Ledger, tree: Tree
         positions.append(result.position)
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     # The organisation's own first event was stored long before.
-    founded_at = ledger.position_of(Organisation.id_for(tree.base_b))
+    founded_at = ledger.position_of(Organization.id_for(tree.base_b))
     assert founded_at is not None and founded_at < positions[0]
-    assert ledger.position_of(Organisation.id_for(tree.base_b), version=10_000) is None
+    assert ledger.position_of(Organization.id_for(tree.base_b), version=10_000) is None
 
 
 # --- idempotency ---------------------------------------------------------------------------------

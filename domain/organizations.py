@@ -12,8 +12,8 @@ from domain.base import LedgerAggregate, stable_id, stable_topic
 from domain.errors import (
     AlreadyExists,
     InvalidValue,
-    OrganisationInUse,
-    OrganisationNotActive,
+    OrganizationInUse,
+    OrganizationNotActive,
     TreeViolation,
 )
 from domain.identity import CreditCode
@@ -71,7 +71,7 @@ class Deployment(LedgerAggregate):
 
 
 @stable_topic("ledger:Organisation")
-class Organisation(LedgerAggregate):
+class Organization(LedgerAggregate):
     """工会组织: one union, identified by its own unified social credit code."""
 
     @staticmethod
@@ -80,7 +80,7 @@ class Organisation(LedgerAggregate):
 
     @staticmethod
     def create_id(code: str, **_: object) -> UUID:
-        return Organisation.id_for(code)
+        return Organization.id_for(code)
 
     @event("Founded", topic="ledger:Organisation.Founded")
     def __init__(
@@ -133,7 +133,7 @@ class Organisation(LedgerAggregate):
 
     def require_active(self, role: str = "organisation") -> None:
         if self.status != "active":
-            raise OrganisationNotActive(f"{role} {self.code} ({self.name}) is dissolved")
+            raise OrganizationNotActive(f"{role} {self.code} ({self.name}) is dissolved")
 
     # --- commands --------------------------------------------------------------------------
 
@@ -144,12 +144,12 @@ class Organisation(LedgerAggregate):
         code: CreditCode,
         name: str,
         level: str,
-        parent: Organisation | None,
+        parent: Organization | None,
         region_code: str,
         founded_on: datetime.date,
         employer_code: CreditCode | None,
         employee_count: int | None,
-    ) -> Organisation:
+    ) -> Organization:
         """建会: validates against the parent and attaches the new union under it."""
         if not code.is_union:
             raise InvalidValue("code", "a union's credit code starts with 8 (trade unions)")
@@ -196,7 +196,7 @@ class Organisation(LedgerAggregate):
         effective_on: datetime.date,
         name: str | None,
         employee_count: int | None,
-        new_parent: Organisation | None,
+        new_parent: Organization | None,
         new_parent_ancestors: list[str],
     ) -> None:
         """Renames, re-counts or moves the union. new_parent_ancestors: codes above new_parent."""
@@ -247,9 +247,9 @@ class Organisation(LedgerAggregate):
         """撤销: refused while the union has members or active children."""
         self.require_active()
         if self.member_count:
-            raise OrganisationInUse(f"{self.code} still has {self.member_count} members")
+            raise OrganizationInUse(f"{self.code} still has {self.member_count} members")
         if self.active_children:
-            raise OrganisationInUse(
+            raise OrganizationInUse(
                 f"{self.code} still has {len(self.active_children)} active child unions"
             )
         if dissolved_on < self.founded_on:
@@ -332,8 +332,8 @@ class Admissions:
     MembersAdmitted event instead of a MemberAdmitted event each. Each admission is checked
     when it is made, so that a refused one is refused at once and leaves nothing behind."""
 
-    def __init__(self, organisation: Organisation) -> None:
-        self.organisation = organisation
+    def __init__(self, organization: Organization) -> None:
+        self.organization = organization
         self.admitted: list[tuple[str, datetime.date]] = []
         self._ids: set[str] = set()
 
@@ -341,7 +341,7 @@ class Admissions:
         return len(self.admitted)
 
     def admit(self, member_id: str, effective_on: datetime.date) -> None:
-        self.organisation.check_admission(effective_on)
+        self.organization.check_admission(effective_on)
         if member_id in self._ids:
             raise AlreadyExists("this person is already admitted by this command")
         self._ids.add(member_id)
@@ -350,6 +350,6 @@ class Admissions:
     def record(self) -> None:
         """The one event for every admission so far (none if there was none)."""
         if self.admitted:
-            self.organisation.admit_members(self.admitted)
+            self.organization.admit_members(self.admitted)
             self.admitted = []
             self._ids = set()

@@ -18,15 +18,15 @@ from domain.identity import CreditCode, has_credit_code_shape, parse_region_code
 from domain.levy import (
     share_levy,
 )
-from domain.organisations import Deployment, Organisation, parse_level
+from domain.organizations import Deployment, Organization, parse_level
 from domain.period import Month, parse_date
 from domain.reserves import FoundingReserve
 from service.idempotency import IdempotencyKey
-from service.results import organisation_view
+from service.results import organization_view
 from service.unit_of_work import MAX_TREE_DEPTH, CommandResult, UnitOfWork
 
 
-class OrganisationCommands:
+class OrganizationCommands:
     """Command methods mixed into Ledger (service/application.py), which supplies _run."""
 
     # --- organisations -----------------------------------------------------------------------
@@ -59,7 +59,7 @@ class OrganisationCommands:
             employer = (
                 CreditCode.parse(employer_code, field="employer_code") if employer_code else None
             )
-            if uow.get(Organisation.id_for(credit_code.value)) is not None:
+            if uow.get(Organization.id_for(credit_code.value)) is not None:
                 raise TreeViolation(f"an organisation with code {credit_code.value} exists")
             parent = None
             if parent_code is None:
@@ -70,7 +70,7 @@ class OrganisationCommands:
                 uow.add(Deployment(root_code=credit_code.value))
             else:
                 parent = uow.org(parent_code, field="parent_code")
-            org = Organisation.found(
+            org = Organization.found(
                 code=credit_code,
                 name=name,
                 level=org_level,
@@ -83,11 +83,11 @@ class OrganisationCommands:
             uow.add(org)
             if employer is not None:
                 self._release_founding_reserve(uow, org, employer.value)
-            return organisation_view(org)
+            return organization_view(org)
 
         return self._run("found_organization", request, idempotency, actor, decide)
 
-    def _release_founding_reserve(self, uow: UnitOfWork, org: Organisation, employer: str) -> None:
+    def _release_founding_reserve(self, uow: UnitOfWork, org: Organization, employer: str) -> None:
         """Shares out levies held for this employer before its union existed, like a levy."""
         reserve = uow.get(FoundingReserve.id_for(employer))
         if reserve is None or not reserve.held:
@@ -149,7 +149,7 @@ class OrganisationCommands:
             if new_parent is not None and old_parent_code is not None:
                 uow.org(old_parent_code).detach_child(org.code)
                 new_parent.attach_child(org.code)
-            return organisation_view(org)
+            return organization_view(org)
 
         return self._run("change_organization", request, idempotency, actor, decide)
 
@@ -168,12 +168,12 @@ class OrganisationCommands:
             org.dissolve(parse_date(dissolved_on, field="dissolved_on"))
             if org.parent_code is not None:
                 uow.org(org.parent_code).detach_child(org.code)
-            return organisation_view(org)
+            return organization_view(org)
 
         return self._run("dissolve_organization", request, idempotency, actor, decide)
 
     def get_organization(self, code: str) -> dict[str, Any]:
-        return organisation_view(UnitOfWork(self).org(code))
+        return organization_view(UnitOfWork(self).org(code))
 
     def organization_is_cached(self, code: str) -> bool:
         """Whether the organisation is in the process's cache. Organisations are never
@@ -182,7 +182,7 @@ class OrganisationCommands:
         if cache is None or not has_credit_code_shape(code):
             return False
         try:
-            return cache.get(Organisation.id_for(code)) is not None
+            return cache.get(Organization.id_for(code)) is not None
         except KeyError:
             return False
 
@@ -199,13 +199,13 @@ class OrganisationCommands:
             current = org.parent_on(day)
         return lineage
 
-    def _read_organization(self, code: str) -> Organisation:
+    def _read_organization(self, code: str) -> Organization:
         """An organisation to read, not to change: the cache's own object, without the copy
         a command gets (UnitOfWork.org), which costs most on the busiest unions."""
         try:
             if not has_credit_code_shape(code):
                 raise AggregateNotFoundError(code)
-            return self.repository.get(Organisation.id_for(code), deepcopy_from_cache=False)
+            return self.repository.get(Organization.id_for(code), deepcopy_from_cache=False)
         except AggregateNotFoundError:
             raise NotFound(f"organisation {str(code)[:40]} not found") from None
 

@@ -9,19 +9,19 @@ import pytest
 from domain.errors import (
     AlreadyExists,
     InvalidValue,
-    OrganisationInUse,
-    OrganisationNotActive,
+    OrganizationInUse,
+    OrganizationNotActive,
     TreeViolation,
 )
 from domain.identity import CreditCode
-from domain.organisations import Organisation
+from domain.organizations import Organization
 from scripts.synthetic import employer_code
 from tests.domain.builders import FOUNDED_ON, found, new_code, replay, small_tree
 
 DAY = datetime.date(2024, 3, 1)
 
 
-def found_kwargs(parent: Organisation | None, **overrides: object) -> dict[str, object]:
+def found_kwargs(parent: Organization | None, **overrides: object) -> dict[str, object]:
     """Keyword arguments for a valid base union under parent; overrides make it invalid."""
     kwargs: dict[str, object] = dict(
         code=new_code("110105", base=True),
@@ -42,7 +42,7 @@ def found_kwargs(parent: Organisation | None, **overrides: object) -> dict[str, 
 
 def test_founding_attaches_the_union_under_its_parent() -> None:
     tree = small_tree()
-    union = Organisation.found(**found_kwargs(tree["county"]))
+    union = Organization.found(**found_kwargs(tree["county"]))
     assert union.status == "active"
     assert union.parent_code == tree["county"].code
     assert union.code in tree["county"].active_children
@@ -53,16 +53,16 @@ def test_a_union_code_starts_with_8() -> None:
     tree = small_tree()
     employer_as_union = CreditCode.parse(employer_code("110105", 5))
     with pytest.raises(InvalidValue, match="starts with 8") as caught:
-        Organisation.found(**found_kwargs(tree["county"], code=employer_as_union))
+        Organization.found(**found_kwargs(tree["county"], code=employer_as_union))
     assert caught.value.field == "code"
 
 
 def test_a_base_union_code_starts_with_81() -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue, match="81"):
-        Organisation.found(**found_kwargs(tree["county"], code=new_code("110105", base=False)))
+        Organization.found(**found_kwargs(tree["county"], code=new_code("110105", base=False)))
     with pytest.raises(InvalidValue, match="81"):
-        Organisation.found(
+        Organization.found(
             **found_kwargs(
                 tree["county"],
                 code=new_code("110105", base=False),
@@ -75,7 +75,7 @@ def test_a_base_union_code_starts_with_81() -> None:
 def test_a_union_above_the_base_has_a_code_starting_with_89() -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue, match="89"):
-        Organisation.found(
+        Organization.found(
             **found_kwargs(
                 tree["county"],
                 code=new_code("110105", base=True),
@@ -89,7 +89,7 @@ def test_a_union_above_the_base_has_a_code_starting_with_89() -> None:
 def test_the_region_code_equals_characters_3_to_8_of_the_code() -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(
+        Organization.found(
             **found_kwargs(tree["county"], code=new_code("110108", base=True), region_code="110105")
         )
     assert caught.value.field == "region_code"
@@ -99,8 +99,8 @@ def test_the_parent_must_be_active() -> None:
     tree = small_tree()
     empty_county = found("county", tree["city"])
     empty_county.dissolve(DAY)
-    with pytest.raises(OrganisationNotActive):
-        Organisation.found(**found_kwargs(empty_county))
+    with pytest.raises(OrganizationNotActive):
+        Organization.found(**found_kwargs(empty_county))
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_a_level_inversion_is_a_tree_violation(level: str, parent_key: str) -> N
     base = level in ("base", "joint_base")
     region = "110105" if base or level == "county" else "110100"
     with pytest.raises(TreeViolation):
-        Organisation.found(
+        Organization.found(
             code=new_code(region, base=base),
             name="x",
             level=level,
@@ -133,13 +133,13 @@ def test_a_level_inversion_is_a_tree_violation(level: str, parent_key: str) -> N
 def test_a_base_union_needs_its_employer() -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(**found_kwargs(tree["county"], employer_code=None))
+        Organization.found(**found_kwargs(tree["county"], employer_code=None))
     assert caught.value.field == "employer_code"
 
 
 def test_a_joint_base_union_serves_many_employers_and_records_none() -> None:
     tree = small_tree()
-    joint = Organisation.found(
+    joint = Organization.found(
         **found_kwargs(tree["county"], level="joint_base", employer_code=None)
     )
     assert joint.employer_code is None and joint.is_base
@@ -150,7 +150,7 @@ def test_a_base_union_needs_its_employee_count(level: str) -> None:
     tree = small_tree()
     employer = CreditCode.parse(employer_code("110105", 4)) if level == "base" else None
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(
+        Organization.found(
             **found_kwargs(tree["county"], level=level, employer_code=employer, employee_count=None)
         )
     assert caught.value.field == "employee_count"
@@ -160,14 +160,14 @@ def test_a_base_union_needs_its_employee_count(level: str) -> None:
 def test_an_employee_count_is_a_whole_number_in_range(count: object) -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(**found_kwargs(tree["county"], employee_count=count))
+        Organization.found(**found_kwargs(tree["county"], employee_count=count))
     assert caught.value.field == "employee_count"
 
 
 def test_only_base_unions_record_an_employer() -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(
+        Organization.found(
             code=new_code("110105", base=False),
             name="街道工会",
             level="township",
@@ -183,7 +183,7 @@ def test_only_base_unions_record_an_employer() -> None:
 def test_a_union_cannot_be_founded_before_its_parent() -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(
+        Organization.found(
             **found_kwargs(tree["county"], founded_on=FOUNDED_ON - datetime.timedelta(days=1))
         )
     assert caught.value.field == "founded_on"
@@ -193,7 +193,7 @@ def test_a_union_cannot_be_founded_before_its_parent() -> None:
 def test_a_name_is_printable_and_not_empty(name: str) -> None:
     tree = small_tree()
     with pytest.raises(InvalidValue) as caught:
-        Organisation.found(**found_kwargs(tree["county"], name=name))
+        Organization.found(**found_kwargs(tree["county"], name=name))
     assert caught.value.field == "name"
 
 
@@ -308,7 +308,7 @@ def test_a_move_under_a_dissolved_union_is_refused() -> None:
     tree = small_tree()
     gone = found("county", tree["city"])
     gone.dissolve(DAY)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         tree["b1"].change(
             effective_on=DAY,
             name=None,
@@ -351,7 +351,7 @@ def test_a_change_cannot_predate_the_last_move_or_change_nothing() -> None:
 def test_a_dissolved_union_cannot_change() -> None:
     tree = small_tree()
     tree["b2"].dissolve(DAY)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         tree["b2"].change(
             effective_on=DAY,
             name="x",
@@ -368,7 +368,7 @@ def test_dissolution_is_refused_while_members_remain() -> None:
     tree = small_tree()
     b1 = tree["b1"]
     b1.admit_member("m-1", DAY)
-    with pytest.raises(OrganisationInUse, match="members"):
+    with pytest.raises(OrganizationInUse, match="members"):
         b1.dissolve(DAY)
     b1.release_member("m-1", DAY)
     b1.dissolve(DAY)
@@ -378,7 +378,7 @@ def test_dissolution_is_refused_while_members_remain() -> None:
 def test_dissolution_is_refused_while_active_children_remain() -> None:
     tree = small_tree()
     county = tree["county"]
-    with pytest.raises(OrganisationInUse, match="child"):
+    with pytest.raises(OrganizationInUse, match="child"):
         county.dissolve(DAY)
     for key in ("b1", "b2", "jb"):
         tree[key].dissolve(DAY)
@@ -391,9 +391,9 @@ def test_a_dissolved_union_takes_no_members_and_is_not_dissolved_twice() -> None
     tree = small_tree()
     b2 = tree["b2"]
     b2.dissolve(DAY)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         b2.admit_member("m-1", DAY)
-    with pytest.raises(OrganisationNotActive):
+    with pytest.raises(OrganizationNotActive):
         b2.dissolve(DAY)
 
 
@@ -419,7 +419,7 @@ def test_detaching_a_stranger_is_a_tree_violation() -> None:
         tree["county"].detach_child(tree["city"].code)
 
 
-def test_replaying_the_events_rebuilds_the_same_organisation() -> None:
+def test_replaying_the_events_rebuilds_the_same_organization() -> None:
     tree = small_tree()
     b1 = tree["b1"]
     b1.admit_member("m-1", DAY)
@@ -446,7 +446,7 @@ def test_many_members_are_admitted_in_one_event_that_counts_them_all() -> None:
         {"effective_on": DAY + datetime.timedelta(days=1), "member_ids": ["m-3"]},
     ]
     assert b1.member_count == 3
-    with pytest.raises(OrganisationInUse):
+    with pytest.raises(OrganizationInUse):
         b1.dissolve(DAY)
     for member_id in ("m-1", "m-2", "m-3"):
         b1.release_member(member_id, DAY)
@@ -466,13 +466,13 @@ def test_admitting_many_members_checks_each_and_records_nothing_when_refused(cas
     if case == "dissolved":
         tree["b1"].dissolve(DAY)
     union.collect_events()
-    with pytest.raises((InvalidValue, AlreadyExists, OrganisationNotActive)):
+    with pytest.raises((InvalidValue, AlreadyExists, OrganizationNotActive)):
         union.admit_members(admissions)
     assert union.collect_events() == [] and union.member_count == 0
 
 
 def test_admissions_are_checked_one_by_one_and_recorded_as_one_event() -> None:
-    from domain.organisations import Admissions
+    from domain.organizations import Admissions
 
     b1 = small_tree()["b1"]
     b1.collect_events()
