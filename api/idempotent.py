@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from api.security import Caller
-from domain.base import acting_as
 from domain.errors import IdempotencyKeyReused
-from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
+from domain.idempotency import IdempotencyRecord
+from service.commands import RecordOutcome
+from service.idempotency import Fingerprint, IdempotencyKey
 
 
 def _earlier(caller: Caller, key: IdempotencyKey, digest: Fingerprint) -> dict[str, Any] | None:
@@ -31,7 +31,10 @@ def _earlier(caller: Caller, key: IdempotencyKey, digest: Fingerprint) -> dict[s
 
 
 def run_once(
-    caller: Caller, key: IdempotencyKey, command: str, request: dict[str, Any],
+    caller: Caller,
+    key: IdempotencyKey,
+    command: str,
+    request: dict[str, Any],
     work: Callable[[], dict[str, Any]],
 ) -> tuple[dict[str, Any], bool]:
     """(the answer, whether it is a replay)."""
@@ -40,16 +43,11 @@ def run_once(
     if earlier is not None:
         return earlier, True
     answer = work()
-    try:
-        with acting_as(caller.actor):
-            record = IdempotencyRecord(
-                id=key.record_id, command=command, fingerprint=digest.keyed, result=answer
-            )
-            caller.services.ledger.save(record)
-    except IntegrityError:
-        # A concurrent duplicate finished first: answer as it did.
-        earlier = _earlier(caller, key, digest)
-        if earlier is not None:
-            return earlier, True
-        raise
-    return answer, False
+    # Recorded by the writer like every command: a concurrent duplicate that finished first
+    # is found there, and this answer becomes its replay.
+    recorded = caller.services.ledger.execute(
+        RecordOutcome(command=command, request_=request, result=answer),
+        actor=caller.actor,
+        idempotency=key,
+    )
+    return recorded.body, recorded.replayed

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 
 from api.security import Caller
 from domain.privacy import mask
-from service.application import CommandResult
-from service.pii_reads import record_pii_read
+from service.commands import Command, RecordPiiRead
+from service.unit_of_work import CommandResult
 
 
 def _member_ids(value: Any, found: set[str]) -> None:
@@ -33,8 +33,14 @@ def _member_ids(value: Any, found: set[str]) -> None:
             _member_ids(item, found)
 
 
-def present(caller: Caller, body: Any, purpose: str, member_ids: list[str] | None = None,
-            *, masker: Callable[[Any], Any] = mask) -> Any:
+def present(
+    caller: Caller,
+    body: Any,
+    purpose: str,
+    member_ids: list[str] | None = None,
+    *,
+    masker: Callable[[Any], Any] = mask,
+) -> Any:
     """What the caller may see of body: masked (by `masker`) unless the token has the pii
     flag. An unmasked answer that shows anything masking would have hidden is recorded, with
     the members it names (and `member_ids`)."""
@@ -44,8 +50,8 @@ def present(caller: Caller, body: Any, purpose: str, member_ids: list[str] | Non
     if masked != body:
         ids: set[str] = set(member_ids or ())
         _member_ids(body, ids)
-        record_pii_read(
-            caller.services.ledger, actor=caller.actor, purpose=purpose, member_ids=sorted(ids)
+        caller.services.ledger.execute(
+            RecordPiiRead(purpose=purpose, member_ids=sorted(ids)), actor=caller.actor
         )
     return body
 
@@ -57,12 +63,15 @@ def present_table(caller: Caller, body: Any, subtitle: str, purpose: str) -> tup
     return shown["answer"], shown["subtitle"]
 
 
-async def command(caller: Caller, call: Callable[[], CommandResult], purpose: str,
-                  status_code: int) -> JSONResponse:
-    """Runs a one-command ledger method for an async handler and answers as written() does.
-    The handler waits for the writer without holding a worker thread; only an unmasked answer
-    (whose reading is recorded in the store) is prepared in one."""
-    result = await caller.services.ledger.run_async(call)
+async def command(
+    caller: Caller, command: Command, idempotency: Any, purpose: str, status_code: int
+) -> JSONResponse:
+    """Executes a command for an async handler and answers as written() does. The handler
+    waits for the writer without holding a worker thread; only an unmasked answer (whose
+    reading is recorded in the store) is prepared in one."""
+    result = await caller.services.ledger.execute_async(
+        command, actor=caller.actor, idempotency=idempotency
+    )
     if caller.pii:
         return await run_in_threadpool(written, caller, result, purpose, status_code)
     return written(caller, result, purpose, status_code)

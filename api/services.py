@@ -9,7 +9,7 @@ from fastapi import Request
 from api.metrics import Metrics
 from projections.audit.sealer import AutoSealer
 from projections.audit.trail import AuditTrail
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
 from service.application import Ledger
 from service.tokens import Tokens

@@ -38,6 +38,7 @@ from projections.audit.seals import load_signing_key, public_key_text
 from projections.audit.trail import AuditTrail
 from scripts import synthetic
 from service.application import Ledger
+from service.commands import FoundOrganization, JoinMember, RecordDues
 from storage.settings import Settings
 
 DEFAULT_EVENTS = 1_000_000
@@ -51,25 +52,52 @@ DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 def seed(ledger: Ledger) -> None:
     """Real events of every common kind, written through the application."""
     root = synthetic.union_code("110000", 1, base=False)
-    ledger.found_organization(code=root, name="北京市总工会", level="province", parent_code=None,
-                              region_code="110000", founded_on="1950-05-01")
+    ledger.execute(
+        FoundOrganization(
+            code=root,
+            name="北京市总工会",
+            level="province",
+            parent_code=None,
+            region_code="110000",
+            founded_on="1950-05-01",
+        )
+    )
     person = 0
     for serial in range(SEED_BASE_UNIONS):
         code = synthetic.union_code("110105", 100 + serial, base=True)
-        ledger.found_organization(
-            code=code, name=f"第{serial}基层工会", level="base", parent_code=root,
-            region_code="110105", founded_on="2001-01-01",
-            employer_code=synthetic.employer_code("110105", 100 + serial), employee_count=40,
+        ledger.execute(
+            FoundOrganization(
+                code=code,
+                name=f"第{serial}基层工会",
+                level="base",
+                parent_code=root,
+                region_code="110105",
+                founded_on="2001-01-01",
+                employer_code=synthetic.employer_code("110105", 100 + serial),
+                employee_count=40,
+            )
         )
         for _ in range(SEED_MEMBERS_PER_UNION):
             person += 1
             birth = datetime.date(1960, 1, 1) + datetime.timedelta(days=13 * person)
-            ledger.join_member(id_number=synthetic.id_number("110105", birth, person),
-                               name="测试会员", organization_code=code, joined_on="2020-01-01",
-                               mobile=f"138{person:08d}")
+            ledger.execute(
+                JoinMember(
+                    id_number=synthetic.id_number("110105", birth, person),
+                    name="测试会员",
+                    organization_code=code,
+                    joined_on="2020-01-01",
+                    mobile=f"138{person:08d}",
+                )
+            )
         for month in range(1, SEED_MONTHS + 1):
-            ledger.record_dues(organization_code=code, period=f"2024-{month:02d}",
-                               amount="100.00", received_on=f"2024-{month:02d}-15")
+            ledger.execute(
+                RecordDues(
+                    organization_code=code,
+                    period=f"2024-{month:02d}",
+                    amount="100.00",
+                    received_on=f"2024-{month:02d}-15",
+                )
+            )
 
 
 def _copies(template: list[tuple[str, bytes]], count: int, *, hex_ids: bool) -> Iterator[tuple]:
@@ -92,17 +120,25 @@ def fill(ledger: Ledger, settings: Settings, target: int) -> int:
         rows = _copies(template, missing, hex_ids=True)
         while batch := [r for _, r in zip(range(COPY_BATCH_ROWS), rows, strict=False)]:
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO stored_events (originator_id, originator_version, "
-                             "topic, state) VALUES (?, ?, ?, ?)", batch)
+            conn.executemany(
+                "INSERT INTO stored_events (originator_id, originator_version, "
+                "topic, state) VALUES (?, ?, ?, ?)",
+                batch,
+            )
             conn.execute("COMMIT")
         conn.close()
     else:
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            template = [(t, bytes(s)) for t, s in
-                        conn.execute("SELECT topic, state FROM ledger_events")]
-            with conn.cursor() as cursor, cursor.copy(
-                "COPY ledger_events (originator_id, originator_version, topic, state) FROM STDIN"
-            ) as copy:
+            template = [
+                (t, bytes(s)) for t, s in conn.execute("SELECT topic, state FROM ledger_events")
+            ]
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    "COPY ledger_events (originator_id, originator_version, topic, state)"
+                    " FROM STDIN"
+                ) as copy,
+            ):
                 for row in _copies(template, missing, hex_ids=False):
                     copy.write_row(row)
             conn.execute("ANALYZE ledger_events")
@@ -122,9 +158,12 @@ def fresh_store(backend: str, admin_url: str, keep: bool) -> Iterator[Settings]:
             conn.execute(f'CREATE DATABASE "{database}"')
         url = f"{admin_url.rsplit('/', 1)[0]}/{database}"
     try:
-        settings = Settings(database_url=url, encryption_key=key,
-                            key_file=directory / "ledger.key",
-                            audit_key_file=directory / "audit.key")
+        settings = Settings(
+            database_url=url,
+            encryption_key=key,
+            key_file=directory / "ledger.key",
+            audit_key_file=directory / "audit.key",
+        )
         # Seals verify only against a public key configured outside the database.
         signing_key = load_signing_key(settings, create=True)
         assert signing_key is not None
@@ -190,15 +229,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--pg-admin-url", default=os.environ.get("LEDGER_TEST_PG_ADMIN",
-                                                                 DEFAULT_PG_ADMIN_URL))
+    parser.add_argument(
+        "--pg-admin-url", default=os.environ.get("LEDGER_TEST_PG_ADMIN", DEFAULT_PG_ADMIN_URL)
+    )
     parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
     args = parser.parse_args()
     result = run(args.events, args.backend, args.pg_admin_url, args.keep)
     for name, value in result.items():
-        print(f"{name:28} {value:>14,}" if isinstance(value, int | float) else
-              f"{name:28} {value:>14}")
+        print(
+            f"{name:28} {value:>14,}"
+            if isinstance(value, int | float)
+            else f"{name:28} {value:>14}"
+        )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

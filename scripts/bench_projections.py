@@ -37,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from projections.read_models import ReadModels  # noqa: E402
+from projections.read_models.models import ReadModels  # noqa: E402
 from projections.read_models.projector import HANDLERS  # noqa: E402
 from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet  # noqa: E402
 from projections.reconciliation.rebuild import REBUILD_BATCH_EVENTS, build  # noqa: E402

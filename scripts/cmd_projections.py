@@ -14,7 +14,7 @@ from rich.table import Table
 
 from domain.period import Month
 from domain.privacy import mask
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
 from projections.reconciliation.rebuild import RebuildReport, rebuild
 from projections.reconciliation.reconcile import (

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
+from domain.access import DEFAULT_EXPIRY_DAYS
 from scripts.common import ledger_session, load_settings, store_name
-from service.tokens import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, Tokens
+from service.tokens import MAX_EXPIRY_DAYS, Tokens
 from storage.clock import CHINA
 
 

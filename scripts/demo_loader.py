@@ -27,7 +27,29 @@ from domain.money import Money
 from domain.period import Month
 from scripts.demo_data import DEMO_YEAR, DemoPlan, Employer, OrgPlan, Person, Story
 from scripts.demo_names import EXPENSES
-from service.application import CommandResult, Ledger
+from service.application import Ledger
+from service.commands import (
+    AcceptTransfer,
+    AdoptLevyPolicy,
+    CancelTransfer,
+    ChangeOrganization,
+    ClosePeriod,
+    Command,
+    CorrectMember,
+    ExitMember,
+    FoundOrganization,
+    JoinMember,
+    PaySubsidy,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+    RecordRemittance,
+    ReinstateMember,
+    RetainMember,
+    ReverseVoucher,
+    StartTransfer,
+)
+from service.unit_of_work import CommandResult
 
 ACTOR = "cli:demo"
 LEVY_DAY, DUES_DAY, REMITTANCE_DAY = 15, 25, 28
@@ -81,21 +103,26 @@ class DemoLoader:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _do(self, label: str, command: Callable[..., CommandResult], /, *args: Any,
-            **kwargs: Any) -> CommandResult:
-        result = command(*args, actor=ACTOR, **kwargs)
+    def _do(self, label: str, command: Command) -> CommandResult:
+        result = self.ledger.execute(command, actor=ACTOR)
         self.stats.commands[label] += 1
         return result
 
-    def _many(self, label: str, command: Callable[..., CommandResult],
-              calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
-              task: Any = None) -> list[CommandResult]:
-        """Sends independent commands concurrently; results in the order of calls.
+    def _many(
+        self,
+        label: str,
+        command: type[Command],
+        calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
+        task: Any = None,
+    ) -> list[CommandResult]:
+        """Sends independent commands of one kind concurrently (calls: each one's fields, as
+        ((), {field: value})); results in the order of calls.
 
         The first failure is raised once every command has finished, as one would be alone."""
+
         def send(call: tuple[tuple[Any, ...], dict[str, Any]]) -> CommandResult:
-            args, kwargs = call
-            return command(*args, actor=ACTOR, **kwargs)
+            _, fields = call
+            return self.ledger.execute(command(**fields), actor=ACTOR)
 
         results = []
         for result in self.pool.map(send, calls):
@@ -118,8 +145,11 @@ class DemoLoader:
         book = self.ledger.get_book(code)
         if book is None:
             return Money(0)
-        owed = sum(m.fen for acct in (PAYABLE_UP, PAYABLE_DOWN, OTHER_PAYABLE)
-                   for m in book.owed(acct).values())
+        owed = sum(
+            m.fen
+            for acct in (PAYABLE_UP, PAYABLE_DOWN, OTHER_PAYABLE)
+            for m in book.owed(acct).values()
+        )
         return Money(book.balance(BANK).fen - owed)
 
     def county_of(self, code: str) -> str:
@@ -157,40 +187,60 @@ class DemoLoader:
     def found_tree(self) -> None:
         task = self._phase("组织 organisations", len(self.plan.organizations))
         for policy in self.plan.policies:
-            self._do("levy_policy", self.ledger.adopt_levy_policy, **policy)
+            self._do("levy_policy", AdoptLevyPolicy(**policy))
         for org in self.plan.organizations:
             self.found(org)
             self._advance(task)
 
     def found(self, org: OrgPlan) -> None:
         self._do(
-            "found_organization", self.ledger.found_organization,
-            code=org.code, name=org.name, level=org.level, parent_code=org.parent_code,
-            region_code=org.region_code, founded_on=org.founded_on.isoformat(),
-            employer_code=org.employer_code, employee_count=org.employee_count,
+            "found_organization",
+            FoundOrganization(
+                code=org.code,
+                name=org.name,
+                level=org.level,
+                parent_code=org.parent_code,
+                region_code=org.region_code,
+                founded_on=org.founded_on.isoformat(),
+                employer_code=org.employer_code,
+                employee_count=org.employee_count,
+            ),
         )
 
     def join_pre_year_members(self) -> None:
-        task = self._phase(f"会员 members joined before {DEMO_YEAR}",
-                           len(self.plan.pre_year_members))
+        task = self._phase(
+            f"会员 members joined before {DEMO_YEAR}", len(self.plan.pre_year_members)
+        )
         indices = self.plan.pre_year_members
-        calls = [((), self.join_request(self.plan.people[i], self.plan.people[i].organization_code,
-                                        self.plan.people[i].joined_on)) for i in indices]
-        results = self._many("join_member", self.ledger.join_member, calls, task)
+        calls = [
+            (
+                (),
+                self.join_request(
+                    self.plan.people[i],
+                    self.plan.people[i].organization_code,
+                    self.plan.people[i].joined_on,
+                ),
+            )
+            for i in indices
+        ]
+        results = self._many("join_member", JoinMember, calls, task)
         for index, (_, request), result in zip(indices, calls, results, strict=True):
             self.roll[index] = _Roll(result.body["member_id"], request["organization_code"])
 
     @staticmethod
     def join_request(person: Person, org_code: str, on: datetime.date) -> dict[str, Any]:
         return dict(
-            id_number=person.id_number, name=person.name, organization_code=org_code,
-            joined_on=on.isoformat(), mobile=person.mobile, migrant_worker=person.migrant_worker,
+            id_number=person.id_number,
+            name=person.name,
+            organization_code=org_code,
+            joined_on=on.isoformat(),
+            mobile=person.mobile,
+            migrant_worker=person.migrant_worker,
             new_employment_form=person.new_employment_form,
         )
 
     def join(self, index: int, person: Person, org_code: str, on: datetime.date) -> None:
-        result = self._do("join_member", self.ledger.join_member,
-                          **self.join_request(person, org_code, on))
+        result = self._do("join_member", JoinMember(**self.join_request(person, org_code, on)))
         self.roll[index] = _Roll(result.body["member_id"], org_code)
 
     # --- one month ---------------------------------------------------------------------------
@@ -239,37 +289,65 @@ class DemoLoader:
             return
         entry = self.roll[story.person]
         if story.kind == "transfer_start":
-            result = self._do("start_transfer", self.ledger.start_transfer, entry.member_id,
-                              to_organization_code=story.organization_code, effective_on=on,
-                              reason_code=story.code)
+            result = self._do(
+                "start_transfer",
+                StartTransfer(
+                    member_id=entry.member_id,
+                    to_organization_code=story.organization_code,
+                    effective_on=on,
+                    reason_code=story.code,
+                ),
+            )
             entry.transfer_id, entry.status = result.body["transfer_id"], "transfer_pending"
         elif story.kind == "transfer_accept":
-            self._do("accept_transfer", self.ledger.accept_transfer, entry.member_id,
-                     entry.transfer_id, effective_on=on)
+            self._do(
+                "accept_transfer",
+                AcceptTransfer(
+                    member_id=entry.member_id, transfer_id=entry.transfer_id, effective_on=on
+                ),
+            )
             entry.organization_code, entry.status = story.organization_code, "active"
         elif story.kind == "transfer_cancel":
-            self._do("cancel_transfer", self.ledger.cancel_transfer, entry.member_id,
-                     entry.transfer_id)
+            self._do(
+                "cancel_transfer",
+                CancelTransfer(member_id=entry.member_id, transfer_id=entry.transfer_id),
+            )
             entry.status = "active"
         elif story.kind == "retain":
-            self._do("retain_member", self.ledger.retain_member, entry.member_id,
-                     effective_on=on, reason_code=story.code)
+            self._do(
+                "retain_member",
+                RetainMember(member_id=entry.member_id, effective_on=on, reason_code=story.code),
+            )
             entry.status = "retained"
         elif story.kind == "reinstate":
-            self._do("reinstate_member", self.ledger.reinstate_member, entry.member_id,
-                     effective_on=on)
+            self._do(
+                "reinstate_member", ReinstateMember(member_id=entry.member_id, effective_on=on)
+            )
             entry.status = "active"
         elif story.kind == "exit":
-            self._do("exit_member", self.ledger.exit_member, entry.member_id, effective_on=on,
-                     change_code=story.code, reason_code=story.reason)
+            self._do(
+                "exit_member",
+                ExitMember(
+                    member_id=entry.member_id,
+                    effective_on=on,
+                    change_code=story.code,
+                    reason_code=story.reason,
+                ),
+            )
             entry.status = "left"
         elif story.kind == "rejoin":
             assert story.organization_code is not None
             self.join(story.person, people[story.person], story.organization_code, story.on)
         elif story.kind == "correct":
             mobile = "1" + self.rng.choice("3456789") + f"{self.rng.randrange(10**9):09d}"
-            self._do("correct_member", self.ledger.correct_member, entry.member_id,
-                     changes={"mobile": mobile}, note="会员本人申请变更手机号码")
+            self._do(
+                "correct_member",
+                CorrectMember(
+                    member_id=entry.member_id,
+                    changes={"mobile": mobile},
+                    note="会员本人申请变更手机号码",
+                ),
+            )
         else:
             raise ValueError(f"unknown story {story.kind}")
 
@@ -281,11 +359,19 @@ class DemoLoader:
             self.orgs[org.code] = org
             self.parent[org.code] = org.parent_code
         elif change.kind == "rename":
-            self._do("change_organization", self.ledger.change_organization,
-                     change.organization_code, effective_on=on, name=change.value)
+            self._do(
+                "change_organization",
+                ChangeOrganization(
+                    code=change.organization_code, effective_on=on, name=change.value
+                ),
+            )
         elif change.kind == "move":
-            self._do("change_organization", self.ledger.change_organization,
-                     change.organization_code, effective_on=on, parent_code=change.value)
+            self._do(
+                "change_organization",
+                ChangeOrganization(
+                    code=change.organization_code, effective_on=on, parent_code=change.value
+                ),
+            )
             self.parent[change.organization_code] = change.value
 
     # --- money in ----------------------------------------------------------------------------
@@ -300,11 +386,19 @@ class DemoLoader:
         received = datetime.date(DEMO_YEAR, month, LEVY_DAY)
         founded = set(self.active_codes(received))
         for employer, holder in self.plan.reserve_employers:
-            union = next((o for o in self.plan.in_year_organizations.values()
-                          if o.employer_code == employer.code), None)
+            union = next(
+                (
+                    o
+                    for o in self.plan.in_year_organizations.values()
+                    if o.employer_code == employer.code
+                ),
+                None,
+            )
             if union is None or union.code not in founded:
-                self._do("founding_reserve", self.ledger.record_levy,
-                         **self.levy_request(holder, None, employer, month, received, "tax"))
+                self._do(
+                    "founding_reserve",
+                    RecordLevy(**self.levy_request(holder, None, employer, month, received, "tax")),
+                )
         calls = []
         for code in sorted(founded):
             org = self.orgs[code]
@@ -312,17 +406,29 @@ class DemoLoader:
                 continue
             receiver = code if org.channel == "employer" else self.county_of(code)
             for employer in org.employers:
-                calls.append(((), self.levy_request(receiver, code, employer, month, received,
-                                                    org.channel)))
-        self._many("levy", self.ledger.record_levy, calls)
+                calls.append(
+                    ((), self.levy_request(receiver, code, employer, month, received, org.channel))
+                )
+        self._many("levy", RecordLevy, calls)
 
-    def levy_request(self, receiver: str, base: str | None, employer: Employer, month: int,
-                     received: datetime.date, channel: str) -> dict[str, Any]:
+    def levy_request(
+        self,
+        receiver: str,
+        base: str | None,
+        employer: Employer,
+        month: int,
+        received: datetime.date,
+        channel: str,
+    ) -> dict[str, Any]:
         payroll = self.payroll(employer, month)
         return dict(
-            receiving_organization_code=receiver, base_organization_code=base,
-            employer_code=employer.code, period=f"{DEMO_YEAR}-{month:02d}",
-            payroll_total=str(payroll), amount=str(levy_due(payroll)), channel=channel,
+            receiving_organization_code=receiver,
+            base_organization_code=base,
+            employer_code=employer.code,
+            period=f"{DEMO_YEAR}-{month:02d}",
+            payroll_total=str(payroll),
+            amount=str(levy_due(payroll)),
+            channel=channel,
             received_on=received.isoformat(),
         )
 
@@ -339,15 +445,27 @@ class DemoLoader:
             lines = []
             for index in payers[code]:
                 wage = Money(self.plan.people[index].wage_fen)
-                lines.append({"member_id": self.roll[index].member_id, "wage": str(wage),
-                              "amount": str(dues_for_wage(wage))})
+                lines.append(
+                    {
+                        "member_id": self.roll[index].member_id,
+                        "wage": str(wage),
+                        "amount": str(dues_for_wage(wage)),
+                    }
+                )
             amount = Money(sum(Money.parse(line["amount"]).fen for line in lines))
-            calls.append(((), dict(
-                organization_code=code, period=f"{DEMO_YEAR}-{month:02d}", amount=str(amount),
-                received_on=received.isoformat(),
-                members=lines if org.dues_with_members else None,
-            )))
-        self._many("dues", self.ledger.record_dues, calls)
+            calls.append(
+                (
+                    (),
+                    dict(
+                        organization_code=code,
+                        period=f"{DEMO_YEAR}-{month:02d}",
+                        amount=str(amount),
+                        received_on=received.isoformat(),
+                        members=lines if org.dues_with_members else None,
+                    ),
+                )
+            )
+        self._many("dues", RecordDues, calls)
 
     # --- money along the tree ------------------------------------------------------------------
 
@@ -370,9 +488,10 @@ class DemoLoader:
                 amount = owed if self.rng.random() < 0.9 else owed * 7 // 10
                 amount = min(amount, book.balance(BANK).fen)
                 if amount > 0:
-                    calls.append(self.remittance(code, self.parent[code], "upward", amount,
-                                                 month, paid_on))
-            self._many("remittance", self.ledger.record_remittance, calls)
+                    calls.append(
+                        self.remittance(code, self.parent[code], "upward", amount, month, paid_on)
+                    )
+            self._many("remittance", RecordRemittance, calls)
         for rank in sorted(by_level, reverse=True):
             calls = []
             for code in sorted(by_level[rank]):
@@ -385,9 +504,8 @@ class DemoLoader:
                     if child is not None:
                         by_child[child] += money.fen
                 for child, amount in sorted(by_child.items()):
-                    calls.append(self.remittance(code, child, "pass_down", amount, month,
-                                                 paid_on))
-            self._many("remittance", self.ledger.record_remittance, calls)
+                    calls.append(self.remittance(code, child, "pass_down", amount, month, paid_on))
+            self._many("remittance", RecordRemittance, calls)
 
     def child_towards(self, ancestor: str, code: str) -> str | None:
         """The direct child of ancestor on the way down to code."""
@@ -397,12 +515,23 @@ class DemoLoader:
         return current
 
     @staticmethod
-    def remittance(payer: str, receiver: str | None, kind: str, amount_fen: int, month: int,
-                   paid_on: datetime.date) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def remittance(
+        payer: str,
+        receiver: str | None,
+        kind: str,
+        amount_fen: int,
+        month: int,
+        paid_on: datetime.date,
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         assert receiver is not None
-        return (), dict(from_organization_code=payer, to_organization_code=receiver, kind=kind,
-                        amount=str(Money(amount_fen)), period=f"{DEMO_YEAR}-{month:02d}",
-                        paid_on=paid_on.isoformat())
+        return (), dict(
+            from_organization_code=payer,
+            to_organization_code=receiver,
+            kind=kind,
+            amount=str(Money(amount_fen)),
+            period=f"{DEMO_YEAR}-{month:02d}",
+            paid_on=paid_on.isoformat(),
+        )
 
     # --- money out ---------------------------------------------------------------------------
 
@@ -415,15 +544,25 @@ class DemoLoader:
                 continue
             account, text = self.rng.choice(EXPENSES)
             free = self.free_funds(code).fen
-            amount = min(free * self.rng.randint(10, 40) // 100,
-                         self.rng.randint(2_000, 60_000) * 100 * (1 if org.is_base else 20))
+            amount = min(
+                free * self.rng.randint(10, 40) // 100,
+                self.rng.randint(2_000, 60_000) * 100 * (1 if org.is_base else 20),
+            )
             amount -= amount % 100
             if amount < 50_00:
                 self.stats.skipped["expense"] += 1
                 continue
-            self._do("expense", self.ledger.record_expense, organization_code=code,
-                     account_code=account, amount=str(Money(amount)), earmarked=False,
-                     description=f"{DEMO_YEAR}年{month}月{text}", paid_on=paid_on.isoformat())
+            self._do(
+                "expense",
+                RecordExpense(
+                    organization_code=code,
+                    account_code=account,
+                    amount=str(Money(amount)),
+                    earmarked=False,
+                    description=f"{DEMO_YEAR}年{month}月{text}",
+                    paid_on=paid_on.isoformat(),
+                ),
+            )
 
     def approval_ref(self, payer: str) -> str:
         self.approval_serial += 1
@@ -431,16 +570,22 @@ class DemoLoader:
 
     def members_under(self, code: str) -> list[int]:
         on_roll = [i for i, e in sorted(self.roll.items()) if e.status != "left"]
-        return [i for i in on_roll if self.child_towards(code, self.roll[i].organization_code)
-                is not None or self.roll[i].organization_code == code]
+        return [
+            i
+            for i in on_roll
+            if self.child_towards(code, self.roll[i].organization_code) is not None
+            or self.roll[i].organization_code == code
+        ]
 
     def subsidies(self, month: int) -> None:
         """补助: to people (帮扶, 助学, 劳模, 托育, 慰问) and to lower unions."""
         paid_on = datetime.date(DEMO_YEAR, month, 27)
-        programmes = {1: ("hardship", 0.003, (1_000, 5_000), True),
-                      4: ("model_worker", 0.0003, (1_000, 3_000), False),
-                      8: ("school", 0.001, (2_000, 5_000), True),
-                      9: ("childcare", 0.0005, (500, 1_500), False)}
+        programmes = {
+            1: ("hardship", 0.003, (1_000, 5_000), True),
+            4: ("model_worker", 0.0003, (1_000, 3_000), False),
+            8: ("school", 0.001, (2_000, 5_000), True),
+            9: ("childcare", 0.0005, (500, 1_500), False),
+        }
         counties = [c for c in self.active_codes(paid_on) if self.orgs[c].level == "county"]
         if month in programmes:
             programme, share, (low, high), earmarked = programmes[month]
@@ -455,8 +600,14 @@ class DemoLoader:
                         self.stats.skipped["subsidy"] += 1
                         continue
                     budget -= amount
-                    self.pay_subsidy(county, {"member_id": self.roll[index].member_id},
-                                     programme, amount, earmarked, paid_on)
+                    self.pay_subsidy(
+                        county,
+                        {"member_id": self.roll[index].member_id},
+                        programme,
+                        amount,
+                        earmarked,
+                        paid_on,
+                    )
         if month in (3, 6):
             for county in counties:
                 children = [c for c in self.active_codes(paid_on) if self.parent[c] == county]
@@ -470,23 +621,45 @@ class DemoLoader:
                         self.stats.skipped["subsidy"] += 1
                         continue
                     budget -= amount
-                    self.pay_subsidy(county, {"organization_code": child},
-                                     "general", amount, month == 6, paid_on)
+                    self.pay_subsidy(
+                        county, {"organization_code": child}, "general", amount, month == 6, paid_on
+                    )
         # 慰问: a few base unions visit members in hospital or bereaved.
         for _, entry in sorted(self.roll.items())[:: max(1, len(self.roll) // 40)]:
             if entry.status == "left" or self.rng.random() > 0.2:
                 continue
             amount = self.rng.randint(2, 10) * 100_00
             if self.free_funds(entry.organization_code).fen >= amount:
-                self.pay_subsidy(entry.organization_code, {"member_id": entry.member_id},
-                                 "condolence", amount, False, paid_on)
+                self.pay_subsidy(
+                    entry.organization_code,
+                    {"member_id": entry.member_id},
+                    "condolence",
+                    amount,
+                    False,
+                    paid_on,
+                )
 
-    def pay_subsidy(self, payer: str, recipient: dict[str, str], programme: str, amount_fen: int,
-                    earmarked: bool, paid_on: datetime.date) -> None:
-        self._do("subsidy", self.ledger.pay_subsidy, payer_organization_code=payer,
-                 recipient=recipient, programme=programme, amount=str(Money(amount_fen)),
-                 earmarked=earmarked, approval_ref=self.approval_ref(payer),
-                 paid_on=paid_on.isoformat())
+    def pay_subsidy(
+        self,
+        payer: str,
+        recipient: dict[str, str],
+        programme: str,
+        amount_fen: int,
+        earmarked: bool,
+        paid_on: datetime.date,
+    ) -> None:
+        self._do(
+            "subsidy",
+            PaySubsidy(
+                payer_organization_code=payer,
+                recipient=recipient,
+                programme=programme,
+                amount=str(Money(amount_fen)),
+                earmarked=earmarked,
+                approval_ref=self.approval_ref(payer),
+                paid_on=paid_on.isoformat(),
+            ),
+        )
 
     def correct_by_reversal(self) -> None:
         """红字冲销: an expense keyed in with a wrong amount is reversed and posted again."""
@@ -498,18 +671,41 @@ class DemoLoader:
             return
         wrong = min(right * 10, free)
         text = f"{DEMO_YEAR}年劳模疗休养"
-        voucher = self._do("expense", self.ledger.record_expense, organization_code=root,
-                           account_code="503", amount=str(Money(wrong)), earmarked=False,
-                           description=text, paid_on=paid_on.isoformat())
-        self._do("reversal", self.ledger.reverse_voucher, voucher.body["voucher_id"],
-                 effective_on=(paid_on + datetime.timedelta(days=2)).isoformat(),
-                 reason="金额录入错误，红字冲销后重新入账")
-        self._do("expense", self.ledger.record_expense, organization_code=root,
-                 account_code="503", amount=str(Money(right)), earmarked=False,
-                 description=text, paid_on=(paid_on + datetime.timedelta(days=2)).isoformat())
+        voucher = self._do(
+            "expense",
+            RecordExpense(
+                organization_code=root,
+                account_code="503",
+                amount=str(Money(wrong)),
+                earmarked=False,
+                description=text,
+                paid_on=paid_on.isoformat(),
+            ),
+        )
+        self._do(
+            "reversal",
+            ReverseVoucher(
+                voucher_id=voucher.body["voucher_id"],
+                effective_on=(paid_on + datetime.timedelta(days=2)).isoformat(),
+                reason="金额录入错误，红字冲销后重新入账",
+            ),
+        )
+        self._do(
+            "expense",
+            RecordExpense(
+                organization_code=root,
+                account_code="503",
+                amount=str(Money(right)),
+                earmarked=False,
+                description=text,
+                paid_on=(paid_on + datetime.timedelta(days=2)).isoformat(),
+            ),
+        )
 
     def close_month(self, month: int) -> None:
         """月结 of every union's books."""
-        calls = [((code,), {"period": f"{DEMO_YEAR}-{month:02d}"})
-                 for code in self.active_codes(Month(DEMO_YEAR, month).last_day)]
-        self._many("close_period", self.ledger.close_period, calls)
+        calls = [
+            ((), {"organization_code": code, "period": f"{DEMO_YEAR}-{month:02d}"})
+            for code in self.active_codes(Month(DEMO_YEAR, month).last_day)
+        ]
+        self._many("close_period", ClosePeriod, calls)

@@ -1,23 +1,26 @@
 """The ledger application: the one write API, shared by the HTTP layer and the command line.
 
-Each command loads the aggregates it needs into a unit of work, lets the domain decide, and
-saves every changed aggregate in one atomic write. A concurrent writer that changed one of
-them first makes the write fail on the store's (id, version) constraint; the command is then
-decided again on fresh state, a bounded number of times, and never loses an update.
+Every write is a command object (service/commands/) given to execute() (or execute_async()):
+the process's one writer (service/group_commit.py) decides it on fresh state, in a unit of work
+that holds the aggregates it loads, and saves every changed aggregate in one atomic write,
+together with the commands waiting beside it. A concurrent writer that changed one of them
+first makes the write fail on the store's (id, version) constraint; the command is then decided
+again on fresh state, a bounded number of times, and never loses an update.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
+from concurrent.futures import Future
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -30,17 +33,25 @@ from eventsourcing.sqlite import SQLiteRecorder
 from domain.base import LedgerAggregate, acting_as
 from domain.errors import (
     IdempotencyKeyReused,
+    NoLevyPolicy,
+    NotFound,
+    TreeViolation,
     VersionConflict,
 )
+from domain.idempotency import IdempotencyRecord
+from domain.identity import IdNumber, has_credit_code_shape, parse_region_code
+from domain.members import Member
 from domain.organizations import Organization
+from domain.period import parse_date
+from domain.policies import LevyPolicies
 from domain.vouchers import Book
-from service.fund_commands import FundCommands
+from service.commands.base import Command
+from service.commands.funds import voucher_in
 from service.group_commit import GroupCommitter, PendingCommand
-from service.idempotency import Fingerprint, IdempotencyKey, IdempotencyRecord
-from service.member_commands import MemberCommands
-from service.organization_commands import OrganizationCommands
+from service.idempotency import Fingerprint, IdempotencyKey
 from service.repository import LedgerRepository
-from service.unit_of_work import CommandResult, UnitOfWork
+from service.results import member_view, organization_view, policy_view, voucher_view
+from service.unit_of_work import MAX_TREE_DEPTH, CommandResult, RepositorySource, UnitOfWork
 from storage.database import pg_array
 from storage.event_store import describe_store, eventsourcing_env
 from storage.key_check import KeyCheckTable, KeyFileRefused, WrongEncryptionKey, check_value
@@ -62,12 +73,12 @@ def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-# Set by run_async(): commands are collected instead of submitted and waited for.
-_deferred: ContextVar[list[PendingCommand] | None] = ContextVar("ledger_deferred", default=None)
+NO_SUCH_PERSON = "no member has this identity number"
 
 
-class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
-    """工会会员与经费账簿: the write API. One method per write of the HTTP contract."""
+class Ledger(Application):
+    """工会会员与经费账簿: the write API. Every write is a command (service/commands/) given to
+    execute(); the reads here are of the write side's own aggregates."""
 
     name = "Ledger"
     # Organisations and books grow with every member and voucher; snapshots bound replay.
@@ -96,8 +107,11 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
     def construct_mapper(self) -> BoundMapper:
         """Payloads encrypted bound to their rows (storage/payload_binding.py); the key comes
         once it has been checked against the store (_open_with_key)."""
-        return BoundMapper(transcoder=self.construct_transcoder(),
-                           compressor=self.factory.compressor(), cipher=None)
+        return BoundMapper(
+            transcoder=self.construct_transcoder(),
+            compressor=self.factory.compressor(),
+            cipher=None,
+        )
 
     def _open_with_key(self, configured: ConfiguredKey) -> bytes:
         """The master key, checked against the store (storage/key_check.py): a key file is
@@ -155,7 +169,8 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
         the environment (storage/), as a LedgerRepository."""
         repository = super().construct_repository()
         ledger_repository = LedgerRepository(
-            event_store=repository.event_store, snapshot_store=repository.snapshot_store,
+            event_store=repository.event_store,
+            snapshot_store=repository.snapshot_store,
             fastforward=repository.fastforward,
             fastforward_skipping=repository.fastforward_skipping,
             deepcopy_from_cache=repository.deepcopy_from_cache,
@@ -184,7 +199,9 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
         return recordings
 
     def save_prepared(
-        self, processing_event: ProcessingEvent, stored_events: list[StoredEvent],
+        self,
+        processing_event: ProcessingEvent,
+        stored_events: list[StoredEvent],
         insert: Callable[[list[StoredEvent]], Sequence[int] | None] | None = None,
     ) -> list[Recording]:
         """What Application.save() does once the events are mapped to stored events (encoded,
@@ -202,9 +219,16 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
         if notification_ids:
             assert len(notification_ids) == len(stored_events)
             recordings = [
-                Recording(d, Notification(originator_id=s.originator_id,
-                                          originator_version=s.originator_version,
-                                          topic=s.topic, state=s.state, id=n_id))
+                Recording(
+                    d,
+                    Notification(
+                        originator_id=s.originator_id,
+                        originator_version=s.originator_version,
+                        topic=s.topic,
+                        state=s.state,
+                        id=n_id,
+                    ),
+                )
                 for d, s, n_id in zip(events, stored_events, notification_ids, strict=True)
             ]
         if self.repository.cache and not self.repository.fastforward:
@@ -238,42 +262,42 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
         super().register_transcodings(transcoder)
         register_transcodings(transcoder)
 
-    # --- the command runner ------------------------------------------------------------------
+    # --- commands ----------------------------------------------------------------------------
 
-    def _run(
-        self,
-        command: str,
-        request: dict[str, Any],
-        idempotency: IdempotencyKey | None,
-        actor: str,
-        decide: Callable[[UnitOfWork], dict[str, Any]],
-        may_create: tuple[UUID, ...] = (),
+    def execute(
+        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
     ) -> CommandResult:
-        """Every command goes through the process's one writer (service/group_commit.py)."""
-        pending = PendingCommand(command, self.fingerprint(command, request), idempotency,
-                                 actor, decide, may_create)
-        deferred = _deferred.get()
-        if deferred is not None:
-            deferred.append(pending)  # run_async() queues it and awaits the answer
-            return CommandResult({}, None)
-        return self.committer.submit(pending)
+        """Decides the command on fresh state and saves what it changed, through the process's
+        one writer (service/group_commit.py); returns the command's answer and the position of
+        its last event."""
+        return self.submit(command, actor=actor, idempotency=idempotency).result()
 
-    async def run_async(self, call: Callable[[], CommandResult]) -> CommandResult:
-        """Runs a one-command method (`lambda: ledger.record_dues(...)`) without blocking the
-        event loop: the method only builds its command (no store access happens before a
-        command reaches the writer), and the caller awaits the writer's answer instead of
-        holding a worker thread while it waits."""
-        collected: list[PendingCommand] = []
-        token = _deferred.set(collected)
-        try:
-            call()
-        finally:
-            _deferred.reset(token)
-        if len(collected) != 1:
-            raise RuntimeError(f"run_async needs exactly one command, got {len(collected)}")
-        return await asyncio.wrap_future(self.committer.enqueue(collected[0]))
+    async def execute_async(
+        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+    ) -> CommandResult:
+        """execute() for an event loop: awaits the writer without holding a thread."""
+        return await asyncio.wrap_future(self.submit(command, actor=actor, idempotency=idempotency))
 
-    def _attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
+    def submit(
+        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+    ) -> Future[CommandResult]:
+        """Hands the command to the writer; the future is answered once it is written."""
+        return self.committer.enqueue(self.prepare(command, actor=actor, idempotency=idempotency))
+
+    def prepare(
+        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+    ) -> PendingCommand:
+        """The command as the writer takes it: with its fingerprint and the ids it may create,
+        worked out here in the caller's thread rather than in the writer's."""
+        return PendingCommand(
+            command,
+            self.fingerprint(command.command_name, command.request()),
+            idempotency,
+            actor,
+            command.may_create(self.member_ids),
+        )
+
+    def attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
         """Decides a command once: an idempotent replay's result, or the new view (unsaved)."""
         idempotency = pending.idempotency
         if idempotency is not None:
@@ -288,13 +312,13 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
                 ]
                 return CommandResult(record.result, self.last_position_of(keys), replayed=True)
         with acting_as(pending.actor):
-            body = pending.decide(uow)
+            body = pending.command.decide(uow)
             if idempotency is not None:
                 event_keys = [f"{i.hex}:{v}" for i, v in uow.new_event_keys()]
                 uow.add(
                     IdempotencyRecord(
                         id=idempotency.record_id,
-                        command=pending.command,
+                        command=pending.command.command_name,
                         fingerprint=pending.digest.keyed,
                         result=body,
                         event_keys=event_keys,
@@ -302,11 +326,12 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
                 )
         return body
 
-    def _run_alone(self, pending: PendingCommand) -> CommandResult:
-        """Decides and saves one command, deciding again after each version conflict."""
+    def run_alone(self, pending: PendingCommand) -> CommandResult:
+        """Decides and saves one command, deciding again after each version conflict: the
+        writer's way for a command whose batch met a writer that takes no lock."""
         for attempt in range(self.settings.conflict_retries):
-            uow = UnitOfWork(self)
-            outcome = self._attempt(uow, pending)
+            uow = self.unit_of_work()
+            outcome = self.attempt(uow, pending)
             if isinstance(outcome, CommandResult):
                 return outcome
             try:
@@ -318,9 +343,88 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
             position = max((r.notification.id for r in recordings), default=None)
             return CommandResult(outcome, position)
         raise VersionConflict(
-            f"{pending.command}: concurrent changes kept conflicting after "
+            f"{pending.command.command_name}: concurrent changes kept conflicting after "
             f"{self.settings.conflict_retries} attempts; try again"
         )
+
+    # --- reads of the write side's aggregates ------------------------------------------------
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A unit of work that reads through the repository (for reads outside a command)."""
+        return UnitOfWork(RepositorySource(self.repository), self.member_ids)
+
+    def member_id_for(self, id_number: str) -> UUID:
+        return self.member_ids.for_id_number(IdNumber.parse(id_number).value)
+
+    def find_member(self, id_number: str) -> dict[str, Any]:
+        member = self.unit_of_work().get(self.member_id_for(id_number))
+        if not isinstance(member, Member):
+            raise NotFound(NO_SUCH_PERSON)
+        return member_view(member)
+
+    def get_member(self, member_id: str) -> dict[str, Any]:
+        return member_view(self.unit_of_work().member(member_id))
+
+    def get_organization(self, code: str) -> dict[str, Any]:
+        return organization_view(self.unit_of_work().org(code))
+
+    def organization_is_cached(self, code: str) -> bool:
+        """Whether the organisation is in the process's cache. Organisations are never
+        deleted, so one that is there exists."""
+        cache = self.repository.cache
+        if cache is None or not has_credit_code_shape(code):
+            return False
+        try:
+            return cache.get(Organization.id_for(code)) is not None
+        except KeyError:
+            return False
+
+    def require_organization(self, code: str) -> None:
+        """NotFound unless the organisation exists (no store access if it is cached)."""
+        if not (isinstance(code, str) and self.organization_is_cached(code)):
+            self.unit_of_work().org(code)
+
+    def organization_lineage(self, code: str, day: datetime.date) -> list[str]:
+        """The organisation's code and its ancestors' as the tree stands on `day`, nearest
+        first (NotFound if it does not exist)."""
+        lineage: list[str] = []
+        current: str | None = code
+        while current is not None:
+            if len(lineage) > MAX_TREE_DEPTH:
+                raise TreeViolation(f"the tree above {code} is deeper than {MAX_TREE_DEPTH}")
+            org = self._read_organization(current)
+            lineage.append(org.code)
+            current = org.parent_on(day)
+        return lineage
+
+    def _read_organization(self, code: str) -> Organization:
+        """An organisation to read, not to change: the cache's own object, without the copy
+        a command gets, which costs most on the busiest unions."""
+        try:
+            if not has_credit_code_shape(code):
+                raise AggregateNotFoundError(code)
+            return self.repository.get(Organization.id_for(code), deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound(f"organisation {str(code)[:40]} not found") from None
+
+    def get_voucher(self, voucher_id: str) -> dict[str, Any]:
+        return voucher_view(voucher_in(self.unit_of_work(), voucher_id))
+
+    def levy_policy_in_force(self, region_code: str, on: Any) -> dict[str, Any]:
+        region = parse_region_code(region_code, lengths=(2, 4, 6))
+        day = parse_date(on, field="on")
+        policies = self.unit_of_work().get(LevyPolicies.ID)
+        if policies is None:
+            raise NotFound("no levy policy has been recorded")
+        try:
+            return policy_view(policies.in_force(region, day))
+        except NoLevyPolicy as exc:
+            raise NotFound(exc.message) from None
+
+    def get_book(self, organization_code: str) -> Book | None:
+        return self.unit_of_work().get(Book.id_for(organization_code))
+
+    # --- the events table ---------------------------------------------------------------------
 
     def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Runs a query on the events table: `{table}`, `{position}` (the global position
@@ -348,8 +452,9 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
         """The greatest global position among stored events named by (aggregate id, version)."""
         match = " OR ".join(["(originator_id = {p} AND originator_version = {p})"] * len(keys))
         params: list[Any] = [x for key in keys for x in key]
-        rows = self._select(f"SELECT MAX({{position}}) AS position FROM {{table}} WHERE {match}",
-                            params)
+        rows = self._select(
+            f"SELECT MAX({{position}}) AS position FROM {{table}} WHERE {match}", params
+        )
         return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
 
     def stored_ids(self, ids: set[UUID]) -> set[UUID]:
@@ -358,14 +463,20 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
             return set()
         if isinstance(self.recorder, SQLiteRecorder):
             markers = ", ".join(["{p}"] * len(ids))
-            rows = self._select(f"SELECT originator_id FROM {{table}} WHERE originator_version"
-                                f" = 1 AND originator_id IN ({markers})", list(ids))
+            rows = self._select(
+                f"SELECT originator_id FROM {{table}} WHERE originator_version"
+                f" = 1 AND originator_id IN ({markers})",
+                list(ids),
+            )
         else:
             # One array parameter: a thousand markers made psycopg parse a new query text
             # for every chunk of a roster import.
             array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
-            rows = self._select("SELECT originator_id FROM {table} WHERE originator_version = 1"
-                                f" AND originator_id = ANY({array})", [value])
+            rows = self._select(
+                "SELECT originator_id FROM {table} WHERE originator_version = 1"
+                f" AND originator_id = ANY({array})",
+                [value],
+            )
         return {UUID(str(row["originator_id"])) for row in rows}
 
     def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
@@ -385,9 +496,18 @@ class Ledger(OrganizationCommands, MemberCommands, FundCommands, Application):
         else:
             array, value = pg_array([int(p) for p in positions], "bigint", marker="{p}")
             where, params = f"{{position}} = ANY({array})", [value]
-        rows = self._select("SELECT {position} AS position, originator_id, originator_version, "
-                            f"topic, state FROM {{table}} WHERE {where} ORDER BY {{position}}",
-                            params)
-        return [Notification(id=int(row["position"]), originator_id=_uuid(row["originator_id"]),
-                             originator_version=int(row["originator_version"]),
-                             topic=row["topic"], state=bytes(row["state"])) for row in rows]
+        rows = self._select(
+            "SELECT {position} AS position, originator_id, originator_version, "
+            f"topic, state FROM {{table}} WHERE {where} ORDER BY {{position}}",
+            params,
+        )
+        return [
+            Notification(
+                id=int(row["position"]),
+                originator_id=_uuid(row["originator_id"]),
+                originator_version=int(row["originator_version"]),
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in rows
+        ]

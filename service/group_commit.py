@@ -34,22 +34,20 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, LRUCache, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 
 from domain.base import LedgerAggregate
+from service.commands.base import Command
+from service.idempotency import Fingerprint, IdempotencyKey
+from service.unit_of_work import CommandResult, UnitOfWork
 from service.writer_lock import Turn, writer_lock
-
-if TYPE_CHECKING:
-    from service.application import CommandResult, Ledger, UnitOfWork
-    from service.idempotency import Fingerprint, IdempotencyKey
 
 MAX_BATCH_COMMANDS = 500
 WRITER_CACHE_SIZE = 20_000
@@ -61,15 +59,32 @@ REFRESH_PAGE = 1_000
 log = logging.getLogger("ledger.writer")
 
 
+class WriterHost(Protocol):
+    """What the writer needs of the application it writes for (service/application.py)."""
+
+    recorder: Any
+    mapper: Any
+    repository: Any
+    member_ids: Any
+
+    def head_position(self) -> int: ...
+    def stored_ids(self, ids: set[UUID]) -> set[UUID]: ...
+    def attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict: ...
+    def run_alone(self, pending: PendingCommand) -> CommandResult: ...
+    def save_prepared(
+        self, processing_event: ProcessingEvent, stored: list[StoredEvent], insert: Any = None
+    ) -> list[Recording]: ...
+    def take_due_snapshots(self, objs: Any, recordings: list[Recording]) -> None: ...
+
+
 @dataclass
 class PendingCommand:
     """A command waiting for the writer: what to decide, and where to put the answer."""
 
-    command: str
+    command: Command
     digest: Fingerprint
     idempotency: IdempotencyKey | None
     actor: str
-    decide: Callable[[UnitOfWork], dict[str, Any]]
     # Aggregates the command will look for that may not exist yet (a joining person's member
     # id): the batch finds out which exist in one query instead of one read each.
     may_create: tuple[UUID, ...] = ()
@@ -90,7 +105,7 @@ class WriterCache:
     than the position (read from the store after it): events it already reflects are
     skipped."""
 
-    def __init__(self, app: Ledger, maxsize: int = WRITER_CACHE_SIZE) -> None:
+    def __init__(self, app: WriterHost, maxsize: int = WRITER_CACHE_SIZE) -> None:
         self.app = app
         self.maxsize = maxsize
         self.aggregates: LRUCache[UUID, LedgerAggregate] = LRUCache(maxsize)
@@ -115,8 +130,10 @@ class WriterCache:
             if head - self.head > MAX_TAILED_EVENTS:
                 return self._reset(head)
             last = notifications[-1].id
-            notifications = [*notifications,
-                             *select(start=last + 1, limit=max(head - last, 1), stop=head)]
+            notifications = [
+                *notifications,
+                *select(start=last + 1, limit=max(head - last, 1), stop=head),
+            ]
         if not notifications:
             return set()
         self._unapplied.extend(notifications)
@@ -176,7 +193,7 @@ class WriterCache:
 class BatchView:
     """The aggregates as the batch has left them so far (each loaded once)."""
 
-    def __init__(self, app: Ledger, known: WriterCache) -> None:
+    def __init__(self, app: WriterHost, known: WriterCache) -> None:
         self.app = app
         self.known = known
         self.current: dict[UUID, LedgerAggregate | None] = {}
@@ -185,8 +202,9 @@ class BatchView:
         self.absent: set[UUID] = set()
         self.reads: set[UUID] | None = None  # the ids the command being decided looked for
 
-    def look_up(self, ids: set[UUID], earlier: BatchView | None = None,
-                changed: set[UUID] | None = None) -> None:
+    def look_up(
+        self, ids: set[UUID], earlier: BatchView | None = None, changed: set[UUID] | None = None
+    ) -> None:
         """Notes which of these ids no stored aggregate has, in one query.
 
         earlier: the view of an earlier decision of the same batch, and changed the ids of
@@ -269,7 +287,7 @@ class Decision:
 class GroupCommitter:
     """The process's single writer of commands."""
 
-    def __init__(self, app: Ledger, max_batch: int = MAX_BATCH_COMMANDS) -> None:
+    def __init__(self, app: WriterHost, max_batch: int = MAX_BATCH_COMMANDS) -> None:
         self.app = app
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[PendingCommand | None] = queue.SimpleQueue()
@@ -352,8 +370,12 @@ class GroupCommitter:
         recordings = self.lock.write(in_turn)
         self._answer(decision, recordings)
 
-    def _decide(self, batch: list[PendingCommand], earlier: Decision | None = None,
-                changed: set[UUID] | None = None) -> Decision:
+    def _decide(
+        self,
+        batch: list[PendingCommand],
+        earlier: Decision | None = None,
+        changed: set[UUID] | None = None,
+    ) -> Decision:
         """Each command decided in turn on the batch's view; nothing answered yet.
 
         Deciding again (earlier: the first decision; changed: the ids of the aggregates other
@@ -364,9 +386,12 @@ class GroupCommitter:
         what it looks for (through the view): deciding it again would give the same."""
         view = BatchView(self.app, self.known)
         again = earlier if changed is not None else None  # None: everything decided afresh
-        view.look_up({i for p in batch for i in p.may_create}
-                     | {p.idempotency.record_id for p in batch if p.idempotency is not None},
-                     None if again is None else again.view, changed)
+        view.look_up(
+            {i for p in batch for i in p.may_create}
+            | {p.idempotency.record_id for p in batch if p.idempotency is not None},
+            None if again is None else again.view,
+            changed,
+        )
         dirty = set(changed or ())
         decision = Decision(view, dirty=None if again is None else dirty)
         first = {} if again is None else {id(step.pending): step for step in again.steps}
@@ -394,13 +419,11 @@ class GroupCommitter:
     def _step(self, view: BatchView, pending: PendingCommand) -> Step:
         """Decides one command on the view: its copies replace the view's aggregates only if
         it succeeds."""
-        from service.unit_of_work import CommandResult, UnitOfWork
-
-        uow = UnitOfWork(self.app, view)
+        uow = UnitOfWork(view, self.app.member_ids)
         reads: set[UUID] = set()
         view.reads = reads
         try:
-            outcome = self.app._attempt(uow, pending)
+            outcome = self.app.attempt(uow, pending)
         except Exception as exc:  # a domain error, or a defect: this command's alone
             return Step(pending, reads, exc)
         finally:
@@ -420,9 +443,11 @@ class GroupCommitter:
             return decision
         mapped: dict[tuple[UUID, int], StoredEvent] = {}
         if decision.dirty is not None and earlier is not None and earlier.written is not None:
-            mapped = {(e.originator_id, e.originator_version): stored
-                      for e, stored in zip(earlier.written.events, earlier.stored, strict=True)
-                      if e.originator_id not in decision.dirty}
+            mapped = {
+                (e.originator_id, e.originator_version): stored
+                for e, stored in zip(earlier.written.events, earlier.stored, strict=True)
+                if e.originator_id not in decision.dirty
+            }
         written = ProcessingEvent()
         for aggregate in decision.view.current.values():
             # Only the changed ones: the others are the cache's own objects (or unchanged).
@@ -431,8 +456,10 @@ class GroupCommitter:
                 written.aggregates[aggregate.id] = aggregate
         decision.written = written
         to_stored_event = self.app.mapper.to_stored_event
-        decision.stored = [mapped.get((e.originator_id, e.originator_version))
-                           or to_stored_event(e) for e in written.events]
+        decision.stored = [
+            mapped.get((e.originator_id, e.originator_version)) or to_stored_event(e)
+            for e in written.events
+        ]
         return decision
 
     def _insert(self, decision: Decision, turn: Turn) -> list[Recording] | None:
@@ -448,13 +475,13 @@ class GroupCommitter:
     def _answer(self, decision: Decision, recordings: list[Recording] | None) -> None:
         """After the batch's transaction committed (or failed on a conflict): every command's
         answer, then the duplicates' replays and the snapshots due."""
-        from service.unit_of_work import CommandResult
-
         if recordings is not None and decision.written is not None:
             for aggregate in decision.written.aggregates.values():
                 aggregate.collect_events()  # inserted: no longer pending
-            self.known.saved([a for a in decision.view.current.values() if a is not None],
-                             [r.notification.id for r in recordings])
+            self.known.saved(
+                [a for a in decision.view.current.values() if a is not None],
+                [r.notification.id for r in recordings],
+            )
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
             for r in recordings or ()
@@ -477,13 +504,12 @@ class GroupCommitter:
         if recordings and decision.written is not None:
             # Only a cache of state for readers: the commands stand without it.
             try:
-                self.app.take_due_snapshots(list(decision.written.aggregates.values()),
-                                            recordings)
+                self.app.take_due_snapshots(list(decision.written.aggregates.values()), recordings)
             except Exception:
                 log.warning("a snapshot after a group commit failed", exc_info=True)
 
     def _run_alone(self, pending: PendingCommand) -> None:
         try:
-            pending.future.set_result(self.app._run_alone(pending))
+            pending.future.set_result(self.app.run_alone(pending))
         except BaseException as exc:
             pending.future.set_exception(exc)

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
-
-from domain.base import LedgerAggregate, stable_id, stable_topic
+from domain.base import stable_id
 from domain.errors import InvalidValue
 
 MAX_KEY_LENGTH = 128
@@ -93,24 +91,3 @@ def plain_fingerprint(command: str, request: dict[str, Any]) -> str:
     """The unkeyed fingerprint old records hold (for reading them, and for tests that write
     one the old way); never stored any more."""
     return legacy_fingerprint(_canonical(command, request))
-
-
-@stable_topic("ledger:IdempotencyRecord")
-class IdempotencyRecord(LedgerAggregate):
-    """The first result of a command sent with an idempotency key."""
-
-    @event("Recorded", topic="ledger:IdempotencyRecord.Recorded")
-    def __init__(
-        self,
-        id: UUID,
-        command: str,
-        fingerprint: str,
-        result: dict[str, Any],
-        event_keys: list[str] | None = None,
-    ) -> None:
-        self.command = command
-        self.fingerprint = fingerprint
-        self.result = result
-        # "<aggregate id hex>:<version>" of the command's other events: a replay answers with
-        # the same position as the first response, the position of its last event.
-        self.event_keys = event_keys or []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.levy import LevyPolicy, format_percent
 from domain.members import Member
 from domain.organizations import Organization
 from domain.vouchers import Posting, Voucher
@@ -79,4 +80,12 @@ def voucher_view(v: Voucher) -> dict[str, Any]:
         "details": v.details,
         "reverses": v.reverses,
         "reversed_by": v.reversed_by,
+    }
+
+
+def policy_view(policy: LevyPolicy) -> dict[str, Any]:
+    return {
+        "region_code": policy.region_prefix,
+        "effective_from": policy.effective_from.isoformat(),
+        "shares": {level: format_percent(pct) for level, pct in policy.shares.items()},
     }

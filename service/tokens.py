@@ -10,8 +10,8 @@ process remembers the tokens it has verified, but trusts that memory for REVALID
 that it reads the token again (one small aggregate, fetched by id), so that a revocation written
 by any process, or an expiry, turns the token away on every process within a few seconds.
 
-The writes here (minting, revoking) save directly. They are kept in small methods so that they
-can move onto the ledger's one command path with the rest.
+Minting and revoking are commands (service/commands/access.py), written by the ledger's one
+writer like every other write.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import event
 
-from domain.base import LedgerAggregate, acting_as, stable_topic
+from domain.access import DEFAULT_EXPIRY_DAYS, MINTED_TOPIC, Token
 from domain.errors import InvalidValue, NotFound
 from service.application import Ledger
+from service.commands import MintToken, RevokeToken
 from service.token_usage import TokenUsage
 from storage import clock
 from storage.keys import derive_key, load_or_create_key
@@ -41,7 +41,6 @@ from storage.keys import derive_key, load_or_create_key
 ROLES = ("clerk", "auditor", "admin")
 SECRET_BYTES = 32
 MAX_TOKEN_LENGTH = 200
-DEFAULT_EXPIRY_DAYS = 365
 MAX_EXPIRY_DAYS = 3650
 # How long a process answers from its memory of a verified token before reading it again.
 # Revocation and expiry must reach every process within 5 s: 2 s of trust plus one read.
@@ -50,62 +49,8 @@ REVALIDATE_S = 2.0
 LAST_USED_EVERY_S = 60.0
 # Verified tokens remembered per process; bounded like everything.
 MAX_CACHED_TOKENS = 10_000
-MINTED_TOPIC = "ledger:Token.Minted"
 
 log = logging.getLogger("ledger.tokens")
-
-
-@stable_topic("ledger:Token")
-class Token(LedgerAggregate):
-    """访问令牌: who may call the API, as what, over which organisations, until when."""
-
-    class Minted(LedgerAggregate.Created):
-        """Version 2 added expires_at. A token minted before tokens expired (version 1) expires
-        DEFAULT_EXPIRY_DAYS after it was minted, like a new token minted with the default."""
-
-        TOPIC = MINTED_TOPIC
-        class_version = 2
-        role: str
-        organization_code: str | None
-        pii: bool
-        secret_hash: str
-        expires_at: datetime.datetime
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["expires_at"] = state["timestamp"] + datetime.timedelta(
-                days=DEFAULT_EXPIRY_DAYS)
-
-    @event(Minted)
-    def __init__(
-        self,
-        id: UUID,
-        role: str,
-        organization_code: str | None,
-        pii: bool,
-        secret_hash: str,
-        expires_at: datetime.datetime,
-    ) -> None:
-        self.role = role
-        self.organization_code = organization_code
-        self.pii = pii
-        self.secret_hash = secret_hash
-        self.expires_at = expires_at
-        self.revoked_at: datetime.datetime | None = None
-
-    def revoke(self, at: datetime.datetime) -> bool:
-        """Revokes the token; False (and nothing recorded) if it was revoked already."""
-        if self.revoked_at is not None:
-            return False
-        self._revoked(revoked_at=at)
-        return True
-
-    @event("Revoked", topic="ledger:Token.Revoked")
-    def _revoked(self, revoked_at: datetime.datetime) -> None:
-        self.revoked_at = revoked_at
-
-    def valid_at(self, moment: datetime.datetime) -> bool:
-        return self.revoked_at is None and moment < self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +93,10 @@ class Tokens:
     now and monotonic are the clocks (wall and elapsed); tests pass their own."""
 
     def __init__(
-        self, ledger: Ledger, *, now: Callable[[], datetime.datetime] = clock.now,
+        self,
+        ledger: Ledger,
+        *,
+        now: Callable[[], datetime.datetime] = clock.now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger
@@ -167,45 +115,50 @@ class Tokens:
     # --- writes ------------------------------------------------------------------------------
 
     def mint(
-        self, *, role: str, organization_code: str | None = None, pii: bool = False,
-        expires_in_days: int = DEFAULT_EXPIRY_DAYS, actor: str = "cli:token create",
+        self,
+        *,
+        role: str,
+        organization_code: str | None = None,
+        pii: bool = False,
+        expires_in_days: int = DEFAULT_EXPIRY_DAYS,
+        actor: str = "cli:token create",
     ) -> tuple[Principal, str]:
         """Stores a new token and returns it with its one-time plaintext form."""
         if role not in ROLES:
             raise InvalidValue("role", f"role is one of {', '.join(ROLES)}")
-        if (isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int)
-                or not 1 <= expires_in_days <= MAX_EXPIRY_DAYS):
+        if (
+            isinstance(expires_in_days, bool)
+            or not isinstance(expires_in_days, int)
+            or not 1 <= expires_in_days <= MAX_EXPIRY_DAYS
+        ):
             raise InvalidValue("expires_in", f"a token expires in 1 to {MAX_EXPIRY_DAYS} days")
-        if organization_code is not None:
-            try:
-                organization_code = self.ledger.get_organization(organization_code)["code"]
-            except NotFound:
-                raise InvalidValue(
-                    "organization", f"no organisation has code {organization_code[:40]!r}"
-                ) from None
         token_id = uuid4()
         secret = secrets.token_urlsafe(SECRET_BYTES)
-        with acting_as(actor):
-            token = Token(
-                id=token_id, role=role, organization_code=organization_code, pii=bool(pii),
+        minted = self.ledger.execute(
+            MintToken(
+                token_id=token_id,
+                role=role,
+                organization_code=organization_code,
+                pii=bool(pii),
                 secret_hash=self._hash(secret),
                 expires_at=self._now() + datetime.timedelta(days=expires_in_days),
-            )
-            self.ledger.save(token)
+            ),
+            actor=actor,
+        )
+        organization_code = minted.body["organization_code"]
         principal = Principal(str(token_id), role, organization_code, bool(pii))
         return principal, f"{token_id.hex}.{secret}"
 
     def revoke(self, token_id: str, *, actor: str = "cli:token revoke") -> dict[str, Any]:
         """Revokes a token (NotFound for an unknown id). Revoking a revoked token changes
         nothing; the answer's `already_revoked` says so."""
-        token = self._get(_parse_token_id(token_id))
-        if token is None:
+        parsed = _parse_token_id(token_id)
+        if self._get(parsed) is None:
             raise NotFound(f"no token has id {token_id.strip()[:40]}")
-        with acting_as(actor):
-            revoked_now = token.revoke(self._now())
-            if revoked_now:
-                self.ledger.save(token)
-        return {**self._describe(token, None), "already_revoked": not revoked_now}
+        revoked = self.ledger.execute(RevokeToken(token_id=parsed, at=self._now()), actor=actor)
+        token = self._get(parsed)
+        assert token is not None
+        return {**self._describe(token, None), **revoked.body}
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -219,9 +172,14 @@ class Tokens:
     @staticmethod
     def _describe(token: Token, last_used: datetime.datetime | None) -> dict[str, Any]:
         return {
-            "id": str(token.id), "role": token.role, "organization_code": token.organization_code,
-            "pii": token.pii, "created_at": token.created_on, "expires_at": token.expires_at,
-            "last_used_at": last_used, "revoked_at": token.revoked_at,
+            "id": str(token.id),
+            "role": token.role,
+            "organization_code": token.organization_code,
+            "pii": token.pii,
+            "created_at": token.created_on,
+            "expires_at": token.expires_at,
+            "last_used_at": last_used,
+            "revoked_at": token.revoked_at,
         }
 
     def describe(self, token_id: str) -> dict[str, Any]:
@@ -235,8 +193,9 @@ class Tokens:
         """Every token without its secret, oldest first."""
         # Tokens have no index of their own: their minting events are found by topic. A scan of
         # the events table, for an operator's command; no request path calls this.
-        rows = self.ledger._select("SELECT originator_id FROM {table} WHERE topic = {p}",
-                                   [MINTED_TOPIC])
+        rows = self.ledger._select(
+            "SELECT originator_id FROM {table} WHERE topic = {p}", [MINTED_TOPIC]
+        )
         last_used = self.usage.all()
         tokens = [self._get(UUID(str(row["originator_id"]))) for row in rows]
         described = [self._describe(t, last_used.get(str(t.id))) for t in tokens if t is not None]

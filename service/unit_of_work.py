@@ -1,9 +1,14 @@
-"""The unit of work: the aggregates one command loads or creates, saved together."""
+"""The unit of work: the aggregates one command loads or creates, saved together.
+
+It reads aggregates from a source: the group-commit writer's view of its batch (each command
+works on copies, service/group_commit.py), or the repository for a read outside a command.
+It imports nothing of the write side above it, so that the writer, the commands and the
+application all depend on it and it on none of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -19,10 +24,7 @@ from domain.members import Member
 from domain.organizations import Organization
 from domain.policies import LevyPolicies
 from domain.vouchers import Book, Posting, Voucher
-from service.group_commit import BatchView
-
-if TYPE_CHECKING:
-    from service.application import Ledger
+from storage.keys import MemberIds
 
 MAX_TREE_DEPTH = 12  # national down to joint base is 7 levels; more means corrupt data
 
@@ -42,12 +44,30 @@ class CommandResult:
     replayed: bool = False
 
 
+class AggregateSource(Protocol):
+    def copy_of(self, aggregate_id: UUID) -> LedgerAggregate | None:
+        """The aggregate as a copy the command may change (None if it does not exist)."""
+
+
+class RepositorySource:
+    """Aggregates read through the repository (each get() gives a copy of its own)."""
+
+    def __init__(self, repository: Any) -> None:
+        self.repository = repository
+
+    def copy_of(self, aggregate_id: UUID) -> LedgerAggregate | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+
 class UnitOfWork:
     """The aggregates one command has loaded or created; all are saved together."""
 
-    def __init__(self, app: Ledger, view: BatchView | None = None) -> None:
-        self.app = app
-        self.view = view
+    def __init__(self, source: AggregateSource, member_ids: MemberIds) -> None:
+        self.source = source
+        self.member_ids = member_ids
         self.aggregates: dict[UUID, LedgerAggregate] = {}
         # The version each aggregate had when this command first saw it (0: created here).
         self.loaded_versions: dict[UUID, int] = {}
@@ -55,13 +75,7 @@ class UnitOfWork:
     def get(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id in self.aggregates:
             return self.aggregates[aggregate_id]
-        if self.view is not None:
-            aggregate = self.view.copy_of(aggregate_id)
-        else:
-            try:
-                aggregate = self.app.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                aggregate = None
+        aggregate = self.source.copy_of(aggregate_id)
         if aggregate is None:
             return None
         self.aggregates[aggregate_id] = aggregate
@@ -90,6 +104,10 @@ class UnitOfWork:
                 raise InvalidValue(field, f"no organisation has code {str(code)[:40]!r}")
             raise NotFound(f"organisation {str(code)[:40]} not found")
         return org
+
+    def member_id_for(self, id_number: str) -> UUID:
+        """The member id of a person: a keyed hash of the identity number (storage/keys.py)."""
+        return self.member_ids.for_id_number(id_number)
 
     def member(self, member_id: str, *, field: str | None = None) -> Member:
         try:

@@ -4,8 +4,12 @@ PostgreSQL), and the store named for messages."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
+
+from eventsourcing.persistence import Notification
 
 from storage.keys import PRIVATE_FILE_MODE, make_private_directory
 from storage.settings import Settings
@@ -90,3 +94,22 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             f"LEDGER_DATABASE_URL must start with sqlite:/// or postgresql://, not {url.scheme!r}"
         )
     return env
+
+
+class EventLog(Protocol):
+    """The stored events as the read side reads them (projections, audit, rebuilds): the
+    write side's application (service/application.py, Ledger) is one. Declared here, below
+    both sides, so that the read side depends on the storage layer and not on the write side."""
+
+    settings: Settings
+    env: Any
+    recorder: Any  # eventsourcing's ApplicationRecorder for the store
+    mapper: Any  # storage/payload_binding.py's BoundMapper
+
+    def head_position(self) -> int:
+        """The position of the newest stored event (0 for none)."""
+        ...
+
+    def notifications_at(self, positions: Sequence[int]) -> list[Notification]:
+        """The stored events at these positions (one query), in position order."""
+        ...

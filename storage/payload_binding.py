@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
+import domain.aggregates  # noqa: F401  (registers every stored topic for decoding)
+
 BOUND_MARKER = b"\xb1\x01"
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -70,8 +72,12 @@ def stream_bytes(originator_id: UUID | str) -> bytes:
 
 def associated_data(originator_id: UUID | str, version: int, topic: str) -> bytes:
     # Stream id and version have fixed widths and the topic comes last: unambiguous.
-    return (BOUND_MARKER + stream_bytes(originator_id)
-            + version.to_bytes(8, "big", signed=True) + topic.encode("utf-8"))
+    return (
+        BOUND_MARKER
+        + stream_bytes(originator_id)
+        + version.to_bytes(8, "big", signed=True)
+        + topic.encode("utf-8")
+    )
 
 
 class PayloadCipher:
@@ -80,8 +86,7 @@ class PayloadCipher:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
 
-    def seal(self, plaintext: bytes, originator_id: UUID | str, version: int,
-             topic: str) -> bytes:
+    def seal(self, plaintext: bytes, originator_id: UUID | str, version: int, topic: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         aad = associated_data(originator_id, version, topic)
         return BOUND_MARKER + nonce + self._aead.encrypt(nonce, plaintext, aad)
@@ -91,16 +96,19 @@ class PayloadCipher:
         legacy payloads (no marker) open without associated data."""
         if state[:2] == BOUND_MARKER and len(state) >= _MIN_BOUND:
             try:
-                return self._aead.decrypt(state[2:_BOUND_HEADER], state[_BOUND_HEADER:],
-                                          associated_data(originator_id, version, topic))
+                return self._aead.decrypt(
+                    state[2:_BOUND_HEADER],
+                    state[_BOUND_HEADER:],
+                    associated_data(originator_id, version, topic),
+                )
             except InvalidTag:
                 pass  # maybe a legacy payload whose random nonce begins like the marker
         if len(state) >= _MIN_LEGACY:
             try:
                 # eventsourcing's layout puts the tag before the ciphertext; AESGCM wants it last.
-                return self._aead.decrypt(state[:NONCE_BYTES],
-                                          state[_MIN_LEGACY:] + state[NONCE_BYTES:_MIN_LEGACY],
-                                          None)
+                return self._aead.decrypt(
+                    state[:NONCE_BYTES], state[_MIN_LEGACY:] + state[NONCE_BYTES:_MIN_LEGACY], None
+                )
             except InvalidTag:
                 pass
         raise PayloadBindingError(originator_id, version, topic)
@@ -130,17 +138,23 @@ class BoundMapper(Mapper):
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
         stored = super().to_stored_event(domain_event)  # encoded and compressed, not encrypted
         return StoredEvent(
-            originator_id=stored.originator_id, originator_version=stored.originator_version,
+            originator_id=stored.originator_id,
+            originator_version=stored.originator_version,
             topic=stored.topic,
-            state=self._cipher().seal(stored.state, stored.originator_id,
-                                      stored.originator_version, stored.topic),
+            state=self._cipher().seal(
+                stored.state, stored.originator_id, stored.originator_version, stored.topic
+            ),
         )
 
     def open_state(self, stored_event: StoredEvent) -> bytes:
         """The compressed plaintext of a stored event's payload (PayloadBindingError if it does
         not open for its row)."""
-        return self._cipher().open(bytes(stored_event.state), stored_event.originator_id,
-                                   stored_event.originator_version, stored_event.topic)
+        return self._cipher().open(
+            bytes(stored_event.state),
+            stored_event.originator_id,
+            stored_event.originator_version,
+            stored_event.topic,
+        )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         opened = self.open_state(stored_event)

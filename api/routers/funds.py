@@ -26,6 +26,7 @@ from api.models.funds import (
 from api.presenting import command
 from api.security import Idempotency, Writer
 from projections.audit.trail import AuditTrail
+from service import commands
 
 router = APIRouter(tags=["funds"], responses=ERRORS)
 log = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ log = logging.getLogger(__name__)
 async def record_dues(caller: Writer, idempotency: Idempotency, body: RecordDues) -> JSONResponse:
     """会费 received by a base union: Dr 102, Cr 401."""
     await caller.in_scope(body.organization_code, field="organization_code")
-    return await command(caller, lambda: caller.services.ledger.record_dues(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/funds/dues", 201)
+    return await command(
+        caller, commands.RecordDues(**body.model_dump()), idempotency, "POST /v1/funds/dues", 201
+    )
 
 
 @router.post("/v1/funds/levies", status_code=201, response_model=Voucher)
@@ -45,9 +46,9 @@ async def record_levy(caller: Writer, idempotency: Idempotency, body: RecordLevy
     """拨缴经费 (2% of payroll): Dr 102; Cr 402 own share, 211 shares above, 212 below
     (or 215 for a founding reserve when `base_organization_code` is null)."""
     await caller.in_scope(body.receiving_organization_code, field="receiving_organization_code")
-    return await command(caller, lambda: caller.services.ledger.record_levy(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/funds/levies", 201)
+    return await command(
+        caller, commands.RecordLevy(**body.model_dump()), idempotency, "POST /v1/funds/levies", 201
+    )
 
 
 @router.post("/v1/funds/remittances", status_code=201, response_model=Voucher)
@@ -56,18 +57,26 @@ async def record_remittance(
 ) -> JSONResponse:
     """上解 (upward) or 回拨 (pass_down); 409 when more than the payer owes the receiver."""
     await caller.in_scope(body.from_organization_code, field="from_organization_code")
-    return await command(caller, lambda: caller.services.ledger.record_remittance(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/funds/remittances", 201)
+    return await command(
+        caller,
+        commands.RecordRemittance(**body.model_dump()),
+        idempotency,
+        "POST /v1/funds/remittances",
+        201,
+    )
 
 
 @router.post("/v1/funds/subsidies", status_code=201, response_model=Voucher)
 async def pay_subsidy(caller: Writer, idempotency: Idempotency, body: PaySubsidy) -> JSONResponse:
     """补助 to a member or a lower union; 409 if the bank account (102) would go below zero."""
     await caller.in_scope(body.payer_organization_code, field="payer_organization_code")
-    return await command(caller, lambda: caller.services.ledger.pay_subsidy(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/funds/subsidies", 201)
+    return await command(
+        caller,
+        commands.PaySubsidy(**body.model_dump()),
+        idempotency,
+        "POST /v1/funds/subsidies",
+        201,
+    )
 
 
 @router.post("/v1/funds/expenses", status_code=201, response_model=Voucher)
@@ -76,9 +85,13 @@ async def record_expense(
 ) -> JSONResponse:
     """支出: Dr the expenditure account, Cr 102."""
     await caller.in_scope(body.organization_code, field="organization_code")
-    return await command(caller, lambda: caller.services.ledger.record_expense(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/funds/expenses", 201)
+    return await command(
+        caller,
+        commands.RecordExpense(**body.model_dump()),
+        idempotency,
+        "POST /v1/funds/expenses",
+        201,
+    )
 
 
 @router.post("/v1/funds/vouchers/{voucher_id}/reversal", status_code=201, response_model=Voucher)
@@ -89,22 +102,29 @@ async def reverse_voucher(
     voucher = await run_in_threadpool(caller.services.ledger.get_voucher, voucher_id)
     for code in sorted({p["organization_code"] for p in voucher["postings"]}):
         await caller.in_scope(code)
-    return await command(caller, lambda: caller.services.ledger.reverse_voucher(
-        voucher_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/funds/vouchers/{voucher_id}/reversal", 201)
+    return await command(
+        caller,
+        commands.ReverseVoucher(voucher_id=voucher_id, **body.model_dump()),
+        idempotency,
+        "POST /v1/funds/vouchers/{voucher_id}/reversal",
+        201,
+    )
 
 
-@router.post("/v1/organizations/{code}/period-closes", status_code=201,
-             response_model=PeriodClosed)
+@router.post("/v1/organizations/{code}/period-closes", status_code=201, response_model=PeriodClosed)
 async def close_period(
     caller: Writer, idempotency: Idempotency, code: str, body: ClosePeriod
 ) -> JSONResponse:
     """月结: later postings dated in that month are refused (409). The audit chain is sealed
     once the close is stored, so that every month's books end under a seal."""
     await caller.in_scope(code)
-    response = await command(caller, lambda: caller.services.ledger.close_period(
-        code, period=body.period, actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/organizations/{code}/period-closes", 201)
+    response = await command(
+        caller,
+        commands.ClosePeriod(organization_code=code, period=body.period),
+        idempotency,
+        "POST /v1/organizations/{code}/period-closes",
+        201,
+    )
     if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
         await run_in_threadpool(seal_after_close, caller.services.audit, code, body.period)
     return response
@@ -120,5 +140,6 @@ def seal_after_close(audit: AuditTrail, code: str, period: str) -> None:
         log.error("sealing after the close of %s %s failed: %s", code, period, exc)
         return
     if made is not None:
-        log.info("sealed through position %s after the close of %s %s", made["position"],
-                 code, period)
+        log.info(
+            "sealed through position %s after the close of %s %s", made["position"], code, period
+        )

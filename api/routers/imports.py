@@ -2,7 +2,7 @@
 The file is read within the limits of api/tabular: past one, it is refused whole (413 or 422)
 and nothing is stored.
 
-Rows join through Ledger.join_members, a thousand per command, each chunk with its own
+Rows join through service.imports.join_rows, a thousand per command, each chunk with its own
 idempotency key derived from the request's key and its row numbers, so a retried import joins
 nobody twice. The whole report is
 kept under the request's key, so a retry with the same file replays it and another file under
@@ -24,6 +24,7 @@ from api.presenting import present
 from api.roster import read_roster
 from api.security import Caller, Idempotency, Writer
 from service.idempotency import IdempotencyKey
+from service.imports import join_rows
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERRORS)
 COMMAND = "import_members"
@@ -41,8 +42,12 @@ def _sha256(upload: UploadFile) -> str:
 
 def _join_rows(caller: Caller, key: IdempotencyKey, code: str, upload: UploadFile) -> dict:
     good, bad = read_roster(upload.file)
-    outcomes = caller.services.ledger.join_members(
-        organization_code=code, rows=good, actor=caller.actor, idempotency=key
+    outcomes = join_rows(
+        caller.services.ledger,
+        organization_code=code,
+        rows=good,
+        actor=caller.actor,
+        idempotency=key,
     )
     accepted = [o for o in outcomes if "member_id" in o]
     rejected = [o for o in outcomes if "member_id" not in o]
@@ -60,24 +65,40 @@ def _join_rows(caller: Caller, key: IdempotencyKey, code: str, upload: UploadFil
     }
 
 
-@router.post("/imports", response_model=ImportReport, responses={413: {
-    **ERRORS[413], "description": "Request body too large, or a file that would expand past a "
-                                  "limit once read (the problem names which)"}})
+@router.post(
+    "/imports",
+    response_model=ImportReport,
+    responses={
+        413: {
+            **ERRORS[413],
+            "description": "Request body too large, or a file that would expand past a "
+            "limit once read (the problem names which)",
+        }
+    },
+)
 def import_members(
     caller: Writer,
     idempotency: Idempotency,
     organization_code: Annotated[CreditCodeText, Form()],
-    file: Annotated[UploadFile, File(description="CSV (UTF-8 or GB18030/GBK) or XLSX "
-                                    "roster: id_number, "
-                                    "name, joined_on, mobile, migrant_worker, "
-                                    "new_employment_form (or 身份证号, 姓名, 入会日期, 手机号, "
-                                    "农民工, 新就业形态)")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="CSV (UTF-8 or GB18030/GBK) or XLSX "
+            "roster: id_number, "
+            "name, joined_on, mobile, migrant_worker, "
+            "new_employment_form (or 身份证号, 姓名, 入会日期, 手机号, "
+            "农民工, 新就业形态)"
+        ),
+    ],
 ) -> JSONResponse:
     """Bulk 入会 from a roster. Rows are numbered as in a spreadsheet (the header is row 1)."""
     caller.require_org(organization_code, field="organization_code")
     request = {"organization_code": organization_code, "file_sha256": _sha256(file)}
     report, replayed = run_once(
-        caller, idempotency, COMMAND, request,
+        caller,
+        idempotency,
+        COMMAND,
+        request,
         lambda: _join_rows(caller, idempotency, organization_code, file),
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else None

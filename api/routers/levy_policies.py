@@ -11,6 +11,7 @@ from api.models.common import ERRORS
 from api.models.funds import AdoptLevyPolicy, LevyPolicy, LevyPolicyWritten
 from api.presenting import command, present
 from api.security import Admin, Idempotency, Reader
+from service import commands
 
 router = APIRouter(prefix="/v1/levy-policies", tags=["levy policies"], responses=ERRORS)
 
@@ -21,9 +22,13 @@ async def adopt_levy_policy(
 ) -> JSONResponse:
     """A region's sharing applies to every union below it: deployment-wide admins only."""
     caller.require_deployment_wide("adopting a levy policy")
-    return await command(caller, lambda: caller.services.ledger.adopt_levy_policy(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/levy-policies", 201)
+    return await command(
+        caller,
+        commands.AdoptLevyPolicy(**body.model_dump()),
+        idempotency,
+        "POST /v1/levy-policies",
+        201,
+    )
 
 
 @router.get("", response_model=LevyPolicy)
@@ -33,5 +38,8 @@ def levy_policy_in_force(
     on: Annotated[str, Query(max_length=10, examples=["2024-03-01"])],
 ) -> dict:
     """The policy in force for a region (2, 4 or 6 digits) on a date; 404 if none."""
-    return present(caller, caller.services.ledger.levy_policy_in_force(region_code, on),
-                   "GET /v1/levy-policies")
+    return present(
+        caller,
+        caller.services.ledger.levy_policy_in_force(region_code, on),
+        "GET /v1/levy-policies",
+    )

@@ -23,9 +23,11 @@ from api.models.members import (
 )
 from api.presenting import command, present
 from api.security import Caller, Idempotency, Reader, Writer
+from domain.access import window_start
 from domain.errors import AlreadyMember, NotFound
-from service.member_commands import NO_SUCH_PERSON
-from service.searches import record_search
+from service import commands
+from service.application import NO_SUCH_PERSON
+from storage import clock
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERRORS)
 
@@ -36,9 +38,9 @@ async def join_member(caller: Writer, idempotency: Idempotency, body: JoinMember
     scope covers it); a person who left joins again here."""
     await caller.in_scope(body.organization_code, field="organization_code")
     try:
-        return await command(caller, lambda: caller.services.ledger.join_member(
-            **body.model_dump(), actor=caller.actor, idempotency=idempotency
-        ), "POST /v1/members", 201)
+        return await command(
+            caller, commands.JoinMember(**body.model_dump()), idempotency, "POST /v1/members", 201
+        )
     except AlreadyMember as exc:
         raise await _told(caller, exc) from None
 
@@ -46,16 +48,26 @@ async def join_member(caller: Writer, idempotency: Idempotency, body: JoinMember
 async def _told(caller: Caller, exc: AlreadyMember) -> AlreadyMember:
     """What the caller may be told of the membership that stands in the way."""
     if caller.principal.organization_code is not None and not await run_in_threadpool(
-            caller.covers, exc.organization_code):
+        caller.covers, exc.organization_code
+    ):
         return exc  # the domain's words, which name no union
     return AlreadyMember(
         f"this person is already a member ({exc.status}) of {exc.organization_code}",
-        organization_code=exc.organization_code, status=exc.status)
+        organization_code=exc.organization_code,
+        status=exc.status,
+    )
 
 
-@router.post("/search", response_model=Member,
-             responses={429: {**ERRORS[404], "description": "Too many searches by this token "
-                                                             "this minute (see Retry-After)"}})
+@router.post(
+    "/search",
+    response_model=Member,
+    responses={
+        429: {
+            **ERRORS[404],
+            "description": "Too many searches by this token this minute (see Retry-After)",
+        }
+    },
+)
 async def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> dict:
     """The member with this identity number, or 404: for an unknown person and for a member
     outside the token's scope alike. Each token may search `LEDGER_SEARCHES_PER_MINUTE` times
@@ -63,11 +75,18 @@ async def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> d
     with the member id it found, never the identity number. Writes nothing else."""
     member = await run_in_threadpool(_visible_member, caller, body.id_number)
     services = caller.services
-    await services.ledger.run_async(lambda: record_search(
-        services.ledger, token_id=caller.principal.token_id, actor=caller.actor,
-        member_id=None if member is None else member["member_id"],
-        organization_code=None if member is None else member["organization_code"],
-        limit=services.settings.searches_per_minute))
+    now = clock.now()
+    await services.ledger.execute_async(
+        commands.RecordSearch(
+            token_id=caller.principal.token_id,
+            window_start=window_start(now),
+            at=now,
+            member_id=None if member is None else member["member_id"],
+            organization_code=None if member is None else member["organization_code"],
+            limit=services.settings.searches_per_minute,
+        ),
+        actor=caller.actor,
+    )
     if member is None:
         raise NotFound(NO_SUCH_PERSON)
     if caller.pii:
@@ -95,8 +114,9 @@ def member_history(caller: Reader, member_id: str) -> dict:
     recorded_at, position."""
     caller.require_member(member_id)
     items = caller.services.caught_up().member_history(member_id)
-    return present(caller, {"member_id": member_id, "items": items},
-                   "GET /v1/members/{member_id}/history")
+    return present(
+        caller, {"member_id": member_id, "items": items}, "GET /v1/members/{member_id}/history"
+    )
 
 
 @router.post("/{member_id}/transfers", status_code=201, response_model=TransferStarted)
@@ -105,24 +125,37 @@ async def start_transfer(
 ) -> JSONResponse:
     """转出: started by the releasing union."""
     await run_in_threadpool(caller.require_member, member_id)
-    return await command(caller, lambda: caller.services.ledger.start_transfer(
-        member_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/members/{member_id}/transfers", 201)
+    return await command(
+        caller,
+        commands.StartTransfer(member_id=member_id, **body.model_dump()),
+        idempotency,
+        "POST /v1/members/{member_id}/transfers",
+        201,
+    )
 
 
 @router.post("/{member_id}/transfers/{transfer_id}/acceptance", response_model=MemberWritten)
 async def accept_transfer(
-    caller: Writer, idempotency: Idempotency, member_id: str, transfer_id: str,
+    caller: Writer,
+    idempotency: Idempotency,
+    member_id: str,
+    transfer_id: str,
     body: AcceptTransfer,
 ) -> JSONResponse:
     """转入: the receiving union accepts. Only a token whose scope covers the receiving
     organisation may accept (403 for one that covers only the releasing side)."""
-    await run_in_threadpool(caller.require_transfer_side, member_id, transfer_id,
-                            receiving_only=True)
-    return await command(caller, lambda: caller.services.ledger.accept_transfer(
-        member_id, transfer_id, effective_on=body.effective_on, actor=caller.actor,
-        idempotency=idempotency,
-    ), "POST .../transfers/{transfer_id}/acceptance", 200)
+    await run_in_threadpool(
+        caller.require_transfer_side, member_id, transfer_id, receiving_only=True
+    )
+    return await command(
+        caller,
+        commands.AcceptTransfer(
+            member_id=member_id, transfer_id=transfer_id, effective_on=body.effective_on
+        ),
+        idempotency,
+        "POST .../transfers/{transfer_id}/acceptance",
+        200,
+    )
 
 
 @router.post("/{member_id}/transfers/{transfer_id}/cancellation", response_model=MemberWritten)
@@ -131,11 +164,16 @@ async def cancel_transfer(
 ) -> JSONResponse:
     """The pending transfer is withdrawn; the member stays where it was. Either union may
     cancel. No body."""
-    await run_in_threadpool(caller.require_transfer_side, member_id, transfer_id,
-                            receiving_only=False)
-    return await command(caller, lambda: caller.services.ledger.cancel_transfer(
-        member_id, transfer_id, actor=caller.actor, idempotency=idempotency
-    ), "POST .../transfers/{transfer_id}/cancellation", 200)
+    await run_in_threadpool(
+        caller.require_transfer_side, member_id, transfer_id, receiving_only=False
+    )
+    return await command(
+        caller,
+        commands.CancelTransfer(member_id=member_id, transfer_id=transfer_id),
+        idempotency,
+        "POST .../transfers/{transfer_id}/cancellation",
+        200,
+    )
 
 
 @router.post("/{member_id}/retention", response_model=MemberWritten)
@@ -144,9 +182,13 @@ async def retain_member(
 ) -> JSONResponse:
     """保留会籍"""
     await run_in_threadpool(caller.require_member, member_id)
-    return await command(caller, lambda: caller.services.ledger.retain_member(
-        member_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/members/{member_id}/retention", 200)
+    return await command(
+        caller,
+        commands.RetainMember(member_id=member_id, **body.model_dump()),
+        idempotency,
+        "POST /v1/members/{member_id}/retention",
+        200,
+    )
 
 
 @router.post("/{member_id}/reinstatement", response_model=MemberWritten)
@@ -155,9 +197,13 @@ async def reinstate_member(
 ) -> JSONResponse:
     """恢复会籍"""
     await run_in_threadpool(caller.require_member, member_id)
-    return await command(caller, lambda: caller.services.ledger.reinstate_member(
-        member_id, effective_on=body.effective_on, actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/members/{member_id}/reinstatement", 200)
+    return await command(
+        caller,
+        commands.ReinstateMember(member_id=member_id, effective_on=body.effective_on),
+        idempotency,
+        "POST /v1/members/{member_id}/reinstatement",
+        200,
+    )
 
 
 @router.post("/{member_id}/exit", response_model=MemberWritten)
@@ -166,9 +212,13 @@ async def exit_member(
 ) -> JSONResponse:
     """除名 (change_code 5) or 退会 (6)."""
     await run_in_threadpool(caller.require_member, member_id)
-    return await command(caller, lambda: caller.services.ledger.exit_member(
-        member_id, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/members/{member_id}/exit", 200)
+    return await command(
+        caller,
+        commands.ExitMember(member_id=member_id, **body.model_dump()),
+        idempotency,
+        "POST /v1/members/{member_id}/exit",
+        200,
+    )
 
 
 @router.post("/{member_id}/corrections", response_model=MemberWritten)
@@ -179,6 +229,10 @@ async def correct_member(
     await run_in_threadpool(caller.require_member, member_id)
     changes = body.model_dump(exclude_unset=True)
     note = changes.pop("note", None)
-    return await command(caller, lambda: caller.services.ledger.correct_member(
-        member_id, changes=changes, note=note, actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/members/{member_id}/corrections", 200)
+    return await command(
+        caller,
+        commands.CorrectMember(member_id=member_id, changes=changes, note=note),
+        idempotency,
+        "POST /v1/members/{member_id}/corrections",
+        200,
+    )

@@ -20,6 +20,7 @@ from api.models.organizations import (
 from api.presenting import command, present
 from api.security import Idempotency, Reader, Writer
 from domain.organizations import Organization as OrganizationAggregate
+from service import commands
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"], responses=ERRORS)
 MAX_PAGE_SIZE = 1000
@@ -36,16 +37,21 @@ async def found_organization(
         caller.require_deployment_wide("founding the root organisation")
     else:
         await caller.in_scope(body.parent_code, field="parent_code")
-    return await command(caller, lambda: caller.services.ledger.found_organization(
-        **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/organizations", 201)
+    return await command(
+        caller,
+        commands.FoundOrganization(**body.model_dump()),
+        idempotency,
+        "POST /v1/organizations",
+        201,
+    )
 
 
 @router.get("/{code}", response_model=Organization)
 def get_organization(caller: Reader, code: str) -> dict:
     caller.require_org(code)
-    return present(caller, caller.services.ledger.get_organization(code),
-                   "GET /v1/organizations/{code}")
+    return present(
+        caller, caller.services.ledger.get_organization(code), "GET /v1/organizations/{code}"
+    )
 
 
 @router.get("/{code}/children", response_model=OrganizationPage)
@@ -61,9 +67,12 @@ def list_children(
     org = ledger.repository.get(OrganizationAggregate.id_for(code))
     children = sorted(org.active_children)
     start = (page - 1) * page_size
-    items = [ledger.get_organization(c) for c in children[start:start + page_size]]
-    return present(caller, {"items": items, "page": page, "page_size": page_size,
-                            "total": len(children)}, "GET /v1/organizations/{code}/children")
+    items = [ledger.get_organization(c) for c in children[start : start + page_size]]
+    return present(
+        caller,
+        {"items": items, "page": page, "page_size": page_size, "total": len(children)},
+        "GET /v1/organizations/{code}/children",
+    )
 
 
 @router.post("/{code}/changes", response_model=OrganizationWritten)
@@ -74,9 +83,13 @@ async def change_organization(
     await caller.in_scope(code)
     if body.parent_code is not None:
         await caller.in_scope(body.parent_code, field="parent_code")
-    return await command(caller, lambda: caller.services.ledger.change_organization(
-        code, **body.model_dump(), actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/organizations/{code}/changes", 200)
+    return await command(
+        caller,
+        commands.ChangeOrganization(code=code, **body.model_dump()),
+        idempotency,
+        "POST /v1/organizations/{code}/changes",
+        200,
+    )
 
 
 @router.post("/{code}/dissolution", response_model=OrganizationWritten)
@@ -85,6 +98,10 @@ async def dissolve_organization(
 ) -> JSONResponse:
     """撤销: 409 while the union has members or active child unions."""
     await caller.in_scope(code)
-    return await command(caller, lambda: caller.services.ledger.dissolve_organization(
-        code, dissolved_on=body.dissolved_on, actor=caller.actor, idempotency=idempotency
-    ), "POST /v1/organizations/{code}/dissolution", 200)
+    return await command(
+        caller,
+        commands.DissolveOrganization(code=code, dissolved_on=body.dissolved_on),
+        idempotency,
+        "POST /v1/organizations/{code}/dissolution",
+        200,
+    )

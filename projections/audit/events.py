@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 from decimal import Decimal
 from fractions import Fraction
-from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -26,24 +24,11 @@ from domain.organizations import Organization
 from domain.privacy import mask
 from domain.vouchers import Book
 
-# Aggregates defined outside domain/ register their topics when imported; decoding their
-# events needs them registered even in a process that never imported them (the CLI).
-SERVICE_AGGREGATE_MODULES = ("service.idempotency", "service.tokens", "service.pii_reads",
-                             "service.searches")
 EVENT_ENVELOPE = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 PERSON_TOPIC_PREFIX = "ledger:Member."
 SECRET_KEYS = frozenset({"secret_hash"})
 # Left out of the stream altogether, top level of an event's data.
 HIDDEN_KEYS = frozenset({"fingerprint"})
-
-
-@cache
-def register_service_topics() -> None:
-    for name in SERVICE_AGGREGATE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue  # a module not (yet) in this deployment has no stored events either
 
 
 def json_ready(value: Any) -> Any:
@@ -67,8 +52,11 @@ def json_ready(value: Any) -> Any:
 
 def without_secrets(data: dict[str, Any]) -> dict[str, Any]:
     """Event data as anyone may see it: hidden keys left out, secrets starred."""
-    return {key: "***" if key in SECRET_KEYS else value
-            for key, value in data.items() if key not in HIDDEN_KEYS}
+    return {
+        key: "***" if key in SECRET_KEYS else value
+        for key, value in data.items()
+        if key not in HIDDEN_KEYS
+    }
 
 
 def mentions(value: Any, code: str) -> bool:
@@ -110,8 +98,14 @@ def mask_record(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "data": mask(data, person=is_person_topic(record["type"]))}
 
 
-def event_record(notification: Notification, data: dict[str, Any] | None, event: Any,
-                 error: str, *, unmasked: bool = False) -> dict[str, Any]:
+def event_record(
+    notification: Notification,
+    data: dict[str, Any] | None,
+    event: Any,
+    error: str,
+    *,
+    unmasked: bool = False,
+) -> dict[str, Any]:
     """One event as the stream lists it; its data masked unless `unmasked`."""
     if data is not None:
         data = without_secrets(data)

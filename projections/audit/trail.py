@@ -68,7 +68,6 @@ from projections.audit.events import (
     event_record,
     mentions,
     own_stream_ids,
-    register_service_topics,
 )
 from projections.audit.seals import (
     AuditKeyError,
@@ -87,10 +86,10 @@ from projections.audit.store import (
     SQLiteAuditStore,
     StoreState,
 )
-from service.application import Ledger
+from storage.event_store import EventLog
 
 if TYPE_CHECKING:
-    from projections.read_models import ReadModels
+    from projections.read_models.models import ReadModels
 
 MAX_EVENTS_LIMIT = 1000
 SCAN_BATCH_EVENTS = 500
@@ -98,8 +97,15 @@ SCAN_BATCH_EVENTS = 500
 # projected): the answer's next_after then says where to go on.
 MAX_SCANNED_EVENTS = 5000
 PUBLIC_SEAL_FIELDS = (
-    "seal_id", "format", "position", "event_count", "chain_hash", "sealed_at", "algorithm",
-    "public_key", "signature",
+    "seal_id",
+    "format",
+    "position",
+    "event_count",
+    "chain_hash",
+    "sealed_at",
+    "algorithm",
+    "public_key",
+    "signature",
 )
 
 
@@ -114,8 +120,9 @@ NO_SEAL = (
 )
 
 
-def _seal_due(head: int, last: LastSeal | None, now: datetime.datetime,
-              interval: datetime.timedelta) -> bool:
+def _seal_due(
+    head: int, last: LastSeal | None, now: datetime.datetime, interval: datetime.timedelta
+) -> bool:
     if last is None:
         return head > 0
     if head <= last.position:
@@ -127,7 +134,7 @@ def _seal_due(head: int, last: LastSeal | None, now: datetime.datetime,
     return now - sealed_at >= interval
 
 
-def open_audit_store(ledger: Ledger) -> AuditStore:
+def open_audit_store(ledger: EventLog) -> AuditStore:
     recorder = ledger.recorder
     table = recorder.events_table_name  # type: ignore[attr-defined]
     if isinstance(recorder, SQLiteRecorder):  # by class, not module: see storage/pg_recorder.py
@@ -152,7 +159,7 @@ class AuditTrail:
     read_models: where the audit index lives (filtered event lists read it); without them a
     filtered list scans, at most MAX_SCANNED_EVENTS events per call."""
 
-    def __init__(self, ledger: Ledger, read_models: ReadModels | None = None) -> None:
+    def __init__(self, ledger: EventLog, read_models: ReadModels | None = None) -> None:
         self.ledger = ledger
         self.settings = ledger.settings
         self.read_models = read_models
@@ -166,8 +173,12 @@ class AuditTrail:
     # --- provenance --------------------------------------------------------------------------
 
     def events(
-        self, after: int = 0, limit: int = 100, organization_code: str | None = None,
-        *, unmasked: bool = False,
+        self,
+        after: int = 0,
+        limit: int = 100,
+        organization_code: str | None = None,
+        *,
+        unmasked: bool = False,
     ) -> dict[str, Any]:
         """The event stream after a position, in order, decoded and masked (personal data
         shown whole with `unmasked`: the caller records that reading): `items`, and
@@ -184,22 +195,24 @@ class AuditTrail:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError("limit is 1 or more")
         limit = min(limit, MAX_EVENTS_LIMIT)
-        register_service_topics()
         if organization_code is None:
             notifications = self.ledger.recorder.select_notifications(
-                start=after, limit=limit, inclusive_of_start=False)
+                start=after, limit=limit, inclusive_of_start=False
+            )
             items = [self._record(n, unmasked) for n in notifications]
-            return {"items": items,
-                    "next_after": items[-1]["position"] if len(items) == limit else None}
+            return {
+                "items": items,
+                "next_after": items[-1]["position"] if len(items) == limit else None,
+            }
         found: list[dict[str, Any]] = []
         cursor = after
         indexed_through = self._indexed_through()
         if cursor < indexed_through:
             assert self.read_models is not None
             positions = self.read_models.audit_positions(
-                organization_code, after=cursor, through=indexed_through, limit=limit)
-            found = [self._record(n, unmasked)
-                     for n in self.ledger.notifications_at(positions)]
+                organization_code, after=cursor, through=indexed_through, limit=limit
+            )
+            found = [self._record(n, unmasked) for n in self.ledger.notifications_at(positions)]
             if len(found) == limit:
                 return {"items": found, "next_after": found[-1]["position"]}
             cursor = indexed_through
@@ -207,8 +220,10 @@ class AuditTrail:
         scanned = 0
         while scanned < MAX_SCANNED_EVENTS:
             notifications = self.ledger.recorder.select_notifications(
-                start=cursor, limit=min(SCAN_BATCH_EVENTS, MAX_SCANNED_EVENTS - scanned),
-                inclusive_of_start=False)
+                start=cursor,
+                limit=min(SCAN_BATCH_EVENTS, MAX_SCANNED_EVENTS - scanned),
+                inclusive_of_start=False,
+            )
             if not notifications:
                 return {"items": found, "next_after": None}
             for notification in notifications:
@@ -216,8 +231,7 @@ class AuditTrail:
                 scanned += 1
                 data, event, error = decode(self.ledger.mapper, notification)
                 if notification.originator_id in own or mentions(data, organization_code):
-                    found.append(event_record(notification, data, event, error,
-                                              unmasked=unmasked))
+                    found.append(event_record(notification, data, event, error, unmasked=unmasked))
                     if len(found) == limit:
                         return {"items": found, "next_after": cursor}
         return {"items": found, "next_after": cursor}
@@ -234,8 +248,12 @@ class AuditTrail:
 
     # --- seals -------------------------------------------------------------------------------
 
-    def seal(self, *, now: datetime.datetime | None = None,
-             only_if_older_than: datetime.timedelta | None = None) -> dict[str, Any] | None:
+    def seal(
+        self,
+        *,
+        now: datetime.datetime | None = None,
+        only_if_older_than: datetime.timedelta | None = None,
+    ) -> dict[str, Any] | None:
         """Chains the events recorded since the last seal and signs the chain head.
 
         only_if_older_than: seal only if events arrived since the latest seal and that seal is
@@ -248,18 +266,23 @@ class AuditTrail:
 
         def make(tip: ChainTip, last: LastSeal | None) -> dict[str, Any] | None:
             if only_if_older_than is not None and not _seal_due(
-                    tip.position, last, now, only_if_older_than):
+                tip.position, last, now, only_if_older_than
+            ):
                 return None
-            return make_seal(key, position=tip.position, event_count=tip.ordinal,
-                             chain_hash=tip.link, sealed_at=now.isoformat())
+            return make_seal(
+                key,
+                position=tip.position,
+                event_count=tip.ordinal,
+                chain_hash=tip.link,
+                sealed_at=now.isoformat(),
+            )
 
         made = self.store.insert_seal(make)
         return None if made is None else self._public(made)
 
     def seal_due(self, now: datetime.datetime, interval: datetime.timedelta) -> bool:
         """Whether seal(only_if_older_than=interval) would seal now (read without a lock)."""
-        return _seal_due(self.store.state().head_position, self.store.last_seal(), now,
-                         interval)
+        return _seal_due(self.store.state().head_position, self.store.last_seal(), now, interval)
 
     def seals(self) -> list[dict[str, Any]]:
         return [self._public(seal) for seal in self.store.seals()]
@@ -283,10 +306,13 @@ class AuditTrail:
         stored = self.seals()
         stored_keys = {_seal_key(seal) for seal in stored}
         only_in_file = [seal for seal in kept if _seal_key(seal) not in stored_keys]
-        merged = sorted([*stored, *only_in_file],
-                        key=lambda seal: (seal.get("position", 0), seal.get("sealed_at", "")))
-        lines = "".join(json.dumps(seal, ensure_ascii=False, sort_keys=True) + "\n"
-                        for seal in merged)
+        merged = sorted(
+            [*stored, *only_in_file],
+            key=lambda seal: (seal.get("position", 0), seal.get("sealed_at", "")),
+        )
+        lines = "".join(
+            json.dumps(seal, ensure_ascii=False, sort_keys=True) + "\n" for seal in merged
+        )
         directory = path.absolute().parent
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
         try:
@@ -317,7 +343,9 @@ class AuditTrail:
         return self._verify(seal_file, on_progress)[1]
 
     def _verify(
-        self, seal_file: Path | str | None, on_progress: Callable[[int, int], None] | None,
+        self,
+        seal_file: Path | str | None,
+        on_progress: Callable[[int, int], None] | None,
     ) -> tuple[StoreState, dict[str, Any]]:
         outside = read_seal_file(Path(seal_file)) if seal_file is not None else []
         seal_problems: list[Problem] = []
@@ -331,29 +359,44 @@ class AuditTrail:
                 seal_problems.append(Problem(None, "no_public_key", NO_PUBLIC_KEY))
         missing = self.store.seals_missing()
         if missing:
-            seal_problems.append(Problem(None, "seal_deleted", (
-                f"{missing} seal(s) were made but are no longer in the store's audit_seals "
-                "table (封印记录被删除): verify against a copy of the seals kept outside "
-                "(`ledger audit verify --seal-file F`) to find what they covered")))
+            seal_problems.append(
+                Problem(
+                    None,
+                    "seal_deleted",
+                    (
+                        f"{missing} seal(s) were made but are no longer in the store's audit_seals "
+                        "table (封印记录被删除): verify against a copy of the seals kept outside "
+                        "(`ledger audit verify --seal-file F`) to find what they covered"
+                    ),
+                )
+            )
         with self.store.snapshot() as snapshot:
-            state = StoreState(snapshot.head_position, len(snapshot.seals),
-                               max((s["seal_id"] for s in snapshot.seals), default=0))
+            state = StoreState(
+                snapshot.head_position,
+                len(snapshot.seals),
+                max((s["seal_id"] for s in snapshot.seals), default=0),
+            )
             if snapshot.head_position and not snapshot.seals and not outside:
                 seal_problems.append(Problem(None, "no_seal", NO_SEAL))
             # With no key to trust, no seal proves anything: the chain is still walked, to
             # locate damage, and the one problem is the missing key.
-            points = (self._seal_points(snapshot.seals, outside, trusted, seal_problems)
-                      if trusted else [])
+            points = (
+                self._seal_points(snapshot.seals, outside, trusted, seal_problems)
+                if trusted
+                else []
+            )
             head = snapshot.head_position
             progress = None if on_progress is None else (lambda p: on_progress(p, head))
-            check = check_chain(snapshot.rows, snapshot.links, points, progress,
-                                known_problems=seal_problems)
+            check = check_chain(
+                snapshot.rows, snapshot.links, points, progress, known_problems=seal_problems
+            )
         seals_checked = len(points) + sum(p.kind == "seal_invalid" for p in seal_problems)
         # The newest position any trusted seal (stored or kept outside) claims; verified_through
         # is how far the rows bear that out.
         sealed_through = max((point.position for point in points), default=0)
-        return state, self._report(check, seals_checked=seals_checked,
-                                   sealed_through=sealed_through)
+        return state, self._report(
+            check, seals_checked=seals_checked, sealed_through=sealed_through
+        )
 
     def verification(self) -> dict[str, Any]:
         """verify() as GET /v1/audit/verification answers it: from the last answer while the
@@ -387,17 +430,31 @@ class AuditTrail:
                 position = seal.get("position") if isinstance(seal.get("position"), int) else None
                 fault = seal_fault(seal, trusted)
                 if fault is not None:
-                    problems.append(Problem(position, "seal_invalid",
-                                            f"seal at position {position} ({source}): {fault}"))
+                    problems.append(
+                        Problem(
+                            position,
+                            "seal_invalid",
+                            f"seal at position {position} ({source}): {fault}",
+                        )
+                    )
                     continue
                 if source == "file" and key not in stored_keys:
-                    problems.append(Problem(
-                        position, "seal_missing",
-                        f"the seal at position {position} kept outside is missing from the "
-                        "store's audit_seals table (封印记录被删除)",
-                    ))
-                points.append(SealPoint(seal["position"], bytes.fromhex(seal["chain_hash"]),
-                                        seal["event_count"], source))
+                    problems.append(
+                        Problem(
+                            position,
+                            "seal_missing",
+                            f"the seal at position {position} kept outside is missing from the "
+                            "store's audit_seals table (封印记录被删除)",
+                        )
+                    )
+                points.append(
+                    SealPoint(
+                        seal["position"],
+                        bytes.fromhex(seal["chain_hash"]),
+                        seal["event_count"],
+                        source,
+                    )
+                )
         return points
 
     @staticmethod

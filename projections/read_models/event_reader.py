@@ -30,6 +30,7 @@ from eventsourcing.persistence import DatetimeAsISO, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from storage.database import Store
+from storage.event_store import EventLog
 from storage.payload_binding import BoundMapper, PayloadBindingError
 from storage.transcodings import DateAsISO, PostingAsList
 
@@ -106,7 +107,7 @@ class EventReader:
     """topics: those decoded into attribute bags; unread: those whose payloads are not even
     fetched (a topic whose data names no union)."""
 
-    def __init__(self, ledger: Any, store: Store, topics: Collection[str],
+    def __init__(self, ledger: EventLog, store: Store, topics: Collection[str],
                  unread: Collection[str] = ()) -> None:
         self.store = store
         self.topics = frozenset(topics)

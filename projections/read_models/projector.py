@@ -27,6 +27,7 @@ from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
 from storage.database import Store, pg_array
+from storage.event_store import EventLog
 from storage.pii_cipher import PiiCipher
 
 # Events per catch-up transaction: bigger batches amortise the per-batch lookups and commit;
@@ -557,7 +558,7 @@ def index_for_audit(b: Batch, streams: UnionStreams, items: list[ReadEvent]) -> 
 class Projector:
     """Applies the notification log to a TableSet, batch by batch."""
 
-    def __init__(self, ledger: Any, store: Store, cipher: PiiCipher) -> None:
+    def __init__(self, ledger: EventLog, store: Store, cipher: PiiCipher) -> None:
         self.ledger = ledger
         self.store = store
         self.cipher = cipher

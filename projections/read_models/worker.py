@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from projections.audit.sealer import AutoSealer
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 
 log = logging.getLogger(__name__)
 

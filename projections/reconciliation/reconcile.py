@@ -19,7 +19,7 @@ from domain.errors import InvalidValue
 from domain.identity import CreditCode
 from domain.money import Money
 from domain.period import Month
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.rows import amount, day_int, int_day
 from projections.read_models.scope import subtree_codes
 

@@ -25,6 +25,15 @@ from domain.levy import levy_due
 from domain.money import Money
 from scripts.demo_data import DEMO_YEAR, DemoPlan, OrgPlan, Person
 from service.application import Ledger
+from service.commands import (
+    AdoptLevyPolicy,
+    Command,
+    FoundOrganization,
+    JoinMember,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+)
 
 ACTOR = "bench:load"
 LEVY_DAY, DUES_DAY, EXPENSE_DAY = 15, 25, 28
@@ -97,11 +106,11 @@ class DeploymentLoader:
         self.deadline = started + self.max_s
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="bench-load") as pool:
             for policy in self.plan.policies:
-                self._do("levy_policy", self.ledger.adopt_levy_policy, policy)
+                self._do("levy_policy", AdoptLevyPolicy, policy)
             for level in self._levels():
-                self._many(pool, "found_organization", self.ledger.found_organization,
+                self._many(pool, "found_organization", FoundOrganization,
                            (self._found_args(o) for o in level))
-            self._many(pool, "join_member", self.ledger.join_member,
+            self._many(pool, "join_member", JoinMember,
                        (self._join_args(p) for ps in self.members_by_org.values() for p in ps))
             for month in range(1, self.months + 1):
                 self._month(pool, month)
@@ -121,11 +130,11 @@ class DeploymentLoader:
     def _month(self, pool: ThreadPoolExecutor, month: int) -> None:
         bases = [o for o in self.plan.organizations if o.is_base]
         levies = [args for o in bases for args in self._levy_args(o, month)]
-        self._many(pool, "levy", self.ledger.record_levy, levies)
+        self._many(pool, "levy", RecordLevy, levies)
         dues = [args for o in bases if (args := self._dues_args(o, month))]
-        self._many(pool, "dues", self.ledger.record_dues, dues)
+        self._many(pool, "dues", RecordDues, dues)
         expenses = [args for o in bases if (args := self._expense_args(o, month))]
-        self._many(pool, "expense", self.ledger.record_expense, expenses)
+        self._many(pool, "expense", RecordExpense, expenses)
 
     def _county_of(self, org: OrgPlan) -> str:
         code: str | None = org.code
@@ -195,12 +204,12 @@ class DeploymentLoader:
 
     # --- running commands ----------------------------------------------------------------------
 
-    def _do(self, label: str, command: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    def _do(self, label: str, command: type[Command], fields: dict[str, Any]) -> None:
         if time.perf_counter() > self.deadline:
             self.report.skipped += 1
             return
         try:
-            command(**kwargs, actor=ACTOR)
+            self.ledger.execute(command(**fields), actor=ACTOR)
         except DomainError as exc:
             # Counted and reported, never hidden: a refused command is not in the figures.
             self.report.rejected[label] += 1
@@ -209,7 +218,7 @@ class DeploymentLoader:
             return
         self.report.commands[label] += 1
 
-    def _many(self, pool: ThreadPoolExecutor, label: str, command: Callable[..., Any],
+    def _many(self, pool: ThreadPoolExecutor, label: str, command: type[Command],
               all_kwargs: Iterable[dict[str, Any]]) -> None:
         """Runs the commands on the pool, a bounded number in flight (a city has a million)."""
         pending = iter(all_kwargs)

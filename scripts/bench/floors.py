@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 
 from scripts.bench import ingest
 from scripts.bench.server import HOST, REPO_ROOT, Server, free_port
+from service.commands import FoundOrganization
 
 START_TIMEOUT_S = 30.0
 REGION = "110105"  # 北京市朝阳区
@@ -55,16 +56,30 @@ async def _join(body: _Body) -> JSONResponse:
 
 @app.post("/v1/funds/dues", status_code=201)
 async def _dues(body: _Body) -> JSONResponse:
-    return JSONResponse({"voucher_id": str(uuid.uuid4()), **body.model_dump()},
-                        status_code=201)
+    return JSONResponse({"voucher_id": str(uuid.uuid4()), **body.model_dump()}, status_code=201)
 
 
 def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "scripts.bench.floors:app", "--host", HOST,
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "scripts.bench.floors:app",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     url = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -78,15 +93,31 @@ def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -
                 time.sleep(0.2)
         time.sleep(1.0)  # every worker up
         codes = [f"floor{n:04d}" for n in range(600)]
-        result = ingest.measure(Server(url, "unused", proc.pid),
-                                ingest.IngestTarget(codes, itertools.count()),
-                                clients=clients, requests=requests, max_s=120.0)
+        result = ingest.measure(
+            Server(url, "unused", proc.pid),
+            ingest.IngestTarget(codes, itertools.count()),
+            clients=clients,
+            requests=requests,
+            max_s=120.0,
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return {"workers": workers, **{k: result[k] for k in (
-        "clients", "requests_ok", "requests_failed", "events_per_s", "ms_p50", "ms_p99",
-        "client_cpu_share")}}
+    return {
+        "workers": workers,
+        **{
+            k: result[k]
+            for k in (
+                "clients",
+                "requests_ok",
+                "requests_failed",
+                "events_per_s",
+                "ms_p50",
+                "ms_p99",
+                "client_cpu_share",
+            )
+        },
+    }
 
 
 def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
@@ -95,7 +126,6 @@ def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
     from domain.organizations import Admissions
     from scripts.synthetic import employer_code, id_number, union_code
     from service.application import Ledger
-    from service.unit_of_work import UnitOfWork
     from storage.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="ledger-floor-") as tmp:
@@ -103,33 +133,62 @@ def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
         settings = Settings(
             database_url=f"sqlite:///{directory / 'ledger.sqlite'}",
             encryption_key=base64.b64encode(os.urandom(32)).decode(),
-            key_file=directory / "ledger.key", audit_key_file=directory / "audit.key",
-            projection_thread=False)
+            key_file=directory / "ledger.key",
+            audit_key_file=directory / "audit.key",
+            projection_thread=False,
+        )
         ledger = Ledger(settings)
         try:
             root, base = union_code(REGION, 1, base=False), union_code(REGION, 2, base=True)
-            ledger.found_organization(code=root, name="测试总工会", level="county",
-                                      parent_code=None, region_code=REGION,
-                                      founded_on="2024-01-02")
-            ledger.found_organization(code=base, name="测试基层工会", level="base",
-                                      parent_code=root, region_code=REGION,
-                                      founded_on="2024-01-02",
-                                      employer_code=employer_code(REGION, 2),
-                                      employee_count=members)
-            org = UnitOfWork(ledger).org(base)
-            people = [IdNumber.parse(id_number(
-                REGION, datetime.date(1965, 1, 1) + datetime.timedelta(days=n // 1000),
-                n % 1000)) for n in range(members)]
+            ledger.execute(
+                FoundOrganization(
+                    code=root,
+                    name="测试总工会",
+                    level="county",
+                    parent_code=None,
+                    region_code=REGION,
+                    founded_on="2024-01-02",
+                )
+            )
+            ledger.execute(
+                FoundOrganization(
+                    code=base,
+                    name="测试基层工会",
+                    level="base",
+                    parent_code=root,
+                    region_code=REGION,
+                    founded_on="2024-01-02",
+                    employer_code=employer_code(REGION, 2),
+                    employee_count=members,
+                )
+            )
+            org = ledger.unit_of_work().org(base)
+            people = [
+                IdNumber.parse(
+                    id_number(
+                        REGION,
+                        datetime.date(1965, 1, 1) + datetime.timedelta(days=n // 1000),
+                        n % 1000,
+                    )
+                )
+                for n in range(members)
+            ]
             result: dict[str, Any] = {"members": members}
             for label, mapped in (("create", False), ("create_and_map", True)):
                 admissions = Admissions(org)
                 started = time.process_time()
                 for person in people:
                     member = Member.join(
-                        member_id=uuid.uuid4(), id_number=person, organization=org,
-                        joined_on=datetime.date(2024, 3, 1), admissions=admissions,
-                        name="导入会员", mobile="13900000000", migrant_worker=False,
-                        new_employment_form=False)
+                        member_id=uuid.uuid4(),
+                        id_number=person,
+                        organization=org,
+                        joined_on=datetime.date(2024, 3, 1),
+                        admissions=admissions,
+                        name="导入会员",
+                        mobile="13900000000",
+                        migrant_worker=False,
+                        new_employment_form=False,
+                    )
                     if mapped:
                         for event in member.collect_events():
                             ledger.mapper.to_stored_event(event)
@@ -145,11 +204,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     args = parser.parse_args(argv)
-    sizes = ({"requests": 300, "members": 300} if args.quick
-             else {"requests": 12_000, "members": 30_000})
-    report = {"http": http_floor(requests=sizes["requests"]),
-              "aggregate": aggregate_floor(members=sizes["members"]),
-              "cpu_count": os.cpu_count()}
+    sizes = (
+        {"requests": 300, "members": 300} if args.quick else {"requests": 12_000, "members": 30_000}
+    )
+    report = {
+        "http": http_floor(requests=sizes["requests"]),
+        "aggregate": aggregate_floor(members=sizes["members"]),
+        "cpu_count": os.cpu_count(),
+    }
     print(json.dumps(report, indent=2))
 
 

@@ -32,6 +32,7 @@ from projections.read_models.event_reader import EventReader, Notification
 from projections.read_models.projector import HANDLERS
 from scripts.synthetic import employer_code, id_number, union_code
 from service.application import Ledger
+from service.commands import FoundOrganization, JoinMember, RecordDues
 from service.idempotency import IdempotencyKey
 from storage.database import Store
 from storage.settings import Settings
@@ -41,18 +42,45 @@ REGION = "110105"
 
 def _write_sample(ledger: Ledger) -> None:
     root, base = union_code(REGION, 1, base=False), union_code(REGION, 2, base=True)
-    ledger.found_organization(code=root, name="测试总工会", level="county", parent_code=None,
-                              region_code=REGION, founded_on="2024-01-02")
-    ledger.found_organization(code=base, name="测试基层工会", level="base", parent_code=root,
-                              region_code=REGION, founded_on="2024-01-02",
-                              employer_code=employer_code(REGION, 2), employee_count=500)
+    ledger.execute(
+        FoundOrganization(
+            code=root,
+            name="测试总工会",
+            level="county",
+            parent_code=None,
+            region_code=REGION,
+            founded_on="2024-01-02",
+        )
+    )
+    ledger.execute(
+        FoundOrganization(
+            code=base,
+            name="测试基层工会",
+            level="base",
+            parent_code=root,
+            region_code=REGION,
+            founded_on="2024-01-02",
+            employer_code=employer_code(REGION, 2),
+            employee_count=500,
+        )
+    )
     for n in range(40):
         person = id_number(REGION, datetime.date(1970, 1, 1) + datetime.timedelta(days=n), n)
-        ledger.join_member(id_number=person, name="欧阳娜娜", organization_code=base,
-                           joined_on="2024-02-01", mobile="13812345678",
-                           idempotency=IdempotencyKey.parse(base, f"join-{n}"))
-        ledger.record_dues(organization_code=base, period="2024-02", amount="12.50",
-                           received_on="2024-02-20")
+        ledger.execute(
+            JoinMember(
+                id_number=person,
+                name="欧阳娜娜",
+                organization_code=base,
+                joined_on="2024-02-01",
+                mobile="13812345678",
+            ),
+            idempotency=IdempotencyKey.parse(base, f"join-{n}"),
+        )
+        ledger.execute(
+            RecordDues(
+                organization_code=base, period="2024-02", amount="12.50", received_on="2024-02-20"
+            )
+        )
 
 
 def _best(repeat: int, run: Any) -> float:
@@ -70,8 +98,10 @@ def measure(events: int, repeat: int) -> dict[str, Any]:
         settings = Settings(
             database_url=f"sqlite:///{directory / 'ledger.sqlite'}",
             encryption_key=base64.b64encode(os.urandom(32)).decode(),
-            key_file=directory / "ledger.key", audit_key_file=directory / "audit.key",
-            projection_thread=False)
+            key_file=directory / "ledger.key",
+            audit_key_file=directory / "audit.key",
+            projection_thread=False,
+        )
         ledger = Ledger(settings)
         store = Store(settings)
         try:
@@ -82,19 +112,37 @@ def measure(events: int, repeat: int) -> dict[str, Any]:
             stored = [ledger.mapper.to_stored_event(e) for e in domain_events]
             reader = EventReader(ledger, store, HANDLERS)
             fields = Notification._fields
-            every = [Notification(**{name: value for name, value in {
-                "id": i + 1, "topic": s.topic, "originator_id": s.originator_id.hex,
-                "originator_version": s.originator_version, "state": s.state,
-            }.items() if name in fields}) for i, s in enumerate(stored)]
+            every = [
+                Notification(
+                    **{
+                        name: value
+                        for name, value in {
+                            "id": i + 1,
+                            "topic": s.topic,
+                            "originator_id": s.originator_id.hex,
+                            "originator_version": s.originator_version,
+                            "state": s.state,
+                        }.items()
+                        if name in fields
+                    }
+                )
+                for i, s in enumerate(stored)
+            ]
             rows = [n for n in every if n.topic in HANDLERS]
             to_stored, to_domain = ledger.mapper.to_stored_event, ledger.mapper.to_domain_event
             encode_s = _best(repeat, lambda: [to_stored(e) for e in domain_events])
-            decode_s = _best(repeat, lambda: [to_domain(StoredEvent(
-                s.originator_id, s.originator_version, s.topic, s.state)) for s in stored])
+            decode_s = _best(
+                repeat,
+                lambda: [
+                    to_domain(StoredEvent(s.originator_id, s.originator_version, s.topic, s.state))
+                    for s in stored
+                ],
+            )
             read_s = _best(repeat, lambda: [reader.decode(n) for n in rows])
             # Before binding the reader skipped (fetched no state for) unused topics.
-            read_all_s = _best(repeat, lambda: [reader.decode(n) for n in every
-                                                if n.state is not None])
+            read_all_s = _best(
+                repeat, lambda: [reader.decode(n) for n in every if n.state is not None]
+            )
             return {
                 "events": events,
                 "distinct_sample_events": len(sample),

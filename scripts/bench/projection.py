@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.schema import SHADOW
 from scripts.bench.database import BenchStore
 from scripts.bench.server import REPO_ROOT

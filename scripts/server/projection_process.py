@@ -36,7 +36,7 @@ def run(settings: Settings, parent_pid: int) -> None:
     """The child: the catch-up loop until SIGTERM or SIGINT, or until the parent is gone."""
     from projections.audit.sealer import AutoSealer
     from projections.audit.trail import AuditTrail
-    from projections.read_models import ReadModels
+    from projections.read_models.models import ReadModels
     from projections.read_models.worker import ProjectionWorker
     from service.application import Ledger
 

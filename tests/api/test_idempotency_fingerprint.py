@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 from uuid import UUID
 
-from service.idempotency import IdempotencyKey, IdempotencyRecord, plain_fingerprint
+from domain.idempotency import IdempotencyRecord
+from service.commands import JoinMember
+from service.idempotency import IdempotencyKey, plain_fingerprint
 from tests.api.conftest import Api
 from tests.api.test_imports import HEADER_EN, upload
 
@@ -24,7 +26,7 @@ def test_an_old_join_record_replays_masked_and_refuses_another_body(api: Api) ->
     body = {"id_number": api.next_person(), "name": "欧阳翀翊",
             "organization_code": api.tree.base_a, "joined_on": "2021-03-01",
             "mobile": "15938472615", "migrant_worker": False, "new_employment_form": False}
-    first = api.backend.open().join_member(**body)
+    first = api.backend.open().execute(JoinMember(**body))
     key = IdempotencyKey(api.tree.east, "old-join")
     _old_record(api, key, "join_member", body, first.body,
                 [f"{UUID(first.body['member_id']).hex}:1"])

@@ -15,8 +15,9 @@ import pytest
 
 from api.services import Services
 from projections.audit.trail import AuditTrail
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from scripts.server.projection_process import ProjectionProcess
+from service.commands import JoinMember
 from tests.conftest import Backend
 from tests.reliability.harness import LedgerProcesses, ServerProcess
 from tests.service.scenario import found_tree, person
@@ -47,8 +48,7 @@ def alive(pid: int) -> bool:
 
 def children(pid: int) -> list[int]:
     tasks = Path(f"/proc/{pid}/task")
-    return [int(c) for task in tasks.iterdir()
-            for c in (task / "children").read_text().split()]
+    return [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()]
 
 
 def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Backend) -> None:
@@ -58,17 +58,28 @@ def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Ba
     projection = ProjectionProcess(backend.settings)
     projection.start()
     try:
-        eventually(lambda: read_models.position() == ledger.head_position(),
-                   "the founded tree projected")
+        eventually(
+            lambda: read_models.position() == ledger.head_position(), "the founded tree projected"
+        )
         first = projection.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        eventually(lambda: projection.pid != first and alive(projection.pid or 0),
-                   "a new projection process")
-        joined = ledger.join_member(id_number=person(1), name="会员1",
-                                    organization_code=tree.base_a, joined_on="2024-01-02")
-        eventually(lambda: read_models.position() >= (joined.position or 0),
-                   "the join projected by the new process")
+        eventually(
+            lambda: projection.pid != first and alive(projection.pid or 0),
+            "a new projection process",
+        )
+        joined = ledger.execute(
+            JoinMember(
+                id_number=person(1),
+                name="会员1",
+                organization_code=tree.base_a,
+                joined_on="2024-01-02",
+            )
+        )
+        eventually(
+            lambda: read_models.position() >= (joined.position or 0),
+            "the join projected by the new process",
+        )
         assert projection.starts == 2
     finally:
         projection.stop()
@@ -76,8 +87,7 @@ def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Ba
     assert not alive(projection.pid or 0)
 
 
-def test_a_server_with_a_projection_process_runs_no_projection_thread(
-        backend: Backend) -> None:
+def test_a_server_with_a_projection_process_runs_no_projection_thread(backend: Backend) -> None:
     for in_thread in (True, False):
         settings = backend.settings.model_copy(update={"projection_thread": in_thread})
         services = Services.open(settings)
@@ -112,8 +122,11 @@ def processes(tmp_path: Path) -> LedgerProcesses:
 def projection_child(server: ServerProcess) -> int:
     """`ledger serve`'s one spawned child besides multiprocessing's resource tracker."""
     assert server.process is not None
-    spawned = [pid for pid in children(server.process.pid)
-               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    spawned = [
+        pid
+        for pid in children(server.process.pid)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
     assert len(spawned) == 1, spawned
     return spawned[0]
 

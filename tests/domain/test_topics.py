@@ -16,7 +16,9 @@ from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.utils import get_topic, resolve_topic
 
 import domain
+from domain.access import PiiRead, SearchWindow, Token
 from domain.base import LedgerAggregate
+from domain.idempotency import IdempotencyRecord
 from domain.levy import LevyPolicy, parse_shares
 from domain.money import Money
 from domain.organizations import Deployment
@@ -30,9 +32,13 @@ GOLDEN_AGGREGATE_TOPICS = {
     "ledger:Book",
     "ledger:Deployment",
     "ledger:FoundingReserve",
+    "ledger:IdempotencyRecord",
     "ledger:LevyPolicies",
     "ledger:Member",
     "ledger:Organisation",
+    "ledger:PiiRead",
+    "ledger:SearchWindow",
+    "ledger:Token",
     "ledger:Voucher",
 }
 
@@ -45,6 +51,7 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:FoundingReserve.Opened",
     "ledger:FoundingReserve.Released",
     "ledger:FoundingReserve.Withdrawn",
+    "ledger:IdempotencyRecord.Recorded",
     "ledger:LevyPolicies.Adopted",
     "ledger:LevyPolicies.Opened",
     "ledger:Member.Corrected",
@@ -64,6 +71,11 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:Organisation.MemberAdmitted",
     "ledger:Organisation.MembersAdmitted",
     "ledger:Organisation.MemberReleased",
+    "ledger:PiiRead.Recorded",
+    "ledger:SearchWindow.Opened",
+    "ledger:SearchWindow.Searched",
+    "ledger:Token.Minted",
+    "ledger:Token.Revoked",
     "ledger:Voucher.Posted",
     "ledger:Voucher.Reversed",
 }
@@ -180,7 +192,18 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     reserve.hold(voucher_id="v2", holder_code="K", period="2024-03", amount=Money(100))
     reserve.release(held_voucher_id="v1", release_voucher_id="v3", base_code="B")
     reserve.withdraw("v2")
-    return [deployment, *tree.values(), county2, member, voucher, book, policies, reserve]
+
+    moment = datetime.datetime(2024, 3, 1, 9, 0, tzinfo=datetime.UTC)
+    token = Token(id=uuid.uuid4(), role="clerk", organization_code=None, pii=False,
+                  secret_hash="h", expires_at=moment + datetime.timedelta(days=1))
+    token.revoke(moment)
+    window = SearchWindow(id=uuid.uuid4(), token_id=str(token.id), starts_at=moment)
+    window.search(member_id=None, organization_code=None, limit=60, at=moment)
+    read = PiiRead(purpose="GET /v1/members/{member_id}", member_ids=[str(member.id)])
+    record = IdempotencyRecord(id=uuid.uuid4(), command="join_member", fingerprint="f",
+                               result={})
+    return [deployment, *tree.values(), county2, member, voucher, book, policies, reserve,
+            token, window, read, record]
 
 
 def test_every_triggered_event_is_stored_under_a_pinned_ledger_topic() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.schema import LIVE, SHADOW, TableSet
 from projections.reconciliation.compare import Comparison, compare
 from projections.reconciliation.rebuild import build

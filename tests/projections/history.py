@@ -13,8 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import DomainError
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from service.application import Ledger
+from service.commands import (
+    AcceptTransfer,
+    CancelTransfer,
+    ChangeOrganization,
+    CorrectMember,
+    ExitMember,
+    JoinMember,
+    PaySubsidy,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+    RecordRemittance,
+    ReinstateMember,
+    RetainMember,
+    ReverseVoucher,
+    StartTransfer,
+)
 from tests.conftest import Backend
 from tests.service.scenario import Tree, found_tree, person
 
@@ -55,7 +72,8 @@ class HistoryWriter:
     def _record(self, day: str, view: dict[str, Any] | None) -> None:
         if view is not None:
             self.timeline.setdefault(view["member_id"], []).append(
-                (datetime.date.fromisoformat(day), view["status"], view["organization_code"]))
+                (datetime.date.fromisoformat(day), view["status"], view["organization_code"])
+            )
 
     def expected_roll(self, day: datetime.date) -> dict[str, tuple[str, str]]:
         """member id -> (union, status) on the rolls as of day."""
@@ -83,10 +101,16 @@ class HistoryWriter:
         n = self.rng.randrange(PEOPLE)
         day = self._date()
         body = self._try(
-            self.ledger.join_member, id_number=person(n), name=self.rng.choice(NAMES),
-            organization_code=self.rng.choice(self.bases), joined_on=day,
-            mobile=self.rng.choice([None, "13800138000"]),
-            migrant_worker=self.rng.random() < 0.3, new_employment_form=self.rng.random() < 0.2,
+            self.ledger.execute,
+            JoinMember(
+                id_number=person(n),
+                name=self.rng.choice(NAMES),
+                organization_code=self.rng.choice(self.bases),
+                joined_on=day,
+                mobile=self.rng.choice([None, "13800138000"]),
+                migrant_worker=self.rng.random() < 0.3,
+                new_employment_form=self.rng.random() < 0.2,
+            ),
         )
         if body is not None:
             self.members[n] = body["member_id"]
@@ -107,17 +131,33 @@ class HistoryWriter:
             transfer_id = self.pending.pop(member)
             if self.rng.random() < 0.6:
                 day = self._date()
-                self._record(day, self._try(self.ledger.accept_transfer, member, transfer_id,
-                                            effective_on=day))
-            elif self._try(self.ledger.cancel_transfer, member, transfer_id) is not None:
+                self._record(
+                    day,
+                    self._try(
+                        self.ledger.execute,
+                        AcceptTransfer(member_id=member, transfer_id=transfer_id, effective_on=day),
+                    ),
+                )
+            elif (
+                self._try(
+                    self.ledger.execute, CancelTransfer(member_id=member, transfer_id=transfer_id)
+                )
+                is not None
+            ):
                 # As now known the transfer never happened: the member stayed active.
                 day, _, org = self.timeline[member][-1]
                 self.timeline[member][-1] = (day, "active", org)
             return
         day = self._date()
-        body = self._try(self.ledger.start_transfer, member,
-                         to_organization_code=self.rng.choice(self.bases),
-                         effective_on=day, reason_code=1)
+        body = self._try(
+            self.ledger.execute,
+            StartTransfer(
+                member_id=member,
+                to_organization_code=self.rng.choice(self.bases),
+                effective_on=day,
+                reason_code=1,
+            ),
+        )
         if body is not None:
             self.pending[member] = body["transfer_id"]
             self._record(day, body["member"])
@@ -127,37 +167,64 @@ class HistoryWriter:
         if member is None:
             return
         day = self._date()
-        view = self._try(self.ledger.retain_member, member, effective_on=day,
-                         reason_code=self.rng.choice([2, 3]))
+        view = self._try(
+            self.ledger.execute,
+            RetainMember(member_id=member, effective_on=day, reason_code=self.rng.choice([2, 3])),
+        )
         if view is None:
-            view = self._try(self.ledger.reinstate_member, member, effective_on=day)
+            view = self._try(
+                self.ledger.execute, ReinstateMember(member_id=member, effective_on=day)
+            )
         self._record(day, view)
 
     def exit(self) -> None:
         member = self._member()
         if member is not None:
             day = self._date()
-            self._record(day, self._try(self.ledger.exit_member, member, effective_on=day,
-                                        change_code=self.rng.choice([5, 6]), reason_code=5))
+            self._record(
+                day,
+                self._try(
+                    self.ledger.execute,
+                    ExitMember(
+                        member_id=member,
+                        effective_on=day,
+                        change_code=self.rng.choice([5, 6]),
+                        reason_code=5,
+                    ),
+                ),
+            )
 
     def correct(self) -> None:
         member = self._member()
         if member is not None:
-            changes = self.rng.choice([{"name": self.rng.choice(NAMES)},
-                                       {"mobile": "13900139000"}, {"migrant_worker": True},
-                                       {"new_employment_form": False, "mobile": None}])
-            self._try(self.ledger.correct_member, member, changes=changes, note="更正")
+            changes = self.rng.choice(
+                [
+                    {"name": self.rng.choice(NAMES)},
+                    {"mobile": "13900139000"},
+                    {"migrant_worker": True},
+                    {"new_employment_form": False, "mobile": None},
+                ]
+            )
+            self._try(
+                self.ledger.execute, CorrectMember(member_id=member, changes=changes, note="更正")
+            )
 
     def _voucher(self, body: dict[str, Any] | None) -> None:
         if body is not None:
             self.vouchers.append(body["voucher_id"])
 
     def dues(self) -> None:
-        self._voucher(self._try(
-            self.ledger.record_dues, organization_code=self.rng.choice(self.bases),
-            period=f"{self.day:%Y-%m}",
-            amount=f"{self.rng.randint(1, 5000)}.{self.rng.randint(0, 99):02d}",
-            received_on=self._date()))
+        self._voucher(
+            self._try(
+                self.ledger.execute,
+                RecordDues(
+                    organization_code=self.rng.choice(self.bases),
+                    period=f"{self.day:%Y-%m}",
+                    amount=f"{self.rng.randint(1, 5000)}.{self.rng.randint(0, 99):02d}",
+                    received_on=self._date(),
+                ),
+            )
+        )
 
     def levy(self) -> None:
         base_index = self.rng.randrange(3)
@@ -166,68 +233,135 @@ class HistoryWriter:
         payroll_fen = self.rng.randint(100, 10_000_000) * 50  # 2% of it is whole fen
         tax = self.rng.random() < 0.5
         receiver = self.tree.county if tax else base
-        self._voucher(self._try(
-            self.ledger.record_levy, receiving_organization_code=receiver,
-            base_organization_code=base, employer_code=employer, period=f"{self.day:%Y-%m}",
-            payroll_total=f"{payroll_fen // 100}.{payroll_fen % 100:02d}",
-            amount=f"{payroll_fen // 5000}.{payroll_fen // 50 % 100:02d}",
-            channel="tax" if tax else "employer", received_on=self._date()))
+        self._voucher(
+            self._try(
+                self.ledger.execute,
+                RecordLevy(
+                    receiving_organization_code=receiver,
+                    base_organization_code=base,
+                    employer_code=employer,
+                    period=f"{self.day:%Y-%m}",
+                    payroll_total=f"{payroll_fen // 100}.{payroll_fen % 100:02d}",
+                    amount=f"{payroll_fen // 5000}.{payroll_fen // 50 % 100:02d}",
+                    channel="tax" if tax else "employer",
+                    received_on=self._date(),
+                ),
+            )
+        )
 
     def remit(self) -> None:
         base = self.rng.choice(self.bases)
         parent = self.tree.township if base == self.tree.base_c else self.tree.county
         if self.rng.random() < 0.5:
-            self._voucher(self._try(
-                self.ledger.record_remittance, from_organization_code=base,
-                to_organization_code=parent, kind="upward",
-                amount=f"{self.rng.randint(1, 300)}.00", period=f"{self.day:%Y-%m}",
-                paid_on=self._date()))
+            self._voucher(
+                self._try(
+                    self.ledger.execute,
+                    RecordRemittance(
+                        from_organization_code=base,
+                        to_organization_code=parent,
+                        kind="upward",
+                        amount=f"{self.rng.randint(1, 300)}.00",
+                        period=f"{self.day:%Y-%m}",
+                        paid_on=self._date(),
+                    ),
+                )
+            )
         else:
-            self._voucher(self._try(
-                self.ledger.record_remittance, from_organization_code=self.tree.county,
-                to_organization_code=self.rng.choice([self.tree.base_a, self.tree.base_b]),
-                kind="pass_down", amount=f"{self.rng.randint(1, 300)}.00",
-                period=f"{self.day:%Y-%m}", paid_on=self._date()))
+            self._voucher(
+                self._try(
+                    self.ledger.execute,
+                    RecordRemittance(
+                        from_organization_code=self.tree.county,
+                        to_organization_code=self.rng.choice([self.tree.base_a, self.tree.base_b]),
+                        kind="pass_down",
+                        amount=f"{self.rng.randint(1, 300)}.00",
+                        period=f"{self.day:%Y-%m}",
+                        paid_on=self._date(),
+                    ),
+                )
+            )
 
     def spend(self) -> None:
         payer = self.rng.choice([*self.bases, self.tree.county])
         if self.rng.random() < 0.5:
-            self._voucher(self._try(
-                self.ledger.record_expense, organization_code=payer,
-                account_code=self.rng.choice(["501", "503", "50404", "504", "510"]),
-                amount=f"{self.rng.randint(1, 200)}.50", earmarked=self.rng.random() < 0.5,
-                description="活动经费", paid_on=self._date()))
+            self._voucher(
+                self._try(
+                    self.ledger.execute,
+                    RecordExpense(
+                        organization_code=payer,
+                        account_code=self.rng.choice(["501", "503", "50404", "504", "510"]),
+                        amount=f"{self.rng.randint(1, 200)}.50",
+                        earmarked=self.rng.random() < 0.5,
+                        description="活动经费",
+                        paid_on=self._date(),
+                    ),
+                )
+            )
         elif payer == self.tree.county:
-            self._voucher(self._try(
-                self.ledger.pay_subsidy, payer_organization_code=payer,
-                recipient={"organization_code": self.rng.choice(self.bases)},
-                programme="general", amount=f"{self.rng.randint(1, 100)}.00",
-                earmarked=self.rng.random() < 0.5, approval_ref="批-1", paid_on=self._date()))
+            self._voucher(
+                self._try(
+                    self.ledger.execute,
+                    PaySubsidy(
+                        payer_organization_code=payer,
+                        recipient={"organization_code": self.rng.choice(self.bases)},
+                        programme="general",
+                        amount=f"{self.rng.randint(1, 100)}.00",
+                        earmarked=self.rng.random() < 0.5,
+                        approval_ref="批-1",
+                        paid_on=self._date(),
+                    ),
+                )
+            )
         else:
             member = self._member()
             if member is not None:
-                self._voucher(self._try(
-                    self.ledger.pay_subsidy, payer_organization_code=payer,
-                    recipient={"member_id": member},
-                    programme=self.rng.choice(["hardship", "school", "model_worker"]),
-                    amount=f"{self.rng.randint(1, 100)}.00", earmarked=True,
-                    approval_ref="批-2", paid_on=self._date()))
+                self._voucher(
+                    self._try(
+                        self.ledger.execute,
+                        PaySubsidy(
+                            payer_organization_code=payer,
+                            recipient={"member_id": member},
+                            programme=self.rng.choice(["hardship", "school", "model_worker"]),
+                            amount=f"{self.rng.randint(1, 100)}.00",
+                            earmarked=True,
+                            approval_ref="批-2",
+                            paid_on=self._date(),
+                        ),
+                    )
+                )
 
     def reverse(self) -> None:
         if self.vouchers:
-            self._try(self.ledger.reverse_voucher, self.rng.choice(self.vouchers),
-                      effective_on=self._date(), reason="录入错误")
+            self._try(
+                self.ledger.execute,
+                ReverseVoucher(
+                    voucher_id=self.rng.choice(self.vouchers),
+                    effective_on=self._date(),
+                    reason="录入错误",
+                ),
+            )
 
     def reorganise(self) -> None:
         if self.rng.random() < 0.5:
-            self._try(self.ledger.change_organization, self.rng.choice(self.bases),
-                      effective_on=self._date(), employee_count=self.rng.randint(10, 500))
+            self._try(
+                self.ledger.execute,
+                ChangeOrganization(
+                    code=self.rng.choice(self.bases),
+                    effective_on=self._date(),
+                    employee_count=self.rng.randint(10, 500),
+                ),
+            )
         else:
             # base_b moves between the county and the township: the tree over time.
             parent = self.rng.choice([self.tree.county, self.tree.township])
             day = self._date()
-            if self._try(self.ledger.change_organization, self.tree.base_b,
-                         effective_on=day, parent_code=parent) is not None:
+            if (
+                self._try(
+                    self.ledger.execute,
+                    ChangeOrganization(code=self.tree.base_b, effective_on=day, parent_code=parent),
+                )
+                is not None
+            ):
                 self.moves.append((datetime.date.fromisoformat(day), parent))
 
     def parent_of_base_b(self, day: datetime.date) -> str:
@@ -237,13 +371,30 @@ class HistoryWriter:
                 parent = code
         return parent
 
-    COMMANDS = (join, join, join, transfer, transfer, retain_or_reinstate, exit, correct, dues,
-                levy, levy, remit, spend, spend, reverse, reorganise)
+    COMMANDS = (
+        join,
+        join,
+        join,
+        transfer,
+        transfer,
+        retain_or_reinstate,
+        exit,
+        correct,
+        dues,
+        levy,
+        levy,
+        remit,
+        spend,
+        spend,
+        reverse,
+        reorganise,
+    )
 
 
 @contextmanager
-def random_history(kind: str, tmp: Path, seed: int
-                   ) -> Iterator[tuple[Backend, ReadModels, HistoryWriter, random.Random]]:
+def random_history(
+    kind: str, tmp: Path, seed: int
+) -> Iterator[tuple[Backend, ReadModels, HistoryWriter, random.Random]]:
     """A fresh store of this kind with its read models and a history writer drawing from
     random.Random(seed) (handed out too, for the test's own draws); closed afterwards."""
     backend = Backend(kind, tmp)

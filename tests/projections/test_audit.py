@@ -22,6 +22,7 @@ from projections.audit.store import ChainContradictsSeal
 from projections.audit.trail import AuditTrail
 from scripts import synthetic
 from service.application import Ledger
+from service.commands import CorrectMember, FoundOrganization, JoinMember, RecordDues, RecordExpense
 from service.idempotency import IdempotencyKey
 from tests.conftest import Backend
 
@@ -38,28 +39,77 @@ MOBILE_1 = "13812345678"
 
 def build_deployment(ledger: Ledger) -> None:
     """A small but varied history: unions, members with personal data, money, corrections."""
-    ledger.found_organization(code=ROOT, name="北京市总工会", level="province", parent_code=None,
-                              region_code="110000", founded_on="1950-05-01")
+    ledger.execute(
+        FoundOrganization(
+            code=ROOT,
+            name="北京市总工会",
+            level="province",
+            parent_code=None,
+            region_code="110000",
+            founded_on="1950-05-01",
+        )
+    )
     for code, employer in ((BASE_A, EMPLOYER_A), (BASE_B, EMPLOYER_B)):
-        ledger.found_organization(code=code, name=f"工会{code[-3:]}", level="base",
-                                  parent_code=ROOT, region_code="110105",
-                                  founded_on="2001-01-01", employer_code=employer,
-                                  employee_count=50)
-    joined = ledger.join_member(id_number=PERSON_1, name="张三", organization_code=BASE_A,
-                                joined_on="2020-01-01", mobile=MOBILE_1, actor="token:clerk-a",
-                                idempotency=IdempotencyKey.parse(BASE_A, "join-1"))
-    ledger.join_member(id_number=PERSON_2, name="欧阳娜娜", organization_code=BASE_A,
-                       joined_on="2021-02-01")
-    ledger.join_member(id_number=PERSON_3, name="李四", organization_code=BASE_B,
-                       joined_on="2019-06-01")
-    ledger.correct_member(joined.body["member_id"], changes={"mobile": "13900001111"},
-                          note=f"证件 {PERSON_1} 电话 13900001111 核实")
-    ledger.record_dues(organization_code=BASE_A, period="2024-01", amount="25.00",
-                       received_on="2024-01-20")
-    ledger.record_dues(organization_code=BASE_B, period="2024-01", amount="12.50",
-                       received_on="2024-01-21")
-    ledger.record_expense(organization_code=BASE_A, account_code="501", amount="10.00",
-                          earmarked=False, description="职工活动", paid_on="2024-01-25")
+        ledger.execute(
+            FoundOrganization(
+                code=code,
+                name=f"工会{code[-3:]}",
+                level="base",
+                parent_code=ROOT,
+                region_code="110105",
+                founded_on="2001-01-01",
+                employer_code=employer,
+                employee_count=50,
+            )
+        )
+    joined = ledger.execute(
+        JoinMember(
+            id_number=PERSON_1,
+            name="张三",
+            organization_code=BASE_A,
+            joined_on="2020-01-01",
+            mobile=MOBILE_1,
+        ),
+        actor="token:clerk-a",
+        idempotency=IdempotencyKey.parse(BASE_A, "join-1"),
+    )
+    ledger.execute(
+        JoinMember(
+            id_number=PERSON_2, name="欧阳娜娜", organization_code=BASE_A, joined_on="2021-02-01"
+        )
+    )
+    ledger.execute(
+        JoinMember(
+            id_number=PERSON_3, name="李四", organization_code=BASE_B, joined_on="2019-06-01"
+        )
+    )
+    ledger.execute(
+        CorrectMember(
+            member_id=joined.body["member_id"],
+            changes={"mobile": "13900001111"},
+            note=f"证件 {PERSON_1} 电话 13900001111 核实",
+        )
+    )
+    ledger.execute(
+        RecordDues(
+            organization_code=BASE_A, period="2024-01", amount="25.00", received_on="2024-01-20"
+        )
+    )
+    ledger.execute(
+        RecordDues(
+            organization_code=BASE_B, period="2024-01", amount="12.50", received_on="2024-01-21"
+        )
+    )
+    ledger.execute(
+        RecordExpense(
+            organization_code=BASE_A,
+            account_code="501",
+            amount="10.00",
+            earmarked=False,
+            description="职工活动",
+            paid_on="2024-01-25",
+        )
+    )
 
 
 class Raw:
@@ -107,8 +157,10 @@ class Raw:
         topic, state = self.run("SELECT topic, state FROM {t} WHERE {pos} = ?", (copy_of,))[0]
         stream = uuid4()
         columns = f"{self.pos}, originator_id, originator_version, topic, state"
-        self.run(f"INSERT INTO {{t}} ({columns}) VALUES (?, ?, ?, ?, ?)",
-                 (position, stream.hex if self.sqlite else stream, 1, topic, bytes(state)))
+        self.run(
+            f"INSERT INTO {{t}} ({columns}) VALUES (?, ?, ?, ?, ?)",
+            (position, stream.hex if self.sqlite else stream, 1, topic, bytes(state)),
+        )
 
     def shift_up_after(self, position: int) -> None:
         """Moves every row after `position` up by one, through negatives to stay unique."""
@@ -142,11 +194,17 @@ def assert_bad_at(report: dict[str, Any], position: int, kind: str) -> None:
 
 def test_an_untouched_store_verifies(trail: AuditTrail, ledger: Ledger, raw: Raw):
     first = trail.seal()
-    ledger.record_dues(organization_code=BASE_B, period="2024-02", amount="12.50",
-                       received_on="2024-02-21")
+    ledger.execute(
+        RecordDues(
+            organization_code=BASE_B, period="2024-02", amount="12.50", received_on="2024-02-21"
+        )
+    )
     second = trail.seal()
-    ledger.record_dues(organization_code=BASE_B, period="2024-03", amount="12.50",
-                       received_on="2024-03-21")
+    ledger.execute(
+        RecordDues(
+            organization_code=BASE_B, period="2024-03", amount="12.50", received_on="2024-03-21"
+        )
+    )
     report = trail.verify()
     head = raw.positions()[-1]
     assert report["ok"] is True, report
@@ -170,8 +228,9 @@ def test_a_seal_is_signed_published_and_stored(trail: AuditTrail, backend: Backe
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert seal["public_key"] == trail.public_key()
     # The chain can be recomputed from the raw rows alone, without any key.
-    rows = raw.run("SELECT {pos}, originator_id, originator_version, topic, state "
-                   "FROM {t} ORDER BY {pos}")
+    rows = raw.run(
+        "SELECT {pos}, originator_id, originator_version, topic, state FROM {t} ORDER BY {pos}"
+    )
     assert list(chain_links(rows))[-1][1].hex() == seal["chain_hash"]
 
 
@@ -188,11 +247,17 @@ def test_a_position_gap_from_a_rolled_back_insert_is_not_tampering(
     gap = raw.positions()[-1] + 1
     # A real rolled-back insert: PostgreSQL's sequence does not give the id back.
     with psycopg.connect(ledger.settings.database_url) as conn:
-        conn.execute("INSERT INTO ledger_events (originator_id, originator_version, topic, "
-                     "state) VALUES (%s, 1, 'x', 'x')", (uuid4(),))
+        conn.execute(
+            "INSERT INTO ledger_events (originator_id, originator_version, topic, "
+            "state) VALUES (%s, 1, 'x', 'x')",
+            (uuid4(),),
+        )
         conn.rollback()
-    ledger.record_dues(organization_code=BASE_A, period="2024-02", amount="25.00",
-                       received_on="2024-02-20")
+    ledger.execute(
+        RecordDues(
+            organization_code=BASE_A, period="2024-02", amount="25.00", received_on="2024-02-20"
+        )
+    )
     positions = raw.positions()
     assert gap not in positions and positions[-1] > gap
     trail.seal()
@@ -266,8 +331,11 @@ def test_truncation_with_its_chain_and_seal_rows_is_found_by_the_exported_seals(
 ):
     early = trail.seal()
     for month in ("2024-02", "2024-03"):
-        ledger.record_dues(organization_code=BASE_B, period=month, amount="12.50",
-                           received_on=f"{month}-21")
+        ledger.execute(
+            RecordDues(
+                organization_code=BASE_B, period=month, amount="12.50", received_on=f"{month}-21"
+            )
+        )
     keep = raw.positions()[-3]
     assert keep > early["position"]
     last = trail.seal()
@@ -313,23 +381,30 @@ def test_truncation_of_every_seal_with_its_counter_reset_is_not_ok(
 
 def test_an_edited_seal_fails_its_signature(trail: AuditTrail, raw: Raw):
     seal = trail.seal()
-    raw.run("UPDATE audit_seals SET chain_hash = ? WHERE seal_id = ?",
-            ("00" * 32, seal["seal_id"]))
+    raw.run("UPDATE audit_seals SET chain_hash = ? WHERE seal_id = ?", ("00" * 32, seal["seal_id"]))
     report = trail.verify()
     assert report["ok"] is False
     assert report["first_bad_position"] == seal["position"]
     assert report["problems"][0]["kind"] == "seal_invalid"
 
 
-def test_a_seal_signed_with_another_key_is_refused(trail: AuditTrail, backend: Backend,
-                                                   raw: Raw, tmp_path):
+def test_a_seal_signed_with_another_key_is_refused(
+    trail: AuditTrail, backend: Backend, raw: Raw, tmp_path
+):
     seal = trail.seal()
     impostor_settings = backend.settings.model_copy(update={"audit_key_file": tmp_path / "x.key"})
     impostor = load_signing_key(impostor_settings, create=True)
-    forged = make_seal(impostor, position=seal["position"], event_count=seal["event_count"],
-                       chain_hash=bytes.fromhex(seal["chain_hash"]), sealed_at=seal["sealed_at"])
-    raw.run("UPDATE audit_seals SET public_key = ?, signature = ?",
-            (forged["public_key"], forged["signature"]))
+    forged = make_seal(
+        impostor,
+        position=seal["position"],
+        event_count=seal["event_count"],
+        chain_hash=bytes.fromhex(seal["chain_hash"]),
+        sealed_at=seal["sealed_at"],
+    )
+    raw.run(
+        "UPDATE audit_seals SET public_key = ?, signature = ?",
+        (forged["public_key"], forged["signature"]),
+    )
     report = trail.verify()
     assert report["ok"] is False
     assert "not this deployment's audit key" in report["reason"]
@@ -347,17 +422,22 @@ def test_an_altered_chain_link_is_blamed_on_the_chain_table(trail: AuditTrail, r
 
 def test_a_rewritten_chain_table_still_fails_at_the_seal(trail: AuditTrail, raw: Raw):
     first = trail.seal()
-    trail.ledger.record_dues(organization_code=BASE_B, period="2024-02", amount="12.50",
-                             received_on="2024-02-21")
+    trail.ledger.execute(
+        RecordDues(
+            organization_code=BASE_B, period="2024-02", amount="12.50", received_on="2024-02-21"
+        )
+    )
     trail.seal()
     target = raw.positions()[-1]
     raw.flip_byte(target, 3)
-    rows = raw.run("SELECT {pos}, originator_id, originator_version, topic, state "
-                   "FROM {t} ORDER BY {pos}")
+    rows = raw.run(
+        "SELECT {pos}, originator_id, originator_version, topic, state FROM {t} ORDER BY {pos}"
+    )
     raw.run("DELETE FROM audit_chain")
     for position, link in chain_links(rows):
-        raw.run("INSERT INTO audit_chain (position, ordinal, link) VALUES (?, 0, ?)",
-                (position, link))
+        raw.run(
+            "INSERT INTO audit_chain (position, ordinal, link) VALUES (?, 0, ?)", (position, link)
+        )
     report = trail.verify()
     assert report["ok"] is False
     assert report["problems"][0]["kind"] == "seal_mismatch"
@@ -400,8 +480,9 @@ def verify_with(settings) -> dict[str, Any]:
         ledger.close()
 
 
-def test_seals_are_trusted_only_by_the_key_configured_outside(trail: AuditTrail,
-                                                              backend: Backend, tmp_path):
+def test_seals_are_trusted_only_by_the_key_configured_outside(
+    trail: AuditTrail, backend: Backend, tmp_path
+):
     trail.seal()
     assert trail.verify()["ok"] is True
     unconfigured = backend.settings.model_copy(update={"audit_public_key": None})
@@ -410,10 +491,10 @@ def test_seals_are_trusted_only_by_the_key_configured_outside(trail: AuditTrail,
     assert [p["kind"] for p in report["problems"]] == ["no_public_key"]
     assert "LEDGER_AUDIT_PUBLIC_KEY" in report["reason"]
     # A seal signed by the key the database names, but not the configured one, proves nothing.
-    other = load_signing_key(backend.settings.model_copy(
-        update={"audit_key_file": tmp_path / "other.key"}), create=True)
-    elsewhere = backend.settings.model_copy(
-        update={"audit_public_key": public_key_text(other)})
+    other = load_signing_key(
+        backend.settings.model_copy(update={"audit_key_file": tmp_path / "other.key"}), create=True
+    )
+    elsewhere = backend.settings.model_copy(update={"audit_public_key": public_key_text(other)})
     refused = verify_with(elsewhere)
     assert refused["ok"] is False and "not this deployment's audit key" in refused["reason"]
     # Either of two configured keys (a key being replaced) is trusted; a file serves too.
@@ -421,15 +502,15 @@ def test_seals_are_trusted_only_by_the_key_configured_outside(trail: AuditTrail,
     key_file = tmp_path / "audit.pub"
     key_file.write_text(both + "\n")
     by_file = backend.settings.model_copy(
-        update={"audit_public_key": None, "audit_public_key_file": key_file})
+        update={"audit_public_key": None, "audit_public_key_file": key_file}
+    )
     assert verify_with(by_file)["ok"] is True
     malformed = backend.settings.model_copy(update={"audit_public_key": "not-a-key"})
     bad = verify_with(malformed)
     assert bad["ok"] is False and bad["problems"][0]["kind"] == "public_key_invalid"
 
 
-def test_the_verification_answer_is_cached_per_store_and_position(backend: Backend,
-                                                                  tmp_path):
+def test_the_verification_answer_is_cached_per_store_and_position(backend: Backend, tmp_path):
     """Two stores with the same history and head position: one tampered. Each answers for
     itself, and a store's answer changes once anything is written or sealed."""
     stores = [backend]
@@ -457,8 +538,11 @@ def test_the_verification_answer_is_cached_per_store_and_position(backend: Backe
         # A new seal (no new event) is a change too.
         trails[0].seal()
         assert trails[0].verification()["cached"] is False
-        trails[0].ledger.record_dues(organization_code=BASE_B, period="2024-02",
-                                     amount="12.50", received_on="2024-02-21")
+        trails[0].ledger.execute(
+            RecordDues(
+                organization_code=BASE_B, period="2024-02", amount="12.50", received_on="2024-02-21"
+            )
+        )
         assert trails[0].verification()["cached"] is False
     finally:
         stores[1].close()

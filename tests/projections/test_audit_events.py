@@ -9,10 +9,11 @@ import pytest
 
 from projections.audit.events import without_secrets
 from projections.audit.trail import AuditTrail
-from projections.read_models import ReadModels
 from projections.read_models.event_reader import UNION_CODE_IN_JSON
+from projections.read_models.models import ReadModels
 from projections.read_models.projector import UNREAD_TOPICS
 from service.application import Ledger
+from service.commands import ClosePeriod, RecordDues
 from tests.projections.history import HistoryWriter
 from tests.projections.test_audit import (
     BASE_A,
@@ -61,8 +62,15 @@ def test_the_stream_is_complete_ordered_and_paged(trail: AuditTrail, ledger: Led
     assert first_page["items"] + second_page == everything[:10]
     assert trail.events(after=positions[-1]) == {"items": [], "next_after": None}
     for record in everything:
-        assert set(record) >= {"position", "recorded_at", "stream_id", "version", "type",
-                               "data", "actor"}
+        assert set(record) >= {
+            "position",
+            "recorded_at",
+            "stream_id",
+            "version",
+            "type",
+            "data",
+            "actor",
+        }
         assert record["type"].startswith("ledger:")
         assert record["recorded_at"].endswith("+00:00")
     json.dumps(everything)  # JSON-ready as it stands
@@ -75,8 +83,16 @@ def test_every_event_names_its_actor(trail: AuditTrail):
 
 def test_personal_data_is_masked_everywhere(trail: AuditTrail):
     text = json.dumps(listed(trail, limit=1000), ensure_ascii=False)
-    for secret in (PERSON_1, PERSON_2, PERSON_3, MOBILE_1, "13900001111", "张三", "欧阳娜娜",
-                   "李四"):
+    for secret in (
+        PERSON_1,
+        PERSON_2,
+        PERSON_3,
+        MOBILE_1,
+        "13900001111",
+        "张三",
+        "欧阳娜娜",
+        "李四",
+    ):
         assert secret not in text
     assert PERSON_1[:6] + "********" + PERSON_1[14:] in text
     assert "138****5678" in text and "张*" in text and "欧***" in text
@@ -86,8 +102,9 @@ def test_personal_data_is_masked_everywhere(trail: AuditTrail):
         birth = number[6:14]
         assert birth not in text and f"{birth[:4]}-{birth[4:6]}-{birth[6:]}" not in text
     assert '"birth_year": 1980' in text
-    records = [e for e in listed(trail, limit=1000) if e["type"].startswith(
-        "ledger:IdempotencyRecord")]
+    records = [
+        e for e in listed(trail, limit=1000) if e["type"].startswith("ledger:IdempotencyRecord")
+    ]
     assert records and not any("fingerprint" in e["data"] for e in records)
     # Union names are not personal data and stay readable.
     assert "北京市总工会" in text
@@ -101,8 +118,7 @@ def test_unmasked_the_stream_shows_personal_data_but_never_a_fingerprint(trail: 
     assert not any("fingerprint" in (e["data"] or {}) for e in everything)
 
 
-def test_filtering_by_organization_keeps_its_own_and_mentioning_events(
-        either_trail: AuditTrail):
+def test_filtering_by_organization_keeps_its_own_and_mentioning_events(either_trail: AuditTrail):
     trail = either_trail
     everything = listed(trail, limit=1000)
     only_b = listed(trail, limit=1000, organization_code=BASE_B)
@@ -112,10 +128,17 @@ def test_filtering_by_organization_keeps_its_own_and_mentioning_events(
             ("ledger:Organisation.", "ledger:Book.")
         )
     types = {e["type"] for e in only_b}
-    assert {"ledger:Organisation.Founded", "ledger:Member.Joined", "ledger:Voucher.Posted",
-            "ledger:Book.Recorded"} <= types
-    assert not any(BASE_A in json.dumps(e["data"]) and BASE_B not in json.dumps(e["data"])
-                   for e in only_b if e["type"] == "ledger:Voucher.Posted")
+    assert {
+        "ledger:Organisation.Founded",
+        "ledger:Member.Joined",
+        "ledger:Voucher.Posted",
+        "ledger:Book.Recorded",
+    } <= types
+    assert not any(
+        BASE_A in json.dumps(e["data"]) and BASE_B not in json.dumps(e["data"])
+        for e in only_b
+        if e["type"] == "ledger:Voucher.Posted"
+    )
     # Limits hold with a filter too, and paging continues after the last one returned.
     first = trail.events(limit=2, organization_code=BASE_B)
     rest = listed(trail, after=first["next_after"], limit=1000, organization_code=BASE_B)
@@ -141,10 +164,17 @@ def test_bad_paging_is_refused(trail: AuditTrail, bad):
 
 
 def test_secrets_are_starred_and_fingerprints_left_out_for_everyone():
-    data = {"command": "join_member", "fingerprint": "hmac-sha256:00", "secret_hash": "abc",
-            "result": {"member_id": "m"}}
-    assert without_secrets(data) == {"command": "join_member", "secret_hash": "***",
-                                     "result": {"member_id": "m"}}
+    data = {
+        "command": "join_member",
+        "fingerprint": "hmac-sha256:00",
+        "secret_hash": "abc",
+        "result": {"member_id": "m"},
+    }
+    assert without_secrets(data) == {
+        "command": "join_member",
+        "secret_hash": "***",
+        "result": {"member_id": "m"},
+    }
 
 
 class DecodeCounter:
@@ -163,12 +193,16 @@ class DecodeCounter:
 
 def busy_union_writes(ledger: Ledger, receipts: int) -> None:
     for _ in range(receipts):
-        ledger.record_dues(organization_code=BASE_A, period="2024-01", amount="1.00",
-                           received_on="2024-01-20")
+        ledger.execute(
+            RecordDues(
+                organization_code=BASE_A, period="2024-01", amount="1.00", received_on="2024-01-20"
+            )
+        )
 
 
 def test_a_small_union_in_a_large_log_reads_a_bounded_number_of_events(
-        ledger: Ledger, monkeypatch: pytest.MonkeyPatch):
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+):
     build_deployment(ledger)
     busy_union_writes(ledger, 600)  # BASE_A's: three events a receipt
     read_models = ReadModels(ledger)
@@ -187,15 +221,19 @@ def test_a_small_union_in_a_large_log_reads_a_bounded_number_of_events(
 
 
 def test_events_beyond_the_index_are_scanned_a_bounded_number_at_a_time(
-        ledger: Ledger, monkeypatch: pytest.MonkeyPatch):
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+):
     build_deployment(ledger)
     read_models = ReadModels(ledger)
     try:
         read_models.catch_up()
         indexed_through = read_models.position()
         busy_union_writes(ledger, 150)  # not projected: beyond the index
-        ledger.record_dues(organization_code=BASE_B, period="2024-02", amount="12.50",
-                           received_on="2024-02-21")
+        ledger.execute(
+            RecordDues(
+                organization_code=BASE_B, period="2024-02", amount="12.50", received_on="2024-02-21"
+            )
+        )
         expected = AuditTrail(ledger).events(limit=1000, organization_code=BASE_B)["items"]
         monkeypatch.setattr("projections.audit.trail.MAX_SCANNED_EVENTS", 100)
         trail = AuditTrail(ledger, read_models)
@@ -226,8 +264,15 @@ def test_the_index_lists_what_a_full_scan_lists_for_every_union(ledger: Ledger):
         read_models.catch_up()
         indexed, scanning = AuditTrail(ledger, read_models), AuditTrail(ledger)
         tree = writer.tree
-        codes = [tree.province, tree.city, tree.county, tree.township, tree.base_a,
-                 tree.base_b, tree.base_c]
+        codes = [
+            tree.province,
+            tree.city,
+            tree.county,
+            tree.township,
+            tree.base_a,
+            tree.base_b,
+            tree.base_c,
+        ]
         for code in codes:
             expected = scanning.events(limit=1000, organization_code=code)
             assert expected["items"], code
@@ -240,7 +285,7 @@ def test_the_topics_the_index_does_not_read_name_no_union(ledger: Ledger):
     """The audit index lists events of UNREAD_TOPICS under their stream's union alone, without
     opening them: so none of them may name a union in its data."""
     writer = HistoryWriter(ledger, random.Random(5)).steps(150)
-    ledger.close_period(writer.tree.base_a, period="2023-01")
+    ledger.execute(ClosePeriod(organization_code=writer.tree.base_a, period="2023-01"))
     seen = set()
     for n in ledger.recorder.select_notifications(start=1, limit=10**6):
         if n.topic in UNREAD_TOPICS:

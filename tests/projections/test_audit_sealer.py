@@ -13,9 +13,10 @@ import pytest
 
 from projections.audit.sealer import AutoSealer
 from projections.audit.trail import AuditTrail
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
 from service.application import Ledger
+from service.commands import RecordDues
 from tests.projections.test_audit import BASE_B, Raw, build_deployment
 
 T0 = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)
@@ -40,12 +41,14 @@ def trail(ledger: Ledger) -> AuditTrail:
 
 
 def dues(ledger: Ledger, month: str) -> None:
-    ledger.record_dues(organization_code=BASE_B, period=month, amount="12.50",
-                       received_on=f"{month}-21")
+    ledger.execute(
+        RecordDues(
+            organization_code=BASE_B, period=month, amount="12.50", received_on=f"{month}-21"
+        )
+    )
 
 
-def test_it_seals_hourly_while_events_arrive_and_not_otherwise(trail: AuditTrail,
-                                                               ledger: Ledger):
+def test_it_seals_hourly_while_events_arrive_and_not_otherwise(trail: AuditTrail, ledger: Ledger):
     clock = Clock()
     sealer = AutoSealer(trail, interval_s=HOUR, clock=clock)
     first = sealer.tick()  # events and no seal yet: at once
@@ -65,7 +68,10 @@ def test_it_seals_hourly_while_events_arrive_and_not_otherwise(trail: AuditTrail
     clock.advance(minutes=1)
     assert sealer.tick()["position"] == ledger.head_position()
     assert [s["position"] for s in trail.seals()] == [
-        first["position"], second["position"], ledger.head_position()]
+        first["position"],
+        second["position"],
+        ledger.head_position(),
+    ]
 
 
 def test_an_empty_store_is_not_sealed(ledger: Ledger):
@@ -90,8 +96,9 @@ def test_sealers_sharing_a_store_make_one_seal_per_interval(trail: AuditTrail, l
     assert len(trail.seals()) == 2
 
 
-def test_a_failed_seal_is_logged_and_the_loop_goes_on(trail: AuditTrail, backend,
-                                                      caplog: pytest.LogCaptureFixture):
+def test_a_failed_seal_is_logged_and_the_loop_goes_on(
+    trail: AuditTrail, backend, caplog: pytest.LogCaptureFixture
+):
     clock = Clock()
     sealer = AutoSealer(trail, interval_s=HOUR, clock=clock)
     sealer.tick()
@@ -111,8 +118,12 @@ def test_a_failed_seal_is_logged_and_the_loop_goes_on(trail: AuditTrail, backend
 
 def test_the_catch_up_loop_runs_the_sealer(trail: AuditTrail, ledger: Ledger):
     read_models = ReadModels(ledger)
-    worker = ProjectionWorker(read_models, poll_interval_s=0.01, min_interval_s=0,
-                              sealer=AutoSealer(trail, interval_s=HOUR))
+    worker = ProjectionWorker(
+        read_models,
+        poll_interval_s=0.01,
+        min_interval_s=0,
+        sealer=AutoSealer(trail, interval_s=HOUR),
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter
 

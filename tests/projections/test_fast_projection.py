@@ -14,8 +14,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.vouchers import Posting
-from projections.read_models import ReadModels
 from projections.read_models.event_reader import PostingRow
+from projections.read_models.models import ReadModels
 from projections.read_models.projector import HANDLERS
 from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet
 from projections.reconciliation.rebuild import _shadow_transaction, build

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.accounts import ACCOUNTS
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.rows import from_micros
 from projections.read_models.schema import TableSet
 from projections.read_models.scope import subtree_codes

@@ -11,9 +11,23 @@ import time
 import pytest
 
 from domain.errors import InvalidValue, NotFound
-from projections.read_models import ReadModels
 from projections.read_models import worker as worker_module
+from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
+from service.commands import (
+    AcceptTransfer,
+    CancelTransfer,
+    ChangeOrganization,
+    CorrectMember,
+    ExitMember,
+    JoinMember,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+    RetainMember,
+    ReverseVoucher,
+    StartTransfer,
+)
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.service.scenario import found_tree, person
 
@@ -29,8 +43,11 @@ def setup(ledger):
 
 
 def _join(ledger, tree_org, n, day, **kw):
-    return ledger.join_member(id_number=person(n), name=f"会员{n}", organization_code=tree_org,
-                              joined_on=day, **kw).body["member_id"]
+    return ledger.execute(
+        JoinMember(
+            id_number=person(n), name=f"会员{n}", organization_code=tree_org, joined_on=day, **kw
+        )
+    ).body["member_id"]
 
 
 def _statuses(rm, code, day, known_at=None, scope="self"):
@@ -45,11 +62,16 @@ def test_roll_over_time_and_as_known(setup):
     rm.catch_up()
     before_transfer = datetime.datetime.now(datetime.UTC)
     time.sleep(0.002)
-    transfer = ledger.start_transfer(a, to_organization_code=tree.base_b,
-                                     effective_on="2024-03-01", reason_code=1).body
-    ledger.accept_transfer(a, transfer["transfer_id"], effective_on="2024-03-15")
-    ledger.retain_member(b, effective_on="2024-04-01", reason_code=3)
-    ledger.exit_member(b, effective_on="2024-05-01", change_code=6, reason_code=5)
+    transfer = ledger.execute(
+        StartTransfer(
+            member_id=a, to_organization_code=tree.base_b, effective_on="2024-03-01", reason_code=1
+        )
+    ).body
+    ledger.execute(
+        AcceptTransfer(member_id=a, transfer_id=transfer["transfer_id"], effective_on="2024-03-15")
+    )
+    ledger.execute(RetainMember(member_id=b, effective_on="2024-04-01", reason_code=3))
+    ledger.execute(ExitMember(member_id=b, effective_on="2024-05-01", change_code=6, reason_code=5))
     rm.catch_up()
 
     assert _statuses(rm, tree.base_a, D(2024, 1, 9)) == {}
@@ -60,9 +82,10 @@ def test_roll_over_time_and_as_known(setup):
     assert _statuses(rm, tree.base_a, D(2024, 5, 1)) == {}
     # As known before the transfer was recorded, a is still at base A in the future too.
     assert _statuses(rm, tree.base_a, D(2024, 6, 1), known_at=before_transfer) == {
-        a: "active", b: "active"}
-    assert _statuses(rm, tree.county, D(2024, 3, 20), scope="subtree") == {
-        a: "active", b: "active"}
+        a: "active",
+        b: "active",
+    }
+    assert _statuses(rm, tree.county, D(2024, 3, 20), scope="subtree") == {a: "active", b: "active"}
 
     summary = rm.roll_summary(tree.county, as_of=D(2024, 4, 15), scope="subtree")
     assert summary["members"] == 2 and summary["retained"] == 1
@@ -70,11 +93,18 @@ def test_roll_over_time_and_as_known(setup):
     assert summary["employees"] == 360
     assert summary["membership_rate"] == "0.0056"
 
-    changes = rm.roll_changes(tree.county, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31),
-                              scope="subtree")
+    changes = rm.roll_changes(
+        tree.county, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31), scope="subtree"
+    )
     codes = [(i["member_id"], i["change_code"], i["organization_code"]) for i in changes["items"]]
-    assert codes == [(a, 1, tree.base_a), (b, 1, tree.base_a), (a, 4, tree.base_a),
-                     (a, 2, tree.base_b), (b, 3, tree.base_a), (b, 6, tree.base_a)]
+    assert codes == [
+        (a, 1, tree.base_a),
+        (b, 1, tree.base_a),
+        (a, 4, tree.base_a),
+        (a, 2, tree.base_b),
+        (b, 3, tree.base_a),
+        (b, 6, tree.base_a),
+    ]
     only_a = rm.roll_changes(tree.base_b, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31))
     assert [i["change_code"] for i in only_a["items"]] == [2]
     history = rm.member_history(b)
@@ -85,20 +115,26 @@ def test_roll_over_time_and_as_known(setup):
 def test_cancelled_transfer_and_rejoin_and_correction(setup):
     ledger, tree, rm = setup
     a = _join(ledger, tree.base_a, 3, "2024-01-01", mobile="13800138000")
-    transfer = ledger.start_transfer(a, to_organization_code=tree.base_c,
-                                     effective_on="2024-02-01", reason_code=1).body
+    transfer = ledger.execute(
+        StartTransfer(
+            member_id=a, to_organization_code=tree.base_c, effective_on="2024-02-01", reason_code=1
+        )
+    ).body
     rm.catch_up()
     while_pending = datetime.datetime.now(datetime.UTC)
     time.sleep(0.002)
-    ledger.cancel_transfer(a, transfer["transfer_id"])
-    ledger.correct_member(a, changes={"name": "更正后", "mobile": None}, note="录入错误")
-    ledger.exit_member(a, effective_on="2024-03-01", change_code=5, reason_code=6)
+    ledger.execute(CancelTransfer(member_id=a, transfer_id=transfer["transfer_id"]))
+    ledger.execute(
+        CorrectMember(member_id=a, changes={"name": "更正后", "mobile": None}, note="录入错误")
+    )
+    ledger.execute(ExitMember(member_id=a, effective_on="2024-03-01", change_code=5, reason_code=6))
     _join(ledger, tree.base_b, 3, "2024-06-01")
     rm.catch_up()
     # Cancelled: as now known the member was never pending.
     assert _statuses(rm, tree.base_a, D(2024, 2, 15)) == {a: "active"}
     assert _statuses(rm, tree.base_a, D(2024, 2, 15), known_at=while_pending) == {
-        a: "transfer_pending"}
+        a: "transfer_pending"
+    }
     item = rm.roll(tree.base_b, as_of=D(2024, 6, 1))["items"][0]
     assert item["member_id"] == a and item["joined_on"] == "2024-06-01"
     assert item["name"] == "会员3"  # the rejoin recorded the name again
@@ -111,27 +147,60 @@ def test_cancelled_transfer_and_rejoin_and_correction(setup):
 
 def test_statements_parent_accounts_reversal_and_journal(setup):
     ledger, tree, rm = setup
-    ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="1000.00",
-                       received_on="2024-01-20")
-    ledger.record_expense(organization_code=tree.base_a, account_code="50404", amount="100.00",
-                          earmarked=True, description="帮扶困难职工", paid_on="2024-01-25")
-    ledger.record_expense(organization_code=tree.base_a, account_code="504", amount="20.00",
-                          earmarked=False, description="维权", paid_on="2024-01-26")
-    wrong = ledger.record_expense(organization_code=tree.base_a, account_code="501",
-                                  amount="30.00", earmarked=False, description="错账",
-                                  paid_on="2024-01-27").body
-    ledger.reverse_voucher(wrong["voucher_id"], effective_on="2024-02-02", reason="重复录入")
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="1000.00",
+            received_on="2024-01-20",
+        )
+    )
+    ledger.execute(
+        RecordExpense(
+            organization_code=tree.base_a,
+            account_code="50404",
+            amount="100.00",
+            earmarked=True,
+            description="帮扶困难职工",
+            paid_on="2024-01-25",
+        )
+    )
+    ledger.execute(
+        RecordExpense(
+            organization_code=tree.base_a,
+            account_code="504",
+            amount="20.00",
+            earmarked=False,
+            description="维权",
+            paid_on="2024-01-26",
+        )
+    )
+    wrong = ledger.execute(
+        RecordExpense(
+            organization_code=tree.base_a,
+            account_code="501",
+            amount="30.00",
+            earmarked=False,
+            description="错账",
+            paid_on="2024-01-27",
+        )
+    ).body
+    ledger.execute(
+        ReverseVoucher(voucher_id=wrong["voucher_id"], effective_on="2024-02-02", reason="重复录入")
+    )
     rm.catch_up()
 
     ie = rm.income_expenditure(tree.base_a, date_from=D(2024, 1, 1), date_to=D(2024, 1, 31))
     lines = {line["account_code"]: line for line in ie["lines"]}
     assert lines["50404"]["earmarked"] == "100.00"
     assert (lines["504"]["earmarked"], lines["504"]["general"], lines["504"]["amount"]) == (
-        "100.00", "20.00", "120.00")
+        "100.00",
+        "20.00",
+        "120.00",
+    )
     assert lines["501"]["amount"] == "30.00"
     assert ie["totals"]["income"] == "1000.00" and ie["surplus"] == "850.00"
-    february = rm.income_expenditure(tree.base_a, date_from=D(2024, 2, 1),
-                                     date_to=D(2024, 2, 29))
+    february = rm.income_expenditure(tree.base_a, date_from=D(2024, 2, 1), date_to=D(2024, 2, 29))
     assert {line["account_code"]: line["amount"] for line in february["lines"]}["501"] == "-30.00"
 
     sheet = rm.balance_sheet(tree.base_a, as_of=D(2024, 12, 31))
@@ -142,11 +211,16 @@ def test_statements_parent_accounts_reversal_and_journal(setup):
     trial = rm.trial_balance(tree.base_a, date_from=D(2024, 2, 1), date_to=D(2024, 12, 31))
     bank = next(line for line in trial["lines"] if line["account_code"] == "102")
     assert (bank["opening"], bank["debit"], bank["credit"], bank["closing"]) == (
-        "850.00", "30.00", "0.00", "880.00")
+        "850.00",
+        "30.00",
+        "0.00",
+        "880.00",
+    )
     assert trial["balanced"]
 
-    journal = rm.journal(tree.base_a, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31),
-                         page=1, page_size=3)
+    journal = rm.journal(
+        tree.base_a, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31), page=1, page_size=3
+    )
     assert journal["total"] == 10 and len(journal["items"]) == 3
     first = journal["items"][0]
     assert first["description"] == "收2024-01会费" and first["account_name"] == "银行存款"
@@ -158,13 +232,22 @@ def test_statements_parent_accounts_reversal_and_journal(setup):
 
 def test_levy_subtree_and_tree_over_time(setup):
     ledger, tree, rm = setup
-    ledger.record_levy(receiving_organization_code=tree.county,
-                       base_organization_code=tree.base_a, employer_code=tree.employer_a,
-                       period="2024-01", payroll_total="123457.00", amount="2469.14",
-                       channel="tax", received_on="2024-02-10")
+    ledger.execute(
+        RecordLevy(
+            receiving_organization_code=tree.county,
+            base_organization_code=tree.base_a,
+            employer_code=tree.employer_a,
+            period="2024-01",
+            payroll_total="123457.00",
+            amount="2469.14",
+            channel="tax",
+            received_on="2024-02-10",
+        )
+    )
     # base_b moves under the township from March: the subtree follows the date.
-    ledger.change_organization(tree.base_b, effective_on="2024-03-01",
-                               parent_code=tree.township)
+    ledger.execute(
+        ChangeOrganization(code=tree.base_b, effective_on="2024-03-01", parent_code=tree.township)
+    )
     rm.catch_up()
     county = rm.balance_sheet(tree.county, as_of=D(2024, 2, 28))
     amounts = {line["account_code"]: line["amount"] for line in county["lines"]}
@@ -191,13 +274,21 @@ def test_errors_and_limits(setup):
 def test_personal_data_is_not_stored_in_plaintext(setup, backend):
     ledger, tree, rm = setup
     number = person(42)
-    ledger.join_member(id_number=number, name="独特姓名甲", organization_code=tree.base_a,
-                       joined_on="2024-01-01", mobile="13912345678")
+    ledger.execute(
+        JoinMember(
+            id_number=number,
+            name="独特姓名甲",
+            organization_code=tree.base_a,
+            joined_on="2024-01-01",
+            mobile="13912345678",
+        )
+    )
     rm.catch_up()
     assert rm.roll(tree.base_a, as_of=D(2024, 1, 1))["items"][0]["id_number"] == number
     with rm.store.reader() as cur:
-        cur.execute("SELECT name_enc, id_number_enc, mobile_enc, id_number_hash "
-                    "FROM rm_member_details")
+        cur.execute(
+            "SELECT name_enc, id_number_enc, mobile_enc, id_number_hash FROM rm_member_details"
+        )
         row = cur.fetchone()
     blob = b"".join(bytes(v) if not isinstance(v, str) else v.encode() for v in row)
     for secret in (number, "独特姓名甲", "13912345678"):
@@ -205,7 +296,9 @@ def test_personal_data_is_not_stored_in_plaintext(setup, backend):
     if backend.kind == "sqlite":
         raw = backend.sqlite_path.read_bytes() + (
             backend.sqlite_path.with_name("ledger.sqlite-wal").read_bytes()
-            if backend.sqlite_path.with_name("ledger.sqlite-wal").exists() else b"")
+            if backend.sqlite_path.with_name("ledger.sqlite-wal").exists()
+            else b""
+        )
         for secret in (number, "独特姓名甲", "13912345678"):
             assert secret.encode() not in raw
 
@@ -214,8 +307,14 @@ def test_concurrent_catch_ups_apply_each_event_once(setup):
     ledger, tree, rm = setup
     for n in range(40):
         _join(ledger, tree.base_a if n % 2 else tree.base_b, 100 + n, "2024-01-01")
-        ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount=f"{n + 1}.00",
-                           received_on="2024-01-20")
+        ledger.execute(
+            RecordDues(
+                organization_code=tree.base_a,
+                period="2024-01",
+                amount=f"{n + 1}.00",
+                received_on="2024-01-20",
+            )
+        )
     others = [ReadModels(ledger) for _ in range(3)]
     errors: list[BaseException] = []
 
@@ -250,9 +349,14 @@ def test_worker_wakes_on_new_events(setup, backend):
             time.sleep(0.02)
         assert rm.lag() == 0
         time.sleep(0.3)  # the worker is now asleep, listening
-        position = ledger.join_member(id_number=person(7), name="新会员",
-                                      organization_code=tree.base_a,
-                                      joined_on="2024-01-01").position
+        position = ledger.execute(
+            JoinMember(
+                id_number=person(7),
+                name="新会员",
+                organization_code=tree.base_a,
+                joined_on="2024-01-01",
+            )
+        ).position
         started = time.monotonic()
         while rm.position() < position and time.monotonic() - started < 5:
             time.sleep(0.01)
@@ -277,8 +381,7 @@ def test_worker_maintains_the_tables_once_writes_pause(setup, monkeypatch):
         return ran
 
     monkeypatch.setattr(rm, "maintain", maintain)
-    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05,
-                              min_interval_s=0.05)
+    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05, min_interval_s=0.05)
     worker.start()
     try:
         for n in range(4):
@@ -302,8 +405,10 @@ def test_gaps_in_notification_ids_are_skipped(setup, backend):
     table = ledger.recorder.events_table_name
     with rm.store.reader() as cur:
         # What a rolled-back insert leaves behind: sequence numbers never used.
-        cur.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'notification_id')) "
-                    "FROM generate_series(1, 25)")
+        cur.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'notification_id')) "
+            "FROM generate_series(1, 25)"
+        )
         cur.connection.commit()
     before = ledger.head_position()
     _join(ledger, tree.base_b, 202, "2024-01-01")
@@ -334,7 +439,7 @@ def test_tables_of_another_schema_version_are_rebuilt(setup, backend):
 def test_tables_are_maintained_once_enough_events_were_applied(setup, monkeypatch):
     """Statistics (and the visibility map, on PostgreSQL) are refreshed every so many events,
     not on every catch-up."""
-    import projections.read_models as read_models
+    import projections.read_models.models as read_models
 
     ledger, tree, rm = setup
     monkeypatch.setattr(read_models, "MAINTAIN_EVERY_EVENTS", 5)
@@ -347,8 +452,11 @@ def test_tables_are_maintained_once_enough_events_were_applied(setup, monkeypatc
             cur.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
             assert cur.fetchone()[0] == 1
         else:
-            cur.execute("SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
-                        " FROM pg_stat_user_tables WHERE relname = %s", (lines,))
+            cur.execute(
+                "SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+                " FROM pg_stat_user_tables WHERE relname = %s",
+                (lines,),
+            )
             assert cur.fetchone()[0] is True
     for n in range(6):
         _join(ledger, tree.base_a, 500 + n, "2024-02-01")

@@ -10,10 +10,19 @@ import time
 import pytest
 
 import projections.read_models.rolls as rolls
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from projections.read_models.rows import day_int, known_us
 from projections.read_models.schema import LIVE, TABLES_BY_NAME, ensure_live
 from projections.read_models.scope import subtree_codes
+from service.commands import (
+    AcceptTransfer,
+    CancelTransfer,
+    ExitMember,
+    JoinMember,
+    ReinstateMember,
+    RetainMember,
+    StartTransfer,
+)
 from tests.service.scenario import found_tree, person
 
 D = datetime.date
@@ -34,26 +43,47 @@ def roll_history(ledger):
     moments = []
 
     def join(n: int, org: str, day: str) -> str:
-        return ledger.join_member(id_number=person(n), name=f"会员{n}", organization_code=org,
-                                  joined_on=day).body["member_id"]
+        return ledger.execute(
+            JoinMember(id_number=person(n), name=f"会员{n}", organization_code=org, joined_on=day)
+        ).body["member_id"]
 
-    members = [join(n, tree.base_a if n % 3 else tree.base_b,
-                    f"2024-0{1 + n % 4}-{10 + n % 2}") for n in range(1, 25)]
+    members = [
+        join(n, tree.base_a if n % 3 else tree.base_b, f"2024-0{1 + n % 4}-{10 + n % 2}")
+        for n in range(1, 25)
+    ]
     moments.append(_moment())
     for m in members[:4]:
-        transfer = ledger.start_transfer(m, to_organization_code=tree.base_c,
-                                         effective_on="2024-05-01", reason_code=1).body
-        ledger.accept_transfer(m, transfer["transfer_id"], effective_on="2024-05-20")
-    pending = ledger.start_transfer(members[5], to_organization_code=tree.base_a,
-                                    effective_on="2024-05-03", reason_code=2).body
+        transfer = ledger.execute(
+            StartTransfer(
+                member_id=m,
+                to_organization_code=tree.base_c,
+                effective_on="2024-05-01",
+                reason_code=1,
+            )
+        ).body
+        ledger.execute(
+            AcceptTransfer(
+                member_id=m, transfer_id=transfer["transfer_id"], effective_on="2024-05-20"
+            )
+        )
+    pending = ledger.execute(
+        StartTransfer(
+            member_id=members[5],
+            to_organization_code=tree.base_a,
+            effective_on="2024-05-03",
+            reason_code=2,
+        )
+    ).body
     moments.append(_moment())
-    ledger.cancel_transfer(members[5], pending["transfer_id"])
+    ledger.execute(CancelTransfer(member_id=members[5], transfer_id=pending["transfer_id"]))
     for m in members[6:10]:
-        ledger.retain_member(m, effective_on="2024-04-15", reason_code=3)
-    ledger.reinstate_member(members[6], effective_on="2024-06-01")
+        ledger.execute(RetainMember(member_id=m, effective_on="2024-04-15", reason_code=3))
+    ledger.execute(ReinstateMember(member_id=members[6], effective_on="2024-06-01"))
     moments.append(_moment())
     for m in members[10:14]:
-        ledger.exit_member(m, effective_on="2024-05-10", change_code=6, reason_code=5)
+        ledger.execute(
+            ExitMember(member_id=m, effective_on="2024-05-10", change_code=6, reason_code=5)
+        )
     members.append(join(30, tree.base_a, "2024-01-10"))
     rm.catch_up()
     yield ledger, tree, rm, moments
@@ -64,14 +94,19 @@ def _expected(rm, code, *, as_of, known_at, scope, status):
     """The roll by its definition, worked out in Python from every roll span."""
     d, k = day_int(as_of), known_us(known_at)
     with rm.store.reader() as cur:
-        codes = ({code} if scope == "self" else
-                 set(subtree_codes(rm.store, cur, LIVE, code, d, k)))
-        cur.execute("SELECT member_id, opened_position, organization_code, status, joined_on,"
-                    " valid_from, valid_to, opened_at_us, closed_at_us FROM rm_roll_spans")
+        codes = {code} if scope == "self" else set(subtree_codes(rm.store, cur, LIVE, code, d, k))
+        cur.execute(
+            "SELECT member_id, opened_position, organization_code, status, joined_on,"
+            " valid_from, valid_to, opened_at_us, closed_at_us FROM rm_roll_spans"
+        )
         spans = cur.fetchall()
     on_roll = [
-        s for s in spans
-        if s[2] in codes and (status is None or s[3] == status) and s[7] <= k and s[5] <= d
+        s
+        for s in spans
+        if s[2] in codes
+        and (status is None or s[3] == status)
+        and s[7] <= k
+        and s[5] <= d
         and (s[8] is None or s[8] > k or s[6] > d)
     ]
     on_roll.sort(key=lambda s: (s[4], s[0], s[1]))
@@ -87,8 +122,15 @@ def _paged(rm, code, *, page_size, **query):
         total = found["total"]
         if not found["items"]:
             break
-        rows += [(i["member_id"], i["organization_code"], i["status"],
-                  day_int(D.fromisoformat(i["joined_on"]))) for i in found["items"]]
+        rows += [
+            (
+                i["member_id"],
+                i["organization_code"],
+                i["status"],
+                day_int(D.fromisoformat(i["joined_on"])),
+            )
+            for i in found["items"]
+        ]
         page += 1
     assert page == -(-total // page_size) + 1
     return rows, total
@@ -136,13 +178,20 @@ def test_kept_anchors_follow_every_write(roll_history, monkeypatch):
     before = check()
     assert rm.rolls.anchors._rolls
     # A member who sorts first (the earliest join) shifts every page by one.
-    first = ledger.join_member(id_number=person(40), name="会员40",
-                               organization_code=tree.base_a,
-                               joined_on="2023-12-01").body["member_id"]
+    first = ledger.execute(
+        JoinMember(
+            id_number=person(40),
+            name="会员40",
+            organization_code=tree.base_a,
+            joined_on="2023-12-01",
+        )
+    ).body["member_id"]
     rm.catch_up()
     assert check() == before + 1
     assert rm.roll(tree.base_a, page=1, page_size=1, **query)["items"][0]["member_id"] == first
-    ledger.exit_member(first, effective_on="2024-02-01", change_code=6, reason_code=5)
+    ledger.execute(
+        ExitMember(member_id=first, effective_on="2024-02-01", change_code=6, reason_code=5)
+    )
     rm.catch_up()
     assert check() == before
 
@@ -158,8 +207,9 @@ def test_an_existing_database_gets_the_declared_roll_index(ledger):
             # As an earlier version left it: another index in place of the declared one.
             for name in LIVE._secondary_indexes(store, cur, table):
                 cur.execute(f"DROP INDEX {name}")
-            cur.execute(f"CREATE INDEX {table}_i0_old ON {table}"
-                        " (organization_code, joined_on, member_id)")
+            cur.execute(
+                f"CREATE INDEX {table}_i0_old ON {table} (organization_code, joined_on, member_id)"
+            )
     finally:
         conn.close()
     ensure_live(store)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from tests.conftest import Backend
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter

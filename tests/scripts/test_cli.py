@@ -20,6 +20,7 @@ from domain.organizations import Deployment, Organization
 from scripts.demo_data import DEMO_YEAR, build_plan
 from scripts.demo_summary import summarize
 from service.application import Ledger
+from service.commands import FoundOrganization
 from service.tokens import Tokens
 from storage.keys import create_key_file
 from storage.settings import Settings
@@ -156,17 +157,25 @@ def test_a_store_read_with_another_key_fails_in_one_line(tmp_path: Path) -> None
     try:
         plan = build_plan("county", float(SCALE), int(SEED))
         root = plan.organizations[0]
-        writer.found_organization(code=root.code, name=root.name, level=root.level,
-                                  parent_code=None, region_code=root.region_code,
-                                  founded_on=root.founded_on.isoformat())
+        writer.execute(
+            FoundOrganization(
+                code=root.code,
+                name=root.name,
+                level=root.level,
+                parent_code=None,
+                region_code=root.region_code,
+                founded_on=root.founded_on.isoformat(),
+            )
+        )
     finally:
         writer.close()
     other = tmp_path / "other.key"
     create_key_file(other, 32)
     result = run_ledger(["summary"], ledger_env(url, other), tmp_path)
     assert result.returncode == 1
-    assert_one_line_failure(result, f"the encryption key from the key file {other} is not "
-                                    "the key of the store")
+    assert_one_line_failure(
+        result, f"the encryption key from the key file {other} is not the key of the store"
+    )
     # A key file that does not exist is not made beside a store that holds events.
     missing = tmp_path / "missing.key"
     result = run_ledger(["summary"], ledger_env(url, missing), tmp_path)
@@ -209,14 +218,18 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
 
 def test_tokens_are_created_listed_and_revoked(store, tmp_path: Path) -> None:
     settings, env = store
-    created = run_ledger(["token", "create", "--role", "auditor", "--pii", "--expires-in", "30"],
-                         env, tmp_path)
+    created = run_ledger(
+        ["token", "create", "--role", "auditor", "--pii", "--expires-in", "30"], env, tmp_path
+    )
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]
     assert "." in token and " " not in token
     # stderr names the store: the SQLite file, or the database's URL (without a password).
-    where = (str(Path(settings.database_url.removeprefix("sqlite:///")).resolve())
-             if settings.database_url.startswith("sqlite") else settings.database_url)
+    where = (
+        str(Path(settings.database_url.removeprefix("sqlite:///")).resolve())
+        if settings.database_url.startswith("sqlite")
+        else settings.database_url
+    )
     assert where in created.stderr, created.stderr
     token_id = str(uuid.UUID(hex=token.partition(".")[0]))
 
@@ -233,14 +246,26 @@ def test_tokens_are_created_listed_and_revoked(store, tmp_path: Path) -> None:
     assert token.partition(".")[2] not in listed.stdout
     table = run_ledger(["token", "list"], env, tmp_path)
     assert table.returncode == 0 and table.stdout.splitlines()[0].split() == [
-        "id", "role", "scope", "pii", "created", "expires", "last", "used", "revoked"]
+        "id",
+        "role",
+        "scope",
+        "pii",
+        "created",
+        "expires",
+        "last",
+        "used",
+        "revoked",
+    ]
     assert token_id in table.stdout and "deployment-wide" in table.stdout
 
     revoked = run_ledger(["token", "revoke", token_id], env, tmp_path)
     assert revoked.returncode == 0, revoked.stderr
     listed = run_ledger(["token", "list", "--json"], env, tmp_path)
-    (row,) = [json.loads(line) for line in listed.stdout.splitlines()
-              if json.loads(line)["id"] == token_id]
+    (row,) = [
+        json.loads(line)
+        for line in listed.stdout.splitlines()
+        if json.loads(line)["id"] == token_id
+    ]
     assert datetime.datetime.fromisoformat(row["revoked_at"]) >= created_at
     ledger = Ledger(settings)
     try:
@@ -253,6 +278,7 @@ def test_tokens_are_created_listed_and_revoked(store, tmp_path: Path) -> None:
     malformed = run_ledger(["token", "revoke", "nonsense"], env, tmp_path)
     assert_one_line_failure(malformed, "token id")
     for days in ("0", "3651"):
-        too_long = run_ledger(["token", "create", "--role", "clerk", "--expires-in", days],
-                              env, tmp_path)
+        too_long = run_ledger(
+            ["token", "create", "--role", "clerk", "--expires-in", days], env, tmp_path
+        )
         assert_one_line_failure(too_long, "1 to 3650 days")

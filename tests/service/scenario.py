@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from domain.errors import DomainError
 from scripts.synthetic import employer_code, id_number, union_code
 from service.application import Ledger
+from service.commands import AdoptLevyPolicy, FoundOrganization
 
 # The worked example's policy from ../shared/domain.md (percentages per level).
 EXAMPLE_SHARES = {
@@ -70,33 +71,67 @@ def found_tree(ledger: Ledger, *, policy: bool = True) -> Tree:
         employer_b=employer(6),
         employer_c=employer(7),
     )
-    ledger.found_organization(
-        code=tree.province, name="广东省总工会", level="province", parent_code=None,
-        region_code=PROVINCE_REGION, founded_on=FOUNDED_ON,
+    ledger.execute(
+        FoundOrganization(
+            code=tree.province,
+            name="广东省总工会",
+            level="province",
+            parent_code=None,
+            region_code=PROVINCE_REGION,
+            founded_on=FOUNDED_ON,
+        )
     )
-    ledger.found_organization(
-        code=tree.city, name="广州市总工会", level="city", parent_code=tree.province,
-        region_code=CITY_REGION, founded_on=FOUNDED_ON,
+    ledger.execute(
+        FoundOrganization(
+            code=tree.city,
+            name="广州市总工会",
+            level="city",
+            parent_code=tree.province,
+            region_code=CITY_REGION,
+            founded_on=FOUNDED_ON,
+        )
     )
-    ledger.found_organization(
-        code=tree.county, name="天河区总工会", level="county", parent_code=tree.city,
-        region_code=COUNTY_REGION, founded_on=FOUNDED_ON,
+    ledger.execute(
+        FoundOrganization(
+            code=tree.county,
+            name="天河区总工会",
+            level="county",
+            parent_code=tree.city,
+            region_code=COUNTY_REGION,
+            founded_on=FOUNDED_ON,
+        )
     )
-    ledger.found_organization(
-        code=tree.township, name="石牌街道总工会", level="township", parent_code=tree.county,
-        region_code=COUNTY_REGION, founded_on=FOUNDED_ON,
+    ledger.execute(
+        FoundOrganization(
+            code=tree.township,
+            name="石牌街道总工会",
+            level="township",
+            parent_code=tree.county,
+            region_code=COUNTY_REGION,
+            founded_on=FOUNDED_ON,
+        )
     )
     for code, emp, parent, name in (
         (tree.base_a, tree.employer_a, tree.county, "甲公司工会"),
         (tree.base_b, tree.employer_b, tree.county, "乙公司工会"),
         (tree.base_c, tree.employer_c, tree.township, "丙公司工会"),
     ):
-        ledger.found_organization(
-            code=code, name=name, level="base", parent_code=parent, region_code=COUNTY_REGION,
-            founded_on=FOUNDED_ON, employer_code=emp, employee_count=120,
+        ledger.execute(
+            FoundOrganization(
+                code=code,
+                name=name,
+                level="base",
+                parent_code=parent,
+                region_code=COUNTY_REGION,
+                founded_on=FOUNDED_ON,
+                employer_code=emp,
+                employee_count=120,
+            )
         )
     if policy:
-        ledger.adopt_levy_policy(region_code="44", effective_from=FOUNDED_ON, shares=EXAMPLE_SHARES)
+        ledger.execute(
+            AdoptLevyPolicy(region_code="44", effective_from=FOUNDED_ON, shares=EXAMPLE_SHARES)
+        )
     return tree
 
 
@@ -105,9 +140,7 @@ def balances(ledger: Ledger, organization_code: str) -> dict[str, str]:
     book = ledger.get_book(organization_code)
     if book is None:
         return {}
-    return {
-        account: _yuan(fen) for account, fen in sorted(book.balances.items()) if fen != 0
-    }
+    return {account: _yuan(fen) for account, fen in sorted(book.balances.items()) if fen != 0}
 
 
 def owed(ledger: Ledger, organization_code: str, account_code: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from domain.members import Member
 from service.application import Ledger
+from service.commands import CorrectMember, JoinMember, PaySubsidy, RecordDues, StartTransfer
 from service.idempotency import IdempotencyKey
 from storage.key_check import WrongEncryptionKey
 from storage.keys import derive_key, load_or_create_key
@@ -61,23 +62,49 @@ def write_people(ledger: Ledger) -> list[str]:
     tree = found_tree(ledger)
     member_ids = []
     for i, (id_number, name, mobile) in enumerate(PEOPLE):
-        result = ledger.join_member(
-            id_number=id_number, name=name, organization_code=tree.base_a,
-            joined_on="2024-01-02", mobile=mobile, migrant_worker=True,
-            # The idempotency record keeps the whole response, personal data included.
+        result = ledger.execute(
+            JoinMember(
+                id_number=id_number,
+                name=name,
+                organization_code=tree.base_a,
+                joined_on="2024-01-02",
+                mobile=mobile,
+                migrant_worker=True,
+            ),
             idempotency=IdempotencyKey.parse(tree.base_a, f"join-{i}"),
         )
         member_ids.append(result.body["member_id"])
     # Corrections, transfers and payouts also carry or touch personal data.
-    ledger.correct_member(member_ids[0], changes={"mobile": PEOPLE[0][2]}, note="核对手机号")
-    ledger.start_transfer(member_ids[1], to_organization_code=tree.base_b,
-                          effective_on="2024-02-01", reason_code=1)
-    ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="500.00",
-                       received_on="2024-01-31")
-    ledger.pay_subsidy(payer_organization_code=tree.base_a,
-                       recipient={"member_id": member_ids[2]}, programme="hardship",
-                       amount="200.00", earmarked=True, approval_ref="帮扶-001",
-                       paid_on="2024-02-02")
+    ledger.execute(
+        CorrectMember(member_id=member_ids[0], changes={"mobile": PEOPLE[0][2]}, note="核对手机号")
+    )
+    ledger.execute(
+        StartTransfer(
+            member_id=member_ids[1],
+            to_organization_code=tree.base_b,
+            effective_on="2024-02-01",
+            reason_code=1,
+        )
+    )
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="500.00",
+            received_on="2024-01-31",
+        )
+    )
+    ledger.execute(
+        PaySubsidy(
+            payer_organization_code=tree.base_a,
+            recipient={"member_id": member_ids[2]},
+            programme="hardship",
+            amount="200.00",
+            earmarked=True,
+            approval_ref="帮扶-001",
+            paid_on="2024-02-02",
+        )
+    )
     return member_ids
 
 
@@ -96,8 +123,11 @@ def stored_rows(backend: Backend, ledger: Ledger) -> list[StoredEvent]:
 def test_no_personal_data_in_the_raw_store(backend: Backend, ledger: Ledger) -> None:
     write_people(ledger)
     if backend.kind == "sqlite":
-        files = [p for p in backend.sqlite_path.parent.iterdir()
-                 if p.name.startswith(backend.sqlite_path.name)]
+        files = [
+            p
+            for p in backend.sqlite_path.parent.iterdir()
+            if p.name.startswith(backend.sqlite_path.name)
+        ]
         assert backend.sqlite_path in files
         assert any(p.name.endswith("-wal") for p in files), "expected a write-ahead log"
         for path in files:  # the database and, while open, its -wal and -shm files
@@ -111,9 +141,20 @@ def test_no_personal_data_in_the_raw_store(backend: Backend, ledger: Ledger) -> 
     else:
         url = urlparse(backend.url)
         dump = subprocess.run(
-            ["pg_dump", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432),
-             "-U", url.username or "postgres", "--no-password", backend.pg_database],
-            check=True, capture_output=True, timeout=120,
+            [
+                "pg_dump",
+                "-h",
+                url.hostname or "127.0.0.1",
+                "-p",
+                str(url.port or 5432),
+                "-U",
+                url.username or "postgres",
+                "--no-password",
+                backend.pg_database,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         ).stdout
         assert b"CREATE TABLE" in dump and b"ledger:Member.Joined" in dump  # the scan sees data
         assert_absent(dump, "pg_dump")
@@ -148,13 +189,17 @@ def test_another_key_cannot_open_the_store(backend: Backend, ledger: Ledger) -> 
     row = stored_rows(backend, ledger)[0]
     with pytest.raises(MapperDeserialisationError):
         PayloadCipher(derive_key(base64.b64decode(wrong.encryption_key), "event-cipher")).open(
-            row.state, row.originator_id, row.originator_version, row.topic)
+            row.state, row.originator_id, row.originator_version, row.topic
+        )
 
 
 def test_key_file_is_created_private_when_no_key_is_configured(tmp_path: Path) -> None:
     key_file = tmp_path / "keys" / "ledger.key"
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
-                        encryption_key=None, key_file=key_file)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        encryption_key=None,
+        key_file=key_file,
+    )
     old_umask = os.umask(0o022)  # a common umask must not widen the file's mode
     try:
         # The application opened without a configured key creates the file, uses and keeps it.
@@ -167,8 +212,14 @@ def test_key_file_is_created_private_when_no_key_is_configured(tmp_path: Path) -
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
     try:
         tree = found_tree(app)
-        app.join_member(id_number=PEOPLE[0][0], name=PEOPLE[0][1],
-                        organization_code=tree.base_a, joined_on="2024-01-02")
+        app.execute(
+            JoinMember(
+                id_number=PEOPLE[0][0],
+                name=PEOPLE[0][1],
+                organization_code=tree.base_a,
+                joined_on="2024-01-02",
+            )
+        )
     finally:
         app.close()
     assert load_or_create_key(settings) == key, "the key changed"
@@ -177,4 +228,3 @@ def test_key_file_is_created_private_when_no_key_is_configured(tmp_path: Path) -
         assert reopened.find_member(PEOPLE[0][0])["name"] == PEOPLE[0][1]
     finally:
         reopened.close()
-

@@ -21,7 +21,8 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from domain.errors import AlreadyMember, InvalidValue
 from domain.organizations import Organization
 from domain.vouchers import Book
-from service.application import Ledger, _deferred
+from service.application import Ledger
+from service.commands import ChangeOrganization, CorrectMember, JoinMember, RecordDues, RecordLevy
 from service.group_commit import WriterCache
 from storage.outage import PROBE_INTERVAL_S
 from tests.conftest import Backend
@@ -36,13 +37,17 @@ def tree(ledger: Ledger) -> Tree:
 
 
 def join(n: int, org: str) -> Callable[[Ledger], Any]:
-    return lambda app: app.join_member(id_number=person(n), name=f"会员{n}",
-                                       organization_code=org, joined_on="2024-01-02")
+    return lambda app: app.execute(
+        JoinMember(
+            id_number=person(n), name=f"会员{n}", organization_code=org, joined_on="2024-01-02"
+        )
+    )
 
 
 def dues(org: str, amount: str = "10.00") -> Callable[[Ledger], Any]:
-    return lambda app: app.record_dues(organization_code=org, period="2024-01", amount=amount,
-                                       received_on="2024-01-31")
+    return lambda app: app.execute(
+        RecordDues(organization_code=org, period="2024-01", amount=amount, received_on="2024-01-31")
+    )
 
 
 def queue_batch(app: Ledger, calls: list[Callable[[Ledger], Any]]) -> list[Future]:
@@ -50,14 +55,16 @@ def queue_batch(app: Ledger, calls: list[Callable[[Ledger], Any]]) -> list[Futur
     (app.committer._ensure_started()) it takes them as one batch."""
     assert app.committer._thread is None
     pendings = []
-    for call in calls:
-        collected: list[Any] = []
-        token = _deferred.set(collected)
-        try:
+
+    def collect(command: Any, *, actor: str = "system", idempotency: Any = None) -> None:
+        pendings.append(app.prepare(command, actor=actor, idempotency=idempotency))
+
+    app.execute = collect  # type: ignore[method-assign]  # the calls queue, not execute
+    try:
+        for call in calls:
             call(app)
-        finally:
-            _deferred.reset(token)
-        pendings += collected
+    finally:
+        del app.execute
     for pending in pendings:
         app.committer._queue.put(pending)
     return [pending.future for pending in pendings]
@@ -75,8 +82,9 @@ def run_batch_again(app: Ledger, calls: list[Callable[[Ledger], Any]]) -> list[A
     return run_batch(app, calls)
 
 
-def before_first_lock(app: Ledger, monkeypatch: pytest.MonkeyPatch,
-                      action: Callable[[], Any]) -> None:
+def before_first_lock(
+    app: Ledger, monkeypatch: pytest.MonkeyPatch, action: Callable[[], Any]
+) -> None:
     """Runs action (another writer's command) once, after app's writer decided its first batch
     and before it takes the writer lock."""
     lock = app.committer.lock
@@ -91,9 +99,11 @@ def before_first_lock(app: Ledger, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(lock, "write", write_after_action)
 
 
-
-def on_insert(app: Ledger, monkeypatch: pytest.MonkeyPatch,
-              wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+def on_insert(
+    app: Ledger,
+    monkeypatch: pytest.MonkeyPatch,
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> None:
     """Replaces the insert of app's writer, in each of its turns, by wrap(the turn's insert)."""
     lock = app.committer.lock
     write = lock.write
@@ -104,6 +114,7 @@ def on_insert(app: Ledger, monkeypatch: pytest.MonkeyPatch,
             self.insert_events = wrap(turn.insert_events)
 
     monkeypatch.setattr(lock, "write", lambda body: write(lambda turn: body(Wrapped(turn))))
+
 
 def spy(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str) -> list[tuple[Any, ...]]:
     """Records each call's arguments of obj.name (on this instance)."""
@@ -126,8 +137,15 @@ def test_a_batch_decided_again_under_the_lock_writes_its_second_mapping(
     events inserted are those of the second decision (the first mapping would have gone in
     without any version conflict: the levy writes books, not the union)."""
     writer = backend.open()
-    before_first_lock(writer, monkeypatch, lambda: ledger.change_organization(
-        tree.base_a, effective_on="2024-06-01", parent_code=tree.township))
+    before_first_lock(
+        writer,
+        monkeypatch,
+        lambda: ledger.execute(
+            ChangeOrganization(
+                code=tree.base_a, effective_on="2024-06-01", parent_code=tree.township
+            )
+        ),
+    )
     mapped: list[list[Any]] = []
     prepare = writer.committer._prepare
 
@@ -138,10 +156,23 @@ def test_a_batch_decided_again_under_the_lock_writes_its_second_mapping(
 
     monkeypatch.setattr(writer.committer, "_prepare", recording_prepare)
     inserted = spy(monkeypatch, writer, "save_prepared")
-    (levy,) = run_batch(writer, [lambda app: app.record_levy(
-        receiving_organization_code=tree.county, base_organization_code=tree.base_a,
-        employer_code=tree.employer_a, period="2024-06", payroll_total="100000.00",
-        amount="2000.00", channel="tax", received_on="2024-07-10")])
+    (levy,) = run_batch(
+        writer,
+        [
+            lambda app: app.execute(
+                RecordLevy(
+                    receiving_organization_code=tree.county,
+                    base_organization_code=tree.base_a,
+                    employer_code=tree.employer_a,
+                    period="2024-06",
+                    payroll_total="100000.00",
+                    amount="2000.00",
+                    channel="tax",
+                    received_on="2024-07-10",
+                )
+            )
+        ],
+    )
     assert writer.committer.decided_again == 1
     assert len(mapped) == 2 and mapped[0] is not mapped[1]
     assert [args[1] for args in inserted] == [mapped[1]]
@@ -154,14 +185,16 @@ def test_answers_wait_for_the_commit_and_a_failed_insert_answers_no_command(
     backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = backend.open()
-    futures = queue_batch(writer, [join(1, tree.base_a), dues(tree.base_a),
-                                   join(2, "no-such-union")])
+    futures = queue_batch(
+        writer, [join(1, tree.base_a), dues(tree.base_a), join(2, "no-such-union")]
+    )
     done_at_insert: list[list[bool]] = []
 
     def failing_insert(insert: Any) -> Any:
         def failing(stored_events: Any) -> Any:
             done_at_insert.append([f.done() for f in futures])
             raise OperationalError("the database went away")
+
         return failing
 
     on_insert(writer, monkeypatch, failing_insert)
@@ -176,8 +209,11 @@ def test_answers_wait_for_the_commit_and_a_failed_insert_answers_no_command(
     # after the probe interval finds the database back.
     time.sleep(PROBE_INTERVAL_S * 1.5)
     # The writer's cache kept nothing of the failed batch: the same commands now land once.
-    member = writer.join_member(id_number=person(1), name="会员1",
-                                organization_code=tree.base_a, joined_on="2024-01-02")
+    member = writer.execute(
+        JoinMember(
+            id_number=person(1), name="会员1", organization_code=tree.base_a, joined_on="2024-01-02"
+        )
+    )
     assert member.position is not None
     assert backend.open().get_organization(tree.base_a)["member_count"] == 1
 
@@ -193,6 +229,7 @@ def test_a_refused_command_is_answered_after_the_batch_commits(
         def observed(stored_events: Any) -> Any:
             done_at_insert.append([f.done() for f in futures])
             return insert(stored_events)
+
         return observed
 
     on_insert(writer, monkeypatch, observed_insert)
@@ -215,6 +252,7 @@ def test_a_version_conflict_on_insert_sends_each_command_alone(
                 conflicts.append(len(stored_events))
                 raise IntegrityError("duplicate key value violates unique constraint")
             return insert(stored_events)
+
         return conflicting
 
     on_insert(writer, monkeypatch, conflicting_once)
@@ -233,7 +271,7 @@ def test_deciding_again_reuses_the_look_up_and_sees_who_joined_meanwhile(
     writer = backend.open()
     before_first_lock(writer, monkeypatch, lambda: join(1, tree.base_b)(ledger))
     looked_up = spy(monkeypatch, writer, "stored_ids")
-    alone = spy(monkeypatch, writer, "_run_alone")
+    alone = spy(monkeypatch, writer, "run_alone")
     first, second = run_batch(writer, [join(1, tree.base_a), join(2, tree.base_a)])
     assert writer.committer.decided_again == 1
     assert alone == []  # decided right under the lock, not by the fallback
@@ -254,18 +292,28 @@ def test_deciding_again_redoes_only_the_commands_that_read_what_changed(
     stand, their events mapped once."""
     writer = backend.open()
     before_first_lock(writer, monkeypatch, lambda: join(9, tree.base_b)(ledger))
-    attempts = spy(monkeypatch, writer, "_attempt")
+    attempts = spy(monkeypatch, writer, "attempt")
     mapped = spy(monkeypatch, writer.mapper, "to_stored_event")
     inserted = spy(monkeypatch, writer, "save_prepared")
     member_id = writer.member_id_for(person(1))
-    outcomes = run_batch(writer, [
-        dues(tree.base_a), join(1, tree.base_b),
-        lambda app: app.correct_member(str(member_id), changes={"migrant_worker": True}),
-        dues(tree.base_c)])
+    outcomes = run_batch(
+        writer,
+        [
+            dues(tree.base_a),
+            join(1, tree.base_b),
+            lambda app: app.execute(
+                CorrectMember(member_id=str(member_id), changes={"migrant_worker": True})
+            ),
+            dues(tree.base_c),
+        ],
+    )
     assert not any(isinstance(o, BaseException) for o in outcomes)
     assert writer.committer.decided_again == 1
-    assert Counter(args[1].command for args in attempts) == {
-        "record_dues": 2, "join_member": 2, "correct_member": 2}
+    assert Counter(args[1].command.command_name for args in attempts) == {
+        "record_dues": 2,
+        "join_member": 2,
+        "correct_member": 2,
+    }
     ((written, stored, _),) = inserted
     again = {Organization.id_for(tree.base_b), member_id}
     assert len(mapped) == len(stored) + sum(e.originator_id in again for e in written.events)
@@ -279,8 +327,11 @@ def test_other_writers_events_are_decoded_after_the_lock_when_the_batch_needs_no
     backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = backend.open()
-    writer.record_dues(organization_code=tree.base_b, period="2024-01", amount="1.00",
-                       received_on="2024-01-31")  # the writer now holds base B's union
+    writer.execute(
+        RecordDues(
+            organization_code=tree.base_b, period="2024-01", amount="1.00", received_on="2024-01-31"
+        )
+    )  # the writer now holds base B's union
     lock = writer.committer.lock
     held: list[bool] = [False]
     write = lock.write
@@ -307,8 +358,11 @@ def test_other_writers_events_are_decoded_after_the_lock_when_the_batch_needs_no
         return decode(notification)
 
     monkeypatch.setattr(writer.mapper, "to_domain_event", observed_decode)
-    writer.record_dues(organization_code=tree.base_a, period="2024-01", amount="2.00",
-                       received_on="2024-01-31")
+    writer.execute(
+        RecordDues(
+            organization_code=tree.base_a, period="2024-01", amount="2.00", received_on="2024-01-31"
+        )
+    )
     assert writer.committer.decided_again == 0
     assert decoded_under_lock == []
     union = writer.committer.known.get(Organization.id_for(tree.base_b))
@@ -321,10 +375,11 @@ def test_what_a_batch_wrote_is_cached_with_nothing_pending(
     """The next batch builds on the cached aggregates: an event left pending there would be
     inserted again (and fail the whole batch on its version)."""
     writer = backend.open()
-    alone = spy(monkeypatch, writer, "_run_alone")
+    alone = spy(monkeypatch, writer, "run_alone")
     for amount in ("1.00", "2.00"):
-        assert not isinstance(run_batch_again(writer, [dues(tree.base_a, amount)])[0],
-                              BaseException)
+        assert not isinstance(
+            run_batch_again(writer, [dues(tree.base_a, amount)])[0], BaseException
+        )
     book = writer.committer.known.get(Book.id_for(tree.base_a))
     assert book is not None and book.version > 1 and not book.pending_events
     assert alone == []

@@ -10,13 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import IdempotencyKeyReused, InvalidValue
+from domain.idempotency import IdempotencyRecord
 from service.application import Ledger
+from service.commands import JoinMember
 from service.idempotency import (
     KEYED_PREFIX,
     MAX_KEY_LENGTH,
     Fingerprint,
     IdempotencyKey,
-    IdempotencyRecord,
     plain_fingerprint,
 )
 from tests.service.scenario import found_tree, person
@@ -26,8 +27,10 @@ def _valid(key: str) -> bool:
     return 1 <= len(key) <= MAX_KEY_LENGTH and all(0x21 <= ord(c) <= 0x7E for c in key)
 
 
-@given(st.text(max_size=MAX_KEY_LENGTH + 2)
-       | st.text(st.characters(min_codepoint=0x1F, max_codepoint=0x80), max_size=130))
+@given(
+    st.text(max_size=MAX_KEY_LENGTH + 2)
+    | st.text(st.characters(min_codepoint=0x1F, max_codepoint=0x80), max_size=130)
+)
 def test_parse_accepts_exactly_visible_ascii_keys(key: str) -> None:
     if _valid(key):
         assert IdempotencyKey.parse("*", key).key == key
@@ -46,9 +49,15 @@ def test_parse_refuses(key: str) -> None:
 
 
 def _join_request(tree, mobile: str = "13812345678") -> dict:
-    return dict(id_number=person(41), name="欧阳娜娜", organization_code=tree.base_a,
-                joined_on="2024-01-02", mobile=mobile, migrant_worker=False,
-                new_employment_form=False)
+    return dict(
+        id_number=person(41),
+        name="欧阳娜娜",
+        organization_code=tree.base_a,
+        joined_on="2024-01-02",
+        mobile=mobile,
+        migrant_worker=False,
+        new_employment_form=False,
+    )
 
 
 def _stored_record(ledger: Ledger, key: IdempotencyKey) -> IdempotencyRecord:
@@ -61,7 +70,7 @@ def test_the_stored_fingerprint_is_keyed_not_a_plain_hash_of_the_request(ledger:
     tree = found_tree(ledger)
     key = IdempotencyKey.parse(tree.base_a, "join-keyed")
     request = _join_request(tree)
-    ledger.join_member(**request, idempotency=key)
+    ledger.execute(JoinMember(**request), idempotency=key)
     stored = _stored_record(ledger, key).fingerprint
     # A plain SHA-256 of the request is what a brute force over mobile numbers recomputes.
     assert stored != plain_fingerprint("join_member", request)
@@ -72,40 +81,45 @@ def test_the_stored_fingerprint_is_keyed_not_a_plain_hash_of_the_request(ledger:
     assert other != stored and other.startswith(KEYED_PREFIX)
 
 
-def test_a_record_stored_with_a_plain_fingerprint_still_replays_and_still_refuses(
-        ledger: Ledger):
+def test_a_record_stored_with_a_plain_fingerprint_still_replays_and_still_refuses(ledger: Ledger):
     """Records written before fingerprints were keyed hold a plain SHA-256 of the request."""
     tree = found_tree(ledger)
     key = IdempotencyKey.parse(tree.base_a, "join-old")
     request = _join_request(tree)
-    first = ledger.join_member(**request)  # the command's own events, as an old one left them
+    first = ledger.execute(
+        JoinMember(**request)
+    )  # the command's own events, as an old one left them
     member_id = UUID(first.body["member_id"])
-    ledger.save(IdempotencyRecord(
-        id=key.record_id, command="join_member",
-        fingerprint=plain_fingerprint("join_member", request), result=first.body,
-        event_keys=[f"{member_id.hex}:1"]))
+    ledger.save(
+        IdempotencyRecord(
+            id=key.record_id,
+            command="join_member",
+            fingerprint=plain_fingerprint("join_member", request),
+            result=first.body,
+            event_keys=[f"{member_id.hex}:1"],
+        )
+    )
     assert not _stored_record(ledger, key).fingerprint.startswith(KEYED_PREFIX)
     head = ledger.head_position()
 
-    again = ledger.join_member(**request, idempotency=key)
+    again = ledger.execute(JoinMember(**request), idempotency=key)
     assert again.replayed and again.body == first.body
     assert again.position == ledger.position_of(key.record_id)
     assert ledger.head_position() == head
 
     with pytest.raises(IdempotencyKeyReused):
-        ledger.join_member(**_join_request(tree, mobile="13912345678"), idempotency=key)
+        ledger.execute(JoinMember(**_join_request(tree, mobile="13912345678")), idempotency=key)
     assert ledger.head_position() == head
 
 
-def test_a_keyed_record_refuses_another_request_and_ignores_a_forged_plain_match(
-        ledger: Ledger):
+def test_a_keyed_record_refuses_another_request_and_ignores_a_forged_plain_match(ledger: Ledger):
     tree = found_tree(ledger)
     key = IdempotencyKey.parse(tree.base_a, "join-new")
     request = _join_request(tree)
-    ledger.join_member(**request, idempotency=key)
+    ledger.execute(JoinMember(**request), idempotency=key)
     head = ledger.head_position()
     with pytest.raises(IdempotencyKeyReused):
-        ledger.join_member(**_join_request(tree, mobile="13912345678"), idempotency=key)
+        ledger.execute(JoinMember(**_join_request(tree, mobile="13912345678")), idempotency=key)
     assert ledger.head_position() == head
     fingerprint = ledger.fingerprint("join_member", request)
     assert fingerprint.matches(fingerprint.keyed)

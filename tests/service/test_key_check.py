@@ -15,8 +15,9 @@ import psycopg
 import pytest
 
 from projections.audit.trail import AuditTrail
-from projections.read_models import ReadModels
+from projections.read_models.models import ReadModels
 from service.application import Ledger
+from service.commands import JoinMember
 from storage.key_check import CHECK_TABLE, KeyFileRefused, WrongEncryptionKey, check_value
 from storage.keys import create_key_file
 from storage.settings import Settings
@@ -43,12 +44,14 @@ def another_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def test_a_different_key_is_refused_naming_its_source_and_the_store(backend: Backend,
-                                                                     ledger: Ledger):
+def test_a_different_key_is_refused_naming_its_source_and_the_store(
+    backend: Backend, ledger: Ledger
+):
     found_tree(ledger)
     before = snapshot_of(backend)
-    assert before[1] == [("master-key", check_value(base64.b64decode(
-        backend.settings.encryption_key)))]
+    assert before[1] == [
+        ("master-key", check_value(base64.b64decode(backend.settings.encryption_key)))
+    ]
     wrong = backend.settings.model_copy(update={"encryption_key": another_key()})
     with pytest.raises(WrongEncryptionKey) as refused:
         Ledger(wrong)
@@ -61,20 +64,21 @@ def test_a_different_key_is_refused_naming_its_source_and_the_store(backend: Bac
     key_file = backend.tmp_path / "other.key"
     create_key_file(key_file, 32)
     with pytest.raises(WrongEncryptionKey, match=str(key_file)):
-        Ledger(backend.settings.model_copy(update={"encryption_key": None,
-                                                   "key_file": key_file}))
+        Ledger(backend.settings.model_copy(update={"encryption_key": None, "key_file": key_file}))
     assert snapshot_of(backend) == before
 
 
 def test_no_key_file_is_created_beside_a_store_that_holds_events(
-        backend: Backend, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    backend: Backend, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     found_tree(ledger)
     before = snapshot_of(backend)
     elsewhere = tmp_path / "another-directory"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # `ledger ...` run from the wrong directory
-    relative = backend.settings.model_copy(update={"encryption_key": None,
-                                                   "key_file": Path("var/ledger.key")})
+    relative = backend.settings.model_copy(
+        update={"encryption_key": None, "key_file": Path("var/ledger.key")}
+    )
     with pytest.raises(KeyFileRefused) as refused:
         Ledger(relative)
     assert str(elsewhere / "var" / "ledger.key") in str(refused.value)
@@ -100,11 +104,13 @@ def test_the_check_is_written_with_the_first_event_and_binds_the_store(backend: 
         other.close()
 
 
-def test_a_store_from_before_key_checks_is_checked_by_its_events(backend: Backend,
-                                                                 ledger: Ledger):
+def test_a_store_from_before_key_checks_is_checked_by_its_events(backend: Backend, ledger: Ledger):
     tree = found_tree(ledger)
-    ledger.join_member(id_number=person(1), name="张三", organization_code=tree.base_a,
-                       joined_on="2024-01-02")
+    ledger.execute(
+        JoinMember(
+            id_number=person(1), name="张三", organization_code=tree.base_a, joined_on="2024-01-02"
+        )
+    )
     raw_delete_check(backend)  # as a store written before key checks existed
     with pytest.raises(WrongEncryptionKey):
         Ledger(backend.settings.model_copy(update={"encryption_key": another_key()}))
@@ -122,14 +128,18 @@ def raw_delete_check(backend: Backend) -> None:
             conn.execute(f"DELETE FROM {CHECK_TABLE}")
 
 
-def test_files_are_private_and_the_key_is_written_durably(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch):
+def test_files_are_private_and_the_key_is_written_durably(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'var' / 'ledger.sqlite'}",
-                        encryption_key=None, key_file=tmp_path / "var" / "ledger.key",
-                        audit_key_file=tmp_path / "var" / "audit.key")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'var' / 'ledger.sqlite'}",
+        encryption_key=None,
+        key_file=tmp_path / "var" / "ledger.key",
+        audit_key_file=tmp_path / "var" / "audit.key",
+    )
     var = tmp_path / "var"
     old_umask = os.umask(0o022)  # a common umask must not widen the modes
     try:
@@ -153,17 +163,24 @@ def test_files_are_private_and_the_key_is_written_durably(tmp_path: Path,
     assert len(synced) >= 2
 
 
-def test_the_command_line_refuses_to_run_from_another_directory(backend: Backend,
-                                                                 ledger: Ledger, tmp_path: Path):
+def test_the_command_line_refuses_to_run_from_another_directory(
+    backend: Backend, ledger: Ledger, tmp_path: Path
+):
     found_tree(ledger)
     before = snapshot_of(backend)
     elsewhere = tmp_path / "home"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_DATABASE_URL"] = backend.url  # the store, but not the deployment's key file
-    result = subprocess.run([str(LEDGER), "token", "create", "--role", "admin"], env=env,
-                            cwd=elsewhere, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [str(LEDGER), "token", "create", "--role", "admin"],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ledger: error: no key file at ")

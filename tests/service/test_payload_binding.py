@@ -18,9 +18,10 @@ from eventsourcing.utils import Environment
 
 from domain.organizations import Organization
 from projections.audit.trail import AuditTrail
-from projections.read_models import ReadModels
 from projections.read_models.event_reader import UnreadableEvent
+from projections.read_models.models import ReadModels
 from service.application import Ledger
+from service.commands import JoinMember, RecordDues
 from storage.keys import derive_key
 from storage.payload_binding import BOUND_MARKER, PayloadBindingError, PayloadCipher, is_bound
 from tests.conftest import Backend
@@ -37,10 +38,24 @@ def raw(backend: Backend):
 
 def join_two(ledger: Ledger) -> tuple[str, str, Tree]:
     tree = found_tree(ledger)
-    first = ledger.join_member(id_number=person(1), name="张三", organization_code=tree.base_a,
-                               joined_on="2024-01-02", mobile="13812345678")
-    second = ledger.join_member(id_number=person(2), name="李四", organization_code=tree.base_b,
-                                joined_on="2024-01-03", mobile="13912345678")
+    first = ledger.execute(
+        JoinMember(
+            id_number=person(1),
+            name="张三",
+            organization_code=tree.base_a,
+            joined_on="2024-01-02",
+            mobile="13812345678",
+        )
+    )
+    second = ledger.execute(
+        JoinMember(
+            id_number=person(2),
+            name="李四",
+            organization_code=tree.base_b,
+            joined_on="2024-01-03",
+            mobile="13912345678",
+        )
+    )
     return first.body["member_id"], second.body["member_id"], tree
 
 
@@ -54,8 +69,9 @@ def old_mapper(ledger: Ledger) -> Mapper:
     """The mapper the ledger used before binding: eventsourcing's, with its AESCipher."""
     key = derive_key(base64.b64decode(ledger.settings.encryption_key), "event-cipher")
     cipher = AESCipher(Environment(env={"CIPHER_KEY": base64.b64encode(key).decode()}))
-    return Mapper(transcoder=ledger.mapper.transcoder, compressor=ledger.mapper.compressor,
-                  cipher=cipher)
+    return Mapper(
+        transcoder=ledger.mapper.transcoder, compressor=ledger.mapper.compressor, cipher=cipher
+    )
 
 
 def rewrite_the_old_way(ledger: Ledger, raw: Raw) -> int:
@@ -73,15 +89,18 @@ def test_new_payloads_are_bound_and_open_only_in_their_row(ledger: Ledger):
     assert is_bound(n.state)
     cipher = ledger.mapper.payloads
     assert cipher.open(n.state, n.originator_id, n.originator_version, n.topic)
-    for stream, version, topic in ((Organization.id_for("x"), n.originator_version, n.topic),
-                                   (n.originator_id, n.originator_version + 1, n.topic),
-                                   (n.originator_id, n.originator_version, "ledger:Member.Exited")):
+    for stream, version, topic in (
+        (Organization.id_for("x"), n.originator_version, n.topic),
+        (n.originator_id, n.originator_version + 1, n.topic),
+        (n.originator_id, n.originator_version, "ledger:Member.Exited"),
+    ):
         with pytest.raises(PayloadBindingError):
             cipher.open(n.state, stream, version, topic)
 
 
-def test_two_swapped_payloads_fail_on_read_with_a_named_error(backend: Backend, ledger: Ledger,
-                                                              raw: Raw):
+def test_two_swapped_payloads_fail_on_read_with_a_named_error(
+    backend: Backend, ledger: Ledger, raw: Raw
+):
     first, second, _ = join_two(ledger)
     a, b = position_of(ledger, first), position_of(ledger, second)
     state_a, state_b = raw.state(a), raw.state(b)
@@ -96,7 +115,8 @@ def test_two_swapped_payloads_fail_on_read_with_a_named_error(backend: Backend, 
 
 
 def test_a_moved_payload_is_listed_with_a_decode_error_and_stops_the_projection(
-        backend: Backend, ledger: Ledger, raw: Raw):
+    backend: Backend, ledger: Ledger, raw: Raw
+):
     first, second, _ = join_two(ledger)
     a, b = position_of(ledger, first), position_of(ledger, second)
     raw.set_state(a, raw.state(b))
@@ -124,8 +144,14 @@ def test_rows_written_the_old_way_still_read(backend: Backend, ledger: Ledger, r
     assert old_rows == len(raw.positions())
     assert not any(is_bound(raw.state(p)) for p in raw.positions()[:5])
     # A store with old rows and new ones: both read, through the mapper and the projector.
-    ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="25.00",
-                       received_on="2024-01-20")
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="25.00",
+            received_on="2024-01-20",
+        )
+    )
     assert is_bound(raw.state(raw.positions()[-1]))
     fresh = backend.open()
     assert fresh.get_member(first) == before
@@ -134,8 +160,9 @@ def test_rows_written_the_old_way_still_read(backend: Backend, ledger: Ledger, r
         assert read_models.catch_up() == fresh.head_position()
     finally:
         read_models.close()
-    assert all("decode_error" not in e
-               for e in AuditTrail(fresh).events(after=0, limit=1000)["items"])
+    assert all(
+        "decode_error" not in e for e in AuditTrail(fresh).events(after=0, limit=1000)["items"]
+    )
 
 
 def test_snapshots_are_bound_too(ledger: Ledger):
@@ -147,8 +174,12 @@ def test_snapshots_are_bound_too(ledger: Ledger):
     snapshot = snapshots[-1]
     # The snapshot's payload opens for its own row only.
     with pytest.raises(PayloadBindingError):
-        ledger.mapper.payloads.open(snapshot.state, Organization.id_for(tree.base_b),
-                                    snapshot.originator_version, snapshot.topic)
+        ledger.mapper.payloads.open(
+            snapshot.state,
+            Organization.id_for(tree.base_b),
+            snapshot.originator_version,
+            snapshot.topic,
+        )
     assert ledger.mapper.to_domain_event(snapshot).originator_id == org_id
 
 

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from domain.access import SearchWindow, window_start
 from domain.errors import SearchLimitReached
-from service.searches import SearchWindow, record_search, window_start
+from service.commands import RecordSearch
 from tests.conftest import Backend
 
 NOW = datetime.datetime(2026, 12, 3, 9, 30, 45, 250_000, tzinfo=datetime.UTC)
@@ -17,17 +18,27 @@ TOKEN = "5b0e7c1e-9d7c-4a55-8f35-2f8f1f3a0c11"
 LIMIT = 60
 
 
-def search(ledger, *, at: datetime.datetime = NOW, member_id: str | None = None,
-           limit: int = LIMIT, token_id: str = TOKEN):
-    return record_search(ledger, token_id=token_id, actor=f"token:{token_id}",
-                         member_id=member_id, organization_code=None, limit=limit, now=at)
+def search(
+    ledger,
+    *,
+    at: datetime.datetime = NOW,
+    member_id: str | None = None,
+    limit: int = LIMIT,
+    token_id: str = TOKEN,
+):
+    return ledger.execute(
+        RecordSearch(token_id=token_id, window_start=window_start(at), at=at,
+                     member_id=member_id, organization_code=None, limit=limit),
+        actor=f"token:{token_id}",
+    )
 
 
 def test_the_search_past_the_limit_is_refused_until_the_next_minute(backend: Backend) -> None:
     ledger = backend.open()
     for n in range(LIMIT):
         assert search(ledger, at=NOW + datetime.timedelta(seconds=n % 10)).body == {
-            "searches": n + 1}
+            "searches": n + 1
+        }
     head = ledger.head_position()
     with pytest.raises(SearchLimitReached) as refused:
         search(ledger)
@@ -65,6 +76,9 @@ def test_each_search_is_recorded_by_member_id(backend: Backend) -> None:
     search(ledger)
     events = list(ledger.repository.event_store.get(SearchWindow.id_for(TOKEN, window_start(NOW))))
     assert [type(e).__qualname__ for e in events] == [
-        "SearchWindow.Opened", "SearchWindow.Searched", "SearchWindow.Searched"]
+        "SearchWindow.Opened",
+        "SearchWindow.Searched",
+        "SearchWindow.Searched",
+    ]
     assert {e.actor for e in events} == {f"token:{TOKEN}"}
     assert [e.member_id for e in events[1:]] == ["0f8e3c4a-1111-4222-8333-944455556666", None]

@@ -75,6 +75,25 @@ from domain.organizations import Organization
 from domain.period import Month
 from domain.vouchers import Book, Posting, Voucher, check_balanced
 from service.application import Ledger
+from service.commands import (
+    AcceptTransfer,
+    CancelTransfer,
+    ClosePeriod,
+    Command,
+    DissolveOrganization,
+    ExitMember,
+    FoundOrganization,
+    JoinMember,
+    PaySubsidy,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+    RecordRemittance,
+    ReinstateMember,
+    RetainMember,
+    ReverseVoucher,
+    StartTransfer,
+)
 from storage.settings import Settings
 from tests.conftest import (
     BACKENDS,
@@ -148,20 +167,29 @@ class Store:
         else:
             url = f"{_pg_base()}/{self.pg_database}"
             self._empty_postgres(url)
-        return Settings(database_url=url, encryption_key="A" * 43 + "=", key_file=self.tmp / "k",
-                        postgres_pool_size=2)
+        return Settings(
+            database_url=url,
+            encryption_key="A" * 43 + "=",
+            key_file=self.tmp / "k",
+            postgres_pool_size=2,
+        )
 
     def _empty_postgres(self, url: str) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
-            tables = [row[0] for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+            ]
             if tables:
                 conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
 
     def discard(self, settings: Settings) -> None:
         if self.kind == "sqlite":
-            shutil.rmtree(Path(settings.database_url.removeprefix("sqlite:///")).parent,
-                          ignore_errors=True)
+            shutil.rmtree(
+                Path(settings.database_url.removeprefix("sqlite:///")).parent, ignore_errors=True
+            )
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -214,19 +242,33 @@ class BookModel:
     closed: set[str] = field(default_factory=set)
 
     def nonzero(self) -> tuple[dict[str, int], dict[str, int]]:
-        return ({k: v for k, v in self.balances.items() if v},
-                {k: v for k, v in self.by_counterparty.items() if v})
+        return (
+            {k: v for k, v in self.balances.items() if v},
+            {k: v for k, v in self.by_counterparty.items() if v},
+        )
 
 
 def posting_key(p: Posting) -> tuple:
-    return (p.organization_code, p.account_code, p.debit.fen, p.credit.fen, p.earmarked,
-            p.counterparty)
+    return (
+        p.organization_code,
+        p.account_code,
+        p.debit.fen,
+        p.credit.fen,
+        p.earmarked,
+        p.counterparty,
+    )
 
 
 def postings_of(body: dict[str, Any]) -> list[Posting]:
     return [
-        Posting(p["organization_code"], p["account_code"], Money.parse(p["debit"]),
-                Money.parse(p["credit"]), p["earmarked"], p["counterparty"])
+        Posting(
+            p["organization_code"],
+            p["account_code"],
+            Money.parse(p["debit"]),
+            Money.parse(p["credit"]),
+            p["earmarked"],
+            p["counterparty"],
+        )
         for p in body["postings"]
     ]
 
@@ -274,7 +316,8 @@ class LedgerMachine(RuleBasedStateMachine):
             for voucher in self.vouchers:
                 stored = self.reader.get_voucher(voucher.voucher_id)
                 assert sorted(map(posting_key, postings_of(stored))) == sorted(
-                    map(posting_key, voucher.postings))
+                    map(posting_key, voucher.postings)
+                )
                 assert (stored["reversed_by"] is not None) == voucher.reversed
         finally:
             self.ledger.close()
@@ -305,24 +348,26 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # --- running a command against the model's prediction ------------------------------------
 
-    def run(self, expected: type[DomainError] | None, command: Any, /, *args: Any,
-            **kwargs: Any) -> Any:
+    def run(self, expected: type[DomainError] | None, command: Command) -> Any:
         head = self.ledger.head_position()
+        name = command.command_name
         try:
-            result = command(*args, **kwargs)
+            result = self.ledger.execute(command)
         except UnbalancedVoucher:
             raise  # a defect, never an expected outcome
         except DomainError as exc:
-            self.store.outcomes[f"{command.__name__}: {type(exc).__name__}"] += 1
+            self.store.outcomes[f"{name}: {type(exc).__name__}"] += 1
             assert type(exc) is expected, (
-                f"{command.__name__}: the model expected "
+                f"{name}: the model expected "
                 f"{expected.__name__ if expected else 'success'}, the ledger raised "
-                f"{type(exc).__name__}: {exc}")
+                f"{type(exc).__name__}: {exc}"
+            )
             assert self.ledger.head_position() == head, "a refused command stored events"
             return None
-        self.store.outcomes[f"{command.__name__}: ok"] += 1
+        self.store.outcomes[f"{name}: ok"] += 1
         assert expected is None, (
-            f"{command.__name__}: the model expected {expected.__name__}, the ledger succeeded")
+            f"{name}: the model expected {expected.__name__}, the ledger succeeded"
+        )
         assert result.position is not None and result.position > head
         return result
 
@@ -344,8 +389,9 @@ class LedgerMachine(RuleBasedStateMachine):
                     by_counterparty[key] = by_counterparty.get(key, 0) + p.signed_fen
             if balances.get("102", 0) < 0:
                 return InsufficientFunds
-            if any(key.split("|")[0] in PAYABLES and fen > 0
-                   for key, fen in by_counterparty.items()):
+            if any(
+                key.split("|")[0] in PAYABLES and fen > 0 for key, fen in by_counterparty.items()
+            ):
                 return RemittanceExceedsOwed
         return None
 
@@ -356,24 +402,36 @@ class LedgerMachine(RuleBasedStateMachine):
             if p.counterparty is not None:
                 book.by_counterparty[f"{p.account_code}|{p.counterparty}"] += p.signed_fen
 
-    def record_voucher(self, result: Any, expected: list[Posting], kind: str,
-                       day: datetime.date, employer_code: str | None = None) -> VoucherModel:
+    def record_voucher(
+        self,
+        result: Any,
+        expected: list[Posting],
+        kind: str,
+        day: datetime.date,
+        employer_code: str | None = None,
+    ) -> VoucherModel:
         body = result.body
         got = postings_of(body)
         assert body["kind"] == kind and body["effective_on"] == day.isoformat()
         assert sorted(map(posting_key, got)) == sorted(map(posting_key, expected)), (
-            f"{kind}: postings differ from the model's")
+            f"{kind}: postings differ from the model's"
+        )
         check_balanced(got)
         self.apply(got)
         voucher = VoucherModel(body["voucher_id"], kind, day, got, employer=employer_code)
         self.vouchers.append(voucher)
         return voucher
 
-    def post_or_refuse(self, pre_error: type[DomainError] | None, postings: list[Posting],
-                       day: datetime.date, voucher_kind: str, command: Any, /,
-                       **kwargs: Any) -> Any:
+    def post_or_refuse(
+        self,
+        pre_error: type[DomainError] | None,
+        postings: list[Posting],
+        day: datetime.date,
+        voucher_kind: str,
+        command: Command,
+    ) -> Any:
         expected = pre_error or self.book_error(postings, day)
-        result = self.run(expected, command, **kwargs)
+        result = self.run(expected, command)
         if result is not None:
             self.record_voucher(result, postings, voucher_kind, day)
         return result
@@ -404,15 +462,30 @@ class LedgerMachine(RuleBasedStateMachine):
         for _voucher_id, holder, _period, amount in sorted(self.reserves.get(emp or "", [])):
             if holder in {o.code for o in path}:
                 shares = share_levy(amount, SHARES, [(o.level, o.code) for o in path])
-                releases.append(levy_postings(holder, self.orgs[holder].rank, shares,
-                                              from_account="215", from_counterparty=emp))
-        closed = any(str(Month.of(self.today)) in self.books[p[0].organization_code].closed
-                     for p in releases)
+                releases.append(
+                    levy_postings(
+                        holder,
+                        self.orgs[holder].rank,
+                        shares,
+                        from_account="215",
+                        from_counterparty=emp,
+                    )
+                )
+        closed = any(
+            str(Month.of(self.today)) in self.books[p[0].organization_code].closed for p in releases
+        )
         result = self.run(
-            PeriodClosed if closed else None, self.ledger.found_organization,
-            code=code, name=f"新建工会{self.serial}", level=level, parent_code=parent.code,
-            region_code=COUNTY_REGION, founded_on=self.today.isoformat(), employer_code=emp,
-            employee_count=50,
+            PeriodClosed if closed else None,
+            FoundOrganization(
+                code=code,
+                name=f"新建工会{self.serial}",
+                level=level,
+                parent_code=parent.code,
+                region_code=COUNTY_REGION,
+                founded_on=self.today.isoformat(),
+                employer_code=emp,
+                employee_count=50,
+            ),
         )
         if result is None:
             return
@@ -436,8 +509,10 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = OrganizationInUse
         else:
             expected = None
-        result = self.run(expected, self.ledger.dissolve_organization, org.code,
-                          dissolved_on=self.today.isoformat())
+        result = self.run(
+            expected,
+            DissolveOrganization(code=org.code, dissolved_on=self.today.isoformat()),
+        )
         if result is not None:
             assert result.body["status"] == "dissolved"
             org.active = False
@@ -448,15 +523,18 @@ class LedgerMachine(RuleBasedStateMachine):
         day = self.today if which == "this" else self.today.replace(day=1) - datetime.timedelta(1)
         month = str(Month.of(max(day, START)))
         expected = AlreadyExists if month in self.books[org.code].closed else None
-        if self.run(expected, self.ledger.close_period, org.code, period=month) is not None:
+        if self.run(expected, ClosePeriod(organization_code=org.code, period=month)) is not None:
             self.books[org.code].closed.add(month)
 
     # --- members ---------------------------------------------------------------------------
 
     def someone(self, who: int, likely: bool, *statuses: str) -> PersonModel:
         """If likely, a person who joined (in one of the statuses asked for); else anyone."""
-        candidates = [p for p in self.people
-                      if p.member_id is not None and (not statuses or p.status in statuses)]
+        candidates = [
+            p
+            for p in self.people
+            if p.member_id is not None and (not statuses or p.status in statuses)
+        ]
         return self.pick(candidates, who) if likely and candidates else self.people[who]
 
     def member_id(self, who: PersonModel) -> str:
@@ -471,9 +549,16 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = OrganizationNotActive
         else:
             expected = None
-        result = self.run(expected, self.ledger.join_member, id_number=p.id_number,
-                          name=f"会员{who}", organization_code=org.code,
-                          joined_on=self.today.isoformat(), mobile=f"1390000{who:04d}")
+        result = self.run(
+            expected,
+            JoinMember(
+                id_number=p.id_number,
+                name=f"会员{who}",
+                organization_code=org.code,
+                joined_on=self.today.isoformat(),
+                mobile=f"1390000{who:04d}",
+            ),
+        )
         if result is not None:
             if p.member_id is not None:
                 assert result.body["member_id"] == p.member_id, "a rejoin changed the member id"
@@ -489,12 +574,21 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = InvalidValue
         elif expected is None and not target.active:
             expected = OrganizationNotActive
-        result = self.run(expected, self.ledger.start_transfer, self.member_id(p),
-                          to_organization_code=target.code, effective_on=self.today.isoformat(),
-                          reason_code=1)
+        result = self.run(
+            expected,
+            StartTransfer(
+                member_id=self.member_id(p),
+                to_organization_code=target.code,
+                effective_on=self.today.isoformat(),
+                reason_code=1,
+            ),
+        )
         if result is not None:
-            p.status, p.transfer_id, p.transfer_to = ("transfer_pending",
-                                                      result.body["transfer_id"], target.code)
+            p.status, p.transfer_id, p.transfer_to = (
+                "transfer_pending",
+                result.body["transfer_id"],
+                target.code,
+            )
 
     @rule(who=WHO, likely=LIKELY)
     def accept_transfer(self, who: int, likely: bool) -> None:
@@ -506,8 +600,14 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             expected = None
         transfer_id = p.transfer_id or "00000000-0000-4000-8000-000000000000"
-        result = self.run(expected, self.ledger.accept_transfer, self.member_id(p), transfer_id,
-                          effective_on=self.today.isoformat())
+        result = self.run(
+            expected,
+            AcceptTransfer(
+                member_id=self.member_id(p),
+                transfer_id=transfer_id,
+                effective_on=self.today.isoformat(),
+            ),
+        )
         if result is not None:
             p.status, p.org, p.transfer_id, p.transfer_to = "active", p.transfer_to, None, None
 
@@ -515,8 +615,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def cancel_transfer(self, who: int, likely: bool) -> None:
         p = self.someone(who, likely, "transfer_pending")
         transfer_id = p.transfer_id or "00000000-0000-4000-8000-000000000000"
-        result = self.run(None if p.transfer_id else NotFound, self.ledger.cancel_transfer,
-                          self.member_id(p), transfer_id)
+        result = self.run(
+            None if p.transfer_id else NotFound,
+            CancelTransfer(member_id=self.member_id(p), transfer_id=transfer_id),
+        )
         if result is not None:
             p.status, p.transfer_id, p.transfer_to = "active", None, None
 
@@ -530,44 +632,79 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(who=WHO, likely=LIKELY, reason=st.integers(1, 4))
     def retain(self, who: int, likely: bool, reason: int) -> None:
         p = self.someone(who, likely, "active")
-        if self.run(self._status_error(p, "active"), self.ledger.retain_member,
-                    self.member_id(p), effective_on=self.today.isoformat(),
-                    reason_code=reason) is not None:
+        if (
+            self.run(
+                self._status_error(p, "active"),
+                RetainMember(
+                    member_id=self.member_id(p),
+                    effective_on=self.today.isoformat(),
+                    reason_code=reason,
+                ),
+            )
+            is not None
+        ):
             p.status = "retained"
 
     @rule(who=WHO, likely=LIKELY)
     def reinstate(self, who: int, likely: bool) -> None:
         p = self.someone(who, likely, "retained")
-        if self.run(self._status_error(p, "retained"), self.ledger.reinstate_member,
-                    self.member_id(p), effective_on=self.today.isoformat()) is not None:
+        if (
+            self.run(
+                self._status_error(p, "retained"),
+                ReinstateMember(member_id=self.member_id(p), effective_on=self.today.isoformat()),
+            )
+            is not None
+        ):
             p.status = "active"
 
     @rule(who=WHO, likely=LIKELY, change=st.sampled_from([5, 6]), reason=st.integers(1, 6))
     def exit(self, who: int, likely: bool, change: int, reason: int) -> None:
         p = self.someone(who, likely, "active", "retained")
-        if self.run(self._status_error(p, "active", "retained"), self.ledger.exit_member,
-                    self.member_id(p), effective_on=self.today.isoformat(), change_code=change,
-                    reason_code=reason) is not None:
+        if (
+            self.run(
+                self._status_error(p, "active", "retained"),
+                ExitMember(
+                    member_id=self.member_id(p),
+                    effective_on=self.today.isoformat(),
+                    change_code=change,
+                    reason_code=reason,
+                ),
+            )
+            is not None
+        ):
             p.status = "left"
 
     # --- money in -------------------------------------------------------------------------------
 
-    @rule(index=st.integers(0, 50), likely=LIKELY, amount_fen=st.integers(1, 500_000),
-          with_members=st.booleans(), include_retained=st.booleans(),
-          wages_fen=st.lists(st.integers(1, 5_000_000), min_size=PEOPLE, max_size=PEOPLE),
-          back_days=st.sampled_from([0, 0, 0, 10, 40]))
-    def dues(self, index: int, likely: bool, amount_fen: int, with_members: bool,
-             include_retained: bool, wages_fen: list[int], back_days: int) -> None:
+    @rule(
+        index=st.integers(0, 50),
+        likely=LIKELY,
+        amount_fen=st.integers(1, 500_000),
+        with_members=st.booleans(),
+        include_retained=st.booleans(),
+        wages_fen=st.lists(st.integers(1, 5_000_000), min_size=PEOPLE, max_size=PEOPLE),
+        back_days=st.sampled_from([0, 0, 0, 10, 40]),
+    )
+    def dues(
+        self,
+        index: int,
+        likely: bool,
+        amount_fen: int,
+        with_members: bool,
+        include_retained: bool,
+        wages_fen: list[int],
+        back_days: int,
+    ) -> None:
         # With a members list, mostly a union that has members.
         with_roll = [o for o in self.bases() if self.members_of(o.code)]
-        org = self.pick(with_roll if with_members and with_roll and likely else self.bases(),
-                        index)
+        org = self.pick(with_roll if with_members and with_roll and likely else self.bases(), index)
         day = self.day(back_days)
         members = None
         pre_error = None if org.active else OrganizationNotActive
         if with_members:
-            payers = [p for p in self.members_of(org.code)
-                      if p.status != "retained" or include_retained]
+            payers = [
+                p for p in self.members_of(org.code) if p.status != "retained" or include_retained
+            ]
             members, amount_fen = [], 0
             listed = []
             for i, p in enumerate(payers):
@@ -576,22 +713,40 @@ class LedgerMachine(RuleBasedStateMachine):
                 if dues_fen == 0:
                     continue  # a wage under 1.00 owes nothing: no line
                 listed.append(p)
-                members.append({"member_id": p.member_id, "wage": str(Money(wage)),
-                                "amount": str(Money(dues_fen))})
+                members.append(
+                    {
+                        "member_id": p.member_id,
+                        "wage": str(Money(wage)),
+                        "amount": str(Money(dues_fen)),
+                    }
+                )
                 amount_fen += dues_fen
             # A zero amount fails its own check first; a retained member's line fails next.
-            if pre_error is None and (amount_fen == 0 or any(p.status == "retained"
-                                                            for p in listed)):
+            if pre_error is None and (
+                amount_fen == 0 or any(p.status == "retained" for p in listed)
+            ):
                 pre_error = InvalidValue
         amount = Money(amount_fen)
         self.post_or_refuse(
-            pre_error, dues_postings(org.code, amount) if amount_fen else [], day, "dues",
-            self.ledger.record_dues, organization_code=org.code, period=str(Month.of(day)),
-            amount=str(amount), received_on=day.isoformat(), members=members,
+            pre_error,
+            dues_postings(org.code, amount) if amount_fen else [],
+            day,
+            "dues",
+            RecordDues(
+                organization_code=org.code,
+                period=str(Month.of(day)),
+                amount=str(amount),
+                received_on=day.isoformat(),
+                members=members,
+            ),
         )
 
-    @rule(index=st.integers(0, 50), receiver=st.integers(0, 10), channel=st.sampled_from(
-        ["employer", "tax", "tax", "reserve"]), payroll_fen=st.integers(10_000, 50_000_000))
+    @rule(
+        index=st.integers(0, 50),
+        receiver=st.integers(0, 10),
+        channel=st.sampled_from(["employer", "tax", "tax", "reserve"]),
+        payroll_fen=st.integers(10_000, 50_000_000),
+    )
     def levy(self, index: int, receiver: int, channel: str, payroll_fen: int) -> None:
         amount = levy_due(Money(payroll_fen))
         period = str(Month.of(self.today))
@@ -602,16 +757,24 @@ class LedgerMachine(RuleBasedStateMachine):
                 return
             emp, holder = self.pick(waiting, index), self.pick(holders, receiver)
             result = self.post_or_refuse(
-                None, founding_reserve_postings(holder.code, emp, amount), self.today,
-                "founding_reserve", self.ledger.record_levy,
-                receiving_organization_code=holder.code, base_organization_code=None,
-                employer_code=emp, period=period, payroll_total=str(Money(payroll_fen)),
-                amount=str(amount), channel="tax", received_on=self.today.isoformat(),
+                None,
+                founding_reserve_postings(holder.code, emp, amount),
+                self.today,
+                "founding_reserve",
+                RecordLevy(
+                    receiving_organization_code=holder.code,
+                    base_organization_code=None,
+                    employer_code=emp,
+                    period=period,
+                    payroll_total=str(Money(payroll_fen)),
+                    amount=str(amount),
+                    channel="tax",
+                    received_on=self.today.isoformat(),
+                ),
             )
             if result is not None:
                 self.vouchers[-1].employer = emp
-                self.reserves[emp].append((result.body["voucher_id"], holder.code, period,
-                                           amount))
+                self.reserves[emp].append((result.body["voucher_id"], holder.code, period, amount))
             return
         base = self.pick(self.bases(), index)
         path = self.path(base.code)
@@ -619,18 +782,31 @@ class LedgerMachine(RuleBasedStateMachine):
         shares = share_levy(amount, SHARES, [(o.level, o.code) for o in path])
         self.post_or_refuse(
             None if to.active and base.active else OrganizationNotActive,
-            levy_postings(to.code, to.rank, shares), self.today, "levy", self.ledger.record_levy,
-            receiving_organization_code=to.code, base_organization_code=base.code,
-            employer_code=base.employer or employer(800), period=period,
-            payroll_total=str(Money(payroll_fen)), amount=str(amount), channel=channel,
-            received_on=self.today.isoformat(),
+            levy_postings(to.code, to.rank, shares),
+            self.today,
+            "levy",
+            RecordLevy(
+                receiving_organization_code=to.code,
+                base_organization_code=base.code,
+                employer_code=base.employer or employer(800),
+                period=period,
+                payroll_total=str(Money(payroll_fen)),
+                amount=str(amount),
+                channel=channel,
+                received_on=self.today.isoformat(),
+            ),
         )
 
     # --- money moving between unions --------------------------------------------------------
 
-    @rule(index=st.integers(0, 50), upward=st.booleans(), likely=LIKELY,
-          share=st.sampled_from([Fraction(1), Fraction(1, 2), Fraction(1, 3), Fraction(7, 10),
-                                 "over"]))
+    @rule(
+        index=st.integers(0, 50),
+        upward=st.booleans(),
+        likely=LIKELY,
+        share=st.sampled_from(
+            [Fraction(1), Fraction(1, 2), Fraction(1, 3), Fraction(7, 10), "over"]
+        ),
+    )
     def remit(self, index: int, upward: bool, likely: bool, share: Any) -> None:
         if upward:
             pairs = [(o, self.orgs[o.parent]) for o in self.orgs.values() if o.parent]
@@ -649,14 +825,23 @@ class LedgerMachine(RuleBasedStateMachine):
             pre_error = None
             postings = remittance_postings(payer.code, receiver.code, parts, upward=upward)
         self.post_or_refuse(
-            pre_error, postings, self.today, "remittance", self.ledger.record_remittance,
-            from_organization_code=payer.code, to_organization_code=receiver.code,
-            kind="upward" if upward else "pass_down", amount=str(amount),
-            period=str(Month.of(self.today)), paid_on=self.today.isoformat(),
+            pre_error,
+            postings,
+            self.today,
+            "remittance",
+            RecordRemittance(
+                from_organization_code=payer.code,
+                to_organization_code=receiver.code,
+                kind="upward" if upward else "pass_down",
+                amount=str(amount),
+                period=str(Month.of(self.today)),
+                paid_on=self.today.isoformat(),
+            ),
         )
 
-    def _owed(self, payer: OrgModel, receiver: OrgModel,
-              upward: bool) -> list[tuple[int, str, Money]]:
+    def _owed(
+        self, payer: OrgModel, receiver: OrgModel, upward: bool
+    ) -> list[tuple[int, str, Money]]:
         """What payer owes towards receiver (and beyond it), by counterparty, with ranks."""
         account = "211" if upward else "212"
         result = []
@@ -693,12 +878,25 @@ class LedgerMachine(RuleBasedStateMachine):
         funded = [o for o in orgs if self.bank(o.code) > 0]
         return self.pick(funded if funded and likely else orgs, index)
 
-    @rule(who=WHO, likely=LIKELY, payer=st.integers(0, 50),
-          programme=st.sampled_from(sorted(PROGRAMME_ACCOUNTS)), earmarked=st.booleans(),
-          mode=PAYOUT_MODES,
-          fen=st.integers(1, 200_000))
-    def subsidy_to_person(self, who: int, likely: bool, payer: int, programme: str,
-                          earmarked: bool, mode: str, fen: int) -> None:
+    @rule(
+        who=WHO,
+        likely=LIKELY,
+        payer=st.integers(0, 50),
+        programme=st.sampled_from(sorted(PROGRAMME_ACCOUNTS)),
+        earmarked=st.booleans(),
+        mode=PAYOUT_MODES,
+        fen=st.integers(1, 200_000),
+    )
+    def subsidy_to_person(
+        self,
+        who: int,
+        likely: bool,
+        payer: int,
+        programme: str,
+        earmarked: bool,
+        mode: str,
+        fen: int,
+    ) -> None:
         p = self.someone(who, likely)
         if p.member_id is None:
             return
@@ -716,21 +914,36 @@ class LedgerMachine(RuleBasedStateMachine):
             pre_error = None
         self.post_or_refuse(
             pre_error,
-            person_subsidy_postings(payer_org.code, PROGRAMME_ACCOUNTS[programme], amount,
-                                    earmarked),
-            self.today, "subsidy", self.ledger.pay_subsidy,
-            payer_organization_code=payer_org.code, recipient={"member_id": p.member_id},
-            programme=programme, amount=str(amount), earmarked=earmarked,
-            approval_ref=f"批-{len(self.vouchers)}", paid_on=self.today.isoformat(),
+            person_subsidy_postings(
+                payer_org.code, PROGRAMME_ACCOUNTS[programme], amount, earmarked
+            ),
+            self.today,
+            "subsidy",
+            PaySubsidy(
+                payer_organization_code=payer_org.code,
+                recipient={"member_id": p.member_id},
+                programme=programme,
+                amount=str(amount),
+                earmarked=earmarked,
+                approval_ref=f"批-{len(self.vouchers)}",
+                paid_on=self.today.isoformat(),
+            ),
         )
 
-    @rule(payer=st.integers(0, 50), recipient=st.integers(0, 50), likely=LIKELY,
-          earmarked=st.booleans(),
-          mode=PAYOUT_MODES, fen=st.integers(1, 200_000))
-    def subsidy_to_union(self, payer: int, recipient: int, likely: bool, earmarked: bool,
-                         mode: str, fen: int) -> None:
-        payer_org = self.funded_first([o for o in self.orgs.values() if not o.is_base], payer,
-                                      likely)
+    @rule(
+        payer=st.integers(0, 50),
+        recipient=st.integers(0, 50),
+        likely=LIKELY,
+        earmarked=st.booleans(),
+        mode=PAYOUT_MODES,
+        fen=st.integers(1, 200_000),
+    )
+    def subsidy_to_union(
+        self, payer: int, recipient: int, likely: bool, earmarked: bool, mode: str, fen: int
+    ) -> None:
+        payer_org = self.funded_first(
+            [o for o in self.orgs.values() if not o.is_base], payer, likely
+        )
         below = [o for o in self.orgs.values() if payer_org in self.path(o.code)[1:]]
         anyone = [o for o in self.orgs.values() if o.code != self.root]
         target_org = self.pick(below if below and likely else anyone, recipient)
@@ -744,28 +957,54 @@ class LedgerMachine(RuleBasedStateMachine):
         self.post_or_refuse(
             pre_error,
             union_subsidy_postings(payer_org.code, target_org.code, amount, earmarked),
-            self.today, "subsidy", self.ledger.pay_subsidy,
-            payer_organization_code=payer_org.code,
-            recipient={"organization_code": target_org.code}, programme="general",
-            amount=str(amount), earmarked=earmarked, approval_ref="补助下级",
-            paid_on=self.today.isoformat(),
+            self.today,
+            "subsidy",
+            PaySubsidy(
+                payer_organization_code=payer_org.code,
+                recipient={"organization_code": target_org.code},
+                programme="general",
+                amount=str(amount),
+                earmarked=earmarked,
+                approval_ref="补助下级",
+                paid_on=self.today.isoformat(),
+            ),
         )
 
-    @rule(index=st.integers(0, 50), likely=LIKELY,
-          account=st.sampled_from(["501", "50302", "50404", "510"]),
-          earmarked=st.booleans(), mode=PAYOUT_MODES,
-          fen=st.integers(1, 200_000), back_days=st.sampled_from([0, 0, 10, 40]))
-    def expense(self, index: int, likely: bool, account: str, earmarked: bool, mode: str, fen: int,
-                back_days: int) -> None:
+    @rule(
+        index=st.integers(0, 50),
+        likely=LIKELY,
+        account=st.sampled_from(["501", "50302", "50404", "510"]),
+        earmarked=st.booleans(),
+        mode=PAYOUT_MODES,
+        fen=st.integers(1, 200_000),
+        back_days=st.sampled_from([0, 0, 10, 40]),
+    )
+    def expense(
+        self,
+        index: int,
+        likely: bool,
+        account: str,
+        earmarked: bool,
+        mode: str,
+        fen: int,
+        back_days: int,
+    ) -> None:
         org = self.funded_first(list(self.orgs.values()), index, likely)
         amount = self._amount(org.code, mode, fen)
         day = self.day(back_days)
         self.post_or_refuse(
             None if org.active else OrganizationNotActive,
-            expense_postings(org.code, account, amount, earmarked), day, "expense",
-            self.ledger.record_expense, organization_code=org.code, account_code=account,
-            amount=str(amount), earmarked=earmarked, description="职工活动",
-            paid_on=day.isoformat(),
+            expense_postings(org.code, account, amount, earmarked),
+            day,
+            "expense",
+            RecordExpense(
+                organization_code=org.code,
+                account_code=account,
+                amount=str(amount),
+                earmarked=earmarked,
+                description="职工活动",
+                paid_on=day.isoformat(),
+            ),
         )
 
     # --- corrections --------------------------------------------------------------------------
@@ -783,16 +1022,23 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             pre_error = None
         result = self.post_or_refuse(
-            pre_error, swapped, self.today, "reversal", self.ledger.reverse_voucher,
-            voucher_id=original.voucher_id, effective_on=self.today.isoformat(),
-            reason="红字冲销",
+            pre_error,
+            swapped,
+            self.today,
+            "reversal",
+            ReverseVoucher(
+                voucher_id=original.voucher_id,
+                effective_on=self.today.isoformat(),
+                reason="红字冲销",
+            ),
         )
         if result is not None:
             assert result.body["reverses"] == original.voucher_id
             original.reversed = True
             if original.kind == "founding_reserve":
                 self.reserves[original.employer] = [
-                    r for r in self.reserves[original.employer] if r[0] != original.voucher_id]
+                    r for r in self.reserves[original.employer] if r[0] != original.voucher_id
+                ]
 
     # --- invariants, against the store ------------------------------------------------------
 
@@ -807,8 +1053,9 @@ class LedgerMachine(RuleBasedStateMachine):
             check_balanced(voucher.postings)  # per organisation
         known = {v.voucher_id for v in self.vouchers}
         assert known <= set(vouchers), "a voucher the ledger returned is not stored"
-        assert all(v.kind == "founding_reserve_release"
-                   for i, v in vouchers.items() if i not in known)
+        assert all(
+            v.kind == "founding_reserve_release" for i, v in vouchers.items() if i not in known
+        )
         # One Member aggregate per identity number, whatever the id derivation does.
         holders: dict[str, set[str]] = defaultdict(set)
         for member in (a for a in aggregates.values() if isinstance(a, Member)):
@@ -868,7 +1115,8 @@ class StoredEvents:
     def refresh(self) -> None:
         while True:
             batch = self.reader.recorder.select_notifications(
-                start=self.last_position + 1, limit=1000)
+                start=self.last_position + 1, limit=1000
+            )
             for notification in batch:
                 assert notification.id > self.last_position, "positions must increase"
                 event = self.reader.mapper.to_domain_event(notification)
@@ -897,11 +1145,19 @@ def test_random_command_sequences_keep_the_invariants(kind: str) -> None:
     machine = type(f"LedgerMachine_{kind}", (LedgerMachine,), {"store": store})
     started = time.monotonic()
     try:
-        run_state_machine_as_test(machine, settings=settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                   HealthCheck.filter_too_much],
-        ))
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                suppress_health_check=[
+                    HealthCheck.too_slow,
+                    HealthCheck.data_too_large,
+                    HealthCheck.filter_too_much,
+                ],
+            ),
+        )
     finally:
         store.close()
     elapsed = time.monotonic() - started

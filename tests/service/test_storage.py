@@ -22,6 +22,15 @@ from domain.errors import (
 )
 from domain.organizations import Organization
 from service.application import Ledger
+from service.commands import (
+    ChangeOrganization,
+    ClosePeriod,
+    JoinMember,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+    RetainMember,
+)
 from service.idempotency import IdempotencyKey
 from tests.conftest import Backend
 from tests.service.scenario import Tree, balances, found_tree, person
@@ -34,9 +43,12 @@ def tree(ledger: Ledger) -> Tree:
     return found_tree(ledger)
 
 
-def join(ledger: Ledger, n: int, org: str, **kwargs: Any):
-    return ledger.join_member(id_number=person(n), name=f"会员{n}", organization_code=org,
-                              joined_on="2024-01-02", **kwargs)
+def join(ledger: Ledger, n: int, org: str, *, idempotency: Any = None, **fields: Any):
+    return ledger.execute(
+        JoinMember(id_number=person(n), name=f"会员{n}", organization_code=org,
+                   joined_on="2024-01-02", **fields),
+        idempotency=idempotency,
+    )
 
 
 def race(apps: list[Ledger], command: Callable[[Ledger, int], Any]) -> list[Any]:
@@ -58,8 +70,9 @@ def race(apps: list[Ledger], command: Callable[[Ledger, int], Any]) -> list[Any]
     for t in threads:
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a writer hung"
-    unexpected = [o for o in outcomes
-                  if isinstance(o, Exception) and not isinstance(o, DomainError)]
+    unexpected = [
+        o for o in outcomes if isinstance(o, Exception) and not isinstance(o, DomainError)
+    ]
     assert not unexpected, f"writers failed outside the domain's errors: {unexpected!r}"
     return outcomes
 
@@ -76,17 +89,25 @@ def several_ledgers(backend: Backend, count: int = 3) -> list[Ledger]:
 # --- reopening and positions ----------------------------------------------------------------
 
 
-def test_reopened_store_gives_the_same_aggregates(backend: Backend, ledger: Ledger,
-                                                   tree: Tree) -> None:
+def test_reopened_store_gives_the_same_aggregates(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
     member_id = join(ledger, 1, tree.base_a, mobile="13912345678").body["member_id"]
     join(ledger, 2, tree.base_a)
-    ledger.retain_member(member_id, effective_on="2024-02-01", reason_code=3)
-    ledger.record_levy(
-        receiving_organization_code=tree.county, base_organization_code=tree.base_a,
-        employer_code=tree.employer_a, period="2024-03", payroll_total="123457.00",
-        amount="2469.14", channel="tax", received_on="2024-04-10",
+    ledger.execute(RetainMember(member_id=member_id, effective_on="2024-02-01", reason_code=3))
+    ledger.execute(
+        RecordLevy(
+            receiving_organization_code=tree.county,
+            base_organization_code=tree.base_a,
+            employer_code=tree.employer_a,
+            period="2024-03",
+            payroll_total="123457.00",
+            amount="2469.14",
+            channel="tax",
+            received_on="2024-04-10",
+        )
     )
-    ledger.close_period(tree.county, period="2024-04")
+    ledger.execute(ClosePeriod(organization_code=tree.county, period="2024-04"))
 
     reopened = backend.open()
     for code in (tree.province, tree.city, tree.county, tree.township, tree.base_a):
@@ -138,10 +159,14 @@ def test_same_key_same_request_replays_the_first_result(ledger: Ledger, tree: Tr
 
 def test_replayed_fund_command_does_not_post_twice(ledger: Ledger, tree: Tree) -> None:
     key = IdempotencyKey.parse(tree.base_a, "dues-2024-01")
-    request = dict(organization_code=tree.base_a, period="2024-01", amount="100.00",
-                   received_on="2024-01-31", idempotency=key)
-    first = ledger.record_dues(**request)
-    again = ledger.record_dues(**request)
+    request = dict(
+        organization_code=tree.base_a,
+        period="2024-01",
+        amount="100.00",
+        received_on="2024-01-31",
+    )
+    first = ledger.execute(RecordDues(**request), idempotency=key)
+    again = ledger.execute(RecordDues(**request), idempotency=key)
     assert again.replayed and again.body["voucher_id"] == first.body["voucher_id"]
     assert again.position == first.position
     assert balances(ledger, tree.base_a)["102"] == "100.00"
@@ -154,8 +179,15 @@ def test_same_key_other_request_is_refused(ledger: Ledger, tree: Tree) -> None:
     with pytest.raises(IdempotencyKeyReused):
         join(ledger, 2, tree.base_a, idempotency=key)
     with pytest.raises(IdempotencyKeyReused):  # another command under the same key
-        ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="1.00",
-                           received_on="2024-01-31", idempotency=key)
+        ledger.execute(
+            RecordDues(
+                organization_code=tree.base_a,
+                period="2024-01",
+                amount="1.00",
+                received_on="2024-01-31",
+            ),
+            idempotency=key,
+        )
     assert ledger.head_position() == head
     assert ledger.get_organization(tree.base_a)["member_count"] == 1
 
@@ -172,21 +204,35 @@ def test_keys_are_scoped(ledger: Ledger, tree: Tree) -> None:
 
 def test_failed_command_records_no_key(ledger: Ledger, tree: Tree) -> None:
     key = IdempotencyKey.parse(tree.base_a, "expense-1")
-    request = dict(organization_code=tree.base_a, account_code="501", amount="10.00",
-                   earmarked=False, description="活动", paid_on="2024-01-20", idempotency=key)
+    request = dict(
+        organization_code=tree.base_a,
+        account_code="501",
+        amount="10.00",
+        earmarked=False,
+        description="活动",
+        paid_on="2024-01-20",
+    )
     with pytest.raises(InsufficientFunds):
-        ledger.record_expense(**request)
-    ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="10.00",
-                       received_on="2024-01-05")
-    assert ledger.record_expense(**request).replayed is False  # the retry now succeeds
-    assert ledger.record_expense(**request).replayed is True
+        ledger.execute(RecordExpense(**request), idempotency=key)
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="10.00",
+            received_on="2024-01-05",
+        )
+    )
+    # The retry now succeeds, and a second retry replays it.
+    assert ledger.execute(RecordExpense(**request), idempotency=key).replayed is False
+    assert ledger.execute(RecordExpense(**request), idempotency=key).replayed is True
 
 
 # --- concurrency -------------------------------------------------------------------------------
 
 
-def test_racing_joins_of_one_person_admit_exactly_one(backend: Backend, ledger: Ledger,
-                                                       tree: Tree) -> None:
+def test_racing_joins_of_one_person_admit_exactly_one(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
     apps = several_ledgers(backend)
     bases = [tree.base_a, tree.base_b, tree.base_c]
     outcomes = race(apps, lambda app, i: join(app, 7, bases[i % 3]))
@@ -197,8 +243,9 @@ def test_racing_joins_of_one_person_admit_exactly_one(backend: Backend, ledger: 
     assert ledger.find_member(person(7))["organization_code"] == winner.body["organization_code"]
 
 
-def test_racing_joins_of_different_people_all_land(backend: Backend, ledger: Ledger,
-                                                    tree: Tree) -> None:
+def test_racing_joins_of_different_people_all_land(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
     apps = several_ledgers(backend)
     outcomes = race(apps, lambda app, i: join(app, 100 + i, tree.base_a))
     assert kinds(outcomes) == Counter({"ok": THREADS})
@@ -208,9 +255,17 @@ def test_racing_joins_of_different_people_all_land(backend: Backend, ledger: Led
 def test_racing_dues_to_one_union_all_land(backend: Backend, ledger: Ledger, tree: Tree) -> None:
     apps = several_ledgers(backend)
     amounts = [f"{10 + i}.{i:02d}" for i in range(THREADS)]
-    outcomes = race(apps, lambda app, i: app.record_dues(
-        organization_code=tree.base_a, period="2024-01", amount=amounts[i],
-        received_on="2024-01-31"))
+    outcomes = race(
+        apps,
+        lambda app, i: app.execute(
+            RecordDues(
+                organization_code=tree.base_a,
+                period="2024-01",
+                amount=amounts[i],
+                received_on="2024-01-31",
+            )
+        ),
+    )
     assert kinds(outcomes) == Counter({"ok": THREADS})
     expected_fen = sum(int(a.replace(".", "")) for a in amounts)
     for app in [ledger, backend.open()]:
@@ -218,16 +273,27 @@ def test_racing_dues_to_one_union_all_land(backend: Backend, ledger: Ledger, tre
         assert app.get_book(tree.base_a).balances["401"] == -expected_fen
 
 
-def test_racing_idempotent_retries_write_once(backend: Backend, ledger: Ledger,
-                                              tree: Tree) -> None:
+def test_racing_idempotent_retries_write_once(backend: Backend, ledger: Ledger, tree: Tree) -> None:
     apps = several_ledgers(backend)
     key = IdempotencyKey.parse(tree.base_a, "dues-burst-1")
-    ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="0.45",
-                       received_on="2024-01-05")  # opens the book, so the count below is exact
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a, period="2024-01", amount="0.45", received_on="2024-01-05"
+        )
+    )  # opens the book, so the count below is exact
     head = ledger.head_position()
-    outcomes = race(apps, lambda app, i: app.record_dues(
-        organization_code=tree.base_a, period="2024-01", amount="55.55",
-        received_on="2024-01-31", idempotency=key))
+    outcomes = race(
+        apps,
+        lambda app, i: app.execute(
+            RecordDues(
+                organization_code=tree.base_a,
+                period="2024-01",
+                amount="55.55",
+                received_on="2024-01-31",
+            ),
+            idempotency=key,
+        ),
+    )
     assert kinds(outcomes) == Counter({"ok": THREADS})
     assert sum(not o.replayed for o in outcomes) == 1
     assert len({o.body["voucher_id"] for o in outcomes}) == 1
@@ -239,11 +305,27 @@ def test_racing_idempotent_retries_write_once(backend: Backend, ledger: Ledger,
 
 def test_racing_payouts_never_overdraw(backend: Backend, ledger: Ledger, tree: Tree) -> None:
     apps = several_ledgers(backend)
-    ledger.record_dues(organization_code=tree.base_a, period="2024-01", amount="100.00",
-                       received_on="2024-01-05")
-    outcomes = race(apps, lambda app, i: app.record_expense(
-        organization_code=tree.base_a, account_code="501", amount="15.00", earmarked=False,
-        description=f"活动{i}", paid_on="2024-01-20"))
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="100.00",
+            received_on="2024-01-05",
+        )
+    )
+    outcomes = race(
+        apps,
+        lambda app, i: app.execute(
+            RecordExpense(
+                organization_code=tree.base_a,
+                account_code="501",
+                amount="15.00",
+                earmarked=False,
+                description=f"活动{i}",
+                paid_on="2024-01-20",
+            )
+        ),
+    )
     counted = kinds(outcomes)
     assert set(counted) <= {"ok", "InsufficientFunds", "VersionConflict"}
     paid = counted["ok"]
@@ -254,15 +336,24 @@ def test_racing_payouts_never_overdraw(backend: Backend, ledger: Ledger, tree: T
         assert paid == 6  # 6 x 15.00 fit into 100.00, a 7th would overdraw
 
 
-def test_exhausted_retries_fail_loudly_and_lose_nothing(backend: Backend, ledger: Ledger,
-                                                        tree: Tree) -> None:
+def test_exhausted_retries_fail_loudly_and_lose_nothing(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
     """With one attempt only, colliding writers must get VersionConflict, never a lost update."""
     impatient = backend.settings.model_copy(update={"conflict_retries": 1})
     apps = [Ledger(impatient) for _ in range(3)]
     try:
-        outcomes = race(apps, lambda app, i: app.record_dues(
-            organization_code=tree.base_a, period="2024-01", amount="1.00",
-            received_on="2024-01-31"))
+        outcomes = race(
+            apps,
+            lambda app, i: app.execute(
+                RecordDues(
+                    organization_code=tree.base_a,
+                    period="2024-01",
+                    amount="1.00",
+                    received_on="2024-01-31",
+                )
+            ),
+        )
     finally:
         for app in apps:
             app.close()
@@ -289,13 +380,33 @@ def test_a_writer_sees_what_another_process_changed_since_its_last_batch(
     base union (its cache is brought up to date from the log before each batch)."""
     from tests.service.test_rules import lines, tax_levy
 
-    before = tax_levy(ledger, tree, tree.county, tree.base_a, tree.employer_a, "100000.00",
-                      "2000.00", on="2024-07-10", period="2024-06")
+    before = tax_levy(
+        ledger,
+        tree,
+        tree.county,
+        tree.base_a,
+        tree.employer_a,
+        "100000.00",
+        "2000.00",
+        on="2024-07-10",
+        period="2024-06",
+    )
     assert [line for line in lines(before) if line[4] == tree.township] == []
     other = backend.open()
-    other.change_organization(tree.base_a, effective_on="2024-06-01", parent_code=tree.township)
-    after = tax_levy(ledger, tree, tree.county, tree.base_a, tree.employer_a, "100000.00",
-                     "2000.00", on="2024-07-11", period="2024-06")
+    other.execute(
+        ChangeOrganization(code=tree.base_a, effective_on="2024-06-01", parent_code=tree.township)
+    )
+    after = tax_levy(
+        ledger,
+        tree,
+        tree.county,
+        tree.base_a,
+        tree.employer_a,
+        "100000.00",
+        "2000.00",
+        on="2024-07-11",
+        period="2024-06",
+    )
     assert (tree.county, "212", "0.00", "100.00", tree.township) in lines(after)
 
 
@@ -308,8 +419,14 @@ def test_writers_of_several_processes_take_turns_without_losing_updates(
 
     def command(app: Ledger, i: int) -> Any:
         if i % 2:
-            return app.record_dues(organization_code=tree.base_a, period="2024-01",
-                                   amount="10.00", received_on="2024-01-31")
+            return app.execute(
+                RecordDues(
+                    organization_code=tree.base_a,
+                    period="2024-01",
+                    amount="10.00",
+                    received_on="2024-01-31",
+                )
+            )
         return join(app, 300 + i, tree.base_a)
 
     outcomes = race(apps, command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from domain.base import acting_as
-from service.idempotency import IdempotencyRecord
+from domain.idempotency import IdempotencyRecord
 from tests.conftest import Backend
 
 

@@ -10,8 +10,9 @@ import uuid
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from domain.access import DEFAULT_EXPIRY_DAYS
 from domain.errors import InvalidValue, NotFound
-from service.tokens import DEFAULT_EXPIRY_DAYS, REVALIDATE_S, Tokens
+from service.tokens import REVALIDATE_S, Tokens
 from tests.conftest import Backend
 
 START = datetime.datetime(2026, 12, 3, 9, 0, tzinfo=datetime.UTC)

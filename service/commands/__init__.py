@@ -1,0 +1,65 @@
+"""Every write to the ledger is one of these commands, handed to Ledger.execute()."""
+
+from service.commands.access import (
+    MintToken,
+    RecordOutcome,
+    RecordPiiRead,
+    RecordSearch,
+    RevokeToken,
+)
+from service.commands.base import Command
+from service.commands.funds import (
+    AdoptLevyPolicy,
+    ClosePeriod,
+    PaySubsidy,
+    RecordDues,
+    RecordExpense,
+    RecordLevy,
+    RecordRemittance,
+    ReverseVoucher,
+)
+from service.commands.members import (
+    AcceptTransfer,
+    CancelTransfer,
+    CorrectMember,
+    ExitMember,
+    JoinMember,
+    JoinMembers,
+    ReinstateMember,
+    RetainMember,
+    StartTransfer,
+)
+from service.commands.organizations import (
+    ChangeOrganization,
+    DissolveOrganization,
+    FoundOrganization,
+)
+
+__all__ = [
+    "AcceptTransfer",
+    "AdoptLevyPolicy",
+    "CancelTransfer",
+    "ChangeOrganization",
+    "ClosePeriod",
+    "Command",
+    "CorrectMember",
+    "DissolveOrganization",
+    "ExitMember",
+    "FoundOrganization",
+    "JoinMember",
+    "JoinMembers",
+    "MintToken",
+    "PaySubsidy",
+    "RecordDues",
+    "RecordExpense",
+    "RecordLevy",
+    "RecordOutcome",
+    "RecordPiiRead",
+    "RecordRemittance",
+    "RecordSearch",
+    "ReinstateMember",
+    "RetainMember",
+    "ReverseVoucher",
+    "RevokeToken",
+    "StartTransfer",
+]
