@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from projections.read_models.models import ReadModels, projector
+from projections.read_models import projector
+from projections.read_models.models import ReadModels
 from service.application import Ledger
 from storage.settings import Settings
 

@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from projections.read_models.models import ReadModels, event_reader
+from projections.read_models import event_reader
+from projections.read_models.models import ReadModels
 from projections.reconciliation import rebuild
 from storage.keys import derive_key
 from storage.pii_cipher import NONCE_BYTES, PiiCipher
