@@ -8,12 +8,21 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
 
 from projections.audit.seals import load_signing_key, public_key_text
 from service.application import Ledger
 from storage.settings import Settings
+
+# How long an example takes is no part of what a property here checks. On a loaded machine
+# one example may overrun hypothesis's default deadline (200 ms), or drawing them may trip
+# its too_slow health check: either fails a run by chance. Loaded before the test modules,
+# so their own settings(...) inherit it.
+hypothesis.settings.register_profile(
+    "ledger", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("ledger")
 
 PG_ADMIN_URL = os.environ.get("LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgres")

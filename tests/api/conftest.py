@@ -29,21 +29,23 @@ SHARES = {"base": "60", "township": "5", "county": "15", "city": "10", "province
           "national": "5"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ServerThread:
     """uvicorn serving the real application in a background thread."""
 
+    START_TIMEOUT_S = 60
+
     def __init__(self, settings: Settings, *, short_path: bool = True) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(create_app(settings, short_path=short_path), host="127.0.0.1",
-                                port=self.port, log_level="warning", lifespan="on")
+        # Bound here to port 0 and handed to uvicorn, which listens on this very socket: the
+        # port is ours from the start (picking a free port for uvicorn to bind later leaves
+        # a window in which another process on the machine may take it).
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        config = uvicorn.Config(create_app(settings, short_path=short_path),
+                                log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run,
+                                       kwargs={"sockets": [self.socket]}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -51,8 +53,8 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while not self.server.started:  # set once the app started and the socket listens
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the API server did not start")
             time.sleep(0.02)
@@ -60,7 +62,8 @@ class ServerThread:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=60)
+        self.socket.close()
 
 
 def person(n: int, region: str = EAST_REGION) -> str:

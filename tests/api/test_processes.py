@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import Api, free_port
+from tests.api.conftest import Api
+from tests.reliability.harness import LedgerProcesses, ServerProcess
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 
@@ -28,34 +29,20 @@ def ledger_env(api: Api) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def other(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A second server process started with `ledger serve`."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("serve")
-    log = (workdir / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [LEDGER, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=ledger_env(api), cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((workdir / "serve.log").read_text())
-            time.sleep(0.1)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-        # The other process's log, shown by pytest when a test here fails.
-        print((workdir / "serve.log").read_text()[-5000:])
+    """A second server process started with `ledger serve` (on a port held for it, ready
+    once it listens and answers: tests/reliability/harness.py)."""
+    settings = api.backend.settings
+    processes = LedgerProcesses(settings.database_url, tmp_path_factory.mktemp("serve"),
+                                settings.encryption_key)
+    with ServerProcess(processes) as server:
+        server.start()
+        client = httpx.Client(base_url=server.url, timeout=60)
+        try:
+            yield client
+        finally:
+            client.close()
+            # The other process's log, shown by pytest when a test here fails.
+            print(server.log_tail())
 
 
 def test_read_your_writes_across_processes(api: Api, other: httpx.Client) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,36 +17,9 @@ from projections.read_models.models import ReadModels
 from scripts.server.projection_process import ProjectionProcess
 from service.commands import JoinMember
 from tests.conftest import Backend
+from tests.processes import alive, eventually, spawned_children
 from tests.reliability.harness import LedgerProcesses, ServerProcess
 from tests.service.scenario import found_tree, person
-
-TIMEOUT_S = 30.0
-
-
-def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {TIMEOUT_S:.0f}s: {what}")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    # pid 0 (no process yet, e.g. while it restarts) would signal our own process group.
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (ProcessLookupError, FileNotFoundError):  # gone, or reaped between the two calls
-        return False
-    # A child that exited but was not yet reaped is a zombie: gone for this purpose.
-    return stat.split(") ", 1)[1][0] != "Z"
-
-
-def children(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    return [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()]
 
 
 def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Backend) -> None:
@@ -64,22 +35,16 @@ def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Ba
         first = projection.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        eventually(
-            lambda: projection.pid != first and alive(projection.pid or 0),
-            "a new projection process",
-        )
-        joined = ledger.execute(
-            JoinMember(
-                id_number=person(1),
-                name="会员1",
-                organization_code=tree.base_a,
-                joined_on="2024-01-02",
-            )
-        )
-        eventually(
-            lambda: read_models.position() >= (joined.position or 0),
-            "the join projected by the new process",
-        )
+        # The count first: while the supervisor restarts the child, pid is None (the new
+        # one not started yet), then the new pid before the count moves.
+        eventually(lambda: projection.starts == 2 and alive(projection.pid or 0),
+                   "a new projection process")
+        assert projection.pid != first
+        joined = ledger.execute(JoinMember(id_number=person(1), name="会员1",
+                                           organization_code=tree.base_a,
+                                           joined_on="2024-01-02"))
+        eventually(lambda: read_models.position() >= (joined.position or 0),
+                   "the join projected by the new process")
         assert projection.starts == 2
     finally:
         projection.stop()
@@ -122,29 +87,28 @@ def processes(tmp_path: Path) -> LedgerProcesses:
 def projection_child(server: ServerProcess) -> int:
     """`ledger serve`'s one spawned child besides multiprocessing's resource tracker."""
     assert server.process is not None
-    spawned = [
-        pid
-        for pid in children(server.process.pid)
-        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    pid = server.process.pid
+    eventually(lambda: bool(spawned_children(pid)), "the projection process started")
+    spawned = spawned_children(pid)
     assert len(spawned) == 1, spawned
     return spawned[0]
 
 
 def test_it_stops_with_the_server(processes: LedgerProcesses) -> None:
-    server = ServerProcess(processes)
-    server.start()
-    child = projection_child(server)
-    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
-    server.stop()
-    eventually(lambda: not alive(child), "the projection process stopped")
-    assert "the server process is gone" not in server.log_tail()  # stopped, not orphaned
+    with ServerProcess(processes) as server:
+        server.start()
+        child = projection_child(server)
+        assert httpx.get(server.url + "/readyz", timeout=60).status_code == 200
+        server.stop()
+        eventually(lambda: not alive(child), "the projection process stopped")
+        assert "the server process is gone" not in server.log_tail()  # stopped, not orphaned
 
 
 def test_it_stops_by_itself_when_the_server_is_killed(processes: LedgerProcesses) -> None:
-    server = ServerProcess(processes)
-    server.start()
-    child = projection_child(server)
-    server.kill()  # SIGKILL: no shutdown code runs in the server
-    eventually(lambda: not alive(child), "the orphaned projection process stopped")
-    assert "the server process is gone" in server.log_tail()
+    with ServerProcess(processes) as server:
+        server.start()
+        child = projection_child(server)
+        server.kill()  # SIGKILL: no shutdown code runs in the server
+        eventually(lambda: not alive(child), "the orphaned projection process stopped")
+        # Its last words, written before it exited: complete once it is gone.
+        assert "the server process is gone" in server.log_tail()

@@ -7,6 +7,7 @@ Run as: python -m tests.projections.hanging_worker URL KEY MARKER COMMIT_BATCHES
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,9 @@ def main() -> None:
         write_rows(batch)
         flushed += 1
         if flushed > int(commit_batches):
-            Path(marker).write_text(str(batch.position))
+            # Written aside and renamed: the marker appears with its content complete.
+            Path(marker + ".tmp").write_text(str(batch.position))
+            os.replace(marker + ".tmp", marker)
             time.sleep(600)
 
     projector.Batch.flush = flush_then_hang

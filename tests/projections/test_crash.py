@@ -1,5 +1,9 @@
 """A real process kill (kill -9) in the middle of a batch, then a restart: nothing applied
-twice, nothing skipped; the tables equal a rebuild. Both stores."""
+twice, nothing skipped; the tables equal a rebuild. Both stores.
+
+Where the kill lands is made certain, never left to timing: the hanging worker stops inside
+its third batch and says so; `ledger project` is frozen (SIGSTOP) once it has caught up,
+and events arrive while it cannot see them."""
 
 from __future__ import annotations
 
@@ -23,16 +27,21 @@ def _history(ledger, steps: int, seed: int) -> None:
     HistoryWriter(ledger, random.Random(seed)).steps(steps)
 
 
-def _wait_for(condition, what: str, proc: subprocess.Popen) -> None:
+def _wait_for(condition, what: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + WAIT_S
     while not condition():
         if proc.poll() is not None:
             raise AssertionError(f"the worker exited ({proc.returncode}) before {what}: "
-                                 f"{proc.stderr.read().decode() if proc.stderr else ''}")
+                                 f"{log.read_text(errors='replace')[-3000:]}")
         if time.monotonic() > deadline:
-            proc.kill()
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def _spawn(args: list[str], log: Path, **kwargs) -> subprocess.Popen:
+    # A file, not a pipe nobody reads while the worker runs (a full pipe would block it).
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=out, **kwargs)
 
 
 def _max_position(rm: ReadModels) -> int:
@@ -47,15 +56,12 @@ def test_kill_mid_batch_then_restart(backend, tmp_path):
     ledger = backend.open()
     _history(ledger, 250, seed=7)
     rm = ReadModels(ledger)
-    marker = tmp_path / "hanging"
-    proc = subprocess.Popen(
+    marker, log = tmp_path / "hanging", tmp_path / "hanging.log"
+    proc = _spawn(
         [sys.executable, "-m", "tests.projections.hanging_worker", backend.url,
-         backend.settings.encryption_key, str(marker), "2", "40"],
-        cwd=ROOT, stderr=subprocess.PIPE,
-    )
+         backend.settings.encryption_key, str(marker), "2", "40"], log, cwd=ROOT)
     try:
-        _wait_for(marker.exists, "the third batch was written", proc)
-        time.sleep(0.05)
+        _wait_for(marker.exists, "the third batch was written", proc, log)
         hanging_at = int(marker.read_text())
         committed = rm.position()
         assert 0 < committed < hanging_at <= ledger.head_position()
@@ -74,22 +80,28 @@ def test_kill_mid_batch_then_restart(backend, tmp_path):
 
 def test_kill_ledger_project_then_restart(backend, tmp_path):
     ledger = backend.open()
-    _history(ledger, 300, seed=11)
+    writer = HistoryWriter(ledger, random.Random(11))
+    writer.steps(150)
     rm = ReadModels(ledger)
     env = {**os.environ, "LEDGER_DATABASE_URL": backend.url,
            "LEDGER_ENCRYPTION_KEY": backend.settings.encryption_key,
            "LEDGER_KEY_FILE": str(tmp_path / "unused.key"),
            "LEDGER_AUDIT_KEY_FILE": str(tmp_path / "audit.key")}
     ledger_script = Path(sys.executable).parent / "ledger"
-    proc = subprocess.Popen([str(ledger_script), "project", "--batch", "5"], cwd=tmp_path,
-                            env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    log = tmp_path / "project.log"
+    proc = _spawn([str(ledger_script), "project", "--batch", "5"], log, cwd=tmp_path, env=env)
     try:
-        _wait_for(lambda: rm.position() > 0, "the first batch", proc)
+        caught_up = ledger.head_position()
+        _wait_for(lambda: rm.position() == caught_up, "the worker caught up", proc, log)
+        # Frozen, it cannot apply what comes next: it is killed with work pending, always
+        # (killed as it ran, it could finish the backlog between a look and the kill).
+        os.kill(proc.pid, signal.SIGSTOP)
+        writer.steps(150)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     killed_at = rm.position()
-    assert 0 < killed_at < ledger.head_position(), "killed after it had caught up: no test"
+    assert 0 < killed_at == caught_up < ledger.head_position()
     assert _max_position(rm) <= killed_at
     restarted = subprocess.run([str(ledger_script), "project", "--once"], cwd=tmp_path,
                                env=env, capture_output=True, timeout=WAIT_S)

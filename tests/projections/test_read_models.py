@@ -28,6 +28,7 @@ from service.commands import (
     ReverseVoucher,
     StartTransfer,
 )
+from tests.processes import eventually
 from tests.projections.helpers import assert_equal_to_rebuild
 from tests.service.scenario import found_tree, person
 
@@ -337,30 +338,27 @@ def test_concurrent_catch_ups_apply_each_event_once(setup):
     assert_equal_to_rebuild(rm)
 
 
-def test_worker_wakes_on_new_events(setup, backend):
+def test_worker_wakes_on_new_events(setup, backend, monkeypatch):
     ledger, tree, rm = setup
-    # On PostgreSQL the worker sleeps on LISTEN for up to a minute: only NOTIFY can wake it
-    # within the test's patience. SQLite polls.
-    worker = ProjectionWorker(rm, listen_timeout_s=60, poll_interval_s=0.05)
+    # On PostgreSQL the worker sleeps on LISTEN until a NOTIFY or its timeout: a timeout far
+    # beyond the test's patience leaves only the NOTIFY to wake it. SQLite polls.
+    worker = ProjectionWorker(rm, listen_timeout_s=600, poll_interval_s=0.05)
+    waiting = threading.Event()
+    wait = worker._wait
+
+    def noted_wait(listener):
+        waiting.set()
+        wait(listener)
+
+    monkeypatch.setattr(worker, "_wait", noted_wait)
     worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while rm.lag() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert rm.lag() == 0
-        time.sleep(0.3)  # the worker is now asleep, listening
-        position = ledger.execute(
-            JoinMember(
-                id_number=person(7),
-                name="新会员",
-                organization_code=tree.base_a,
-                joined_on="2024-01-01",
-            )
-        ).position
-        started = time.monotonic()
-        while rm.position() < position and time.monotonic() - started < 5:
-            time.sleep(0.01)
-        assert rm.position() >= position, "the worker did not wake on the new event"
+        # Caught up and gone to sleep (a fixed pause stood for this, and guessed).
+        eventually(lambda: waiting.is_set() and rm.lag() == 0, "the worker caught up and waits")
+        position = ledger.execute(JoinMember(id_number=person(7), name="新会员",
+                                             organization_code=tree.base_a,
+                                             joined_on="2024-01-01")).position
+        eventually(lambda: rm.position() >= position, "the worker woke on the new event")
     finally:
         worker.stop()
     assert rm.wait_for(position)
@@ -381,15 +379,27 @@ def test_worker_maintains_the_tables_once_writes_pause(setup, monkeypatch):
         return ran
 
     monkeypatch.setattr(rm, "maintain", maintain)
-    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05, min_interval_s=0.05)
+    # The burst reaches the worker whole, as a roster import's does. Had the worker caught
+    # up between two of the joins (a slow test thread), it would have maintained after the
+    # third and, with one event since, never after the fourth.
+    burst = threading.Lock()
+    catch_up = rm.catch_up
+
+    def catch_up_between_bursts(*args, **kwargs):
+        with burst:
+            return catch_up(*args, **kwargs)
+
+    monkeypatch.setattr(rm, "catch_up", catch_up_between_bursts)
+    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05,
+                              min_interval_s=0.05)
     worker.start()
     try:
-        for n in range(4):
-            _join(ledger, tree.base_a, 300 + n, "2024-01-01")
+        with burst:
+            for n in range(4):
+                _join(ledger, tree.base_a, 300 + n, "2024-01-01")
         head = ledger.head_position()
-        deadline = time.monotonic() + 15
-        while (not maintained or maintained[-1] < head) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually(lambda: bool(maintained) and maintained[-1] == head,
+                   "the tables maintained once the burst was applied")
     finally:
         worker.stop()
     assert maintained and maintained[-1] == head  # far fewer than MAINTAIN_EVERY_EVENTS

@@ -34,17 +34,21 @@ class Deployment:
 def open_deployment(database_url: str, workdir: Path) -> Deployment:
     processes = LedgerProcesses(database_url, workdir)
     server = ServerProcess(processes)
-    server.start()
-    tree = Tree()
-    client = httpx.Client(base_url=server.url, timeout=60)
-    api = Api(client, {"admin": processes.token("admin")}, tree, None, server)  # type: ignore[arg-type]
-    found_tree(api)
+    try:
+        server.start()
+        tree = Tree()
+        client = httpx.Client(base_url=server.url, timeout=60)
+        api = Api(client, {"admin": processes.token("admin")}, tree, None, server)  # type: ignore[arg-type]
+        found_tree(api)
+    except BaseException:
+        server.close()
+        raise
     return Deployment(processes, server, api, tree)
 
 
 def close_deployment(deployment: Deployment) -> None:
     deployment.api.client.close()
-    deployment.server.stop()
+    deployment.server.close()
 
 
 @pytest.fixture

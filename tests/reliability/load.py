@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 60.0
+ACKS_WAIT_S = 120.0
 
 
 @dataclass
@@ -99,6 +100,16 @@ class DuesLoad:
 
     def acked(self) -> list[Sent]:
         return [s for s in self.sent if s.acked]
+
+    def wait_for_acks(self, more: int, timeout_s: float = ACKS_WAIT_S) -> None:
+        """Until `more` writes beyond those acknowledged so far are acknowledged: the
+        clients are writing now, however slow the machine is."""
+        target = len(self.acked()) + more
+        deadline = time.monotonic() + timeout_s
+        while len(self.acked()) < target:
+            assert time.monotonic() < deadline, (
+                f"fewer than {more} writes acknowledged within {timeout_s:.0f}s")
+            self._stop.wait(0.05)
 
     def unknown(self) -> list[Sent]:
         return [s for s in self.sent if s.unknown]

@@ -18,10 +18,11 @@ from tests.reliability.report import record
 MB = 1024 * 1024
 ROSTER_BYTES = 100 * MB
 HOLD_S = 3.0
+ANSWER_WAIT_S = 60.0  # a deadline: a server that waits for the body never answers at all
 
 
 def connect(api: Api) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", api.server.port), timeout=30)
+    return socket.create_connection(("127.0.0.1", api.server.port), timeout=60)
 
 
 def head(api: Api, method: str, path: str, headers: dict[str, str]) -> bytes:
@@ -52,12 +53,11 @@ def roster_headers(api: Api, **extra: str) -> dict[str, str]:
 
 def test_a_100_mb_roster_with_its_length_is_refused_before_it_is_read(api: Api) -> None:
     with connect(api) as sock:
-        began = time.monotonic()
         sock.sendall(head(api, "POST", "/v1/members/imports",
                           roster_headers(api, **{"Content-Length": str(ROSTER_BYTES)})))
-        assert answered(sock, 10), "no answer before the body was sent"
+        # Not one byte of the body is ever sent: any answer comes before it was read.
+        assert answered(sock, ANSWER_WAIT_S), "no answer before the body was sent"
         assert status_of(sock) == 413
-        assert time.monotonic() - began < 5
 
 
 def test_a_100_mb_roster_streamed_without_length_is_cut_off_at_the_cap(api: Api) -> None:
@@ -73,16 +73,19 @@ def test_a_100_mb_roster_streamed_without_length_is_cut_off_at_the_cap(api: Api)
         line = b"110105197001010012,x,2020-01-01,,,\n"
         rows = (line * (MB // len(line) + 1))[:MB]
         chunk = b"%x\r\n" % MB + rows + b"\r\n"
+        # One megabyte past the cap and no more: a server that read on towards the 100 MB
+        # would be left waiting for the rest and never answer. (Sending on until the answer
+        # showed, as before, measured how much the kernel's buffers, which grow to tens of
+        # megabytes on loopback, had taken by then: 4 to 7 MB here, over 8 on a slow turn.)
         try:
-            while sent < ROSTER_BYTES and not answered(sock):
+            while sent <= limit and not answered(sock):
                 sock.sendall(chunk)
                 sent += MB
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server closed the connection after refusing
-        assert answered(sock, 10)
+        assert answered(sock, ANSWER_WAIT_S), f"no answer after {sent // MB} MB"
         assert status_of(sock) == 413
-    # Refused once past the cap, not after the whole 100 MB (socket buffers allow some slack).
-    assert sent <= limit + 8 * MB
+    assert sent <= limit + MB
     record("roster_100mb", {"backend": api.backend.kind, "streamed_before_413_mb": sent // MB,
                             "cap_mb": limit // MB})
 
@@ -92,18 +95,21 @@ def open_transactions(api: Api) -> int:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
-            "pg_backend_pid() AND xact_start < now() - interval '1 second'",
+            "pg_backend_pid() AND backend_type = 'client backend' "  # not autovacuum's
+            "AND xact_start < now() - interval '1 second'",
             (api.backend.pg_database,)).fetchone()
     return int(row[0])
 
 
-def other_write_is_quick(api: Api) -> float:
-    began = time.monotonic()
+def other_write_goes_through(api: Api) -> None:
+    """Blocked behind a slow client, the write would stay blocked (the slow clients hold on
+    until after this) until a lock timeout's 503 or this request's own 60 s timeout: its
+    success is the proof, and no stopwatch is needed (a bound of 2 s could fail on a loaded
+    machine for no fault of the server)."""
     response = api.post("/v1/funds/dues", {"organization_code": api.tree.base_a,
                                            "period": "2024-07", "amount": "1.00",
-                                           "received_on": "2024-07-20"})
+                                           "received_on": "2024-07-20"}, timeout=60)
     assert response.status_code == 201, response.text
-    return time.monotonic() - began
 
 
 def test_a_slow_client_holds_no_transaction(api: Api) -> None:
@@ -121,6 +127,6 @@ def test_a_slow_client_holds_no_transaction(api: Api) -> None:
         time.sleep(HOLD_S)
         if api.backend.kind == "postgres":
             assert open_transactions(api) == 0
-        assert other_write_is_quick(api) < 2.0
+        other_write_goes_through(api)
         trickle.sendall(body[20:])
         assert status_of(trickle) == 201

@@ -17,7 +17,8 @@ from tests.reliability.report import record
 
 OUTAGE_S = 15.0
 ANSWER_BOUND_S = 6.0  # a request sent while the database is down is answered within this
-RECOVERY_BOUND_S = 30.0
+RECOVERY_BOUND_S = 60.0  # a deadline for "recovers without a restart", not a measurement
+ACKS = 20
 
 
 def probe(client: httpx.Client, deployment: Deployment, load: DuesLoad) -> tuple[int | None, float]:
@@ -33,7 +34,7 @@ def test_database_outage(private_pg: PrivatePostgres, private_pg_deployment: Dep
     code = d.tree.base_a
     load = DuesLoad(lambda: d.server.url, d.admin, code, clients=4)
     load.start()
-    time.sleep(4)
+    load.wait_for_acks(ACKS)
     before = len(load.acked())
     assert before > 0, "the load wrote nothing before the outage"
 
@@ -78,7 +79,7 @@ def test_database_outage(private_pg: PrivatePostgres, private_pg_deployment: Dep
             assert read.status_code == 503, read.text
             time.sleep(0.2)
         assert reads_back_at is not None, "reads did not recover without a restart"
-        time.sleep(3)  # the load goes on after the recovery
+        load.wait_for_acks(ACKS)  # the load goes on after the recovery
     load.stop()
 
     # The same process served throughout: recovery needed no restart.

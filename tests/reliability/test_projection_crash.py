@@ -35,14 +35,16 @@ def test_kill_the_projection_worker_repeatedly(backend: Backend, tmp_path: Path)
     rng = random.Random(3)
     behind_at_kill = 0
     positions = [read_models.position()]
+    worker = None
     try:
         for _ in range(KILLS):
             worker = processes.spawn("project", "--batch", "1", log_name="project.log")
             # Kill it once it is applying batches (its position moves), at a random moment.
             started = read_models.position()
             deadline = time.monotonic() + 60
-            while read_models.position() == started and time.monotonic() < deadline:
+            while read_models.position() == started:
                 assert worker.poll() is None, "the worker exited by itself"
+                assert time.monotonic() < deadline, "the worker applied nothing in 60 s"
                 time.sleep(0.01)
             time.sleep(rng.uniform(0, 0.05))
             os.kill(worker.pid, signal.SIGKILL)
@@ -63,6 +65,9 @@ def test_kill_the_projection_worker_repeatedly(backend: Backend, tmp_path: Path)
         check = processes.rebuild_check()
         assert check.returncode == 0, check.stdout + check.stderr
     finally:
+        if worker is not None and worker.poll() is None:  # a failure left it running
+            worker.kill()
+            worker.wait(timeout=30)
         read_models.close()
     record("projection_crash", {"backend": backend.kind, "kills_survived": KILLS,
                                 "killed_with_work_pending": behind_at_kill,

@@ -18,7 +18,8 @@ from tests.reliability.load import DuesLoad, bank_balance_fen, retry_all
 from tests.reliability.report import record
 
 KILLS = 3
-LOAD_BEFORE_KILL_S = (1.5, 4.0)
+ACKS_BEFORE_KILL = 20  # the load is really writing when the server is killed
+LOAD_BEFORE_KILL_S = (0.0, 2.5)  # then a random moment of it
 
 
 @pytest.mark.slow
@@ -30,11 +31,12 @@ def test_kill_the_server_under_load(shared_pg_deployment: Deployment) -> None:
     load.start()
     restarts_s = []
     for _ in range(KILLS):
+        load.wait_for_acks(ACKS_BEFORE_KILL)
         time.sleep(rng.uniform(*LOAD_BEFORE_KILL_S))
         d.server.kill()
-        time.sleep(0.5)  # clients meet a dead port for a while
+        time.sleep(0.5)  # clients meet a dead port for a while (not a synchronisation)
         restarts_s.append(d.server.start())
-    time.sleep(2)
+    load.wait_for_acks(ACKS_BEFORE_KILL)  # and write again after the last restart
     load.stop()
 
     acked = load.acked()

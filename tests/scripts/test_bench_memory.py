@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -98,13 +97,19 @@ def test_a_childs_peak_does_not_count_its_parents_pages() -> None:
     ballast = bytearray(300 * 1024 * 1024)
     for i in range(0, len(ballast), 4096):
         ballast[i] = 1
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    # The child says when its interpreter is up, then waits for the test to end it: a
+    # fixed pause could come before it had started, or after it had exited, on a loaded
+    # machine.
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time; print('up', flush=True); time.sleep(600)"],
+                             stdout=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"
         peak = memory_mb(child.pid, "VmHWM")
         assert peak is not None and 1 < peak < 100
         assert memory_mb("self", "VmRSS") > 300
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
     assert memory_mb(child.pid) is None  # gone

@@ -129,7 +129,7 @@ def test_insert_takes_the_table_lock_and_notifies(pg_database: str) -> None:
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {recorder.channel_name}")
             assert insert_once(recorder, events(2)) == [1, 2]
-            assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == [
+            assert [n.channel for n in listener.notifies(timeout=60, stop_after=1)] == [
                 recorder.channel_name]
         # ROW SHARE conflicts with the EXCLUSIVE table lock, not with a plain INSERT's.
         with psycopg.connect(conninfo) as blocker:
