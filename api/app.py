@@ -75,19 +75,31 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         lifespan=lifespan,
         # FastAPI's built-in OpenTelemetry hooks: off, as no provider is configured here; left
         # on, they look the providers up on every request (a few % of the CPU per request).
-        telemetry={"tracing": False, "metrics": False, "logs": False,
-                   "operation_spans": False},
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
-    for module in (organizations, members, imports, rolls, funds, levy_policies, statements,
-                   audit, operations):
+    for module in (
+        organizations,
+        members,
+        imports,
+        rolls,
+        funds,
+        levy_policies,
+        statements,
+        audit,
+        operations,
+    ):
         app.include_router(module.router)
     if short_path:
         app.hot_posts = HotPosts(
             app.whole_stack,
-            [HotRoute(members.router, "/v1/members", members.join_member, JoinMember),
-             HotRoute(funds.router, "/v1/funds/dues", funds.record_dues, RecordDues)],
-            metrics=lambda: app.state.services.metrics, json_limit=settings.max_json_body_bytes)
+            [
+                HotRoute(members.router, "/v1/members", members.join_member, JoinMember),
+                HotRoute(funds.router, "/v1/funds/dues", funds.record_dues, RecordDues),
+            ],
+            metrics=lambda: app.state.services.metrics,
+            json_limit=settings.max_json_body_bytes,
+        )
     app.add_middleware(
         BodySizeLimit,
         json_limit=settings.max_json_body_bytes,

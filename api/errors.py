@@ -61,20 +61,39 @@ class Forbidden(ApiProblem):
 
 
 _SLUGS = {
-    400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 413: "request-too-large",
-    415: "unsupported-media-type", 422: "invalid-value", 429: "too-many-requests",
+    400: "malformed-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "request-too-large",
+    415: "unsupported-media-type",
+    422: "invalid-value",
+    429: "too-many-requests",
     503: "unavailable",
     500: "internal-error",
 }
-_TITLES = {404: "Not found", 405: "Method not allowed", 409: "Conflict with current state",
-           413: "Request too large", 415: "Unsupported media type", 422: "Invalid value",
-           429: "Too many requests", 503: "Database unavailable", 500: "Internal error"}
+_TITLES = {
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict with current state",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Invalid value",
+    429: "Too many requests",
+    503: "Database unavailable",
+    500: "Internal error",
+}
 
 
 def problem(
-    status: int, detail: str, *, title: str | None = None,
-    errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A problem answer. A detail may echo what the client sent (a path, a field name, a
     value): identity and mobile numbers in it are masked, whoever asked."""
@@ -85,8 +104,9 @@ def problem(
         "detail": mask_text(detail),
     }
     if errors is not None:
-        body["errors"] = [{key: mask_text(value) for key, value in error.items()}
-                          for error in errors]
+        body["errors"] = [
+            {key: mask_text(value) for key, value in error.items()} for error in errors
+        ]
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -109,9 +129,12 @@ def _validation_failed(_: Request, exc: RequestValidationError) -> JSONResponse:
     if any(e.get("loc") == ("body",) and e.get("type") == "missing" for e in errors):
         return problem(400, "a JSON body is required")
     return problem(
-        422, "one or more fields are invalid",
-        errors=[{"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg"))}
-                for e in errors],
+        422,
+        "one or more fields are invalid",
+        errors=[
+            {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg"))}
+            for e in errors
+        ],
     )
 
 
@@ -144,8 +167,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LimitReached)
     def _limit(_: Request, exc: LimitReached) -> JSONResponse:
-        return problem(429, exc.message, title=type(exc).__name__,
-                       headers={"Retry-After": str(exc.retry_after_s)})
+        return problem(
+            429,
+            exc.message,
+            title=type(exc).__name__,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
 
@@ -159,8 +186,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # sqlite3.OperationalError: the file is locked or unreadable (the read models' own
     # connections raise it directly; the event store wraps it as OperationalError).
-    for family in (OperationalError, InterfaceError, psycopg.OperationalError,
-                   psycopg.InterfaceError, sqlite3.OperationalError, TimeoutError):
+    for family in (
+        OperationalError,
+        InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        sqlite3.OperationalError,
+        TimeoutError,
+    ):
         app.add_exception_handler(family, _unavailable)
 
     @app.exception_handler(Exception)

@@ -16,13 +16,25 @@ TABLE_FORMATS = {
 }
 
 
-def tabular(fmt: str, body: dict[str, Any], *, rows: list[dict[str, Any]], filename: str,
-            title: str, subtitle: str, columns: Sequence[Column]) -> Response:
+def tabular(
+    fmt: str,
+    body: dict[str, Any],
+    *,
+    rows: list[dict[str, Any]],
+    filename: str,
+    title: str,
+    subtitle: str,
+    columns: Sequence[Column],
+) -> Response:
     if fmt == "json":
         return JSONResponse(body)
     disposition = {"Content-Disposition": f'attachment; filename="{filename}.{fmt}"'}
     if fmt == "csv":
-        return Response(to_csv(title, columns, rows, subtitle=subtitle),
-                        media_type="text/csv; charset=utf-8", headers=disposition)
-    return Response(to_xlsx(title, columns, rows, subtitle=subtitle), media_type=XLSX,
-                    headers=disposition)
+        return Response(
+            to_csv(title, columns, rows, subtitle=subtitle),
+            media_type="text/csv; charset=utf-8",
+            headers=disposition,
+        )
+    return Response(
+        to_xlsx(title, columns, rows, subtitle=subtitle), media_type=XLSX, headers=disposition
+    )

@@ -43,10 +43,21 @@ _KEY = re.compile(KEY_PATTERN)
 class HotRoute:
     """One POST route taken the short way: its endpoint and its body's model."""
 
-    def __init__(self, router: APIRouter, path: str,
-                 endpoint: Callable[..., Awaitable[Response]], body_model: type[BaseModel]) -> None:
-        routes = [r for r in router.routes if isinstance(r, APIRoute) and r.path == path
-                  and "POST" in r.methods and r.endpoint is endpoint]
+    def __init__(
+        self,
+        router: APIRouter,
+        path: str,
+        endpoint: Callable[..., Awaitable[Response]],
+        body_model: type[BaseModel],
+    ) -> None:
+        routes = [
+            r
+            for r in router.routes
+            if isinstance(r, APIRoute)
+            and r.path == path
+            and "POST" in r.methods
+            and r.endpoint is endpoint
+        ]
         if len(routes) != 1:
             raise ValueError(f"{endpoint.__name__} is not the one POST route {path} of the router")
         self.route = routes[0]  # what metrics read the route's template from
@@ -63,16 +74,23 @@ class HotPosts:
     these requests: it records them in the metrics (`metrics`), and it leaves a body over
     `json_limit` (declared, or read) to the stack, whose size limit refuses it."""
 
-    def __init__(self, app: ASGIApp, routes: list[HotRoute], *,
-                 metrics: Callable[[], Metrics], json_limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: list[HotRoute],
+        *,
+        metrics: Callable[[], Metrics],
+        json_limit: int,
+    ) -> None:
         self.app = app
         self.routes = {r.path: r for r in routes}
         self.metrics = metrics
         self.json_limit = json_limit
 
     def takes(self, scope: Scope) -> bool:
-        return (scope["type"] == "http" and scope["method"] == "POST"
-                and scope["path"] in self.routes)
+        return (
+            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = self.routes.get(scope["path"]) if self.takes(scope) else None
@@ -85,9 +103,14 @@ class HotPosts:
         key = headers.get(b"idempotency-key")
         content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         declared = headers.get(b"content-length")
-        if (caller is None or key is None or content_type != b"application/json"
-                or declared is None or not declared.isdigit()
-                or int(declared) > self.json_limit):
+        if (
+            caller is None
+            or key is None
+            or content_type != b"application/json"
+            or declared is None
+            or not declared.isdigit()
+            or int(declared) > self.json_limit
+        ):
             await self.app(scope, receive, send)
             return
         key_text = key.decode("latin-1")
@@ -108,8 +131,9 @@ class HotPosts:
         try:
             await response(scope, receive, send)
         finally:
-            self.metrics().observe(hot.path, "POST", response.status_code,
-                                   time.perf_counter() - started)
+            self.metrics().observe(
+                hot.path, "POST", response.status_code, time.perf_counter() - started
+            )
 
 
 def _single_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:

@@ -12,18 +12,22 @@ IMPORT_PATH = "/v1/members/imports"
 
 
 def _problem_413(limit: int) -> tuple[dict, bytes]:
-    body = json.dumps({
-        "type": "urn:union-ledger:problem:request-too-large",
-        "title": "Request too large",
-        "status": 413,
-        "detail": f"the request body is larger than {limit} bytes",
-    }).encode()
+    body = json.dumps(
+        {
+            "type": "urn:union-ledger:problem:request-too-large",
+            "title": "Request too large",
+            "status": 413,
+            "detail": f"the request body is larger than {limit} bytes",
+        }
+    ).encode()
     start = {
         "type": "http.response.start",
         "status": 413,
-        "headers": [(b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
     }
     return start, body
 

@@ -42,8 +42,11 @@ class Metrics:
             self._sums_s[key] += latency_s
             self._counts[key] += 1
 
-    def render(self, gauges: dict[str, tuple[str, float | None]],
-               counters: dict[str, tuple[str, int]] | None = None) -> str:
+    def render(
+        self,
+        gauges: dict[str, tuple[str, float | None]],
+        counters: dict[str, tuple[str, int]] | None = None,
+    ) -> str:
         """The exposition text; gauges and counters map a metric name to (help text, value)."""
         lines = [
             "# HELP ledger_http_requests_total HTTP requests by route, method and status.",
@@ -65,16 +68,17 @@ class Metrics:
                 count = self._counts[(route, method)]
                 inf = _labels(route=route, method=method, le="+Inf")
                 lines.append(f"{name}_bucket{inf} {count}")
-                lines.append(f"{name}_sum{_labels(route=route, method=method)} "
-                             f"{self._sums_s[(route, method)]:.6f}")
+                lines.append(
+                    f"{name}_sum{_labels(route=route, method=method)} "
+                    f"{self._sums_s[(route, method)]:.6f}"
+                )
                 lines.append(f"{name}_count{_labels(route=route, method=method)} {count}")
         for name, (help_text, value) in gauges.items():
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
             if value is not None:
                 lines.append(f"{name} {value:g}")
         for name, (help_text, total) in (counters or {}).items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter",
-                      f"{name} {total}"]
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {total}"]
         return "\n".join(lines) + "\n"
 
 

@@ -19,12 +19,16 @@ ScopeParam = Annotated[
 FormatParam = Annotated[Literal["json", "csv", "xlsx"], Query(description="json, csv or xlsx")]
 PageParam = Annotated[int, Query(ge=1, le=1_000_000, description="from 1")]
 PageSizeParam = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-DayParam = Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD",
-                                       examples=["2024-06-30"])]
+DayParam = Annotated[
+    str | None, Query(max_length=10, description="YYYY-MM-DD", examples=["2024-06-30"])
+]
 KnownAtParam = Annotated[
     str | None,
-    Query(max_length=40, description="RFC 3339 timestamp with offset: only what had been "
-          "recorded by then counts", examples=["2024-07-01T09:00:00+08:00"]),
+    Query(
+        max_length=40,
+        description="RFC 3339 timestamp with offset: only what had been recorded by then counts",
+        examples=["2024-07-01T09:00:00+08:00"],
+    ),
 ]
 
 
@@ -38,8 +42,9 @@ def parse_known_at(text: str | None) -> datetime.datetime | None:
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidValue("known_at", "an RFC 3339 timestamp such as "
-                           "2024-07-01T09:00:00+08:00") from None
+        raise InvalidValue(
+            "known_at", "an RFC 3339 timestamp such as 2024-07-01T09:00:00+08:00"
+        ) from None
     if "T" not in text.upper() or moment.tzinfo is None:
         raise InvalidValue("known_at", "a timestamp with a date, a time and an offset")
     return moment
@@ -48,8 +53,11 @@ def parse_known_at(text: str | None) -> datetime.datetime | None:
 def period(date_from: str | None, date_to: str | None) -> tuple[datetime.date, datetime.date]:
     """from/to, defaulting to the year so far."""
     today = datetime.date.today()
-    start = datetime.date(today.year, 1, 1) if date_from is None else parse_date(
-        date_from, field="from")
+    start = (
+        datetime.date(today.year, 1, 1)
+        if date_from is None
+        else parse_date(date_from, field="from")
+    )
     end = today if date_to is None else parse_date(date_to, field="to")
     if start > end:
         raise InvalidValue("from", "from is on or before to")

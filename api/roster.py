@@ -19,11 +19,19 @@ MAX_CELL_CHARS = 200
 COLUMNS = ("id_number", "name", "joined_on", "mobile", "migrant_worker", "new_employment_form")
 REQUIRED = ("id_number", "name", "joined_on")
 ALIASES = {
-    "身份证号": "id_number", "身份证号码": "id_number", "公民身份号码": "id_number",
-    "姓名": "name", "入会日期": "joined_on", "入会时间": "joined_on",
-    "手机号": "mobile", "手机号码": "mobile", "联系电话": "mobile",
-    "农民工": "migrant_worker", "是否农民工": "migrant_worker",
-    "新就业形态": "new_employment_form", "是否新就业形态": "new_employment_form",
+    "身份证号": "id_number",
+    "身份证号码": "id_number",
+    "公民身份号码": "id_number",
+    "姓名": "name",
+    "入会日期": "joined_on",
+    "入会时间": "joined_on",
+    "手机号": "mobile",
+    "手机号码": "mobile",
+    "联系电话": "mobile",
+    "农民工": "migrant_worker",
+    "是否农民工": "migrant_worker",
+    "新就业形态": "new_employment_form",
+    "是否新就业形态": "new_employment_form",
 }
 _TRUE = {"true", "1", "yes", "y", "是", "√"}
 _FALSE = {"false", "0", "no", "n", "否", ""}

@@ -107,8 +107,9 @@ class Caller:
             raise member_not_found(member_id)
         return member
 
-    def require_transfer_side(self, member_id: str, transfer_id: str, *,
-                              receiving_only: bool) -> None:
+    def require_transfer_side(
+        self, member_id: str, transfer_id: str, *, receiving_only: bool
+    ) -> None:
         """A transfer is the business of both unions: either may cancel it, only the receiving
         one may accept it. A caller who covers neither union is answered as for an unknown
         member; one who covers only the releasing union may not accept (403)."""
@@ -125,8 +126,10 @@ class Caller:
         if not self.covers(member["organization_code"]):
             raise member_not_found(member_id)
         if receiving_only:
-            raise Forbidden("only a token whose scope covers the receiving organisation "
-                            f"{pending['to_organization_code']} may accept this transfer")
+            raise Forbidden(
+                "only a token whose scope covers the receiving organisation "
+                f"{pending['to_organization_code']} may accept this transfer"
+            )
 
 
 async def _principal(

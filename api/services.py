@@ -31,8 +31,12 @@ class Services:
         ledger = Ledger(settings)
         read_models = ReadModels(ledger)
         return cls(
-            settings=settings, ledger=ledger, tokens=Tokens(ledger),
-            read_models=read_models, audit=AuditTrail(ledger, read_models), metrics=Metrics(),
+            settings=settings,
+            ledger=ledger,
+            tokens=Tokens(ledger),
+            read_models=read_models,
+            audit=AuditTrail(ledger, read_models),
+            metrics=Metrics(),
         )
 
     def start(self) -> None:
@@ -42,8 +46,10 @@ class Services:
         (settings.projection_thread). The loop also seals the audit chain by itself: one
         sealer per server (projections/audit/sealer.py)."""
         if self.settings.projection_thread:
-            self._projection = ProjectionWorker(self.read_models, sealer=AutoSealer(
-                self.audit, interval_s=self.settings.audit_seal_interval_s))
+            self._projection = ProjectionWorker(
+                self.read_models,
+                sealer=AutoSealer(self.audit, interval_s=self.settings.audit_seal_interval_s),
+            )
             self._projection.start()
 
     def close(self) -> None:

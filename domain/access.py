@@ -42,8 +42,7 @@ class Token(LedgerAggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["expires_at"] = state["timestamp"] + datetime.timedelta(
-                days=DEFAULT_EXPIRY_DAYS)
+            state["expires_at"] = state["timestamp"] + datetime.timedelta(days=DEFAULT_EXPIRY_DAYS)
 
     @event(Minted)
     def __init__(
@@ -96,8 +95,14 @@ class SearchWindow(LedgerAggregate):
         self.starts_at = starts_at
         self.searches = 0
 
-    def search(self, *, member_id: str | None, organization_code: str | None, limit: int,
-               at: datetime.datetime) -> None:
+    def search(
+        self,
+        *,
+        member_id: str | None,
+        organization_code: str | None,
+        limit: int,
+        at: datetime.datetime,
+    ) -> None:
         """Records one search, or refuses it once the window holds `limit` of them."""
         if self.searches >= limit:
             ends_at = self.starts_at + datetime.timedelta(seconds=SEARCH_WINDOW_S)

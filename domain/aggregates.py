@@ -12,5 +12,16 @@ from domain.policies import LevyPolicies
 from domain.reserves import FoundingReserve
 from domain.vouchers import Book, Voucher
 
-AGGREGATES = (Deployment, Organization, Member, Voucher, Book, LevyPolicies, FoundingReserve,
-              Token, SearchWindow, PiiRead, IdempotencyRecord)
+AGGREGATES = (
+    Deployment,
+    Organization,
+    Member,
+    Voucher,
+    Book,
+    LevyPolicies,
+    FoundingReserve,
+    Token,
+    SearchWindow,
+    PiiRead,
+    IdempotencyRecord,
+)

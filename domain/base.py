@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from copy import deepcopy
@@ -33,7 +33,7 @@ def current_actor() -> str:
 
 
 @contextmanager
-def acting_as(actor: str):
+def acting_as(actor: str) -> Iterator[None]:
     token = _actor.set(actor)
     try:
         yield
@@ -53,8 +53,19 @@ def stable_id(kind: str, key: str) -> UUID:
 
 # Types whose instances never change: an aggregate's copy may share them. Value classes of the
 # domain add themselves with @value_type.
-_IMMUTABLE: set[type] = {str, int, float, bool, type(None), bytes, datetime.date,
-                         datetime.datetime, UUID, Decimal, Fraction}
+_IMMUTABLE: set[type] = {
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    bytes,
+    datetime.date,
+    datetime.datetime,
+    UUID,
+    Decimal,
+    Fraction,
+}
 
 
 def value_type(cls: A) -> A:
@@ -76,7 +87,7 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     if kind is set:
         return {_copy(v, memo) for v in value}
     if kind is defaultdict:
-        copied = defaultdict(value.default_factory)
+        copied: defaultdict[Any, Any] = defaultdict(value.default_factory)
         copied.update((k, _copy(v, memo)) for k, v in value.items())
         return copied
     if isinstance(value, DomainEvent):
@@ -133,7 +144,7 @@ def stable_topic(topic: str) -> Callable[[A], A]:
                 # and upcasters, see docs/events.md): the aggregate's metaclass redefined it as
                 # a subclass of the declared one, which names the topic.
                 explicit = vars(declared).get("TOPIC")
-                obj.TOPIC = explicit
+                obj.TOPIC = explicit  # type: ignore[attr-defined]
             if not explicit or not explicit.startswith(topic + "."):
                 raise TypeError(f"{cls.__name__}.{name} needs an explicit topic under {topic}")
             register_topic(explicit, obj)

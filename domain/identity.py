@@ -140,7 +140,7 @@ class CreditCode:
         try:
             uscc.validate(code)
         except ValidationError as exc:
-            raise InvalidValue(field, f"not a valid credit code ({exc.message})") from None
+            raise InvalidValue(field, f"not a valid credit code ({exc})") from None
         return cls(code)
 
     @property
@@ -160,7 +160,9 @@ class CreditCode:
         return self.value
 
 
-def parse_region_code(text: str, *, field: str = "region_code", lengths=(6,)) -> str:
+def parse_region_code(
+    text: str, *, field: str = "region_code", lengths: tuple[int, ...] = (6,)
+) -> str:
     """An administrative division code (GB/T 2260) or a prefix of it."""
     if not isinstance(text, str) or not text.isascii() or not text.isdigit():
         raise InvalidValue(field, "a region code is made of ASCII digits")

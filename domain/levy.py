@@ -77,7 +77,7 @@ def parse_shares(raw: dict[str, str], *, field: str = "shares") -> dict[str, Fra
     for level in SHARE_LEVELS:
         text = raw[level]
         if not isinstance(text, str) or not _PERCENT_PATTERN.fullmatch(text):
-            raise InvalidValue(f"{field}.{level}", "a percentage is a decimal string like \"12.5\"")
+            raise InvalidValue(f"{field}.{level}", 'a percentage is a decimal string like "12.5"')
         shares[level] = Fraction(Decimal(text))
         if shares[level] > 100:
             raise InvalidValue(f"{field}.{level}", "a percentage is at most 100")
@@ -165,9 +165,7 @@ def share_levy(
     exact_weights = [weights[c] for c in ordered]
     parts = largest_remainder(amount.fen, exact_weights)
     return [
-        LevyShare(ranks[c], c, Money(fen))
-        for c, fen in zip(ordered, parts, strict=True)
-        if fen > 0
+        LevyShare(ranks[c], c, Money(fen)) for c, fen in zip(ordered, parts, strict=True) if fen > 0
     ]
 
 

@@ -163,8 +163,11 @@ class Member(LedgerAggregate):
     ) -> None:
         """入会 again after withdrawal or removal (admissions: as for join)."""
         if self.is_member:
-            raise AlreadyMember("this person is already a member of a union",
-                                organization_code=self.organization_code, status=self.status)
+            raise AlreadyMember(
+                "this person is already a member of a union",
+                organization_code=self.organization_code,
+                status=self.status,
+            )
         _check_joining(self.identity, organization, joined_on)
         self._require_on_or_after_last_change(joined_on, "joined_on")
         self._rejoined(
@@ -362,8 +365,12 @@ def _check_joining(
         )
 
 
-def _admit(organization: Organization, admissions: Admissions | None, member_id: str,
-           joined_on: datetime.date) -> None:
+def _admit(
+    organization: Organization,
+    admissions: Admissions | None,
+    member_id: str,
+    joined_on: datetime.date,
+) -> None:
     if admissions is None:
         organization.admit_member(member_id, joined_on)
     else:

@@ -35,7 +35,7 @@ class Money:
     def parse(cls, text: str, *, field: str = "amount") -> Money:
         """Parses "1234.5" or "1234.50"; rejects floats, exponents, separators, >2 decimals."""
         if not isinstance(text, str):
-            raise InvalidValue(field, "an amount must be a decimal string such as \"1234.50\"")
+            raise InvalidValue(field, 'an amount must be a decimal string such as "1234.50"')
         # fullmatch, not match: "$" would also accept a trailing newline ("1.00\n").
         match = _AMOUNT_PATTERN.fullmatch(text)
         if match is None:

@@ -283,9 +283,7 @@ class Organization(LedgerAggregate):
         """Refuses a member for this union's roll on that day, before anything is recorded."""
         self.require_active()
         if not self.is_base:
-            raise InvalidValue(
-                "organization_code", "members belong to a base or joint base union"
-            )
+            raise InvalidValue("organization_code", "members belong to a base or joint base union")
         if effective_on < self.founded_on:
             raise InvalidValue("effective_on", f"{self.code} was founded on {self.founded_on}")
 

@@ -27,21 +27,33 @@ from stdnum.cn import ric, uscc
 PERSON_KEYS = frozenset({"id_number", "member_id"})
 # Text people type, where an identity or mobile number may turn up. A union's `name` is free
 # text too (masked as text, not as a person's name).
-FREE_TEXT_KEYS = frozenset({
-    "note", "description", "reason", "purpose", "approval_ref", "title", "detail",
-    "message", "decode_error", "subtitle",
-})
+FREE_TEXT_KEYS = frozenset(
+    {
+        "note",
+        "description",
+        "reason",
+        "purpose",
+        "approval_ref",
+        "title",
+        "detail",
+        "message",
+        "decode_error",
+        "subtitle",
+    }
+)
 # A birth year this side of which an 18-digit run is taken for an identity number.
 EARLIEST_BIRTH_YEAR, LATEST_BIRTH_YEAR = 1900, 2099
 
 # 17 digits and a digit or X, alone or typed in groups (110105 19900307 123X, with spaces or
 # hyphens), never part of a longer run of letters and digits (a UUID, a hash, a reference).
 _ID_NUMBER_IN_TEXT = re.compile(
-    r"(?<![0-9A-Za-z])([0-9]{6})([ -]?)([0-9]{8})\2([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+    r"(?<![0-9A-Za-z])([0-9]{6})([ -]?)([0-9]{8})\2([0-9]{3}[0-9Xx])(?![0-9A-Za-z])"
+)
 # 11 digits from 13-19, optionally after +86/0086/86 and in groups (138 1234 5678).
 _MOBILE_IN_TEXT = re.compile(
     r"(?<![0-9A-Za-z])((?:(?:\+|00)?86[ -]?)?)(1[3-9][0-9])([ -]?)([0-9]{4})\3([0-9]{4})"
-    r"(?![0-9A-Za-z])")
+    r"(?![0-9A-Za-z])"
+)
 
 
 def mask_id_number(number: str) -> str:

@@ -97,13 +97,25 @@ class Posting:
         }
 
 
-def debit(org: str, account: str, amount: Money, *, earmarked: bool = False,
-          counterparty: str | None = None) -> Posting:
+def debit(
+    org: str,
+    account: str,
+    amount: Money,
+    *,
+    earmarked: bool = False,
+    counterparty: str | None = None,
+) -> Posting:
     return Posting(org, account, amount, Money(0), earmarked, counterparty)
 
 
-def credit(org: str, account: str, amount: Money, *, earmarked: bool = False,
-           counterparty: str | None = None) -> Posting:
+def credit(
+    org: str,
+    account: str,
+    amount: Money,
+    *,
+    earmarked: bool = False,
+    counterparty: str | None = None,
+) -> Posting:
     return Posting(org, account, Money(0), amount, earmarked, counterparty)
 
 
@@ -200,7 +212,7 @@ class Book(LedgerAggregate):
         """Credit balances of a payable account by counterparty (what this union owes)."""
         prefix = account_code + "|"
         return {
-            key[len(prefix):]: Money(-fen)
+            key[len(prefix) :]: Money(-fen)
             for key, fen in self.counterparty_balances.items()
             if key.startswith(prefix) and fen != 0
         }

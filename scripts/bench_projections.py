@@ -55,10 +55,13 @@ def rss_mb() -> float:
 
 def load_demo(env: dict[str, str], scale: float) -> None:
     started = time.perf_counter()
-    subprocess.run([str(REPO_ROOT / ".venv/bin/ledger"), "demo", "--scale", str(scale)],
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-    print(f"  loaded demo --scale {scale} in {time.perf_counter() - started:.0f}s",
-          file=sys.stderr)
+    subprocess.run(
+        [str(REPO_ROOT / ".venv/bin/ledger"), "demo", "--scale", str(scale)],
+        env={**os.environ, **env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"  loaded demo --scale {scale} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
 
 
 def stream_events(rm: ReadModels, decode: bool) -> int:
@@ -107,8 +110,7 @@ def write_rows_like(rm: ReadModels, source: TableSet) -> int:
                 with store.transaction(writer_conn) as cur:
                     if store.is_sqlite:
                         marks = ", ".join("?" for _ in table.column_names)
-                        cur.executemany(f"INSERT INTO {target} ({names}) VALUES ({marks})",
-                                        chunk)
+                        cur.executemany(f"INSERT INTO {target} ({names}) VALUES ({marks})", chunk)
                     else:
                         with cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
                             for row in chunk:
@@ -143,8 +145,11 @@ def run_store(label: str, settings: Settings, repeat: int) -> dict[str, list[flo
     def note(name: str, events: int, seconds: float, extra: str = "") -> None:
         rate = events / seconds
         rates.setdefault(name, []).append(rate)
-        print(f"  {name:9} {rate:>10,.0f} events/s  ({events:,} in {seconds:.2f}s; "
-              f"peak rss {rss_mb():.0f} MB){extra}", file=sys.stderr)
+        print(
+            f"  {name:9} {rate:>10,.0f} events/s  ({events:,} in {seconds:.2f}s; "
+            f"peak rss {rss_mb():.0f} MB){extra}",
+            file=sys.stderr,
+        )
 
     try:
         for _ in range(repeat):
@@ -175,33 +180,42 @@ def run_store(label: str, settings: Settings, repeat: int) -> dict[str, list[flo
 def summarise(label: str, rates: dict[str, list[float]]) -> None:
     print(f"\n{label}: events/s, min / median / max of {len(rates['build'])} runs")
     for name, values in rates.items():
-        print(f"  {name:9} {min(values):>10,.0f} {statistics.median(values):>10,.0f} "
-              f"{max(values):>10,.0f}")
+        print(
+            f"  {name:9} {min(values):>10,.0f} {statistics.median(values):>10,.0f} "
+            f"{max(values):>10,.0f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--scale", type=float, default=0.1,
-                        help="`ledger demo --scale`: 0.1 is about 31,000 events")
+    parser.add_argument(
+        "--scale", type=float, default=0.1, help="`ledger demo --scale`: 0.1 is about 31,000 events"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url", help="use this existing store instead of loading one")
     parser.add_argument("--key-file", type=Path, help="the existing store's key file")
-    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL,
-                        help="PostgreSQL server for the temporary database")
+    parser.add_argument(
+        "--admin-url",
+        default=DEFAULT_ADMIN_URL,
+        help="PostgreSQL server for the temporary database",
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
     results = []
     if args.url:
         key_file = args.key_file or Path("var/ledger.key")
-        settings = Settings(database_url=args.url, key_file=key_file,
-                            audit_key_file=key_file.with_name("audit.key"))
+        settings = Settings(
+            database_url=args.url, key_file=key_file, audit_key_file=key_file.with_name("audit.key")
+        )
         results.append((args.url, run_store(args.url, settings, args.repeat)))
     else:
         backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
         for backend in backends:
-            with tempfile.TemporaryDirectory() as tmp, \
-                    bench_store(backend, args.admin_url, Path(tmp)) as store:
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                bench_store(backend, args.admin_url, Path(tmp)) as store,
+            ):
                 load_demo(store.environment(), args.scale)
                 results.append((backend, run_store(backend, store.settings, args.repeat)))
     for label, rates in results:

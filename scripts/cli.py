@@ -14,8 +14,13 @@ import typer
 from scripts.common import EXPECTED_ERRORS, report_failure
 
 # Modules that add commands to the app, in the order their commands appear in --help.
-COMMAND_MODULES = ["scripts.cmd_demo", "scripts.cmd_server", "scripts.cmd_projections",
-                   "scripts.cmd_audit", "scripts.cmd_bench"]
+COMMAND_MODULES = [
+    "scripts.cmd_demo",
+    "scripts.cmd_server",
+    "scripts.cmd_projections",
+    "scripts.cmd_audit",
+    "scripts.cmd_bench",
+]
 
 
 def build_app() -> typer.Typer:

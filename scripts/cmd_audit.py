@@ -21,9 +21,12 @@ MAX_PROBLEMS_SHOWN = 20
 def seal(
     append_to: Annotated[
         Path | None,
-        typer.Option("--append-to", help="Also append the seal as one JSON line to this file "
-                                         "(keep it outside the system: a seal file for "
-                                         "`ledger audit verify --seal-file`)."),
+        typer.Option(
+            "--append-to",
+            help="Also append the seal as one JSON line to this file "
+            "(keep it outside the system: a seal file for "
+            "`ledger audit verify --seal-file`).",
+        ),
     ] = None,
 ) -> None:
     """Seals the chain up to now and prints the seal as one JSON line on stdout."""
@@ -68,8 +71,11 @@ def _summary(report: dict[str, Any]) -> str:
 def verify(
     seal_file: Annotated[
         Path | None,
-        typer.Option("--seal-file", help="Seals kept outside the system (JSON Lines, or a JSON "
-                                         "array); each must verify and match the store."),
+        typer.Option(
+            "--seal-file",
+            help="Seals kept outside the system (JSON Lines, or a JSON "
+            "array); each must verify and match the store.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
@@ -90,8 +96,10 @@ def verify(
 
 
 def export_seals(
-    seal_file: Annotated[Path, typer.Argument(help="The file to write (JSON Lines); seals it "
-                                                   "already holds are kept.")],
+    seal_file: Annotated[
+        Path,
+        typer.Argument(help="The file to write (JSON Lines); seals it already holds are kept."),
+    ],
 ) -> None:
     """Writes every seal to a file kept outside the system, for `ledger audit verify
     --seal-file`. Seals the file already holds are kept, even if the store lost them."""
@@ -100,8 +108,12 @@ def export_seals(
             written, only_in_file = AuditTrail(ledger).export_seals(seal_file)
         except (SealFileError, OSError) as exc:
             raise CommandFailed(f"cannot export the seals to {seal_file}: {exc}") from None
-    note = (f"; {only_in_file} of them are in the file but no longer in the store "
-            "(封印记录被删除: run `ledger audit verify --seal-file`)" if only_in_file else "")
+    note = (
+        f"; {only_in_file} of them are in the file but no longer in the store "
+        "(封印记录被删除: run `ledger audit verify --seal-file`)"
+        if only_in_file
+        else ""
+    )
     typer.echo(f"{written} seals in {seal_file}{note}", err=True)
 
 
@@ -118,8 +130,9 @@ def public_key() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    audit = typer.Typer(help="The tamper-evident audit trail: seals and verification.",
-                        no_args_is_help=True)
+    audit = typer.Typer(
+        help="The tamper-evident audit trail: seals and verification.", no_args_is_help=True
+    )
     audit.command("seal")(seal)
     audit.command("verify")(verify)
     audit.command("export-seals")(export_seals)

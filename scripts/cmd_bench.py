@@ -28,29 +28,47 @@ class Largest(StrEnum):
 
 
 def bench(
-    quick: Annotated[bool, typer.Option(
-        "--quick", help="Scaled-down sizes, under 5 minutes (the JSON says which).")] = False,
-    out: Annotated[Path | None, typer.Option(
-        help="Write the JSON here (default: stdout).")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        help="A PostgreSQL server to run on, as a URL to any database there: the bench "
-             f"creates its own database beside it and drops it afterwards ({ADMIN_URL_ENV}; "
-             "default postgresql://postgres@127.0.0.1:5432/postgres).")] = None,
-    backend: Annotated[Backend, typer.Option(
-        help="The store under test: PostgreSQL (the targets' backend) or a SQLite file.")
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Scaled-down sizes, under 5 minutes (the JSON says which)."),
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here (default: stdout).")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="A PostgreSQL server to run on, as a URL to any database there: the bench "
+            f"creates its own database beside it and drops it afterwards ({ADMIN_URL_ENV}; "
+            "default postgresql://postgres@127.0.0.1:5432/postgres)."
+        ),
+    ] = None,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="The store under test: PostgreSQL (the targets' backend) or a SQLite file."
+        ),
     ] = Backend.postgres,
-    largest: Annotated[Largest, typer.Option(
-        help="The largest store the full run loads and rebuilds (a city takes hours on two "
-             "cores); the province is always extrapolated from the sizes measured.")
+    largest: Annotated[
+        Largest,
+        typer.Option(
+            help="The largest store the full run loads and rebuilds (a city takes hours on two "
+            "cores); the province is always extrapolated from the sizes measured."
+        ),
     ] = Largest.city,
-    markdown: Annotated[Path | None, typer.Option(
-        help="Also write the README's table (Markdown) here.")] = None,
-    smoke: Annotated[bool, typer.Option(
-        "--smoke", hidden=True, help="The smallest sizes (the test suite's run).")] = False,
-    profile: Annotated[Path | None, typer.Option(
-        help="Sample every measurement with py-spy into this directory (collapsed stacks "
-             "and a summary each; the JSON gets the summaries). Figures of a profiled run "
-             "are a little lower.")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the README's table (Markdown) here.")
+    ] = None,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", hidden=True, help="The smallest sizes (the test suite's run)."),
+    ] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sample every measurement with py-spy into this directory (collapsed stacks "
+            "and a summary each; the JSON gets the summaries). Figures of a profiled run "
+            "are a little lower."
+        ),
+    ] = None,
 ) -> None:
     """Benchmark ingest, roster import, catch-up, rebuild and read latencies against the raw
     database ceilings, on a store of its own and a `ledger serve` subprocess."""
@@ -71,9 +89,14 @@ def bench(
         config = replace(config, extra_sizes=())
     admin_url = database_url or os.environ.get(ADMIN_URL_ENV) or DEFAULT_ADMIN_URL
     with progress_bar(transient=True) as bar:
-        result = run_bench(config, admin_url, progress=bar, backend=backend.value,
-                           note=lambda line: bar.console.print(line, markup=False),
-                           profile_dir=profile)
+        result = run_bench(
+            config,
+            admin_url,
+            progress=bar,
+            backend=backend.value,
+            note=lambda line: bar.console.print(line, markup=False),
+            profile_dir=profile,
+        )
     text = json.dumps(result, ensure_ascii=False, indent=2, default=str)
     if out is None:
         sys.stdout.write(text + "\n")

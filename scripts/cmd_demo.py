@@ -33,13 +33,22 @@ def register(app: typer.Typer) -> None:
     app.command("summary")(summary)
 
 
-SizeOption = Annotated[Size, typer.Option(
-    help="The deployment's root: a county, city or province federation of trade unions.")]
+SizeOption = Annotated[
+    Size,
+    typer.Option(
+        help="The deployment's root: a county, city or province federation of trade unions."
+    ),
+]
 SeedOption = Annotated[int, typer.Option(help="The same seed loads the same deployment.")]
-ScaleOption = Annotated[float, typer.Option(
-    min=0.0001, max=1.0,
-    help="Load this fraction of the realistic size (1.0: a county has about 1,000 base "
-         "unions and 105,000 members; a city 11 counties; a province 88).")]
+ScaleOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0001,
+        max=1.0,
+        help="Load this fraction of the realistic size (1.0: a county has about 1,000 base "
+        "unions and 105,000 members; a city 11 counties; a province 88).",
+    ),
+]
 
 
 def demo(size: SizeOption = Size.county, seed: SeedOption = 1, scale: ScaleOption = 1.0) -> None:
@@ -85,8 +94,11 @@ def _print_summary(ledger: Ledger) -> None:
     out.print(f"summary read {result.events:,} events in {time.perf_counter() - started:.1f} s")
 
 
-PHASES = {"organisations": "founding the tree", "members": "members joined before the year",
-          "year": "a year of business"}
+PHASES = {
+    "organisations": "founding the tree",
+    "members": "members joined before the year",
+    "year": "a year of business",
+}
 
 
 def _load_table(stats: LoadStats) -> Table:

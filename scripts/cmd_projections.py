@@ -44,8 +44,9 @@ def register(app: typer.Typer) -> None:
 
 def project(
     once: Annotated[bool, typer.Option(help="Catch up once and exit.")] = False,
-    batch: Annotated[int, typer.Option(min=1, max=100_000,
-                                       help="Events applied per transaction.")] = 2_000,
+    batch: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Events applied per transaction.")
+    ] = 2_000,
 ) -> None:
     """Run the projection worker: keep the read models caught up with the events.
 
@@ -63,8 +64,7 @@ def project(
                 stderr_console.print(f"read models at position {position}")
                 return
             signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
-            stderr_console.print(f"projecting from position {read_models.position()}; "
-                                 "Ctrl-C stops")
+            stderr_console.print(f"projecting from position {read_models.position()}; Ctrl-C stops")
             try:
                 worker.run()
             except KeyboardInterrupt:
@@ -78,10 +78,13 @@ def _run_rebuild(read_models: ReadModels, *, check_only: bool, keep_live: bool) 
     head = read_models.ledger.head_position()
     with progress_bar() as bar:
         task = bar.add_task("rebuilding read models (events)", total=head or 1)
-        report = rebuild(read_models.store, read_models.projector, check_only=check_only,
-                         keep_live=keep_live,
-                         on_batch=lambda position: bar.update(task, completed=min(position,
-                                                                                  head)))
+        report = rebuild(
+            read_models.store,
+            read_models.projector,
+            check_only=check_only,
+            keep_live=keep_live,
+            on_batch=lambda position: bar.update(task, completed=min(position, head)),
+        )
         bar.update(task, completed=head or 1)
     return report
 
@@ -93,8 +96,7 @@ def _print_comparison(report: RebuildReport) -> None:
         table.add_column(header)
     for t in comparison.tables:
         mark = "same" if t.equal else f"{t.checksum_live[:12]} ≠ {t.checksum_rebuilt[:12]}"
-        table.add_row(t.table, str(t.rows_live), str(t.rows_rebuilt), str(t.differing_rows),
-                      mark)
+        table.add_row(t.table, str(t.rows_live), str(t.rows_rebuilt), str(t.differing_rows), mark)
     stderr_console.print(table)
     if comparison.organizations:
         orgs = Table(title="organisations whose rows differ")
@@ -104,18 +106,24 @@ def _print_comparison(report: RebuildReport) -> None:
             orgs.add_row(name, org or "(all)")
         stderr_console.print(orgs)
     for diff in comparison.differences[:MAX_LISTED]:
-        stderr_console.print(f"[red]{diff['table']} {diff['key']}[/red]\n"
-                             f"  live:    {mask(diff['live'])}\n"
-                             f"  rebuilt: {mask(diff['rebuilt'])}")
+        stderr_console.print(
+            f"[red]{diff['table']} {diff['key']}[/red]\n"
+            f"  live:    {mask(diff['live'])}\n"
+            f"  rebuilt: {mask(diff['rebuilt'])}"
+        )
     if len(comparison.differences) > MAX_LISTED:
         stderr_console.print(f"... and {comparison.differing_rows - MAX_LISTED} more rows")
 
 
 def rebuild_command(
-    check: Annotated[bool, typer.Option(
-        "--check", help="Only compare; exit 1 if the rebuilt read models differ.")] = False,
-    json_out: Annotated[Path | None, typer.Option(
-        "--json", help="Also write the full comparison as JSON to this file.")] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only compare; exit 1 if the rebuilt read models differ."),
+    ] = False,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the full comparison as JSON to this file."),
+    ] = None,
 ) -> None:
     """Rebuild every read model from the first event beside the live ones, compare them
     by content (per table and per organisation), and switch over atomically."""
@@ -129,26 +137,35 @@ def rebuild_command(
     if json_out is not None:
         # The command's own peak resident memory (Linux; null elsewhere), for the benchmark.
         result = {**report.as_dict(), "peak_rss_mb": memory_mb()}
-        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str),
-                            encoding="utf-8")
-    rate = (f"{report.events:,} events in {report.seconds:.1f}s "
-            f"({report.events_per_s:,.0f} events/s)")
+        json_out.write_text(
+            json.dumps(result, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+        )
+    rate = (
+        f"{report.events:,} events in {report.seconds:.1f}s ({report.events_per_s:,.0f} events/s)"
+    )
     if report.switched:
-        print(f"rebuilt through position {report.position}: {rate}; switched over; "
-              f"{report.comparison.differing_rows} rows had differed")
+        print(
+            f"rebuilt through position {report.position}: {rate}; switched over; "
+            f"{report.comparison.differing_rows} rows had differed"
+        )
     else:
-        print(f"checked through position {report.position}: {rate}; "
-              f"{report.comparison.differing_rows} differing rows")
+        print(
+            f"checked through position {report.position}: {rate}; "
+            f"{report.comparison.differing_rows} differing rows"
+        )
     if check and not report.comparison.equal:
-        raise CommandFailed(f"the rebuilt read models differ from the live ones in "
-                            f"{report.comparison.differing_rows} rows")
+        raise CommandFailed(
+            f"the rebuilt read models differ from the live ones in "
+            f"{report.comparison.differing_rows} rows"
+        )
 
 
 def _print_section(section: Section) -> None:
     counts = section.counts()
     stderr_console.print(
-        f"[bold]{section.name}[/bold]: " + ", ".join(
-            f"{OUTCOME_NAMES[k]} {v}" for k, v in counts.items()))
+        f"[bold]{section.name}[/bold]: "
+        + ", ".join(f"{OUTCOME_NAMES[k]} {v}" for k, v in counts.items())
+    )
     for outcome in ("mismatched", "missing_in_ledger", "missing_in_file"):
         for row in getattr(section, outcome)[:MAX_LISTED]:
             shown = {k: v for k, v in row.items() if v is not None}
@@ -157,13 +174,20 @@ def _print_section(section: Section) -> None:
 
 def reconcile(
     period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
-    levy_file: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="The tax bureau's levy file (CSV).")] = None,
-    bank_file: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="The bank statement (CSV).")] = None,
-    organization: Annotated[str | None, typer.Option(
-        help="The union whose bank account the statement is (required with --bank-file); "
-             "it also limits the levy check to levies received at or below it.")] = None,
+    levy_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="The tax bureau's levy file (CSV)."),
+    ] = None,
+    bank_file: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="The bank statement (CSV).")
+    ] = None,
+    organization: Annotated[
+        str | None,
+        typer.Option(
+            help="The union whose bank account the statement is (required with --bank-file); "
+            "it also limits the levy check to levies received at or below it."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report as XLSX here.")] = None,
 ) -> None:
     """Month-end reconciliation: read models rebuilt against live, the ledger's levy
@@ -182,17 +206,20 @@ def reconcile(
             if organization is not None:
                 read_models.organization(organization)  # NotFound: a one-line error
             if levy_rows is not None:
-                sections.append(("levy", reconcile_levies(read_models, month, levy_rows,
-                                                          organization)))
+                sections.append(
+                    ("levy", reconcile_levies(read_models, month, levy_rows, organization))
+                )
             if bank_rows is not None:
-                sections.append(("bank", reconcile_bank(read_models, organization, month,
-                                                        bank_rows)))
+                sections.append(
+                    ("bank", reconcile_bank(read_models, organization, month, bank_rows))
+                )
         finally:
             read_models.close()
     rebuild_dict: dict[str, Any] = report.as_dict()
     stderr_console.print(
         f"[bold]读模型重建核对[/bold]: position {report.position}, "
-        f"{report.comparison.differing_rows} differing rows")
+        f"{report.comparison.differing_rows} differing rows"
+    )
     if not report.comparison.equal:
         _print_comparison(report)
     for _, section in sections:
@@ -206,4 +233,3 @@ def reconcile(
     if problems:
         raise CommandFailed(f"{month}: differences found in {', '.join(problems)}")
     print(f"{month}: everything matches")
-

@@ -65,8 +65,13 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if settings.workers == 1:
-            uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                        log_level="info", access_log=False)
+            uvicorn.run(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+                access_log=False,
+            )
             return
         assert holder is not None
         http_processes.serve(settings, holder)
@@ -82,13 +87,19 @@ def token_create(
     role: Annotated[Role, typer.Option(help="clerk, auditor or admin.")],
     organization: Annotated[
         str | None,
-        typer.Option(help="Organisation code: the token's scope is it and everything below. "
-                          "Omitted: deployment-wide."),
+        typer.Option(
+            help="Organisation code: the token's scope is it and everything below. "
+            "Omitted: deployment-wide."
+        ),
     ] = None,
     pii: Annotated[bool, typer.Option("--pii", help="Allow unmasked personal data.")] = False,
     expires_in: Annotated[
-        int, typer.Option("--expires-in", metavar="DAYS",
-                          help=f"Days until the token expires (1 to {MAX_EXPIRY_DAYS}).")
+        int,
+        typer.Option(
+            "--expires-in",
+            metavar="DAYS",
+            help=f"Days until the token expires (1 to {MAX_EXPIRY_DAYS}).",
+        ),
     ] = DEFAULT_EXPIRY_DAYS,
 ) -> None:
     """Mints a token and prints it alone on the last line of stdout (it is shown only once);
@@ -102,9 +113,11 @@ def token_create(
         expires_at = tokens.describe(principal.token_id)["expires_at"]
     scope = principal.organization_code or "deployment-wide"
     typer.echo(f"ledger: token written to {store_name(settings)}", err=True)
-    typer.echo(f"token {principal.token_id}: role {principal.role}, scope {scope}, "
-               f"personal data {'unmasked' if principal.pii else 'masked'}, "
-               f"expires {_when(expires_at)}")
+    typer.echo(
+        f"token {principal.token_id}: role {principal.role}, scope {scope}, "
+        f"personal data {'unmasked' if principal.pii else 'masked'}, "
+        f"expires {_when(expires_at)}"
+    )
     typer.echo(token)
 
 
@@ -125,28 +138,45 @@ def token_list(
         tokens = Tokens(ledger).describe_all()
     if as_json:
         for t in tokens:
-            typer.echo(json.dumps({k: _when(v) if isinstance(v, datetime.datetime) else v
-                                   for k, v in t.items()}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {k: _when(v) if isinstance(v, datetime.datetime) else v for k, v in t.items()},
+                    ensure_ascii=False,
+                )
+            )
         return
-    rows = [(t["id"], t["role"], t["organization_code"] or "deployment-wide",
-             "yes" if t["pii"] else "no", _when(t["created_at"]), _when(t["expires_at"]),
-             _when(t["last_used_at"]), _when(t["revoked_at"])) for t in tokens]
+    rows = [
+        (
+            t["id"],
+            t["role"],
+            t["organization_code"] or "deployment-wide",
+            "yes" if t["pii"] else "no",
+            _when(t["created_at"]),
+            _when(t["expires_at"]),
+            _when(t["last_used_at"]),
+            _when(t["revoked_at"]),
+        )
+        for t in tokens
+    ]
     widths = [max(len(str(c)) for c in column) for column in zip(TOKEN_COLUMNS, *rows, strict=True)]
     for row in (TOKEN_COLUMNS, *rows):
         typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def token_revoke(
-    token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id "
-                                                              "(`ledger token list`).")],
+    token_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The token's id (`ledger token list`).")
+    ],
 ) -> None:
     """Revokes a token: every server process refuses it (401) within 5 seconds."""
     settings = load_settings()
     with ledger_session(settings) as ledger:
         revoked = Tokens(ledger).revoke(token_id)
     if revoked["already_revoked"]:
-        typer.echo(f"ledger: token {revoked['id']} was revoked already, at "
-                   f"{_when(revoked['revoked_at'])}", err=True)
+        typer.echo(
+            f"ledger: token {revoked['id']} was revoked already, at {_when(revoked['revoked_at'])}",
+            err=True,
+        )
     else:
         typer.echo(f"ledger: token {revoked['id']} revoked in {store_name(settings)}", err=True)
     typer.echo(f"token {revoked['id']}: revoked {_when(revoked['revoked_at'])}")

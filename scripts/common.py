@@ -151,8 +151,10 @@ def one_line(exc: BaseException) -> str:
     elif isinstance(exc, PayloadBindingError):
         text = f"{exc} (run `ledger audit verify`)"
     elif isinstance(exc, MapperDeserialisationError):
-        text = ("cannot decrypt the stored events: this store was written with another "
-                "encryption key (check LEDGER_ENCRYPTION_KEY or LEDGER_KEY_FILE)")
+        text = (
+            "cannot decrypt the stored events: this store was written with another "
+            "encryption key (check LEDGER_ENCRYPTION_KEY or LEDGER_KEY_FILE)"
+        )
     else:
         text = str(exc) or type(exc).__name__
     if isinstance(exc, PersistenceError | psycopg.OperationalError | sqlite3.OperationalError):

@@ -33,13 +33,31 @@ from scripts.demo_names import (
 DEMO_YEAR = 2025
 LEVY_POLICIES: list[dict] = [
     # 浙江: 60% kept by the base union, 40% up the tree (national 5%).
-    {"region_code": "33", "effective_from": "2021-01-01",
-     "shares": {"base": "60", "township": "5", "county": "14", "city": "8",
-                "province": "8", "national": "5"}},
+    {
+        "region_code": "33",
+        "effective_from": "2021-01-01",
+        "shares": {
+            "base": "60",
+            "township": "5",
+            "county": "14",
+            "city": "8",
+            "province": "8",
+            "national": "5",
+        },
+    },
     # 杭州 from July of the demo year: township unions keep more, the city less.
-    {"region_code": "3301", "effective_from": "2025-07-01",
-     "shares": {"base": "60", "township": "7.5", "county": "13.5", "city": "6",
-                "province": "8", "national": "5"}},
+    {
+        "region_code": "3301",
+        "effective_from": "2025-07-01",
+        "shares": {
+            "base": "60",
+            "township": "7.5",
+            "county": "13.5",
+            "city": "6",
+            "province": "8",
+            "national": "5",
+        },
+    },
 ]
 SIZES = ("county", "city", "province")
 # Per county at scale 1: about 1,000 base unions and 105,000 members (domain.md: a county has
@@ -146,8 +164,9 @@ def _date_between(rng: random.Random, first: datetime.date, last: datetime.date)
     return first + datetime.timedelta(days=rng.randrange((last - first).days + 1))
 
 
-def _day_in(rng: random.Random, month: int, first_day: int = 1, last_day: int = 28
-            ) -> datetime.date:
+def _day_in(
+    rng: random.Random, month: int, first_day: int = 1, last_day: int = 28
+) -> datetime.date:
     return datetime.date(DEMO_YEAR, month, rng.randint(first_day, last_day))
 
 
@@ -197,8 +216,9 @@ class _Builder:
         rng = self.rng
         line, form = rng.choice(PLATFORM_INDUSTRIES if platform else INDUSTRIES)
         place = city.removesuffix("市")
-        return self.unique(lambda: f"{place}{rng.choice(TRADE_WORDS)}{rng.choice(TRADE_WORDS)}"
-                           f"{line}{form}")
+        return self.unique(
+            lambda: f"{place}{rng.choice(TRADE_WORDS)}{rng.choice(TRADE_WORDS)}{line}{form}"
+        )
 
     def person_name(self, male: bool) -> str:
         surname = self.rng.choices(self.surnames, self.surname_weights)[0]
@@ -214,30 +234,70 @@ class _Builder:
         """Founds the root and the levels down to the counties; returns the county codes."""
         names = divisions()
         if self.size == "county":
-            root = self.add(OrgPlan(self.union_code("330106", base=False), "杭州市西湖区总工会",
-                                    "county", None, "330106", datetime.date(1984, 3, 8)))
+            root = self.add(
+                OrgPlan(
+                    self.union_code("330106", base=False),
+                    "杭州市西湖区总工会",
+                    "county",
+                    None,
+                    "330106",
+                    datetime.date(1984, 3, 8),
+                )
+            )
             self.county_tree(root, "杭州市", "西湖区")
             return [root.code]
         if self.size == "city":
-            root = self.add(OrgPlan(self.union_code("330100", base=False), "杭州市总工会",
-                                    "city", None, "330100", datetime.date(1950, 5, 1)))
+            root = self.add(
+                OrgPlan(
+                    self.union_code("330100", base=False),
+                    "杭州市总工会",
+                    "city",
+                    None,
+                    "330100",
+                    datetime.date(1950, 5, 1),
+                )
+            )
             cities = [(root, "330100")]
         else:
-            root = self.add(OrgPlan(self.union_code("330000", base=False), "浙江省总工会",
-                                    "province", None, "330000", datetime.date(1950, 5, 1)))
+            root = self.add(
+                OrgPlan(
+                    self.union_code("330000", base=False),
+                    "浙江省总工会",
+                    "province",
+                    None,
+                    "330000",
+                    datetime.date(1950, 5, 1),
+                )
+            )
             cities = []
             for code, name in cities_of("33"):
-                org = self.add(OrgPlan(self.union_code(code, base=False), f"{name}总工会", "city",
-                                       root.code, code, datetime.date(1952, 5, 1)))
+                org = self.add(
+                    OrgPlan(
+                        self.union_code(code, base=False),
+                        f"{name}总工会",
+                        "city",
+                        root.code,
+                        code,
+                        datetime.date(1952, 5, 1),
+                    )
+                )
                 cities.append((org, code))
         counties = []
         for city, city_region in cities:
             for code, name in counties_of(city_region[:4]):
-                founded = _date_between(self.rng, datetime.date(1978, 1, 1),
-                                        datetime.date(1995, 12, 31))
-                county = self.add(OrgPlan(self.union_code(code, base=False),
-                                          f"{names[city_region]}{name}总工会", "county",
-                                          city.code, code, founded))
+                founded = _date_between(
+                    self.rng, datetime.date(1978, 1, 1), datetime.date(1995, 12, 31)
+                )
+                county = self.add(
+                    OrgPlan(
+                        self.union_code(code, base=False),
+                        f"{names[city_region]}{name}总工会",
+                        "county",
+                        city.code,
+                        code,
+                        founded,
+                    )
+                )
                 self.county_tree(county, names[city_region], name)
                 counties.append(county.code)
         return counties
@@ -252,16 +312,31 @@ class _Builder:
         if self.scale < 1 and region != "330106":
             township_names = township_names[: max(2, round(len(township_names) * self.scale))]
         townships = [
-            self.add(OrgPlan(self.union_code(region, base=False), f"{county_name}{name}总工会",
-                             "township", county.code, region,
-                             _date_between(rng, max(county.founded_on, datetime.date(1990, 1, 1)),
-                                           datetime.date(2005, 12, 31))))
+            self.add(
+                OrgPlan(
+                    self.union_code(region, base=False),
+                    f"{county_name}{name}总工会",
+                    "township",
+                    county.code,
+                    region,
+                    _date_between(
+                        rng,
+                        max(county.founded_on, datetime.date(1990, 1, 1)),
+                        datetime.date(2005, 12, 31),
+                    ),
+                )
+            )
             for name in township_names
         ]
         bases = max(MIN_BASES_PER_COUNTY, round(BASES_PER_COUNTY * self.scale))
         # One joint union of platform workers (新就业形态) directly under the county.
-        self.add_base(county, city, joint=True, platform=True,
-                      name=f"{county_name}新就业形态劳动者联合工会委员会")
+        self.add_base(
+            county,
+            city,
+            joint=True,
+            platform=True,
+            name=f"{county_name}新就业形态劳动者联合工会委员会",
+        )
         joint_left = max(1, round(bases * JOINT_BASE_SHARE))
         for i in range(bases - 1):
             direct = i % round(1 / DIRECT_BASE_SHARE) == 0
@@ -269,10 +344,19 @@ class _Builder:
             joint = not direct and joint_left > 0 and i % round(1 / JOINT_BASE_SHARE) == 1
             if joint:
                 joint_left -= 1
-                self.add_base(parent, city, joint=True, platform=False,
-                              name=self.unique(lambda p=parent: p.name.removesuffix("总工会")
-                                               + rng.choice(JOINT_UNION_KINDS)
-                                               + "联合工会委员会"))
+                self.add_base(
+                    parent,
+                    city,
+                    joint=True,
+                    platform=False,
+                    name=self.unique(
+                        lambda p=parent: (
+                            p.name.removesuffix("总工会")
+                            + rng.choice(JOINT_UNION_KINDS)
+                            + "联合工会委员会"
+                        )
+                    ),
+                )
             else:
                 self.add_base(parent, city, joint=False, platform=rng.random() < 0.04)
         for _ in range(FOUNDING_RESERVE_EMPLOYERS):
@@ -281,24 +365,43 @@ class _Builder:
             staff = max(4, round(rng.randint(40, 160) * self.scale**0.5))
             employer = self.employer(region, self.company_name(city, False), staff * wage)
             self.reserve_employers.append((employer, county.code))
-            union = OrgPlan(self.union_code(region, base=True), f"{employer.name}工会委员会",
-                            "base", township.code, region, datetime.date(DEMO_YEAR, 6, 18),
-                            employer.code, staff, channel="employer", employers=[employer],
-                            average_wage_fen=wage)
+            union = OrgPlan(
+                self.union_code(region, base=True),
+                f"{employer.name}工会委员会",
+                "base",
+                township.code,
+                region,
+                datetime.date(DEMO_YEAR, 6, 18),
+                employer.code,
+                staff,
+                channel="employer",
+                employers=[employer],
+                average_wage_fen=wage,
+            )
             self.in_year_bases.append((union, union.founded_on))
             self.org_changes.append(OrgChange(union.founded_on, "found", union.code))
 
-    def add_base(self, parent: OrgPlan, city: str, *, joint: bool, platform: bool,
-                 name: str | None = None) -> OrgPlan:
+    def add_base(
+        self, parent: OrgPlan, city: str, *, joint: bool, platform: bool, name: str | None = None
+    ) -> OrgPlan:
         rng, region = self.rng, parent.region_code
         wage = rng.randrange(5_500_00, 16_000_00, 100_00)
         if platform:
             wage = rng.randrange(6_000_00, 9_500_00, 100_00)
-        founded = _date_between(rng, max(parent.founded_on, datetime.date(1995, 1, 1)),
-                                datetime.date(2024, 6, 30))
-        org = OrgPlan(self.union_code(region, base=True), "", "joint_base" if joint else "base",
-                      parent.code, region, founded, channel=rng.choice(("employer", "tax")),
-                      average_wage_fen=wage, platform=platform)
+        founded = _date_between(
+            rng, max(parent.founded_on, datetime.date(1995, 1, 1)), datetime.date(2024, 6, 30)
+        )
+        org = OrgPlan(
+            self.union_code(region, base=True),
+            "",
+            "joint_base" if joint else "base",
+            parent.code,
+            region,
+            founded,
+            channel=rng.choice(("employer", "tax")),
+            average_wage_fen=wage,
+            platform=platform,
+        )
         if joint:
             org.name = name or ""
             org.employers = [
@@ -324,8 +427,9 @@ class _Builder:
         if not migrant and rng.random() < 0.35:
             region = "330106"
         age = rng.randint(20, 58)
-        birth = _date_between(rng, datetime.date(DEMO_YEAR - age - 1, 1, 2),
-                              datetime.date(DEMO_YEAR - age, 1, 1))
+        birth = _date_between(
+            rng, datetime.date(DEMO_YEAR - age - 1, 1, 2), datetime.date(DEMO_YEAR - age, 1, 1)
+        )
         while True:
             sequence = rng.randrange(500) * 2 + (1 if male else 0)
             number = synthetic.id_number(region, birth, sequence)
@@ -344,8 +448,9 @@ class _Builder:
         # Whole tens of yuan, as payslips show; never below the minimum wage.
         wage_tens = round(org.average_wage_fen * rng.lognormvariate(0, 0.3) / 1000)
         wage = max(MIN_WAGE_FEN, wage_tens * 1000)
-        self.people.append(Person(number, self.person_name(male), mobile, migrant, nef,
-                                  org.code, joined_on, wage))
+        self.people.append(
+            Person(number, self.person_name(male), mobile, migrant, nef, org.code, joined_on, wage)
+        )
         return self.people[-1]
 
     def populate(self, counties: list[str]) -> tuple[list[int], list[Story]]:
@@ -363,8 +468,9 @@ class _Builder:
         stories: list[Story] = []
         for county_code in counties:
             bases = by_county[county_code]
-            members = max(MIN_MEMBERS_PER_COUNTY,
-                          round(BASES_PER_COUNTY * MEMBERS_PER_BASE * self.scale))
+            members = max(
+                MIN_MEMBERS_PER_COUNTY, round(BASES_PER_COUNTY * MEMBERS_PER_BASE * self.scale)
+            )
             weights = [rng.lognormvariate(0, 1.1) for _ in bases]
             total = sum(weights)
             counts = [max(1, math.floor(members * w / total)) for w in weights]
@@ -419,8 +525,14 @@ class _Builder:
             if i == 0:
                 stories.append(Story(start + datetime.timedelta(days=5), "transfer_cancel", p))
             else:
-                stories.append(Story(start + datetime.timedelta(days=rng.randint(3, 20)),
-                                     "transfer_accept", p, target))
+                stories.append(
+                    Story(
+                        start + datetime.timedelta(days=rng.randint(3, 20)),
+                        "transfer_accept",
+                        p,
+                        target,
+                    )
+                )
         p = take(0, 1)[0]
         target = rng.choice([b for b in bases if b != self.people[p].organization_code])
         stories.append(Story(_day_in(rng, 12, 1, 20), "transfer_start", p, target, 1))
@@ -428,8 +540,9 @@ class _Builder:
             retained = _day_in(rng, rng.randint(1, 9))
             stories.append(Story(retained, "retain", p, code=rng.choice((2, 3))))
             if i % 3 == 0:
-                stories.append(Story(retained + datetime.timedelta(days=rng.randint(40, 100)),
-                                     "reinstate", p))
+                stories.append(
+                    Story(retained + datetime.timedelta(days=rng.randint(40, 100)), "reinstate", p)
+                )
         for i, p in enumerate(take(0.012, 3)):
             left = _day_in(rng, rng.randint(1, 10))
             change, reason = rng.choices(((6, 5), (6, 1), (5, 6)), (70, 25, 5))[0]
@@ -437,8 +550,9 @@ class _Builder:
             if i % 5 == 0:
                 home = self.people[p].organization_code
                 target = rng.choice([b for b in bases if b != home])
-                stories.append(Story(left + datetime.timedelta(days=rng.randint(20, 60)),
-                                     "rejoin", p, target))
+                stories.append(
+                    Story(left + datetime.timedelta(days=rng.randint(20, 60)), "rejoin", p, target)
+                )
         for p in take(0.001, 1):
             stories.append(Story(_day_in(rng, rng.randint(1, 12)), "correct", p))
         return stories
@@ -447,16 +561,23 @@ class _Builder:
         rng = self.rng
         bases = [o for o in self.orgs if o.level == "base"]
         renamed = rng.choice(bases)
-        self.org_changes.append(OrgChange(_day_in(rng, 3), "rename", renamed.code,
-                                          renamed.name.replace("有限公司", "集团有限公司", 1)))
+        self.org_changes.append(
+            OrgChange(
+                _day_in(rng, 3),
+                "rename",
+                renamed.code,
+                renamed.name.replace("有限公司", "集团有限公司", 1),
+            )
+        )
         counties = {o.code for o in self.orgs if o.level == "county"}
         direct = [o for o in bases if o.parent_code in counties]
         townships = [o for o in self.orgs if o.level == "township"]
         if direct:
             moved = rng.choice(direct)
             target = rng.choice([t for t in townships if t.parent_code == moved.parent_code])
-            self.org_changes.append(OrgChange(_day_in(rng, 7, 12, 20), "move", moved.code,
-                                              target.code))
+            self.org_changes.append(
+                OrgChange(_day_in(rng, 7, 12, 20), "move", moved.code, target.code)
+            )
 
 
 def build_plan(size: str = "county", scale: float = 1.0, seed: int = 1) -> DemoPlan:
@@ -470,9 +591,17 @@ def build_plan(size: str = "county", scale: float = 1.0, seed: int = 1) -> DemoP
     stories = [s for s in stories if s.on.year == DEMO_YEAR]
     stories.sort(key=lambda s: (s.on, s.person))
     return DemoPlan(
-        size=size, scale=scale, seed=seed, root_code=builder.orgs[0].code,
-        organizations=builder.orgs, people=builder.people, pre_year_members=pre_year,
-        stories=stories, org_changes=sorted(builder.org_changes, key=lambda c: c.on),
+        size=size,
+        scale=scale,
+        seed=seed,
+        root_code=builder.orgs[0].code,
+        organizations=builder.orgs,
+        people=builder.people,
+        pre_year_members=pre_year,
+        stories=stories,
+        org_changes=sorted(builder.org_changes, key=lambda c: c.on),
         in_year_organizations={o.code: o for o, _ in builder.in_year_bases},
-        reserve_employers=builder.reserve_employers, policies=LEVY_POLICIES, counties=counties,
+        reserve_employers=builder.reserve_employers,
+        policies=LEVY_POLICIES,
+        counties=counties,
     )

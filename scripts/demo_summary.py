@@ -29,18 +29,29 @@ from service.application import Ledger
 
 PAGE_SIZE = 2000
 LEVEL_NAMES = {
-    "national": "全国总工会 national", "province": "省总工会 province", "city": "市总工会 city",
-    "county": "县级总工会 county", "township": "乡镇/街道工会 township",
-    "base": "基层工会 base", "joint_base": "联合基层工会 joint base",
+    "national": "全国总工会 national",
+    "province": "省总工会 province",
+    "city": "市总工会 city",
+    "county": "县级总工会 county",
+    "township": "乡镇/街道工会 township",
+    "base": "基层工会 base",
+    "joint_base": "联合基层工会 joint base",
 }
 STATUS_NAMES = {
-    "active": "在册 active", "retained": "保留会籍 retained",
-    "transfer_pending": "转接中 transfer pending", "left": "已离会 left",
+    "active": "在册 active",
+    "retained": "保留会籍 retained",
+    "transfer_pending": "转接中 transfer pending",
+    "left": "已离会 left",
 }
 KIND_NAMES = {
-    "dues": "会费 dues", "levy": "拨缴经费 levy", "founding_reserve": "建会筹备金 founding reserve",
-    "founding_reserve_release": "筹备金分成 reserve release", "remittance": "上解/回拨 remittance",
-    "subsidy": "补助 subsidy", "expense": "支出 expense", "reversal": "红字冲销 reversal",
+    "dues": "会费 dues",
+    "levy": "拨缴经费 levy",
+    "founding_reserve": "建会筹备金 founding reserve",
+    "founding_reserve_release": "筹备金分成 reserve release",
+    "remittance": "上解/回拨 remittance",
+    "subsidy": "补助 subsidy",
+    "expense": "支出 expense",
+    "reversal": "红字冲销 reversal",
 }
 
 
@@ -187,7 +198,9 @@ def summary_tables(summary: Summary) -> list[Table]:
     money.add_row("102 银行存款 bank deposits", yuan(summary.bank))
     for counterparty, owed in summary.owed_up.items():
         money.add_row(f"211 应付上级经费 payable to {counterparty}", yuan(owed))
-    money.add_row(f"212 应付下级经费 payable to {summary.owed_down_counterparties:,} lower unions",
-                  yuan(summary.owed_down))
+    money.add_row(
+        f"212 应付下级经费 payable to {summary.owed_down_counterparties:,} lower unions",
+        yuan(summary.owed_down),
+    )
     money.add_row("215 建会筹备金 founding reserves held", yuan(summary.founding_reserves))
     return [orgs, people, vouchers, money]

@@ -26,14 +26,20 @@ IMPORT_CHUNKS_IN_FLIGHT = 4
 def _chunk_outcomes(result: CommandResult) -> list[dict[str, Any]]:
     return [
         {**outcome, "replayed": result.replayed, "position": result.position}
-        if "member_id" in outcome else outcome
+        if "member_id" in outcome
+        else outcome
         for outcome in result.body["rows"]
     ]
 
 
-def join_rows(ledger: Ledger, *, organization_code: str, rows: list[tuple[int, dict[str, Any]]],
-              actor: str = "system",
-              idempotency: IdempotencyKey | None = None) -> list[dict[str, Any]]:
+def join_rows(
+    ledger: Ledger,
+    *,
+    organization_code: str,
+    rows: list[tuple[int, dict[str, Any]]],
+    actor: str = "system",
+    idempotency: IdempotencyKey | None = None,
+) -> list[dict[str, Any]]:
     """入会 of many people into one union, IMPORT_CHUNK_ROWS rows per command. Each row is
     accepted or refused on its own; the outcome of each, in order: {row, member_id, replayed,
     position} or {row, field, reason}."""
@@ -41,12 +47,13 @@ def join_rows(ledger: Ledger, *, organization_code: str, rows: list[tuple[int, d
     in_flight: deque[Future[CommandResult]] = deque()
     try:
         for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
-            chunk = rows[start:start + IMPORT_CHUNK_ROWS]
+            chunk = rows[start : start + IMPORT_CHUNK_ROWS]
             key = None
             if idempotency is not None:
                 # \x00 never occurs in a client's key: a chunk's key cannot collide with one.
-                key = IdempotencyKey(idempotency.scope,
-                                     f"{idempotency.key}\x00rows:{chunk[0][0]}-{chunk[-1][0]}")
+                key = IdempotencyKey(
+                    idempotency.scope, f"{idempotency.key}\x00rows:{chunk[0][0]}-{chunk[-1][0]}"
+                )
             if len(in_flight) >= IMPORT_CHUNKS_IN_FLIGHT:
                 outcomes += _chunk_outcomes(in_flight.popleft().result())
             command = JoinMembers.prepare(ledger.member_ids, organization_code, chunk)

@@ -27,16 +27,17 @@ class TokenUsage:
         self._sqlite = isinstance(recorder, SQLiteRecorder)  # by class: see storage/pg_recorder.py
         self._marker = "?" if self._sqlite else "%s"
 
-    def _execute(self, sql: str, params: tuple[Any, ...] = (), *, fetch: bool = False
-                 ) -> list[Any]:
+    def _execute(self, sql: str, params: tuple[Any, ...] = (), *, fetch: bool = False) -> list[Any]:
         with self._recorder.datastore.transaction(commit=not fetch) as cursor:
             cursor.execute(sql.format(p=self._marker), params)
             return list(cursor.fetchall()) if fetch else []
 
     def ensure_table(self) -> None:
         try:
-            self._execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
-                          "(token_id TEXT PRIMARY KEY, last_used_at TEXT NOT NULL)")
+            self._execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                "(token_id TEXT PRIMARY KEY, last_used_at TEXT NOT NULL)"
+            )
         except psycopg.errors.UniqueViolation:
             pass  # another process created it at the same moment (PostgreSQL's catalogue race)
 
@@ -53,6 +54,9 @@ class TokenUsage:
     def all(self) -> dict[str, datetime.datetime]:
         # Rows are sqlite3.Row or psycopg dict rows: both are read by column name.
         rows = self._execute(f"SELECT token_id, last_used_at FROM {TABLE}", fetch=True)
-        return {str(row["token_id"]): datetime.datetime.strptime(
-                    row["last_used_at"], _STAMP).replace(tzinfo=datetime.UTC)
-                for row in rows}
+        return {
+            str(row["token_id"]): datetime.datetime.strptime(row["last_used_at"], _STAMP).replace(
+                tzinfo=datetime.UTC
+            )
+            for row in rows
+        }

@@ -35,14 +35,16 @@ T = TypeVar("T")
 class Turn(Protocol):
     """What a writer may do in its turn: read the notifications others wrote, insert once."""
 
-    def select_notifications(self, start: int, limit: int,
-                             stop: int | None = None) -> Sequence[Notification]: ...
+    def select_notifications(
+        self, start: int, limit: int, stop: int | None = None
+    ) -> Sequence[Notification]: ...
     def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None: ...
 
 
 class WriterLock(Protocol):
     def write(self, body: Callable[[Turn], T]) -> T:
         """Runs body in the writer's turn: no other writer reads-to-write or inserts meanwhile."""
+
     def close(self) -> None: ...
 
 
@@ -54,8 +56,9 @@ class _Unlocked:
 
     # Looked up on each call, not bound once: the recorder's methods may be replaced on the
     # instance after the lock is made (storage/outage.py).
-    def select_notifications(self, start: int, limit: int,
-                             stop: int | None = None) -> Sequence[Notification]:
+    def select_notifications(
+        self, start: int, limit: int, stop: int | None = None
+    ) -> Sequence[Notification]:
         return self._recorder.select_notifications(start=start, limit=limit, stop=stop)
 
     def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
@@ -85,8 +88,9 @@ class FileLock:
         if self._file is None:
             # 0600 like the database beside it (storage/): it holds nothing, but
             # whoever can open it can hold up every writer.
-            self._file = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
-                                           0o600), "a+b")
+            self._file = os.fdopen(
+                os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+b"
+            )
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         try:
             return body(self._turn)
@@ -119,11 +123,14 @@ class AdvisoryLock:
 def writer_lock(recorder: Any) -> WriterLock:
     """The lock for the store under this recorder: by its class, not its module's name."""
     if isinstance(recorder, BinaryArrayApplicationRecorder):
-        return AdvisoryLock(recorder, f"{recorder.datastore.pool.kwargs.get('dbname')}."
-                                      f"{recorder.events_table_name}")
+        return AdvisoryLock(
+            recorder, f"{recorder.datastore.pool.kwargs.get('dbname')}.{recorder.events_table_name}"
+        )
     if isinstance(recorder, PostgresRecorder):
-        raise TypeError("on PostgreSQL the writers take turns through "
-                        "storage.pg_recorder.BinaryArrayApplicationRecorder")
+        raise TypeError(
+            "on PostgreSQL the writers take turns through "
+            "storage.pg_recorder.BinaryArrayApplicationRecorder"
+        )
     if isinstance(recorder, SQLiteRecorder):
         pool = recorder.datastore.pool
         if pool.is_sqlite_memory_mode:

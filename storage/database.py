@@ -80,7 +80,9 @@ class Store:
         """A new connection for writing (the caller closes it)."""
         if self.is_sqlite:
             conn = sqlite3.connect(
-                self.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None,
+                self.sqlite_path,
+                timeout=SQLITE_BUSY_TIMEOUT_S,
+                isolation_level=None,
                 check_same_thread=False,
             )
             conn.execute("PRAGMA journal_mode=WAL")
@@ -143,8 +145,12 @@ class Store:
         if self.is_sqlite:
             conn = getattr(self._local, "conn", None)
             if conn is None:
-                conn = sqlite3.connect(self.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_S,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.sqlite_path,
+                    timeout=SQLITE_BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 self._local.conn = conn
                 with self._lock:
                     self._readers.append(conn)
@@ -162,7 +168,10 @@ class Store:
         with self._lock:
             if self._pool is None:
                 self._pool = ConnectionPool(
-                    self.conninfo, min_size=1, max_size=self._pool_size, open=True,
+                    self.conninfo,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=True,
                     kwargs={"autocommit": False},
                     # While the database is down a read answers 503 within seconds.
                     timeout=DATABASE_WAIT_S,

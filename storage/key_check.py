@@ -72,21 +72,31 @@ class KeyCheckTable:
 
     def ensure(self) -> None:
         try:
-            self._execute(f"CREATE TABLE IF NOT EXISTS {CHECK_TABLE} (name TEXT PRIMARY KEY, "
-                          "value TEXT NOT NULL)", commit=True)
+            self._execute(
+                f"CREATE TABLE IF NOT EXISTS {CHECK_TABLE} (name TEXT PRIMARY KEY, "
+                "value TEXT NOT NULL)",
+                commit=True,
+            )
         except Exception as exc:  # two first starts at once on PostgreSQL: the other made it
             if "already exists" not in str(exc) and "duplicate key" not in str(exc):
                 raise
 
     def stored(self) -> str | None:
-        row = self._execute(f"SELECT value FROM {CHECK_TABLE} WHERE name = ?", (CHECK_NAME,),
-                            commit=False, fetch=True)
+        row = self._execute(
+            f"SELECT value FROM {CHECK_TABLE} WHERE name = ?",
+            (CHECK_NAME,),
+            commit=False,
+            fetch=True,
+        )
         return None if row is None else str(row["value"])  # sqlite3.Row or psycopg's dict row
 
     def claim(self, value: str) -> str:
         """Writes the value unless one is there; returns the value that is there now."""
-        self._execute(f"INSERT INTO {CHECK_TABLE} (name, value) VALUES (?, ?) "
-                      "ON CONFLICT (name) DO NOTHING", (CHECK_NAME, value), commit=True)
+        self._execute(
+            f"INSERT INTO {CHECK_TABLE} (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (CHECK_NAME, value),
+            commit=True,
+        )
         stored = self.stored()
         assert stored is not None
         return stored

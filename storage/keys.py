@@ -79,8 +79,7 @@ def _decode_master_key(text: str | bytes, source: str) -> bytes:
     except (binascii.Error, ValueError):
         raise ValueError(f"{source} is not base64") from None
     if len(key) != KEY_BYTES:
-        raise ValueError(f"the encryption key ({source}) must be {KEY_BYTES} bytes, "
-                         "base64-encoded")
+        raise ValueError(f"the encryption key ({source}) must be {KEY_BYTES} bytes, base64-encoded")
     return key
 
 

@@ -24,9 +24,15 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresRecorder
 
-RECORDER_METHODS = ("insert_events", "select_events", "select_notifications",
-                    "max_notification_id", "insert_tracking", "max_tracking_id",
-                    "has_tracking_id")
+RECORDER_METHODS = (
+    "insert_events",
+    "select_events",
+    "select_notifications",
+    "max_notification_id",
+    "insert_tracking",
+    "max_tracking_id",
+    "has_tracking_id",
+)
 # The writer's turn (storage/pg_recorder.py): a transaction that decides again inside, so
 # never retried by the recorder.
 SINGLE_ATTEMPT_METHODS = ("write_locked",)
@@ -55,8 +61,7 @@ class OutageGate:
                 raise OperationalError("the database is unreachable")
             self._probed_at = now
         try:
-            psycopg.connect(**self._connect_kwargs,
-                            connect_timeout=PROBE_CONNECT_TIMEOUT_S).close()
+            psycopg.connect(**self._connect_kwargs, connect_timeout=PROBE_CONNECT_TIMEOUT_S).close()
         except psycopg.Error as exc:
             raise OperationalError(f"the database is unreachable: {exc}") from exc
         self._pool.check()  # replaces the idle connections the outage broke
@@ -87,8 +92,7 @@ def bound_retries(recorder: Any) -> None:
     if not isinstance(recorder, PostgresRecorder):
         return
     pool = recorder.datastore.pool
-    gate = OutageGate({key: pool.kwargs[key] for key in CONNECT_KEYS if pool.kwargs.get(key)},
-                      pool)
+    gate = OutageGate({key: pool.kwargs[key] for key in CONNECT_KEYS if pool.kwargs.get(key)}, pool)
     for name in RECORDER_METHODS:
         inner = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
         if inner is not None:  # the function under eventsourcing's @retry

@@ -57,15 +57,18 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
     """Inserts a batch of events as four binary column arrays instead of one text array of
     composites, in a plain (not pipelined) transaction."""
 
-    def __init__(self, datastore: PostgresDatastore, *,
-                 events_table_name: str = "stored_events") -> None:
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self._ids_are_uuids = self.datastore.originator_id_type == "uuid"
         # The parent's lock statements and NOTIFY, in its order, as one message.
-        self.insert_prelude_statement = SQL("; ").join([
-            *self.lock_table_statements,
-            SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-        ])
+        self.insert_prelude_statement = SQL("; ").join(
+            [
+                *self.lock_table_statements,
+                SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+            ]
+        )
         self.insert_column_arrays_statement = SQL(
             "INSERT INTO {schema}.{table} AS t ("
             "originator_id, originator_version, topic, state) "
@@ -83,8 +86,7 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {schema}.{table} WHERE notification_id >= %s AND notification_id <= %s "
             "ORDER BY notification_id LIMIT %s"
-        ).format(schema=Identifier(self.datastore.schema),
-                 table=Identifier(self.events_table_name))
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
         self._rendered: tuple[bytes, bytes] | None = None
 
     def _statements(self, conn: Connection[Any]) -> tuple[bytes, bytes]:
@@ -92,7 +94,9 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
         execute)."""
         if self._rendered is None:
             statements: tuple[Composable, Composable] = (
-                self.insert_prelude_statement, self.insert_column_arrays_statement)
+                self.insert_prelude_statement,
+                self.insert_column_arrays_statement,
+            )
             self._rendered = (statements[0].as_bytes(conn), statements[1].as_bytes(conn))
         return self._rendered
 
@@ -148,8 +152,9 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
             prelude, _ = self._statements(conn)
             with conn.cursor() as curs:
                 # One simple-protocol message (no parameters: the key is an int of ours).
-                curs.execute(b"BEGIN; SELECT pg_advisory_xact_lock(%d); " % lock_key + prelude,
-                             prepare=False)
+                curs.execute(
+                    b"BEGIN; SELECT pg_advisory_xact_lock(%d); " % lock_key + prelude, prepare=False
+                )
                 write = LockedWrite(self, conn, curs)
                 try:
                     result = body(write)
@@ -165,21 +170,32 @@ class LockedWrite:
     """What a write_locked body may do on its transaction: read notifications, and insert once
     (which commits)."""
 
-    def __init__(self, recorder: BinaryArrayApplicationRecorder, conn: Connection[Any],
-                 curs: Cursor[Any]) -> None:
+    def __init__(
+        self, recorder: BinaryArrayApplicationRecorder, conn: Connection[Any], curs: Cursor[Any]
+    ) -> None:
         self._recorder = recorder
         self._conn = conn
         self._curs = curs
         self.committed = False
 
-    def select_notifications(self, start: int, limit: int,
-                             stop: int | None = None) -> list[Notification]:
-        self._curs.execute(self._recorder.select_after_statement,
-                           (start, NO_STOP if stop is None else stop, limit), prepare=True)
-        return [Notification(id=row["notification_id"], originator_id=row["originator_id"],
-                             originator_version=row["originator_version"], topic=row["topic"],
-                             state=bytes(row["state"]))
-                for row in self._curs.fetchall()]
+    def select_notifications(
+        self, start: int, limit: int, stop: int | None = None
+    ) -> list[Notification]:
+        self._curs.execute(
+            self._recorder.select_after_statement,
+            (start, NO_STOP if stop is None else stop, limit),
+            prepare=True,
+        )
+        return [
+            Notification(
+                id=row["notification_id"],
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in self._curs.fetchall()
+        ]
 
     def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
         """Inserts, as insert_events does (the locks are already held), and commits."""

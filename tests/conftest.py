@@ -21,10 +21,13 @@ from storage.settings import Settings
 # its too_slow health check: either fails a run by chance. Loaded before the test modules,
 # so their own settings(...) inherit it.
 hypothesis.settings.register_profile(
-    "ledger", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+    "ledger", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
 hypothesis.settings.load_profile("ledger")
 
-PG_ADMIN_URL = os.environ.get("LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = ("sqlite", "postgres")
 
 
@@ -59,7 +62,9 @@ class Backend:
             self.pg_database = create_pg_database()
             url = f"{_pg_base()}/{self.pg_database}"
         settings = Settings(
-            database_url=url, encryption_key=key, key_file=tmp_path / "unused.key",
+            database_url=url,
+            encryption_key=key,
+            key_file=tmp_path / "unused.key",
             audit_key_file=tmp_path / "audit.key",
         )
         # The audit signing key, and its public key configured as a deployment configures it:
@@ -67,7 +72,8 @@ class Backend:
         signing_key = load_signing_key(settings, create=True)
         assert signing_key is not None
         self.settings = settings.model_copy(
-            update={"audit_public_key": public_key_text(signing_key)})
+            update={"audit_public_key": public_key_text(signing_key)}
+        )
         self._apps: list[Ledger] = []
 
     @property

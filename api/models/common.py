@@ -24,26 +24,50 @@ def text(max_length: int, **kwargs: Any) -> Any:
 
 
 CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
-CreditCodeText = text(18, min_length=18, pattern=CREDIT_CODE_PATTERN,
-                      description="统一社会信用代码 (18 characters, check character verified)",
-                      examples=["81110105MA0000001X"])
-Day = text(10, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", json_schema_extra={"format": "date"},
-           description="YYYY-MM-DD", examples=["2024-03-01"])
-MonthText = text(7, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM",
-                 examples=["2024-03"])
-Amount = text(20, pattern=r"^(0|[1-9][0-9]{0,13})(\.[0-9]{1,2})?$",
-              description="A decimal string in yuan with at most two decimals; a JSON number "
-              "is refused.", examples=["1234.50"])
-Percent = text(8, pattern=r"^(0|[1-9][0-9]?|100)(\.[0-9]{1,2})?$",
-               description="A percentage as a decimal string", examples=["40"])
-RegionCode = text(6, pattern=r"^[0-9]{6}$", description="行政区划代码 (GB/T 2260)",
-                  examples=["110105"])
-IdNumberText = text(18, min_length=18, pattern=r"^[0-9]{17}[0-9Xx]$",
-                    description="居民身份证号 (18 characters)", examples=["110105199003071234"])
+CreditCodeText = text(
+    18,
+    min_length=18,
+    pattern=CREDIT_CODE_PATTERN,
+    description="统一社会信用代码 (18 characters, check character verified)",
+    examples=["81110105MA0000001X"],
+)
+Day = text(
+    10,
+    pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    json_schema_extra={"format": "date"},
+    description="YYYY-MM-DD",
+    examples=["2024-03-01"],
+)
+MonthText = text(
+    7, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM", examples=["2024-03"]
+)
+Amount = text(
+    20,
+    pattern=r"^(0|[1-9][0-9]{0,13})(\.[0-9]{1,2})?$",
+    description="A decimal string in yuan with at most two decimals; a JSON number is refused.",
+    examples=["1234.50"],
+)
+Percent = text(
+    8,
+    pattern=r"^(0|[1-9][0-9]?|100)(\.[0-9]{1,2})?$",
+    description="A percentage as a decimal string",
+    examples=["40"],
+)
+RegionCode = text(
+    6, pattern=r"^[0-9]{6}$", description="行政区划代码 (GB/T 2260)", examples=["110105"]
+)
+IdNumberText = text(
+    18,
+    min_length=18,
+    pattern=r"^[0-9]{17}[0-9Xx]$",
+    description="居民身份证号 (18 characters)",
+    examples=["110105199003071234"],
+)
 Mobile = text(11, pattern=r"^1[3-9][0-9]{9}$", description="手机号", examples=["13812345678"])
 Name = text(100, min_length=1, description="A name (姓名 or 组织名称)")
-ReasonCode = Annotated[int, Field(ge=1, le=6, strict=True,
-                                  description="会籍变化原因代码 (1-6)", examples=[1])]
+ReasonCode = Annotated[
+    int, Field(ge=1, le=6, strict=True, description="会籍变化原因代码 (1-6)", examples=[1])
+]
 
 
 class RequestModel(BaseModel):

@@ -33,14 +33,30 @@ class Shares(RequestModel):
 class AdoptLevyPolicy(RequestModel):
     """拨缴经费分成比例: in force below region_code from effective_from."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "region_code": "11", "effective_from": "2024-01-01",
-        "shares": {"base": "60", "township": "0", "county": "12", "city": "10",
-                   "province": "13", "national": "5"},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "region_code": "11",
+                    "effective_from": "2024-01-01",
+                    "shares": {
+                        "base": "60",
+                        "township": "0",
+                        "county": "12",
+                        "city": "10",
+                        "province": "13",
+                        "national": "5",
+                    },
+                }
+            ]
+        }
+    )
 
-    region_code: text(6, pattern=r"^[0-9]{2}([0-9]{2}){0,2}$",  # type: ignore[valid-type]
-                      examples=["11"])
+    region_code: text(
+        6,
+        pattern=r"^[0-9]{2}([0-9]{2}){0,2}$",  # type: ignore[valid-type]
+        examples=["11"],
+    )
     effective_from: Day
     shares: Shares
 
@@ -64,10 +80,18 @@ class DuesLine(RequestModel):
 class RecordDues(RequestModel):
     """会费: received by a base union (0.5% of each member's wage)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "organization_code": "811101050000000010", "period": "2024-03", "amount": "40.00",
-        "received_on": "2024-03-20",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "organization_code": "811101050000000010",
+                    "period": "2024-03",
+                    "amount": "40.00",
+                    "received_on": "2024-03-20",
+                }
+            ]
+        }
+    )
 
     organization_code: CreditCodeText
     period: MonthText
@@ -79,13 +103,22 @@ class RecordDues(RequestModel):
 class RecordLevy(RequestModel):
     """拨缴经费: 2% of payroll, shared up the tree by the policy in force."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "receiving_organization_code": "811101050000000010",
-        "base_organization_code": "811101050000000010",
-        "employer_code": "91110105000000007H", "period": "2024-03",
-        "payroll_total": "500000.00", "amount": "10000.00", "channel": "employer",
-        "received_on": "2024-04-10",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "receiving_organization_code": "811101050000000010",
+                    "base_organization_code": "811101050000000010",
+                    "employer_code": "91110105000000007H",
+                    "period": "2024-03",
+                    "payroll_total": "500000.00",
+                    "amount": "10000.00",
+                    "channel": "employer",
+                    "received_on": "2024-04-10",
+                }
+            ]
+        }
+    )
 
     receiving_organization_code: CreditCodeText
     base_organization_code: CreditCodeText | None
@@ -100,11 +133,20 @@ class RecordLevy(RequestModel):
 class RecordRemittance(RequestModel):
     """上解 (upward) or 回拨 (pass_down)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "from_organization_code": "811101050000000010",
-        "to_organization_code": "89110105000000002A", "kind": "upward",
-        "amount": "4000.00", "period": "2024-03", "paid_on": "2024-04-15",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from_organization_code": "811101050000000010",
+                    "to_organization_code": "89110105000000002A",
+                    "kind": "upward",
+                    "amount": "4000.00",
+                    "period": "2024-03",
+                    "paid_on": "2024-04-15",
+                }
+            ]
+        }
+    )
 
     from_organization_code: CreditCodeText
     to_organization_code: CreditCodeText
@@ -125,12 +167,21 @@ class UnionRecipient(RequestModel):
 class PaySubsidy(RequestModel):
     """补助: to a member (帮扶, 助学, 劳模, 托育, 慰问) or to a lower union."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "payer_organization_code": "811101050000000010",
-        "recipient": {"member_id": "0b6f4c1e-8d1a-4f7e-9a51-3c2d1e0f9a88"},
-        "programme": "hardship", "amount": "2000.00", "earmarked": False,
-        "approval_ref": "朝工帮〔2024〕12号", "paid_on": "2024-05-10",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payer_organization_code": "811101050000000010",
+                    "recipient": {"member_id": "0b6f4c1e-8d1a-4f7e-9a51-3c2d1e0f9a88"},
+                    "programme": "hardship",
+                    "amount": "2000.00",
+                    "earmarked": False,
+                    "approval_ref": "朝工帮〔2024〕12号",
+                    "paid_on": "2024-05-10",
+                }
+            ]
+        }
+    )
 
     payer_organization_code: CreditCodeText
     recipient: MemberRecipient | UnionRecipient
@@ -144,11 +195,20 @@ class PaySubsidy(RequestModel):
 class RecordExpense(RequestModel):
     """A payout from an expenditure account (Dr the account, Cr 102)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "organization_code": "811101050000000010", "account_code": "501",
-        "amount": "1800.00", "earmarked": False, "description": "职工春季运动会场地租金",
-        "paid_on": "2024-04-20",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "organization_code": "811101050000000010",
+                    "account_code": "501",
+                    "amount": "1800.00",
+                    "earmarked": False,
+                    "description": "职工春季运动会场地租金",
+                    "paid_on": "2024-04-20",
+                }
+            ]
+        }
+    )
 
     organization_code: CreditCodeText
     account_code: AccountCode
@@ -161,8 +221,11 @@ class RecordExpense(RequestModel):
 class ReverseVoucher(RequestModel):
     """红字冲销"""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "effective_on": "2024-04-30", "reason": "金额录入错误, 红字冲销"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"effective_on": "2024-04-30", "reason": "金额录入错误, 红字冲销"}]
+        }
+    )
 
     effective_on: Day
     reason: text(500, min_length=1)  # type: ignore[valid-type]

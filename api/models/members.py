@@ -22,15 +22,21 @@ from api.models.common import (
 class JoinMember(RequestModel):
     """入会 (or 入会 again after leaving)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id_number": "110105199003071239",
-        "name": "张伟",
-        "organization_code": "811101050000000010",
-        "joined_on": "2024-03-15",
-        "mobile": "13812345678",
-        "migrant_worker": False,
-        "new_employment_form": False,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id_number": "110105199003071239",
+                    "name": "张伟",
+                    "organization_code": "811101050000000010",
+                    "joined_on": "2024-03-15",
+                    "mobile": "13812345678",
+                    "migrant_worker": False,
+                    "new_employment_form": False,
+                }
+            ]
+        }
+    )
 
     id_number: IdNumberText
     name: Name
@@ -52,10 +58,17 @@ class SearchMember(RequestModel):
 class StartTransfer(RequestModel):
     """转出: the releasing union starts a transfer to a receiving base union."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "to_organization_code": "811101050000000023", "effective_on": "2024-07-01",
-        "reason_code": 1,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "to_organization_code": "811101050000000023",
+                    "effective_on": "2024-07-01",
+                    "reason_code": 1,
+                }
+            ]
+        }
+    )
 
     to_organization_code: CreditCodeText
     effective_on: Day
@@ -79,8 +92,9 @@ class CancelTransfer(RequestModel):
 class RetainMember(RequestModel):
     """保留会籍"""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "effective_on": "2024-08-01", "reason_code": 2}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"effective_on": "2024-08-01", "reason_code": 2}]}
+    )
 
     effective_on: Day
     reason_code: ReasonCode
@@ -97,8 +111,11 @@ class ReinstateMember(RequestModel):
 class ExitMember(RequestModel):
     """除名 (5) or 退会 (6)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "effective_on": "2024-12-01", "change_code": 6, "reason_code": 5}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"effective_on": "2024-12-01", "change_code": 6, "reason_code": 5}]
+        }
+    )
 
     effective_on: Day
     change_code: Literal[5, 6]
@@ -108,8 +125,13 @@ class ExitMember(RequestModel):
 class CorrectMember(RequestModel):
     """更正: any of the personal details; the identity number never changes."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "name": "张伟", "mobile": "13912345678", "note": "据本人身份证更正手机号"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "张伟", "mobile": "13912345678", "note": "据本人身份证更正手机号"}
+            ]
+        }
+    )
 
     name: Name | None = None
     mobile: Mobile | None = None
@@ -133,7 +155,8 @@ class Member(BaseModel):
     birth_year: int
     birth_date: str | None = Field(
         description="YYYY-MM-DD; null when masked (the hidden digits of the identity number "
-        "are the birth date): only birth_year is given then")
+        "are the birth date): only birth_year is given then"
+    )
     mobile: str | None = Field(description="masked (138****5678) unless the token allows")
     status: Literal["active", "retained", "transfer_pending", "left"]
     organization_code: str

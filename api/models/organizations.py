@@ -15,16 +15,22 @@ EmployeeCount = int
 class FoundOrganization(RequestModel):
     """建会: a union under an active parent, or (admin, no parent) the deployment's root."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "code": "811101050000000010",
-        "name": "北京市朝阳区星火科技有限公司工会委员会",
-        "level": "base",
-        "parent_code": "89110105000000002A",
-        "region_code": "110105",
-        "founded_on": "2024-03-01",
-        "employer_code": "91110105000000007H",
-        "employee_count": 320,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "811101050000000010",
+                    "name": "北京市朝阳区星火科技有限公司工会委员会",
+                    "level": "base",
+                    "parent_code": "89110105000000002A",
+                    "region_code": "110105",
+                    "founded_on": "2024-03-01",
+                    "employer_code": "91110105000000007H",
+                    "employee_count": 320,
+                }
+            ]
+        }
+    )
 
     code: CreditCodeText
     name: Name
@@ -39,11 +45,17 @@ class FoundOrganization(RequestModel):
 class ChangeOrganization(RequestModel):
     """更名, 隶属关系变更, 职工人数变更: any of the fields, from a date."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "name": "北京市朝阳区星火科技股份有限公司工会委员会",
-        "employee_count": 350,
-        "effective_on": "2024-06-01",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "北京市朝阳区星火科技股份有限公司工会委员会",
+                    "employee_count": 350,
+                    "effective_on": "2024-06-01",
+                }
+            ]
+        }
+    )
 
     name: Name | None = None
     parent_code: CreditCodeText | None = None

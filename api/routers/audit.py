@@ -33,14 +33,18 @@ def audit_events(
     code = organization_code or caller.principal.organization_code
     if code is not None:
         caller.require_org(code)
-    page = caller.services.audit.events(after=after, limit=limit, organization_code=code,
-                                        unmasked=True)
+    page = caller.services.audit.events(
+        after=after, limit=limit, organization_code=code, unmasked=True
+    )
     # Masked unless the token has the pii flag; a member's own events name the member by
     # their stream, which an unmasked reading records with the member ids in the data.
     members = [e["stream_id"] for e in page["items"] if is_person_topic(e["type"])]
     return present(
-        caller, {**page, "after": after, "limit": limit}, "GET /v1/audit/events",
-        members, masker=lambda body: {**body, "items": [mask_record(e) for e in body["items"]]},
+        caller,
+        {**page, "after": after, "limit": limit},
+        "GET /v1/audit/events",
+        members,
+        masker=lambda body: {**body, "items": [mask_record(e) for e in body["items"]]},
     )
 
 

@@ -43,21 +43,26 @@ def metrics(svc: Svc) -> PlainTextResponse:
             float(svc.read_models.lag()),
         ),
         "ledger_projection_position": (
-            "The last event applied to the read models.", float(svc.read_models.position()),
+            "The last event applied to the read models.",
+            float(svc.read_models.position()),
         ),
     }
     committer = svc.ledger.committer
     counters = {
         "ledger_writer_batches_total": (
-            "Batches this process's writer has committed (group commit).", committer.batches),
-        "ledger_writer_commands_total": (
-            "Commands in those batches.", committer.commands),
+            "Batches this process's writer has committed (group commit).",
+            committer.batches,
+        ),
+        "ledger_writer_commands_total": ("Commands in those batches.", committer.commands),
         "ledger_writer_decided_again_total": (
             "Batches decided a second time under the writer lock, because another process "
-            "had changed an aggregate they read.", committer.decided_again),
+            "had changed an aggregate they read.",
+            committer.decided_again,
+        ),
         "ledger_writer_commands_decided_again_total": (
-            "Commands of those batches decided a second time (the others stood as first "
-            "decided).", committer.commands_decided_again),
+            "Commands of those batches decided a second time (the others stood as first decided).",
+            committer.commands_decided_again,
+        ),
     }
     return PlainTextResponse(
         svc.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"

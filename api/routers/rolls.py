@@ -38,27 +38,51 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str) -> str:
 
 @router.get("", response_model=RollPage, responses={200: {"content": TABLE_FORMATS}})
 def roll(
-    caller: Reader, code: str, as_of: DayParam = None, known_at: KnownAtParam = None,
-    scope: ScopeParam = "self", status: StatusParam = None, page: PageParam = 1,
-    page_size: PageSizeParam = 100, format: FormatParam = "json",
+    caller: Reader,
+    code: str,
+    as_of: DayParam = None,
+    known_at: KnownAtParam = None,
+    scope: ScopeParam = "self",
+    status: StatusParam = None,
+    page: PageParam = 1,
+    page_size: PageSizeParam = 100,
+    format: FormatParam = "json",
 ) -> Response:
     """The members on the roll on `as_of` (paged: items, page, page_size, total)."""
     caller.require_org(code)
     day = day_or_today(as_of, "as_of")
     found = caller.services.caught_up().roll(
-        code, as_of=day, known_at=parse_known_at(known_at), scope=scope, status=status, page=page,
+        code,
+        as_of=day,
+        known_at=parse_known_at(known_at),
+        scope=scope,
+        status=status,
+        page=page,
         page_size=page_size,
     )
-    body, subtitle = present_table(caller, found, _subtitle(caller, format, code, f"截至 {day}"),
-                                   f"GET /v1/organizations/{{code}}/roll format={format}")
-    return tabular(format, body, rows=body["items"], filename=f"roll-{code}-{day}",
-                   title="工会会员名册", subtitle=subtitle,
-                   columns=roll_columns(unmasked=caller.pii))
+    body, subtitle = present_table(
+        caller,
+        found,
+        _subtitle(caller, format, code, f"截至 {day}"),
+        f"GET /v1/organizations/{{code}}/roll format={format}",
+    )
+    return tabular(
+        format,
+        body,
+        rows=body["items"],
+        filename=f"roll-{code}-{day}",
+        title="工会会员名册",
+        subtitle=subtitle,
+        columns=roll_columns(unmasked=caller.pii),
+    )
 
 
 @router.get("/summary", response_model=RollSummary)
 def roll_summary(
-    caller: Reader, code: str, as_of: DayParam = None, known_at: KnownAtParam = None,
+    caller: Reader,
+    code: str,
+    as_of: DayParam = None,
+    known_at: KnownAtParam = None,
     scope: ScopeParam = "self",
 ) -> dict:
     """members, retained, women, migrant_workers, new_employment_form, employees,
@@ -70,25 +94,44 @@ def roll_summary(
     return present(caller, found, "GET /v1/organizations/{code}/roll/summary")
 
 
-@router.get("/changes", response_model=RollChanges,
-            responses={200: {"content": TABLE_FORMATS}})
+@router.get("/changes", response_model=RollChanges, responses={200: {"content": TABLE_FORMATS}})
 def roll_changes(
-    caller: Reader, code: str,
-    from_: Annotated[str | None, Query(alias="from", max_length=10,
-                                       examples=["2024-01-01"])] = None,
+    caller: Reader,
+    code: str,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=10, examples=["2024-01-01"])
+    ] = None,
     to: Annotated[str | None, Query(max_length=10, examples=["2024-06-30"])] = None,
-    known_at: KnownAtParam = None, scope: ScopeParam = "self", page: PageParam = 1,
-    page_size: PageSizeParam = 100, format: FormatParam = "json",
+    known_at: KnownAtParam = None,
+    scope: ScopeParam = "self",
+    page: PageParam = 1,
+    page_size: PageSizeParam = 100,
+    format: FormatParam = "json",
 ) -> Response:
     """会籍变化 in the period, with change codes (1 入会 ... 6 退会)."""
     caller.require_org(code)
     start, end = period(from_, to)
     found = caller.services.caught_up().roll_changes(
-        code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope,
-        page=page, page_size=page_size,
+        code,
+        date_from=start,
+        date_to=end,
+        known_at=parse_known_at(known_at),
+        scope=scope,
+        page=page,
+        page_size=page_size,
     )
     body, subtitle = present_table(
-        caller, found, _subtitle(caller, format, code, f"{start} 至 {end}"),
-        f"GET /v1/organizations/{{code}}/roll/changes format={format}")
-    return tabular(format, body, rows=body["items"], filename=f"roll-changes-{code}",
-                   title="会籍变化明细", subtitle=subtitle, columns=CHANGE_COLUMNS)
+        caller,
+        found,
+        _subtitle(caller, format, code, f"{start} 至 {end}"),
+        f"GET /v1/organizations/{{code}}/roll/changes format={format}",
+    )
+    return tabular(
+        format,
+        body,
+        rows=body["items"],
+        filename=f"roll-changes-{code}",
+        title="会籍变化明细",
+        subtitle=subtitle,
+        columns=CHANGE_COLUMNS,
+    )

@@ -31,10 +31,19 @@ from projections.reports.exports import (
 )
 
 router = APIRouter(prefix="/v1/organizations/{code}", tags=["statements"], responses=ERRORS)
-FromParam = Annotated[str | None, Query(alias="from", max_length=10, examples=["2024-01-01"],
-                                        description="YYYY-MM-DD (default: 1 January)")]
-ToParam = Annotated[str | None, Query(max_length=10, examples=["2024-06-30"],
-                                      description="YYYY-MM-DD (default: today)")]
+FromParam = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        max_length=10,
+        examples=["2024-01-01"],
+        description="YYYY-MM-DD (default: 1 January)",
+    ),
+]
+ToParam = Annotated[
+    str | None,
+    Query(max_length=10, examples=["2024-06-30"], description="YYYY-MM-DD (default: today)"),
+]
 TABLES = {200: {"content": TABLE_FORMATS}}
 
 
@@ -46,17 +55,26 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str, scope: str) -> str
     return f"{name} ({code}) {when}" + (" 含下级汇总" if scope == "subtree" else "")
 
 
-def _shown(caller: Reader, found: dict, fmt: str, code: str, when: str, scope: str,
-           route: str) -> tuple[dict, str]:
+def _shown(
+    caller: Reader, found: dict, fmt: str, code: str, when: str, scope: str, route: str
+) -> tuple[dict, str]:
     """The answer and its heading as the caller may see them (masked, or recorded as read)."""
-    return present_table(caller, found, _subtitle(caller, fmt, code, when, scope),
-                         f"GET /v1/organizations/{{code}}/{route} format={fmt}")
+    return present_table(
+        caller,
+        found,
+        _subtitle(caller, fmt, code, when, scope),
+        f"GET /v1/organizations/{{code}}/{route} format={fmt}",
+    )
 
 
 @router.get("/statements/balance-sheet", response_model=Statement, responses=TABLES)
 def balance_sheet(
-    caller: Reader, code: str, as_of: DayParam = None, known_at: KnownAtParam = None,
-    scope: ScopeParam = "self", format: FormatParam = "json",
+    caller: Reader,
+    code: str,
+    as_of: DayParam = None,
+    known_at: KnownAtParam = None,
+    scope: ScopeParam = "self",
+    format: FormatParam = "json",
 ) -> Response:
     """工会01表: assets, liabilities and net assets by account; totals; `balanced`."""
     caller.require_org(code)
@@ -64,17 +82,29 @@ def balance_sheet(
     found = caller.services.caught_up().balance_sheet(
         code, as_of=day, known_at=parse_known_at(known_at), scope=scope
     )
-    body, subtitle = _shown(caller, found, format, code, f"截至 {day}", scope,
-                            "statements/balance-sheet")
-    return tabular(format, body, rows=body["lines"], filename=f"balance-sheet-{code}-{day}",
-                   title="资产负债表 (工会01表)", subtitle=subtitle,
-                   columns=BALANCE_SHEET_COLUMNS)
+    body, subtitle = _shown(
+        caller, found, format, code, f"截至 {day}", scope, "statements/balance-sheet"
+    )
+    return tabular(
+        format,
+        body,
+        rows=body["lines"],
+        filename=f"balance-sheet-{code}-{day}",
+        title="资产负债表 (工会01表)",
+        subtitle=subtitle,
+        columns=BALANCE_SHEET_COLUMNS,
+    )
 
 
 @router.get("/statements/income-expenditure", response_model=Statement, responses=TABLES)
 def income_expenditure(
-    caller: Reader, code: str, from_: FromParam = None, to: ToParam = None,
-    known_at: KnownAtParam = None, scope: ScopeParam = "self", format: FormatParam = "json",
+    caller: Reader,
+    code: str,
+    from_: FromParam = None,
+    to: ToParam = None,
+    known_at: KnownAtParam = None,
+    scope: ScopeParam = "self",
+    format: FormatParam = "json",
 ) -> Response:
     """工会02表: income and expenditure by account, earmarked and general columns, surplus."""
     caller.require_org(code)
@@ -82,16 +112,29 @@ def income_expenditure(
     found = caller.services.caught_up().income_expenditure(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
-    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope,
-                            "statements/income-expenditure")
-    return tabular(format, body, rows=body["lines"], filename=f"income-expenditure-{code}",
-                   title="收入支出表 (工会02表)", subtitle=subtitle, columns=INCOME_COLUMNS)
+    body, subtitle = _shown(
+        caller, found, format, code, f"{start} 至 {end}", scope, "statements/income-expenditure"
+    )
+    return tabular(
+        format,
+        body,
+        rows=body["lines"],
+        filename=f"income-expenditure-{code}",
+        title="收入支出表 (工会02表)",
+        subtitle=subtitle,
+        columns=INCOME_COLUMNS,
+    )
 
 
 @router.get("/statements/trial-balance", response_model=Statement, responses=TABLES)
 def trial_balance(
-    caller: Reader, code: str, from_: FromParam = None, to: ToParam = None,
-    known_at: KnownAtParam = None, scope: ScopeParam = "self", format: FormatParam = "json",
+    caller: Reader,
+    code: str,
+    from_: FromParam = None,
+    to: ToParam = None,
+    known_at: KnownAtParam = None,
+    scope: ScopeParam = "self",
+    format: FormatParam = "json",
 ) -> Response:
     """科目余额表: per account opening, debit, credit, closing; totals."""
     caller.require_org(code)
@@ -99,17 +142,31 @@ def trial_balance(
     found = caller.services.caught_up().trial_balance(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
-    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope,
-                            "statements/trial-balance")
-    return tabular(format, body, rows=body["lines"], filename=f"trial-balance-{code}",
-                   title="科目余额表", subtitle=subtitle, columns=TRIAL_BALANCE_COLUMNS)
+    body, subtitle = _shown(
+        caller, found, format, code, f"{start} 至 {end}", scope, "statements/trial-balance"
+    )
+    return tabular(
+        format,
+        body,
+        rows=body["lines"],
+        filename=f"trial-balance-{code}",
+        title="科目余额表",
+        subtitle=subtitle,
+        columns=TRIAL_BALANCE_COLUMNS,
+    )
 
 
 @router.get("/journal", response_model=Journal, responses=TABLES)
 def journal(
-    caller: Reader, code: str, from_: FromParam = None, to: ToParam = None,
-    known_at: KnownAtParam = None, scope: ScopeParam = "self", page: PageParam = 1,
-    page_size: PageSizeParam = 100, format: FormatParam = "json",
+    caller: Reader,
+    code: str,
+    from_: FromParam = None,
+    to: ToParam = None,
+    known_at: KnownAtParam = None,
+    scope: ScopeParam = "self",
+    page: PageParam = 1,
+    page_size: PageSizeParam = 100,
+    format: FormatParam = "json",
 ) -> Response:
     """序时账: voucher_id, effective_on, account_code, debit, credit, description, position,
     recorded_at (paged)."""
@@ -117,10 +174,21 @@ def journal(
     start, end = period(from_, to)
     # 摘要 is free text: an identity or mobile number typed into it is masked.
     found = caller.services.caught_up().journal(
-        code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope,
-        page=page, page_size=page_size,
+        code,
+        date_from=start,
+        date_to=end,
+        known_at=parse_known_at(known_at),
+        scope=scope,
+        page=page,
+        page_size=page_size,
     )
-    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope,
-                            "journal")
-    return tabular(format, body, rows=body["items"], filename=f"journal-{code}",
-                   title="序时账", subtitle=subtitle, columns=JOURNAL_COLUMNS)
+    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope, "journal")
+    return tabular(
+        format,
+        body,
+        rows=body["items"],
+        filename=f"journal-{code}",
+        title="序时账",
+        subtitle=subtitle,
+        columns=JOURNAL_COLUMNS,
+    )

@@ -55,8 +55,11 @@ class Table:
         limit = self.limits.max_rows
         for number, cells in enumerate(source, start=2):
             if number - 1 > limit:
-                raise InvalidValue("file", f"the file has more than {limit} rows after its "
-                                           "header, the limit (blank rows count)")
+                raise InvalidValue(
+                    "file",
+                    f"the file has more than {limit} rows after its "
+                    "header, the limit (blank rows count)",
+                )
             self.deadline.check()
             yield number, cells[:width]
 

@@ -73,14 +73,20 @@ class _BoundedLines:
             self.record_line = self.line_number
         self.record_chars += len(line)
         if self.record_chars > limit:
-            raise ContentTooLarge("file", f"the CSV record at line {self.record_line} is "
-                                          f"longer than {limit} characters, the limit")
+            raise ContentTooLarge(
+                "file",
+                f"the CSV record at line {self.record_line} is "
+                f"longer than {limit} characters, the limit",
+            )
         # Every field but the first follows a comma; quoted commas make this an overcount.
         self.record_fields += line.count(",")
         if self.record_fields > self.limits.max_fields:
-            raise ContentTooLarge("file", f"the CSV record at line {self.record_line} has "
-                                          f"more than {self.limits.max_fields} fields, the "
-                                          "limit")
+            raise ContentTooLarge(
+                "file",
+                f"the CSV record at line {self.record_line} has "
+                f"more than {self.limits.max_fields} fields, the "
+                "limit",
+            )
         return line
 
     def record_read(self) -> None:
@@ -88,8 +94,9 @@ class _BoundedLines:
         self.record_fields = 1
 
 
-def csv_records(stream: IO[bytes], limits: TableLimits, deadline: Deadline
-                ) -> Generator[list[str], None, None]:
+def csv_records(
+    stream: IO[bytes], limits: TableLimits, deadline: Deadline
+) -> Generator[list[str], None, None]:
     """Every record of the file in order, blank ones as []."""
     encoding = detect_encoding(stream, deadline)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")

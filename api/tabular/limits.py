@@ -67,4 +67,5 @@ class Deadline:
     def check(self) -> None:
         if time.monotonic() > self.at:
             raise ContentTooLarge(
-                "file", f"reading the file takes more than {self.seconds:g} s, the limit")
+                "file", f"reading the file takes more than {self.seconds:g} s, the limit"
+            )

@@ -33,41 +33,57 @@ def _refuse_directory(stream: IO[bytes], limits: TableLimits) -> None:
         raise InvalidValue("file", "not a readable XLSX workbook (no zip directory)")
     members, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
     if members > limits.max_members:
-        raise ContentTooLarge("file", f"the workbook has {members:,} parts; the limit is "
-                                      f"{limits.max_members}")
+        raise ContentTooLarge(
+            "file", f"the workbook has {members:,} parts; the limit is {limits.max_members}"
+        )
     if directory_bytes > limits.max_members * DIRECTORY_BYTES_PER_MEMBER:
-        raise ContentTooLarge("file", f"the workbook's directory has {directory_bytes:,} "
-                                      "bytes; the limit is "
-                                      f"{limits.max_members * DIRECTORY_BYTES_PER_MEMBER:,}")
+        raise ContentTooLarge(
+            "file",
+            f"the workbook's directory has {directory_bytes:,} "
+            "bytes; the limit is "
+            f"{limits.max_members * DIRECTORY_BYTES_PER_MEMBER:,}",
+        )
     stream.seek(0)
 
 
 def _check_members(archive: zipfile.ZipFile, limits: TableLimits) -> None:
     members = archive.infolist()
     if len(members) > limits.max_members:
-        raise ContentTooLarge("file", f"the workbook has {len(members):,} parts; the limit is "
-                                      f"{limits.max_members}")
+        raise ContentTooLarge(
+            "file", f"the workbook has {len(members):,} parts; the limit is {limits.max_members}"
+        )
     total = 0
     for member in members:
         name, size = member.filename, member.file_size
         if member.flag_bits & 0x1:
             raise InvalidValue("file", f"the workbook's {name} is encrypted")
         if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise InvalidValue("file", f"the workbook's {name} is compressed with method "
-                                       f"{member.compress_type}; XLSX uses deflate")
+            raise InvalidValue(
+                "file",
+                f"the workbook's {name} is compressed with method "
+                f"{member.compress_type}; XLSX uses deflate",
+            )
         if size > limits.max_member_bytes:
-            raise ContentTooLarge("file", f"the workbook's {name} expands to "
-                                          f"{mebibytes(size)}; the limit is "
-                                          f"{mebibytes(limits.max_member_bytes)}")
+            raise ContentTooLarge(
+                "file",
+                f"the workbook's {name} expands to "
+                f"{mebibytes(size)}; the limit is "
+                f"{mebibytes(limits.max_member_bytes)}",
+            )
         ratio = size / max(member.compress_size, 1)
         if size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
-            raise ContentTooLarge("file", f"the workbook's {name} expands {ratio:,.1f} times "
-                                          f"(to {mebibytes(size)}); the limit is "
-                                          f"{limits.max_ratio} times")
+            raise ContentTooLarge(
+                "file",
+                f"the workbook's {name} expands {ratio:,.1f} times "
+                f"(to {mebibytes(size)}); the limit is "
+                f"{limits.max_ratio} times",
+            )
         total += size
         if total > limits.max_total_bytes:
-            raise ContentTooLarge("file", f"the workbook expands to more than "
-                                          f"{mebibytes(limits.max_total_bytes)}, the limit")
+            raise ContentTooLarge(
+                "file",
+                f"the workbook expands to more than {mebibytes(limits.max_total_bytes)}, the limit",
+            )
 
 
 class _DeadlineReader:
@@ -105,8 +121,9 @@ class CheckedArchive(zipfile.ZipFile):
         self.kept = KeptBudget(limits)
         self.scanned: set[str] = set()
 
-    def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, *,
-             force_zip64: bool = False) -> Any:
+    def open(
+        self, name: Any, mode: str = "r", pwd: bytes | None = None, *, force_zip64: bool = False
+    ) -> Any:
         if mode != "r":
             return super().open(name, mode, pwd, force_zip64=force_zip64)
         member = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
@@ -122,10 +139,13 @@ class CheckedArchive(zipfile.ZipFile):
                 while chunk := raw.read(READ_BYTES):
                     expanded += len(chunk)
                     if expanded > member.file_size:  # zipfile itself stops at file_size
-                        raise ContentTooLarge("file", f"the workbook's {member.filename} "
-                                                      "expands past the size it declares")
+                        raise ContentTooLarge(
+                            "file",
+                            f"the workbook's {member.filename} expands past the size it declares",
+                        )
                     self.deadline.check()
                     yield chunk
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-            raise InvalidValue("file", f"the workbook's {member.filename} is damaged ({exc})"
-                               ) from None
+            raise InvalidValue(
+                "file", f"the workbook's {member.filename} is damaged ({exc})"
+            ) from None

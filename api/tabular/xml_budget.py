@@ -45,10 +45,13 @@ class KeptBudget:
     def add(self, cost: int, part: str) -> None:
         self.cost += cost
         if self.cost > self.limits.max_kept_cost:
-            raise ContentTooLarge("file", f"the workbook's {part} holds more than openpyxl "
-                                          "may keep in memory: over "
-                                          f"{self.limits.max_kept_cost:,} units (of 60 to 90 "
-                                          "bytes), the limit")
+            raise ContentTooLarge(
+                "file",
+                f"the workbook's {part} holds more than openpyxl "
+                "may keep in memory: over "
+                f"{self.limits.max_kept_cost:,} units (of 60 to 90 "
+                "bytes), the limit",
+            )
 
 
 class _PartScan:
@@ -87,8 +90,10 @@ class _PartScan:
             if name == ROW:
                 self.rows += 1
                 if self.rows > self.limits.max_rows + 1:
-                    self.refuse(f"has more than {self.limits.max_rows} rows after the header, "
-                                "the limit (blank rows count)")
+                    self.refuse(
+                        f"has more than {self.limits.max_rows} rows after the header, "
+                        "the limit (blank rows count)"
+                    )
                 # openpyxl keeps the attributes of a row that has any but r, spans and
                 # attributes of other namespaces (its "row dimensions").
                 if any(a not in ("r", "spans") and "}" not in a for a in attributes[::2]):
@@ -124,15 +129,16 @@ class _PartScan:
         self.refuse(f"has a text longer than {self.limits.max_text_chars} characters, the limit")
 
     def refuse_unit(self) -> None:
-        self.refuse(f"has a {self.unit} larger than {self.limits.max_row_cost:,} units (an "
-                    f"element, an attribute or {CHARS_PER_UNIT} characters), the limit")
+        self.refuse(
+            f"has a {self.unit} larger than {self.limits.max_row_cost:,} units (an "
+            f"element, an attribute or {CHARS_PER_UNIT} characters), the limit"
+        )
 
     def refuse_doctype(self, *_: object) -> None:
         self.refuse("declares a DTD; workbook parts have none")
 
 
-def scan_part(part: str, chunks: Iterable[bytes], limits: TableLimits, kept: KeptBudget
-              ) -> None:
+def scan_part(part: str, chunks: Iterable[bytes], limits: TableLimits, kept: KeptBudget) -> None:
     """Refuses the part if reading it would cost more than the limits allow."""
     scan = _PartScan(part, limits, kept)
     parser = pyexpat.ParserCreate(namespace_separator="}")
@@ -146,14 +152,16 @@ def scan_part(part: str, chunks: Iterable[bytes], limits: TableLimits, kept: Kep
     try:
         for chunk in chunks:
             for offset in range(0, len(chunk), FEED_BYTES):
-                piece = chunk[offset:offset + FEED_BYTES]
+                piece = chunk[offset : offset + FEED_BYTES]
                 parser.Parse(piece, False)
                 fed += len(piece)
                 # Where expat stands is where its unfinished token starts: all after it is
                 # buffered inside expat, which would grow without bound for an endless tag.
                 if fed - parser.CurrentByteIndex > limits.max_token_bytes:
-                    scan.refuse(f"has a tag or comment longer than {limits.max_token_bytes} "
-                                "bytes, the limit")
+                    scan.refuse(
+                        f"has a tag or comment longer than {limits.max_token_bytes} "
+                        "bytes, the limit"
+                    )
         parser.Parse(b"", True)
     except pyexpat.ExpatError:
         return

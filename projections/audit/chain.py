@@ -72,8 +72,9 @@ def frame(position: int, stream_id: Any, version: int, topic: Any, state: Any) -
     return header + stream + topic_bytes + payload
 
 
-def next_link(previous: bytes, position: int, stream_id: Any, version: int, topic: Any,
-              state: Any) -> bytes:
+def next_link(
+    previous: bytes, position: int, stream_id: Any, version: int, topic: Any, state: Any
+) -> bytes:
     return _sha256(previous + frame(position, stream_id, version, topic, state)).digest()
 
 
@@ -181,23 +182,38 @@ class _ChainWalk:
             else:
                 local = _sha256(self.recorded_prev + record).digest()
             if local != recorded:
-                self.note(Problem(position, "event_changed",
-                                  f"position {position}: the event differs from the one chained "
-                                  "(changed, replaced or moved; 事件被篡改)"))
+                self.note(
+                    Problem(
+                        position,
+                        "event_changed",
+                        f"position {position}: the event differs from the one chained "
+                        "(changed, replaced or moved; 事件被篡改)",
+                    )
+                )
             self.recorded_prev = recorded
             self.next_recorded = next(self.links, None)
         elif self.next_recorded is not None:
-            self.note(Problem(position, "event_inserted",
-                              f"position {position}: an event that was never chained sits among "
-                              "chained ones (事件被插入)"))
+            self.note(
+                Problem(
+                    position,
+                    "event_inserted",
+                    f"position {position}: an event that was never chained sits among "
+                    "chained ones (事件被插入)",
+                )
+            )
         if position > self.last_seal_position:
             self.check.unsealed_events += 1
         self.check.events_checked += 1
         self.last_row_position = position
 
     def missing(self, position: int, recorded: bytes) -> None:
-        self.note(Problem(position, "event_missing",
-                          f"position {position}: a chained event is missing (事件被删除)"))
+        self.note(
+            Problem(
+                position,
+                "event_missing",
+                f"position {position}: a chained event is missing (事件被删除)",
+            )
+        )
         self.recorded_prev = recorded
         self.next_recorded = next(self.links, None)
 
@@ -215,8 +231,10 @@ class _ChainWalk:
             group_position = self.seals[self.seal_index].position
             computed, computed_count = self.running, self.count
             matched = False
-            while (self.seal_index < len(self.seals)
-                   and self.seals[self.seal_index].position == group_position):
+            while (
+                self.seal_index < len(self.seals)
+                and self.seals[self.seal_index].position == group_position
+            ):
                 seal = self.seals[self.seal_index]
                 self.seal_index += 1
                 if seal.chain_hash == computed:
@@ -342,8 +360,11 @@ def check_chain(
         walk.row(position, stream_id, version, topic, state)
         running, prev, recorded = walk.running, walk.recorded_prev, walk.next_recorded
         count, last_position = walk.count, walk.last_row_position
-        next_seal = (seals_in_order[walk.seal_index].position
-                     if walk.seal_index < len(seals_in_order) else _NO_SEAL)
+        next_seal = (
+            seals_in_order[walk.seal_index].position
+            if walk.seal_index < len(seals_in_order)
+            else _NO_SEAL
+        )
         started = True
     walk.running, walk.recorded_prev, walk.next_recorded = running, prev, recorded
     walk.count, walk.last_row_position = count, last_position

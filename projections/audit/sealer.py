@@ -28,8 +28,14 @@ CHECK_EVERY_S = 60
 
 
 class AutoSealer:
-    def __init__(self, trail: AuditTrail, *, interval_s: int, check_every_s: float = CHECK_EVERY_S,
-                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        trail: AuditTrail,
+        *,
+        interval_s: int,
+        check_every_s: float = CHECK_EVERY_S,
+        clock: Callable[[], datetime.datetime] = utc_now,
+    ) -> None:
         self.trail = trail
         self.interval = datetime.timedelta(seconds=interval_s)
         self.check_every = datetime.timedelta(seconds=check_every_s)

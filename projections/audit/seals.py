@@ -81,8 +81,7 @@ def _public_key(text: str, where: str) -> str:
     except (binascii.Error, ValueError):
         raise AuditKeyError(f"{where}: {text[:60]!r} is not base64") from None
     if len(raw) != PUBLIC_KEY_BYTES:
-        raise AuditKeyError(f"{where}: a public key holds {PUBLIC_KEY_BYTES} bytes, "
-                            f"not {len(raw)}")
+        raise AuditKeyError(f"{where}: a public key holds {PUBLIC_KEY_BYTES} bytes, not {len(raw)}")
     Ed25519PublicKey.from_public_bytes(raw)
     return base64.b64encode(raw).decode("ascii")
 

@@ -26,8 +26,15 @@ from projections.audit.chain import GENESIS, next_link
 CHAIN_CHUNK_ROWS = 10_000  # rows chained per write transaction: keeps writers' waits short
 READ_BATCH_ROWS = 10_000
 SEAL_COLUMNS = (
-    "seal_id", "format", "position", "event_count", "chain_hash", "sealed_at", "algorithm",
-    "public_key", "signature",
+    "seal_id",
+    "format",
+    "position",
+    "event_count",
+    "chain_hash",
+    "sealed_at",
+    "algorithm",
+    "public_key",
+    "signature",
 )
 
 
@@ -133,8 +140,9 @@ class AuditStore:
 
     @staticmethod
     def _last_seal(conn: Any) -> LastSeal | None:
-        row = conn.execute("SELECT position, sealed_at FROM audit_seals "
-                           "ORDER BY seal_id DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT position, sealed_at FROM audit_seals ORDER BY seal_id DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else LastSeal(int(row[0]), str(row[1]))
 
     @staticmethod
@@ -266,8 +274,9 @@ class SQLiteAuditStore(AuditStore):
             conn.execute("BEGIN")
             try:
                 # AUTOINCREMENT keeps the largest id ever issued, transactionally.
-                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_seals'"
-                                   ).fetchone()
+                row = conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'audit_seals'"
+                ).fetchone()
                 present = conn.execute("SELECT COUNT(*) FROM audit_seals").fetchone()[0]
             finally:
                 conn.execute("ROLLBACK")
@@ -328,8 +337,11 @@ class PostgresAuditStore(AuditStore):
 
     def _lock_chain(self, conn: psycopg.Connection) -> None:
         # EXCLUSIVE blocks other sealers (writers of audit_chain) but no reader.
-        conn.execute(pgsql.SQL("SET LOCAL lock_timeout = {}").format(
-            pgsql.Literal(f"{int(self.lock_timeout_s * 1000)}ms")))
+        conn.execute(
+            pgsql.SQL("SET LOCAL lock_timeout = {}").format(
+                pgsql.Literal(f"{int(self.lock_timeout_s * 1000)}ms")
+            )
+        )
         conn.execute("LOCK TABLE audit_chain IN EXCLUSIVE MODE")
 
     @staticmethod
@@ -344,10 +356,14 @@ class PostgresAuditStore(AuditStore):
         # cost more than hashing the row. The hex equals UUID.hex, so the chain is unchanged.
         kind = conn.execute(
             "SELECT data_type FROM information_schema.columns WHERE table_name = %s "
-            "AND column_name = 'originator_id'", (self.events_table,)
+            "AND column_name = 'originator_id'",
+            (self.events_table,),
         ).fetchone()
-        stream = (pgsql.SQL("encode(uuid_send(originator_id), 'hex')")
-                  if kind is not None and kind[0] == "uuid" else pgsql.SQL("originator_id"))
+        stream = (
+            pgsql.SQL("encode(uuid_send(originator_id), 'hex')")
+            if kind is not None and kind[0] == "uuid"
+            else pgsql.SQL("originator_id")
+        )
         return pgsql.SQL(
             "SELECT notification_id, {}, originator_version, topic, state FROM {} "
         ).format(stream, pgsql.Identifier(self.events_table))
@@ -361,8 +377,9 @@ class PostgresAuditStore(AuditStore):
                     with conn.cursor(binary=True) as cursor:
                         cursor.execute(
                             self._select_rows(conn)
-                            + pgsql.SQL("WHERE notification_id > %s ORDER BY notification_id "
-                                        "LIMIT %s"),
+                            + pgsql.SQL(
+                                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                            ),
                             (tip.position, CHAIN_CHUNK_ROWS),
                         )
                         rows = cursor.fetchall()
@@ -375,9 +392,12 @@ class PostgresAuditStore(AuditStore):
                     ):
                         hashes.setdefault(position, set()).add(chain_hash)
                     links, tip = _link_rows(tip, rows, hashes)
-                    with conn.cursor() as cursor, cursor.copy(
-                        "COPY audit_chain (position, ordinal, link) FROM STDIN"
-                    ) as copy:
+                    with (
+                        conn.cursor() as cursor,
+                        cursor.copy(
+                            "COPY audit_chain (position, ordinal, link) FROM STDIN"
+                        ) as copy,
+                    ):
                         for link in links:
                             copy.write_row(link)
 
@@ -399,16 +419,20 @@ class PostgresAuditStore(AuditStore):
         with self._connect() as conn, conn.transaction():
             # A sequence is not transactional: wait for any sealer in progress (it holds
             # audit_chain EXCLUSIVE until its seal is committed), then read both at once.
-            conn.execute(pgsql.SQL("SET LOCAL lock_timeout = {}").format(
-                pgsql.Literal(f"{int(self.lock_timeout_s * 1000)}ms")))
+            conn.execute(
+                pgsql.SQL("SET LOCAL lock_timeout = {}").format(
+                    pgsql.Literal(f"{int(self.lock_timeout_s * 1000)}ms")
+                )
+            )
             conn.execute("LOCK TABLE audit_chain IN SHARE MODE")
             sequence = conn.execute(
-                "SELECT pg_get_serial_sequence('audit_seals', 'seal_id')").fetchone()[0]
+                "SELECT pg_get_serial_sequence('audit_seals', 'seal_id')"
+            ).fetchone()[0]
             issued = 0
             if sequence is not None:
                 last, called = conn.execute(
-                    pgsql.SQL("SELECT last_value, is_called FROM {}").format(
-                        pgsql.SQL(sequence))).fetchone()
+                    pgsql.SQL("SELECT last_value, is_called FROM {}").format(pgsql.SQL(sequence))
+                ).fetchone()
                 issued = int(last) if called else 0
             present = conn.execute("SELECT COUNT(*) FROM audit_seals").fetchone()[0]
         return max(0, issued - int(present))
@@ -417,8 +441,11 @@ class PostgresAuditStore(AuditStore):
         with self._connect(autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             try:
-                head = conn.execute(pgsql.SQL("SELECT MAX(notification_id) FROM {}").format(
-                    pgsql.Identifier(self.events_table))).fetchone()[0]
+                head = conn.execute(
+                    pgsql.SQL("SELECT MAX(notification_id) FROM {}").format(
+                        pgsql.Identifier(self.events_table)
+                    )
+                ).fetchone()[0]
                 return StoreState(head or 0, *self._seal_state(conn))
             finally:
                 conn.rollback()
@@ -433,7 +460,8 @@ class PostgresAuditStore(AuditStore):
                 seals = self._read_seals(conn)
                 head = conn.execute(
                     pgsql.SQL("SELECT MAX(notification_id) FROM {}").format(
-                        pgsql.Identifier(self.events_table))
+                        pgsql.Identifier(self.events_table)
+                    )
                 ).fetchone()[0]
                 rows = conn.cursor(name="audit_rows", binary=True)
                 rows.itersize = READ_BATCH_ROWS

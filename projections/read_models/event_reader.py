@@ -107,8 +107,9 @@ class EventReader:
     """topics: those decoded into attribute bags; unread: those whose payloads are not even
     fetched (a topic whose data names no union)."""
 
-    def __init__(self, ledger: EventLog, store: Store, topics: Collection[str],
-                 unread: Collection[str] = ()) -> None:
+    def __init__(
+        self, ledger: EventLog, store: Store, topics: Collection[str], unread: Collection[str] = ()
+    ) -> None:
         self.store = store
         self.topics = frozenset(topics)
         self.unread = tuple(sorted(unread))
@@ -129,25 +130,31 @@ class EventReader:
         self._plain_posting = type(names.get("posting")) is PostingAsList
         self._decoder = json.JSONDecoder(object_hook=self._object_hook)
         # Events whose classes upcast old versions are decoded by the mapper itself.
-        self._upcast = {t for t in self.topics
-                        if getattr(resolve_topic(t), "class_version", 1) != 1}
+        self._upcast = {
+            t for t in self.topics if getattr(resolve_topic(t), "class_version", 1) != 1
+        }
         self._ahead: _ReadAhead | None = None
         if store.is_sqlite:
             marks = ", ".join("?" for _ in self.unread)
-            self._sql = (f"SELECT rowid, topic, originator_id, originator_version, CASE WHEN "
-                         f"topic IN ({marks}) THEN NULL ELSE state END "
-                         f"FROM {recorder.events_table_name} "
-                         "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
+            self._sql = (
+                f"SELECT rowid, topic, originator_id, originator_version, CASE WHEN "
+                f"topic IN ({marks}) THEN NULL ELSE state END "
+                f"FROM {recorder.events_table_name} "
+                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+            )
         else:
             schema = recorder.datastore.schema
-            self._sql = (f'SELECT notification_id, topic, originator_id::text, '
-                         f'originator_version, CASE WHEN topic = ANY(%s) THEN NULL ELSE state '
-                         f'END FROM "{schema}".'
-                         f'"{recorder.events_table_name}" WHERE notification_id > %s AND '
-                         "notification_id <= %s ORDER BY notification_id LIMIT %s")
+            self._sql = (
+                f"SELECT notification_id, topic, originator_id::text, "
+                f"originator_version, CASE WHEN topic = ANY(%s) THEN NULL ELSE state "
+                f'END FROM "{schema}".'
+                f'"{recorder.events_table_name}" WHERE notification_id > %s AND '
+                "notification_id <= %s ORDER BY notification_id LIMIT %s"
+            )
 
-    def select(self, cur: Any, *, after: int, limit: int,
-               stop: int | None = None) -> list[Notification]:
+    def select(
+        self, cur: Any, *, after: int, limit: int, stop: int | None = None
+    ) -> list[Notification]:
         """Up to `limit` notifications after position `after` (and at most `stop`)."""
         stop = 2**62 if stop is None else stop
         if self.store.is_sqlite:
@@ -156,16 +163,16 @@ class EventReader:
             cur.execute(self._sql, (list(self.unread), after, stop, limit), prepare=True)
         return [Notification(*row) for row in cur.fetchall()]
 
-    def read_chunk(self, cur: Any, *, after: int, limit: int,
-                   stop: int | None = None) -> Chunk:
+    def read_chunk(self, cur: Any, *, after: int, limit: int, stop: int | None = None) -> Chunk:
         """select() and decode() together: the unit the projector applies."""
         if self._ahead is not None:
             items = self._ahead.take(after, limit, stop)
             if items is not None:
                 return Chunk(after, items)
         decode = self.decode
-        return Chunk(after, [decode(n)
-                             for n in self.select(cur, after=after, limit=limit, stop=stop)])
+        return Chunk(
+            after, [decode(n) for n in self.select(cur, after=after, limit=limit, stop=stop)]
+        )
 
     @contextmanager
     def reading_ahead(self, *, after: int, limit: int, stop: int | None = None) -> Iterator[None]:
@@ -190,8 +197,9 @@ class EventReader:
         if n.state is None:  # an unread topic
             return ReadEvent(n, None, ())
         try:
-            opened = self._payloads.open(bytes(n.state), n.originator_id, n.originator_version,
-                                         n.topic)
+            opened = self._payloads.open(
+                bytes(n.state), n.originator_id, n.originator_version, n.topic
+            )
         except PayloadBindingError as exc:
             raise UnreadableEvent(n, exc) from exc
         plain = zlib.decompress(opened) if self._zlib else self._compressor.decompress(opened)
@@ -207,9 +215,15 @@ class EventReader:
         return ReadEvent(n, event, codes)
 
     def _by_mapper(self, n: Notification, opened: bytes) -> DecodedEvent:
-        domain_event = self._mapper.from_opened(StoredEvent(
-            originator_id=UUID(n.originator_id), originator_version=n.originator_version,
-            topic=n.topic, state=bytes(n.state)), opened)
+        domain_event = self._mapper.from_opened(
+            StoredEvent(
+                originator_id=UUID(n.originator_id),
+                originator_version=n.originator_version,
+                topic=n.topic,
+                state=bytes(n.state),
+            ),
+            opened,
+        )
         event = object.__new__(DecodedEvent)
         fields = dict(vars(domain_event))
         del fields["originator_version"]  # no handler uses it
@@ -283,5 +297,6 @@ class _ReadAhead:
 
 
 def _posting_row(p: Any) -> PostingRow:
-    return PostingRow(p.organization_code, p.account_code, p.debit.fen, p.credit.fen,
-                      p.earmarked, p.counterparty)
+    return PostingRow(
+        p.organization_code, p.account_code, p.debit.fen, p.credit.fen, p.earmarked, p.counterparty
+    )

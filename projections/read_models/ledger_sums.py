@@ -34,23 +34,43 @@ from projections.read_models.schema import TableSet
 from storage.database import Store, pg_array
 
 MONTH, YEAR = 1, 12
-_COLUMNS = ("organization_code", "months", "period", "account_code", "earmarked", "debit_fen",
-            "credit_fen", "recorded_from_us", "recorded_to_us")
+_COLUMNS = (
+    "organization_code",
+    "months",
+    "period",
+    "account_code",
+    "earmarked",
+    "debit_fen",
+    "credit_fen",
+    "recorded_from_us",
+    "recorded_to_us",
+)
 _KEY = "organization_code, months, period, account_code, earmarked"
-_PG_TYPES = tuple("text" if c in ("organization_code", "account_code") else "bigint"
-                  for c in _COLUMNS)
+_PG_TYPES = tuple(
+    "text" if c in ("organization_code", "account_code") else "bigint" for c in _COLUMNS
+)
 
 # (organization_code, months, period, account_code, earmarked)
 #   -> [debit, credit, recorded_from, recorded_to]
 Sums = dict[tuple[str, int, int, str, int], list[int]]
 
 
-def add(sums: Sums, organization_code: str, account_code: str, earmarked: int, day: int,
-        debit_fen: int, credit_fen: int, at_us: int) -> None:
+def add(
+    sums: Sums,
+    organization_code: str,
+    account_code: str,
+    earmarked: int,
+    day: int,
+    debit_fen: int,
+    credit_fen: int,
+    at_us: int,
+) -> None:
     """Adds one ledger line (effective on `day`, YYYYMMDD) to its month and its year."""
     month = day // 100
-    for key in ((organization_code, MONTH, month, account_code, earmarked),
-                (organization_code, YEAR, month // 100 * 100 + 1, account_code, earmarked)):
+    for key in (
+        (organization_code, MONTH, month, account_code, earmarked),
+        (organization_code, YEAR, month // 100 * 100 + 1, account_code, earmarked),
+    ):
         row = sums.get(key)
         if row is None:
             sums[key] = [debit_fen, credit_fen, at_us, at_us]
@@ -77,7 +97,8 @@ def write(store: Store, cur: Any, tables: TableSet, sums: Sums) -> None:
             " credit_fen = credit_fen + excluded.credit_fen,"
             " recorded_from_us = min(recorded_from_us, excluded.recorded_from_us),"
             " recorded_to_us = max(recorded_to_us, excluded.recorded_to_us)",
-            [(*key, *row) for key, row in sums.items()])
+            [(*key, *row) for key, row in sums.items()],
+        )
         return
     # One statement for the whole batch, each column one array parameter (store.pg_array).
     columns: list[list[Any]] = [[] for _ in _COLUMNS]
@@ -90,15 +111,18 @@ def write(store: Store, cur: Any, tables: TableSet, sums: Sums) -> None:
         array, value = pg_array(values, kind)
         selects.append(array)
         params.append(value)
-    cur.execute(store.sql(
-        f"INSERT INTO {table} AS s ({', '.join(_COLUMNS)})"
-        f" SELECT * FROM unnest({', '.join(selects)})"
-        f" ON CONFLICT ({_KEY}) DO UPDATE SET"
-        " debit_fen = s.debit_fen + EXCLUDED.debit_fen,"
-        " credit_fen = s.credit_fen + EXCLUDED.credit_fen,"
-        " recorded_from_us = LEAST(s.recorded_from_us, EXCLUDED.recorded_from_us),"
-        " recorded_to_us = GREATEST(s.recorded_to_us, EXCLUDED.recorded_to_us)"),
-        params)
+    cur.execute(
+        store.sql(
+            f"INSERT INTO {table} AS s ({', '.join(_COLUMNS)})"
+            f" SELECT * FROM unnest({', '.join(selects)})"
+            f" ON CONFLICT ({_KEY}) DO UPDATE SET"
+            " debit_fen = s.debit_fen + EXCLUDED.debit_fen,"
+            " credit_fen = s.credit_fen + EXCLUDED.credit_fen,"
+            " recorded_from_us = LEAST(s.recorded_from_us, EXCLUDED.recorded_from_us),"
+            " recorded_to_us = GREATEST(s.recorded_to_us, EXCLUDED.recorded_to_us)"
+        ),
+        params,
+    )
 
 
 def fill(store: Store, cur: Any, tables: TableSet) -> None:
@@ -108,16 +132,17 @@ def fill(store: Store, cur: Any, tables: TableSet) -> None:
     first month (YYYY01) in both databases."""
     s, lines = tables.table("ledger_sums"), tables.table("ledger_lines")
     group = "organization_code, account_code, earmarked"
-    for months, period in ((MONTH, "effective_on / 100"),
-                           (YEAR, "effective_on / 10000 * 100 + 1")):
+    for months, period in ((MONTH, "effective_on / 100"), (YEAR, "effective_on / 10000 * 100 + 1")):
         cur.execute(
             f"INSERT INTO {s} ({', '.join(_COLUMNS)})"
             f" SELECT organization_code, {months}, {period}, account_code, earmarked,"
             " SUM(debit_fen), SUM(credit_fen), MIN(recorded_at_us), MAX(recorded_at_us)"
-            f" FROM {lines} GROUP BY {group}, {period}")
+            f" FROM {lines} GROUP BY {group}, {period}"
+        )
 
 
 # --- reading: a range of effective dates as whole years, whole months and edge days ---------
+
 
 @dataclass
 class Pieces:
@@ -145,8 +170,9 @@ def _split_months(a: datetime.date, b: datetime.date, pieces: Pieces) -> None:
     ly, lm = divmod(last, 12)
     pieces.months.append((fy * 100 + fm + 1, ly * 100 + lm + 1))
     if a.day != 1:  # then a's month is not whole, and a < the first whole month
-        pieces.days.append((day_int(a), a.year * 10_000 + a.month * 100 + _last_day(a.year,
-                                                                                     a.month)))
+        pieces.days.append(
+            (day_int(a), a.year * 10_000 + a.month * 100 + _last_day(a.year, a.month))
+        )
     if b.day != _last_day(b.year, b.month):
         pieces.days.append((b.year * 10_000 + b.month * 100 + 1, day_int(b)))
 
@@ -168,8 +194,15 @@ def split(date_from: datetime.date, date_to: datetime.date) -> Pieces:
     return pieces
 
 
-def flow_sql(tables: TableSet, bucket: int, pieces: Pieces, org_in: Callable[[str], str],
-             k_us: int, params: dict[str, Any], ctes: list[str]) -> list[str]:
+def flow_sql(
+    tables: TableSet,
+    bucket: int,
+    pieces: Pieces,
+    org_in: Callable[[str], str],
+    k_us: int,
+    params: dict[str, Any],
+    ctes: list[str],
+) -> list[str]:
     """SELECTs of (bucket, account_code, earmarked, debit_fen, credit_fen) rows whose sums
     are the sums of the ledger lines of the pieces recorded by :k (params must hold it), in
     the organisations org_in(alias) admits; the common table expressions they use are
@@ -179,8 +212,10 @@ def flow_sql(tables: TableSet, bucket: int, pieces: Pieces, org_in: Callable[[st
     partly = k_us < KNOWN_NOW_US
 
     def out(a: str) -> str:
-        return (f"SELECT {bucket} AS bucket, {a}.account_code, {a}.earmarked, {a}.debit_fen,"
-                f" {a}.credit_fen")
+        return (
+            f"SELECT {bucket} AS bucket, {a}.account_code, {a}.earmarked, {a}.debit_fen,"
+            f" {a}.credit_fen"
+        )
 
     def whole(a: str) -> str:
         return f" AND {a}.recorded_to_us <= :k"
@@ -189,18 +224,21 @@ def flow_sql(tables: TableSet, bucket: int, pieces: Pieces, org_in: Callable[[st
         return f" AND {a}.recorded_from_us <= :k AND {a}.recorded_to_us > :k"
 
     def same_group(a: str, b: str) -> str:
-        return (f"{b}.organization_code = {a}.organization_code"
-                f" AND {b}.account_code = {a}.account_code AND {b}.earmarked = {a}.earmarked")
+        return (
+            f"{b}.organization_code = {a}.organization_code"
+            f" AND {b}.account_code = {a}.account_code AND {b}.earmarked = {a}.earmarked"
+        )
 
-    lines_of_month = (f" JOIN {lines} l ON {same_group('m', 'l')}"
-                      " AND l.effective_on BETWEEN m.period * 100 + 1 AND m.period * 100 + 31"
-                      " AND l.recorded_at_us <= :k")
+    lines_of_month = (
+        f" JOIN {lines} l ON {same_group('m', 'l')}"
+        " AND l.effective_on BETWEEN m.period * 100 + 1 AND m.period * 100 + 31"
+        " AND l.recorded_at_us <= :k"
+    )
     sql = []
     for n, (first, last) in enumerate(pieces.years):
         p1, p2 = f"y{bucket}_{n}a", f"y{bucket}_{n}b"
         params[p1], params[p2] = first, last
-        years = (f" WHERE {org_in('y')} AND y.months = 12"
-                 f" AND y.period BETWEEN :{p1} AND :{p2}")
+        years = f" WHERE {org_in('y')} AND y.months = 12 AND y.period BETWEEN :{p1} AND :{p2}"
         if not partly:
             sql.append(f"{out('y')} FROM {s} y{years}{whole('y')}")
             continue
@@ -208,29 +246,36 @@ def flow_sql(tables: TableSet, bucket: int, pieces: Pieces, org_in: Callable[[st
         # month rows, and from the lines of a month that k falls within; its other years
         # are whole (one lookup per organisation and year, not per account).
         late = f"late{bucket}_{n}"
-        ctes.append(f"{late}(organization_code, period) AS ("
-                    f"SELECT DISTINCT z.organization_code, z.period FROM {s} z"
-                    f" WHERE {org_in('z')} AND z.months = 12 AND z.period BETWEEN :{p1} AND :{p2}"
-                    " AND z.recorded_to_us > :k)")
-        sql.append(f"{out('y')} FROM {s} y{years}{whole('y')}"
-                   f" AND (y.organization_code, y.period) NOT IN"
-                   f" (SELECT organization_code, period FROM {late})")
-        months_of_late = (f" FROM {late} ly JOIN {s} m"
-                          " ON m.organization_code = ly.organization_code AND m.months = 1"
-                          " AND m.period BETWEEN ly.period AND ly.period + 11")
+        ctes.append(
+            f"{late}(organization_code, period) AS ("
+            f"SELECT DISTINCT z.organization_code, z.period FROM {s} z"
+            f" WHERE {org_in('z')} AND z.months = 12 AND z.period BETWEEN :{p1} AND :{p2}"
+            " AND z.recorded_to_us > :k)"
+        )
+        sql.append(
+            f"{out('y')} FROM {s} y{years}{whole('y')}"
+            f" AND (y.organization_code, y.period) NOT IN"
+            f" (SELECT organization_code, period FROM {late})"
+        )
+        months_of_late = (
+            f" FROM {late} ly JOIN {s} m"
+            " ON m.organization_code = ly.organization_code AND m.months = 1"
+            " AND m.period BETWEEN ly.period AND ly.period + 11"
+        )
         sql.append(f"{out('m')}{months_of_late} WHERE m.recorded_to_us <= :k")
         sql.append(f"{out('l')}{months_of_late}{lines_of_month} WHERE{split_at_k('m')[4:]}")
     for n, (first, last) in enumerate(pieces.months):
         p1, p2 = f"m{bucket}_{n}a", f"m{bucket}_{n}b"
         params[p1], params[p2] = first, last
-        months = (f" WHERE {org_in('m')} AND m.months = 1"
-                  f" AND m.period BETWEEN :{p1} AND :{p2}")
+        months = f" WHERE {org_in('m')} AND m.months = 1 AND m.period BETWEEN :{p1} AND :{p2}"
         sql.append(f"{out('m')} FROM {s} m{months}{whole('m')}")
         if partly:
             sql.append(f"{out('l')} FROM {s} m{lines_of_month}{months}{split_at_k('m')}")
     for n, (first, last) in enumerate(pieces.days):
         p1, p2 = f"d{bucket}_{n}a", f"d{bucket}_{n}b"
         params[p1], params[p2] = first, last
-        sql.append(f"{out('l')} FROM {lines} l WHERE {org_in('l')}"
-                   f" AND l.effective_on BETWEEN :{p1} AND :{p2} AND l.recorded_at_us <= :k")
+        sql.append(
+            f"{out('l')} FROM {lines} l WHERE {org_in('l')}"
+            f" AND l.effective_on BETWEEN :{p1} AND :{p2} AND l.recorded_at_us <= :k"
+        )
     return sql

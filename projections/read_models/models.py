@@ -44,11 +44,11 @@ class ReadModels:
 
     # --- the projection ---------------------------------------------------------------------
 
-    def catch_up(self, max_events: int | None = None, *,
-                 batch_events: int = BATCH_EVENTS) -> int:
+    def catch_up(self, max_events: int | None = None, *, batch_events: int = BATCH_EVENTS) -> int:
         """Applies pending events (at most max_events) and returns the position reached."""
-        return self.projector.catch_up(self.tables, max_events=max_events,
-                                       batch_events=batch_events)
+        return self.projector.catch_up(
+            self.tables, max_events=max_events, batch_events=batch_events
+        )
 
     def maintain(self, min_events: int | None = None) -> bool:
         """Refreshes the tables' statistics (and, on PostgreSQL, vacuums them) once min_events
@@ -71,15 +71,20 @@ class ReadModels:
         with self.store.reader() as cur:
             return self.projector.read_position(cur, self.tables, lock=False)[0]
 
-    def audit_positions(self, organization_code: str, *, after: int, through: int,
-                        limit: int) -> list[int]:
+    def audit_positions(
+        self, organization_code: str, *, after: int, through: int, limit: int
+    ) -> list[int]:
         """From the audit index: the positions after `after` and at most `through` of the
         events that concern an organisation (its own streams, or data naming its code)."""
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(
-                f"SELECT position FROM {self.tables.table('audit_index')} WHERE "
-                "organization_code = ? AND position > ? AND position <= ? "
-                "ORDER BY position LIMIT ?"), (organization_code, after, through, limit))
+            cur.execute(
+                self.store.sql(
+                    f"SELECT position FROM {self.tables.table('audit_index')} WHERE "
+                    "organization_code = ? AND position > ? AND position <= ? "
+                    "ORDER BY position LIMIT ?"
+                ),
+                (organization_code, after, through, limit),
+            )
             return [int(row[0]) for row in cur.fetchall()]
 
     def lag(self) -> int:
@@ -101,31 +106,69 @@ class ReadModels:
 
     def _require_org(self, code: str) -> None:
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(
-                f"SELECT 1 FROM {self.tables.table('organizations')} WHERE code = ?"), (code,))
+            cur.execute(
+                self.store.sql(
+                    f"SELECT 1 FROM {self.tables.table('organizations')} WHERE code = ?"
+                ),
+                (code,),
+            )
             if cur.fetchone() is None:
                 raise NotFound(f"organisation {str(code)[:40]} not found")
 
-    def roll(self, code: str, *, as_of: datetime.date, known_at: datetime.datetime | None = None,
-             scope: str = "self", status: str | None = None, page: int = 1,
-             page_size: int = 100) -> dict[str, Any]:
+    def roll(
+        self,
+        code: str,
+        *,
+        as_of: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = 100,
+    ) -> dict[str, Any]:
         self._require_org(code)
-        return self.rolls.roll(code, as_of=as_of, k_us=known_us(known_at), scope=scope,
-                               status=status, page=page, page_size=page_size)
+        return self.rolls.roll(
+            code,
+            as_of=as_of,
+            k_us=known_us(known_at),
+            scope=scope,
+            status=status,
+            page=page,
+            page_size=page_size,
+        )
 
-    def roll_summary(self, code: str, *, as_of: datetime.date,
-                     known_at: datetime.datetime | None = None,
-                     scope: str = "self") -> dict[str, Any]:
+    def roll_summary(
+        self,
+        code: str,
+        *,
+        as_of: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+    ) -> dict[str, Any]:
         self._require_org(code)
         return self.rolls.summary(code, as_of=as_of, k_us=known_us(known_at), scope=scope)
 
-    def roll_changes(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
-                     known_at: datetime.datetime | None = None, scope: str = "self",
-                     page: int = 1, page_size: int = 100) -> dict[str, Any]:
+    def roll_changes(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+        page: int = 1,
+        page_size: int = 100,
+    ) -> dict[str, Any]:
         self._require_org(code)
-        return self.rolls.changes(code, date_from=date_from, date_to=date_to,
-                                  k_us=known_us(known_at), scope=scope, page=page,
-                                  page_size=page_size)
+        return self.rolls.changes(
+            code,
+            date_from=date_from,
+            date_to=date_to,
+            k_us=known_us(known_at),
+            scope=scope,
+            page=page,
+            page_size=page_size,
+        )
 
     def member_history(self, member_id: str) -> list[dict[str, Any]]:
         return self.rolls.history(member_id)
@@ -136,48 +179,95 @@ class ReadModels:
 
     # --- statements -------------------------------------------------------------------------
 
-    def balance_sheet(self, code: str, *, as_of: datetime.date,
-                      known_at: datetime.datetime | None = None,
-                      scope: str = "self") -> dict[str, Any]:
+    def balance_sheet(
+        self,
+        code: str,
+        *,
+        as_of: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+    ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.balance_sheet(code, as_of=as_of, k_us=known_us(known_at),
-                                             scope=scope)
+        return self.statements.balance_sheet(
+            code, as_of=as_of, k_us=known_us(known_at), scope=scope
+        )
 
-    def income_expenditure(self, code: str, *, date_from: datetime.date,
-                           date_to: datetime.date, known_at: datetime.datetime | None = None,
-                           scope: str = "self") -> dict[str, Any]:
+    def income_expenditure(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+    ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.income_expenditure(code, date_from=date_from, date_to=date_to,
-                                                  k_us=known_us(known_at), scope=scope)
+        return self.statements.income_expenditure(
+            code, date_from=date_from, date_to=date_to, k_us=known_us(known_at), scope=scope
+        )
 
-    def trial_balance(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
-                      known_at: datetime.datetime | None = None,
-                      scope: str = "self") -> dict[str, Any]:
+    def trial_balance(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+    ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.trial_balance(code, date_from=date_from, date_to=date_to,
-                                             k_us=known_us(known_at), scope=scope)
+        return self.statements.trial_balance(
+            code, date_from=date_from, date_to=date_to, k_us=known_us(known_at), scope=scope
+        )
 
-    def journal(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
-                known_at: datetime.datetime | None = None, scope: str = "self",
-                page: int = 1, page_size: int = 100) -> dict[str, Any]:
+    def journal(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+        page: int = 1,
+        page_size: int = 100,
+    ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.journal(code, date_from=date_from, date_to=date_to,
-                                       k_us=known_us(known_at), scope=scope, page=page,
-                                       page_size=page_size)
+        return self.statements.journal(
+            code,
+            date_from=date_from,
+            date_to=date_to,
+            k_us=known_us(known_at),
+            scope=scope,
+            page=page,
+            page_size=page_size,
+        )
 
     # --- organisations and policies ---------------------------------------------------------
 
     def organization(self, code: str) -> dict[str, Any]:
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(
-                "SELECT code, name, level, region_code, employer_code, founded_on, status,"
-                f" dissolved_on, parent_code FROM {self.tables.table('organizations')}"
-                " WHERE code = ?"), (code,))
+            cur.execute(
+                self.store.sql(
+                    "SELECT code, name, level, region_code, employer_code, founded_on, status,"
+                    f" dissolved_on, parent_code FROM {self.tables.table('organizations')}"
+                    " WHERE code = ?"
+                ),
+                (code,),
+            )
             row = cur.fetchone()
         if row is None:
             raise NotFound(f"organisation {str(code)[:40]} not found")
-        keys = ("code", "name", "level", "region_code", "employer_code", "founded_on",
-                "status", "dissolved_on", "parent_code")
+        keys = (
+            "code",
+            "name",
+            "level",
+            "region_code",
+            "employer_code",
+            "founded_on",
+            "status",
+            "dissolved_on",
+            "parent_code",
+        )
         result = dict(zip(keys, row, strict=True))
         result["founded_on"] = iso_day(result["founded_on"])
         result["dissolved_on"] = iso_day(result["dissolved_on"])
@@ -188,10 +278,16 @@ class ReadModels:
             cur.execute(
                 "SELECT region_prefix, effective_from, shares, position, recorded_at_us"
                 f" FROM {self.tables.table('levy_policies')}"
-                " ORDER BY region_prefix, effective_from")
+                " ORDER BY region_prefix, effective_from"
+            )
             rows = cur.fetchall()
         return [
-            {"region_code": prefix, "effective_from": iso_day(day), "shares": json.loads(shares),
-             "position": position, "recorded_at": from_micros(at)}
+            {
+                "region_code": prefix,
+                "effective_from": iso_day(day),
+                "shares": json.loads(shares),
+                "position": position,
+                "recorded_at": from_micros(at),
+            }
             for prefix, day, shares, position, at in rows
         ]

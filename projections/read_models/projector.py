@@ -103,8 +103,16 @@ def describe(kind: str, details: dict[str, Any], reverses: str | None) -> str:
 class Batch:
     """The rows one batch of events produces, built in memory and then written."""
 
-    def __init__(self, store: Store, cur: Any, tables: TableSet, cipher: PiiCipher,
-                 org_codes: dict[str, str], *, keep_sums: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cur: Any,
+        tables: TableSet,
+        cipher: PiiCipher,
+        org_codes: dict[str, str],
+        *,
+        keep_sums: bool = True,
+    ) -> None:
         self.store = store
         self.cur = cur
         self.tables = tables
@@ -153,20 +161,23 @@ class Batch:
             self.store.executemany(
                 self.cur, f"UPDATE {self.tables.table(table)} SET {sets} WHERE {where}", rows
             )
-        pending = [(t, map(_VALUES_OF[t], rows.values())) for t, rows in self.inserts.items()
-                   if rows]
+        pending = [
+            (t, map(_VALUES_OF[t], rows.values())) for t, rows in self.inserts.items() if rows
+        ]
         pending += [(t, rows) for t, rows in self.plain_inserts.items() if rows]
         for table, values in pending:
             names = TABLES_BY_NAME[table].column_names
             if self.store.is_sqlite:
                 marks = ", ".join("?" for _ in names)
                 self.cur.executemany(
-                    f"INSERT INTO {self.tables.table(table)} ({', '.join(names)}) "
-                    f"VALUES ({marks})", values)
+                    f"INSERT INTO {self.tables.table(table)} ({', '.join(names)}) VALUES ({marks})",
+                    values,
+                )
             else:
                 # COPY: one stream per table instead of a round of messages per row.
-                with self.cur.copy(f"COPY {self.tables.table(table)} ({', '.join(names)}) "
-                                   "FROM STDIN") as copy:
+                with self.cur.copy(
+                    f"COPY {self.tables.table(table)} ({', '.join(names)}) FROM STDIN"
+                ) as copy:
                     for row in values:
                         copy.write_row(row)
         if self.sums:
@@ -175,8 +186,9 @@ class Batch:
     def _select(self, table: str, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         names = TABLES_BY_NAME[table].column_names
         self.cur.execute(
-            self.store.sql(f"SELECT {', '.join(names)} FROM {self.tables.table(table)} "
-                           f"WHERE {where}"),
+            self.store.sql(
+                f"SELECT {', '.join(names)} FROM {self.tables.table(table)} WHERE {where}"
+            ),
             tuple(params),
         )
         return [dict(zip(names, r, strict=True), _stored=True) for r in self.cur.fetchall()]
@@ -192,7 +204,7 @@ class Batch:
         sqlite = self.store.is_sqlite
         size = _PREFETCH_CHUNK if sqlite else _PREFETCH_CHUNK_PG
         for i in range(0, len(wanted), size):
-            chunk = wanted[i:i + size]
+            chunk = wanted[i : i + size]
             if sqlite:
                 member_in = f"member_id IN ({', '.join('?' for _ in chunk)})"
                 params: Sequence[Any] = chunk
@@ -201,19 +213,22 @@ class Batch:
                 # planned once instead of once per chunk.
                 array, value = pg_array(chunk, "text")
                 member_in, params = f"member_id = ANY({array})", (value,)
-            for row in self._select("roll_spans",
-                                    f"closed_position IS NULL AND {member_in}", params):
+            for row in self._select(
+                "roll_spans", f"closed_position IS NULL AND {member_in}", params
+            ):
                 self.open_spans[row["member_id"]] = row
-            for row in self._select("member_details",
-                                    f"superseded_position IS NULL AND {member_in}", params):
+            for row in self._select(
+                "member_details", f"superseded_position IS NULL AND {member_in}", params
+            ):
                 self.details[row["member_id"]] = row
 
     def org_code(self, aggregate_id: str) -> str:
         code = self.org_codes.get(aggregate_id)
         if code is None:
             self.cur.execute(
-                self.store.sql(f"SELECT code FROM {self.tables.table('organizations')} "
-                               "WHERE aggregate_id = ?"),
+                self.store.sql(
+                    f"SELECT code FROM {self.tables.table('organizations')} WHERE aggregate_id = ?"
+                ),
                 (aggregate_id,),
             )
             row = self.cur.fetchone()
@@ -232,70 +247,144 @@ class Batch:
 
     # --- roll spans and details ------------------------------------------------------------
 
-    def open_span(self, member_id: str, *, organization_code: str, status: str, sex: str,
-                  joined_on: int, valid_from: int, transfer_to: str | None = None,
-                  transfer_reason: int | None = None) -> None:
+    def open_span(
+        self,
+        member_id: str,
+        *,
+        organization_code: str,
+        status: str,
+        sex: str,
+        joined_on: int,
+        valid_from: int,
+        transfer_to: str | None = None,
+        transfer_reason: int | None = None,
+    ) -> None:
         if self.open_spans.get(member_id) is not None:
             raise ProjectionError(f"member {member_id} already has an open roll span")
-        self.open_spans[member_id] = self.insert("roll_spans", {
-            "member_id": member_id, "opened_position": self.position,
-            "organization_code": organization_code, "status": status, "sex": sex,
-            "joined_on": joined_on, "valid_from": valid_from, "valid_to": None,
-            "opened_at_us": self.at_us, "closed_position": None, "closed_at_us": None,
-            "transfer_to": transfer_to, "transfer_reason": transfer_reason,
-        })
+        self.open_spans[member_id] = self.insert(
+            "roll_spans",
+            {
+                "member_id": member_id,
+                "opened_position": self.position,
+                "organization_code": organization_code,
+                "status": status,
+                "sex": sex,
+                "joined_on": joined_on,
+                "valid_from": valid_from,
+                "valid_to": None,
+                "opened_at_us": self.at_us,
+                "closed_position": None,
+                "closed_at_us": None,
+                "transfer_to": transfer_to,
+                "transfer_reason": transfer_reason,
+            },
+        )
 
     def close_span(self, member_id: str, valid_to: int | None = None) -> dict[str, Any]:
         span = self.open_spans.get(member_id)
         if span is None:
             raise ProjectionError(f"member {member_id} has no open roll span")
         self.open_spans[member_id] = None
-        self.update("roll_spans", span,
-                    valid_to=span["valid_from"] if valid_to is None else valid_to,
-                    closed_position=self.position, closed_at_us=self.at_us)
+        self.update(
+            "roll_spans",
+            span,
+            valid_to=span["valid_from"] if valid_to is None else valid_to,
+            closed_position=self.position,
+            closed_at_us=self.at_us,
+        )
         return span
 
     def new_details(self, member_id: str, **fields: Any) -> None:
         current = self.details.get(member_id)
         row = {k: v for k, v in (current or {}).items() if k != "_stored"}
         if current is not None:
-            self.update("member_details", current, superseded_position=self.position,
-                        superseded_at_us=self.at_us)
+            self.update(
+                "member_details",
+                current,
+                superseded_position=self.position,
+                superseded_at_us=self.at_us,
+            )
         row.update(fields)
-        row.update(member_id=member_id, position=self.position, recorded_at_us=self.at_us,
-                   superseded_position=None, superseded_at_us=None)
+        row.update(
+            member_id=member_id,
+            position=self.position,
+            recorded_at_us=self.at_us,
+            superseded_position=None,
+            superseded_at_us=None,
+        )
         self.details[member_id] = self.insert("member_details", row)
 
     def encrypt(self, member_id: str, field: str, value: str | None) -> bytes | None:
         return self.cipher.encrypt(value, field=field, origin=f"{member_id}|{self.position}")
 
-    def change(self, line_no: int, member_id: str, organization_code: str, change_code: int,
-               reason_code: int | None, effective_on: int) -> None:
-        self.insert("roll_changes", {
-            "position": self.position, "line_no": line_no, "member_id": member_id,
-            "organization_code": organization_code, "change_code": change_code,
-            "reason_code": reason_code, "effective_on": effective_on,
-            "recorded_at_us": self.at_us,
-        })
+    def change(
+        self,
+        line_no: int,
+        member_id: str,
+        organization_code: str,
+        change_code: int,
+        reason_code: int | None,
+        effective_on: int,
+    ) -> None:
+        self.insert(
+            "roll_changes",
+            {
+                "position": self.position,
+                "line_no": line_no,
+                "member_id": member_id,
+                "organization_code": organization_code,
+                "change_code": change_code,
+                "reason_code": reason_code,
+                "effective_on": effective_on,
+                "recorded_at_us": self.at_us,
+            },
+        )
 
 
 # --- event handlers: one per topic, each the whole effect of its event on the read models ----
 
+
 def _org_founded(b: Batch, e: Any) -> None:
     b.org_codes[str(e.originator_id)] = e.code
-    b.insert("organizations", {
-        "code": e.code, "aggregate_id": str(e.originator_id), "name": e.name, "level": e.level,
-        "region_code": e.region_code, "employer_code": e.employer_code,
-        "founded_on": day_int(e.founded_on), "status": "active", "dissolved_on": None,
-        "dissolved_at_us": None,
-        "parent_code": e.parent_code, "position": b.position, "recorded_at_us": b.at_us,
-    })
-    b.insert("org_parents", {"code": e.code, "valid_from": DAY_ZERO, "position": b.position,
-                             "recorded_at_us": b.at_us, "parent_code": e.parent_code})
+    b.insert(
+        "organizations",
+        {
+            "code": e.code,
+            "aggregate_id": str(e.originator_id),
+            "name": e.name,
+            "level": e.level,
+            "region_code": e.region_code,
+            "employer_code": e.employer_code,
+            "founded_on": day_int(e.founded_on),
+            "status": "active",
+            "dissolved_on": None,
+            "dissolved_at_us": None,
+            "parent_code": e.parent_code,
+            "position": b.position,
+            "recorded_at_us": b.at_us,
+        },
+    )
+    b.insert(
+        "org_parents",
+        {
+            "code": e.code,
+            "valid_from": DAY_ZERO,
+            "position": b.position,
+            "recorded_at_us": b.at_us,
+            "parent_code": e.parent_code,
+        },
+    )
     if e.employee_count is not None:
-        b.insert("org_employees", {"code": e.code, "valid_from": DAY_ZERO,
-                                   "position": b.position, "recorded_at_us": b.at_us,
-                                   "employee_count": e.employee_count})
+        b.insert(
+            "org_employees",
+            {
+                "code": e.code,
+                "valid_from": DAY_ZERO,
+                "position": b.position,
+                "recorded_at_us": b.at_us,
+                "employee_count": e.employee_count,
+            },
+        )
 
 
 def _org_changed(b: Batch, e: Any) -> None:
@@ -306,20 +395,40 @@ def _org_changed(b: Batch, e: Any) -> None:
         changes["name"] = e.name
     if e.parent_code is not None:
         changes["parent_code"] = e.parent_code
-        b.insert("org_parents", {"code": code, "valid_from": valid_from, "position": b.position,
-                                 "recorded_at_us": b.at_us, "parent_code": e.parent_code})
+        b.insert(
+            "org_parents",
+            {
+                "code": code,
+                "valid_from": valid_from,
+                "position": b.position,
+                "recorded_at_us": b.at_us,
+                "parent_code": e.parent_code,
+            },
+        )
     if e.employee_count is not None:
-        b.insert("org_employees", {"code": code, "valid_from": valid_from,
-                                   "position": b.position, "recorded_at_us": b.at_us,
-                                   "employee_count": e.employee_count})
+        b.insert(
+            "org_employees",
+            {
+                "code": code,
+                "valid_from": valid_from,
+                "position": b.position,
+                "recorded_at_us": b.at_us,
+                "employee_count": e.employee_count,
+            },
+        )
     if changes:
         b.update("organizations", b.organization_row(code), **changes)
 
 
 def _org_dissolved(b: Batch, e: Any) -> None:
     code = b.org_code(str(e.originator_id))
-    b.update("organizations", b.organization_row(code), status="dissolved",
-             dissolved_on=day_int(e.dissolved_on), dissolved_at_us=b.at_us)
+    b.update(
+        "organizations",
+        b.organization_row(code),
+        status="dissolved",
+        dissolved_on=day_int(e.dissolved_on),
+        dissolved_at_us=b.at_us,
+    )
 
 
 def _member_joined(b: Batch, e: Any) -> None:
@@ -327,11 +436,13 @@ def _member_joined(b: Batch, e: Any) -> None:
     identity = IdNumber(e.id_number)
     b.new_details(
         member_id,
-        id_number_hash=b.cipher.lookup_hash(e.id_number), sex=identity.sex,
+        id_number_hash=b.cipher.lookup_hash(e.id_number),
+        sex=identity.sex,
         name_enc=b.encrypt(member_id, "name", e.name),
         id_number_enc=b.encrypt(member_id, "id_number", e.id_number),
         mobile_enc=b.encrypt(member_id, "mobile", e.mobile),
-        migrant_worker=int(e.migrant_worker), new_employment_form=int(e.new_employment_form),
+        migrant_worker=int(e.migrant_worker),
+        new_employment_form=int(e.new_employment_form),
     )
     _start_membership(b, member_id, identity.sex, e.organization_code, e.joined_on)
 
@@ -345,31 +456,46 @@ def _member_rejoined(b: Batch, e: Any) -> None:
         member_id,
         name_enc=b.encrypt(member_id, "name", e.name),
         mobile_enc=b.encrypt(member_id, "mobile", e.mobile),
-        migrant_worker=int(e.migrant_worker), new_employment_form=int(e.new_employment_form),
+        migrant_worker=int(e.migrant_worker),
+        new_employment_form=int(e.new_employment_form),
     )
     _start_membership(b, member_id, current["sex"], e.organization_code, e.joined_on)
 
 
 def _start_membership(b: Batch, member_id: str, sex: str, org: str, joined_on: Any) -> None:
     day = day_int(joined_on)
-    b.open_span(member_id, organization_code=org, status="active", sex=sex, joined_on=day,
-                valid_from=day)
+    b.open_span(
+        member_id, organization_code=org, status="active", sex=sex, joined_on=day, valid_from=day
+    )
     b.change(0, member_id, org, JOIN_CODE, None, day)
 
 
-def _continue(b: Batch, member_id: str, span: dict[str, Any], status: str, valid_from: int,
-              **extra: Any) -> None:
-    b.open_span(member_id, organization_code=extra.pop("organization_code",
-                                                       span["organization_code"]),
-                status=status, sex=span["sex"], joined_on=span["joined_on"],
-                valid_from=valid_from, **extra)
+def _continue(
+    b: Batch, member_id: str, span: dict[str, Any], status: str, valid_from: int, **extra: Any
+) -> None:
+    b.open_span(
+        member_id,
+        organization_code=extra.pop("organization_code", span["organization_code"]),
+        status=status,
+        sex=span["sex"],
+        joined_on=span["joined_on"],
+        valid_from=valid_from,
+        **extra,
+    )
 
 
 def _transfer_started(b: Batch, e: Any) -> None:
     member_id, day = str(e.originator_id), day_int(e.effective_on)
     span = b.close_span(member_id, day)
-    _continue(b, member_id, span, "transfer_pending", day,
-              transfer_to=e.to_organization_code, transfer_reason=e.reason_code)
+    _continue(
+        b,
+        member_id,
+        span,
+        "transfer_pending",
+        day,
+        transfer_to=e.to_organization_code,
+        transfer_reason=e.reason_code,
+    )
 
 
 def _transfer_accepted(b: Batch, e: Any) -> None:
@@ -428,36 +554,72 @@ def _voucher_posted(b: Batch, e: Any) -> None:
     voucher_id = str(e.originator_id)
     details = e.details or {}
     day = day_int(e.effective_on)
-    b.insert("vouchers", {
-        "voucher_id": voucher_id, "position": b.position, "recorded_at_us": b.at_us,
-        "kind": e.kind, "effective_on": day, "period": details.get("period"),
-        "description": describe(e.kind, details, e.reverses), "reverses": e.reverses,
-        "reversed_by": None, "reversed_position": None, "reversed_at_us": None,
-    })
+    b.insert(
+        "vouchers",
+        {
+            "voucher_id": voucher_id,
+            "position": b.position,
+            "recorded_at_us": b.at_us,
+            "kind": e.kind,
+            "effective_on": day,
+            "period": details.get("period"),
+            "description": describe(e.kind, details, e.reverses),
+            "reverses": e.reverses,
+            "reversed_by": None,
+            "reversed_position": None,
+            "reversed_at_us": None,
+        },
+    )
     bank_fen: dict[str, int] = defaultdict(int)
     for line_no, p in enumerate(e.postings):
-        b.insert("ledger_lines", {
-            "position": b.position, "line_no": line_no, "voucher_id": voucher_id,
-            "organization_code": p.organization_code, "account_code": p.account_code,
-            "debit_fen": p.debit_fen, "credit_fen": p.credit_fen, "earmarked": int(p.earmarked),
-            "counterparty": p.counterparty, "effective_on": day, "recorded_at_us": b.at_us,
-            "kind": e.kind,
-        })
+        b.insert(
+            "ledger_lines",
+            {
+                "position": b.position,
+                "line_no": line_no,
+                "voucher_id": voucher_id,
+                "organization_code": p.organization_code,
+                "account_code": p.account_code,
+                "debit_fen": p.debit_fen,
+                "credit_fen": p.credit_fen,
+                "earmarked": int(p.earmarked),
+                "counterparty": p.counterparty,
+                "effective_on": day,
+                "recorded_at_us": b.at_us,
+                "kind": e.kind,
+            },
+        )
         if b.sums is not None:
-            ledger_sums.add(b.sums, p.organization_code, p.account_code, int(p.earmarked),
-                            day, p.debit_fen, p.credit_fen, b.at_us)
+            ledger_sums.add(
+                b.sums,
+                p.organization_code,
+                p.account_code,
+                int(p.earmarked),
+                day,
+                p.debit_fen,
+                p.credit_fen,
+                b.at_us,
+            )
         if p.account_code == "102":
             bank_fen[p.organization_code] += p.debit_fen
     if e.kind in ("levy", "founding_reserve"):
         receiver = next(code for code, fen in bank_fen.items() if fen > 0)
-        b.insert("levy_receipts", {
-            "voucher_id": voucher_id, "position": b.position, "recorded_at_us": b.at_us,
-            "kind": e.kind, "receiving_organization_code": receiver,
-            "base_organization_code": details.get("base_organization_code"),
-            "employer_code": details.get("employer_code"), "period": details.get("period"),
-            "channel": details.get("channel"), "amount_fen": bank_fen[receiver],
-            "received_on": day,
-        })
+        b.insert(
+            "levy_receipts",
+            {
+                "voucher_id": voucher_id,
+                "position": b.position,
+                "recorded_at_us": b.at_us,
+                "kind": e.kind,
+                "receiving_organization_code": receiver,
+                "base_organization_code": details.get("base_organization_code"),
+                "employer_code": details.get("employer_code"),
+                "period": details.get("period"),
+                "channel": details.get("channel"),
+                "amount_fen": bank_fen[receiver],
+                "received_on": day,
+            },
+        )
 
 
 def _voucher_reversed(b: Batch, e: Any) -> None:
@@ -468,16 +630,26 @@ def _voucher_reversed(b: Batch, e: Any) -> None:
         if not rows:
             raise ProjectionError(f"voucher {voucher_id} reversed but never posted")
         row = rows[0]
-    b.update("vouchers", row, reversed_by=e.reversal_id, reversed_position=b.position,
-             reversed_at_us=b.at_us)
+    b.update(
+        "vouchers",
+        row,
+        reversed_by=e.reversal_id,
+        reversed_position=b.position,
+        reversed_at_us=b.at_us,
+    )
 
 
 def _policy_adopted(b: Batch, e: Any) -> None:
-    b.insert("levy_policies", {
-        "region_prefix": e.region_prefix, "effective_from": day_int(e.effective_from),
-        "position": b.position, "recorded_at_us": b.at_us,
-        "shares": json.dumps(e.shares, sort_keys=True),
-    })
+    b.insert(
+        "levy_policies",
+        {
+            "region_prefix": e.region_prefix,
+            "effective_from": day_int(e.effective_from),
+            "position": b.position,
+            "recorded_at_us": b.at_us,
+            "shares": json.dumps(e.shares, sort_keys=True),
+        },
+    )
 
 
 HANDLERS: dict[str, Callable[[Batch, Any], None]] = {
@@ -503,12 +675,14 @@ _FOUNDED = "ledger:Organisation.Founded"
 # under the union whose stream they are in, so their payloads are not even fetched. They are
 # about two fifths of a typical log (a MemberAdmitted per join). Kept honest by
 # tests/projections/test_audit_events.py, which reads every one of a varied history.
-UNREAD_TOPICS = frozenset({
-    "ledger:Organisation.MemberAdmitted",
-    "ledger:Organisation.MembersAdmitted",
-    "ledger:Organisation.MemberReleased",
-    "ledger:Book.MonthClosed",
-})
+UNREAD_TOPICS = frozenset(
+    {
+        "ledger:Organisation.MemberAdmitted",
+        "ledger:Organisation.MembersAdmitted",
+        "ledger:Organisation.MemberReleased",
+        "ledger:Book.MonthClosed",
+    }
+)
 
 
 class UnionStreams:
@@ -531,8 +705,10 @@ class UnionStreams:
     def catch_up(self, store: Store, cur: Any, tables: TableSet, position: int) -> None:
         known = self._known_through.get(tables.prefix, -1)
         if position > known:
-            cur.execute(store.sql(f"SELECT code FROM {tables.table('organizations')} "
-                                  "WHERE position > ?"), (known,))
+            cur.execute(
+                store.sql(f"SELECT code FROM {tables.table('organizations')} WHERE position > ?"),
+                (known,),
+            )
             for (code,) in cur.fetchall():
                 self.add(code)
 
@@ -578,9 +754,17 @@ class Projector:
             raise ProjectionError(f"{tables.table('position')} has no position row")
         return int(row[0]), int(row[1])
 
-    def apply_next(self, cur: Any, tables: TableSet, *, limit: int, stop: int | None = None,
-                   until_us: int | None = None, lock: bool = True,
-                   keep_sums: bool = True) -> Progress:
+    def apply_next(
+        self,
+        cur: Any,
+        tables: TableSet,
+        *,
+        limit: int,
+        stop: int | None = None,
+        until_us: int | None = None,
+        lock: bool = True,
+        keep_sums: bool = True,
+    ) -> Progress:
         """Applies up to `limit` events after the stored position, inside the caller's
         transaction, and advances the position. until_us: stop before the first event
         recorded later (a rebuild "as known at" a moment). keep_sums False: ledger_sums is
@@ -592,8 +776,7 @@ class Projector:
         if not items:
             return Progress(position, recorded_at_us, 0, True)
         self._union_streams.catch_up(self.store, cur, tables, position)
-        batch = Batch(self.store, cur, tables, self.cipher, self._org_codes,
-                      keep_sums=keep_sums)
+        batch = Batch(self.store, cur, tables, self.cipher, self._org_codes, keep_sums=keep_sums)
         decoded = []
         member_ids: set[str] = set()
         done = False
@@ -622,17 +805,25 @@ class Projector:
         index_for_audit(batch, self._union_streams, items[:consumed])
         batch.flush()
         cur.execute(
-            self.store.sql(f"UPDATE {tables.table('position')} SET position = ?, "
-                           "recorded_at_us = ? WHERE name = ?"),
+            self.store.sql(
+                f"UPDATE {tables.table('position')} SET position = ?, "
+                "recorded_at_us = ? WHERE name = ?"
+            ),
             (position, recorded_at_us, "position"),
         )
         self._union_streams.applied(tables, position)
         return Progress(position, recorded_at_us, consumed, done)
 
-    def catch_up(self, tables: TableSet, *, max_events: int | None = None,
-                 stop: int | None = None, until_us: int | None = None,
-                 batch_events: int = BATCH_EVENTS,
-                 on_batch: Callable[[int], None] | None = None) -> int:
+    def catch_up(
+        self,
+        tables: TableSet,
+        *,
+        max_events: int | None = None,
+        stop: int | None = None,
+        until_us: int | None = None,
+        batch_events: int = BATCH_EVENTS,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
         """Applies pending events, one transaction per batch; returns the position reached."""
         with self.store.reader() as cur:
             position = self.read_position(cur, tables, lock=False)[0]
@@ -648,8 +839,9 @@ class Projector:
                     if limit <= 0:
                         break
                 with self.store.transaction(conn) as cur:
-                    progress = self.apply_next(cur, tables, limit=limit, stop=stop,
-                                               until_us=until_us)
+                    progress = self.apply_next(
+                        cur, tables, limit=limit, stop=stop, until_us=until_us
+                    )
                 if on_batch is not None:
                     on_batch(progress.position)
                 applied += progress.events

@@ -61,8 +61,10 @@ _DETAILS_KNOWN = """d.recorded_at_us <= :k
 def paging(page: int, page_size: int) -> tuple[int, int]:
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
         raise InvalidValue("page", "page is a whole number from 1")
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or not (
-        1 <= page_size <= MAX_PAGE_SIZE
+    if (
+        isinstance(page_size, bool)
+        or not isinstance(page_size, int)
+        or not (1 <= page_size <= MAX_PAGE_SIZE)
     ):
         raise InvalidValue("page_size", f"page_size is between 1 and {MAX_PAGE_SIZE}")
     return page_size, (page - 1) * page_size
@@ -131,10 +133,14 @@ class RollQueries:
         for i, m in enumerate(member_ids):
             params[f"m{i}"] = m
             marks.append(f":m{i}")
-        cur.execute(self.store.sql(
-            f"SELECT d.member_id, d.name_enc, d.id_number_enc, d.mobile_enc, d.migrant_worker,"
-            f" d.new_employment_form FROM {self._t('member_details')} d"
-            f" WHERE d.member_id IN ({', '.join(marks)}) AND {_DETAILS_KNOWN}"), params)
+        cur.execute(
+            self.store.sql(
+                f"SELECT d.member_id, d.name_enc, d.id_number_enc, d.mobile_enc, d.migrant_worker,"
+                f" d.new_employment_form FROM {self._t('member_details')} d"
+                f" WHERE d.member_id IN ({', '.join(marks)}) AND {_DETAILS_KNOWN}"
+            ),
+            params,
+        )
         result = {}
         for member_id, name, id_number, mobile, migrant, new_form in cur.fetchall():
             number = self.cipher.decrypt(id_number, field="id_number")
@@ -151,14 +157,28 @@ class RollQueries:
             }
         return result
 
-    def _page(self, cur: Any, with_clause: str, base: str, params: dict[str, Any], limit: int,
-              offset: int, *, columns: str, order: str) -> tuple[int, list[Any]]:
+    def _page(
+        self,
+        cur: Any,
+        with_clause: str,
+        base: str,
+        params: dict[str, Any],
+        limit: int,
+        offset: int,
+        *,
+        columns: str,
+        order: str,
+    ) -> tuple[int, list[Any]]:
         """The total of a filtered list and one page of it, read in the same snapshot."""
         cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
         total = int(cur.fetchone()[0])
-        cur.execute(self.store.sql(
-            f"{with_clause} SELECT {columns} {base} ORDER BY {order} LIMIT :limit OFFSET :offset"),
-            {**params, "limit": limit, "offset": offset})
+        cur.execute(
+            self.store.sql(
+                f"{with_clause} SELECT {columns} {base} ORDER BY {order}"
+                " LIMIT :limit OFFSET :offset"
+            ),
+            {**params, "limit": limit, "offset": offset},
+        )
         return total, cur.fetchall()
 
     def _snapshot(self, cur: Any) -> tuple:
@@ -172,13 +192,24 @@ class RollQueries:
             cur.execute("PRAGMA schema_version")
             return at, cur.fetchone()[0]
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cur.execute(f"SELECT position, to_regclass('{self._t('roll_spans')}')::oid::bigint"
-                    f" FROM {position} WHERE name = 'position'")
+        cur.execute(
+            f"SELECT position, to_regclass('{self._t('roll_spans')}')::oid::bigint"
+            f" FROM {position} WHERE name = 'position'"
+        )
         return tuple(cur.fetchone())
 
-    def _roll_rows(self, cur: Any, with_clause: str, base: str, params: dict[str, Any],
-                   key: tuple, version: tuple, limit: int, offset: int,
-                   columns: str) -> tuple[int, list[Any]]:
+    def _roll_rows(
+        self,
+        cur: Any,
+        with_clause: str,
+        base: str,
+        params: dict[str, Any],
+        key: tuple,
+        version: tuple,
+        limit: int,
+        offset: int,
+        columns: str,
+    ) -> tuple[int, list[Any]]:
         """The total of a roll and one page of it (see the module's docstring)."""
         order = ", ".join(_ROLL_ORDER)
         found = self.anchors.get(key, version)
@@ -186,11 +217,14 @@ class RollQueries:
             cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
             total = int(cur.fetchone()[0])
             if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
-                cur.execute(self.store.sql(
-                    f"{with_clause} SELECT a.joined_on, a.member_id, a.opened_position FROM"
-                    f" (SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS rn {base}) a"
-                    " WHERE (a.rn - 1) / :stride * :stride = a.rn - 1 ORDER BY a.rn"),
-                    {**params, "stride": ANCHOR_STRIDE})
+                cur.execute(
+                    self.store.sql(
+                        f"{with_clause} SELECT a.joined_on, a.member_id, a.opened_position FROM"
+                        f" (SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS rn {base}) a"
+                        " WHERE (a.rn - 1) / :stride * :stride = a.rn - 1 ORDER BY a.rn"
+                    ),
+                    {**params, "stride": ANCHOR_STRIDE},
+                )
                 anchors = [tuple(r) for r in cur.fetchall()]
                 if len(anchors) == -(-total // ANCHOR_STRIDE):
                     self.anchors.put(key, version, total, anchors)
@@ -200,32 +234,56 @@ class RollQueries:
             if offset >= total:
                 return total, []
             joined_on, member_id, opened_position = anchors[offset // ANCHOR_STRIDE]
-            cur.execute(self.store.sql(
-                f"{with_clause} SELECT {columns} {base}"
-                f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
-                f" ORDER BY {order} LIMIT :limit OFFSET :offset"),
-                {**params, "a_joined": joined_on, "a_member": member_id,
-                 "a_opened": opened_position, "limit": limit,
-                 "offset": offset % ANCHOR_STRIDE})
+            cur.execute(
+                self.store.sql(
+                    f"{with_clause} SELECT {columns} {base}"
+                    f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
+                    f" ORDER BY {order} LIMIT :limit OFFSET :offset"
+                ),
+                {
+                    **params,
+                    "a_joined": joined_on,
+                    "a_member": member_id,
+                    "a_opened": opened_position,
+                    "limit": limit,
+                    "offset": offset % ANCHOR_STRIDE,
+                },
+            )
             return total, cur.fetchall()
         if offset >= total:
             return total, []
         if 2 * offset < total:
-            cur.execute(self.store.sql(
-                f"{with_clause} SELECT {columns} {base} ORDER BY {order}"
-                " LIMIT :limit OFFSET :offset"), {**params, "limit": limit, "offset": offset})
+            cur.execute(
+                self.store.sql(
+                    f"{with_clause} SELECT {columns} {base} ORDER BY {order}"
+                    " LIMIT :limit OFFSET :offset"
+                ),
+                {**params, "limit": limit, "offset": offset},
+            )
             return total, cur.fetchall()
         # The second half: read backwards from the end, the page's rows then reversed.
         end = min(offset + limit, total)
         backwards = ", ".join(f"{c} DESC" for c in _ROLL_ORDER)
-        cur.execute(self.store.sql(
-            f"{with_clause} SELECT {columns} {base} ORDER BY {backwards}"
-            " LIMIT :limit OFFSET :offset"),
-            {**params, "limit": end - offset, "offset": total - end})
+        cur.execute(
+            self.store.sql(
+                f"{with_clause} SELECT {columns} {base} ORDER BY {backwards}"
+                " LIMIT :limit OFFSET :offset"
+            ),
+            {**params, "limit": end - offset, "offset": total - end},
+        )
         return total, cur.fetchall()[::-1]
 
-    def roll(self, code: str, *, as_of: datetime.date, k_us: int, scope: str,
-             status: str | None, page: int, page_size: int) -> dict[str, Any]:
+    def roll(
+        self,
+        code: str,
+        *,
+        as_of: datetime.date,
+        k_us: int,
+        scope: str,
+        status: str | None,
+        page: int,
+        page_size: int,
+    ) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
         d = day_int(as_of)
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
@@ -239,23 +297,35 @@ class RollQueries:
         with self.store.reader() as cur:
             version = self._snapshot(cur)
             total, spans = self._roll_rows(
-                cur, with_clause, base, params, (code, scope, status, d, k_us), version,
-                limit, offset,
+                cur,
+                with_clause,
+                base,
+                params,
+                (code, scope, status, d, k_us),
+                version,
+                limit,
+                offset,
                 columns="s.member_id, s.organization_code, s.status, s.joined_on,"
-                " s.transfer_to, s.transfer_reason")
+                " s.transfer_to, s.transfer_reason",
+            )
             details = self._details(cur, [r[0] for r in spans], k_us)
         items = []
         for member_id, org, state, joined_on, transfer_to, transfer_reason in spans:
-            items.append({
-                "member_id": member_id, **details[member_id], "status": state,
-                "organization_code": org, "joined_on": iso_day(joined_on),
-                "pending_transfer": None if transfer_to is None else {
-                    "to_organization_code": transfer_to, "reason_code": transfer_reason},
-            })
+            items.append(
+                {
+                    "member_id": member_id,
+                    **details[member_id],
+                    "status": state,
+                    "organization_code": org,
+                    "joined_on": iso_day(joined_on),
+                    "pending_transfer": None
+                    if transfer_to is None
+                    else {"to_organization_code": transfer_to, "reason_code": transfer_reason},
+                }
+            )
         return {"items": items, "page": page, "page_size": page_size, "total": total}
 
-    def summary(self, code: str, *, as_of: datetime.date, k_us: int,
-                scope: str) -> dict[str, Any]:
+    def summary(self, code: str, *, as_of: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         d = day_int(as_of)
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
         with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
@@ -290,57 +360,107 @@ class RollQueries:
             employees = int(cur.fetchone()[0] or 0)
         rate = None
         if employees:
-            rate = str((Decimal(members) / Decimal(employees)).quantize(
-                Decimal("0.0001"), rounding=ROUND_HALF_UP))
+            rate = str(
+                (Decimal(members) / Decimal(employees)).quantize(
+                    Decimal("0.0001"), rounding=ROUND_HALF_UP
+                )
+            )
         return {
-            "members": members, "retained": retained, "women": women,
-            "migrant_workers": migrant, "new_employment_form": new_form,
-            "employees": employees, "membership_rate": rate,
+            "members": members,
+            "retained": retained,
+            "women": women,
+            "migrant_workers": migrant,
+            "new_employment_form": new_form,
+            "employees": employees,
+            "membership_rate": rate,
         }
 
-    def changes(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
-                k_us: int, scope: str, page: int, page_size: int) -> dict[str, Any]:
+    def changes(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        page: int,
+        page_size: int,
+    ) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
         if date_from > date_to:
             raise InvalidValue("from", "from is on or before to")
-        params: dict[str, Any] = {"from": day_int(date_from), "to": day_int(date_to),
-                                  "tree_day": day_int(date_to), "k": k_us}
+        params: dict[str, Any] = {
+            "from": day_int(date_from),
+            "to": day_int(date_to),
+            "tree_day": day_int(date_to),
+            "k": k_us,
+        }
         with_clause, where = org_filter(self.tables, "c.organization_code", scope, code, params)
-        base = (f"FROM {self._t('roll_changes')} c WHERE {where}"
-                " AND c.effective_on >= :from AND c.effective_on <= :to AND c.recorded_at_us <= :k")
+        base = (
+            f"FROM {self._t('roll_changes')} c WHERE {where}"
+            " AND c.effective_on >= :from AND c.effective_on <= :to AND c.recorded_at_us <= :k"
+        )
         with self.store.reader() as cur:
             total, rows = self._page(
-                cur, with_clause, base, params, limit, offset,
+                cur,
+                with_clause,
+                base,
+                params,
+                limit,
+                offset,
                 columns="c.member_id, c.change_code, c.reason_code, c.organization_code,"
                 " c.effective_on, c.recorded_at_us, c.position",
-                order="c.effective_on, c.position, c.line_no")
+                order="c.effective_on, c.position, c.line_no",
+            )
             details = self._details(cur, sorted({r[0] for r in rows}), k_us)
         items = [
-            {"member_id": m, "name": details[m]["name"], "id_number": details[m]["id_number"],
-             "change_code": change, "change_name": CHANGE_CODES[change], "reason_code": reason,
-             "organization_code": org, "effective_on": iso_day(day),
-             "recorded_at": from_micros(at), "position": position}
+            {
+                "member_id": m,
+                "name": details[m]["name"],
+                "id_number": details[m]["id_number"],
+                "change_code": change,
+                "change_name": CHANGE_CODES[change],
+                "reason_code": reason,
+                "organization_code": org,
+                "effective_on": iso_day(day),
+                "recorded_at": from_micros(at),
+                "position": position,
+            }
             for m, change, reason, org, day, at, position in rows
         ]
         return {"items": items, "page": page, "page_size": page_size, "total": total}
 
     def history(self, member_id: str) -> list[dict[str, Any]]:
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(
-                "SELECT change_code, reason_code, organization_code, effective_on,"
-                f" recorded_at_us, position FROM {self._t('roll_changes')}"
-                " WHERE member_id = ? ORDER BY position, line_no"), (member_id,))
+            cur.execute(
+                self.store.sql(
+                    "SELECT change_code, reason_code, organization_code, effective_on,"
+                    f" recorded_at_us, position FROM {self._t('roll_changes')}"
+                    " WHERE member_id = ? ORDER BY position, line_no"
+                ),
+                (member_id,),
+            )
             rows = cur.fetchall()
         return [
-            {"change_code": change, "change_name": CHANGE_CODES[change], "reason_code": reason,
-             "organization_code": org, "effective_on": iso_day(day),
-             "recorded_at": from_micros(at), "position": position}
+            {
+                "change_code": change,
+                "change_name": CHANGE_CODES[change],
+                "reason_code": reason,
+                "organization_code": org,
+                "effective_on": iso_day(day),
+                "recorded_at": from_micros(at),
+                "position": position,
+            }
             for change, reason, org, day, at, position in rows
         ]
 
     def member_ids_for(self, id_number_hash: str) -> list[str]:
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(
-                f"SELECT DISTINCT member_id FROM {self._t('member_details')}"
-                " WHERE id_number_hash = ?"), (id_number_hash,))
+            cur.execute(
+                self.store.sql(
+                    f"SELECT DISTINCT member_id FROM {self._t('member_details')}"
+                    " WHERE id_number_hash = ?"
+                ),
+                (id_number_hash,),
+            )
             return [r[0] for r in cur.fetchall()]

@@ -57,11 +57,21 @@ TABLES: tuple[Table, ...] = (
     # 工会组织: current attributes; the tree and employee counts over time are below.
     Table(
         "organizations",
-        (("code", "text"), ("aggregate_id", "text"), ("name", "text"), ("level", "text"),
-         ("region_code", "text"),
-         ("employer_code", "text"), ("founded_on", "int"), ("status", "text"),
-         ("dissolved_on", "int"), ("dissolved_at_us", "int"), ("parent_code", "text"),
-         ("position", "int"), ("recorded_at_us", "int")),
+        (
+            ("code", "text"),
+            ("aggregate_id", "text"),
+            ("name", "text"),
+            ("level", "text"),
+            ("region_code", "text"),
+            ("employer_code", "text"),
+            ("founded_on", "int"),
+            ("status", "text"),
+            ("dissolved_on", "int"),
+            ("dissolved_at_us", "int"),
+            ("parent_code", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+        ),
         key=("code",),
         org_column="code",
         looked_up=True,
@@ -70,8 +80,13 @@ TABLES: tuple[Table, ...] = (
     # The tree over time: one row per founding (valid from day 0) and per move.
     Table(
         "org_parents",
-        (("code", "text"), ("valid_from", "int"), ("position", "int"),
-         ("recorded_at_us", "int"), ("parent_code", "text")),
+        (
+            ("code", "text"),
+            ("valid_from", "int"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("parent_code", "text"),
+        ),
         key=("code", "position"),
         org_column="code",
         indexes=(("parent_code", "code"), ("code", "valid_from")),
@@ -79,8 +94,13 @@ TABLES: tuple[Table, ...] = (
     # 职工人数 over time, the denominator of 入会率.
     Table(
         "org_employees",
-        (("code", "text"), ("valid_from", "int"), ("position", "int"),
-         ("recorded_at_us", "int"), ("employee_count", "int")),
+        (
+            ("code", "text"),
+            ("valid_from", "int"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("employee_count", "int"),
+        ),
         key=("code", "position"),
         org_column="code",
         indexes=(("code", "valid_from"),),
@@ -89,27 +109,59 @@ TABLES: tuple[Table, ...] = (
     # (valid_to), as recorded by the events at opened_position and closed_position.
     Table(
         "roll_spans",
-        (("member_id", "text"), ("opened_position", "int"), ("organization_code", "text"),
-         ("status", "text"), ("sex", "text"), ("joined_on", "int"), ("valid_from", "int"),
-         ("valid_to", "int"), ("opened_at_us", "int"), ("closed_position", "int"),
-         ("closed_at_us", "int"), ("transfer_to", "text"), ("transfer_reason", "int")),
+        (
+            ("member_id", "text"),
+            ("opened_position", "int"),
+            ("organization_code", "text"),
+            ("status", "text"),
+            ("sex", "text"),
+            ("joined_on", "int"),
+            ("valid_from", "int"),
+            ("valid_to", "int"),
+            ("opened_at_us", "int"),
+            ("closed_position", "int"),
+            ("closed_at_us", "int"),
+            ("transfer_to", "text"),
+            ("transfer_reason", "int"),
+        ),
         key=("member_id", "opened_position"),
         org_column="organization_code",
         looked_up=True,
         # A union's roll in its order, covering the as-of / as-known filter and every column
         # a roll page shows: its total is counted, and its pages walked, in the index alone.
-        indexes=(("organization_code", "joined_on", "member_id", "opened_position",
-                  "valid_from", "opened_at_us", "closed_at_us", "valid_to", "status",
-                  "transfer_to", "transfer_reason"),),
+        indexes=(
+            (
+                "organization_code",
+                "joined_on",
+                "member_id",
+                "opened_position",
+                "valid_from",
+                "opened_at_us",
+                "closed_at_us",
+                "valid_to",
+                "status",
+                "transfer_to",
+                "transfer_reason",
+            ),
+        ),
     ),
     # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).
     Table(
         "member_details",
-        (("member_id", "text"), ("position", "int"), ("recorded_at_us", "int"),
-         ("superseded_position", "int"), ("superseded_at_us", "int"),
-         ("id_number_hash", "text"), ("sex", "text"), ("name_enc", "blob"),
-         ("id_number_enc", "blob"), ("mobile_enc", "blob"), ("migrant_worker", "int"),
-         ("new_employment_form", "int")),
+        (
+            ("member_id", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("superseded_position", "int"),
+            ("superseded_at_us", "int"),
+            ("id_number_hash", "text"),
+            ("sex", "text"),
+            ("name_enc", "blob"),
+            ("id_number_enc", "blob"),
+            ("mobile_enc", "blob"),
+            ("migrant_worker", "int"),
+            ("new_employment_form", "int"),
+        ),
         key=("member_id", "position"),
         org_column=None,
         looked_up=True,
@@ -118,9 +170,16 @@ TABLES: tuple[Table, ...] = (
     # 会籍变化 with the national change codes 1-6.
     Table(
         "roll_changes",
-        (("position", "int"), ("line_no", "int"), ("member_id", "text"),
-         ("organization_code", "text"), ("change_code", "int"), ("reason_code", "int"),
-         ("effective_on", "int"), ("recorded_at_us", "int")),
+        (
+            ("position", "int"),
+            ("line_no", "int"),
+            ("member_id", "text"),
+            ("organization_code", "text"),
+            ("change_code", "int"),
+            ("reason_code", "int"),
+            ("effective_on", "int"),
+            ("recorded_at_us", "int"),
+        ),
         key=("position", "line_no"),
         org_column="organization_code",
         indexes=(("organization_code", "effective_on"), ("member_id", "position")),
@@ -128,10 +187,19 @@ TABLES: tuple[Table, ...] = (
     # 记账凭证
     Table(
         "vouchers",
-        (("voucher_id", "text"), ("position", "int"), ("recorded_at_us", "int"),
-         ("kind", "text"), ("effective_on", "int"), ("period", "text"),
-         ("description", "text"), ("reverses", "text"), ("reversed_by", "text"),
-         ("reversed_position", "int"), ("reversed_at_us", "int")),
+        (
+            ("voucher_id", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("kind", "text"),
+            ("effective_on", "int"),
+            ("period", "text"),
+            ("description", "text"),
+            ("reverses", "text"),
+            ("reversed_by", "text"),
+            ("reversed_position", "int"),
+            ("reversed_at_us", "int"),
+        ),
         key=("voucher_id",),
         org_column=None,
         looked_up=True,
@@ -139,16 +207,33 @@ TABLES: tuple[Table, ...] = (
     # 分录: one row per posting.
     Table(
         "ledger_lines",
-        (("position", "int"), ("line_no", "int"), ("voucher_id", "text"),
-         ("organization_code", "text"), ("account_code", "text"), ("debit_fen", "int"),
-         ("credit_fen", "int"), ("earmarked", "int"), ("counterparty", "text"),
-         ("effective_on", "int"), ("recorded_at_us", "int"), ("kind", "text")),
+        (
+            ("position", "int"),
+            ("line_no", "int"),
+            ("voucher_id", "text"),
+            ("organization_code", "text"),
+            ("account_code", "text"),
+            ("debit_fen", "int"),
+            ("credit_fen", "int"),
+            ("earmarked", "int"),
+            ("counterparty", "text"),
+            ("effective_on", "int"),
+            ("recorded_at_us", "int"),
+            ("kind", "text"),
+        ),
         key=("position", "line_no"),
         org_column="organization_code",
         # Covering for statements: the sums read the index alone, never the table.
         indexes=(
-            ("organization_code", "effective_on", "account_code", "earmarked",
-             "recorded_at_us", "debit_fen", "credit_fen"),
+            (
+                "organization_code",
+                "effective_on",
+                "account_code",
+                "earmarked",
+                "recorded_at_us",
+                "debit_fen",
+                "credit_fen",
+            ),
             ("voucher_id",),
         ),
     ),
@@ -158,24 +243,52 @@ TABLES: tuple[Table, ...] = (
     # (projections/read_models/ledger_sums.py).
     Table(
         "ledger_sums",
-        (("organization_code", "text"), ("months", "int"), ("period", "int"),
-         ("account_code", "text"), ("earmarked", "int"), ("debit_fen", "int"),
-         ("credit_fen", "int"), ("recorded_from_us", "int"), ("recorded_to_us", "int")),
+        (
+            ("organization_code", "text"),
+            ("months", "int"),
+            ("period", "int"),
+            ("account_code", "text"),
+            ("earmarked", "int"),
+            ("debit_fen", "int"),
+            ("credit_fen", "int"),
+            ("recorded_from_us", "int"),
+            ("recorded_to_us", "int"),
+        ),
         key=("organization_code", "months", "period", "account_code", "earmarked"),
         org_column="organization_code",
         # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
         looked_up=True,
         # Covering for statements: a scope's periods are read in the index alone.
-        indexes=(("organization_code", "months", "period", "recorded_to_us", "recorded_from_us",
-                  "account_code", "earmarked", "debit_fen", "credit_fen"),),
+        indexes=(
+            (
+                "organization_code",
+                "months",
+                "period",
+                "recorded_to_us",
+                "recorded_from_us",
+                "account_code",
+                "earmarked",
+                "debit_fen",
+                "credit_fen",
+            ),
+        ),
     ),
     # 拨缴经费 received (and founding reserves held), for reconciliation with the tax bureau.
     Table(
         "levy_receipts",
-        (("voucher_id", "text"), ("position", "int"), ("recorded_at_us", "int"),
-         ("kind", "text"), ("receiving_organization_code", "text"),
-         ("base_organization_code", "text"), ("employer_code", "text"), ("period", "text"),
-         ("channel", "text"), ("amount_fen", "int"), ("received_on", "int")),
+        (
+            ("voucher_id", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("kind", "text"),
+            ("receiving_organization_code", "text"),
+            ("base_organization_code", "text"),
+            ("employer_code", "text"),
+            ("period", "text"),
+            ("channel", "text"),
+            ("amount_fen", "int"),
+            ("received_on", "int"),
+        ),
         key=("voucher_id",),
         org_column="receiving_organization_code",
         indexes=(("period", "employer_code"),),
@@ -183,8 +296,13 @@ TABLES: tuple[Table, ...] = (
     # 经费分成政策
     Table(
         "levy_policies",
-        (("region_prefix", "text"), ("effective_from", "int"), ("position", "int"),
-         ("recorded_at_us", "int"), ("shares", "text")),
+        (
+            ("region_prefix", "text"),
+            ("effective_from", "int"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("shares", "text"),
+        ),
         key=("region_prefix", "effective_from"),
         org_column=None,
     ),
@@ -230,8 +348,10 @@ class TableSet:
         if store.is_sqlite:
             cur.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
         else:
-            cur.execute("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
-                        "AND tablename = %s", (name,))
+            cur.execute(
+                "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = %s",
+                (name,),
+            )
         return cur.fetchone() is not None
 
     def create(self, store: Store, cur, *, secondary_indexes: bool = True) -> None:
@@ -288,7 +408,8 @@ class TableSet:
             " CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)"
             " JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum"
             " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique GROUP BY i.relname",
-            (table,))
+            (table,),
+        )
         return {name: tuple(columns) for name, columns in cur.fetchall()}
 
     def ensure_indexes(self, store: Store, cur) -> None:
@@ -305,11 +426,13 @@ class TableSet:
             for n, cols in enumerate(table.indexes):
                 if cols not in present.values():
                     cur.execute(
-                        f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
+                        f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})"
+                    )
 
     def version(self, store: Store, cur) -> int | None:
-        cur.execute(store.sql(f"SELECT position FROM {self.table('position')} WHERE name = ?"),
-                    ("schema",))
+        cur.execute(
+            store.sql(f"SELECT position FROM {self.table('position')} WHERE name = ?"), ("schema",)
+        )
         row = cur.fetchone()
         return None if row is None else int(row[0])
 

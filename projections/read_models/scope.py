@@ -16,8 +16,9 @@ from projections.read_models.schema import TableSet
 SCOPES = ("self", "subtree")
 
 
-def org_filter(tables: TableSet, column: str, scope: str, code: str,
-               params: dict[str, Any]) -> tuple[str, str]:
+def org_filter(
+    tables: TableSet, column: str, scope: str, code: str, params: dict[str, Any]
+) -> tuple[str, str]:
     """(WITH clause, WHERE fragment). params must hold :tree_day and :k."""
     if scope not in SCOPES:
         raise InvalidValue("scope", "scope is self or subtree")
@@ -39,8 +40,9 @@ def org_filter(tables: TableSet, column: str, scope: str, code: str,
     return with_clause, f"{column} IN (SELECT code FROM subtree)"
 
 
-def subtree_codes(store: Any, cur: Any, tables: TableSet, code: str, tree_day: int,
-                  k_us: int) -> list[str]:
+def subtree_codes(
+    store: Any, cur: Any, tables: TableSet, code: str, tree_day: int, k_us: int
+) -> list[str]:
     params: dict[str, Any] = {"tree_day": tree_day, "k": k_us}
     with_clause, _ = org_filter(tables, "code", "subtree", code, params)
     cur.execute(store.sql(f"{with_clause} SELECT code FROM subtree ORDER BY code"), params)

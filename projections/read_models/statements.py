@@ -59,9 +59,14 @@ class StatementQueries:
         self.tables = tables
         self.lines_table = tables.table("ledger_lines")
 
-    def _flows(self, code: str, scope: str, tree_day: int, k_us: int,
-               ranges: list[tuple[datetime.date, datetime.date]],
-               ) -> list[dict[tuple[str, int], tuple[int, int]]]:
+    def _flows(
+        self,
+        code: str,
+        scope: str,
+        tree_day: int,
+        k_us: int,
+        ranges: list[tuple[datetime.date, datetime.date]],
+    ) -> list[dict[tuple[str, int], tuple[int, int]]]:
         """Per range (effective dates, inclusive): (account, earmarked) -> (debit, credit)
         summed over the lines recorded by k_us in the scope, read from ledger_sums for the
         whole years and months of the range and from the lines for its edge days."""
@@ -69,23 +74,25 @@ class StatementQueries:
         with_clause, _ = org_filter(self.tables, "code", scope, code, params)
 
         def org_in(alias: str) -> str:
-            return org_filter(self.tables, f"{alias}.organization_code", scope, code,
-                              params)[1]
+            return org_filter(self.tables, f"{alias}.organization_code", scope, code, params)[1]
 
         selects: list[str] = []
         ctes: list[str] = []
         for bucket, (first, last) in enumerate(ranges):
-            selects += ledger_sums.flow_sql(self.tables, bucket, ledger_sums.split(first, last),
-                                            org_in, k_us, params, ctes)
+            selects += ledger_sums.flow_sql(
+                self.tables, bucket, ledger_sums.split(first, last), org_in, k_us, params, ctes
+            )
         result: list[dict[tuple[str, int], tuple[int, int]]] = [{} for _ in ranges]
         if not selects:
             return result
         if ctes:
             with_clause = (f"{with_clause}, " if with_clause else "WITH ") + ", ".join(ctes)
-        sql = (f"{with_clause} SELECT f.bucket, f.account_code, f.earmarked,"
-               " SUM(f.debit_fen), SUM(f.credit_fen)"
-               f" FROM ({' UNION ALL '.join(selects)}) f"
-               " GROUP BY f.bucket, f.account_code, f.earmarked")
+        sql = (
+            f"{with_clause} SELECT f.bucket, f.account_code, f.earmarked,"
+            " SUM(f.debit_fen), SUM(f.credit_fen)"
+            f" FROM ({' UNION ALL '.join(selects)}) f"
+            " GROUP BY f.bucket, f.account_code, f.earmarked"
+        )
         with self.store.reader() as cur:
             if self.store.is_sqlite or k_us >= KNOWN_NOW_US:
                 cur.execute(self.store.sql(sql), params)
@@ -107,8 +114,9 @@ class StatementQueries:
             result[acct] += debit - credit
         return result
 
-    def balance_sheet(self, code: str, *, as_of: datetime.date, k_us: int,
-                      scope: str) -> dict[str, Any]:
+    def balance_sheet(
+        self, code: str, *, as_of: datetime.date, k_us: int, scope: str
+    ) -> dict[str, Any]:
         (flows,) = self._flows(code, scope, day_int(as_of), k_us, [(datetime.date.min, as_of)])
         normal = {acct: _normal(acct, signed) for acct, signed in self._signed(flows).items()}
         totals_fen: dict[AccountKind, int] = defaultdict(int)
@@ -116,9 +124,15 @@ class StatementQueries:
             totals_fen[ACCOUNTS[acct].kind] += fen
         shown = _roll_up(normal)
         lines = [
-            {"account_code": a.code, "account_name": a.name, "kind": a.kind.value,
-             "kind_name": KIND_LABELS[a.kind], "amount": amount(shown.get(a.code, 0))}
-            for a in ACCOUNTS.values() if a.kind in BALANCE_KINDS
+            {
+                "account_code": a.code,
+                "account_name": a.name,
+                "kind": a.kind.value,
+                "kind_name": KIND_LABELS[a.kind],
+                "amount": amount(shown.get(a.code, 0)),
+            }
+            for a in ACCOUNTS.values()
+            if a.kind in BALANCE_KINDS
         ]
         assets = totals_fen[AccountKind.ASSET]
         liabilities = totals_fen[AccountKind.LIABILITY]
@@ -126,10 +140,13 @@ class StatementQueries:
         surplus = totals_fen[AccountKind.INCOME] - totals_fen[AccountKind.EXPENDITURE]
         right = liabilities + net_assets + surplus
         return {
-            "organization_code": code, "scope": scope, "as_of": as_of.isoformat(),
+            "organization_code": code,
+            "scope": scope,
+            "as_of": as_of.isoformat(),
             "lines": lines,
             "totals": {
-                "assets": amount(assets), "liabilities": amount(liabilities),
+                "assets": amount(assets),
+                "liabilities": amount(liabilities),
                 "net_assets": amount(net_assets),
                 "income": amount(totals_fen[AccountKind.INCOME]),
                 "expenditure": amount(totals_fen[AccountKind.EXPENDITURE]),
@@ -139,8 +156,9 @@ class StatementQueries:
             "balanced": assets == right,
         }
 
-    def income_expenditure(self, code: str, *, date_from: datetime.date,
-                           date_to: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
+    def income_expenditure(
+        self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
+    ) -> dict[str, Any]:
         _check_period(date_from, date_to)
         (flows,) = self._flows(code, scope, day_int(date_to), k_us, [(date_from, date_to)])
         earmarked: dict[str, int] = defaultdict(int)
@@ -159,9 +177,17 @@ class StatementQueries:
             if a.kind not in FLOW_KINDS:
                 continue
             e, g = shown_e.get(a.code, 0), shown_g.get(a.code, 0)
-            lines.append({"account_code": a.code, "account_name": a.name,
-                          "kind": a.kind.value, "kind_name": KIND_LABELS[a.kind],
-                          "earmarked": amount(e), "general": amount(g), "amount": amount(e + g)})
+            lines.append(
+                {
+                    "account_code": a.code,
+                    "account_name": a.name,
+                    "kind": a.kind.value,
+                    "kind_name": KIND_LABELS[a.kind],
+                    "earmarked": amount(e),
+                    "general": amount(g),
+                    "amount": amount(e + g),
+                }
+            )
         figures = {}
         for column in ("earmarked", "general"):
             income, spent = totals[f"income_{column}"], totals[f"expenditure_{column}"]
@@ -171,14 +197,18 @@ class StatementQueries:
         for key in ("income", "expenditure", "surplus"):
             figures[key] = figures[f"{key}_earmarked"] + figures[f"{key}_general"]
         return {
-            "organization_code": code, "scope": scope, "from": date_from.isoformat(),
-            "to": date_to.isoformat(), "lines": lines,
+            "organization_code": code,
+            "scope": scope,
+            "from": date_from.isoformat(),
+            "to": date_to.isoformat(),
+            "lines": lines,
             "totals": {k: amount(v) for k, v in figures.items()},
             "surplus": amount(figures["surplus"]),
         }
 
-    def trial_balance(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
-                      k_us: int, scope: str) -> dict[str, Any]:
+    def trial_balance(
+        self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
+    ) -> dict[str, Any]:
         _check_period(date_from, date_to)
         before = date_from - datetime.timedelta(days=1) if date_from > datetime.date.min else None
         ranges = [(date_from, date_to)] + ([(datetime.date.min, before)] if before else [])
@@ -193,58 +223,118 @@ class StatementQueries:
         lines = []
         for a in ACCOUNTS.values():
             o, dr, cr = shown_open.get(a.code, 0), shown_dr.get(a.code, 0), shown_cr.get(a.code, 0)
-            lines.append({
-                "account_code": a.code, "account_name": a.name, "kind": a.kind.value,
-                "opening": amount(_normal(a.code, o)), "debit": amount(dr),
-                "credit": amount(cr), "closing": amount(_normal(a.code, o + dr - cr)),
-            })
+            lines.append(
+                {
+                    "account_code": a.code,
+                    "account_name": a.name,
+                    "kind": a.kind.value,
+                    "opening": amount(_normal(a.code, o)),
+                    "debit": amount(dr),
+                    "credit": amount(cr),
+                    "closing": amount(_normal(a.code, o + dr - cr)),
+                }
+            )
         total_dr, total_cr = sum(debit.values()), sum(credit.values())
         opening_signed = sum(opening.values())
         return {
-            "organization_code": code, "scope": scope, "from": date_from.isoformat(),
-            "to": date_to.isoformat(), "lines": lines,
-            "totals": {"debit": amount(total_dr), "credit": amount(total_cr),
-                       "opening_difference": amount(opening_signed),
-                       "closing_difference": amount(opening_signed + total_dr - total_cr)},
+            "organization_code": code,
+            "scope": scope,
+            "from": date_from.isoformat(),
+            "to": date_to.isoformat(),
+            "lines": lines,
+            "totals": {
+                "debit": amount(total_dr),
+                "credit": amount(total_cr),
+                "opening_difference": amount(opening_signed),
+                "closing_difference": amount(opening_signed + total_dr - total_cr),
+            },
             "balanced": total_dr == total_cr and opening_signed == 0,
         }
 
-    def journal(self, code: str, *, date_from: datetime.date, date_to: datetime.date,
-                k_us: int, scope: str, page: int, page_size: int) -> dict[str, Any]:
+    def journal(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        page: int,
+        page_size: int,
+    ) -> dict[str, Any]:
         _check_period(date_from, date_to)
         limit, offset = paging(page, page_size)
-        params: dict[str, Any] = {"from": day_int(date_from), "to": day_int(date_to),
-                                  "tree_day": day_int(date_to), "k": k_us}
-        with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code,
-                                            params)
-        base = (f"FROM {self.lines_table} l WHERE {org_where} AND l.recorded_at_us <= :k"
-                " AND l.effective_on >= :from AND l.effective_on <= :to")
+        params: dict[str, Any] = {
+            "from": day_int(date_from),
+            "to": day_int(date_to),
+            "tree_day": day_int(date_to),
+            "k": k_us,
+        }
+        with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code, params)
+        base = (
+            f"FROM {self.lines_table} l WHERE {org_where} AND l.recorded_at_us <= :k"
+            " AND l.effective_on >= :from AND l.effective_on <= :to"
+        )
         vouchers = self.tables.table("vouchers")
         with self.store.reader() as cur:
             cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
             total = int(cur.fetchone()[0])
-            cur.execute(self.store.sql(
-                # The page is chosen first; only its lines are joined to their vouchers.
-                f"{with_clause} SELECT l.voucher_id, l.effective_on, l.account_code,"
-                " l.debit_fen, l.credit_fen, l.earmarked, l.counterparty, l.organization_code,"
-                " l.position, l.line_no, l.recorded_at_us, l.kind, v.description, v.reverses,"
-                " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END"
-                f" FROM (SELECT * {base}"
-                " ORDER BY l.effective_on, l.position, l.line_no LIMIT :limit OFFSET :offset) l"
-                f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
-                " ORDER BY l.effective_on, l.position, l.line_no"),
-                {**params, "limit": limit, "offset": offset})
+            cur.execute(
+                self.store.sql(
+                    # The page is chosen first; only its lines are joined to their vouchers.
+                    f"{with_clause} SELECT l.voucher_id, l.effective_on, l.account_code,"
+                    " l.debit_fen, l.credit_fen, l.earmarked, l.counterparty, l.organization_code,"
+                    " l.position, l.line_no, l.recorded_at_us, l.kind, v.description, v.reverses,"
+                    " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END"
+                    f" FROM (SELECT * {base}"
+                    " ORDER BY l.effective_on, l.position, l.line_no LIMIT :limit OFFSET :offset) l"
+                    f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
+                    " ORDER BY l.effective_on, l.position, l.line_no"
+                ),
+                {**params, "limit": limit, "offset": offset},
+            )
             rows = cur.fetchall()
         items = [
-            {"voucher_id": voucher_id, "effective_on": iso_day(day), "account_code": acct,
-             "account_name": ACCOUNTS[acct].name, "debit": amount(dr), "credit": amount(cr),
-             "earmarked": bool(flag), "counterparty": counterparty,
-             "organization_code": org, "description": description, "kind": kind,
-             "reverses": reverses, "reversed_by": reversed_by,
-             "position": position, "line_no": line_no, "recorded_at": from_micros(at),
-             "event": {"position": position, "stream_id": voucher_id, "version": 1,
-                       "type": "ledger:Voucher.Posted"}}
-            for (voucher_id, day, acct, dr, cr, flag, counterparty, org, position, line_no, at,
-                 kind, description, reverses, reversed_by) in rows
+            {
+                "voucher_id": voucher_id,
+                "effective_on": iso_day(day),
+                "account_code": acct,
+                "account_name": ACCOUNTS[acct].name,
+                "debit": amount(dr),
+                "credit": amount(cr),
+                "earmarked": bool(flag),
+                "counterparty": counterparty,
+                "organization_code": org,
+                "description": description,
+                "kind": kind,
+                "reverses": reverses,
+                "reversed_by": reversed_by,
+                "position": position,
+                "line_no": line_no,
+                "recorded_at": from_micros(at),
+                "event": {
+                    "position": position,
+                    "stream_id": voucher_id,
+                    "version": 1,
+                    "type": "ledger:Voucher.Posted",
+                },
+            }
+            for (
+                voucher_id,
+                day,
+                acct,
+                dr,
+                cr,
+                flag,
+                counterparty,
+                org,
+                position,
+                line_no,
+                at,
+                kind,
+                description,
+                reverses,
+                reversed_by,
+            ) in rows
         ]
         return {"items": items, "page": page, "page_size": page_size, "total": total}

@@ -36,11 +36,16 @@ MAX_BACKOFF_S = 10.0
 
 
 class ProjectionWorker:
-    def __init__(self, read_models: ReadModels, *, poll_interval_s: float = POLL_INTERVAL_S,
-                 listen_timeout_s: float = LISTEN_TIMEOUT_S,
-                 batch_events: int | None = None,
-                 min_interval_s: float = MIN_INTERVAL_S,
-                 sealer: AutoSealer | None = None) -> None:
+    def __init__(
+        self,
+        read_models: ReadModels,
+        *,
+        poll_interval_s: float = POLL_INTERVAL_S,
+        listen_timeout_s: float = LISTEN_TIMEOUT_S,
+        batch_events: int | None = None,
+        min_interval_s: float = MIN_INTERVAL_S,
+        sealer: AutoSealer | None = None,
+    ) -> None:
         self.read_models = read_models
         # The server's automatic sealing (projections/audit/sealer.py): one per server, so
         # only the server's own loop has one, never `ledger project`'s.
@@ -81,16 +86,14 @@ class ProjectionWorker:
                     self.stopping.wait(self.min_interval_s - (time.monotonic() - started))
                     self._wait(listener)
                 except (psycopg.Error, OSError, RuntimeError) as exc:
-                    log.warning("projection catch-up failed, retrying in %.1fs: %s",
-                                backoff_s, exc)
+                    log.warning("projection catch-up failed, retrying in %.1fs: %s", backoff_s, exc)
                     if listener is not None:
                         listener.close()
                         listener = None
                     self.stopping.wait(backoff_s)
                     backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)
                 except Exception as exc:  # sqlite3 errors and the like: same policy
-                    log.warning("projection catch-up failed, retrying in %.1fs: %r",
-                                backoff_s, exc)
+                    log.warning("projection catch-up failed, retrying in %.1fs: %r", backoff_s, exc)
                     self.stopping.wait(backoff_s)
                     backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)
         finally:

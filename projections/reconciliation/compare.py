@@ -54,14 +54,24 @@ class Comparison:
             "equal": self.equal,
             "differing_rows": self.differing_rows,
             "tables": [
-                {"table": t.table, "rows_live": t.rows_live, "rows_rebuilt": t.rows_rebuilt,
-                 "checksum_live": t.checksum_live, "checksum_rebuilt": t.checksum_rebuilt,
-                 "differing_rows": t.differing_rows, "equal": t.equal}
+                {
+                    "table": t.table,
+                    "rows_live": t.rows_live,
+                    "rows_rebuilt": t.rows_rebuilt,
+                    "checksum_live": t.checksum_live,
+                    "checksum_rebuilt": t.checksum_rebuilt,
+                    "differing_rows": t.differing_rows,
+                    "equal": t.equal,
+                }
                 for t in self.tables
             ],
             "organizations": [
-                {"table": table, "organization_code": org, "checksum_live": a,
-                 "checksum_rebuilt": b}
+                {
+                    "table": table,
+                    "organization_code": org,
+                    "checksum_live": a,
+                    "checksum_rebuilt": b,
+                }
                 for (table, org), (a, b) in sorted(self.organizations.items())
             ],
             "differences": self.differences,
@@ -112,24 +122,33 @@ def compare(store: Store, conn: Any, live: TableSet, rebuilt: TableSet) -> Compa
             lambda: {"live": hashlib.sha256(), "rebuilt": hashlib.sha256()}
         )
 
-        def take(side: str, row: tuple, table: Table = table, per_org=per_org,
-                 sums=sums, org_at=org_at) -> None:
+        def take(
+            side: str, row: tuple, table: Table = table, per_org=per_org, sums=sums, org_at=org_at
+        ) -> None:
             digest = _digest(row)
             sums[side].update(digest)
             org = row[org_at] if org_at is not None else ""
             per_org[org or ""][side].update(digest)
 
-        def differ(live_row: tuple | None, rebuilt_row: tuple | None, table: Table = table,
-                   names=names, key_at=key_at, summary=summary) -> None:
+        def differ(
+            live_row: tuple | None,
+            rebuilt_row: tuple | None,
+            table: Table = table,
+            names=names,
+            key_at=key_at,
+            summary=summary,
+        ) -> None:
             summary.differing_rows += 1
             if len(result.differences) < MAX_LISTED_DIFFERENCES:
                 some = live_row if live_row is not None else rebuilt_row
-                result.differences.append({
-                    "table": table.name,
-                    "key": {names[i]: some[i] for i in key_at},
-                    "live": None if live_row is None else _readable(names, live_row),
-                    "rebuilt": None if rebuilt_row is None else _readable(names, rebuilt_row),
-                })
+                result.differences.append(
+                    {
+                        "table": table.name,
+                        "key": {names[i]: some[i] for i in key_at},
+                        "live": None if live_row is None else _readable(names, live_row),
+                        "rebuilt": None if rebuilt_row is None else _readable(names, rebuilt_row),
+                    }
+                )
 
         a_iter = _rows(store, conn, live, table)
         b_iter = _rows(store, conn, rebuilt, table)

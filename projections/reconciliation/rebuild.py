@@ -41,15 +41,24 @@ class RebuildReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "position": self.position, "events": self.events,
-            "seconds": round(self.seconds, 3), "rebuild_events_per_s": round(self.events_per_s),
-            "switched": self.switched, "comparison": self.comparison.as_dict(),
+            "position": self.position,
+            "events": self.events,
+            "seconds": round(self.seconds, 3),
+            "rebuild_events_per_s": round(self.events_per_s),
+            "switched": self.switched,
+            "comparison": self.comparison.as_dict(),
         }
 
 
-def build(store: Store, projector: Projector, tables: TableSet, *,
-          until_us: int | None = None, stop: int | None = None,
-          on_batch: Callable[[int], None] | None = None) -> tuple[int, int, float]:
+def build(
+    store: Store,
+    projector: Projector,
+    tables: TableSet,
+    *,
+    until_us: int | None = None,
+    stop: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[int, int, float]:
     """Creates `tables` afresh and applies the log to them. Returns (position, events, s).
 
     The log is streamed batch by batch (memory is bounded by the batch, never the log), and
@@ -74,15 +83,23 @@ def build(store: Store, projector: Projector, tables: TableSet, *,
         # is written (the thread runs while psycopg waits on the server). Not on SQLite, whose
         # writes run in this process: there the thread only took the GIL from the writer
         # (measured slower).
-        ahead = (nullcontext() if store.is_sqlite else projector.reader.reading_ahead(
-            after=start, limit=REBUILD_BATCH_EVENTS, stop=stop))
+        ahead = (
+            nullcontext()
+            if store.is_sqlite
+            else projector.reader.reading_ahead(after=start, limit=REBUILD_BATCH_EVENTS, stop=stop)
+        )
         with ahead:
             while True:
                 with store.transaction(conn) as cur:
                     _shadow_transaction(store, cur, tables)
-                    progress = projector.apply_next(cur, tables, limit=REBUILD_BATCH_EVENTS,
-                                                    stop=stop, until_us=until_us,
-                                                    keep_sums=False)
+                    progress = projector.apply_next(
+                        cur,
+                        tables,
+                        limit=REBUILD_BATCH_EVENTS,
+                        stop=stop,
+                        until_us=until_us,
+                        keep_sums=False,
+                    )
                 events += progress.events
                 if on_batch is not None:
                     on_batch(progress.position)
@@ -139,9 +156,14 @@ def _compare_at_one_position(store: Store, projector: Projector, conn: Any) -> C
         return compare(store, conn, LIVE, SHADOW)
 
 
-def rebuild(store: Store, projector: Projector, *, check_only: bool,
-            on_batch: Callable[[int], None] | None = None,
-            keep_live: bool = False) -> RebuildReport:
+def rebuild(
+    store: Store,
+    projector: Projector,
+    *,
+    check_only: bool,
+    on_batch: Callable[[int], None] | None = None,
+    keep_live: bool = False,
+) -> RebuildReport:
     """Builds the shadow set, compares it with live, and (unless check_only or keep_live)
     switches it in. keep_live: compare only, as month-end reconciliation does."""
     _, events, seconds = build(store, projector, SHADOW, on_batch=on_batch)

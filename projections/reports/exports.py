@@ -23,44 +23,93 @@ AMOUNT_FORMAT = "#,##0.00"
 # A masked roll gives the birth year only: the birth date is the hidden part of the masked
 # identity number. Only an unmasked export (a token with the pii flag) has 出生日期.
 ROLL_COLUMNS: list[Column] = [
-    ("organization_code", "工会组织代码"), ("name", "姓名"), ("id_number", "身份证号"),
-    ("sex", "性别"), ("birth_year", "出生年份"), ("mobile", "手机号码"), ("status", "会籍状态"),
-    ("joined_on", "入会日期"), ("migrant_worker", "农民工"),
-    ("new_employment_form", "新就业形态"), ("member_id", "会员编号"),
+    ("organization_code", "工会组织代码"),
+    ("name", "姓名"),
+    ("id_number", "身份证号"),
+    ("sex", "性别"),
+    ("birth_year", "出生年份"),
+    ("mobile", "手机号码"),
+    ("status", "会籍状态"),
+    ("joined_on", "入会日期"),
+    ("migrant_worker", "农民工"),
+    ("new_employment_form", "新就业形态"),
+    ("member_id", "会员编号"),
 ]
 ROLL_COLUMNS_UNMASKED: list[Column] = [
-    *ROLL_COLUMNS[:5], ("birth_date", "出生日期"), *ROLL_COLUMNS[5:],
+    *ROLL_COLUMNS[:5],
+    ("birth_date", "出生日期"),
+    *ROLL_COLUMNS[5:],
 ]
 CHANGE_COLUMNS: list[Column] = [
-    ("organization_code", "工会组织代码"), ("name", "姓名"), ("id_number", "身份证号"),
-    ("change_code", "会籍变化类型"), ("change_name", "变化类型名称"),
-    ("reason_code", "变化原因"), ("effective_on", "生效日期"), ("recorded_at", "登记时间"),
-    ("position", "事件序号"), ("member_id", "会员编号"),
+    ("organization_code", "工会组织代码"),
+    ("name", "姓名"),
+    ("id_number", "身份证号"),
+    ("change_code", "会籍变化类型"),
+    ("change_name", "变化类型名称"),
+    ("reason_code", "变化原因"),
+    ("effective_on", "生效日期"),
+    ("recorded_at", "登记时间"),
+    ("position", "事件序号"),
+    ("member_id", "会员编号"),
 ]
 JOURNAL_COLUMNS: list[Column] = [
-    ("effective_on", "日期"), ("voucher_id", "凭证号"), ("organization_code", "工会组织代码"),
-    ("account_code", "科目编码"), ("account_name", "科目名称"), ("description", "摘要"),
-    ("debit", "借方金额"), ("credit", "贷方金额"), ("earmarked", "专项"),
-    ("counterparty", "往来单位"), ("position", "事件序号"), ("recorded_at", "登记时间"),
+    ("effective_on", "日期"),
+    ("voucher_id", "凭证号"),
+    ("organization_code", "工会组织代码"),
+    ("account_code", "科目编码"),
+    ("account_name", "科目名称"),
+    ("description", "摘要"),
+    ("debit", "借方金额"),
+    ("credit", "贷方金额"),
+    ("earmarked", "专项"),
+    ("counterparty", "往来单位"),
+    ("position", "事件序号"),
+    ("recorded_at", "登记时间"),
 ]
 BALANCE_SHEET_COLUMNS: list[Column] = [
-    ("kind_name", "类别"), ("account_code", "科目编码"), ("account_name", "项目"),
+    ("kind_name", "类别"),
+    ("account_code", "科目编码"),
+    ("account_name", "项目"),
     ("amount", "期末数"),
 ]
 INCOME_COLUMNS: list[Column] = [
-    ("kind_name", "类别"), ("account_code", "科目编码"), ("account_name", "项目"),
-    ("earmarked", "专项"), ("general", "非专项"), ("amount", "合计"),
+    ("kind_name", "类别"),
+    ("account_code", "科目编码"),
+    ("account_name", "项目"),
+    ("earmarked", "专项"),
+    ("general", "非专项"),
+    ("amount", "合计"),
 ]
 TRIAL_BALANCE_COLUMNS: list[Column] = [
-    ("account_code", "科目编码"), ("account_name", "科目名称"), ("opening", "期初余额"),
-    ("debit", "本期借方"), ("credit", "本期贷方"), ("closing", "期末余额"),
+    ("account_code", "科目编码"),
+    ("account_name", "科目名称"),
+    ("opening", "期初余额"),
+    ("debit", "本期借方"),
+    ("credit", "本期贷方"),
+    ("closing", "期末余额"),
 ]
-STATUS_NAMES = {"active": "正常", "retained": "保留会籍", "transfer_pending": "转接中",
-                "left": "已离会"}
+STATUS_NAMES = {
+    "active": "正常",
+    "retained": "保留会籍",
+    "transfer_pending": "转接中",
+    "left": "已离会",
+}
 SEX_NAMES = {"male": "男", "female": "女"}
-AMOUNT_KEYS = frozenset({"amount", "debit", "credit", "opening", "closing", "earmarked",
-                         "general", "ledger_amount", "bank_amount", "file_amount",
-                         "difference"})
+AMOUNT_KEYS = frozenset(
+    {
+        "amount",
+        "debit",
+        "credit",
+        "opening",
+        "closing",
+        "earmarked",
+        "general",
+        "ledger_amount",
+        "bank_amount",
+        "file_amount",
+        "difference",
+    }
+)
 
 
 # A text cell that starts with one of these is read by spreadsheets as a formula (CSV/DDE
@@ -72,8 +121,11 @@ PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 def neutralise(value: Any) -> Any:
     """Text that a spreadsheet would evaluate becomes inert text; numbers stay numbers (a
     negative amount "-12.50" is a number to Excel, not a formula)."""
-    if (isinstance(value, str) and value.startswith(FORMULA_STARTS)
-            and not PLAIN_NUMBER.fullmatch(value)):
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not PLAIN_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 
@@ -90,8 +142,13 @@ def _cell(key: str, value: Any) -> Any:
     return value
 
 
-def to_csv(title: str | None, columns: Sequence[Column], rows: Iterable[dict[str, Any]], *,
-           subtitle: str | None = None) -> bytes:
+def to_csv(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Iterable[dict[str, Any]],
+    *,
+    subtitle: str | None = None,
+) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if title:
@@ -104,8 +161,14 @@ def to_csv(title: str | None, columns: Sequence[Column], rows: Iterable[dict[str
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
-def to_xlsx(title: str | None, columns: Sequence[Column], rows: Iterable[dict[str, Any]], *,
-            subtitle: str | None = None, sheet: str = "Sheet1") -> bytes:
+def to_xlsx(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Iterable[dict[str, Any]],
+    *,
+    subtitle: str | None = None,
+    sheet: str = "Sheet1",
+) -> bytes:
     workbook = Workbook()
     add_sheet(workbook, sheet, title, columns, rows, subtitle=subtitle, first=True)
     out = io.BytesIO()
@@ -113,17 +176,25 @@ def to_xlsx(title: str | None, columns: Sequence[Column], rows: Iterable[dict[st
     return out.getvalue()
 
 
-def add_sheet(workbook: Workbook, sheet: str, title: str | None, columns: Sequence[Column],
-              rows: Iterable[dict[str, Any]], *, subtitle: str | None = None,
-              first: bool = False) -> None:
+def add_sheet(
+    workbook: Workbook,
+    sheet: str,
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Iterable[dict[str, Any]],
+    *,
+    subtitle: str | None = None,
+    first: bool = False,
+) -> None:
     ws = workbook.active if first else workbook.create_sheet()
     ws.title = sheet[:31]
     width = max(1, len(columns))
     for text, bold in ((title, True), (subtitle, False)):
         if text:
             ws.append([neutralise(text)])
-            ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row,
-                           end_column=width)
+            ws.merge_cells(
+                start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=width
+            )
             ws.cell(ws.max_row, 1).font = Font(bold=bold, size=14 if bold else 11)
             ws.cell(ws.max_row, 1).alignment = Alignment(horizontal="center")
     ws.append([header for _, header in columns])
@@ -143,7 +214,8 @@ def add_sheet(workbook: Workbook, sheet: str, title: str | None, columns: Sequen
                 ws.cell(ws.max_row, i).number_format = AMOUNT_FORMAT
     for i, (_, header) in enumerate(columns, start=1):
         ws.column_dimensions[ws.cell(header_row, i).column_letter].width = max(
-            10, len(header) * 2 + 4)
+            10, len(header) * 2 + 4
+        )
 
 
 def _is_amount(text: str) -> bool:
@@ -155,6 +227,7 @@ def _is_amount(text: str) -> bool:
 
 
 # --- statements as filed -----------------------------------------------------------------
+
 
 def _subtitle(body: dict[str, Any], name: str | None) -> str:
     union = f"编制单位：{name or body.get('organization_code', '')}"
@@ -170,14 +243,17 @@ def balance_sheet_table(body: dict[str, Any], name: str | None = None):
     """工会01表 资产负债表: lines by section with subtotals, as filed."""
     totals = body["totals"]
     rows: list[dict[str, Any]] = []
-    for kind, label, total_key in (("asset", "资产合计", "assets"),
-                                   ("liability", "负债合计", "liabilities"),
-                                   ("net_assets", "净资产合计", "net_assets")):
+    for kind, label, total_key in (
+        ("asset", "资产合计", "assets"),
+        ("liability", "负债合计", "liabilities"),
+        ("net_assets", "净资产合计", "net_assets"),
+    ):
         rows.extend(line for line in body["lines"] if line["kind"] == kind)
         rows.append({"account_name": label, "amount": totals[total_key]})
     rows.append({"account_name": "本期收支结余", "amount": totals["surplus"]})
-    rows.append({"account_name": "负债和净资产总计",
-                 "amount": totals["liabilities_and_net_assets"]})
+    rows.append(
+        {"account_name": "负债和净资产总计", "amount": totals["liabilities_and_net_assets"]}
+    )
     return "工会01表 资产负债表", BALANCE_SHEET_COLUMNS, rows, _subtitle(body, name)
 
 
@@ -185,20 +261,39 @@ def income_expenditure_table(body: dict[str, Any], name: str | None = None):
     """工会02表 收入支出表: income and expenditure with earmarked and general columns."""
     t = body["totals"]
     rows: list[dict[str, Any]] = []
-    for kind, label, key in (("income", "收入合计", "income"),
-                             ("expenditure", "支出合计", "expenditure")):
+    for kind, label, key in (
+        ("income", "收入合计", "income"),
+        ("expenditure", "支出合计", "expenditure"),
+    ):
         rows.extend(line for line in body["lines"] if line["kind"] == kind)
-        rows.append({"account_name": label, "earmarked": t[f"{key}_earmarked"],
-                     "general": t[f"{key}_general"], "amount": t[key]})
-    rows.append({"account_name": "收支结余", "earmarked": t["surplus_earmarked"],
-                 "general": t["surplus_general"], "amount": t["surplus"]})
+        rows.append(
+            {
+                "account_name": label,
+                "earmarked": t[f"{key}_earmarked"],
+                "general": t[f"{key}_general"],
+                "amount": t[key],
+            }
+        )
+    rows.append(
+        {
+            "account_name": "收支结余",
+            "earmarked": t["surplus_earmarked"],
+            "general": t["surplus_general"],
+            "amount": t["surplus"],
+        }
+    )
     return "工会02表 收入支出表", INCOME_COLUMNS, rows, _subtitle(body, name)
 
 
 def trial_balance_table(body: dict[str, Any], name: str | None = None):
     rows = list(body["lines"])
-    rows.append({"account_name": "合计", "debit": body["totals"]["debit"],
-                 "credit": body["totals"]["credit"]})
+    rows.append(
+        {
+            "account_name": "合计",
+            "debit": body["totals"]["debit"],
+            "credit": body["totals"]["credit"],
+        }
+    )
     return "科目余额表", TRIAL_BALANCE_COLUMNS, rows, _subtitle(body, name)
 
 
@@ -212,10 +307,13 @@ def roll_columns(*, unmasked: bool) -> list[Column]:
 
 
 def roll_table(items: list[dict[str, Any]], *, code: str, as_of: str, unmasked: bool = False):
-    return ("会员名册", roll_columns(unmasked=unmasked), items,
-            f"工会组织：{code}    截至 {as_of}")
+    return ("会员名册", roll_columns(unmasked=unmasked), items, f"工会组织：{code}    截至 {as_of}")
 
 
 def changes_table(items: list[dict[str, Any]], *, code: str, date_from: str, date_to: str):
-    return ("会员会籍变化情况", CHANGE_COLUMNS, items,
-            f"工会组织：{code}    {date_from} 至 {date_to}")
+    return (
+        "会员会籍变化情况",
+        CHANGE_COLUMNS,
+        items,
+        f"工会组织：{code}    {date_from} 至 {date_to}",
+    )

@@ -32,13 +32,18 @@ TARGETS = {
 
 def _province_load_estimate(details: dict[str, Any]) -> str:
     """How long loading a province through the ledger would take at this run's load rate."""
-    rates = [load["events_per_s"] for load in details.get("load", {}).values()
-             if load.get("events_per_s")]
+    rates = [
+        load["events_per_s"]
+        for load in details.get("load", {}).values()
+        if load.get("events_per_s")
+    ]
     if not rates:
         return "no load rate was measured in this run"
     hours = PROVINCE_EVENTS / max(rates) / 3600
-    return (f"at the best load rate of this run ({max(rates):,.0f} events/s through the "
-            f"ledger's commands) 10^7 events would take about {hours:,.1f} hours to load")
+    return (
+        f"at the best load rate of this run ({max(rates):,.0f} events/s through the "
+        f"ledger's commands) 10^7 events would take about {hours:,.1f} hours to load"
+    )
 
 
 def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
@@ -52,17 +57,18 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
     110 MB in the months of joins, 137 MB in the months of business) and any line drawn
     through it, or through two such stores, says nothing about 10^7 events. Stores smaller
     than MIN_EVENTS_TO_EXTRAPOLATE (quick and smoke runs) give no estimate at all."""
-    points = sorted(((r["events"], r) for r in details.get("rebuild", {}).values()),
-                    key=lambda point: point[0])
+    points = sorted(
+        ((r["events"], r) for r in details.get("rebuild", {}).values()), key=lambda point: point[0]
+    )
     result: dict[str, Any] = {
         "extrapolated": True,
         "events": PROVINCE_EVENTS,
         "members": PROVINCE_MEMBERS,
         "from_measured_events": [e for e, _ in points],
         "method": "rate: that of the largest store measured, assumed constant with size; "
-                  f"peak memory (from stores of {MIN_EVENTS_FOR_MEMORY:,} events or more): the "
-                  "largest store's peak plus its build's own growth per event over the later "
-                  "half of the build (never below zero) times the events still to come",
+        f"peak memory (from stores of {MIN_EVENTS_FOR_MEMORY:,} events or more): the "
+        "largest store's peak plus its build's own growth per event over the later "
+        "half of the build (never below zero) times the events still to come",
         "rebuild_s": None,
         "rebuild_events_per_s": None,
         "rebuild_rss_mb": None,
@@ -70,8 +76,10 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
         "why_not_loaded": _province_load_estimate(details),
     }
     if not points or points[-1][0] < MIN_EVENTS_TO_EXTRAPOLATE:
-        result["reason"] = (f"no store of at least {MIN_EVENTS_TO_EXTRAPOLATE:,} events was "
-                            "rebuilt in this run: too small to extrapolate to 10^7")
+        result["reason"] = (
+            f"no store of at least {MIN_EVENTS_TO_EXTRAPOLATE:,} events was "
+            "rebuilt in this run: too small to extrapolate to 10^7"
+        )
         return result
     (e2, largest) = points[-1]
     rate = largest["build_events_per_s"]
@@ -80,15 +88,18 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
     growth = largest.get("build_rss_mb_per_million_events")
     result["build_rss_mb_per_million_events"] = growth
     if e2 < MIN_EVENTS_FOR_MEMORY:
-        result["reason"] = (f"peak memory is not extrapolated from a store of {e2:,} events: "
-                            f"below {MIN_EVENTS_FOR_MEMORY:,} events the build's memory follows "
-                            "the content of its batches, not the length of the log (see the "
-                            "rss_curve of each rebuild)")
+        result["reason"] = (
+            f"peak memory is not extrapolated from a store of {e2:,} events: "
+            f"below {MIN_EVENTS_FOR_MEMORY:,} events the build's memory follows "
+            "the content of its batches, not the length of the log (see the "
+            "rss_curve of each rebuild)"
+        )
     elif growth is None:
         result["reason"] = "too few memory samples in the largest build to measure its growth"
     else:
         result["rebuild_rss_mb"] = round(
-            largest["peak_rss_mb"] + max(0.0, growth) * (PROVINCE_EVENTS - e2) / 1e6, 1)
+            largest["peak_rss_mb"] + max(0.0, growth) * (PROVINCE_EVENTS - e2) / 1e6, 1
+        )
     return result
 
 
@@ -104,14 +115,17 @@ def verdicts(figures: dict[str, Any], province: dict[str, Any]) -> dict[str, Any
     result = {key: _verdict(key, figures.get(key), "measured") for key in TARGETS}
     for key in ("rebuild_events_per_s", "rebuild_rss_mb"):
         result[f"{key}_at_10m_events"] = _verdict(
-            key, province.get(key), "extrapolated to 10^7 events (see sizes.province)")
+            key, province.get(key), "extrapolated to 10^7 events (see sizes.province)"
+        )
     return result
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, Any]:
     ceilings = figures["baseline"]
-    result = {key: {"ceiling": ceiling, "ratio": ratio(figures.get(key), ceilings.get(ceiling))}
-              for key, ceiling in CEILINGS.items()}
+    result = {
+        key: {"ceiling": ceiling, "ratio": ratio(figures.get(key), ceilings.get(ceiling))}
+        for key, ceiling in CEILINGS.items()
+    }
     result["ingest_events_per_s_vs_commit"] = {
         "ceiling": "commit_per_s",
         "ratio": ratio(figures.get("ingest_events_per_s"), ceilings.get("commit_per_s")),

@@ -53,12 +53,17 @@ class Dialect:
 
 def postgres(url: str) -> Dialect:
     return Dialect(
-        name="postgres", connect=lambda: psycopg.connect(url), marker="%s",
-        create=(f"CREATE TABLE {TABLE} (originator_id uuid NOT NULL, originator_version bigint"
-                " NOT NULL, topic text, state bytea, notification_id bigserial,"
-                " PRIMARY KEY (originator_id, originator_version))",
-                f"CREATE UNIQUE INDEX {TABLE}_position ON {TABLE} (notification_id)"),
-        position="notification_id", stream_id=lambda u: u,
+        name="postgres",
+        connect=lambda: psycopg.connect(url),
+        marker="%s",
+        create=(
+            f"CREATE TABLE {TABLE} (originator_id uuid NOT NULL, originator_version bigint"
+            " NOT NULL, topic text, state bytea, notification_id bigserial,"
+            " PRIMARY KEY (originator_id, originator_version))",
+            f"CREATE UNIQUE INDEX {TABLE}_position ON {TABLE} (notification_id)",
+        ),
+        position="notification_id",
+        stream_id=lambda u: u,
     )
 
 
@@ -69,24 +74,30 @@ def sqlite(path: str) -> Dialect:
         return conn
 
     return Dialect(
-        name="sqlite", connect=connect, marker="?",
-        create=(f"CREATE TABLE {TABLE} (originator_id TEXT, originator_version INTEGER,"
-                " topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))",),
-        position="rowid", stream_id=lambda u: u.hex,
+        name="sqlite",
+        connect=connect,
+        marker="?",
+        create=(
+            f"CREATE TABLE {TABLE} (originator_id TEXT, originator_version INTEGER,"
+            " topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))",
+        ),
+        position="rowid",
+        stream_id=lambda u: u.hex,
     )
 
 
 def _payloads(conn: Any, dialect: Dialect, table: str) -> list[tuple[str, bytes]]:
     rows = conn.execute(
-        f"SELECT topic, state FROM {table} ORDER BY {dialect.position} DESC"
-        f" LIMIT {SAMPLE_PAYLOADS}").fetchall()
+        f"SELECT topic, state FROM {table} ORDER BY {dialect.position} DESC LIMIT {SAMPLE_PAYLOADS}"
+    ).fetchall()
     if not rows:
         raise RuntimeError("the event store is empty: load the deployment before the baseline")
     return [(topic, bytes(state)) for topic, state in rows]
 
 
-def _rows(dialect: Dialect, payloads: list[tuple[str, bytes]], count: int
-          ) -> Iterator[tuple[Any, ...]]:
+def _rows(
+    dialect: Dialect, payloads: list[tuple[str, bytes]], count: int
+) -> Iterator[tuple[Any, ...]]:
     for i in range(count):
         topic, state = payloads[i % len(payloads)]
         yield (dialect.stream_id(uuid.uuid4()), 1, topic, state)
@@ -94,17 +105,24 @@ def _rows(dialect: Dialect, payloads: list[tuple[str, bytes]], count: int
 
 def _insert_sql(dialect: Dialect) -> str:
     m = dialect.marker
-    return (f"INSERT INTO {TABLE} (originator_id, originator_version, topic, state)"
-            f" VALUES ({m}, {m}, {m}, {m})")
+    return (
+        f"INSERT INTO {TABLE} (originator_id, originator_version, topic, state)"
+        f" VALUES ({m}, {m}, {m}, {m})"
+    )
 
 
 def _result(rows: int, seconds: float, **extra: Any) -> dict[str, Any]:
-    return {"rows": rows, **extra, "seconds": round(seconds, 3),
-            "per_s": round(rows / seconds, 1) if seconds > 0 else None}
+    return {
+        "rows": rows,
+        **extra,
+        "seconds": round(seconds, 3),
+        "per_s": round(rows / seconds, 1) if seconds > 0 else None,
+    }
 
 
-def commit_per_s(conn: Any, dialect: Dialect, payloads: list[tuple[str, bytes]], *,
-                 rows: int, max_s: float) -> dict[str, Any]:
+def commit_per_s(
+    conn: Any, dialect: Dialect, payloads: list[tuple[str, bytes]], *, rows: int, max_s: float
+) -> dict[str, Any]:
     """One row per durable transaction, one client."""
     sql = _insert_sql(dialect)
     done, started = 0, time.perf_counter()
@@ -117,8 +135,9 @@ def commit_per_s(conn: Any, dialect: Dialect, payloads: list[tuple[str, bytes]],
     return _result(done, time.perf_counter() - started)
 
 
-def executemany_rows_per_s(conn: Any, dialect: Dialect, payloads: list[tuple[str, bytes]], *,
-                           rows: int, max_s: float) -> dict[str, Any]:
+def executemany_rows_per_s(
+    conn: Any, dialect: Dialect, payloads: list[tuple[str, bytes]], *, rows: int, max_s: float
+) -> dict[str, Any]:
     sql = _insert_sql(dialect)
     done, started = 0, time.perf_counter()
     cur = conn.cursor()
@@ -131,9 +150,14 @@ def executemany_rows_per_s(conn: Any, dialect: Dialect, payloads: list[tuple[str
     return _result(done, time.perf_counter() - started, batch_rows=EXECUTEMANY_BATCH_ROWS)
 
 
-def copy_rows_per_s(conn: psycopg.Connection, dialect: Dialect,
-                    payloads: list[tuple[str, bytes]], *, rows: int,
-                    max_s: float) -> dict[str, Any]:
+def copy_rows_per_s(
+    conn: psycopg.Connection,
+    dialect: Dialect,
+    payloads: list[tuple[str, bytes]],
+    *,
+    rows: int,
+    max_s: float,
+) -> dict[str, Any]:
     done, started = 0, time.perf_counter()
     columns = "(originator_id, originator_version, topic, state)"
     with conn.cursor() as cur:
@@ -147,16 +171,19 @@ def copy_rows_per_s(conn: psycopg.Connection, dialect: Dialect,
     return _result(done, time.perf_counter() - started, batch_rows=COPY_BATCH_ROWS)
 
 
-def read_rows_per_s(conn: Any, dialect: Dialect, ledger: Ledger, table: str, *, rows: int,
-                    max_s: float) -> dict[str, Any]:
+def read_rows_per_s(
+    conn: Any, dialect: Dialect, ledger: Ledger, table: str, *, rows: int, max_s: float
+) -> dict[str, Any]:
     """Every stored event in position order, decrypted and decoded into a domain event."""
     from eventsourcing.persistence import StoredEvent
 
     mapper = ledger.mapper
     done, started = 0, time.perf_counter()
     cur = dialect.read_cursor(conn)
-    cur.execute(f"SELECT originator_id, originator_version, topic, state FROM {table}"
-                f" ORDER BY {dialect.position} LIMIT {int(rows)}")
+    cur.execute(
+        f"SELECT originator_id, originator_version, topic, state FROM {table}"
+        f" ORDER BY {dialect.position} LIMIT {int(rows)}"
+    )
     for originator_id, version, topic, state in cur:
         mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
         done += 1
@@ -167,8 +194,9 @@ def read_rows_per_s(conn: Any, dialect: Dialect, ledger: Ledger, table: str, *, 
     return _result(done, time.perf_counter() - started)
 
 
-def measure(ledger: Ledger, dialect: Dialect, *, commits: int, rows: int,
-            max_s: float) -> dict[str, Any]:
+def measure(
+    ledger: Ledger, dialect: Dialect, *, commits: int, rows: int, max_s: float
+) -> dict[str, Any]:
     """The ceilings, each bounded in rows and seconds; the scratch table is dropped after."""
     table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
     conn = dialect.connect()
@@ -182,10 +210,14 @@ def measure(ledger: Ledger, dialect: Dialect, *, commits: int, rows: int,
         try:
             details: dict[str, Any] = {
                 "commit": commit_per_s(conn, dialect, payloads, rows=commits, max_s=max_s),
-                "executemany": executemany_rows_per_s(conn, dialect, payloads, rows=rows,
-                                                      max_s=max_s),
-                "copy": (copy_rows_per_s(conn, dialect, payloads, rows=rows, max_s=max_s)
-                         if dialect.name == "postgres" else None),
+                "executemany": executemany_rows_per_s(
+                    conn, dialect, payloads, rows=rows, max_s=max_s
+                ),
+                "copy": (
+                    copy_rows_per_s(conn, dialect, payloads, rows=rows, max_s=max_s)
+                    if dialect.name == "postgres"
+                    else None
+                ),
                 "read": read_rows_per_s(conn, dialect, ledger, table, rows=rows, max_s=max_s),
             }
         finally:

@@ -80,8 +80,7 @@ def bench_store(backend: str, admin_url: str, workdir: Path) -> Iterator[BenchSt
     if backend == "sqlite":
         path = workdir / "ledger.sqlite"
         try:
-            yield BenchStore("sqlite", str(path), _settings(f"sqlite:///{path}", workdir),
-                             workdir)
+            yield BenchStore("sqlite", str(path), _settings(f"sqlite:///{path}", workdir), workdir)
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -94,8 +93,9 @@ def bench_store(backend: str, admin_url: str, workdir: Path) -> Iterator[BenchSt
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield BenchStore("postgres", database,
-                         _settings(_with_database(admin_url, database), workdir), workdir)
+        yield BenchStore(
+            "postgres", database, _settings(_with_database(admin_url, database), workdir), workdir
+        )
     finally:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -111,8 +111,11 @@ def durability(store: BenchStore) -> dict[str, str]:
         finally:
             conn.close()
         levels = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-        return {"sqlite_version": sqlite3.sqlite_version, "journal_mode": journal,
-                "synchronous": levels.get(synchronous, str(synchronous))}
+        return {
+            "sqlite_version": sqlite3.sqlite_version,
+            "journal_mode": journal,
+            "synchronous": levels.get(synchronous, str(synchronous)),
+        }
     names = ("fsync", "synchronous_commit", "wal_level", "shared_buffers", "server_version")
     with psycopg.connect(store.url, connect_timeout=5) as conn:
         return {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}

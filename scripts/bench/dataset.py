@@ -75,8 +75,16 @@ class LoadReport:
 
 
 class DeploymentLoader:
-    def __init__(self, ledger: Ledger, plan: DemoPlan, *, months: int, threads: int,
-                 max_s: float, on_step: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        plan: DemoPlan,
+        *,
+        months: int,
+        threads: int,
+        max_s: float,
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
         if not 1 <= months <= 12:
             raise ValueError("months is 1 to 12")
         self.ledger = ledger
@@ -108,10 +116,18 @@ class DeploymentLoader:
             for policy in self.plan.policies:
                 self._do("levy_policy", AdoptLevyPolicy, policy)
             for level in self._levels():
-                self._many(pool, "found_organization", FoundOrganization,
-                           (self._found_args(o) for o in level))
-            self._many(pool, "join_member", JoinMember,
-                       (self._join_args(p) for ps in self.members_by_org.values() for p in ps))
+                self._many(
+                    pool,
+                    "found_organization",
+                    FoundOrganization,
+                    (self._found_args(o) for o in level),
+                )
+            self._many(
+                pool,
+                "join_member",
+                JoinMember,
+                (self._join_args(p) for ps in self.members_by_org.values() for p in ps),
+            )
             for month in range(1, self.months + 1):
                 self._month(pool, month)
         self.report.seconds = time.perf_counter() - started
@@ -119,7 +135,8 @@ class DeploymentLoader:
             raise LoadTooSlow(
                 f"loading {self.plan.size} at scale {self.plan.scale} took longer than "
                 f"{self.max_s:.0f}s ({sum(self.report.commands.values()):,} commands done, "
-                f"{self.report.skipped:,} not attempted)")
+                f"{self.report.skipped:,} not attempted)"
+            )
         self.report.events = self.ledger.head_position() - head
         self.report.organizations = self.report.commands["found_organization"]
         self.report.members = self.report.commands["join_member"]
@@ -147,11 +164,16 @@ class DeploymentLoader:
     def _levy_args(self, org: OrgPlan, month: int) -> list[dict[str, Any]]:
         receiver = org.code if org.channel == "employer" else self._county_of(org)
         return [
-            {"receiving_organization_code": receiver, "base_organization_code": org.code,
-             "employer_code": employer.code, "period": f"{DEMO_YEAR}-{month:02d}",
-             "payroll_total": str(Money(employer.payroll_fen)),
-             "amount": str(levy_due(Money(employer.payroll_fen))), "channel": org.channel,
-             "received_on": datetime.date(DEMO_YEAR, month, LEVY_DAY).isoformat()}
+            {
+                "receiving_organization_code": receiver,
+                "base_organization_code": org.code,
+                "employer_code": employer.code,
+                "period": f"{DEMO_YEAR}-{month:02d}",
+                "payroll_total": str(Money(employer.payroll_fen)),
+                "amount": str(levy_due(Money(employer.payroll_fen))),
+                "channel": org.channel,
+                "received_on": datetime.date(DEMO_YEAR, month, LEVY_DAY).isoformat(),
+            }
             for employer in org.employers
         ]
 
@@ -162,18 +184,25 @@ class DeploymentLoader:
         amount_fen = self._dues_fen(org)
         if amount_fen == 0:
             return None
-        return {"organization_code": org.code, "period": f"{DEMO_YEAR}-{month:02d}",
-                "amount": str(Money(amount_fen)),
-                "received_on": datetime.date(DEMO_YEAR, month, DUES_DAY).isoformat()}
+        return {
+            "organization_code": org.code,
+            "period": f"{DEMO_YEAR}-{month:02d}",
+            "amount": str(Money(amount_fen)),
+            "received_on": datetime.date(DEMO_YEAR, month, DUES_DAY).isoformat(),
+        }
 
     def _expense_args(self, org: OrgPlan, month: int) -> dict[str, Any] | None:
         amount_fen = self._dues_fen(org) * EXPENSE_SHARE_PERCENT // 100
         if amount_fen == 0:
             return None
-        return {"organization_code": org.code, "account_code": "501",
-                "amount": str(Money(amount_fen)), "earmarked": False,
-                "description": f"{DEMO_YEAR}年{month}月职工活动",
-                "paid_on": datetime.date(DEMO_YEAR, month, EXPENSE_DAY).isoformat()}
+        return {
+            "organization_code": org.code,
+            "account_code": "501",
+            "amount": str(Money(amount_fen)),
+            "earmarked": False,
+            "description": f"{DEMO_YEAR}年{month}月职工活动",
+            "paid_on": datetime.date(DEMO_YEAR, month, EXPENSE_DAY).isoformat(),
+        }
 
     # --- organisations and members -------------------------------------------------------------
 
@@ -189,18 +218,28 @@ class DeploymentLoader:
 
     @staticmethod
     def _found_args(org: OrgPlan) -> dict[str, Any]:
-        return {"code": org.code, "name": org.name, "level": org.level,
-                "parent_code": org.parent_code, "region_code": org.region_code,
-                "founded_on": org.founded_on.isoformat(), "employer_code": org.employer_code,
-                "employee_count": org.employee_count}
+        return {
+            "code": org.code,
+            "name": org.name,
+            "level": org.level,
+            "parent_code": org.parent_code,
+            "region_code": org.region_code,
+            "founded_on": org.founded_on.isoformat(),
+            "employer_code": org.employer_code,
+            "employee_count": org.employee_count,
+        }
 
     @staticmethod
     def _join_args(person: Person) -> dict[str, Any]:
-        return {"id_number": person.id_number, "name": person.name,
-                "organization_code": person.organization_code,
-                "joined_on": person.joined_on.isoformat(), "mobile": person.mobile,
-                "migrant_worker": person.migrant_worker,
-                "new_employment_form": person.new_employment_form}
+        return {
+            "id_number": person.id_number,
+            "name": person.name,
+            "organization_code": person.organization_code,
+            "joined_on": person.joined_on.isoformat(),
+            "mobile": person.mobile,
+            "migrant_worker": person.migrant_worker,
+            "new_employment_form": person.new_employment_form,
+        }
 
     # --- running commands ----------------------------------------------------------------------
 
@@ -218,8 +257,13 @@ class DeploymentLoader:
             return
         self.report.commands[label] += 1
 
-    def _many(self, pool: ThreadPoolExecutor, label: str, command: type[Command],
-              all_kwargs: Iterable[dict[str, Any]]) -> None:
+    def _many(
+        self,
+        pool: ThreadPoolExecutor,
+        label: str,
+        command: type[Command],
+        all_kwargs: Iterable[dict[str, Any]],
+    ) -> None:
         """Runs the commands on the pool, a bounded number in flight (a city has a million)."""
         pending = iter(all_kwargs)
         while chunk := list(itertools.islice(pending, IN_FLIGHT_COMMANDS)):

@@ -36,13 +36,22 @@ from service.application import Ledger
 
 SEED = 1
 HEADLINE_KEYS = (
-    "ingest_events_per_s", "ingest_ms_p50", "ingest_ms_p99", "import_members_per_s",
-    "catchup_events_per_s", "rebuild_events_per_s", "rebuild_rss_mb", "statement_ms_p99",
-    "roll_page_ms_p99", "lookup_ms_p99",
+    "ingest_events_per_s",
+    "ingest_ms_p50",
+    "ingest_ms_p99",
+    "import_members_per_s",
+    "catchup_events_per_s",
+    "rebuild_events_per_s",
+    "rebuild_rss_mb",
+    "statement_ms_p99",
+    "roll_page_ms_p99",
+    "lookup_ms_p99",
 )
 BASELINE_KEYS = ("commit_per_s", "executemany_rows_per_s", "copy_rows_per_s", "read_rows_per_s")
-NOISE_NOTE = ("figures are only comparable between runs on a quiet machine; the CPU count and "
-              "load average at the start of this run are under environment")
+NOISE_NOTE = (
+    "figures are only comparable between runs on a quiet machine; the CPU count and "
+    "load average at the start of this run are under environment"
+)
 
 Note = Callable[[str], None]
 
@@ -50,8 +59,13 @@ Note = Callable[[str], None]
 class Run:
     """The figures of one run as they come in, and why any of them is missing."""
 
-    def __init__(self, config: BenchConfig, note: Note, progress: Progress | None,
-                 profiler: Profiler | None = None) -> None:
+    def __init__(
+        self,
+        config: BenchConfig,
+        note: Note,
+        progress: Progress | None,
+        profiler: Profiler | None = None,
+    ) -> None:
         self.config = config
         self.note = note
         self.progress = progress
@@ -66,8 +80,9 @@ class Run:
         """py-spy samples of what runs meanwhile, with --profile (scripts/bench/profiling.py)."""
         return nullcontext() if self.profiler is None else self.profiler.sampling(label)
 
-    def attempt(self, label: str, keys: tuple[str, ...], action: Callable[[], None], *,
-                profile: bool = True) -> None:
+    def attempt(
+        self, label: str, keys: tuple[str, ...], action: Callable[[], None], *, profile: bool = True
+    ) -> None:
         """Runs one measurement; if it fails, its figures stay null and the reason is kept.
         profile=False: the action samples its parts itself (see sampling)."""
         self.note(f"bench: {label}")
@@ -82,7 +97,8 @@ class Run:
             for key in keys:
                 self.unavailable.setdefault(key, reason)
         self.details.setdefault("phase_seconds", {})[label] = round(
-            time.perf_counter() - started, 3)
+            time.perf_counter() - started, 3
+        )
 
 
 def _environment(store: BenchStore) -> dict[str, Any]:
@@ -98,16 +114,22 @@ def _environment(store: BenchStore) -> dict[str, Any]:
     }
 
 
-def _load(run: Run, store: BenchStore, ledger: Ledger, size: str, scale: float,
-          months: int) -> tuple[Any, DeploymentLoader]:
+def _load(
+    run: Run, store: BenchStore, ledger: Ledger, size: str, scale: float, months: int
+) -> tuple[Any, DeploymentLoader]:
     plan = build_plan(size, scale, SEED)
     on_step = None
     if run.progress is not None:
-        task = run.progress.add_task(f"loading {size} at scale {scale} (commands)",
-                                     total=None)
+        task = run.progress.add_task(f"loading {size} at scale {scale} (commands)", total=None)
         on_step = lambda steps: run.progress.advance(task, steps)  # noqa: E731
-    loader = DeploymentLoader(ledger, plan, months=months, threads=run.config.loader_threads,
-                              max_s=run.config.load_max_s, on_step=on_step)
+    loader = DeploymentLoader(
+        ledger,
+        plan,
+        months=months,
+        threads=run.config.loader_threads,
+        max_s=run.config.load_max_s,
+        on_step=on_step,
+    )
     if run.progress is not None:
         run.progress.update(task, total=loader.steps_total)
     run.note(f"bench: loading {size} at scale {scale} ({loader.steps_total:,} commands)")
@@ -119,9 +141,13 @@ def _load(run: Run, store: BenchStore, ledger: Ledger, size: str, scale: float,
 def _sizes(plan: Any, loader: DeploymentLoader, config: BenchConfig) -> dict[str, Any]:
     return {
         "deployment": {
-            "size": plan.size, "scale": plan.scale, "seed": SEED,
-            "organisations": loader.report.organizations, "members": loader.report.members,
-            "months_of_business": config.months, "events": loader.report.events,
+            "size": plan.size,
+            "scale": plan.scale,
+            "seed": SEED,
+            "organisations": loader.report.organizations,
+            "members": loader.report.members,
+            "months_of_business": config.months,
+            "events": loader.report.events,
         },
         "statement_subtree_organizations": loader.report.organizations,
         "import_rows": config.import_rows,
@@ -131,8 +157,9 @@ def _sizes(plan: Any, loader: DeploymentLoader, config: BenchConfig) -> dict[str
     }
 
 
-def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
-                  loader: DeploymentLoader) -> None:
+def _measure_http(
+    run: Run, store: BenchStore, ledger: Ledger, plan: Any, loader: DeploymentLoader
+) -> None:
     config, figures = run.config, run.figures
     base_codes = sorted(code for code, people in loader.members_by_org.items() if people)
     root = plan.organizations[0]
@@ -144,13 +171,19 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
         def ingest_all() -> None:
             for clients in config.ingest_clients:
                 with run.sampling(f"ingest over HTTP, {clients} clients"):
-                    result = ingest.measure(server, target, clients=clients,
-                                            requests=config.ingest_requests,
-                                            max_s=config.ingest_max_s,
-                                            head=ledger.head_position)
+                    result = ingest.measure(
+                        server,
+                        target,
+                        clients=clients,
+                        requests=config.ingest_requests,
+                        max_s=config.ingest_max_s,
+                        head=ledger.head_position,
+                    )
                 figures["ingest_by_clients"][str(clients)] = result
-                run.note(f"bench:   {clients} clients: {result['events_per_s']} events/s, "
-                         f"p99 {result['ms_p99']} ms")
+                run.note(
+                    f"bench:   {clients} clients: {result['events_per_s']} events/s, "
+                    f"p99 {result['ms_p99']} ms"
+                )
             top = figures["ingest_by_clients"][str(max(config.ingest_clients))]
             figures["ingest_events_per_s"] = top["events_per_s"]
             figures["ingest_ms_p50"] = top["ms_p50"]
@@ -158,33 +191,52 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
 
         def import_roster() -> None:
             result, union = roster_import.measure(
-                server, parent_code=root.code, region_code=root.region_code,
-                rows=config.import_rows, timeout_s=config.import_timeout_s)
+                server,
+                parent_code=root.code,
+                region_code=root.region_code,
+                rows=config.import_rows,
+                timeout_s=config.import_timeout_s,
+            )
             run.details["import"] = result
             figures["import_members_per_s"] = result["members_per_s"]
             imported.append(union)
 
-        run.attempt("ingest over HTTP", ("ingest_events_per_s", "ingest_ms_p50",
-                                         "ingest_ms_p99"), ingest_all, profile=False)
-        run.attempt("roster import over HTTP", ("import_members_per_s", "roll_page_ms_p99"),
-                    import_roster)
+        run.attempt(
+            "ingest over HTTP",
+            ("ingest_events_per_s", "ingest_ms_p50", "ingest_ms_p99"),
+            ingest_all,
+            profile=False,
+        )
+        run.attempt(
+            "roster import over HTTP", ("import_members_per_s", "roll_page_ms_p99"), import_roster
+        )
+
         def warm_up() -> None:
             run.details["reads_warm_up_s"] = round(queries.warm_up(server, root.code), 3)
 
-        run.attempt("server catch-up before reads", ("statement_ms_p99", "roll_page_ms_p99",
-                                                     "lookup_ms_p99"), warm_up)
+        run.attempt(
+            "server catch-up before reads",
+            ("statement_ms_p99", "roll_page_ms_p99", "lookup_ms_p99"),
+            warm_up,
+        )
 
         def statement() -> None:
-            result = queries.statement(server, root.code, samples=config.query_samples,
-                                       max_s=config.query_max_s)
+            result = queries.statement(
+                server, root.code, samples=config.query_samples, max_s=config.query_max_s
+            )
             run.details["statement"] = result
             figures["statement_ms_p99"] = result["ms_p99"]
 
         def roll() -> None:
             if not imported:
                 raise RuntimeError("no imported union to page through (the import failed)")
-            result = queries.roll_page(server, imported[0].code, config.import_rows,
-                                       samples=config.query_samples, max_s=config.query_max_s)
+            result = queries.roll_page(
+                server,
+                imported[0].code,
+                config.import_rows,
+                samples=config.query_samples,
+                max_s=config.query_max_s,
+            )
             run.details["roll_page"] = result
             figures["roll_page_ms_p99"] = result["ms_p99"]
 
@@ -192,8 +244,9 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
             known = [p.id_number for ps in loader.members_by_org.values() for p in ps]
             if imported:
                 known += imported[0].id_numbers
-            result = queries.lookup(server, known, samples=config.query_samples,
-                                    max_s=config.query_max_s)
+            result = queries.lookup(
+                server, known, samples=config.query_samples, max_s=config.query_max_s
+            )
             run.details["lookup"] = result
             figures["lookup_ms_p99"] = result["ms_p99"]
 
@@ -205,13 +258,16 @@ def _measure_http(run: Run, store: BenchStore, ledger: Ledger, plan: Any,
 def _rebuild_at(run: Run, store: BenchStore, size: str) -> dict[str, Any]:
     result = projection.rebuild(store)
     run.details.setdefault("rebuild", {})[size] = result
-    run.note(f"bench:   rebuild of {result['events']:,} events: "
-             f"{result['build_events_per_s']} events/s, peak {result['peak_rss_mb']} MB")
+    run.note(
+        f"bench:   rebuild of {result['events']:,} events: "
+        f"{result['build_events_per_s']} events/s, peak {result['peak_rss_mb']} MB"
+    )
     return result
 
 
-def _extra_size(run: Run, backend: str, admin_url: str, workdir: Path, size: str,
-                scale: float) -> None:
+def _extra_size(
+    run: Run, backend: str, admin_url: str, workdir: Path, size: str, scale: float
+) -> None:
     """A larger store: loaded, caught up and rebuilt; nothing else is measured on it."""
     sub = workdir / size
     sub.mkdir()
@@ -224,13 +280,22 @@ def _extra_size(run: Run, backend: str, admin_url: str, workdir: Path, size: str
             ledger.close()
         _rebuild_at(run, store, size)
         run.details.setdefault("sizes_measured", {})[size] = {
-            "scale": scale, "organisations": loader.report.organizations,
-            "members": loader.report.members, "events": loader.report.events}
+            "scale": scale,
+            "organisations": loader.report.organizations,
+            "members": loader.report.members,
+            "events": loader.report.events,
+        }
 
 
-def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
-              workdir: Path | None = None, progress: Progress | None = None,
-              backend: str = "postgres", profile_dir: Path | None = None) -> dict[str, Any]:
+def run_bench(
+    config: BenchConfig,
+    admin_url: str,
+    note: Note = lambda s: None,
+    workdir: Path | None = None,
+    progress: Progress | None = None,
+    backend: str = "postgres",
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
     run = Run(config, note, progress, Profiler(profile_dir) if profile_dir else None)
     started_at = datetime.datetime.now(datetime.UTC)
     started = time.perf_counter()
@@ -242,15 +307,19 @@ def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
             run.details["database"] = store.database
             ledger = Ledger(store.settings)
             try:
-                plan, loader = _load(run, store, ledger, config.plan_size, config.plan_scale,
-                                     config.months)
+                plan, loader = _load(
+                    run, store, ledger, config.plan_size, config.plan_scale, config.months
+                )
                 sizes = _sizes(plan, loader, config)
 
                 def take_baseline() -> None:
-                    result = baseline.measure(ledger, store.dialect(),
-                                              commits=config.baseline_commits,
-                                              rows=config.baseline_rows,
-                                              max_s=config.baseline_max_s)
+                    result = baseline.measure(
+                        ledger,
+                        store.dialect(),
+                        commits=config.baseline_commits,
+                        rows=config.baseline_rows,
+                        max_s=config.baseline_max_s,
+                    )
                     run.details["baseline"] = result.pop("details")
                     figures["baseline"].update(result)
                     if result["copy_rows_per_s"] is None:
@@ -261,13 +330,19 @@ def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
                     run.details.setdefault("catch_up", {})[config.plan_size] = result
                     figures["catchup_events_per_s"] = result["events_per_s"]
 
-                run.attempt("raw database baseline", tuple(f"baseline.{k}" for k in
-                                                           BASELINE_KEYS), take_baseline)
+                run.attempt(
+                    "raw database baseline",
+                    tuple(f"baseline.{k}" for k in BASELINE_KEYS),
+                    take_baseline,
+                )
                 run.attempt("catch-up", ("catchup_events_per_s",), catch_up)
                 # A first rebuild of the loaded deployment alone: a second store size for the
                 # memory-growth line, at the cost of one more county-sized rebuild.
-                run.attempt("rebuild of the loaded deployment", (),
-                            lambda: _rebuild_at(run, store, f"{config.plan_size} (as loaded)"))
+                run.attempt(
+                    "rebuild of the loaded deployment",
+                    (),
+                    lambda: _rebuild_at(run, store, f"{config.plan_size} (as loaded)"),
+                )
                 _measure_http(run, store, ledger, plan, loader)
             finally:
                 ledger.close()
@@ -277,12 +352,19 @@ def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
                 figures["rebuild_events_per_s"] = result["build_events_per_s"]
                 figures["rebuild_rss_mb"] = result["peak_rss_mb"]
 
-            run.attempt("rebuild (ledger rebuild subprocess)",
-                        ("rebuild_events_per_s", "rebuild_rss_mb"), rebuild)
+            run.attempt(
+                "rebuild (ledger rebuild subprocess)",
+                ("rebuild_events_per_s", "rebuild_rss_mb"),
+                rebuild,
+            )
         for size, scale in config.extra_sizes:
-            run.attempt(f"{size} store: load, catch-up, rebuild", (f"sizes.{size}",),
-                        lambda size=size, scale=scale: _extra_size(
-                            run, backend, admin_url, Path(tmp), size, scale))
+            run.attempt(
+                f"{size} store: load, catch-up, rebuild",
+                (f"sizes.{size}",),
+                lambda size=size, scale=scale: _extra_size(
+                    run, backend, admin_url, Path(tmp), size, scale
+                ),
+            )
     province = extrapolate_province(run.details)
     figures["baseline"]["ratios"] = ratios(figures)
     for key in HEADLINE_KEYS:
@@ -292,8 +374,7 @@ def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
         **figures,
         "backend": backend,
         "targets": verdicts(figures, province),
-        "sizes": {**sizes, "measured": run.details.get("sizes_measured", {}),
-                  "province": province},
+        "sizes": {**sizes, "measured": run.details.get("sizes_measured", {}), "province": province},
         "unavailable": run.unavailable,
         "config": config.as_dict(),
         "environment": environment,
@@ -301,6 +382,8 @@ def run_bench(config: BenchConfig, admin_url: str, note: Note = lambda s: None,
         "duration_s": round(time.perf_counter() - started, 1),
         # A profiled run's figures are taken under py-spy: not comparable with others.
         "profiled": run.profiler is not None,
-        "details": {**run.details, **({"profiles": run.profiler.summaries}
-                                      if run.profiler is not None else {})},
+        "details": {
+            **run.details,
+            **({"profiles": run.profiler.summaries} if run.profiler is not None else {}),
+        },
     }

@@ -60,15 +60,21 @@ class IngestTarget:
         birth = datetime.date(1970, 1, 1) + datetime.timedelta(days=serial // 1000)
         return {
             "id_number": synthetic.id_number(JOIN_REGION, birth, serial % 1000),
-            "name": "压测会员", "organization_code": self.base_codes[serial % len(self.base_codes)],
-            "joined_on": f"{DEMO_YEAR}-12-01", "mobile": None,
-            "migrant_worker": serial % 3 == 0, "new_employment_form": serial % 7 == 0,
+            "name": "压测会员",
+            "organization_code": self.base_codes[serial % len(self.base_codes)],
+            "joined_on": f"{DEMO_YEAR}-12-01",
+            "mobile": None,
+            "migrant_worker": serial % 3 == 0,
+            "new_employment_form": serial % 7 == 0,
         }
 
     def dues_body(self, serial: int) -> dict[str, Any]:
-        return {"organization_code": self.base_codes[serial % len(self.base_codes)],
-                "period": f"{DEMO_YEAR}-12", "amount": DUES_AMOUNT,
-                "received_on": f"{DEMO_YEAR}-12-20"}
+        return {
+            "organization_code": self.base_codes[serial % len(self.base_codes)],
+            "period": f"{DEMO_YEAR}-12",
+            "amount": DUES_AMOUNT,
+            "received_on": f"{DEMO_YEAR}-12-20",
+        }
 
 
 class ProtocolError(RuntimeError):
@@ -94,15 +100,23 @@ class _Endpoint:
             raise ValueError(f"the ingest client speaks plain http only: {server.base_url}")
         port = url.port or 80
         fixed = "".join(f"{name}: {value}\r\n" for name, value in server.headers().items())
-        heads = {path: (f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n{fixed}"
-                        "Content-Type: application/json\r\n").encode("latin-1")
-                 for path in paths}
+        heads = {
+            path: (
+                f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n{fixed}"
+                "Content-Type: application/json\r\n"
+            ).encode("latin-1")
+            for path in paths
+        }
         return cls(url.hostname, port, heads)
 
     def request(self, path: str, body: dict[str, Any], key: str) -> bytes:
         data = json.dumps(body).encode()
         return b"%sContent-Length: %d\r\nIdempotency-Key: %s\r\n\r\n%s" % (
-            self.heads[path], len(data), key.encode("ascii"), data)
+            self.heads[path],
+            len(data),
+            key.encode("ascii"),
+            data,
+        )
 
 
 class _Connection:
@@ -127,7 +141,8 @@ class _Connection:
             if self.reader is None or self.reader.at_eof():
                 await self.close()
                 self.reader, self.writer = await asyncio.open_connection(
-                    self.endpoint.host, self.endpoint.port)
+                    self.endpoint.host, self.endpoint.port
+                )
             assert self.writer is not None
             self.writer.write(request)
             await self.writer.drain()
@@ -189,17 +204,28 @@ class _Connection:
         return status, True
 
 
-async def _client(endpoint: _Endpoint, target: IngestTarget, budget: itertools.count, limit: int,
-                  deadline: float, run_id: str, latencies_ms: list[float],
-                  statuses: dict[int, int], retries: list[int]) -> None:
+async def _client(
+    endpoint: _Endpoint,
+    target: IngestTarget,
+    budget: itertools.count,
+    limit: int,
+    deadline: float,
+    run_id: str,
+    latencies_ms: list[float],
+    statuses: dict[int, int],
+    retries: list[int],
+) -> None:
     connection = _Connection(endpoint)
     try:
         while time.perf_counter() < deadline:
             n = next(budget)
             if n >= limit:
                 return
-            path, body = (("/v1/members", target.join_body()) if n % 2 == 0
-                          else ("/v1/funds/dues", target.dues_body(n)))
+            path, body = (
+                ("/v1/members", target.join_body())
+                if n % 2 == 0
+                else ("/v1/funds/dues", target.dues_body(n))
+            )
             request = endpoint.request(path, body, f"bench-{run_id}-{n}")
             status = NO_ANSWER
             started = time.perf_counter()
@@ -223,8 +249,9 @@ async def _client(endpoint: _Endpoint, target: IngestTarget, budget: itertools.c
         await connection.close()
 
 
-async def _run(server: Server, target: IngestTarget, clients: int, requests: int,
-               max_s: float) -> tuple[list[float], dict[int, int], float, int]:
+async def _run(
+    server: Server, target: IngestTarget, clients: int, requests: int, max_s: float
+) -> tuple[list[float], dict[int, int], float, int]:
     endpoint = _Endpoint.of(server, ("/v1/members", "/v1/funds/dues"))
     latencies_ms: list[float] = []
     statuses: dict[int, int] = {}
@@ -233,11 +260,22 @@ async def _run(server: Server, target: IngestTarget, clients: int, requests: int
     budget = itertools.count()
     started = time.perf_counter()
     deadline = started + max_s
-    await asyncio.gather(*(
-        _client(endpoint, target, budget, requests, deadline, run_id, latencies_ms, statuses,
-                retries)
-        for _ in range(clients)
-    ))
+    await asyncio.gather(
+        *(
+            _client(
+                endpoint,
+                target,
+                budget,
+                requests,
+                deadline,
+                run_id,
+                latencies_ms,
+                statuses,
+                retries,
+            )
+            for _ in range(clients)
+        )
+    )
     return latencies_ms, statuses, time.perf_counter() - started, retries[0]
 
 
@@ -249,8 +287,15 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def measure(server: Server, target: IngestTarget, *, clients: int, requests: int,
-            max_s: float, head: Callable[[], int] | None = None) -> dict[str, Any]:
+def measure(
+    server: Server,
+    target: IngestTarget,
+    *,
+    clients: int,
+    requests: int,
+    max_s: float,
+    head: Callable[[], int] | None = None,
+) -> dict[str, Any]:
     """One run at a number of clients. `head` returns the store's last position, so that the
     events the requests stored are counted too (a dues receipt stores a voucher and a book
     entry). Status 0 counts requests that got no HTTP answer; `requests_retried` counts the
@@ -259,7 +304,8 @@ def measure(server: Server, target: IngestTarget, *, clients: int, requests: int
     cpu_started = time.process_time()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         latencies_ms, statuses, seconds, retried = runner.run(
-            _run(server, target, clients, requests, max_s))
+            _run(server, target, clients, requests, max_s)
+        )
     # The load generator shares the two cores with the server: near 1.0, it is the bottleneck.
     client_cpu_share = (time.process_time() - cpu_started) / seconds if seconds > 0 else None
     after = head() if head else None

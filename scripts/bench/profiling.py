@@ -75,9 +75,24 @@ class Profiler:
     def sampling(self, label: str) -> Iterator[None]:
         path = self.out_dir / f"{_slug(label)}.txt"
         spy = subprocess.Popen(
-            [self.exe, "record", "--subprocesses", "--gil", "--nonblocking", "--format", "raw",
-             "--rate", str(RATE_HZ), "--pid", str(os.getpid()), "--output", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                self.exe,
+                "record",
+                "--subprocesses",
+                "--gil",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--rate",
+                str(RATE_HZ),
+                "--pid",
+                str(os.getpid()),
+                "--output",
+                str(path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         output = _Output(spy, self.out_dir / f"{_slug(label)}.log")
         attached = output.wait_for(ATTACHED_LINE, ATTACH_TIMEOUT_S)
         started = time.perf_counter()
@@ -95,10 +110,15 @@ class Profiler:
             if path.exists():
                 summary = summarise(path, seconds=seconds)
                 (self.out_dir / f"{_slug(label)}-summary.txt").write_text(
-                    render(label, summary), encoding="utf-8")
+                    render(label, summary), encoding="utf-8"
+                )
             elif attached:  # shorter than one sample: py-spy writes no file
-                summary = {"seconds": round(seconds, 2), "rate_hz": RATE_HZ, "file": None,
-                           "processes": []}
+                summary = {
+                    "seconds": round(seconds, 2),
+                    "rate_hz": RATE_HZ,
+                    "file": None,
+                    "processes": [],
+                }
             else:
                 summary = {"unavailable": f"py-spy did not start sampling: {output.text()}"}
             self.summaries[label] = summary
@@ -174,7 +194,7 @@ def summarise(path: Path, *, seconds: float, top: int = TOP_FUNCTIONS) -> dict[s
         while (match := _PROCESS_FRAME.match(stack)) is not None:
             pid = int(match.group(1))
             commands[pid] = match.group(2)[:160]
-            stack = stack[match.end():]
+            stack = stack[match.end() :]
         samples[pid] += count
         seen = {_function(f) for f in stack.split(";")}
         counter = inclusive.setdefault(pid, Counter())
@@ -185,22 +205,33 @@ def summarise(path: Path, *, seconds: float, top: int = TOP_FUNCTIONS) -> dict[s
                 roles[pid] = rank
     processes = []
     for pid, n in samples.most_common():
-        processes.append({
-            "pid": pid, "role": _ROLES[roles[pid]][0] if pid in roles else "other",
-            "command": commands.get(pid, ""),
-            "samples": n, "gil_share": round(n / (RATE_HZ * seconds), 3) if seconds else None,
-            "top": [[f, round(100 * c / n, 1)] for f, c in inclusive[pid].most_common(top)],
-        })
-    return {"seconds": round(seconds, 2), "rate_hz": RATE_HZ, "file": str(path),
-            "processes": processes}
+        processes.append(
+            {
+                "pid": pid,
+                "role": _ROLES[roles[pid]][0] if pid in roles else "other",
+                "command": commands.get(pid, ""),
+                "samples": n,
+                "gil_share": round(n / (RATE_HZ * seconds), 3) if seconds else None,
+                "top": [[f, round(100 * c / n, 1)] for f, c in inclusive[pid].most_common(top)],
+            }
+        )
+    return {
+        "seconds": round(seconds, 2),
+        "rate_hz": RATE_HZ,
+        "file": str(path),
+        "processes": processes,
+    }
 
 
 def render(label: str, summary: dict[str, Any]) -> str:
-    lines = [f"{label}: {summary['seconds']} s sampled at {summary['rate_hz']} Hz "
-             f"({summary['file']})"]
+    lines = [
+        f"{label}: {summary['seconds']} s sampled at {summary['rate_hz']} Hz ({summary['file']})"
+    ]
     for p in summary["processes"]:
         lines.append("")
-        lines.append(f"process {p['pid']} ({p['role']}): {p['samples']} samples, GIL held "
-                     f"{p['gil_share']} of the time; {p['command']}")
+        lines.append(
+            f"process {p['pid']} ({p['role']}): {p['samples']} samples, GIL held "
+            f"{p['gil_share']} of the time; {p['command']}"
+        )
         lines.extend(f"  {share:5.1f} %  {function}" for function, share in p["top"])
     return "\n".join(lines) + "\n"

@@ -50,8 +50,12 @@ def catch_up(ledger: Ledger) -> dict[str, Any]:
     finally:
         read_models.close()
     events = reached - start
-    return {"events": events, "head": head, "seconds": round(seconds, 3),
-            "events_per_s": per_s(events, seconds)}
+    return {
+        "events": events,
+        "head": head,
+        "seconds": round(seconds, 3),
+        "events_per_s": per_s(events, seconds),
+    }
 
 
 def rebuild(store: BenchStore) -> dict[str, Any]:
@@ -60,8 +64,13 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
     log = store.workdir / "rebuild.log"
     started = time.perf_counter()
     with log.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "scripts.cli", "rebuild", "--json",
-                                 str(out)], cwd=REPO_ROOT, env=env, stdout=sink, stderr=sink)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "rebuild", "--json", str(out)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
     deadline = time.monotonic() + REBUILD_TIMEOUT_S
     samples: list[tuple[float, int | None, float]] = []
     next_sample = 0.0
@@ -73,8 +82,7 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 proc.kill()
                 os.waitpid(proc.pid, 0)
-                raise RuntimeError(
-                    f"ledger rebuild did not finish within {REBUILD_TIMEOUT_S:.0f}s")
+                raise RuntimeError(f"ledger rebuild did not finish within {REBUILD_TIMEOUT_S:.0f}s")
             now = time.perf_counter()
             if now >= next_sample:
                 rss_mb = memory_mb(proc.pid, "VmRSS")
@@ -105,16 +113,16 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
     }
 
 
-def memory_profile(samples: list[tuple[float, int | None, float]],
-                   final_position: int) -> dict[str, Any]:
+def memory_profile(
+    samples: list[tuple[float, int | None, float]], final_position: int
+) -> dict[str, Any]:
     """From (seconds, build position or None, resident MB) samples: the peak while building
     and after it (index creation, comparison, switch), and the growth of resident memory per
     million events over the later part of the build (least squares; None when too few
     samples fall there, as in small stores). Positions are notification ids; the build ends
     when its position first reaches final_position."""
     end = next((t for t, p, _ in samples if p is not None and p >= final_position), None)
-    building = [(p, mb) for t, p, mb in samples
-                if p is not None and (end is None or t < end)]
+    building = [(p, mb) for t, p, mb in samples if p is not None and (end is None or t < end)]
     after = [mb for t, _, mb in samples if end is not None and t >= end]
     late = [(p, mb) for p, mb in building if p >= GROWTH_FIT_FROM * final_position]
     slope = None
@@ -144,11 +152,13 @@ class _ShadowPosition:
 
     def __enter__(self) -> _ShadowPosition:
         if self.store.backend == "sqlite":
-            self.conn = sqlite3.connect(f"file:{self.store.database}?mode=ro", uri=True,
-                                        timeout=0.1, isolation_level=None)
+            self.conn = sqlite3.connect(
+                f"file:{self.store.database}?mode=ro", uri=True, timeout=0.1, isolation_level=None
+            )
         else:
-            self.conn = psycopg.connect(self.store.url, autocommit=True,
-                                        options="-c lock_timeout=100")
+            self.conn = psycopg.connect(
+                self.store.url, autocommit=True, options="-c lock_timeout=100"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -28,8 +28,9 @@ REQUEST_TIMEOUT_S = 60.0
 ROLL_PAGE_ROWS = 100
 
 
-def _sample(client: httpx.Client, request: Callable[[int], httpx.Request], *, samples: int,
-            max_s: float) -> dict[str, Any]:
+def _sample(
+    client: httpx.Client, request: Callable[[int], httpx.Request], *, samples: int, max_s: float
+) -> dict[str, Any]:
     latencies_ms: list[float] = []
     failures: dict[str, int] = {}
     deadline = time.perf_counter() + max_s
@@ -50,53 +51,75 @@ def _sample(client: httpx.Client, request: Callable[[int], httpx.Request], *, sa
 def warm_up(server: Server, root_code: str) -> float:
     """Seconds the server took to catch its read models up before the first answer."""
     started = time.perf_counter()
-    response = httpx.get(f"{server.base_url}/v1/organizations/{root_code}",
-                         headers=server.headers(), timeout=WARM_UP_TIMEOUT_S)
+    response = httpx.get(
+        f"{server.base_url}/v1/organizations/{root_code}",
+        headers=server.headers(),
+        timeout=WARM_UP_TIMEOUT_S,
+    )
     response.raise_for_status()
     return time.perf_counter() - started
 
 
 def statement(server: Server, code: str, *, samples: int, max_s: float) -> dict[str, Any]:
     params = {"from": f"{DEMO_YEAR}-01-01", "to": f"{DEMO_YEAR}-12-31", "scope": "subtree"}
-    with httpx.Client(base_url=server.base_url, headers=server.headers(),
-                      timeout=REQUEST_TIMEOUT_S) as client:
+    with httpx.Client(
+        base_url=server.base_url, headers=server.headers(), timeout=REQUEST_TIMEOUT_S
+    ) as client:
         path = f"/v1/organizations/{code}/statements/income-expenditure"
         first = client.get(path, params=params)
         first.raise_for_status()
-        result = _sample(client, lambda n: client.build_request("GET", path, params=params),
-                         samples=samples, max_s=max_s)
+        result = _sample(
+            client,
+            lambda n: client.build_request("GET", path, params=params),
+            samples=samples,
+            max_s=max_s,
+        )
     result["totals"] = first.json().get("totals")
     return result
 
 
-def roll_page(server: Server, code: str, members: int, *, samples: int,
-              max_s: float, seed: int = 1) -> dict[str, Any]:
+def roll_page(
+    server: Server, code: str, members: int, *, samples: int, max_s: float, seed: int = 1
+) -> dict[str, Any]:
     pages = max(1, math.ceil(members / ROLL_PAGE_ROWS))
     rng = random.Random(seed)
     path = f"/v1/organizations/{code}/roll"
     as_of = f"{DEMO_YEAR}-12-31"
-    with httpx.Client(base_url=server.base_url, headers=server.headers(),
-                      timeout=REQUEST_TIMEOUT_S) as client:
+    with httpx.Client(
+        base_url=server.base_url, headers=server.headers(), timeout=REQUEST_TIMEOUT_S
+    ) as client:
         first = client.get(path, params={"as_of": as_of, "page_size": 1})
         first.raise_for_status()
         result = _sample(
             client,
-            lambda n: client.build_request("GET", path, params={
-                "as_of": as_of, "page": rng.randint(1, pages), "page_size": ROLL_PAGE_ROWS}),
-            samples=samples, max_s=max_s)
+            lambda n: client.build_request(
+                "GET",
+                path,
+                params={"as_of": as_of, "page": rng.randint(1, pages), "page_size": ROLL_PAGE_ROWS},
+            ),
+            samples=samples,
+            max_s=max_s,
+        )
     result["roll_members"] = first.json().get("total")
     result["pages"] = pages
     return result
 
 
-def lookup(server: Server, id_numbers: list[str], *, samples: int, max_s: float,
-           seed: int = 2) -> dict[str, Any]:
+def lookup(
+    server: Server, id_numbers: list[str], *, samples: int, max_s: float, seed: int = 2
+) -> dict[str, Any]:
     rng = random.Random(seed)
-    with httpx.Client(base_url=server.base_url, headers=server.headers(),
-                      timeout=REQUEST_TIMEOUT_S) as client:
+    with httpx.Client(
+        base_url=server.base_url, headers=server.headers(), timeout=REQUEST_TIMEOUT_S
+    ) as client:
         return _sample(
             client,
             lambda n: client.build_request(
-                "POST", "/v1/members/search", json={"id_number": rng.choice(id_numbers)},
-                headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}),
-            samples=samples, max_s=max_s)
+                "POST",
+                "/v1/members/search",
+                json={"id_number": rng.choice(id_numbers)},
+                headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}"},
+            ),
+            samples=samples,
+            max_s=max_s,
+        )

@@ -32,16 +32,20 @@ def _target(result: dict[str, Any], key: str) -> tuple[str, str]:
     if at_10m is not None and at_10m["value"] is None:
         met += "; at 10^7 events: not extrapolated (sizes.province.reason says why)"
     elif at_10m is not None:
-        met += (f"; at 10^7 events, extrapolated: {_number(at_10m['value'])} "
-                f"({ {True: 'yes', False: 'no', None: 'n/a'}[at_10m['met']] })")
+        met += (
+            f"; at 10^7 events, extrapolated: {_number(at_10m['value'])} "
+            f"({ {True: 'yes', False: 'no', None: 'n/a'}[at_10m['met']] })"
+        )
     return verdict["target"], met
 
 
 def markdown_table(result: dict[str, Any]) -> str:
     baseline = result.get("baseline", {})
     ratios = baseline.get("ratios", {})
-    lines = ["| figure | measured | target | met | ceiling (raw driver) | ratio |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| figure | measured | target | met | ceiling (raw driver) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, key in ROWS:
         if isinstance(key, tuple):
             value = " / ".join(_number(result.get(k)) for k in key)
@@ -51,8 +55,9 @@ def markdown_table(result: dict[str, Any]) -> str:
             value = _number(result.get(key))
             target, met = _target(result, key)
             entry = ratios.get(key)
-            ceiling = (f"{entry['ceiling']} {_number(baseline.get(entry['ceiling']))}"
-                       if entry else "")
+            ceiling = (
+                f"{entry['ceiling']} {_number(baseline.get(entry['ceiling']))}" if entry else ""
+            )
             ratio = "" if not entry or entry["ratio"] is None else f"{entry['ratio']:.3f}"
         lines.append(f"| {label} | {value} | {target} | {met} | {ceiling} | {ratio} |")
     sizes = result.get("sizes", {}).get("deployment", {})
@@ -64,7 +69,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"organisations, {sizes.get('members')} members, {sizes.get('events')} events loaded), "
         f"{env.get('cpu_count')} CPUs, load average {env.get('load_average_1_5_15')}, "
         f"{env.get('backend')} "
-        + ", ".join(f"{k}={v}" for k, v in env.get("durability", {}).items()) + ".")
+        + ", ".join(f"{k}={v}" for k, v in env.get("durability", {}).items())
+        + "."
+    )
     missing = result.get("unavailable") or {}
     for key, reason in missing.items():
         lines.append(f"- {key}: not measured: {reason}")

@@ -39,35 +39,54 @@ def roster_csv(rows: int) -> tuple[bytes, list[str]]:
         birth = datetime.date(1965, 1, 1) + datetime.timedelta(days=serial // 1000)
         id_number = synthetic.id_number(IMPORT_REGION, birth, serial % 1000)
         id_numbers.append(id_number)
-        writer.writerow([id_number, "导入会员", f"{DEMO_YEAR}-03-01",
-                         f"139{serial:08d}", "是" if serial % 4 == 0 else "否", "否"])
+        writer.writerow(
+            [
+                id_number,
+                "导入会员",
+                f"{DEMO_YEAR}-03-01",
+                f"139{serial:08d}",
+                "是" if serial % 4 == 0 else "否",
+                "否",
+            ]
+        )
     return ("\ufeff" + out.getvalue()).encode("utf-8"), id_numbers
 
 
 def found_union(client: httpx.Client, parent_code: str, region_code: str) -> str:
     """A new base union for the imported roll, founded over HTTP like any other."""
     code = synthetic.union_code(region_code, UNION_SERIAL, base=True)
-    body = {"code": code, "name": "压测导入基层工会", "level": "base", "parent_code": parent_code,
-            "region_code": region_code, "founded_on": f"{DEMO_YEAR}-01-02",
-            "employer_code": synthetic.employer_code(region_code, UNION_SERIAL),
-            "employee_count": 120_000}
-    response = client.post("/v1/organizations", json=body,
-                           headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}"})
+    body = {
+        "code": code,
+        "name": "压测导入基层工会",
+        "level": "base",
+        "parent_code": parent_code,
+        "region_code": region_code,
+        "founded_on": f"{DEMO_YEAR}-01-02",
+        "employer_code": synthetic.employer_code(region_code, UNION_SERIAL),
+        "employee_count": 120_000,
+    }
+    response = client.post(
+        "/v1/organizations", json=body, headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}"}
+    )
     if response.status_code != 201:
         raise RuntimeError(
-            f"founding the import union: {response.status_code} {response.text[:300]}")
+            f"founding the import union: {response.status_code} {response.text[:300]}"
+        )
     return code
 
 
-def measure(server: Server, *, parent_code: str, region_code: str, rows: int,
-            timeout_s: float) -> tuple[dict[str, Any], ImportedUnion]:
+def measure(
+    server: Server, *, parent_code: str, region_code: str, rows: int, timeout_s: float
+) -> tuple[dict[str, Any], ImportedUnion]:
     body, id_numbers = roster_csv(rows)
-    with httpx.Client(base_url=server.base_url, headers=server.headers(),
-                      timeout=timeout_s) as client:
+    with httpx.Client(
+        base_url=server.base_url, headers=server.headers(), timeout=timeout_s
+    ) as client:
         code = found_union(client, parent_code, region_code)
         started = time.perf_counter()
         response = client.post(
-            "/v1/members/imports", data={"organization_code": code},
+            "/v1/members/imports",
+            data={"organization_code": code},
             files={"file": ("roster.csv", body, "text/csv")},
             headers={"Idempotency-Key": f"bench-import-{uuid.uuid4().hex}"},
         )

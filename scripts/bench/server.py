@@ -70,9 +70,22 @@ def running_server(store: BenchStore, token: str, workers: int = 1) -> Iterator[
     log = store.workdir / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "serve", "--host", HOST, "--port", str(port),
-             "--workers", str(workers)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "scripts.cli",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://{HOST}:{port}"
     try:

@@ -71,8 +71,10 @@ def serve(settings: Settings, holder: socket.socket) -> None:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        processes = [SupervisedProcess(f"ledger-http-{i + 1}", run, (settings, port))
-                     for i in range(settings.workers)]
+        processes = [
+            SupervisedProcess(f"ledger-http-{i + 1}", run, (settings, port))
+            for i in range(settings.workers)
+        ]
         for process in processes:
             process.start()
         try:
@@ -96,8 +98,9 @@ def run(settings: Settings, port: int, parent_pid: int) -> None:
     # uvicorn's create_server() makes it listen, once the app has started: a process still
     # starting gets no connections.
     sock = bound_socket(settings.host, port)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="info",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), log_level="info", access_log=False)
+    )
     stopped = threading.Event()
 
     def end() -> None:

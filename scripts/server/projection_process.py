@@ -48,8 +48,7 @@ def run(settings: Settings, parent_pid: int) -> None:
     ledger = Ledger(settings)
     read_models = ReadModels(ledger)
     # The server's one automatic sealer lives here, beside its one catch-up loop.
-    sealer = AutoSealer(AuditTrail(ledger, read_models),
-                        interval_s=settings.audit_seal_interval_s)
+    sealer = AutoSealer(AuditTrail(ledger, read_models), interval_s=settings.audit_seal_interval_s)
     worker = ProjectionWorker(read_models, sealer=sealer)
     # worker.stop() wakes the loop (a spare NOTIFY on PostgreSQL) and lets it end.
     watch_parent(parent_pid, stop, worker.stop, "the projection process")

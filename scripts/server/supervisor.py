@@ -40,8 +40,9 @@ class SupervisedProcess:
 
     def start(self) -> None:
         self._spawn()
-        self._supervisor = threading.Thread(target=self._supervise,
-                                            name=f"{self.name}-supervisor", daemon=True)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name=f"{self.name}-supervisor", daemon=True
+        )
         self._supervisor.start()
 
     def stop(self) -> None:
@@ -58,9 +59,9 @@ class SupervisedProcess:
                 child.join()
 
     def _spawn(self) -> None:
-        self._child = self._context.Process(target=self.target,
-                                            args=(*self.args, os.getpid()),
-                                            name=self.name, daemon=False)
+        self._child = self._context.Process(
+            target=self.target, args=(*self.args, os.getpid()), name=self.name, daemon=False
+        )
         self._child.start()
         self.starts += 1
 
@@ -72,16 +73,18 @@ class SupervisedProcess:
             child.join(PARENT_CHECK_S)
             if child.is_alive() or self._stopping.is_set():
                 continue
-            log.warning("%s exited with %s; starting it again in %.1fs",
-                        self.name, child.exitcode, delay)
+            log.warning(
+                "%s exited with %s; starting it again in %.1fs", self.name, child.exitcode, delay
+            )
             if self._stopping.wait(delay):
                 return
             self._spawn()
             delay = min(delay * 2, RESTART_DELAY_S[1])
 
 
-def watch_parent(parent_pid: int, stopped: threading.Event, on_end: Callable[[], None],
-                 what: str) -> threading.Thread:
+def watch_parent(
+    parent_pid: int, stopped: threading.Event, on_end: Callable[[], None], what: str
+) -> threading.Thread:
     """In a child: a thread that calls on_end() once `stopped` is set or the parent is gone
     (the child has been re-parented), whichever comes first."""
 

@@ -35,8 +35,14 @@ class MintToken(Command):
         code = self.organization_code
         if code is not None:
             code = uow.org(code, field="organization").code
-        token = Token(id=self.token_id, role=self.role, organization_code=code, pii=self.pii,
-                      secret_hash=self.secret_hash, expires_at=self.expires_at)
+        token = Token(
+            id=self.token_id,
+            role=self.role,
+            organization_code=code,
+            pii=self.pii,
+            secret_hash=self.secret_hash,
+            expires_at=self.expires_at,
+        )
         uow.add(token)
         return {"token_id": str(token.id), "organization_code": code}
 
@@ -70,8 +76,11 @@ class RecordSearch(Command):
     limit: int
 
     def request(self) -> dict[str, Any]:
-        return {"token_id": self.token_id, "window": self.window_start.isoformat(),
-                "member_id": self.member_id}
+        return {
+            "token_id": self.token_id,
+            "window": self.window_start.isoformat(),
+            "member_id": self.member_id,
+        }
 
     @property
     def window_id(self) -> UUID:
@@ -83,11 +92,16 @@ class RecordSearch(Command):
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         window = uow.get(self.window_id)
         if window is None:
-            window = SearchWindow(id=self.window_id, token_id=self.token_id,
-                                  starts_at=self.window_start)
+            window = SearchWindow(
+                id=self.window_id, token_id=self.token_id, starts_at=self.window_start
+            )
             uow.add(window)
-        window.search(member_id=self.member_id, organization_code=self.organization_code,
-                      limit=self.limit, at=self.at)
+        window.search(
+            member_id=self.member_id,
+            organization_code=self.organization_code,
+            limit=self.limit,
+            at=self.at,
+        )
         return {"searches": window.searches}
 
 

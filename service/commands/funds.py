@@ -112,8 +112,9 @@ class RecordDues(Command):
         return voucher_view(voucher)
 
 
-def dues_lines(uow: UnitOfWork, org: Organization, members: list[dict[str, Any]],
-               amount: Money) -> list[dict[str, str]]:
+def dues_lines(
+    uow: UnitOfWork, org: Organization, members: list[dict[str, Any]], amount: Money
+) -> list[dict[str, str]]:
     """The members a dues receipt lists, each with 0.5% of the wage, adding up to amount."""
     if not isinstance(members, list) or len(members) > MAX_DUES_LINES:
         raise InvalidValue("members", f"a list of at most {MAX_DUES_LINES} members")
@@ -161,8 +162,7 @@ class RecordLevy(Command):
     received_on: Any
 
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
-        receiver = uow.org(self.receiving_organization_code,
-                           field="receiving_organization_code")
+        receiver = uow.org(self.receiving_organization_code, field="receiving_organization_code")
         receiver.require_active("receiving organisation")
         employer = CreditCode.parse(self.employer_code, field="employer_code")
         month = Month.parse(self.period)
@@ -175,12 +175,15 @@ class RecordLevy(Command):
             raise InvalidValue(
                 "amount", f"2% of payroll {payroll} is {levy_due(payroll)}, not {money}"
             )
-        details = {"employer_code": employer.value, "period": str(month),
-                   "payroll_total": str(payroll), "channel": self.channel,
-                   "base_organization_code": self.base_organization_code}
+        details = {
+            "employer_code": employer.value,
+            "period": str(month),
+            "payroll_total": str(payroll),
+            "channel": self.channel,
+            "base_organization_code": self.base_organization_code,
+        }
         if self.base_organization_code is None:
-            return hold_founding_reserve(uow, receiver, employer.value, month, money, day,
-                                         details)
+            return hold_founding_reserve(uow, receiver, employer.value, month, money, day, details)
         base = uow.org(self.base_organization_code, field="base_organization_code")
         if not base.is_base:
             raise InvalidValue("base_organization_code", "not a base or joint base union")
@@ -191,35 +194,48 @@ class RecordLevy(Command):
             )
         path_orgs = [base, *uow.ancestors(base, day)]
         if self.channel == "employer" and receiver.code != base.code:
-            raise InvalidValue("receiving_organization_code",
-                               "through the employer channel the base union receives")
+            raise InvalidValue(
+                "receiving_organization_code",
+                "through the employer channel the base union receives",
+            )
         if self.channel == "tax" and receiver.code not in [o.code for o in path_orgs[1:]]:
-            raise InvalidValue("receiving_organization_code",
-                               "through the tax channel a union above the base union receives")
+            raise InvalidValue(
+                "receiving_organization_code",
+                "through the tax channel a union above the base union receives",
+            )
         policy = uow.policies().in_force(base.region_code, month.first_day)
         shares = share_levy(money, policy.shares, [(o.level, o.code) for o in path_orgs])
         details["policy"] = policy_view(policy)
-        voucher = uow.post("levy", day, levy_postings(receiver.code, receiver.rank, shares),
-                           details)
+        voucher = uow.post(
+            "levy", day, levy_postings(receiver.code, receiver.rank, shares), details
+        )
         return voucher_view(voucher)
 
 
-def hold_founding_reserve(uow: UnitOfWork, receiver: Organization, employer: str,
-                          month: Month, money: Money, day: Any,
-                          details: dict[str, Any]) -> dict[str, Any]:
+def hold_founding_reserve(
+    uow: UnitOfWork,
+    receiver: Organization,
+    employer: str,
+    month: Month,
+    money: Money,
+    day: Any,
+    details: dict[str, Any],
+) -> dict[str, Any]:
     """建会筹备金: held by a higher union (215) until the employer's union is founded."""
     if receiver.is_base:
         raise InvalidValue(
             "receiving_organization_code", "a founding reserve is held by a higher union"
         )
-    voucher = uow.post("founding_reserve", day,
-                       founding_reserve_postings(receiver.code, employer, money), details)
+    voucher = uow.post(
+        "founding_reserve", day, founding_reserve_postings(receiver.code, employer, money), details
+    )
     reserve = uow.get(FoundingReserve.id_for(employer))
     if reserve is None:
         reserve = FoundingReserve(employer_code=employer)
         uow.add(reserve)
-    reserve.hold(voucher_id=str(voucher.id), holder_code=receiver.code, period=str(month),
-                 amount=money)
+    reserve.hold(
+        voucher_id=str(voucher.id), holder_code=receiver.code, period=str(month), amount=money
+    )
     return voucher_view(voucher)
 
 
@@ -257,13 +273,13 @@ class RecordRemittance(Command):
             )
         parts = divide_owed(money, owed)
         postings = remittance_postings(payer.code, receiver.code, parts, upward=upward)
-        details = {"kind": self.kind, "period": str(month),
-                   "parts": {c: str(m) for c, m in parts}}
+        details = {"kind": self.kind, "period": str(month), "parts": {c: str(m) for c, m in parts}}
         return voucher_view(uow.post("remittance", day, postings, details))
 
 
-def owed_towards(uow: UnitOfWork, payer: Organization, receiver: Organization, upward: bool,
-                 day: Any) -> list[tuple[int, str, Money]]:
+def owed_towards(
+    uow: UnitOfWork, payer: Organization, receiver: Organization, upward: bool, day: Any
+) -> list[tuple[int, str, Money]]:
     """What payer owes to receiver and the levels beyond it, by counterparty, with ranks."""
     book = uow.book(payer.code)
     owed = book.owed(PAYABLE_UP if upward else PAYABLE_DOWN)
@@ -321,15 +337,14 @@ class PaySubsidy(Command):
             if payer.code not in [home.code] + [a.code for a in uow.ancestors(home)]:
                 raise InvalidValue("recipient.member_id", f"not a member under {payer.code}")
             details["member_id"] = str(member.id)
-            postings = person_subsidy_postings(payer.code, PROGRAMME_ACCOUNTS[self.programme],
-                                               money, flag)
+            postings = person_subsidy_postings(
+                payer.code, PROGRAMME_ACCOUNTS[self.programme], money, flag
+            )
         elif "organization_code" in recipient:
-            target = uow.org(recipient["organization_code"],
-                             field="recipient.organization_code")
+            target = uow.org(recipient["organization_code"], field="recipient.organization_code")
             target.require_active("recipient organisation")
             if payer.code not in [a.code for a in uow.ancestors(target)]:
-                raise InvalidValue("recipient.organization_code",
-                                   f"not a union below {payer.code}")
+                raise InvalidValue("recipient.organization_code", f"not a union below {payer.code}")
             details["organization_code"] = target.code
             postings = union_subsidy_postings(payer.code, target.code, money, flag)
         else:
@@ -386,8 +401,11 @@ class ReverseVoucher(Command):
                 raise InvalidStatus("this founding reserve was already shared out")
             reserve.withdraw(str(original.id))
         reversal = uow.post(
-            "reversal", day, [p.swapped() for p in original.postings],
-            {"reason": text, "reverses_kind": original.kind}, reverses=str(original.id),
+            "reversal",
+            day,
+            [p.swapped() for p in original.postings],
+            {"reason": text, "reverses_kind": original.kind},
+            reverses=str(original.id),
         )
         original.mark_reversed(str(reversal.id))
         return voucher_view(reversal)

@@ -18,20 +18,35 @@ from service.unit_of_work import UnitOfWork
 from storage.keys import MemberIds
 
 
-def admit(uow: UnitOfWork, org: Organization, identity: IdNumber, row: dict[str, Any],
-          member_id: UUID | None = None, admissions: Admissions | None = None) -> Member:
+def admit(
+    uow: UnitOfWork,
+    org: Organization,
+    identity: IdNumber,
+    row: dict[str, Any],
+    member_id: UUID | None = None,
+    admissions: Admissions | None = None,
+) -> Member:
     """入会 of one person into org: a new member, or a person who left joining again.
     member_id: the person's id if already derived; admissions: see Member.join."""
     day = parse_date(row["joined_on"], field="joined_on")
     if member_id is None:
         member_id = uow.member_id_for(identity.value)
-    details = dict(name=row["name"], mobile=row.get("mobile"),
-                   migrant_worker=row.get("migrant_worker", False),
-                   new_employment_form=row.get("new_employment_form", False))
+    details = dict(
+        name=row["name"],
+        mobile=row.get("mobile"),
+        migrant_worker=row.get("migrant_worker", False),
+        new_employment_form=row.get("new_employment_form", False),
+    )
     existing = uow.get(member_id)
     if existing is None:
-        member = Member.join(member_id=member_id, id_number=identity, organization=org,
-                             joined_on=day, admissions=admissions, **details)
+        member = Member.join(
+            member_id=member_id,
+            id_number=identity,
+            organization=org,
+            joined_on=day,
+            admissions=admissions,
+            **details,
+        )
         uow.add(member)
     else:
         member = existing
@@ -87,8 +102,9 @@ class JoinMembers(Command):
     prepared: list[tuple[IdNumber | InvalidValue, UUID | None]] = field(default_factory=list)
 
     @classmethod
-    def prepare(cls, member_ids: MemberIds, organization_code: str,
-                rows: list[tuple[int, dict[str, Any]]]) -> JoinMembers:
+    def prepare(
+        cls, member_ids: MemberIds, organization_code: str, rows: list[tuple[int, dict[str, Any]]]
+    ) -> JoinMembers:
         prepared: list[tuple[IdNumber | InvalidValue, UUID | None]] = []
         for _, row in rows:
             try:
@@ -111,18 +127,23 @@ class JoinMembers(Command):
         results: list[dict[str, Any]] = []
         for (number, row), (identity, member_id) in zip(self.rows, self.prepared, strict=True):
             if isinstance(identity, InvalidValue):
-                results.append({"row": number, "field": identity.field,
-                                "reason": identity.reason})
+                results.append({"row": number, "field": identity.field, "reason": identity.reason})
                 continue
             existing = uow.get(member_id) if member_id is not None else None
-            before = (len(org.pending_events), len(admissions),
-                      None if existing is None else len(existing.pending_events))
+            before = (
+                len(org.pending_events),
+                len(admissions),
+                None if existing is None else len(existing.pending_events),
+            )
             try:
                 member = admit(uow, org, identity, row, member_id, admissions)
             except DomainError as exc:
                 # A refused row must leave no trace on what the chunk goes on to save.
-                after = (len(org.pending_events), len(admissions),
-                         None if existing is None else len(existing.pending_events))
+                after = (
+                    len(org.pending_events),
+                    len(admissions),
+                    None if existing is None else len(existing.pending_events),
+                )
                 if before != after or (existing is None and member_id in uow.aggregates):
                     raise RuntimeError(f"row {number} changed state and failed") from exc
                 refused_field = exc.field if isinstance(exc, InvalidValue) else None
@@ -201,8 +222,10 @@ class RetainMember(Command):
 
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         member = uow.member(self.member_id)
-        member.retain(effective_on=parse_date(self.effective_on, field="effective_on"),
-                      reason_code=self.reason_code)
+        member.retain(
+            effective_on=parse_date(self.effective_on, field="effective_on"),
+            reason_code=self.reason_code,
+        )
         return member_view(member)
 
 
@@ -232,9 +255,12 @@ class ExitMember(Command):
 
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         member = uow.member(self.member_id)
-        member.exit(organization=uow.org(member.organization_code),
-                    effective_on=parse_date(self.effective_on, field="effective_on"),
-                    change_code=self.change_code, reason_code=self.reason_code)
+        member.exit(
+            organization=uow.org(member.organization_code),
+            effective_on=parse_date(self.effective_on, field="effective_on"),
+            change_code=self.change_code,
+            reason_code=self.reason_code,
+        )
         return member_view(member)
 
 

@@ -37,8 +37,11 @@ class FoundOrganization(Command):
         org_level = parse_level(self.level)
         region = parse_region_code(self.region_code)
         day = parse_date(self.founded_on, field="founded_on")
-        employer = (CreditCode.parse(self.employer_code, field="employer_code")
-                    if self.employer_code else None)
+        employer = (
+            CreditCode.parse(self.employer_code, field="employer_code")
+            if self.employer_code
+            else None
+        )
         if uow.get(Organization.id_for(credit_code.value)) is not None:
             raise TreeViolation(f"an organisation with code {credit_code.value} exists")
         parent = None
@@ -49,8 +52,13 @@ class FoundOrganization(Command):
         else:
             parent = uow.org(self.parent_code, field="parent_code")
         org = Organization.found(
-            code=credit_code, name=self.name, level=org_level, parent=parent,
-            region_code=region, founded_on=day, employer_code=employer,
+            code=credit_code,
+            name=self.name,
+            level=org_level,
+            parent=parent,
+            region_code=region,
+            founded_on=day,
+            employer_code=employer,
             employee_count=self.employee_count,
         )
         uow.add(org)
@@ -74,15 +82,23 @@ def release_founding_reserve(uow: UnitOfWork, org: Organization, employer: str) 
         period_start = Month.parse(entry["period"]).first_day
         policy = uow.policies().in_force(org.region_code, period_start)
         shares = share_levy(entry["amount"], policy.shares, path)
-        postings = levy_postings(holder, ranks[holder], shares, from_account="215",
-                                 from_counterparty=employer)
-        voucher = uow.post(
-            "founding_reserve_release", org.founded_on, postings,
-            {"employer_code": employer, "base_organization_code": org.code,
-             "period": entry["period"], "held_voucher_id": held_id},
+        postings = levy_postings(
+            holder, ranks[holder], shares, from_account="215", from_counterparty=employer
         )
-        reserve.release(held_voucher_id=held_id, release_voucher_id=str(voucher.id),
-                        base_code=org.code)
+        voucher = uow.post(
+            "founding_reserve_release",
+            org.founded_on,
+            postings,
+            {
+                "employer_code": employer,
+                "base_organization_code": org.code,
+                "period": entry["period"],
+                "held_voucher_id": held_id,
+            },
+        )
+        reserve.release(
+            held_voucher_id=held_id, release_voucher_id=str(voucher.id), base_code=org.code
+        )
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -105,8 +121,13 @@ class ChangeOrganization(Command):
             new_parent = uow.org(self.parent_code, field="parent_code")
             ancestors = [a.code for a in uow.ancestors(new_parent)]
         old_parent_code = org.parent_code
-        org.change(effective_on=day, name=self.name, employee_count=self.employee_count,
-                   new_parent=new_parent, new_parent_ancestors=ancestors)
+        org.change(
+            effective_on=day,
+            name=self.name,
+            employee_count=self.employee_count,
+            new_parent=new_parent,
+            new_parent_ancestors=ancestors,
+        )
         if new_parent is not None and old_parent_code is not None:
             uow.org(old_parent_code).detach_child(org.code)
             new_parent.attach_child(org.code)

@@ -25,8 +25,14 @@ from tests.conftest import BACKENDS, Backend
 
 ROOT_REGION, EAST_REGION, WEST_REGION = "110000", "110105", "110108"
 FOUNDED_ON = "2000-01-01"
-SHARES = {"base": "60", "township": "5", "county": "15", "city": "10", "province": "5",
-          "national": "5"}
+SHARES = {
+    "base": "60",
+    "township": "5",
+    "county": "15",
+    "city": "10",
+    "province": "5",
+    "national": "5",
+}
 
 
 class ServerThread:
@@ -41,11 +47,13 @@ class ServerThread:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(create_app(settings, short_path=short_path),
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings, short_path=short_path), log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run,
-                                       kwargs={"sockets": [self.socket]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -105,13 +113,21 @@ class Api:
             headers["Idempotency-Key"] = key
         return headers
 
-    def post(self, path: str, body: Any = None, *, token: str | None = "admin",
-             key: str | None = "auto", **kwargs: Any) -> httpx.Response:
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = "admin",
+        key: str | None = "auto",
+        **kwargs: Any,
+    ) -> httpx.Response:
         key = uuid.uuid4().hex if key == "auto" else key
         if body is not None:
             kwargs["json"] = body
-        return self.client.post(path, headers={**self.headers(token, key),
-                                               **kwargs.pop("headers", {})}, **kwargs)
+        return self.client.post(
+            path, headers={**self.headers(token, key), **kwargs.pop("headers", {})}, **kwargs
+        )
 
     def get(self, path: str, *, token: str | None = "admin", **kwargs: Any) -> httpx.Response:
         return self.client.get(path, headers=self.headers(token), **kwargs)
@@ -121,9 +137,14 @@ class Api:
         return person(self.people[0], region)
 
     def join(self, org: str | None = None, *, token: str = "admin", **extra: Any) -> dict:
-        body = {"id_number": self.next_person(), "name": "王芳",
-                "organization_code": org or self.tree.base_a, "joined_on": "2020-05-01",
-                "mobile": "13812345678", **extra}
+        body = {
+            "id_number": self.next_person(),
+            "name": "王芳",
+            "organization_code": org or self.tree.base_a,
+            "joined_on": "2020-05-01",
+            "mobile": "13812345678",
+            **extra,
+        }
         response = self.post("/v1/members", body, token=token)
         assert response.status_code == 201, response.text
         return response.json()
@@ -140,14 +161,21 @@ def found_tree(api: Api) -> None:
         (t.base_w, "北京中关村软件园工会委员会", "base", t.west, WEST_REGION, t.employer_w),
     ]
     for code, name, level, parent, region, employer in specs:
-        body = {"code": code, "name": name, "level": level, "parent_code": parent,
-                "region_code": region, "founded_on": FOUNDED_ON}
+        body = {
+            "code": code,
+            "name": name,
+            "level": level,
+            "parent_code": parent,
+            "region_code": region,
+            "founded_on": FOUNDED_ON,
+        }
         if employer:
             body |= {"employer_code": employer, "employee_count": 200}
         response = api.post("/v1/organizations", body)
         assert response.status_code == 201, response.text
-    response = api.post("/v1/levy-policies", {"region_code": "11", "effective_from": FOUNDED_ON,
-                                              "shares": SHARES})
+    response = api.post(
+        "/v1/levy-policies", {"region_code": "11", "effective_from": FOUNDED_ON, "shares": SHARES}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -168,8 +196,9 @@ TOKEN_SPECS = {
 def mint_tokens(tokens: Tokens, tree: Tree) -> dict[str, str]:
     """Every role at every scope the tests need (the tree must exist: scopes are checked)."""
     return {
-        name: tokens.mint(role=role, organization_code=getattr(tree, org) if org else None,
-                          pii=pii)[1]
+        name: tokens.mint(
+            role=role, organization_code=getattr(tree, org) if org else None, pii=pii
+        )[1]
         for name, (role, org, pii) in TOKEN_SPECS.items()
     }
 

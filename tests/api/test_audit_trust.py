@@ -58,18 +58,27 @@ def test_a_month_close_is_sealed(api: Api) -> None:
     code = api.tree.base_b
     eventually_sealed(api)  # the server's own first seal: from here it is not due for an hour
     before = len(seals(api))
-    dues = api.post("/v1/funds/dues", {"organization_code": code, "period": "2024-01",
-                                       "amount": "10.00", "received_on": "2024-01-20"})
+    dues = api.post(
+        "/v1/funds/dues",
+        {
+            "organization_code": code,
+            "period": "2024-01",
+            "amount": "10.00",
+            "received_on": "2024-01-20",
+        },
+    )
     assert dues.status_code == 201, dues.text
-    closed = api.post(f"/v1/organizations/{code}/period-closes", {"period": "2024-01"},
-                      key="close-2024-01")
+    closed = api.post(
+        f"/v1/organizations/{code}/period-closes", {"period": "2024-01"}, key="close-2024-01"
+    )
     assert closed.status_code == 201, closed.text
     after = seals(api)
     assert len(after) == before + 1
     assert after[-1]["position"] >= closed.json()["position"] > dues.json()["position"]
     # A replayed close stored nothing new, and seals nothing new.
-    replay = api.post(f"/v1/organizations/{code}/period-closes", {"period": "2024-01"},
-                      key="close-2024-01")
+    replay = api.post(
+        f"/v1/organizations/{code}/period-closes", {"period": "2024-01"}, key="close-2024-01"
+    )
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert len(seals(api)) == before + 1
 
@@ -89,7 +98,8 @@ def test_verification_is_for_deployment_wide_tokens_and_cached_per_position(api:
     again = api.get("/v1/audit/verification", token="auditor").json()
     assert first["cached"] is False and again["cached"] is True
     assert {k: v for k, v in again.items() if k != "cached"} == {
-        k: v for k, v in first.items() if k != "cached"}
+        k: v for k, v in first.items() if k != "cached"
+    }
     # Tampering in place writes no event: the cached answer stands until the next one.
     raw = Raw(api.backend)
     try:

@@ -26,12 +26,20 @@ VOLATILE = {"member_id", "voucher_id", "id", "position", "recorded_at"}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def pair(request: pytest.FixtureRequest,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Api]]:
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Api, Api]]:
     with ExitStack() as stack:
-        apis = [stack.enter_context(contextmanager(_open_api)(
-            request.param, tmp_path_factory.mktemp(f"hot-{request.param}-{short}"),
-            short_path=short)) for short in (True, False)]
+        apis = [
+            stack.enter_context(
+                contextmanager(_open_api)(
+                    request.param,
+                    tmp_path_factory.mktemp(f"hot-{request.param}-{short}"),
+                    short_path=short,
+                )
+            )
+            for short in (True, False)
+        ]
         for api in apis:  # each server verifies every token once, as in a long-running process
             for name in api.tokens:
                 api.get(f"/v1/organizations/{api.tree.base_a}", token=name)
@@ -52,9 +60,16 @@ def solved(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def _send(api: Api, path: str, body: Any, token: str | None, key: str | None,
-          headers: list[tuple[str, str]] | None = None, raw: bytes | None = None,
-          content_type: str = "application/json") -> httpx.Response:
+def _send(
+    api: Api,
+    path: str,
+    body: Any,
+    token: str | None,
+    key: str | None,
+    headers: list[tuple[str, str]] | None = None,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+) -> httpx.Response:
     sent: list[tuple[str, str]] = []
     if token is not None:
         sent.append(("Authorization", f"Bearer {api.tokens.get(token, token)}"))
@@ -72,12 +87,23 @@ def _comparable(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     if response.status_code < 300:
         body = {k: v for k, v in body.items() if k not in VOLATILE}
-    return {"status": response.status_code, "type": response.headers["content-type"],
-            "replayed": response.headers.get("idempotent-replayed"), "body": body}
+    return {
+        "status": response.status_code,
+        "type": response.headers["content-type"],
+        "replayed": response.headers.get("idempotent-replayed"),
+        "body": body,
+    }
 
 
-def both(pair: tuple[Api, Api], path: str, body: Any = None, *, token: str | None = "admin",
-         key: str | None = "fresh", **kwargs: Any) -> dict[str, Any]:
+def both(
+    pair: tuple[Api, Api],
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = "admin",
+    key: str | None = "fresh",
+    **kwargs: Any,
+) -> dict[str, Any]:
     key = uuid.uuid4().hex if key == "fresh" else key
     hot, plain = (_comparable(_send(api, path, body, token, key, **kwargs)) for api in pair)
     assert hot == plain
@@ -85,8 +111,14 @@ def both(pair: tuple[Api, Api], path: str, body: Any = None, *, token: str | Non
 
 
 def join_body(api: Api, **extra: Any) -> dict[str, Any]:
-    return {"id_number": api.next_person(), "name": "赵敏", "organization_code": api.tree.base_a,
-            "joined_on": "2020-05-01", "mobile": "13812345678", **extra}
+    return {
+        "id_number": api.next_person(),
+        "name": "赵敏",
+        "organization_code": api.tree.base_a,
+        "joined_on": "2020-05-01",
+        "mobile": "13812345678",
+        **extra,
+    }
 
 
 def joins(pair: tuple[Api, Api], **extra: Any) -> dict[str, Any]:
@@ -104,18 +136,23 @@ def test_a_join_takes_the_short_way_and_answers_alike(pair, solved) -> None:
     assert response.status_code == 201, response.text
     assert solved[0] == before  # FastAPI never resolved this request's dependencies
     assert _comparable(response) == _comparable(
-        _send(plain, "/v1/members", body, "admin", "join-short-1"))
+        _send(plain, "/v1/members", body, "admin", "join-short-1")
+    )
     assert solved[0] == before + 1
     # The retry replays, the same key with another body is refused, the person can't join twice.
     assert both(pair, "/v1/members", body, key="join-short-1")["replayed"] == "true"
-    assert both(pair, "/v1/members", {**body, "name": "赵敏敏"},
-                key="join-short-1")["status"] == 422
+    assert (
+        both(pair, "/v1/members", {**body, "name": "赵敏敏"}, key="join-short-1")["status"] == 422
+    )
     assert both(pair, "/v1/members", body)["status"] == 409
     # Counted under the route's template, as FastAPI's routing would have it.
     metrics = hot.get("/metrics").text
     assert 'ledger_http_requests_total{route="/v1/members",method="POST",status="201"}' in metrics
-    counters = {line.split()[0]: int(line.split()[1]) for line in metrics.splitlines()
-                if line.startswith("ledger_writer_")}
+    counters = {
+        line.split()[0]: int(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("ledger_writer_")
+    }
     assert counters["ledger_writer_batches_total"] >= 1
     assert counters["ledger_writer_commands_total"] >= counters["ledger_writer_batches_total"]
     assert "ledger_writer_decided_again_total" in counters
@@ -124,13 +161,18 @@ def test_a_join_takes_the_short_way_and_answers_alike(pair, solved) -> None:
 
 def test_dues_take_the_short_way_and_answer_alike(pair, solved) -> None:
     tree = pair[0].tree
-    body = {"organization_code": tree.base_a, "period": "2024-03", "amount": "40.00",
-            "received_on": "2024-03-20"}
+    body = {
+        "organization_code": tree.base_a,
+        "period": "2024-03",
+        "amount": "40.00",
+        "received_on": "2024-03-20",
+    }
     before = solved[0]
     response = _send(pair[0], "/v1/funds/dues", body, "admin", "dues-short-1")
     assert response.status_code == 201 and solved[0] == before, response.text
     assert _comparable(response) == _comparable(
-        _send(pair[1], "/v1/funds/dues", body, "admin", "dues-short-1"))
+        _send(pair[1], "/v1/funds/dues", body, "admin", "dues-short-1")
+    )
     assert both(pair, "/v1/funds/dues", body, token="a_clerk")["status"] == 201
     assert both(pair, "/v1/funds/dues", {**body, "organization_code": tree.east})["status"] == 422
     assert both(pair, "/v1/funds/dues", {**body, "amount": "-1"})["status"] == 422
@@ -139,12 +181,31 @@ def test_dues_take_the_short_way_and_answer_alike(pair, solved) -> None:
     assert both(pair, "/v1/funds/dues", body, token="west_clerk")["status"] == 403
 
 
-@pytest.mark.parametrize("case", [
-    "no token", "unknown token", "auditor", "out of scope", "no key", "bad key", "long key",
-    "two keys", "two tokens", "text body", "not json", "json array", "empty body",
-    "bad identity number", "unknown organisation", "extra field", "before founding",
-    "pii token", "charset", "lowercase scheme",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no token",
+        "unknown token",
+        "auditor",
+        "out of scope",
+        "no key",
+        "bad key",
+        "long key",
+        "two keys",
+        "two tokens",
+        "text body",
+        "not json",
+        "json array",
+        "empty body",
+        "bad identity number",
+        "unknown organisation",
+        "extra field",
+        "before founding",
+        "pii token",
+        "charset",
+        "lowercase scheme",
+    ],
+)
 def test_refusals_and_odd_requests_answer_alike(pair, case: str) -> None:
     body = joins(pair)
     expected: dict[str, Any] = {
@@ -161,9 +222,14 @@ def test_refusals_and_odd_requests_answer_alike(pair, case: str) -> None:
         "not json": dict(raw=b"{not json"),
         "json array": dict(raw=b"[]"),
         "empty body": dict(raw=b""),
-        "bad identity number": dict(body={**body, "id_number": body["id_number"][:-1] + "0"
-                                          if body["id_number"][-1] != "0" else
-                                          body["id_number"][:-1] + "1"}),
+        "bad identity number": dict(
+            body={
+                **body,
+                "id_number": body["id_number"][:-1] + "0"
+                if body["id_number"][-1] != "0"
+                else body["id_number"][:-1] + "1",
+            }
+        ),
         "unknown organisation": dict(body={**body, "organization_code": "9" * 18}),
         "extra field": dict(body={**body, "salary": "1"}),
         "before founding": dict(body={**body, "joined_on": "1999-12-31"}),

@@ -38,8 +38,7 @@ def http_children(server: ServerProcess) -> list[int]:
     process). Listening, not merely holding a socket: an HTTP process binds its socket
     before the app starts, and gets connections only once it listens."""
     assert server.process is not None
-    return [pid for pid in spawned_children(server.process.pid)
-            if listens_on(pid, server.port)]
+    return [pid for pid in spawned_children(server.process.pid) if listens_on(pid, server.port)]
 
 
 def open_all_at_once(port: int, count: int) -> list[socket.socket]:
@@ -70,8 +69,9 @@ def test_connections_are_spread_over_the_processes(processes: LedgerProcesses) -
         eventually(lambda: len(http_children(server)) == 2, "two HTTP processes listening")
         # Each on a listening socket of its own, which is what lets the kernel spread the
         # connections (processes sharing one socket share one inode here).
-        listening = [socket_inodes(pid) & tcp_inodes(server.port, "0A")
-                     for pid in http_children(server)]
+        listening = [
+            socket_inodes(pid) & tcp_inodes(server.port, "0A") for pid in http_children(server)
+        ]
         assert [len(inodes) for inodes in listening] == [1, 1], listening
         assert listening[0] != listening[1], listening
         connections = open_all_at_once(server.port, CONNECTIONS)
@@ -85,8 +85,9 @@ def test_connections_are_spread_over_the_processes(processes: LedgerProcesses) -
             def all_accepted() -> bool:
                 established = tcp_inodes(server.port, "01")
                 per_process.clear()
-                per_process.update({pid: len(socket_inodes(pid) & established)
-                                    for pid in http_children(server)})
+                per_process.update(
+                    {pid: len(socket_inodes(pid) & established) for pid in http_children(server)}
+                )
                 return sum(per_process.values()) == CONNECTIONS
 
             eventually(all_accepted, "every connection accepted by an HTTP process")
@@ -106,8 +107,10 @@ def test_a_killed_http_process_comes_back(processes: LedgerProcesses) -> None:
         eventually(lambda: len(http_children(server)) == 2, "two HTTP processes listening")
         killed = http_children(server)[0]
         os.kill(killed, signal.SIGKILL)
-        eventually(lambda: killed not in http_children(server)
-                   and len(http_children(server)) == 2, "a new HTTP process")
+        eventually(
+            lambda: killed not in http_children(server) and len(http_children(server)) == 2,
+            "a new HTTP process",
+        )
         assert httpx.get(server.url + "/healthz", timeout=60).status_code == 200
         # The supervisor said so before it started the new one.
         assert "ledger-http-" in server.log_tail() and "starting it again" in server.log_tail()
@@ -116,8 +119,16 @@ def test_a_killed_http_process_comes_back(processes: LedgerProcesses) -> None:
 def test_a_second_server_on_the_same_port_is_refused(processes: LedgerProcesses) -> None:
     with ServerProcess(processes, workers=2) as server:
         server.start()
-        second = processes.run("serve", "--host", "127.0.0.1", "--port", str(server.port),
-                               "--workers", "2", timeout_s=120)
+        second = processes.run(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--workers",
+            "2",
+            timeout_s=120,
+        )
         assert second.returncode == 1
         assert f"another server already listens on 127.0.0.1:{server.port}" in second.stderr
         assert httpx.get(server.url + "/healthz", timeout=60).status_code == 200
@@ -131,8 +142,9 @@ def test_nothing_holds_the_port_after_the_server_is_killed(processes: LedgerProc
         eventually(lambda: len(http_children(server)) == 2, "two HTTP processes listening")
         spawned = http_children(server)
         server.kill()  # SIGKILL: no shutdown code runs in the server
-        eventually(lambda: not any(alive(pid) for pid in spawned),
-                   "the orphaned HTTP processes stopped")
+        eventually(
+            lambda: not any(alive(pid) for pid in spawned), "the orphaned HTTP processes stopped"
+        )
         assert not tcp_inodes(server.port, "0A")  # nobody listens
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", server.port)) != 0

@@ -16,8 +16,15 @@ HEADER_EN = "id_number,name,joined_on,mobile,migrant_worker,new_employment_form"
 HEADER_ZH = "身份证号,姓名,入会日期,手机号,农民工,新就业形态"
 
 
-def upload(api: Api, content: bytes, filename: str, *, org: str | None = None,
-           key: str | None = None, token: str = "east_clerk"):
+def upload(
+    api: Api,
+    content: bytes,
+    filename: str,
+    *,
+    org: str | None = None,
+    key: str | None = None,
+    token: str = "east_clerk",
+):
     return api.client.post(
         "/v1/members/imports",
         headers=api.headers(token, key or uuid.uuid4().hex),
@@ -28,14 +35,16 @@ def upload(api: Api, content: bytes, filename: str, *, org: str | None = None,
 
 def test_csv_with_bom_and_chinese_headers(api: Api) -> None:
     good = [api.next_person() for _ in range(3)]
-    lines = [HEADER_ZH,
-             f"{good[0]},刘洋,2021-01-05,13800001111,是,否",
-             f"{good[1]},孙丽,2021-02-05,,否,是",
-             "110105199003071230,坏号码,2021-01-05,,否,否",
-             f"{good[2]},周杰,2021-02-30,,否,否",
-             f"{api.next_person()},,2021-01-05,,否,否",
-             f"{api.next_person()},吴昊,2021-01-05,12345,否,否",
-             f"{good[2]},周杰,2021-03-01,13900002222,true,0"]
+    lines = [
+        HEADER_ZH,
+        f"{good[0]},刘洋,2021-01-05,13800001111,是,否",
+        f"{good[1]},孙丽,2021-02-05,,否,是",
+        "110105199003071230,坏号码,2021-01-05,,否,否",
+        f"{good[2]},周杰,2021-02-30,,否,否",
+        f"{api.next_person()},,2021-01-05,,否,否",
+        f"{api.next_person()},吴昊,2021-01-05,12345,否,否",
+        f"{good[2]},周杰,2021-03-01,13900002222,true,0",
+    ]
     content = ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8")
     response = upload(api, content, "名册.csv", key="import-zh")
     assert response.status_code == 200, response.text
@@ -43,11 +52,14 @@ def test_csv_with_bom_and_chinese_headers(api: Api) -> None:
     assert report["rows_total"] == 7 and report["rows_accepted"] == 3
     assert [r["row"] for r in report["accepted"]] == [2, 3, 8]
     assert {r["row"]: r["field"] for r in report["rejected"]} == {
-        4: "id_number", 5: "joined_on", 6: "name", 7: "mobile"}
+        4: "id_number",
+        5: "joined_on",
+        6: "name",
+        7: "mobile",
+    }
     assert all(r["reason"] for r in report["rejected"])
     assert isinstance(report["position"], int)
-    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}",
-                     token="admin_pii").json()
+    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}", token="admin_pii").json()
     assert member["name"] == "刘洋" and member["migrant_worker"] is True
     # A retry of the same upload replays the report and joins nobody twice.
     ledger = api.backend.open()
@@ -55,8 +67,12 @@ def test_csv_with_bom_and_chinese_headers(api: Api) -> None:
     again = upload(api, content, "名册.csv", key="import-zh")
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == report and ledger.head_position() == head
-    other = upload(api, content + b"\r\n" + good[0].encode() + b",x,2021-01-01,,,\r\n",
-                   "名册.csv", key="import-zh")
+    other = upload(
+        api,
+        content + b"\r\n" + good[0].encode() + b",x,2021-01-01,,,\r\n",
+        "名册.csv",
+        key="import-zh",
+    )
     assert other.status_code == 422
     # The same people again under a new key: each row is a 409-style rejection.
     repeated = upload(api, content, "名册.csv").json()
@@ -92,12 +108,19 @@ def test_import_refusals(api: Api) -> None:
     response = upload(api, too_many, "big.csv")
     assert response.status_code == 422 and "100000" in response.json()["detail"]
     assert ledger.head_position() == head
-    assert upload(api, (HEADER_EN + "\n" + row).encode(), "a.csv",
-                  token="west_clerk").status_code == 403
-    assert upload(api, (HEADER_EN + "\n" + row).encode(), "a.csv",
-                  token="east_auditor").status_code == 403
-    missing = api.client.post("/v1/members/imports", headers=api.headers("admin", "k-missing"),
-                              data={"organization_code": api.tree.base_b})
+    assert (
+        upload(api, (HEADER_EN + "\n" + row).encode(), "a.csv", token="west_clerk").status_code
+        == 403
+    )
+    assert (
+        upload(api, (HEADER_EN + "\n" + row).encode(), "a.csv", token="east_auditor").status_code
+        == 403
+    )
+    missing = api.client.post(
+        "/v1/members/imports",
+        headers=api.headers("admin", "k-missing"),
+        data={"organization_code": api.tree.base_b},
+    )
     assert missing.status_code == 422
 
 
@@ -109,15 +132,17 @@ def test_oversized_roster_is_refused_early(api: Api) -> None:
 
 def test_a_roster_saved_as_gbk_by_excel_on_chinese_windows(api: Api) -> None:
     people = [api.next_person() for _ in range(2)]
-    lines = [HEADER_ZH, f"{people[0]},欧阳娜娜,2021-01-05,13800001111,是,否",
-             f"{people[1]},张伟,2021-02-05,,否,是"]
+    lines = [
+        HEADER_ZH,
+        f"{people[0]},欧阳娜娜,2021-01-05,13800001111,是,否",
+        f"{people[1]},张伟,2021-02-05,,否,是",
+    ]
     content = ("\r\n".join(lines) + "\r\n").encode("gbk")
     response = upload(api, content, "名册.csv")
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["rows_accepted"] == 2 and report["rejected"] == []
-    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}",
-                     token="admin_pii").json()
+    member = api.get(f"/v1/members/{report['accepted'][0]['member_id']}", token="admin_pii").json()
     assert member["name"] == "欧阳娜娜" and member["migrant_worker"] is True
 
 
@@ -127,8 +152,10 @@ JOINED = datetime.date(2010, 1, 1)
 
 def roster_people(first: int) -> list[str]:
     """3,000 people born a day apart from 1960 on (api.next_person runs into the future)."""
-    return [id_number("110101", datetime.date(1960, 1, 1) + datetime.timedelta(n), n)
-            for n in range(first, first + ROSTER_ROWS)]
+    return [
+        id_number("110101", datetime.date(1960, 1, 1) + datetime.timedelta(n), n)
+        for n in range(first, first + ROSTER_ROWS)
+    ]
 
 
 def expected_report(people: list[str]) -> tuple[list[int], list[dict[str, str | int]]]:
@@ -150,8 +177,16 @@ def roster_values(people: list[str]) -> list[list[object]]:
     rows: list[list[object]] = []
     for n, someone in enumerate(people, start=1):
         joined = "2021-02-30" if n % 500 == 0 else JOINED + datetime.timedelta(n)
-        rows.append([someone, "" if n % 700 == 0 else f"会员{n}", joined,
-                     13800000000 + n, "是" if n % 2 else "否", "否"])
+        rows.append(
+            [
+                someone,
+                "" if n % 700 == 0 else f"会员{n}",
+                joined,
+                13800000000 + n,
+                "是" if n % 2 else "否",
+                "否",
+            ]
+        )
         if n == 1000:
             rows.append([None] * 6)
     return rows
@@ -173,8 +208,9 @@ def check_roster_report(api: Api, response, people: list[str]) -> None:
 
 def test_a_normal_csv_roster_with_blank_lines_at_the_end_imports_as_before(api: Api) -> None:
     people = roster_people(0)
-    lines = [HEADER_ZH] + [",".join("" if v is None else str(v) for v in row)
-                           for row in roster_values(people)]
+    lines = [HEADER_ZH] + [
+        ",".join("" if v is None else str(v) for v in row) for row in roster_values(people)
+    ]
     content = ("\ufeff" + "\r\n".join(lines) + "\r\n" + "\r\n" * 3 + ",,,,,\r\n").encode()
     check_roster_report(api, upload(api, content, "名册.csv"), people)
 
@@ -198,6 +234,9 @@ def test_a_file_past_a_limit_is_a_413_problem(api: Api) -> None:
     response = upload(api, content, "long.csv")
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"] == [{
-        "field": "file",
-        "message": "the CSV record at line 2 is longer than 65536 characters, the limit"}]
+    assert response.json()["errors"] == [
+        {
+            "field": "file",
+            "message": "the CSV record at line 2 is longer than 65536 characters, the limit",
+        }
+    ]

@@ -11,9 +11,15 @@ from tests.api.events import actor_of, events_after
 
 def test_join_and_read_masked(api: Api) -> None:
     id_number = api.next_person()
-    body = {"id_number": id_number, "name": "李娜", "organization_code": api.tree.base_a,
-            "joined_on": "2021-03-01", "mobile": "13912345678", "migrant_worker": True,
-            "new_employment_form": False}
+    body = {
+        "id_number": id_number,
+        "name": "李娜",
+        "organization_code": api.tree.base_a,
+        "joined_on": "2021-03-01",
+        "mobile": "13912345678",
+        "migrant_worker": True,
+        "new_employment_form": False,
+    }
     response = api.post("/v1/members", body, token="east_clerk")
     assert response.status_code == 201, response.text
     member = response.json()
@@ -60,13 +66,18 @@ def test_every_event_names_its_token(api: Api) -> None:
 
 def test_already_member_and_rejoin(api: Api) -> None:
     member = api.join()
-    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()[
-        "id_number"]
-    again = {"id_number": id_number, "name": "王芳", "organization_code": api.tree.base_b,
-             "joined_on": "2022-01-01"}
+    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()["id_number"]
+    again = {
+        "id_number": id_number,
+        "name": "王芳",
+        "organization_code": api.tree.base_b,
+        "joined_on": "2022-01-01",
+    }
     assert api.post("/v1/members", again).status_code == 409
-    exit_ = api.post(f"/v1/members/{member['member_id']}/exit",
-                     {"effective_on": "2022-06-01", "change_code": 6, "reason_code": 5})
+    exit_ = api.post(
+        f"/v1/members/{member['member_id']}/exit",
+        {"effective_on": "2022-06-01", "change_code": 6, "reason_code": 5},
+    )
     assert exit_.status_code == 200 and exit_.json()["status"] == "left"
     rejoined = api.post("/v1/members", again | {"joined_on": "2023-01-01"})
     assert rejoined.status_code == 201, rejoined.text
@@ -76,53 +87,75 @@ def test_already_member_and_rejoin(api: Api) -> None:
 
 def test_transfer_accept_and_cancel(api: Api) -> None:
     member_id = api.join()["member_id"]
-    started = api.post(f"/v1/members/{member_id}/transfers",
-                       {"to_organization_code": api.tree.base_w, "effective_on": "2022-01-01",
-                        "reason_code": 1}, token="east_clerk")
+    started = api.post(
+        f"/v1/members/{member_id}/transfers",
+        {"to_organization_code": api.tree.base_w, "effective_on": "2022-01-01", "reason_code": 1},
+        token="east_clerk",
+    )
     assert started.status_code == 201, started.text
     transfer_id = started.json()["transfer_id"]
     assert started.json()["status"] == "pending"
-    again = api.post(f"/v1/members/{member_id}/retention",
-                     {"effective_on": "2022-02-01", "reason_code": 2})
+    again = api.post(
+        f"/v1/members/{member_id}/retention", {"effective_on": "2022-02-01", "reason_code": 2}
+    )
     assert again.status_code == 409  # transfer pending
     cancelled = api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/cancellation")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "active"
-    transfer_id = api.post(f"/v1/members/{member_id}/transfers",
-                           {"to_organization_code": api.tree.base_w,
-                            "effective_on": "2022-03-01", "reason_code": 1}).json()["transfer_id"]
+    transfer_id = api.post(
+        f"/v1/members/{member_id}/transfers",
+        {"to_organization_code": api.tree.base_w, "effective_on": "2022-03-01", "reason_code": 1},
+    ).json()["transfer_id"]
     # The receiving union (outside the releasing one's scope) accepts.
-    accepted = api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/acceptance",
-                        {"effective_on": "2022-03-05"}, token="west_clerk")
+    accepted = api.post(
+        f"/v1/members/{member_id}/transfers/{transfer_id}/acceptance",
+        {"effective_on": "2022-03-05"},
+        token="west_clerk",
+    )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["organization_code"] == api.tree.base_w
-    unknown = api.post(f"/v1/members/{member_id}/transfers/{uuid.uuid4()}/acceptance",
-                       {"effective_on": "2022-04-01"})
+    unknown = api.post(
+        f"/v1/members/{member_id}/transfers/{uuid.uuid4()}/acceptance",
+        {"effective_on": "2022-04-01"},
+    )
     assert unknown.status_code == 404
 
 
 def test_retain_reinstate_correct_exit(api: Api) -> None:
     member_id = api.join()["member_id"]
-    retained = api.post(f"/v1/members/{member_id}/retention",
-                        {"effective_on": "2021-01-01", "reason_code": 3})
+    retained = api.post(
+        f"/v1/members/{member_id}/retention", {"effective_on": "2021-01-01", "reason_code": 3}
+    )
     assert retained.status_code == 200 and retained.json()["status"] == "retained"
     reinstated = api.post(f"/v1/members/{member_id}/reinstatement", {"effective_on": "2021-06-01"})
     assert reinstated.status_code == 200 and reinstated.json()["status"] == "active"
-    corrected = api.post(f"/v1/members/{member_id}/corrections",
-                         {"name": "王芳芳", "mobile": None, "note": "据户口簿更正"})
+    corrected = api.post(
+        f"/v1/members/{member_id}/corrections",
+        {"name": "王芳芳", "mobile": None, "note": "据户口簿更正"},
+    )
     assert corrected.status_code == 200, corrected.text
     assert corrected.json()["name"] == "王**" and corrected.json()["mobile"] is None
     assert api.get(f"/v1/members/{member_id}", token="admin_pii").json()["name"] == "王芳芳"
-    bad = api.post(f"/v1/members/{member_id}/exit",
-                   {"effective_on": "2021-07-01", "change_code": 4, "reason_code": 1})
+    bad = api.post(
+        f"/v1/members/{member_id}/exit",
+        {"effective_on": "2021-07-01", "change_code": 4, "reason_code": 1},
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "change_code"
-    early = api.post(f"/v1/members/{member_id}/exit",
-                     {"effective_on": "2020-01-01", "change_code": 5, "reason_code": 6})
+    early = api.post(
+        f"/v1/members/{member_id}/exit",
+        {"effective_on": "2020-01-01", "change_code": 5, "reason_code": 6},
+    )
     assert early.status_code == 422 and early.json()["errors"][0]["field"] == "effective_on"
-    removed = api.post(f"/v1/members/{member_id}/exit",
-                       {"effective_on": "2021-07-01", "change_code": 5, "reason_code": 6})
+    removed = api.post(
+        f"/v1/members/{member_id}/exit",
+        {"effective_on": "2021-07-01", "change_code": 5, "reason_code": 6},
+    )
     assert removed.status_code == 200 and removed.json()["status"] == "left"
-    assert api.post(f"/v1/members/{member_id}/reinstatement",
-                    {"effective_on": "2021-08-01"}).status_code == 409
+    assert (
+        api.post(
+            f"/v1/members/{member_id}/reinstatement", {"effective_on": "2021-08-01"}
+        ).status_code
+        == 409
+    )
 
 
 def test_member_errors(api: Api) -> None:
@@ -130,16 +163,26 @@ def test_member_errors(api: Api) -> None:
     assert api.get(f"/v1/members/{unknown}").status_code == 404
     assert api.get("/v1/members/not-a-uuid").status_code == 404
     for path, body in (
-        ("transfers", {"to_organization_code": api.tree.base_w, "effective_on": "2022-01-01",
-                       "reason_code": 1}),
+        (
+            "transfers",
+            {
+                "to_organization_code": api.tree.base_w,
+                "effective_on": "2022-01-01",
+                "reason_code": 1,
+            },
+        ),
         ("retention", {"effective_on": "2022-01-01", "reason_code": 1}),
         ("reinstatement", {"effective_on": "2022-01-01"}),
         ("exit", {"effective_on": "2022-01-01", "change_code": 6, "reason_code": 5}),
         ("corrections", {"name": "张三"}),
     ):
         assert api.post(f"/v1/members/{unknown}/{path}", body).status_code == 404, path
-    bad = {"id_number": "110105199003071230", "name": "赵六",
-           "organization_code": api.tree.base_a, "joined_on": "2020-01-01"}
+    bad = {
+        "id_number": "110105199003071230",
+        "name": "赵六",
+        "organization_code": api.tree.base_a,
+        "joined_on": "2020-01-01",
+    }
     response = api.post("/v1/members", bad)
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "id_number"
     young = bad | {"id_number": api.next_person(), "joined_on": "1975-01-01"}
@@ -174,13 +217,15 @@ def test_a_member_outside_the_scope_is_answered_as_an_unknown_one(api: Api) -> N
     assert _problem_without(outside, member_id) == _problem_without(unknown, unknown_id)
     for path in ("", "/history"):
         assert api.get(f"/v1/members/{member_id}{path}", token="west_clerk").status_code == 404
-    retained = api.post(f"/v1/members/{member_id}/retention",
-                        {"effective_on": "2021-01-01", "reason_code": 2}, token="west_clerk")
+    retained = api.post(
+        f"/v1/members/{member_id}/retention",
+        {"effective_on": "2021-01-01", "reason_code": 2},
+        token="west_clerk",
+    )
     assert retained.status_code == 404
     # Search: the same for a member elsewhere as for a person who is nobody's member.
     elsewhere = api.post("/v1/members/search", {"id_number": id_number}, token="west_clerk")
-    nobody = api.post("/v1/members/search", {"id_number": api.next_person()},
-                      token="west_clerk")
+    nobody = api.post("/v1/members/search", {"id_number": api.next_person()}, token="west_clerk")
     assert elsewhere.status_code == nobody.status_code == 404
     assert elsewhere.json() == nobody.json()
     assert elsewhere.headers["content-type"] == nobody.headers["content-type"]
@@ -192,40 +237,49 @@ def test_a_member_outside_the_scope_is_answered_as_an_unknown_one(api: Api) -> N
 
 def test_already_a_member_names_the_union_only_within_scope(api: Api) -> None:
     member = api.join(api.tree.base_a)
-    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()[
-        "id_number"]
+    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()["id_number"]
     again = {"id_number": id_number, "name": "王芳", "joined_on": "2022-01-01"}
-    refused = api.post("/v1/members", again | {"organization_code": api.tree.base_w},
-                       token="west_clerk")
+    refused = api.post(
+        "/v1/members", again | {"organization_code": api.tree.base_w}, token="west_clerk"
+    )
     assert refused.status_code == 409
     detail = refused.json()["detail"]
     assert api.tree.base_a not in detail and api.tree.east not in detail
     assert "active" not in detail
     for token in ("east_clerk", "admin"):
-        told = api.post("/v1/members", again | {"organization_code": api.tree.base_b},
-                        token=token)
+        told = api.post("/v1/members", again | {"organization_code": api.tree.base_b}, token=token)
         assert told.status_code == 409 and api.tree.base_a in told.json()["detail"], token
     # Nothing was written by any of them.
-    assert api.get(f"/v1/members/{member['member_id']}/history",
-                   token="admin").json()["items"][-1]["change_code"] == 1
+    assert (
+        api.get(f"/v1/members/{member['member_id']}/history", token="admin").json()["items"][-1][
+            "change_code"
+        ]
+        == 1
+    )
 
 
 def test_only_the_receiving_side_accepts_a_transfer(api: Api) -> None:
     def transfer(to: str) -> tuple[str, str]:
         member_id = api.join(api.tree.base_a)["member_id"]
-        started = api.post(f"/v1/members/{member_id}/transfers",
-                           {"to_organization_code": to, "effective_on": "2022-01-01",
-                            "reason_code": 1}, token="a_clerk")
+        started = api.post(
+            f"/v1/members/{member_id}/transfers",
+            {"to_organization_code": to, "effective_on": "2022-01-01", "reason_code": 1},
+            token="a_clerk",
+        )
         assert started.status_code == 201, started.text
         return member_id, started.json()["transfer_id"]
 
     def accept(member_id: str, transfer_id: str, token: str):
-        return api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/acceptance",
-                        {"effective_on": "2022-02-01"}, token=token)
+        return api.post(
+            f"/v1/members/{member_id}/transfers/{transfer_id}/acceptance",
+            {"effective_on": "2022-02-01"},
+            token=token,
+        )
 
     def cancel(member_id: str, transfer_id: str, token: str):
-        return api.post(f"/v1/members/{member_id}/transfers/{transfer_id}/cancellation",
-                        token=token)
+        return api.post(
+            f"/v1/members/{member_id}/transfers/{transfer_id}/cancellation", token=token
+        )
 
     member_id, transfer_id = transfer(api.tree.base_w)
     # The releasing side (its union, or the county above it) may not accept...
@@ -233,7 +287,8 @@ def test_only_the_receiving_side_accepts_a_transfer(api: Api) -> None:
         refused = accept(member_id, transfer_id, token)
         assert refused.status_code == 403, (token, refused.text)
     assert api.get(f"/v1/members/{member_id}", token="admin").json()["status"] == (
-        "transfer_pending")
+        "transfer_pending"
+    )
     # ...the receiving side may.
     accepted = accept(member_id, transfer_id, "west_clerk")
     assert accepted.status_code == 200, accepted.text
@@ -256,14 +311,13 @@ def test_searches_are_limited_per_token_and_recorded(api: Api) -> None:
     limit = api.backend.settings.searches_per_minute
     assert limit == 60  # the default
     ledger = api.backend.open()
-    api.tokens["searcher"] = Tokens(ledger).mint(role="clerk",
-                                                 organization_code=api.tree.east)[1]
+    api.tokens["searcher"] = Tokens(ledger).mint(role="clerk", organization_code=api.tree.east)[1]
     member = api.join(api.tree.base_a)
-    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()[
-        "id_number"]
+    id_number = api.get(f"/v1/members/{member['member_id']}", token="admin_pii").json()["id_number"]
     elsewhere = api.join(api.tree.base_w)
-    elsewhere_number = api.get(f"/v1/members/{elsewhere['member_id']}",
-                               token="admin_pii").json()["id_number"]
+    elsewhere_number = api.get(f"/v1/members/{elsewhere['member_id']}", token="admin_pii").json()[
+        "id_number"
+    ]
     numbers = [id_number, api.next_person(), elsewhere_number]
     before = ledger.head_position()
     answers = []
@@ -278,15 +332,18 @@ def test_searches_are_limited_per_token_and_recorded(api: Api) -> None:
     assert refused.status_code == 429, [a.status_code for a in answers]
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.json()["status"] == 429 and refused.headers["content-type"].startswith(
-        "application/problem+json")
+        "application/problem+json"
+    )
     assert {a.status_code for a in answers[:-1]} == {200, 404}
     assert len(answers) > limit
-    stream = api.get("/v1/audit/events", params={"after": before, "limit": 1000},
-                     token="auditor")
+    stream = api.get("/v1/audit/events", params={"after": before, "limit": 1000}, token="auditor")
     assert stream.status_code == 200, stream.text
     actor = actor_of(api.tokens["searcher"])
-    searched = [e for e in stream.json()["items"]
-                if e["type"] == "ledger:SearchWindow.Searched" and e["actor"] == actor]
+    searched = [
+        e
+        for e in stream.json()["items"]
+        if e["type"] == "ledger:SearchWindow.Searched" and e["actor"] == actor
+    ]
     assert len(searched) == len(answers) - 1  # every search answered, none refused
     by_window: dict[str, int] = {}
     for event in searched:

@@ -26,12 +26,18 @@ def test_metrics(api: Api) -> None:
     api.get("/v1/organizations/unknown")
     text = api.client.get("/metrics").text
     assert api.client.get("/metrics").headers["content-type"].startswith("text/plain")
-    route = '/v1/organizations/{code}'
-    assert re.search(rf'ledger_http_requests_total{{route="{re.escape(route)}",method="GET",'
-                     r'status="200"} [1-9]', text)
+    route = "/v1/organizations/{code}"
+    assert re.search(
+        rf'ledger_http_requests_total{{route="{re.escape(route)}",method="GET",'
+        r'status="200"} [1-9]',
+        text,
+    )
     assert f'route="{route}",method="GET",status="404"' in text
-    assert re.search(r'ledger_http_request_duration_seconds_bucket\{route="[^"]+",method="GET",'
-                     r'le="\+Inf"\} [1-9]', text)
+    assert re.search(
+        r'ledger_http_request_duration_seconds_bucket\{route="[^"]+",method="GET",'
+        r'le="\+Inf"\} [1-9]',
+        text,
+    )
     stored = int(float(re.search(r"^ledger_events_stored (\S+)$", text, re.M).group(1)))
     assert stored == api.backend.open().head_position()
     assert re.search(r"^ledger_projection_lag_events \d", text, re.M)
@@ -47,8 +53,9 @@ def test_unreachable_database_is_503(tmp_path: Path) -> None:
     server = ServerThread(backend.settings).start()
     try:
         token = Tokens(backend.open()).mint(role="admin")[1]
-        client = httpx.Client(base_url=server.url, timeout=60,
-                              headers={"Authorization": f"Bearer {token}"})
+        client = httpx.Client(
+            base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        )
         assert client.get("/readyz").status_code == 200
         for app in backend._apps:
             app.close()
@@ -61,4 +68,3 @@ def test_unreachable_database_is_503(tmp_path: Path) -> None:
     finally:
         server.stop()
         backend.close()
-

@@ -9,10 +9,17 @@ PROBLEM = "application/problem+json"
 
 
 def new_base(api: Api, serial: int, **extra) -> dict:
-    body = {"code": union_code(EAST_REGION, serial, base=True), "name": "北京华夏建设集团工会",
-            "level": "base", "parent_code": api.tree.east, "region_code": EAST_REGION,
-            "founded_on": "2010-06-01", "employer_code": employer_code(EAST_REGION, serial),
-            "employee_count": 80, **extra}
+    body = {
+        "code": union_code(EAST_REGION, serial, base=True),
+        "name": "北京华夏建设集团工会",
+        "level": "base",
+        "parent_code": api.tree.east,
+        "region_code": EAST_REGION,
+        "founded_on": "2010-06-01",
+        "employer_code": employer_code(EAST_REGION, serial),
+        "employee_count": 80,
+        **extra,
+    }
     return body
 
 
@@ -25,8 +32,9 @@ def test_found_read_and_list(api: Api) -> None:
     assert created["member_count"] == 0 and isinstance(created["position"], int)
     read = api.get(f"/v1/organizations/{body['code']}").json()
     assert read["name"] == "北京华夏建设集团工会" and read["parent_code"] == api.tree.east
-    children = api.get(f"/v1/organizations/{api.tree.east}/children",
-                       params={"page_size": 1000}).json()
+    children = api.get(
+        f"/v1/organizations/{api.tree.east}/children", params={"page_size": 1000}
+    ).json()
     assert body["code"] in [c["code"] for c in children["items"]]
     assert children["total"] == len(children["items"]) and children["page"] == 1
 
@@ -35,17 +43,20 @@ def test_change_and_dissolve(api: Api) -> None:
     body = new_base(api, 102)
     assert api.post("/v1/organizations", body).status_code == 201
     code = body["code"]
-    changed = api.post(f"/v1/organizations/{code}/changes",
-                       {"name": "北京华夏建设股份公司工会", "employee_count": 95,
-                        "effective_on": "2015-01-01"})
+    changed = api.post(
+        f"/v1/organizations/{code}/changes",
+        {"name": "北京华夏建设股份公司工会", "employee_count": 95, "effective_on": "2015-01-01"},
+    )
     assert changed.status_code == 200, changed.text
     assert changed.json()["name"] == "北京华夏建设股份公司工会"
     assert changed.json()["employee_count"] == 95
     member = api.join(code)
     refused = api.post(f"/v1/organizations/{code}/dissolution", {"dissolved_on": "2024-01-01"})
     assert refused.status_code == 409 and refused.headers["content-type"] == PROBLEM
-    api.post(f"/v1/members/{member['member_id']}/exit",
-             {"effective_on": "2023-01-01", "change_code": 6, "reason_code": 5})
+    api.post(
+        f"/v1/members/{member['member_id']}/exit",
+        {"effective_on": "2023-01-01", "change_code": 6, "reason_code": 5},
+    )
     dissolved = api.post(f"/v1/organizations/{code}/dissolution", {"dissolved_on": "2024-01-01"})
     assert dissolved.status_code == 200, dissolved.text
     assert dissolved.json()["status"] == "dissolved"
@@ -65,8 +76,10 @@ def test_invalid_values_are_422_with_fields(api: Api) -> None:
     response = api.post("/v1/organizations", new_base(api, 105, founded_on="2023-02-30"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "founded_on"
-    response = api.post("/v1/organizations", new_base(api, 106, parent_code=union_code(
-        EAST_REGION, 999, base=False)))
+    response = api.post(
+        "/v1/organizations",
+        new_base(api, 106, parent_code=union_code(EAST_REGION, 999, base=False)),
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "parent_code"
 
@@ -75,16 +88,29 @@ def test_not_found_and_conflicts(api: Api) -> None:
     unknown = union_code(EAST_REGION, 998, base=True)
     assert api.get(f"/v1/organizations/{unknown}").status_code == 404
     assert api.get(f"/v1/organizations/{unknown}/children").status_code == 404
-    assert api.post(f"/v1/organizations/{unknown}/changes",
-                    {"effective_on": "2020-01-01", "name": "某工会"}).status_code == 404
-    assert api.post(f"/v1/organizations/{unknown}/dissolution",
-                    {"dissolved_on": "2020-01-01"}).status_code == 404
+    assert (
+        api.post(
+            f"/v1/organizations/{unknown}/changes", {"effective_on": "2020-01-01", "name": "某工会"}
+        ).status_code
+        == 404
+    )
+    assert (
+        api.post(
+            f"/v1/organizations/{unknown}/dissolution", {"dissolved_on": "2020-01-01"}
+        ).status_code
+        == 404
+    )
     existing = new_base(api, 107)
     assert api.post("/v1/organizations", existing).status_code == 201
     assert api.post("/v1/organizations", existing).status_code == 409
-    second_root = {"code": union_code("120000", 1, base=False), "name": "天津市总工会",
-                   "level": "province", "parent_code": None, "region_code": "120000",
-                   "founded_on": "2000-01-01"}
+    second_root = {
+        "code": union_code("120000", 1, base=False),
+        "name": "天津市总工会",
+        "level": "province",
+        "parent_code": None,
+        "region_code": "120000",
+        "founded_on": "2000-01-01",
+    }
     assert api.post("/v1/organizations", second_root).status_code == 409
 
 
@@ -104,8 +130,9 @@ def test_idempotency_key(api: Api) -> None:
     bad_key = api.post("/v1/organizations", new_base(api, 109), key="has space")
     assert bad_key.status_code == 422
     # The key is scoped to the token's organisation: another scope may reuse it.
-    elsewhere = api.post("/v1/organizations", new_base(api, 109), key="found-108",
-                         token="east_clerk")
+    elsewhere = api.post(
+        "/v1/organizations", new_base(api, 109), key="found-108", token="east_clerk"
+    )
     assert elsewhere.status_code == 201, elsewhere.text
 
 
@@ -117,8 +144,13 @@ def test_authentication_and_roles(api: Api) -> None:
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
     assert api.post("/v1/organizations", body, token="auditor").status_code == 403
     assert api.post("/v1/organizations", body, token="west_clerk").status_code == 403
-    root = {"code": union_code("120000", 2, base=False), "name": "天津市总工会",
-            "level": "province", "parent_code": None, "region_code": "120000",
-            "founded_on": "2000-01-01"}
+    root = {
+        "code": union_code("120000", 2, base=False),
+        "name": "天津市总工会",
+        "level": "province",
+        "parent_code": None,
+        "region_code": "120000",
+        "founded_on": "2000-01-01",
+    }
     assert api.post("/v1/organizations", root, token="clerk").status_code == 403
     assert api.post("/v1/organizations", root, token="east_admin").status_code == 403

@@ -37,14 +37,23 @@ def test_it_keeps_the_read_models_current_and_comes_back_when_killed(backend: Ba
         os.kill(first, signal.SIGKILL)
         # The count first: while the supervisor restarts the child, pid is None (the new
         # one not started yet), then the new pid before the count moves.
-        eventually(lambda: projection.starts == 2 and alive(projection.pid or 0),
-                   "a new projection process")
+        eventually(
+            lambda: projection.starts == 2 and alive(projection.pid or 0),
+            "a new projection process",
+        )
         assert projection.pid != first
-        joined = ledger.execute(JoinMember(id_number=person(1), name="会员1",
-                                           organization_code=tree.base_a,
-                                           joined_on="2024-01-02"))
-        eventually(lambda: read_models.position() >= (joined.position or 0),
-                   "the join projected by the new process")
+        joined = ledger.execute(
+            JoinMember(
+                id_number=person(1),
+                name="会员1",
+                organization_code=tree.base_a,
+                joined_on="2024-01-02",
+            )
+        )
+        eventually(
+            lambda: read_models.position() >= (joined.position or 0),
+            "the join projected by the new process",
+        )
         assert projection.starts == 2
     finally:
         projection.stop()

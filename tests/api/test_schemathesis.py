@@ -28,8 +28,13 @@ from storage.settings import Settings
 from tests.api.conftest import Api
 
 EXAMPLES_PER_OPERATION = 25  # ~40 operations x 2 backends: a few minutes on 2 cores
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 DOCUMENT = create_app(Settings(database_url="sqlite:///:memory:")).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
@@ -37,8 +42,9 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 def test_served_document_is_the_tested_one(api: Api, known_member: str) -> None:
     served = api.client.get("/openapi.json").json()
     assert served == DOCUMENT
-    operations = {(method.upper(), path) for path, item in DOCUMENT["paths"].items()
-                  for method in item}
+    operations = {
+        (method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item
+    }
     assert len(operations) == 40  # every endpoint of the contract
     for item in DOCUMENT["paths"].values():
         for operation in item.values():
@@ -55,8 +61,9 @@ def known_member(api: Api) -> str:
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck)
+)
 def test_contract(case, api: Api, known_member: str) -> None:
     # Random codes and ids name nothing; every other case names a real organisation or
     # member instead, so that the success paths' answers are checked against the schema too.
@@ -75,7 +82,11 @@ def test_contract(case, api: Api, known_member: str) -> None:
 def test_contract_reached_the_ledger(api: Api) -> None:
     """The generated requests were not all refused at the door: writes succeeded too."""
     metrics = api.client.get("/metrics").text
-    succeeded = [line for line in metrics.splitlines()
-                 if line.startswith("ledger_http_requests_total")
-                 and 'method="POST"' in line and 'status="201"' in line]
+    succeeded = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("ledger_http_requests_total")
+        and 'method="POST"' in line
+        and 'status="201"' in line
+    ]
     assert len(succeeded) >= 3

@@ -24,8 +24,9 @@ from tests.api.workbooks import HEADER, NS, inline_row, sheet_xml, workbook
 LIMITS = TableLimits()
 
 
-def read(content: bytes, limits: TableLimits = LIMITS, width: int = 6
-         ) -> tuple[list[Any] | None, list[tuple[int, list[Any]]]]:
+def read(
+    content: bytes, limits: TableLimits = LIMITS, width: int = 6
+) -> tuple[list[Any] | None, list[tuple[int, list[Any]]]]:
     with Table(io.BytesIO(content), limits) as table:
         header = table.header()
         return header, list(table.rows(width)) if header is not None else []
@@ -39,10 +40,15 @@ def refusal(content: bytes, limits: TableLimits = LIMITS) -> InvalidValue:
 
 # CSV
 
+
 def test_csv_in_utf8_with_or_without_bom_and_in_gb18030() -> None:
     text = "身份证号,姓名\r\n110105199003071234,欧阳娜娜\r\n"
-    for content in (text.encode("utf-8"), codecs.BOM_UTF8 + text.encode("utf-8"),
-                    text.encode("gbk"), text.encode("gb18030")):
+    for content in (
+        text.encode("utf-8"),
+        codecs.BOM_UTF8 + text.encode("utf-8"),
+        text.encode("gbk"),
+        text.encode("gb18030"),
+    ):
         header, rows = read(content, width=2)
         assert header == ["身份证号", "姓名"]
         assert rows == [(2, ["110105199003071234", "欧阳娜娜"])]
@@ -100,6 +106,7 @@ def test_reading_past_the_deadline_is_refused() -> None:
 
 # XLSX
 
+
 def xlsx(rows: list[list[Any]]) -> bytes:
     book = Workbook()
     for row in rows:
@@ -110,8 +117,11 @@ def xlsx(rows: list[list[Any]]) -> bytes:
 
 
 def test_the_declared_dimension_is_ignored_and_rows_are_cut_to_the_width() -> None:
-    rows = (inline_row(1, HEADER[:2]) + inline_row(2, ["1", "x"])
-            + '<row r="3"><c r="XFD3" t="inlineStr"><is><t>far</t></is></c></row>')
+    rows = (
+        inline_row(1, HEADER[:2])
+        + inline_row(2, ["1", "x"])
+        + '<row r="3"><c r="XFD3" t="inlineStr"><is><t>far</t></is></c></row>'
+    )
     header, read_rows = read(workbook(sheet_xml(rows, "A1:XFD1048576")), width=2)
     assert header == ["id_number", "name"]  # not padded to 16,384 cells
     assert read_rows == [(2, ["1", "x"]), (3, [None, None])]
@@ -121,9 +131,15 @@ def test_rows_missing_from_a_sheet_count_toward_the_row_limit() -> None:
     rows = inline_row(1, ["a"]) + '<row r="5"><c r="A5"><v>1</v></c></row>'
     limits = replace(LIMITS, max_rows=4)
     assert read(workbook(sheet_xml(rows)), limits, width=1)[1] == [
-        (2, [None]), (3, [None]), (4, [None]), (5, [1])]
-    assert "more than 3 rows" in refusal(workbook(sheet_xml(rows)),
-                                         replace(LIMITS, max_rows=3)).message
+        (2, [None]),
+        (3, [None]),
+        (4, [None]),
+        (5, [1]),
+    ]
+    assert (
+        "more than 3 rows"
+        in refusal(workbook(sheet_xml(rows)), replace(LIMITS, max_rows=3)).message
+    )
 
 
 def members(content: bytes) -> list[zipfile.ZipInfo]:
@@ -153,9 +169,11 @@ def test_each_member_is_checked_for_its_size_its_ratio_and_the_total() -> None:
     assert read(content, replace(LIMITS, max_member_bytes=largest.file_size))[0] == ["a"]
     exc = refusal(content, replace(LIMITS, max_member_bytes=largest.file_size - 1))
     assert isinstance(exc, ContentTooLarge)
-    assert exc.message == (f"file: the workbook's {largest.filename} expands to "
-                           f"{largest.file_size:,} bytes; the limit is "
-                           f"{largest.file_size - 1:,} bytes")
+    assert exc.message == (
+        f"file: the workbook's {largest.filename} expands to "
+        f"{largest.file_size:,} bytes; the limit is "
+        f"{largest.file_size - 1:,} bytes"
+    )
     exc = refusal(content, replace(LIMITS, ratio_floor_bytes=0, max_ratio=1))
     assert isinstance(exc, ContentTooLarge) and "the limit is 1 times" in exc.message
     total = sum(m.file_size for m in members(content))
@@ -182,8 +200,8 @@ def lying_about_size(content: bytes, name: str, declared: int) -> bytes:
         at = 0
         while (at := data.find(signature, at)) >= 0:
             name_at = at + (30 if signature == b"PK\x03\x04" else 46)
-            if data[name_at:name_at + len(name)] == name.encode():
-                data[at + size_at:at + size_at + 4] = struct.pack("<I", declared)
+            if data[name_at : name_at + len(name)] == name.encode():
+                data[at + size_at : at + size_at + 4] = struct.pack("<I", declared)
             at += 4
     return bytes(data)
 
@@ -258,8 +276,9 @@ def test_what_openpyxl_keeps_is_bounded() -> None:
 def test_the_attributes_openpyxl_keeps_of_a_row_count() -> None:
     # r and spans (Excel writes them on every row) are not kept; a height is.
     def rows(extra: str) -> str:
-        return "".join(f'<row r="{n}" spans="1:1"{extra}><c><v>{n}</v></c></row>'
-                       for n in range(2, 3_002))
+        return "".join(
+            f'<row r="{n}" spans="1:1"{extra}><c><v>{n}</v></c></row>' for n in range(2, 3_002)
+        )
 
     limits = replace(LIMITS, max_kept_cost=5_000)
     assert len(read(sheet_with(rows("")), limits, width=1)[1]) == 3_000
@@ -270,8 +289,9 @@ def test_the_attributes_openpyxl_keeps_of_a_row_count() -> None:
 def test_a_member_refused_once_is_refused_at_every_open() -> None:
     # Were openpyxl to swallow the refusal and open the part again, it would not get it.
     deep = "<x>" * 70 + "</x>" * 70
-    archive = CheckedArchive(io.BytesIO(sheet_with(f"</sheetData>{deep}<sheetData>")), LIMITS,
-                             Deadline(60))
+    archive = CheckedArchive(
+        io.BytesIO(sheet_with(f"</sheetData>{deep}<sheetData>")), LIMITS, Deadline(60)
+    )
     for _ in range(2):
         with pytest.raises(ContentTooLarge):
             archive.open("xl/worksheets/sheet1.xml")

@@ -12,26 +12,36 @@ HEADER = ("id_number", "name", "joined_on", "mobile", "migrant_worker", "new_emp
 
 
 def inline_row(number: int, values: Iterable[str]) -> str:
-    cells = "".join(f'<c r="{chr(65 + i)}{number}" t="inlineStr"><is><t>{v}</t></is></c>'
-                    for i, v in enumerate(values))
+    cells = "".join(
+        f'<c r="{chr(65 + i)}{number}" t="inlineStr"><is><t>{v}</t></is></c>'
+        for i, v in enumerate(values)
+    )
     return f'<row r="{number}">{cells}</row>'
 
 
 def sheet_xml(rows: str, dimension: str = "A1:F3") -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{NS}spreadsheetml/2006/'
-            f'main"><dimension ref="{dimension}"/><sheetData>{rows}</sheetData></worksheet>'
-            ).encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{NS}spreadsheetml/2006/'
+        f'main"><dimension ref="{dimension}"/><sheetData>{rows}</sheetData></worksheet>'
+    ).encode()
 
 
-def workbook(sheet: bytes | Iterable[bytes], shared_strings: Iterable[bytes] | None = None
-             ) -> bytes:
+def workbook(
+    sheet: bytes | Iterable[bytes], shared_strings: Iterable[bytes] | None = None
+) -> bytes:
     """A minimal XLSX; a part given as an iterable of chunks is streamed into the archive."""
-    types = ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
-             'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
-             if shared_strings is not None else "")
-    strings_rel = (f'<Relationship Id="rId2" Type="{NS}officeDocument/2006/relationships/'
-                   f'sharedStrings" Target="sharedStrings.xml"/>'
-                   if shared_strings is not None else "")
+    types = (
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+        if shared_strings is not None
+        else ""
+    )
+    strings_rel = (
+        f'<Relationship Id="rId2" Type="{NS}officeDocument/2006/relationships/'
+        f'sharedStrings" Target="sharedStrings.xml"/>'
+        if shared_strings is not None
+        else ""
+    )
     parts: dict[str, bytes | Iterable[bytes]] = {
         "[Content_Types].xml": (
             f'<Types xmlns="{NS}package/2006/content-types"><Default Extension="rels" '
@@ -40,19 +50,23 @@ def workbook(sheet: bytes | Iterable[bytes], shared_strings: Iterable[bytes] | N
             'PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
             'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/'
             'worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
-            f'officedocument.spreadsheetml.worksheet+xml"/>{types}</Types>').encode(),
+            f'officedocument.spreadsheetml.worksheet+xml"/>{types}</Types>'
+        ).encode(),
         "_rels/.rels": (
             f'<Relationships xmlns="{NS}package/2006/relationships"><Relationship Id="rId1" '
             f'Type="{NS}officeDocument/2006/relationships/officeDocument" '
-            'Target="xl/workbook.xml"/></Relationships>').encode(),
+            'Target="xl/workbook.xml"/></Relationships>'
+        ).encode(),
         "xl/workbook.xml": (
             f'<workbook xmlns="{NS}spreadsheetml/2006/main" xmlns:r="{NS}officeDocument/2006/'
             'relationships"><sheets><sheet name="名册" sheetId="1" r:id="rId1"/></sheets>'
-            '</workbook>').encode(),
+            "</workbook>"
+        ).encode(),
         "xl/_rels/workbook.xml.rels": (
             f'<Relationships xmlns="{NS}package/2006/relationships"><Relationship Id="rId1" '
             f'Type="{NS}officeDocument/2006/relationships/worksheet" '
-            f'Target="worksheets/sheet1.xml"/>{strings_rel}</Relationships>').encode(),
+            f'Target="worksheets/sheet1.xml"/>{strings_rel}</Relationships>'
+        ).encode(),
         "xl/worksheets/sheet1.xml": sheet,
     }
     if shared_strings is not None:

@@ -453,13 +453,28 @@ def test_joins_with_admissions_put_the_people_on_the_roll_in_one_union_event() -
     b1.collect_events()
     admissions = Admissions(b1)
     members = [
-        Member.join(member_id=uuid.uuid4(), id_number=person(), name="张三", mobile=None,
-                    migrant_worker=False, new_employment_form=False, organization=b1,
-                    joined_on=LATER, admissions=admissions)
+        Member.join(
+            member_id=uuid.uuid4(),
+            id_number=person(),
+            name="张三",
+            mobile=None,
+            migrant_worker=False,
+            new_employment_form=False,
+            organization=b1,
+            joined_on=LATER,
+            admissions=admissions,
+        )
         for _ in range(3)
     ]
-    left.rejoin(name="李四", mobile=None, migrant_worker=False, new_employment_form=False,
-                organization=b1, joined_on=LATER, admissions=admissions)
+    left.rejoin(
+        name="李四",
+        mobile=None,
+        migrant_worker=False,
+        new_employment_form=False,
+        organization=b1,
+        joined_on=LATER,
+        admissions=admissions,
+    )
     assert b1.member_count == 0 and b1.collect_events() == []
     admissions.record()
     events = b1.collect_events()
@@ -473,8 +488,7 @@ def test_a_rejoin_before_the_new_unions_founding_is_refused_without_a_trace() ->
 
     tree = small_tree()
     member = join(tree["b1"])
-    member.exit(organization=tree["b1"], effective_on=JOINED, change_code=WITHDRAWAL,
-                reason_code=5)
+    member.exit(organization=tree["b1"], effective_on=JOINED, change_code=WITHDRAWAL, reason_code=5)
     from tests.domain.builders import found
 
     young = found("base", tree["county"], founded_on=LATER)
@@ -483,9 +497,15 @@ def test_a_rejoin_before_the_new_unions_founding_is_refused_without_a_trace() ->
     admissions = Admissions(young)
     for use in (None, admissions):
         with pytest.raises(InvalidValue) as caught:
-            member.rejoin(name="张三", mobile=None, migrant_worker=False,
-                          new_employment_form=False, organization=young,
-                          joined_on=LATER - datetime.timedelta(days=1), admissions=use)
+            member.rejoin(
+                name="张三",
+                mobile=None,
+                migrant_worker=False,
+                new_employment_form=False,
+                organization=young,
+                joined_on=LATER - datetime.timedelta(days=1),
+                admissions=use,
+            )
         assert caught.value.field == "joined_on"
     assert member.collect_events() == [] and young.collect_events() == []
     assert member.status == LEFT and len(admissions) == 0

@@ -22,13 +22,22 @@ from scripts.synthetic import employer_code, id_number, union_code
 WOMAN_1949 = "11010519491231002X"
 MAN_1990 = id_number("110105", datetime.date(1990, 3, 7), 123)
 BIRTH_DATES = st.dates(min_value=datetime.date(1900, 1, 1), max_value=datetime.date(2030, 12, 31))
-NUMBERS = st.builds(id_number, st.sampled_from(["110105", "310101", "440305", "650102"]),
-                    BIRTH_DATES, st.integers(min_value=0, max_value=999))
+NUMBERS = st.builds(
+    id_number,
+    st.sampled_from(["110105", "310101", "440305", "650102"]),
+    BIRTH_DATES,
+    st.integers(min_value=0, max_value=999),
+)
 MOBILES = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
 # Text around a number: anything but the letters and digits that would make it part of a
 # longer token.
-AROUND = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=(
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")), max_size=8)
+AROUND = st.text(
+    st.characters(
+        blacklist_categories=("Cs",),
+        blacklist_characters=("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    ),
+    max_size=8,
+)
 
 
 def test_the_three_masks() -> None:
@@ -42,42 +51,49 @@ def test_the_three_masks() -> None:
     assert mask_name(None) is None
 
 
-@pytest.mark.parametrize(("text", "masked"), [
-    (f"证件{WOMAN_1949}核实", "证件110105********002X核实"),
-    (f"证件 {WOMAN_1949.lower()}", "证件 110105********002x"),
-    ("身份证 110105 19491231 002X 更正", "身份证 110105 ******** 002X 更正"),
-    ("身份证110105-19491231-002X", "身份证110105-********-002X"),
-    ("电话13812345678", "电话138****5678"),
-    ("电话 138-1234-5678。", "电话 138-****-5678。"),
-    ("电话 138 1234 5678", "电话 138 **** 5678"),
-    ("+8613812345678", "+86138****5678"),
-    ("tel:008613812345678", "tel:0086138****5678"),
-    # A mistyped number (wrong check character) still carries a birth date: masked.
-    (f"证件{WOMAN_1949[:-1]}3", "证件110105********0023"),
-])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"证件{WOMAN_1949}核实", "证件110105********002X核实"),
+        (f"证件 {WOMAN_1949.lower()}", "证件 110105********002x"),
+        ("身份证 110105 19491231 002X 更正", "身份证 110105 ******** 002X 更正"),
+        ("身份证110105-19491231-002X", "身份证110105-********-002X"),
+        ("电话13812345678", "电话138****5678"),
+        ("电话 138-1234-5678。", "电话 138-****-5678。"),
+        ("电话 138 1234 5678", "电话 138 **** 5678"),
+        ("+8613812345678", "+86138****5678"),
+        ("tel:008613812345678", "tel:0086138****5678"),
+        # A mistyped number (wrong check character) still carries a birth date: masked.
+        (f"证件{WOMAN_1949[:-1]}3", "证件110105********0023"),
+    ],
+)
 def test_numbers_typed_into_text_are_masked(text: str, masked: str) -> None:
     assert mask_text(text) == masked
 
 
-@pytest.mark.parametrize("text", [
-    # Unified social credit codes are not a person's: unions, employers, letters or not.
-    union_code("110105", 4, base=True),
-    union_code("330106", 7, base=False),
-    employer_code("330106", 123456),
-    "91350100M000100Y43",
-    f"缴费单位{union_code('330106', 7, base=True)}，",
-    # 18 digits whose middle is no birth date: an amount, a bank reference.
-    "123456789012345678",
-    "转账流水号 202400000000000001",
-    # Digits inside longer tokens: a UUID, a hash, a longer reference.
-    "6f1c0a2e-1381-4567-8123-138123456789",
-    "a13812345678",
-    "1101051990030712390",
-    "凭证 X110105199003071239",
-    # 10 or 12 digits are no mobile number.
-    "1381234567", "138123456789",
-    "金额 1234.50 元，2024-03-07 付讫",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Unified social credit codes are not a person's: unions, employers, letters or not.
+        union_code("110105", 4, base=True),
+        union_code("330106", 7, base=False),
+        employer_code("330106", 123456),
+        "91350100M000100Y43",
+        f"缴费单位{union_code('330106', 7, base=True)}，",
+        # 18 digits whose middle is no birth date: an amount, a bank reference.
+        "123456789012345678",
+        "转账流水号 202400000000000001",
+        # Digits inside longer tokens: a UUID, a hash, a longer reference.
+        "6f1c0a2e-1381-4567-8123-138123456789",
+        "a13812345678",
+        "1101051990030712390",
+        "凭证 X110105199003071239",
+        # 10 or 12 digits are no mobile number.
+        "1381234567",
+        "138123456789",
+        "金额 1234.50 元，2024-03-07 付讫",
+    ],
+)
 def test_other_numbers_in_text_are_left_alone(text: str) -> None:
     assert mask_text(text) == text
 
@@ -94,8 +110,9 @@ def test_what_is_taken_for_an_identity_number() -> None:
 
 
 @given(NUMBERS, AROUND, AROUND)
-def test_no_identity_number_or_its_birth_date_survives_in_text(number: str, before: str,
-                                                               after: str) -> None:
+def test_no_identity_number_or_its_birth_date_survives_in_text(
+    number: str, before: str, after: str
+) -> None:
     shown = mask_text(f"{before}{number}{after}")
     assert number not in shown and number[6:14] not in shown
     assert f"{number[:6]}********{number[14:]}" in shown
@@ -109,14 +126,22 @@ def test_no_mobile_number_survives_in_text(mobile: str, before: str, after: str)
 
 def member(number: str, name: str = "欧阳娜娜", mobile: str | None = "13812345678") -> dict:
     birth = datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    return {"member_id": "m-1", "name": name, "id_number": number, "sex": "female",
-            "birth_year": birth.year, "birth_date": birth.isoformat(), "mobile": mobile,
-            "organization_code": union_code("110105", 4, base=True)}
+    return {
+        "member_id": "m-1",
+        "name": name,
+        "id_number": number,
+        "sex": "female",
+        "birth_year": birth.year,
+        "birth_date": birth.isoformat(),
+        "mobile": mobile,
+        "organization_code": union_code("110105", 4, base=True),
+    }
 
 
 @given(NUMBERS, MOBILES)
-def test_a_masked_member_gives_the_birth_year_and_never_the_birth_date(number: str,
-                                                                       mobile: str) -> None:
+def test_a_masked_member_gives_the_birth_year_and_never_the_birth_date(
+    number: str, mobile: str
+) -> None:
     shown = mask(member(number, mobile=mobile))
     assert shown["id_number"] == mask_id_number(number)
     assert shown["birth_date"] is None and shown["birth_year"] == int(number[6:10])
@@ -157,7 +182,9 @@ def test_a_name_is_a_persons_beside_a_member_and_a_unions_elsewhere() -> None:
 def test_in_a_persons_own_data_every_name_is_theirs() -> None:
     corrected = {"changes": {"name": "欧阳娜娜", "mobile": "13812345678"}, "note": "更正"}
     assert mask(corrected, person=True) == {
-        "changes": {"name": "欧***", "mobile": "138****5678"}, "note": "更正"}
+        "changes": {"name": "欧***", "mobile": "138****5678"},
+        "note": "更正",
+    }
     assert mask({"name": "欧阳娜娜"}, person=True) == {"name": "欧***"}
 
 
@@ -166,4 +193,3 @@ def test_masking_copies_and_leaves_the_original_alone() -> None:
     before = json.dumps(view)
     mask(view)
     assert json.dumps(view) == before
-

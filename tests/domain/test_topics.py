@@ -194,16 +194,33 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     reserve.withdraw("v2")
 
     moment = datetime.datetime(2024, 3, 1, 9, 0, tzinfo=datetime.UTC)
-    token = Token(id=uuid.uuid4(), role="clerk", organization_code=None, pii=False,
-                  secret_hash="h", expires_at=moment + datetime.timedelta(days=1))
+    token = Token(
+        id=uuid.uuid4(),
+        role="clerk",
+        organization_code=None,
+        pii=False,
+        secret_hash="h",
+        expires_at=moment + datetime.timedelta(days=1),
+    )
     token.revoke(moment)
     window = SearchWindow(id=uuid.uuid4(), token_id=str(token.id), starts_at=moment)
     window.search(member_id=None, organization_code=None, limit=60, at=moment)
     read = PiiRead(purpose="GET /v1/members/{member_id}", member_ids=[str(member.id)])
-    record = IdempotencyRecord(id=uuid.uuid4(), command="join_member", fingerprint="f",
-                               result={})
-    return [deployment, *tree.values(), county2, member, voucher, book, policies, reserve,
-            token, window, read, record]
+    record = IdempotencyRecord(id=uuid.uuid4(), command="join_member", fingerprint="f", result={})
+    return [
+        deployment,
+        *tree.values(),
+        county2,
+        member,
+        voucher,
+        book,
+        policies,
+        reserve,
+        token,
+        window,
+        read,
+        record,
+    ]
 
 
 def test_every_triggered_event_is_stored_under_a_pinned_ledger_topic() -> None:

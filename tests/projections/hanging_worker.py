@@ -21,8 +21,12 @@ from storage.settings import Settings
 def main() -> None:
     url, key, marker, commit_batches, batch_events = sys.argv[1:6]
     here = Path(marker).parent
-    settings = Settings(database_url=url, encryption_key=key, key_file=here / "unused.key",
-                        audit_key_file=here / "audit.key")
+    settings = Settings(
+        database_url=url,
+        encryption_key=key,
+        key_file=here / "unused.key",
+        audit_key_file=here / "audit.key",
+    )
     read_models = ReadModels(Ledger(settings))
     flushed = 0
     write_rows = projector.Batch.flush

@@ -17,8 +17,15 @@ def make_rows(count: int, start: int = 1, gaps: frozenset[int] = frozenset()):
     position = start
     while len(rows) < count:
         if position not in gaps:
-            rows.append((position, uuid4().hex, 1 + position % 3, "ledger:Test.Happened",
-                         os.urandom(40 + position % 7)))
+            rows.append(
+                (
+                    position,
+                    uuid4().hex,
+                    1 + position % 3,
+                    "ledger:Test.Happened",
+                    os.urandom(40 + position % 7),
+                )
+            )
         position += 1
     return rows
 
@@ -106,7 +113,9 @@ def test_an_altered_link_with_intact_rows_blames_the_chain_table():
     check = check_chain(rows, links, [seal_at(rows, 20)])
     # Link 6 fails its own row and misleads the check of row 7; both blame the table.
     assert [(p.position, p.kind) for p in check.problems] == [
-        (6, "chain_table_altered"), (7, "chain_table_altered")]
+        (6, "chain_table_altered"),
+        (7, "chain_table_altered"),
+    ]
     assert check.matched_seal_positions == [20]
 
 
@@ -143,7 +152,7 @@ def test_any_single_tampering_is_found_at_its_position(count, mutation, data):
     if mutation == "flip":
         position, stream, version, topic, state = tampered[index]
         byte = data.draw(st.integers(0, len(state) - 1))
-        flipped = state[:byte] + bytes([state[byte] ^ 0x01]) + state[byte + 1:]
+        flipped = state[:byte] + bytes([state[byte] ^ 0x01]) + state[byte + 1 :]
         tampered[index] = (position, stream, version, topic, flipped)
         expected = target
     elif mutation == "delete":

@@ -34,12 +34,18 @@ def run_ledger(backend: Backend, *args: str, **extra_env: str) -> subprocess.Com
         "LEDGER_AUDIT_PUBLIC_KEY": settings.audit_public_key,
         **extra_env,
     }
-    return subprocess.run([LEDGER, "audit", *args], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=backend.tmp_path, check=False)
+    return subprocess.run(
+        [LEDGER, "audit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=backend.tmp_path,
+        check=False,
+    )
 
 
-def test_seal_then_verify_then_catch_tampering(ledger: Ledger, backend: Backend,
-                                               tmp_path: Path):
+def test_seal_then_verify_then_catch_tampering(ledger: Ledger, backend: Backend, tmp_path: Path):
     build_deployment(ledger)
     seal_file = tmp_path / "kept-by-auditors.jsonl"
     sealed = run_ledger(backend, "seal", "--append-to", str(seal_file))
@@ -68,8 +74,9 @@ def test_seal_then_verify_then_catch_tampering(ledger: Ledger, backend: Backend,
     assert as_json["first_bad_position"] == target
 
 
-def test_an_unreadable_seal_file_is_a_one_line_failure(ledger: Ledger, backend: Backend,
-                                                      tmp_path: Path):
+def test_an_unreadable_seal_file_is_a_one_line_failure(
+    ledger: Ledger, backend: Backend, tmp_path: Path
+):
     bad = tmp_path / "seals.json"
     bad.write_text("{not json")
     result = run_ledger(backend, "verify", "--seal-file", str(bad))
@@ -80,23 +87,26 @@ def test_an_unreadable_seal_file_is_a_one_line_failure(ledger: Ledger, backend: 
 
 def test_the_signing_key_can_come_from_settings(ledger: Ledger, backend: Backend):
     private = Ed25519PrivateKey.generate().private_bytes(
-        Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+    )
     configured = base64.b64encode(private).decode()
     key_file_before = backend.settings.audit_key_file.read_bytes()
     build_deployment(ledger)
     sealed = run_ledger(backend, "seal", LEDGER_AUDIT_SIGNING_KEY=configured)
     assert sealed.returncode == 0, sealed.stderr
     seal = json.loads(sealed.stdout.strip().splitlines()[-1])
-    expected = Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw)
+    expected = (
+        Ed25519PrivateKey.from_private_bytes(private)
+        .public_key()
+        .public_bytes(Encoding.Raw, PublicFormat.Raw)
+    )
     assert base64.b64decode(seal["public_key"]) == expected
     assert backend.settings.audit_key_file.read_bytes() == key_file_before  # not used
     public = run_ledger(backend, "public-key", LEDGER_AUDIT_SIGNING_KEY=configured)
     assert public.stdout.strip() == seal["public_key"]
     # Verified against that public key it passes; against the configured one (the key
     # file's) the seal proves nothing.
-    assert run_ledger(backend, "verify",
-                      LEDGER_AUDIT_PUBLIC_KEY=seal["public_key"]).returncode == 0
+    assert run_ledger(backend, "verify", LEDGER_AUDIT_PUBLIC_KEY=seal["public_key"]).returncode == 0
     refused = run_ledger(backend, "verify")
     assert refused.returncode == 1
     assert "not this deployment's audit key" in refused.stderr
@@ -106,7 +116,8 @@ def test_a_malformed_signing_key_is_a_one_line_failure(ledger: Ledger, backend: 
     result = run_ledger(backend, "seal", LEDGER_AUDIT_SIGNING_KEY="not-a-key")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "ledger: error: LEDGER_AUDIT_SIGNING_KEY is not base64"]
+        "ledger: error: LEDGER_AUDIT_SIGNING_KEY is not base64"
+    ]
 
 
 def test_sealing_over_contradicted_rows_is_refused_in_one_line(ledger: Ledger, backend: Backend):
@@ -131,8 +142,11 @@ def test_a_store_with_events_and_no_seal_is_not_proven(ledger: Ledger, backend: 
     result = run_ledger(backend, "verify")
     assert result.returncode == 1
     assert result.stdout.startswith("FAILED: the store holds events but no seal")
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "ledger: error: audit verification failed: the store holds events but no seal")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("ledger: error: audit verification failed: the store holds events but no seal")
+    )
 
 
 def test_without_a_configured_public_key_nothing_is_proven(ledger: Ledger, backend: Backend):
@@ -147,13 +161,15 @@ def test_without_a_configured_public_key_nothing_is_proven(ledger: Ledger, backe
     assert public.stdout.strip() == backend.settings.audit_public_key
     key_file = backend.tmp_path / "audit.pub"
     key_file.write_text(public.stdout)
-    by_file = run_ledger(backend, "verify", LEDGER_AUDIT_PUBLIC_KEY="",
-                         LEDGER_AUDIT_PUBLIC_KEY_FILE=str(key_file))
+    by_file = run_ledger(
+        backend, "verify", LEDGER_AUDIT_PUBLIC_KEY="", LEDGER_AUDIT_PUBLIC_KEY_FILE=str(key_file)
+    )
     assert by_file.returncode == 0, by_file.stderr
 
 
-def test_exported_seals_catch_a_truncation_the_store_hides(ledger: Ledger, backend: Backend,
-                                                           tmp_path: Path):
+def test_exported_seals_catch_a_truncation_the_store_hides(
+    ledger: Ledger, backend: Backend, tmp_path: Path
+):
     build_deployment(ledger)
     assert run_ledger(backend, "seal").returncode == 0
     head = ledger.head_position()

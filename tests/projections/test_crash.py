@@ -31,8 +31,10 @@ def _wait_for(condition, what: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + WAIT_S
     while not condition():
         if proc.poll() is not None:
-            raise AssertionError(f"the worker exited ({proc.returncode}) before {what}: "
-                                 f"{log.read_text(errors='replace')[-3000:]}")
+            raise AssertionError(
+                f"the worker exited ({proc.returncode}) before {what}: "
+                f"{log.read_text(errors='replace')[-3000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
@@ -46,9 +48,11 @@ def _spawn(args: list[str], log: Path, **kwargs) -> subprocess.Popen:
 
 def _max_position(rm: ReadModels) -> int:
     with rm.store.reader() as cur:
-        cur.execute("SELECT MAX(m) FROM (SELECT MAX(position) AS m FROM rm_ledger_lines UNION "
-                    "SELECT MAX(position) FROM rm_roll_changes UNION "
-                    "SELECT MAX(opened_position) FROM rm_roll_spans) t")
+        cur.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(position) AS m FROM rm_ledger_lines UNION "
+            "SELECT MAX(position) FROM rm_roll_changes UNION "
+            "SELECT MAX(opened_position) FROM rm_roll_spans) t"
+        )
         return int(cur.fetchone()[0] or 0)
 
 
@@ -58,8 +62,19 @@ def test_kill_mid_batch_then_restart(backend, tmp_path):
     rm = ReadModels(ledger)
     marker, log = tmp_path / "hanging", tmp_path / "hanging.log"
     proc = _spawn(
-        [sys.executable, "-m", "tests.projections.hanging_worker", backend.url,
-         backend.settings.encryption_key, str(marker), "2", "40"], log, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "tests.projections.hanging_worker",
+            backend.url,
+            backend.settings.encryption_key,
+            str(marker),
+            "2",
+            "40",
+        ],
+        log,
+        cwd=ROOT,
+    )
     try:
         _wait_for(marker.exists, "the third batch was written", proc, log)
         hanging_at = int(marker.read_text())
@@ -83,10 +98,13 @@ def test_kill_ledger_project_then_restart(backend, tmp_path):
     writer = HistoryWriter(ledger, random.Random(11))
     writer.steps(150)
     rm = ReadModels(ledger)
-    env = {**os.environ, "LEDGER_DATABASE_URL": backend.url,
-           "LEDGER_ENCRYPTION_KEY": backend.settings.encryption_key,
-           "LEDGER_KEY_FILE": str(tmp_path / "unused.key"),
-           "LEDGER_AUDIT_KEY_FILE": str(tmp_path / "audit.key")}
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": backend.url,
+        "LEDGER_ENCRYPTION_KEY": backend.settings.encryption_key,
+        "LEDGER_KEY_FILE": str(tmp_path / "unused.key"),
+        "LEDGER_AUDIT_KEY_FILE": str(tmp_path / "audit.key"),
+    }
     ledger_script = Path(sys.executable).parent / "ledger"
     log = tmp_path / "project.log"
     proc = _spawn([str(ledger_script), "project", "--batch", "5"], log, cwd=tmp_path, env=env)
@@ -103,8 +121,13 @@ def test_kill_ledger_project_then_restart(backend, tmp_path):
     killed_at = rm.position()
     assert 0 < killed_at == caught_up < ledger.head_position()
     assert _max_position(rm) <= killed_at
-    restarted = subprocess.run([str(ledger_script), "project", "--once"], cwd=tmp_path,
-                               env=env, capture_output=True, timeout=WAIT_S)
+    restarted = subprocess.run(
+        [str(ledger_script), "project", "--once"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=WAIT_S,
+    )
     assert restarted.returncode == 0, restarted.stderr.decode()
     assert rm.position() == ledger.head_position()
     assert_equal_to_rebuild(rm)

@@ -34,8 +34,14 @@ def history(ledger):
 def _comparable(value):
     """Domain values as the projector takes them: postings as PostingRow (fen as ints)."""
     if isinstance(value, Posting):
-        return PostingRow(value.organization_code, value.account_code, value.debit.fen,
-                          value.credit.fen, value.earmarked, value.counterparty)
+        return PostingRow(
+            value.organization_code,
+            value.account_code,
+            value.debit.fen,
+            value.credit.fen,
+            value.earmarked,
+            value.counterparty,
+        )
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     if isinstance(value, dict):
@@ -67,9 +73,14 @@ def test_decoding_agrees_with_the_mapper_on_every_event(history):
             continue
         stored = ledger.recorder.select_notifications(start=n.id, limit=1)[0]
         assert n.originator_version == stored.originator_version
-        expected = ledger.mapper.to_domain_event(StoredEvent(
-            originator_id=stored.originator_id, originator_version=stored.originator_version,
-            topic=stored.topic, state=stored.state))
+        expected = ledger.mapper.to_domain_event(
+            StoredEvent(
+                originator_id=stored.originator_id,
+                originator_version=stored.originator_version,
+                topic=stored.topic,
+                state=stored.state,
+            )
+        )
         event = read.event
         fields = dict(vars(expected))
         assert event.originator_id == str(fields.pop("originator_id"))
@@ -78,17 +89,25 @@ def test_decoding_agrees_with_the_mapper_on_every_event(history):
         assert mine == {k: _comparable(v) for k, v in fields.items()}
         decoded_topics.add(n.topic)
     # Not vacuous: the history holds members, vouchers and organisations.
-    assert {"ledger:Member.Joined", "ledger:Voucher.Posted",
-            "ledger:Organisation.Founded"} <= decoded_topics
+    assert {
+        "ledger:Member.Joined",
+        "ledger:Voucher.Posted",
+        "ledger:Organisation.Founded",
+    } <= decoded_topics
     assert skipped > 0
 
 
 def test_a_posting_holds_fen_as_integers(history):
     _, rm = history
-    postings = [p for n in _read_all(rm) if n.topic == "ledger:Voucher.Posted"
-                for p in rm.projector.reader.decode(n).event.postings]
-    assert postings and all(type(p.debit_fen) is int and type(p.credit_fen) is int
-                            for p in postings)
+    postings = [
+        p
+        for n in _read_all(rm)
+        if n.topic == "ledger:Voucher.Posted"
+        for p in rm.projector.reader.decode(n).event.postings
+    ]
+    assert postings and all(
+        type(p.debit_fen) is int and type(p.credit_fen) is int for p in postings
+    )
 
 
 def _index_columns(store, tables: TableSet) -> list[tuple[str, tuple[str, ...], bool]]:
@@ -112,7 +131,9 @@ def _index_columns(store, tables: TableSet) -> list[tuple[str, tuple[str, ...], 
                     "FROM pg_index ix JOIN pg_class t ON t.oid = ix.indrelid "
                     "CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, n) "
                     "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
-                    "WHERE t.relname = %s GROUP BY ix.indexrelid, ix.indisunique", (name,))
+                    "WHERE t.relname = %s GROUP BY ix.indexrelid, ix.indisunique",
+                    (name,),
+                )
                 found += [(table.name, tuple(cols), unique) for unique, cols in cur.fetchall()]
         if not store.is_sqlite:
             conn.rollback()
@@ -142,10 +163,16 @@ def test_a_duplicate_key_fails_the_build_at_the_end(history):
         with store.transaction(conn) as cur:
             SHADOW.drop(store, cur)
             SHADOW.create(store, cur, secondary_indexes=False)
-            cur.executemany(store.sql(f"INSERT INTO {SHADOW.table('ledger_lines')} "
-                                      "(position, line_no) VALUES (?, ?)"), [(1, 0), (1, 0)])
-        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)), \
-                store.transaction(conn) as cur:
+            cur.executemany(
+                store.sql(
+                    f"INSERT INTO {SHADOW.table('ledger_lines')} (position, line_no) VALUES (?, ?)"
+                ),
+                [(1, 0), (1, 0)],
+            )
+        with (
+            pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)),
+            store.transaction(conn) as cur,
+        ):
             SHADOW.create_secondary_indexes(store, cur)
         with store.transaction(conn) as cur:
             SHADOW.drop(store, cur)

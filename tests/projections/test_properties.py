@@ -28,13 +28,19 @@ from tests.projections.helpers import assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter, random_history
 
 KNOWN = TableSet("rm_known_")
-DATES = [datetime.date(2023, 3, 31), datetime.date(2023, 9, 30), datetime.date(2024, 6, 30),
-         datetime.date(2030, 1, 1)]
+DATES = [
+    datetime.date(2023, 3, 31),
+    datetime.date(2023, 9, 30),
+    datetime.date(2024, 6, 30),
+    datetime.date(2030, 1, 1),
+]
 FAR = datetime.date(2099, 12, 31)
 EARLY = datetime.date(2000, 1, 1)
 
 PROPERTY_SETTINGS = settings(
-    max_examples=25, deadline=None, derandomize=False,
+    max_examples=25,
+    deadline=None,
+    derandomize=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -44,7 +50,8 @@ def _sum_lines(bodies: list[dict], column: str) -> dict[str, Decimal]:
     for body in bodies:
         for line in body["lines"]:
             totals[line["account_code"]] = totals.get(line["account_code"], Decimal(0)) + Decimal(
-                line[column])
+                line[column]
+            )
     return totals
 
 
@@ -54,8 +61,9 @@ def _lines(body: dict, column: str) -> dict[str, Decimal]:
 
 def _org_codes(rm: ReadModels, root: str, day: datetime.date) -> list[str]:
     with rm.store.reader() as cur:
-        return subtree_codes(rm.store, cur, rm.tables, root,
-                             day.year * 10_000 + day.month * 100 + day.day, 2**62)
+        return subtree_codes(
+            rm.store, cur, rm.tables, root, day.year * 10_000 + day.month * 100 + day.day, 2**62
+        )
 
 
 def _check_statements(rm: ReadModels, writer: HistoryWriter) -> None:
@@ -73,13 +81,20 @@ def _check_statements(rm: ReadModels, writer: HistoryWriter) -> None:
         flows_whole = rm.income_expenditure(root, date_from=EARLY, date_to=day, scope="subtree")
         for column in ("earmarked", "general", "amount"):
             assert _lines(flows_whole, column) == _sum_lines(flows, column)
-        trial = rm.trial_balance(root, date_from=datetime.date(day.year, 1, 1), date_to=day,
-                                 scope="subtree")
+        trial = rm.trial_balance(
+            root, date_from=datetime.date(day.year, 1, 1), date_to=day, scope="subtree"
+        )
         assert trial["balanced"], trial["totals"]
         summaries = [rm.roll_summary(c, as_of=day) for c in codes]
         summary = rm.roll_summary(root, as_of=day, scope="subtree")
-        for key in ("members", "retained", "women", "migrant_workers", "new_employment_form",
-                    "employees"):
+        for key in (
+            "members",
+            "retained",
+            "women",
+            "migrant_workers",
+            "new_employment_form",
+            "employees",
+        ):
             assert summary[key] == sum(s[key] for s in summaries), key
         roll = rm.roll(root, as_of=day, scope="subtree", page_size=1000)
         assert roll["total"] == summary["members"] == len(roll["items"])
@@ -123,8 +138,17 @@ def _check_against_write_side(rm: ReadModels, writer: HistoryWriter) -> None:
             assert member["member_id"] not in on_roll
             continue
         item = on_roll[member["member_id"]]
-        for key in ("status", "organization_code", "name", "mobile", "id_number",
-                    "migrant_worker", "new_employment_form", "joined_on", "sex"):
+        for key in (
+            "status",
+            "organization_code",
+            "name",
+            "mobile",
+            "id_number",
+            "migrant_worker",
+            "new_employment_form",
+            "joined_on",
+            "sex",
+        ):
             assert item[key] == member[key], key
 
 
@@ -132,26 +156,44 @@ def _views(rm: ReadModels, root: str, known_at: datetime.datetime | None) -> lis
     views = []
     for day in DATES:
         views.append(rm.balance_sheet(root, as_of=day, known_at=known_at, scope="subtree"))
-        views.append(rm.roll(root, as_of=day, known_at=known_at, scope="subtree",
-                             page_size=1000))
+        views.append(rm.roll(root, as_of=day, known_at=known_at, scope="subtree", page_size=1000))
         views.append(rm.roll_summary(root, as_of=day, known_at=known_at, scope="subtree"))
-    views.append(rm.income_expenditure(root, date_from=EARLY, date_to=FAR, known_at=known_at,
-                                       scope="subtree"))
-    views.append(rm.trial_balance(root, date_from=datetime.date(2023, 6, 1), date_to=FAR,
-                                  known_at=known_at, scope="subtree"))
-    views.append(rm.journal(root, date_from=EARLY, date_to=FAR, known_at=known_at,
-                            scope="subtree", page_size=1000))
-    views.append(rm.roll_changes(root, date_from=EARLY, date_to=FAR, known_at=known_at,
-                                 scope="subtree", page_size=1000))
+    views.append(
+        rm.income_expenditure(
+            root, date_from=EARLY, date_to=FAR, known_at=known_at, scope="subtree"
+        )
+    )
+    views.append(
+        rm.trial_balance(
+            root,
+            date_from=datetime.date(2023, 6, 1),
+            date_to=FAR,
+            known_at=known_at,
+            scope="subtree",
+        )
+    )
+    views.append(
+        rm.journal(
+            root, date_from=EARLY, date_to=FAR, known_at=known_at, scope="subtree", page_size=1000
+        )
+    )
+    views.append(
+        rm.roll_changes(
+            root, date_from=EARLY, date_to=FAR, known_at=known_at, scope="subtree", page_size=1000
+        )
+    )
     return views
 
 
-def _check_known_at(backend: Backend, rm: ReadModels, writer: HistoryWriter,
-                    rng: random.Random) -> None:
+def _check_known_at(
+    backend: Backend, rm: ReadModels, writer: HistoryWriter, rng: random.Random
+) -> None:
     with rm.store.reader() as cur:
-        cur.execute("SELECT DISTINCT recorded_at_us FROM rm_ledger_lines UNION "
-                    "SELECT recorded_at_us FROM rm_roll_changes UNION "
-                    "SELECT recorded_at_us FROM rm_org_parents")
+        cur.execute(
+            "SELECT DISTINCT recorded_at_us FROM rm_ledger_lines UNION "
+            "SELECT recorded_at_us FROM rm_roll_changes UNION "
+            "SELECT recorded_at_us FROM rm_org_parents"
+        )
         moments = sorted(r[0] for r in cur.fetchall())
     for moment_us in rng.sample(moments, min(3, len(moments))):
         known_at = datetime.datetime.fromisoformat(from_micros(moment_us))
@@ -166,12 +208,21 @@ def _check_known_at(backend: Backend, rm: ReadModels, writer: HistoryWriter,
 
 @pytest.mark.parametrize("kind", BACKENDS)
 @PROPERTY_SETTINGS
-@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(5, 80),
-       catch_up_every=st.integers(1, 15), batch=st.integers(1, 40))
-def test_incremental_equals_rebuild_and_statements_hold(tmp_path_factory, kind, seed, steps,
-                                                        catch_up_every, batch):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    steps=st.integers(5, 80),
+    catch_up_every=st.integers(1, 15),
+    batch=st.integers(1, 40),
+)
+def test_incremental_equals_rebuild_and_statements_hold(
+    tmp_path_factory, kind, seed, steps, catch_up_every, batch
+):
     with random_history(kind, tmp_path_factory.mktemp("property"), seed) as (
-            backend, rm, writer, rng):
+        backend,
+        rm,
+        writer,
+        rng,
+    ):
         for i in range(steps):
             writer.step()
             if i % catch_up_every == 0:

@@ -355,9 +355,14 @@ def test_worker_wakes_on_new_events(setup, backend, monkeypatch):
     try:
         # Caught up and gone to sleep (a fixed pause stood for this, and guessed).
         eventually(lambda: waiting.is_set() and rm.lag() == 0, "the worker caught up and waits")
-        position = ledger.execute(JoinMember(id_number=person(7), name="新会员",
-                                             organization_code=tree.base_a,
-                                             joined_on="2024-01-01")).position
+        position = ledger.execute(
+            JoinMember(
+                id_number=person(7),
+                name="新会员",
+                organization_code=tree.base_a,
+                joined_on="2024-01-01",
+            )
+        ).position
         eventually(lambda: rm.position() >= position, "the worker woke on the new event")
     finally:
         worker.stop()
@@ -390,16 +395,17 @@ def test_worker_maintains_the_tables_once_writes_pause(setup, monkeypatch):
             return catch_up(*args, **kwargs)
 
     monkeypatch.setattr(rm, "catch_up", catch_up_between_bursts)
-    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05,
-                              min_interval_s=0.05)
+    worker = ProjectionWorker(rm, listen_timeout_s=0.2, poll_interval_s=0.05, min_interval_s=0.05)
     worker.start()
     try:
         with burst:
             for n in range(4):
                 _join(ledger, tree.base_a, 300 + n, "2024-01-01")
         head = ledger.head_position()
-        eventually(lambda: bool(maintained) and maintained[-1] == head,
-                   "the tables maintained once the burst was applied")
+        eventually(
+            lambda: bool(maintained) and maintained[-1] == head,
+            "the tables maintained once the burst was applied",
+        )
     finally:
         worker.stop()
     assert maintained and maintained[-1] == head  # far fewer than MAINTAIN_EVERY_EVENTS

@@ -70,7 +70,8 @@ def test_a_short_chunk_read_ahead_is_read_again_in_the_transaction(history):
             plain = reader.read_chunk(cur, after=3, limit=5)
         assert [r.notification for r in ahead.items] == [r.notification for r in plain.items]
         assert [r.event and vars(r.event) for r in ahead.items] == [
-            r.event and vars(r.event) for r in plain.items]
+            r.event and vars(r.event) for r in plain.items
+        ]
         assert [set(r.codes) for r in ahead.items] == [set(r.codes) for r in plain.items]
     finally:
         conn.close()

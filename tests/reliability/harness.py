@@ -32,12 +32,15 @@ from tests.processes import (
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 
+
 def _pg_bin() -> Path:
     """The PostgreSQL server binaries (Debian keeps them off PATH, one directory per version)."""
     if os.environ.get("LEDGER_TEST_PG_BIN"):
         return Path(os.environ["LEDGER_TEST_PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     if found:
         return found[-1].parent
     initdb = shutil.which("initdb")
@@ -52,8 +55,7 @@ STOP_TIMEOUT_S = 60
 class LedgerProcesses:
     """The environment of one deployment: every `ledger` subprocess shares it."""
 
-    def __init__(self, database_url: str, workdir: Path, encryption_key: str | None = None
-                 ) -> None:
+    def __init__(self, database_url: str, workdir: Path, encryption_key: str | None = None) -> None:
         self.workdir = workdir
         self.env = {
             **os.environ,
@@ -65,8 +67,15 @@ class LedgerProcesses:
 
     def run(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
         # cwd is the work directory, so that no developer's .env leaks into the test.
-        return subprocess.run([LEDGER, *args], env=self.env, cwd=self.workdir, text=True,
-                              capture_output=True, timeout=timeout_s, check=False)
+        return subprocess.run(
+            [LEDGER, *args],
+            env=self.env,
+            cwd=self.workdir,
+            text=True,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
 
     def token(self, role: str = "admin", organization: str | None = None) -> str:
         args = ["token", "create", "--role", role]
@@ -83,9 +92,14 @@ class LedgerProcesses:
         """A `ledger` subprocess in a session of its own (its process group id is its pid),
         writing to a log in the work directory."""
         with open(self.workdir / log_name, "ab") as log:  # the child keeps its own copy
-            return subprocess.Popen([LEDGER, *args], env=self.env, cwd=self.workdir,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                [LEDGER, *args],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
 
 def end_sessions(sessions: list[int]) -> None:
@@ -96,8 +110,10 @@ def end_sessions(sessions: list[int]) -> None:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass  # nothing left in it
-    eventually(lambda: not any(group_members(pgid) for pgid in sessions),
-               "the processes left in the test's sessions ended")
+    eventually(
+        lambda: not any(group_members(pgid) for pgid in sessions),
+        "the processes left in the test's sessions ended",
+    )
 
 
 class ServerProcess:
@@ -147,9 +163,16 @@ class ServerProcess:
         began = time.monotonic()
         log = self.processes.workdir / "server.log"
         log_from = log.stat().st_size if log.exists() else 0
-        self.process = self.processes.spawn("serve", "--host", "127.0.0.1", "--port",
-                                            str(self.port), "--workers", str(self.workers),
-                                            log_name="server.log")
+        self.process = self.processes.spawn(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            log_name="server.log",
+        )
         self._sessions.append(self.process.pid)
         self.starts += 1
         deadline = began + START_TIMEOUT_S
@@ -159,20 +182,21 @@ class ServerProcess:
                 if "address already in use" in said.lower() or "already listens" in said:
                     self.process = None
                     raise PortTaken(said[-3000:])
-                raise RuntimeError(f"ledger serve exited with {self.process.returncode}: "
-                                   + said[-3000:])
+                raise RuntimeError(
+                    f"ledger serve exited with {self.process.returncode}: " + said[-3000:]
+                )
             # Ours, not a stranger's: /healthz alone could be answered by any server that
             # took the port.
             if self._listening() and self._healthy():
                 return time.monotonic() - began
             time.sleep(0.05)
-        raise RuntimeError(f"ledger serve not ready within {START_TIMEOUT_S}s: "
-                           + self.log_tail())
+        raise RuntimeError(f"ledger serve not ready within {START_TIMEOUT_S}s: " + self.log_tail())
 
     def _listening(self) -> bool:
         assert self.process is not None
-        return any(listens_on(pid, self.port)
-                   for pid in (self.process.pid, *descendants(self.process.pid)))
+        return any(
+            listens_on(pid, self.port) for pid in (self.process.pid, *descendants(self.process.pid))
+        )
 
     def _healthy(self) -> bool:
         try:
@@ -231,12 +255,23 @@ class PrivatePostgres:
         if os.geteuid() == 0:  # root may not run PostgreSQL: the postgres user does
             shutil.chown(self.root, "postgres", "postgres")
             shutil.chown(self.socket_dir, "postgres", "postgres")
-        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                          "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         conf = self.data / "postgresql.conf"
         with conf.open("a") as handle:
-            handle.write("\nfsync = on\nsynchronous_commit = on\nmax_connections = 100\n"
-                         "shared_buffers = 32MB\n")
+            handle.write(
+                "\nfsync = on\nsynchronous_commit = on\nmax_connections = 100\n"
+                "shared_buffers = 32MB\n"
+            )
 
     @property
     def admin_url(self) -> str:
@@ -252,15 +287,25 @@ class PrivatePostgres:
             raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
 
     def start(self) -> None:
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                          "-l", str(self.root / "postgres.log"), "-o",
-                          f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1",
-                          "start")
+        self._as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "postgres.log"),
+            "-o",
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1",
+            "start",
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         """immediate: the server stops at once, as if it crashed; recovery replays its WAL."""
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                          "-m", mode, "stop")
+        self._as_postgres(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "-m", mode, "stop"
+        )
 
     def create_database(self, name: str) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:

@@ -58,15 +58,22 @@ class DuesLoad:
         with self._lock:
             self._next += 1
             amount_fen = 100 + self._next
-        body = {"organization_code": self.organization_code, "period": "2024-05",
-                "amount": str(Decimal(amount_fen) / 100), "received_on": "2024-05-20"}
+        body = {
+            "organization_code": self.organization_code,
+            "period": "2024-05",
+            "amount": str(Decimal(amount_fen) / 100),
+            "received_on": "2024-05-20",
+        }
         return Sent(key=uuid.uuid4().hex, body=body, amount_fen=amount_fen)
 
     def send(self, client: httpx.Client, sent: Sent) -> Sent:
         began = time.monotonic()
         try:
-            response = client.post(self.url_of() + "/v1/funds/dues", json=sent.body, headers={
-                "Authorization": f"Bearer {self.token}", "Idempotency-Key": sent.key})
+            response = client.post(
+                self.url_of() + "/v1/funds/dues",
+                json=sent.body,
+                headers={"Authorization": f"Bearer {self.token}", "Idempotency-Key": sent.key},
+            )
             sent.status = response.status_code
             sent.replayed = response.headers.get("Idempotent-Replayed") == "true"
             if response.headers.get("content-type", "").startswith("application/"):
@@ -108,7 +115,8 @@ class DuesLoad:
         deadline = time.monotonic() + timeout_s
         while len(self.acked()) < target:
             assert time.monotonic() < deadline, (
-                f"fewer than {more} writes acknowledged within {timeout_s:.0f}s")
+                f"fewer than {more} writes acknowledged within {timeout_s:.0f}s"
+            )
             self._stop.wait(0.05)
 
     def unknown(self) -> list[Sent]:
@@ -120,9 +128,11 @@ class DuesLoad:
 
 def bank_balance_fen(client: httpx.Client, url: str, token: str, code: str) -> int:
     """The union's bank account (102) from the balance sheet read model."""
-    response = client.get(f"{url}/v1/organizations/{code}/statements/balance-sheet",
-                          params={"as_of": "2030-12-31"},
-                          headers={"Authorization": f"Bearer {token}"})
+    response = client.get(
+        f"{url}/v1/organizations/{code}/statements/balance-sheet",
+        params={"as_of": "2030-12-31"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 200, response.text
     for line in response.json()["lines"]:
         if line["account_code"] == "102":

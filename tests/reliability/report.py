@@ -18,9 +18,10 @@ def figures_path() -> Path:
 
 
 def record(scenario: str, figures: dict[str, Any]) -> None:
-    line = json.dumps({"scenario": scenario, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                 time.gmtime()), **figures},
-                      ensure_ascii=False)
+    line = json.dumps(
+        {"scenario": scenario, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures},
+        ensure_ascii=False,
+    )
     print(f"\nreliability figures: {line}")
     with figures_path().open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")

@@ -46,15 +46,24 @@ def status_of(sock: socket.socket) -> int:
 
 
 def roster_headers(api: Api, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api.tokens['admin']}",
-            "Idempotency-Key": uuid.uuid4().hex,
-            "Content-Type": "multipart/form-data; boundary=xyz", **extra}
+    return {
+        "Authorization": f"Bearer {api.tokens['admin']}",
+        "Idempotency-Key": uuid.uuid4().hex,
+        "Content-Type": "multipart/form-data; boundary=xyz",
+        **extra,
+    }
 
 
 def test_a_100_mb_roster_with_its_length_is_refused_before_it_is_read(api: Api) -> None:
     with connect(api) as sock:
-        sock.sendall(head(api, "POST", "/v1/members/imports",
-                          roster_headers(api, **{"Content-Length": str(ROSTER_BYTES)})))
+        sock.sendall(
+            head(
+                api,
+                "POST",
+                "/v1/members/imports",
+                roster_headers(api, **{"Content-Length": str(ROSTER_BYTES)}),
+            )
+        )
         # Not one byte of the body is ever sent: any answer comes before it was read.
         assert answered(sock, ANSWER_WAIT_S), "no answer before the body was sent"
         assert status_of(sock) == 413
@@ -64,11 +73,20 @@ def test_a_100_mb_roster_streamed_without_length_is_cut_off_at_the_cap(api: Api)
     limit = api.backend.settings.max_import_body_bytes
     sent = 0
     with connect(api) as sock:
-        sock.sendall(head(api, "POST", "/v1/members/imports",
-                          roster_headers(api, **{"Transfer-Encoding": "chunked"})))
-        part = (b'--xyz\r\nContent-Disposition: form-data; name="organization_code"\r\n\r\n'
-                + api.tree.base_b.encode() + b'\r\n--xyz\r\nContent-Disposition: form-data; '
-                b'name="file"; filename="big.csv"\r\nContent-Type: text/csv\r\n\r\n')
+        sock.sendall(
+            head(
+                api,
+                "POST",
+                "/v1/members/imports",
+                roster_headers(api, **{"Transfer-Encoding": "chunked"}),
+            )
+        )
+        part = (
+            b'--xyz\r\nContent-Disposition: form-data; name="organization_code"\r\n\r\n'
+            + api.tree.base_b.encode()
+            + b"\r\n--xyz\r\nContent-Disposition: form-data; "
+            b'name="file"; filename="big.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        )
         sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
         line = b"110105197001010012,x,2020-01-01,,,\n"
         rows = (line * (MB // len(line) + 1))[:MB]
@@ -86,8 +104,10 @@ def test_a_100_mb_roster_streamed_without_length_is_cut_off_at_the_cap(api: Api)
         assert answered(sock, ANSWER_WAIT_S), f"no answer after {sent // MB} MB"
         assert status_of(sock) == 413
     assert sent <= limit + MB
-    record("roster_100mb", {"backend": api.backend.kind, "streamed_before_413_mb": sent // MB,
-                            "cap_mb": limit // MB})
+    record(
+        "roster_100mb",
+        {"backend": api.backend.kind, "streamed_before_413_mb": sent // MB, "cap_mb": limit // MB},
+    )
 
 
 def open_transactions(api: Api) -> int:
@@ -97,7 +117,8 @@ def open_transactions(api: Api) -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
             "pg_backend_pid() AND backend_type = 'client backend' "  # not autovacuum's
             "AND xact_start < now() - interval '1 second'",
-            (api.backend.pg_database,)).fetchone()
+            (api.backend.pg_database,),
+        ).fetchone()
     return int(row[0])
 
 
@@ -106,24 +127,43 @@ def other_write_goes_through(api: Api) -> None:
     until after this) until a lock timeout's 503 or this request's own 60 s timeout: its
     success is the proof, and no stopwatch is needed (a bound of 2 s could fail on a loaded
     machine for no fault of the server)."""
-    response = api.post("/v1/funds/dues", {"organization_code": api.tree.base_a,
-                                           "period": "2024-07", "amount": "1.00",
-                                           "received_on": "2024-07-20"}, timeout=60)
+    response = api.post(
+        "/v1/funds/dues",
+        {
+            "organization_code": api.tree.base_a,
+            "period": "2024-07",
+            "amount": "1.00",
+            "received_on": "2024-07-20",
+        },
+        timeout=60,
+    )
     assert response.status_code == 201, response.text
 
 
 def test_a_slow_client_holds_no_transaction(api: Api) -> None:
-    body = (b'{"organization_code": "%s", "period": "2024-07", "amount": "2.00", '
-            b'"received_on": "2024-07-20"}' % api.tree.base_a.encode())
-    headers = {"Authorization": f"Bearer {api.tokens['admin']}", "Content-Length": str(len(body)),
-               "Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"}
+    body = (
+        b'{"organization_code": "%s", "period": "2024-07", "amount": "2.00", '
+        b'"received_on": "2024-07-20"}' % api.tree.base_a.encode()
+    )
+    headers = {
+        "Authorization": f"Bearer {api.tokens['admin']}",
+        "Content-Length": str(len(body)),
+        "Idempotency-Key": uuid.uuid4().hex,
+        "Content-Type": "application/json",
+    }
     with connect(api) as trickle, connect(api) as not_reading:
         trickle.sendall(head(api, "POST", "/v1/funds/dues", headers) + body[:20])
         # A large answer that the client never reads.
         not_reading.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        not_reading.sendall(head(api, "GET", f"/v1/organizations/{api.tree.base_a}/journal"
-                                 "?from=2000-01-01&to=2030-12-31&format=csv&page_size=1000",
-                                 {"Authorization": f"Bearer {api.tokens['admin']}"}))
+        not_reading.sendall(
+            head(
+                api,
+                "GET",
+                f"/v1/organizations/{api.tree.base_a}/journal"
+                "?from=2000-01-01&to=2030-12-31&format=csv&page_size=1000",
+                {"Authorization": f"Bearer {api.tokens['admin']}"},
+            )
+        )
         time.sleep(HOLD_S)
         if api.backend.kind == "postgres":
             assert open_transactions(api) == 0

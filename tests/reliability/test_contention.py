@@ -45,11 +45,15 @@ def statuses(answers: list[httpx.Response]) -> Counter[int]:
 
 
 def account_fen(api: Api, code: str, account: str) -> int:
-    sheet = api.get(f"/v1/organizations/{code}/statements/balance-sheet",
-                    params={"as_of": "2030-12-31"})
+    sheet = api.get(
+        f"/v1/organizations/{code}/statements/balance-sheet", params={"as_of": "2030-12-31"}
+    )
     assert sheet.status_code == 200, sheet.text
-    return sum(int(Decimal(line["amount"]) * 100) for line in sheet.json()["lines"]
-               if line["account_code"] == account)
+    return sum(
+        int(Decimal(line["amount"]) * 100)
+        for line in sheet.json()["lines"]
+        if line["account_code"] == account
+    )
 
 
 def no_negative_bank(api: Api) -> None:
@@ -67,11 +71,21 @@ def expect_valid_subset(answers: list[httpx.Response], fits: int) -> None:
 def test_two_transfers_of_one_member(api: Api) -> None:
     member_id = api.join()["member_id"]
     targets = [api.tree.base_w, api.tree.base_b]
-    answers = all_at_once(api, [
-        (f"/v1/members/{member_id}/transfers",
-         {"to_organization_code": targets[i % 2], "effective_on": "2022-01-01",
-          "reason_code": 1}, "admin")
-        for i in range(CLIENTS)])
+    answers = all_at_once(
+        api,
+        [
+            (
+                f"/v1/members/{member_id}/transfers",
+                {
+                    "to_organization_code": targets[i % 2],
+                    "effective_on": "2022-01-01",
+                    "reason_code": 1,
+                },
+                "admin",
+            )
+            for i in range(CLIENTS)
+        ],
+    )
     expect_valid_subset(answers, fits=1)
     member = api.get(f"/v1/members/{member_id}").json()
     winner = next(a.json() for a in answers if a.status_code == 201)
@@ -80,8 +94,15 @@ def test_two_transfers_of_one_member(api: Api) -> None:
 
 
 def fund(api: Api, code: str, amount: str) -> None:
-    dues = api.post("/v1/funds/dues", {"organization_code": code, "period": "2024-03",
-                                       "amount": amount, "received_on": "2024-03-20"})
+    dues = api.post(
+        "/v1/funds/dues",
+        {
+            "organization_code": code,
+            "period": "2024-03",
+            "amount": amount,
+            "received_on": "2024-03-20",
+        },
+    )
     assert dues.status_code == 201, dues.text
 
 
@@ -89,31 +110,61 @@ def test_payouts_beyond_the_bank_balance(api: Api) -> None:
     code = api.tree.base_b
     fund(api, code, "100.00")
     balance_fen = account_fen(api, code, "102")
-    expense = {"organization_code": code, "account_code": "501", "amount": "7.00",
-               "earmarked": False, "description": "职工活动", "paid_on": "2024-04-22"}
+    expense = {
+        "organization_code": code,
+        "account_code": "501",
+        "amount": "7.00",
+        "earmarked": False,
+        "description": "职工活动",
+        "paid_on": "2024-04-22",
+    }
     answers = all_at_once(api, [("/v1/funds/expenses", expense, "admin")] * CLIENTS)
     fits = balance_fen // 700
     assert fits < CLIENTS  # together they exceed the balance
     expect_valid_subset(answers, fits=fits)
     assert account_fen(api, code, "102") == balance_fen - fits * 700
     no_negative_bank(api)
-    record("contention_payouts", {"backend": api.backend.kind, "requests": CLIENTS,
-                                  "succeeded": fits, "conflicts_409": CLIENTS - fits})
+    record(
+        "contention_payouts",
+        {
+            "backend": api.backend.kind,
+            "requests": CLIENTS,
+            "succeeded": fits,
+            "conflicts_409": CLIENTS - fits,
+        },
+    )
 
 
 def test_remittances_beyond_what_is_owed(api: Api) -> None:
     t = api.tree
-    levy = api.post("/v1/funds/levies", {
-        "receiving_organization_code": t.base_w, "base_organization_code": t.base_w,
-        "employer_code": t.employer_w, "period": "2024-03", "payroll_total": "50000.00",
-        "amount": "1000.00", "channel": "employer", "received_on": "2024-04-10"})
+    levy = api.post(
+        "/v1/funds/levies",
+        {
+            "receiving_organization_code": t.base_w,
+            "base_organization_code": t.base_w,
+            "employer_code": t.employer_w,
+            "period": "2024-03",
+            "payroll_total": "50000.00",
+            "amount": "1000.00",
+            "channel": "employer",
+            "received_on": "2024-04-10",
+        },
+    )
     assert levy.status_code == 201, levy.text
-    owed_fen = sum(int(Decimal(p["credit"]) * 100) for p in levy.json()["postings"]
-                   if p["account_code"] == "211")
+    owed_fen = sum(
+        int(Decimal(p["credit"]) * 100)
+        for p in levy.json()["postings"]
+        if p["account_code"] == "211"
+    )
     step_fen = owed_fen // (CLIENTS // 2) + 1  # so that only about half of them fit
     remittance: Callable[[], dict[str, Any]] = lambda: {  # noqa: E731
-        "from_organization_code": t.base_w, "to_organization_code": t.west, "kind": "upward",
-        "amount": str(Decimal(step_fen) / 100), "period": "2024-03", "paid_on": "2024-04-15"}
+        "from_organization_code": t.base_w,
+        "to_organization_code": t.west,
+        "kind": "upward",
+        "amount": str(Decimal(step_fen) / 100),
+        "period": "2024-03",
+        "paid_on": "2024-04-15",
+    }
     answers = all_at_once(api, [("/v1/funds/remittances", remittance(), "admin")] * CLIENTS)
     fits = owed_fen // step_fen
     expect_valid_subset(answers, fits=fits)

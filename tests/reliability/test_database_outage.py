@@ -47,8 +47,10 @@ def test_database_outage(private_pg: PrivatePostgres, private_pg_deployment: Dep
             status, elapsed = probe(client, d, load)
             during.append(("write", status, elapsed))
             began = time.monotonic()
-            read = client.get(f"{d.server.url}/v1/organizations/{code}/roll/summary",
-                              headers={"Authorization": f"Bearer {d.admin}"})
+            read = client.get(
+                f"{d.server.url}/v1/organizations/{code}/roll/summary",
+                headers={"Authorization": f"Bearer {d.admin}"},
+            )
             during.append(("read", read.status_code, time.monotonic() - began))
         ready = client.get(f"{d.server.url}/readyz")
         assert ready.status_code == 503
@@ -70,9 +72,11 @@ def test_database_outage(private_pg: PrivatePostgres, private_pg_deployment: Dep
         # models' connection pool reconnects with its own backoff, which the outage grew.
         reads_back_at = None
         while time.monotonic() - up_at < RECOVERY_BOUND_S:
-            read = client.get(f"{d.server.url}/v1/organizations/{code}/statements/balance-sheet",
-                              params={"as_of": "2030-12-31"},
-                              headers={"Authorization": f"Bearer {d.admin}"})
+            read = client.get(
+                f"{d.server.url}/v1/organizations/{code}/statements/balance-sheet",
+                params={"as_of": "2030-12-31"},
+                headers={"Authorization": f"Bearer {d.admin}"},
+            )
             if read.status_code == 200:
                 reads_back_at = time.monotonic()
                 break
@@ -86,8 +90,11 @@ def test_database_outage(private_pg: PrivatePostgres, private_pg_deployment: Dep
     assert d.server.starts == 1 and d.server.process is not None
     assert d.server.process.poll() is None
     assert during, "no request was sent during the outage"
-    slow = [(i, kind, status, round(s, 2)) for i, (kind, status, s) in enumerate(during)
-            if s > ANSWER_BOUND_S]
+    slow = [
+        (i, kind, status, round(s, 2))
+        for i, (kind, status, s) in enumerate(during)
+        if s > ANSWER_BOUND_S
+    ]
     assert not slow, f"answers during the outage took too long: {slow} of {during}"
     assert all(status == 503 for _, status, _ in during), during
 
@@ -101,13 +108,19 @@ def test_database_outage(private_pg: PrivatePostgres, private_pg_deployment: Dep
     check = d.processes.rebuild_check()
     assert check.returncode == 0, check.stdout + check.stderr
 
-    record("database_outage", {
-        "requests": len(load.sent), "acknowledged": len(acked),
-        "unknown_outcome": len(load.unknown()), "outage_s": round(outage_s, 1),
-        "requests_during_outage": len(during),
-        "max_answer_during_outage_s": round(max(s for _, _, s in during), 2),
-        "recovery_after_restart_of_db_s": round(recovery_s, 2),
-        "reads_recovery_after_restart_of_db_s": round(reads_back_at - up_at, 2),
-        "retried_replayed": outcomes["replayed"], "retried_written_now": outcomes["written_now"],
-        "acknowledged_lost": 0,
-    })
+    record(
+        "database_outage",
+        {
+            "requests": len(load.sent),
+            "acknowledged": len(acked),
+            "unknown_outcome": len(load.unknown()),
+            "outage_s": round(outage_s, 1),
+            "requests_during_outage": len(during),
+            "max_answer_during_outage_s": round(max(s for _, _, s in during), 2),
+            "recovery_after_restart_of_db_s": round(recovery_s, 2),
+            "reads_recovery_after_restart_of_db_s": round(reads_back_at - up_at, 2),
+            "retried_replayed": outcomes["replayed"],
+            "retried_written_now": outcomes["written_now"],
+            "acknowledged_lost": 0,
+        },
+    )

@@ -18,13 +18,23 @@ from projections.reports.exports import (
 )
 from tests.api.conftest import Api
 
-HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+1+2", "-2+3", "@SUM(A1:A9)", "\t=1+1",
-           "\r=1+1", "=cmd|' /C calc'!A0"]
+HOSTILE = [
+    '=HYPERLINK("http://x","y")',
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "=cmd|' /C calc'!A0",
+]
 
 
 def dangerous(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(FORMULA_STARTS) and not (
-        value.lstrip("-").replace(".", "", 1).isdigit())
+    return (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not (value.lstrip("-").replace(".", "", 1).isdigit())
+    )
 
 
 def test_neutralise_keeps_numbers_and_plain_text() -> None:
@@ -53,28 +63,52 @@ def test_files_read_back_hold_no_formula() -> None:
 
 def test_exports_through_the_api(api: Api) -> None:
     code = api.tree.base_w
-    hostile_name = "=HYPERLINK(\"http://evil\",\"点我\")"
-    joined = api.post("/v1/members", {
-        "id_number": api.next_person(), "name": hostile_name, "organization_code": code,
-        "joined_on": "2020-05-01"})
+    hostile_name = '=HYPERLINK("http://evil","点我")'
+    joined = api.post(
+        "/v1/members",
+        {
+            "id_number": api.next_person(),
+            "name": hostile_name,
+            "organization_code": code,
+            "joined_on": "2020-05-01",
+        },
+    )
     assert joined.status_code == 201, joined.text
-    assert api.post("/v1/funds/dues", {"organization_code": code, "period": "2024-01",
-                                       "amount": "50.00", "received_on": "2024-01-20"}
-                    ).status_code == 201
+    assert (
+        api.post(
+            "/v1/funds/dues",
+            {
+                "organization_code": code,
+                "period": "2024-01",
+                "amount": "50.00",
+                "received_on": "2024-01-20",
+            },
+        ).status_code
+        == 201
+    )
     for text in HOSTILE[:4]:
-        paid = api.post("/v1/funds/expenses", {
-            "organization_code": code, "account_code": "501", "amount": "10.00",
-            "earmarked": False, "description": text, "paid_on": "2024-02-10"})
+        paid = api.post(
+            "/v1/funds/expenses",
+            {
+                "organization_code": code,
+                "account_code": "501",
+                "amount": "10.00",
+                "earmarked": False,
+                "description": text,
+                "paid_on": "2024-02-10",
+            },
+        )
         assert paid.status_code == 201, paid.text
 
     roll = api.get(f"/v1/organizations/{code}/roll", params={"format": "csv"}, token="admin_pii")
     assert roll.status_code == 200
-    cells = [c for line in csv.reader(io.StringIO(roll.content.decode("utf-8-sig")))
-             for c in line]
+    cells = [c for line in csv.reader(io.StringIO(roll.content.decode("utf-8-sig"))) for c in line]
     assert "'" + hostile_name in cells and not any(dangerous(c) for c in cells)
 
-    journal = api.get(f"/v1/organizations/{code}/journal",
-                      params={"format": "xlsx", "from": "2024-02-01", "to": "2024-02-28"})
+    journal = api.get(
+        f"/v1/organizations/{code}/journal",
+        params={"format": "xlsx", "from": "2024-02-01", "to": "2024-02-28"},
+    )
     assert journal.status_code == 200
     sheet = load_workbook(io.BytesIO(journal.content)).active
     values = [c for row in sheet.iter_rows(values_only=True) for c in row]
@@ -84,8 +118,10 @@ def test_exports_through_the_api(api: Api) -> None:
 
     # February alone: expenditure without income, so the surplus is negative; as filed
     # (工会02表 with its totals rows) it must read back as a number, not as text.
-    statement = api.get(f"/v1/organizations/{code}/statements/income-expenditure",
-                        params={"from": "2024-02-01", "to": "2024-02-28"})
+    statement = api.get(
+        f"/v1/organizations/{code}/statements/income-expenditure",
+        params={"from": "2024-02-01", "to": "2024-02-28"},
+    )
     assert statement.status_code == 200
     title, columns, rows, subtitle = income_expenditure_table(statement.json())
     sheet = load_workbook(io.BytesIO(to_xlsx(title, columns, rows, subtitle=subtitle))).active

@@ -69,6 +69,13 @@ def test_kill_the_projection_worker_repeatedly(backend: Backend, tmp_path: Path)
             worker.kill()
             worker.wait(timeout=30)
         read_models.close()
-    record("projection_crash", {"backend": backend.kind, "kills_survived": KILLS,
-                                "killed_with_work_pending": behind_at_kill,
-                                "events": ledger.head_position(), "mismatches": 0})
+    record(
+        "projection_crash",
+        {
+            "backend": backend.kind,
+            "kills_survived": KILLS,
+            "killed_with_work_pending": behind_at_kill,
+            "events": ledger.head_position(),
+            "mismatches": 0,
+        },
+    )

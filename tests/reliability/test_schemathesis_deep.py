@@ -30,8 +30,9 @@ def member_of(pg_api: Api) -> str:
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck)
+)
 @pytest.mark.slow
 def test_contract_deeply(case, pg_api: Api, member_of: str) -> None:
     params = case.path_parameters or {}
@@ -50,8 +51,13 @@ def test_contract_deeply(case, pg_api: Api, member_of: str) -> None:
 @pytest.mark.slow
 def test_deep_contract_figures(pg_api: Api) -> None:
     metrics = pg_api.client.get("/metrics").text
-    errors = [line for line in metrics.splitlines()
-              if line.startswith("ledger_http_requests_total") and 'status="5' in line]
+    errors = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("ledger_http_requests_total") and 'status="5' in line
+    ]
     assert not errors, errors
-    record("schemathesis", {"cases": len(calls), "examples_per_operation":
-                            EXAMPLES_PER_OPERATION, "server_errors": 0})
+    record(
+        "schemathesis",
+        {"cases": len(calls), "examples_per_operation": EXAMPLES_PER_OPERATION, "server_errors": 0},
+    )

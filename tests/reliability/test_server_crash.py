@@ -51,15 +51,23 @@ def test_kill_the_server_under_load(shared_pg_deployment: Deployment) -> None:
         outcomes = retry_all(load, load.sent)
         # Each request is now stored exactly once: the sum of distinct amounts, no more.
         assert bank_balance_fen(client, d.server.url, d.admin, code) == sum(
-            s.amount_fen for s in load.sent)
+            s.amount_fen for s in load.sent
+        )
     assert outcomes["replayed"] >= len(acked)
 
     check = d.processes.rebuild_check()
     assert check.returncode == 0, check.stdout + check.stderr
-    record("server_crash", {
-        "requests": len(load.sent), "acknowledged": len(acked),
-        "unknown_outcome": len(load.unknown()), "kills_survived": KILLS,
-        "max_restart_s": round(max(restarts_s), 2),
-        "retried_replayed": outcomes["replayed"], "retried_written_now": outcomes["written_now"],
-        "acknowledged_lost": 0, "written_twice": 0,
-    })
+    record(
+        "server_crash",
+        {
+            "requests": len(load.sent),
+            "acknowledged": len(acked),
+            "unknown_outcome": len(load.unknown()),
+            "kills_survived": KILLS,
+            "max_restart_s": round(max(restarts_s), 2),
+            "retried_replayed": outcomes["replayed"],
+            "retried_written_now": outcomes["written_now"],
+            "acknowledged_lost": 0,
+            "written_twice": 0,
+        },
+    )

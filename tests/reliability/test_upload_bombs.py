@@ -58,16 +58,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def memory_kb(pid: int) -> dict[str, int]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines)
-            if k in ("VmRSS", "VmHWM")}
+    return {
+        k: int(v.split()[0])
+        for k, v in (line.split(":", 1) for line in lines)
+        if k in ("VmRSS", "VmHWM")
+    }
 
 
 def multipart(code: str, filename: str, content: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="organization_code"\r\n\r\n'
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="organization_code"\r\n\r\n'
             f'{code}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-            ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -79,9 +87,14 @@ def upload(server: Server, filename: str, content: bytes) -> tuple[httpx.Respons
     before = memory_kb(server.pid)["VmRSS"]
     began = time.monotonic()
     response = server.client.post(
-        "/v1/members/imports", content=body,
-        headers={"Authorization": f"Bearer {server.admin}", "Content-Type": content_type,
-                 "Idempotency-Key": uuid.uuid4().hex})
+        "/v1/members/imports",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {server.admin}",
+            "Content-Type": content_type,
+            "Idempotency-Key": uuid.uuid4().hex,
+        },
+    )
     elapsed = time.monotonic() - began
     growth = (memory_kb(server.pid)["VmHWM"] - before) * 1024
     return response, elapsed, growth
@@ -94,8 +107,9 @@ def body_room(server: Server, filename: str) -> int:
 
 
 HEADER_ROW = inline_row(1, HEADER)
-VALID_ROWS = (inline_row(2, [person(90_001), "王芳", "2020-01-01", "", "否", "否"])
-              + inline_row(3, [person(90_002), "李雷", "2020-01-01", "", "否", "否"]))
+VALID_ROWS = inline_row(2, [person(90_001), "王芳", "2020-01-01", "", "否", "否"]) + inline_row(
+    3, [person(90_002), "李雷", "2020-01-01", "", "否", "否"]
+)
 
 
 def dimension_bomb() -> bytes:
@@ -108,15 +122,17 @@ def dimension_bomb() -> bytes:
 def shared_strings_bomb() -> bytes:
     """One shared string of 100 MiB of one letter: about 100 KB once deflated."""
     head = f'<sst xmlns="{NS}spreadsheetml/2006/main"><si><t>'.encode()
-    return workbook(sheet_xml(HEADER_ROW + VALID_ROWS),
-                    repeated(head, b"A", 100 * MiB, b"</t></si></sst>"))
+    return workbook(
+        sheet_xml(HEADER_ROW + VALID_ROWS), repeated(head, b"A", 100 * MiB, b"</t></si></sst>")
+    )
 
 
 def sheet_bomb() -> bytes:
     """A sheet of 1 GiB, nearly all blanks between two rows: about 1 MB once deflated."""
     head = sheet_xml(HEADER_ROW).replace(b"</sheetData></worksheet>", b"")
-    return workbook(repeated(head, b" ", 1024 * MiB, VALID_ROWS.encode()
-                             + b"</sheetData></worksheet>"))
+    return workbook(
+        repeated(head, b" ", 1024 * MiB, VALID_ROWS.encode() + b"</sheetData></worksheet>")
+    )
 
 
 def element_bomb() -> bytes:
@@ -158,10 +174,17 @@ def test_a_bomb_is_refused_quickly_in_bounded_memory(server: Server, bomb: str) 
     ledger = server.backend.open()
     head = ledger.head_position()
     response, elapsed, growth = upload(server, filename, content)
-    record("upload_bomb", {"bomb": bomb, "upload_bytes": len(content),
-                           "detail": response.json().get("detail"),
-                           "status": response.status_code, "answer_s": round(elapsed, 3),
-                           "peak_rss_growth_mb": round(growth / MB, 1)})
+    record(
+        "upload_bomb",
+        {
+            "bomb": bomb,
+            "upload_bytes": len(content),
+            "detail": response.json().get("detail"),
+            "status": response.status_code,
+            "answer_s": round(elapsed, 3),
+            "peak_rss_growth_mb": round(growth / MB, 1),
+        },
+    )
     assert response.status_code in (413, 422), response.text
     problem = response.json()
     assert response.headers["content-type"] == "application/problem+json"

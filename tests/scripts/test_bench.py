@@ -38,10 +38,27 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
     profiles = tmp_path / "profiles"
     profiled = backend == "sqlite"
     completed = subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "bench", "--smoke", "--backend", backend,
-         "--out", str(out), "--markdown", str(table), "--database-url", PG_ADMIN_URL,
-         *(["--profile", str(profiles)] if profiled else [])],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S,
+        [
+            sys.executable,
+            "-m",
+            "scripts.cli",
+            "bench",
+            "--smoke",
+            "--backend",
+            backend,
+            "--out",
+            str(out),
+            "--markdown",
+            str(table),
+            "--database-url",
+            PG_ADMIN_URL,
+            *(["--profile", str(profiles)] if profiled else []),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(out.read_text(encoding="utf-8"))
@@ -54,8 +71,9 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
     assert result["backend"] == backend
     # SQLite has no COPY: that one ceiling is null, with its reason; nothing else is missing.
     no_copy = backend == "sqlite"
-    assert result["unavailable"] == ({"baseline.copy_rows_per_s": COPY_UNAVAILABLE}
-                                     if no_copy else {}), result["unavailable"]
+    assert result["unavailable"] == (
+        {"baseline.copy_rows_per_s": COPY_UNAVAILABLE} if no_copy else {}
+    ), result["unavailable"]
     for key in HEADLINE_KEYS:
         assert _is_number(result[key]), (key, result[key])
     for key in BASELINE_KEYS:
@@ -97,16 +115,21 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
         assert not Path(details["database"]).exists()
         return
     with psycopg.connect(PG_ADMIN_URL) as conn:
-        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                            (details["database"],)).fetchone()
+        left = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (details["database"],)
+        ).fetchone()
     assert left is None, f"the benchmark left its database {details['database']} behind"
 
 
 def _check_profiles(summaries: dict, directory: Path) -> None:
     """Every measurement was sampled; the server's HTTP processes and the bench's own show
     up by role, with their busiest functions; each summary's samples are on disk."""
-    assert {"catch-up", "roster import over HTTP", "lookup latency",
-            "rebuild (ledger rebuild subprocess)"} <= summaries.keys(), summaries.keys()
+    assert {
+        "catch-up",
+        "roster import over HTTP",
+        "lookup latency",
+        "rebuild (ledger rebuild subprocess)",
+    } <= summaries.keys(), summaries.keys()
     assert {f"ingest over HTTP, {c} clients" for c in SMOKE.ingest_clients} <= summaries.keys()
     samples_by_role: dict[str, int] = {}
     for label, summary in summaries.items():
@@ -115,8 +138,9 @@ def _check_profiles(summaries: dict, directory: Path) -> None:
             assert Path(summary["file"]).parent == directory
             assert Path(summary["file"]).exists()
         for process in summary["processes"]:
-            samples_by_role[process["role"]] = (samples_by_role.get(process["role"], 0)
-                                                + process["samples"])
+            samples_by_role[process["role"]] = (
+                samples_by_role.get(process["role"], 0) + process["samples"]
+            )
             assert process["top"] and 0 < process["top"][0][1] <= 100, process
     assert samples_by_role.get("http", 0) > 0, samples_by_role
     assert samples_by_role.get("bench", 0) > 0, samples_by_role

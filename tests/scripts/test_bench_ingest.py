@@ -68,8 +68,11 @@ class ScriptedServer:
                 body = await reader.readexactly(int(headers["content-length"]))
                 seen = Seen(method, path, headers, body)
                 self.requests.append(seen)
-                keys_seen = sum(1 for r in self.requests
-                                if r.headers["idempotency-key"] == headers["idempotency-key"])
+                keys_seen = sum(
+                    1
+                    for r in self.requests
+                    if r.headers["idempotency-key"] == headers["idempotency-key"]
+                )
                 answer = self.script(seen, keys_seen)
                 if answer is None:
                     return
@@ -147,8 +150,10 @@ def test_keep_alive_requests_are_well_formed(scripted) -> None:
 
 def test_chunked_answers(scripted) -> None:
     def chunked(_: Seen, __: int) -> bytes:
-        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"5;ext=1\r\n{\"pos\r\nA\r\nition\": 7}\r\n0\r\nX-Trailer: 1\r\n\r\n")
+        return (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5;ext=1\r\n{"pos\r\nA\r\nition": 7}\r\n0\r\nX-Trailer: 1\r\n\r\n'
+        )
 
     state = scripted(chunked)
     result = run(state, clients=2)
@@ -159,7 +164,9 @@ def test_chunked_answers(scripted) -> None:
 def test_connection_close_reconnects(scripted) -> None:
     def closing(_: Seen, __: int) -> bytes:
         return b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (
-            len(BODY), BODY)
+            len(BODY),
+            BODY,
+        )
 
     state = scripted(closing)
     result = run(state, clients=3)

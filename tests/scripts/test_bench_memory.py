@@ -26,16 +26,16 @@ def _samples(mb_at) -> list[tuple[float, int | None, float]]:
     samples: list[tuple[float, int | None, float]] = [(0.0, None, 60.0), (0.25, 0, 80.0)]
     for step in range(1, 41):
         position = FINAL * step // 40
-        samples.append((0.25 * (step + 1), position if position < FINAL else FINAL,
-                        mb_at(position)))
+        samples.append(
+            (0.25 * (step + 1), position if position < FINAL else FINAL, mb_at(position))
+        )
     samples += [(11.0, FINAL, 150.0), (11.25, None, 170.0)]
     return samples
 
 
 def test_flat_build_shows_no_growth() -> None:
     # Caches fill in the first half, then memory stays flat: no growth, whatever the start.
-    profile = memory_profile(_samples(lambda p: 100.0 if p >= FINAL / 4 else 40 + p / 2_000),
-                             FINAL)
+    profile = memory_profile(_samples(lambda p: 100.0 if p >= FINAL / 4 else 40 + p / 2_000), FINAL)
     assert profile["build_rss_mb_per_million_events"] == pytest.approx(0.0)
     assert profile["build_rss_mb_max"] == 100.0
     assert profile["after_build_rss_mb_max"] == 170.0
@@ -54,16 +54,25 @@ def test_too_few_samples_measure_nothing() -> None:
 
 
 def _rebuild(events: int, peak: float, growth: float | None) -> dict:
-    return {"events": events, "build_events_per_s": 20_000, "peak_rss_mb": peak,
-            "build_rss_mb_per_million_events": growth}
+    return {
+        "events": events,
+        "build_events_per_s": 20_000,
+        "peak_rss_mb": peak,
+        "build_rss_mb_per_million_events": growth,
+    }
 
 
 def test_extrapolation_uses_the_builds_own_growth() -> None:
-    details = {"rebuild": {"small": _rebuild(600_000, 180.0, 3.0),
-                           "large": _rebuild(2_000_000, 230.0, 2.0)}}
+    details = {
+        "rebuild": {
+            "small": _rebuild(600_000, 180.0, 3.0),
+            "large": _rebuild(2_000_000, 230.0, 2.0),
+        }
+    }
     province = extrapolate_province(details)
     assert province["rebuild_rss_mb"] == pytest.approx(
-        230.0 + 2.0 * (PROVINCE_EVENTS - 2_000_000) / 1e6, abs=0.1)
+        230.0 + 2.0 * (PROVINCE_EVENTS - 2_000_000) / 1e6, abs=0.1
+    )
     assert province["rebuild_s"] == pytest.approx(PROVINCE_EVENTS / 20_000)
 
 
@@ -82,11 +91,13 @@ def test_a_county_sized_log_gives_a_rate_but_no_memory_estimate() -> None:
 
 def test_no_growth_measured_gives_no_memory_estimate() -> None:
     province = extrapolate_province(
-        {"rebuild": {"large": _rebuild(MIN_EVENTS_FOR_MEMORY, 230.0, None)}})
+        {"rebuild": {"large": _rebuild(MIN_EVENTS_FOR_MEMORY, 230.0, None)}}
+    )
     assert province["rebuild_rss_mb"] is None
     assert "too few memory samples" in province["reason"]
     small = extrapolate_province(
-        {"rebuild": {"tiny": _rebuild(MIN_EVENTS_TO_EXTRAPOLATE - 1, 90.0, 1.0)}})
+        {"rebuild": {"tiny": _rebuild(MIN_EVENTS_TO_EXTRAPOLATE - 1, 90.0, 1.0)}}
+    )
     assert small["rebuild_rss_mb"] is None and "too small" in small["reason"]
 
 
@@ -100,9 +111,10 @@ def test_a_childs_peak_does_not_count_its_parents_pages() -> None:
     # The child says when its interpreter is up, then waits for the test to end it: a
     # fixed pause could come before it had started, or after it had exited, on a loaded
     # machine.
-    child = subprocess.Popen([sys.executable, "-c",
-                              "import time; print('up', flush=True); time.sleep(600)"],
-                             stdout=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline() == b"up\n"
         peak = memory_mb(child.pid, "VmHWM")

@@ -9,25 +9,32 @@ from pathlib import Path
 from scripts.bench.profiling import render, summarise
 
 PARENT = 'process 10:"python -m scripts.cli serve --workers 2"'
-CHILD = ('process 11:"python -B -c from multiprocessing.spawn import spawn_main; '
-         'spawn_main(tracker_fd=4, pipe_handle=11) --multiprocessing-fork"')
+CHILD = (
+    'process 11:"python -B -c from multiprocessing.spawn import spawn_main; '
+    'spawn_main(tracker_fd=4, pipe_handle=11) --multiprocessing-fork"'
+)
 
 
 def test_samples_go_to_the_sampled_process(tmp_path: Path) -> None:
     collapsed = tmp_path / "phase.txt"
-    collapsed.write_text("\n".join([
-        f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);"
-        "Server.run (uvicorn/server.py:86);"
-        "decide (service/group_commit.py:10) 30",
-        f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);"
-        "Server.run (uvicorn/server.py:86);"
-        "f (x.py:1);f (x.py:2);f (x.py:1) 10",
-        f"{PARENT};<module> (scripts/cli.py:3);serve (scripts/cmd_server.py:60) 5",
-        # The writer thread of the HTTP process: no uvicorn frame, same process, same role.
-        f"{PARENT};{CHILD};Thread._bootstrap (threading.py:1);_loop (service/group_commit.py:5)"
-        " 20",
-        "",
-    ]), encoding="utf-8")
+    collapsed.write_text(
+        "\n".join(
+            [
+                f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);"
+                "Server.run (uvicorn/server.py:86);"
+                "decide (service/group_commit.py:10) 30",
+                f"{PARENT};{CHILD};run (scripts/server/http_processes.py:90);"
+                "Server.run (uvicorn/server.py:86);"
+                "f (x.py:1);f (x.py:2);f (x.py:1) 10",
+                f"{PARENT};<module> (scripts/cli.py:3);serve (scripts/cmd_server.py:60) 5",
+                # The writer thread of the HTTP process: no uvicorn frame, same process, same role.
+                f"{PARENT};{CHILD};Thread._bootstrap (threading.py:1);"
+                "_loop (service/group_commit.py:5) 20",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
     summary = summarise(collapsed, seconds=1.0)
     child, parent = summary["processes"]
     assert (child["pid"], child["samples"], child["role"]) == (11, 60, "http")

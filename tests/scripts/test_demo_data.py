@@ -79,8 +79,17 @@ def test_organizations_have_valid_codes_and_a_consistent_tree(county) -> None:
 
 def test_stories_fall_in_the_year_and_cover_every_kind(county) -> None:
     kinds = Counter(s.kind for s in county.stories)
-    for kind in ("join", "transfer_start", "transfer_accept", "transfer_cancel", "retain",
-                 "reinstate", "exit", "rejoin", "correct"):
+    for kind in (
+        "join",
+        "transfer_start",
+        "transfer_accept",
+        "transfer_cancel",
+        "retain",
+        "reinstate",
+        "exit",
+        "rejoin",
+        "correct",
+    ):
         assert kinds[kind] >= 1, kind
     assert all(s.on.year == DEMO_YEAR for s in county.stories)
     assert [s.on for s in county.stories] == sorted(s.on for s in county.stories)

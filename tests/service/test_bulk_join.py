@@ -60,8 +60,11 @@ def test_rows_are_accepted_or_refused_each_on_its_own(
         (7, row(4, joined_on="1900-01-01")),  # before the union was founded
         (8, row(5)),
     ]
-    outcomes = join_rows(ledger,
-        organization_code=tree.base_a, rows=rows, idempotency=IdempotencyKey.parse("t", "import-1")
+    outcomes = join_rows(
+        ledger,
+        organization_code=tree.base_a,
+        rows=rows,
+        idempotency=IdempotencyKey.parse("t", "import-1"),
     )
     assert [o["row"] for o in outcomes] == [2, 3, 4, 5, 6, 7, 8]
     accepted = {o["row"] for o in outcomes if "member_id" in o}
@@ -121,8 +124,11 @@ def test_a_chunk_admits_its_members_in_one_union_event_that_replays_from_the_sto
     )
     head = ledger.head_position()
     rows = [(n + 2, row(n)) for n in range(1, 11)] + [(13, row(3))]  # row 13: a duplicate
-    outcomes = join_rows(ledger,
-        organization_code=tree.base_a, rows=rows, idempotency=IdempotencyKey.parse("t", "import-3")
+    outcomes = join_rows(
+        ledger,
+        organization_code=tree.base_a,
+        rows=rows,
+        idempotency=IdempotencyKey.parse("t", "import-3"),
     )
     assert sum("member_id" in o for o in outcomes) == 10
     topics = _topics(ledger, head)
@@ -176,7 +182,8 @@ def test_a_chunk_admits_its_members_in_one_union_event_that_replays_from_the_sto
     assert ledger.get_organization(tree.base_b)["member_count"] == 1
     # People who left join again through an import: rejoins are admitted in the chunk's event.
     head = ledger.head_position()
-    again = join_rows(ledger,
+    again = join_rows(
+        ledger,
         organization_code=tree.base_b,
         rows=[(2, row(2, joined_on="2024-03-01")), (3, row(3, joined_on="2024-03-01"))],
     )
@@ -193,8 +200,8 @@ def test_a_refused_rejoin_in_a_chunk_leaves_no_event(ledger: Ledger, tree: Tree)
         )
     )
     head = ledger.head_position()
-    outcomes = join_rows(ledger,
-        organization_code=tree.base_b, rows=[(2, row(1, joined_on="2024-01-15"))]
+    outcomes = join_rows(
+        ledger, organization_code=tree.base_b, rows=[(2, row(1, joined_on="2024-01-15"))]
     )  # before exit
     assert outcomes[0]["field"] == "joined_on"
     assert ledger.head_position() == head
@@ -206,7 +213,8 @@ def test_the_roll_shows_every_imported_member_after_catch_up(
     from projections.read_models.models import ReadModels
 
     monkeypatch.setattr(member_commands, "IMPORT_CHUNK_ROWS", 3)
-    outcomes = join_rows(ledger,
+    outcomes = join_rows(
+        ledger,
         organization_code=tree.base_a,
         rows=[(n + 2, row(n)) for n in range(1, 11)],
         idempotency=IdempotencyKey.parse("t", "import-4"),

@@ -33,14 +33,21 @@ def pg_database() -> Iterator[str]:
 
 def datastore(dbname: str, **kwargs: Any) -> PostgresDatastore:
     url = psycopg.conninfo.conninfo_to_dict(f"{_pg_base()}/{dbname}")
-    return PostgresDatastore(dbname, url.get("host", "127.0.0.1"), url.get("port", 5432),
-                             url.get("user", "postgres"), url.get("password", ""),
-                             lock_timeout=kwargs.pop("lock_timeout", 5), **kwargs)
+    return PostgresDatastore(
+        dbname,
+        url.get("host", "127.0.0.1"),
+        url.get("port", 5432),
+        url.get("user", "postgres"),
+        url.get("password", ""),
+        lock_timeout=kwargs.pop("lock_timeout", 5),
+        **kwargs,
+    )
 
 
 @pytest.fixture
-def recorders(pg_database: str) -> Iterator[tuple[PostgresApplicationRecorder,
-                                                  BinaryArrayApplicationRecorder]]:
+def recorders(
+    pg_database: str,
+) -> Iterator[tuple[PostgresApplicationRecorder, BinaryArrayApplicationRecorder]]:
     """eventsourcing's recorder and ours, on two fresh tables of one database."""
     store = datastore(pg_database)
     suffix = uuid.uuid4().hex[:8]
@@ -60,14 +67,22 @@ def events(n: int, versions: int = 1) -> list[StoredEvent]:
     ids = [uuid.uuid4() for _ in range(max(1, n // versions))]
     out = []
     for i in range(n):
-        out.append(StoredEvent(ids[i % len(ids)], i // len(ids) + 1, TOPICS[i % len(TOPICS)],
-                               os.urandom(random.randint(300, 600))))
+        out.append(
+            StoredEvent(
+                ids[i % len(ids)],
+                i // len(ids) + 1,
+                TOPICS[i % len(TOPICS)],
+                os.urandom(random.randint(300, 600)),
+            )
+        )
     return out
 
 
 def rows(recorder: PostgresApplicationRecorder) -> list[tuple[Any, ...]]:
-    return [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-            for n in recorder.select_notifications(None, 1_000_000)]
+    return [
+        (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+        for n in recorder.select_notifications(None, 1_000_000)
+    ]
 
 
 @pytest.mark.parametrize("n", [1, 3, 30, 2_500])
@@ -79,8 +94,9 @@ def test_writes_what_the_composite_insert_writes_in_order(recorders: Any, n: int
     assert new_ids == old_ids == list(range(1, n + 1))  # the list's order
     assert all(type(i) is int for i in new_ids)
     assert rows(new) == rows(old)
-    assert [r[1:] for r in rows(new)] == [(e.originator_id, e.originator_version, e.topic,
-                                           e.state) for e in batch]
+    assert [r[1:] for r in rows(new)] == [
+        (e.originator_id, e.originator_version, e.topic, e.state) for e in batch
+    ]
     some = batch[0].originator_id
     assert new.select_events(some) == old.select_events(some)
     # A second batch continues the sequence, in its own order.
@@ -101,7 +117,8 @@ def test_a_duplicate_version_fails_the_whole_batch(recorders: Any) -> None:
     ids = new.insert_events(fresh)  # after a gap: the failed inserts used sequence values
     assert ids == list(range(ids[0], ids[0] + 4)) and ids[0] > 3
     assert [n.originator_id for n in new.select_notifications(None, 10)] == [
-        e.originator_id for e in first + fresh]
+        e.originator_id for e in first + fresh
+    ]
 
 
 def test_an_empty_insert_writes_nothing(recorders: Any) -> None:
@@ -113,8 +130,9 @@ def test_an_empty_insert_writes_nothing(recorders: Any) -> None:
 def test_ids_given_as_strings_are_stored_as_uuids(recorders: Any) -> None:
     _, new = recorders
     batch = events(2)
-    as_text = [StoredEvent(str(e.originator_id), e.originator_version, e.topic, e.state)
-               for e in batch]
+    as_text = [
+        StoredEvent(str(e.originator_id), e.originator_version, e.topic, e.state) for e in batch
+    ]
     assert new.insert_events([batch[0], as_text[1]]) == [1, 2]
     assert [r[1] for r in rows(new)] == [e.originator_id for e in batch]
 
@@ -130,7 +148,8 @@ def test_insert_takes_the_table_lock_and_notifies(pg_database: str) -> None:
             listener.execute(f"LISTEN {recorder.channel_name}")
             assert insert_once(recorder, events(2)) == [1, 2]
             assert [n.channel for n in listener.notifies(timeout=60, stop_after=1)] == [
-                recorder.channel_name]
+                recorder.channel_name
+            ]
         # ROW SHARE conflicts with the EXCLUSIVE table lock, not with a plain INSERT's.
         with psycopg.connect(conninfo) as blocker:
             blocker.execute(f"LOCK TABLE {recorder.events_table_name} IN ROW SHARE MODE")
@@ -152,7 +171,8 @@ def test_db_functions_and_text_ids_take_the_parents_paths(pg_database: str) -> N
             batch = events(4, versions=2)
             assert recorder.insert_events(batch) == [1, 2, 3, 4]
             assert [(str(r[1]), r[2], r[3], r[4]) for r in rows(recorder)] == [
-                (str(e.originator_id), e.originator_version, e.topic, e.state) for e in batch]
+                (str(e.originator_id), e.originator_version, e.topic, e.state) for e in batch
+            ]
             with pytest.raises(IntegrityError):
                 recorder.insert_events([*events(1), batch[0]])
             assert recorder.max_notification_id() == 4

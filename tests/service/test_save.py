@@ -32,9 +32,7 @@ def test_aggregates_are_saved_as_application_save_would(backend, ledger: Ledger)
         reopened.close()
 
 
-def test_other_objects_still_go_through_application_save(
-    ledger: Ledger, monkeypatch
-) -> None:
+def test_other_objects_still_go_through_application_save(ledger: Ledger, monkeypatch) -> None:
     calls = []
     original = Application.save
 

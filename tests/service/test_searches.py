@@ -27,8 +27,14 @@ def search(
     token_id: str = TOKEN,
 ):
     return ledger.execute(
-        RecordSearch(token_id=token_id, window_start=window_start(at), at=at,
-                     member_id=member_id, organization_code=None, limit=limit),
+        RecordSearch(
+            token_id=token_id,
+            window_start=window_start(at),
+            at=at,
+            member_id=member_id,
+            organization_code=None,
+            limit=limit,
+        ),
         actor=f"token:{token_id}",
     )
 

@@ -45,8 +45,13 @@ def tree(ledger: Ledger) -> Tree:
 
 def join(ledger: Ledger, n: int, org: str, *, idempotency: Any = None, **fields: Any):
     return ledger.execute(
-        JoinMember(id_number=person(n), name=f"会员{n}", organization_code=org,
-                   joined_on="2024-01-02", **fields),
+        JoinMember(
+            id_number=person(n),
+            name=f"会员{n}",
+            organization_code=org,
+            joined_on="2024-01-02",
+            **fields,
+        ),
         idempotency=idempotency,
     )
 

@@ -57,7 +57,8 @@ def test_a_token_expires(backend: Backend) -> None:
     # The default is a year.
     principal, presented = tokens.mint(role="auditor")
     assert tokens.describe(principal.token_id)["expires_at"] == clocks.wall + datetime.timedelta(
-        days=DEFAULT_EXPIRY_DAYS)
+        days=DEFAULT_EXPIRY_DAYS
+    )
 
 
 @pytest.mark.parametrize("days", [0, -1, 3651, True, 1.5])
@@ -127,9 +128,11 @@ def test_listing_and_last_use(backend: Backend) -> None:
 
 # A minting event as version 1 of the code stored it (before tokens expired): its plaintext,
 # before compression and encryption. secret_hash depends on the store's key: filled in below.
-V1_MINTED = ('{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-03T09:41:09.581602+00:00"},'
-             '"originator_topic":"ledger:Token","actor":"cli:token create","role":"clerk",'
-             '"organization_code":null,"pii":false,"secret_hash":"%s"}')
+V1_MINTED = (
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-03T09:41:09.581602+00:00"},'
+    '"originator_topic":"ledger:Token","actor":"cli:token create","role":"clerk",'
+    '"organization_code":null,"pii":false,"secret_hash":"%s"}'
+)
 V1_MINTED_AT = datetime.datetime(2026, 12, 3, 9, 41, 9, 581602, tzinfo=datetime.UTC)
 
 
@@ -141,10 +144,12 @@ def test_a_token_minted_before_expiry_existed(backend: Backend) -> None:
     token_id, secret = uuid.uuid4(), "an-old-secret"
     plaintext = (V1_MINTED % tokens._hash(secret)).encode()
     assert "expires_at" not in json.loads(plaintext) and "class_version" not in json.loads(
-        plaintext)
+        plaintext
+    )
     # Compressed and sealed to its row as the ledger stores every payload today.
-    state = ledger.mapper._cipher().seal(ledger.mapper.compressor.compress(plaintext),
-                                         token_id, 1, "ledger:Token.Minted")
+    state = ledger.mapper._cipher().seal(
+        ledger.mapper.compressor.compress(plaintext), token_id, 1, "ledger:Token.Minted"
+    )
     ledger.recorder.insert_events([StoredEvent(token_id, 1, "ledger:Token.Minted", state)])
     presented = f"{token_id.hex}.{secret}"
     expires_at = V1_MINTED_AT + datetime.timedelta(days=DEFAULT_EXPIRY_DAYS)
