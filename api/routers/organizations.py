@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -13,14 +13,15 @@ from api.models.organizations import (
     ChangeOrganization,
     DissolveOrganization,
     FoundOrganization,
+    Level,
     Organization,
     OrganizationPage,
     OrganizationWritten,
 )
 from api.presenting import command, present
 from api.security import Idempotency, Reader, Writer
-from domain.organizations import Organization as OrganizationAggregate
 from service import commands
+from storage.clock import today_in_china
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"], responses=ERRORS)
 MAX_PAGE_SIZE = 1000
@@ -54,6 +55,31 @@ def get_organization(caller: Reader, code: str) -> dict:
     )
 
 
+@router.get("", response_model=OrganizationPage)
+def find_organizations(
+    caller: Reader,
+    q: Annotated[str | None, Query(max_length=50, description="part of a name or a code")] = None,
+    level: Annotated[Level | None, Query()] = None,
+    parent_code: Annotated[str | None, Query(max_length=18)] = None,
+    status: Annotated[Literal["active", "dissolved"] | None, Query()] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+) -> dict:
+    """Organisation lookup: unions within the token's scope whose name or code contains `q`
+    (all of them without it), on the tree as it stands today, in code order."""
+    found = caller.services.caught_up().organizations.lookup(
+        within=caller.principal.organization_code,
+        day=today_in_china(),
+        q=q,
+        level=level,
+        parent_code=parent_code,
+        status=status,
+        page=page,
+        page_size=page_size,
+    )
+    return present(caller, found, "GET /v1/organizations")
+
+
 @router.get("/{code}/children", response_model=OrganizationPage)
 def list_children(
     caller: Reader,
@@ -61,18 +87,12 @@ def list_children(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
 ) -> dict:
-    """The active child unions (下级工会), in code order."""
+    """The active child unions (下级工会) on the tree as it stands today, in code order."""
     caller.require_org(code)
-    ledger = caller.services.ledger
-    org = ledger.repository.get(OrganizationAggregate.id_for(code))
-    children = sorted(org.active_children)
-    start = (page - 1) * page_size
-    items = [ledger.get_organization(c) for c in children[start : start + page_size]]
-    return present(
-        caller,
-        {"items": items, "page": page, "page_size": page_size, "total": len(children)},
-        "GET /v1/organizations/{code}/children",
+    found = caller.services.caught_up().organizations.children(
+        code, day=today_in_china(), page=page, page_size=page_size
     )
+    return present(caller, found, "GET /v1/organizations/{code}/children")
 
 
 @router.post("/{code}/changes", response_model=OrganizationWritten)

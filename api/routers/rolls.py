@@ -33,7 +33,7 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str) -> str:
     """The heading of a file export; JSON has none (the union is not loaded for nothing)."""
     if fmt == "json":
         return ""
-    return f"{caller.services.ledger.get_organization(code)['name']} ({code}) {when}"
+    return f"{caller.services.read_models.organization(code)['name']} ({code}) {when}"
 
 
 @router.get("", response_model=RollPage, responses={200: {"content": TABLE_FORMATS}})

@@ -51,7 +51,7 @@ def _subtitle(caller: Reader, fmt: str, code: str, when: str, scope: str) -> str
     """A table's subtitle (CSV, XLSX). JSON shows none: the organisation is not loaded."""
     if fmt == "json":
         return ""
-    name = caller.services.ledger.get_organization(code)["name"]
+    name = caller.services.read_models.organization(code)["name"]
     return f"{name} ({code}) {when}" + (" 含下级汇总" if scope == "subtree" else "")
 
 

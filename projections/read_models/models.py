@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from domain.errors import NotFound
+from projections.read_models.organizations import OrganizationQueries
 from projections.read_models.projector import BATCH_EVENTS, Projector
 from projections.read_models.rolls import RollQueries
 from projections.read_models.rows import from_micros, iso_day, known_us
@@ -37,6 +38,7 @@ class ReadModels:
         self.projector = Projector(ledger, self.store, self.cipher)
         self.rolls = RollQueries(self.store, tables, self.cipher)
         self.statements = StatementQueries(self.store, tables)
+        self.organizations = OrganizationQueries(self.store, tables)
         self._maintained_at = 0  # the position at the last maintain()
 
     def close(self) -> None:

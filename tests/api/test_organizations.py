@@ -154,3 +154,52 @@ def test_authentication_and_roles(api: Api) -> None:
     }
     assert api.post("/v1/organizations", root, token="clerk").status_code == 403
     assert api.post("/v1/organizations", root, token="east_admin").status_code == 403
+
+
+def test_children_and_lookup_come_from_the_read_models_as_the_write_side_has_them(
+    api: Api,
+) -> None:
+    """One query per page: each child as the write side has it (member and employee counts,
+    today's parent), and the lookup within the token's scope by part of a name or a code."""
+    children = api.get(f"/v1/organizations/{api.tree.east}/children").json()["items"]
+    assert children
+    for child in children:
+        assert child == {
+            k: v
+            for k, v in api.get(f"/v1/organizations/{child['code']}").json().items()
+            if k in child
+        }
+    everything = api.get("/v1/organizations", params={"page_size": 1000}).json()
+    assert {api.tree.root, api.tree.east, api.tree.base_w} <= {
+        o["code"] for o in everything["items"]
+    }
+    east_only = api.get("/v1/organizations", token="east_clerk", params={"page_size": 1000}).json()
+    codes = {o["code"] for o in east_only["items"]}
+    assert api.tree.east in codes and api.tree.base_a in codes
+    assert api.tree.west not in codes and api.tree.base_w not in codes
+    by_name = api.get("/v1/organizations", params={"q": "顺达物流"}).json()
+    assert [o["code"] for o in by_name["items"]] == [api.tree.base_b]
+    by_code = api.get("/v1/organizations", params={"q": api.tree.base_w[-8:].lower()}).json()
+    assert [o["code"] for o in by_code["items"]] == [api.tree.base_w]
+    literal = api.get("/v1/organizations", params={"q": "%"}).json()
+    assert literal["total"] == 0  # LIKE's wildcards are taken literally
+    counties = api.get("/v1/organizations", params={"level": "county"}).json()
+    assert {o["code"] for o in counties["items"]} == {api.tree.east, api.tree.west}
+    assert api.get("/v1/organizations", params={"level": "galaxy"}).status_code == 422
+
+
+def test_a_move_dated_in_the_future_changes_no_child_list_today(api: Api) -> None:
+    body = new_base(api, 103)
+    assert api.post("/v1/organizations", body).status_code == 201
+    moved = api.post(
+        f"/v1/organizations/{body['code']}/changes",
+        {"parent_code": api.tree.west, "effective_on": "2099-01-01"},
+    )
+    assert moved.status_code == 200, moved.text
+
+    def child_codes(parent: str) -> set[str]:
+        page = api.get(f"/v1/organizations/{parent}/children", params={"page_size": 1000})
+        return {o["code"] for o in page.json()["items"]}
+
+    assert body["code"] in child_codes(api.tree.east)
+    assert body["code"] not in child_codes(api.tree.west)

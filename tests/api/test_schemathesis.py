@@ -45,7 +45,8 @@ def test_served_document_is_the_tested_one(api: Api, known_member: str) -> None:
     operations = {
         (method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item
     }
-    assert len(operations) == 40  # every endpoint of the contract
+    # Every endpoint of the contract so far (v1.1 adds more as they are built).
+    assert len(operations) >= 41
     for item in DOCUMENT["paths"].values():
         for operation in item.values():
             body = operation.get("requestBody", {}).get("content", {})
