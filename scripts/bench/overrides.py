@@ -17,7 +17,6 @@ import copy
 import datetime
 import itertools
 import json
-import os
 import random
 import statistics
 import tempfile
@@ -566,5 +565,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     main()
