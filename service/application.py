@@ -30,7 +30,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteRecorder
 
-from domain.base import LedgerAggregate, acting_as
+from domain.base import acting_as
 from domain.errors import (
     IdempotencyKeyReused,
     NoLevyPolicy,
@@ -179,22 +179,11 @@ class Ledger(Application):
         return ledger_repository
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
-        """Saves, then snapshots each saved aggregate whose version passed a multiple of its
-        type's interval, as it is in memory (exactly the state its stored events give)."""
-        if kwargs or not all(isinstance(obj, LedgerAggregate) for obj in objs):
-            recordings = super().save(*objs, **kwargs)
-        else:
-            # What Application.save() does, without its two runtime-protocol checks per
-            # object (tens of microseconds each on Python 3.11: a tenth of the writer's time
-            # on a roster import, where every member is an aggregate): these are aggregates.
-            # Application.save's last call, the deprecated notify(), does nothing here.
-            processing_event: ProcessingEvent = ProcessingEvent()
-            for obj in objs:
-                processing_event.events.extend(obj.collect_events())
-                processing_event.aggregates[obj.id] = obj
-            recordings = self.save_prepared(
-                processing_event, [self.mapper.to_stored_event(e) for e in processing_event.events]
-            )
+        """Application.save, then a snapshot of each saved aggregate whose version passed a
+        multiple of its type's interval (take_due_snapshots). Only a command decided again
+        alone (run_alone) saves this way; the group-commit writer inserts through
+        save_prepared."""
+        recordings = super().save(*objs, **kwargs)
         self.take_due_snapshots(objs, recordings)
         return recordings
 

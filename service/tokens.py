@@ -49,6 +49,8 @@ REVALIDATE_S = 2.0
 LAST_USED_EVERY_S = 60.0
 # Verified tokens remembered per process; bounded like everything.
 MAX_CACHED_TOKENS = 10_000
+# Minting events read a page at a time when every token is listed.
+MINTED_PAGE = 1_000
 
 log = logging.getLogger("ledger.tokens")
 
@@ -189,15 +191,22 @@ class Tokens:
             raise NotFound(f"no token has id {token_id.strip()[:40]}")
         return self._describe(token, self.usage.all().get(str(token.id)))
 
+    def _minted_ids(self) -> list[UUID]:
+        recorder, ids, start = self.ledger.recorder, [], 1
+        while page := recorder.select_notifications(
+            start=start, limit=MINTED_PAGE, topics=[MINTED_TOPIC]
+        ):
+            ids += [UUID(str(n.originator_id)) for n in page]
+            start = page[-1].id + 1
+        return ids
+
     def describe_all(self) -> list[dict[str, Any]]:
         """Every token without its secret, oldest first."""
-        # Tokens have no index of their own: their minting events are found by topic. A scan of
-        # the events table, for an operator's command; no request path calls this.
-        rows = self.ledger._select(
-            "SELECT originator_id FROM {table} WHERE topic = {p}", [MINTED_TOPIC]
-        )
+        # Tokens have no index of their own: their minting events are found by topic, through
+        # the recorder (a scan of the events table, for an operator's command; no request path
+        # calls this).
         last_used = self.usage.all()
-        tokens = [self._get(UUID(str(row["originator_id"]))) for row in rows]
+        tokens = [self._get(token_id) for token_id in self._minted_ids()]
         described = [self._describe(t, last_used.get(str(t.id))) for t in tokens if t is not None]
         return sorted(described, key=lambda t: (t["created_at"], t["id"]))
 

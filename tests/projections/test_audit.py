@@ -11,7 +11,7 @@ import json
 import sqlite3
 import stat
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -546,3 +546,20 @@ def test_the_verification_answer_is_cached_per_store_and_position(backend: Backe
         assert trails[0].verification()["cached"] is False
     finally:
         stores[1].close()
+
+
+def test_the_audit_store_reads_the_rows_the_recorder_reads(trail: AuditTrail, ledger: Ledger):
+    """The audit store reads the events table itself, in the one transaction that also reads
+    the chain and the seals (one consistent snapshot, which the recorder's reads cannot share):
+    the rows it reads are the recorder's, in the same order."""
+    library = [
+        (n.id, n.originator_id.hex, n.originator_version, n.topic, bytes(n.state))
+        for n in ledger.recorder.select_notifications(start=1, limit=100_000)
+    ]
+    assert len(library) == ledger.head_position() > 10
+    with trail.store.snapshot() as snapshot:
+        ours = [
+            (int(p), UUID(str(i)).hex, int(v), str(t), bytes(s)) for p, i, v, t, s in snapshot.rows
+        ]
+        assert snapshot.head_position == library[-1][0]
+    assert ours == library
