@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.idempotent import run_once
-from api.models.common import ERRORS
+from api.models.common import CREDIT_CODE_PATTERN, ERRORS
 from api.models.reads import AuditEvents, Seal, Seals, Verification
 from api.presenting import present
 from api.security import Admin, Auditor, Idempotency
@@ -23,7 +23,9 @@ def audit_events(
     caller: Auditor,
     after: Annotated[int, Query(ge=0, le=2**62, description="a position")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
-    organization_code: Annotated[str | None, Query(max_length=18)] = None,
+    organization_code: Annotated[
+        str | None, Query(max_length=18, pattern=CREDIT_CODE_PATTERN)
+    ] = None,
 ) -> dict[str, Any]:
     """position, recorded_at, stream_id, version, type, data (masked), actor — in order.
     A token scoped to an organisation sees the events of organisations within its scope

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.errors import Forbidden
-from api.models.common import ERRORS
+from api.models.common import CREDIT_CODE_PATTERN, ERRORS
 from api.models.organizations import (
     ChangeOrganization,
     DissolveOrganization,
@@ -58,9 +58,15 @@ def get_organization(caller: Reader, code: str) -> dict:
 @router.get("", response_model=OrganizationPage)
 def find_organizations(
     caller: Reader,
-    q: Annotated[str | None, Query(max_length=50, description="part of a name or a code")] = None,
+    q: Annotated[
+        str | None,
+        # No control characters: PostgreSQL text cannot hold NUL, and no name holds any.
+        Query(
+            max_length=50, pattern=r"^[^\x00-\x1f\x7f]*$", description="part of a name or a code"
+        ),
+    ] = None,
     level: Annotated[Level | None, Query()] = None,
-    parent_code: Annotated[str | None, Query(max_length=18)] = None,
+    parent_code: Annotated[str | None, Query(max_length=18, pattern=CREDIT_CODE_PATTERN)] = None,
     status: Annotated[Literal["active", "dissolved"] | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,

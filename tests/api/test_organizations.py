@@ -203,3 +203,13 @@ def test_a_move_dated_in_the_future_changes_no_child_list_today(api: Api) -> Non
 
     assert body["code"] in child_codes(api.tree.east)
     assert body["code"] not in child_codes(api.tree.west)
+
+
+def test_lookup_refuses_control_characters_and_malformed_codes(api: Api) -> None:
+    # PostgreSQL text cannot hold NUL: a q with one used to reach the query and answer 500.
+    for params in ({"q": "\x00ab"}, {"q": "a\x1fb"}, {"parent_code": "\x00"}):
+        response = api.get("/v1/organizations", params=params)
+        assert response.status_code == 422, (params, response.text)
+    bad_code = api.get("/v1/audit/events", token="auditor", params={"organization_code": "\x00"})
+    assert bad_code.status_code == 422, bad_code.text
+    assert api.get("/v1/organizations", params={"q": "东"}).status_code == 200
