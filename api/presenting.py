@@ -56,13 +56,6 @@ def present(
     return body
 
 
-def present_table(caller: Caller, body: Any, subtitle: str, purpose: str) -> tuple[Any, str]:
-    """A table's answer and its heading (a union's name: free text) as the caller may see
-    them; one reading, recorded once if unmasked."""
-    shown = present(caller, {"answer": body, "subtitle": subtitle}, purpose)
-    return shown["answer"], shown["subtitle"]
-
-
 async def command(
     caller: Caller, command: Command, idempotency: Any, purpose: str, status_code: int
 ) -> JSONResponse:

@@ -178,6 +178,29 @@ class Store:
                 )
             return self._pool
 
+    def chunks(
+        self, cur: Any, sql: str, params: dict[str, Any], size: int = 2_000
+    ) -> Iterator[list[Any]]:
+        """The rows of a query in lists of at most `size`, read as they are asked for, in the
+        reader's snapshot: a whole export holds one chunk in memory, not the result. A
+        psycopg cursor fetches the whole result at once, so PostgreSQL reads through a
+        server-side (named) cursor; sqlite3 cursors step through the result by themselves."""
+        if self.is_sqlite:
+            # A cursor of its own: the caller's cursor stays free for queries between chunks.
+            own = cur.connection.cursor()
+            try:
+                own.execute(self.sql(sql), params)
+                while rows := own.fetchmany(size):
+                    yield rows
+            finally:
+                own.close()
+            return
+        with cur.connection.cursor(name=f"chunks_{threading.get_ident()}") as named:
+            named.itersize = size
+            named.execute(self.sql(sql), params)
+            while rows := named.fetchmany(size):
+                yield rows
+
     def executemany(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             cur.executemany(self.sql(sql), rows)

@@ -59,7 +59,8 @@ class RollChanges(Open):
 
 
 class StatementLine(Open):
-    account_code: str
+    # None on the balance sheet's line of income and expenditure not yet closed (收支结余).
+    account_code: str | None
     account_name: str
 
 
@@ -68,6 +69,7 @@ class Statement(Open):
     scope: str
     lines: list[StatementLine]
     totals: dict[str, Any]
+    position: int
 
 
 class JournalLine(Open):

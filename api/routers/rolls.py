@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from api.exporting import TABLE_FORMATS, tabular
+from api.exporting import TABLE_FORMATS, export, header_block, shown
 from api.models.common import ERRORS
 from api.models.reads import RollChanges, RollPage, RollSummary
-from api.presenting import present, present_table
+from api.presenting import present
 from api.queries import (
     DayParam,
     FormatParam,
@@ -23,17 +23,12 @@ from api.queries import (
     period,
 )
 from api.security import Reader
-from projections.reports.exports import CHANGE_COLUMNS, roll_columns
+from projections.reports import layouts
 
 router = APIRouter(prefix="/v1/organizations/{code}/roll", tags=["rolls"], responses=ERRORS)
+ROLL_ROUTE = "GET /v1/organizations/{code}/roll"
+CHANGES_ROUTE = "GET /v1/organizations/{code}/roll/changes"
 StatusParam = Annotated[Literal["active", "retained", "transfer_pending"] | None, Query()]
-
-
-def _subtitle(caller: Reader, fmt: str, code: str, when: str) -> str:
-    """The heading of a file export; JSON has none (the union is not loaded for nothing)."""
-    if fmt == "json":
-        return ""
-    return f"{caller.services.read_models.organization(code)['name']} ({code}) {when}"
 
 
 @router.get("", response_model=RollPage, responses={200: {"content": TABLE_FORMATS}})
@@ -48,33 +43,33 @@ def roll(
     page_size: PageSizeParam = 100,
     format: FormatParam = "json",
 ) -> Response:
-    """The members on the roll on `as_of` (paged: items, page, page_size, total)."""
+    """The members on the roll on `as_of` (paged in JSON: items, page, page_size, total;
+    whole in CSV and XLSX)."""
     caller.require_org(code)
     day = day_or_today(as_of, "as_of")
-    found = caller.services.caught_up().roll(
-        code,
-        as_of=day,
-        known_at=parse_known_at(known_at),
-        scope=scope,
-        status=status,
-        page=page,
-        page_size=page_size,
+    moment = parse_known_at(known_at)
+    read_models = caller.services.caught_up()
+    purpose = f"{ROLL_ROUTE} format={format}"
+    if format == "json":
+        found = read_models.roll(
+            code,
+            as_of=day,
+            known_at=moment,
+            scope=scope,
+            status=status,
+            page=page,
+            page_size=page_size,
+        )
+        return JSONResponse(present(caller, found, purpose))
+    chunks = read_models.whole_roll(code, as_of=day, known_at=moment, scope=scope, status=status)
+    when = ("截至", str(day) + (f"，会籍状态 {status}" if status else ""))
+    header = header_block(
+        caller, code, when, scope=scope, known_at=known_at, position=read_models.position()
     )
-    body, subtitle = present_table(
-        caller,
-        found,
-        _subtitle(caller, format, code, f"截至 {day}"),
-        f"GET /v1/organizations/{{code}}/roll format={format}",
-    )
-    return tabular(
-        format,
-        body,
-        rows=body["items"],
-        filename=f"roll-{code}-{day}",
-        title="工会会员名册",
-        subtitle=subtitle,
-        columns=roll_columns(unmasked=caller.pii),
-    )
+    query = f"as_of={day} scope={scope} status={status} known_at={known_at}"
+    lines, rows = shown(caller, header, chunks, route=ROLL_ROUTE, query=query, fmt=format)
+    document = layouts.roll(lines, rows, unmasked=caller.pii)
+    return export(format, document, f"roll-{code}-{day}")
 
 
 @router.get("/summary", response_model=RollSummary)
@@ -108,30 +103,35 @@ def roll_changes(
     page_size: PageSizeParam = 100,
     format: FormatParam = "json",
 ) -> Response:
-    """会籍变化 in the period, with change codes (1 入会 ... 6 退会)."""
+    """会籍变化 in the period, with change codes (1 入会 ... 6 退会); paged in JSON, whole in
+    CSV and XLSX."""
     caller.require_org(code)
     start, end = period(from_, to)
-    found = caller.services.caught_up().roll_changes(
-        code,
-        date_from=start,
-        date_to=end,
-        known_at=parse_known_at(known_at),
-        scope=scope,
-        page=page,
-        page_size=page_size,
+    moment = parse_known_at(known_at)
+    read_models = caller.services.caught_up()
+    purpose = f"{CHANGES_ROUTE} format={format}"
+    if format == "json":
+        found = read_models.roll_changes(
+            code,
+            date_from=start,
+            date_to=end,
+            known_at=moment,
+            scope=scope,
+            page=page,
+            page_size=page_size,
+        )
+        return JSONResponse(present(caller, found, purpose))
+    chunks = read_models.whole_roll_changes(
+        code, date_from=start, date_to=end, known_at=moment, scope=scope
     )
-    body, subtitle = present_table(
+    header = header_block(
         caller,
-        found,
-        _subtitle(caller, format, code, f"{start} 至 {end}"),
-        f"GET /v1/organizations/{{code}}/roll/changes format={format}",
+        code,
+        ("期间", f"{start} 至 {end}"),
+        scope=scope,
+        known_at=known_at,
+        position=read_models.position(),
     )
-    return tabular(
-        format,
-        body,
-        rows=body["items"],
-        filename=f"roll-changes-{code}",
-        title="会籍变化明细",
-        subtitle=subtitle,
-        columns=CHANGE_COLUMNS,
-    )
+    query = f"from={start} to={end} scope={scope} known_at={known_at}"
+    lines, rows = shown(caller, header, chunks, route=CHANGES_ROUTE, query=query, fmt=format)
+    return export(format, layouts.roll_changes(lines, rows), f"roll-changes-{code}-{start}-{end}")

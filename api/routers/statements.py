@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from api.exporting import TABLE_FORMATS, tabular
+from api.exporting import TABLE_FORMATS, export, header_block, shown, statement_answer
 from api.models.common import ERRORS
 from api.models.reads import Journal, Statement
-from api.presenting import present_table
+from api.presenting import present
 from api.queries import (
     DayParam,
     FormatParam,
@@ -23,12 +23,7 @@ from api.queries import (
     period,
 )
 from api.security import Reader
-from projections.reports.exports import (
-    BALANCE_SHEET_COLUMNS,
-    INCOME_COLUMNS,
-    JOURNAL_COLUMNS,
-    TRIAL_BALANCE_COLUMNS,
-)
+from projections.reports import layouts
 
 router = APIRouter(prefix="/v1/organizations/{code}", tags=["statements"], responses=ERRORS)
 FromParam = Annotated[
@@ -45,26 +40,15 @@ ToParam = Annotated[
     Query(max_length=10, examples=["2024-06-30"], description="YYYY-MM-DD (default: today)"),
 ]
 TABLES = {200: {"content": TABLE_FORMATS}}
-
-
-def _subtitle(caller: Reader, fmt: str, code: str, when: str, scope: str) -> str:
-    """A table's subtitle (CSV, XLSX). JSON shows none: the organisation is not loaded."""
-    if fmt == "json":
-        return ""
-    name = caller.services.read_models.organization(code)["name"]
-    return f"{name} ({code}) {when}" + (" 含下级汇总" if scope == "subtree" else "")
-
-
-def _shown(
-    caller: Reader, found: dict, fmt: str, code: str, when: str, scope: str, route: str
-) -> tuple[dict, str]:
-    """The answer and its heading as the caller may see them (masked, or recorded as read)."""
-    return present_table(
-        caller,
-        found,
-        _subtitle(caller, fmt, code, when, scope),
-        f"GET /v1/organizations/{{code}}/{route} format={fmt}",
-    )
+AccountParam = Annotated[
+    str | None,
+    Query(
+        max_length=8,
+        pattern=r"^[0-9]{3,8}$",
+        description="an account and its subaccounts",
+        examples=["504"],
+    ),
+]
 
 
 @router.get("/statements/balance-sheet", response_model=Statement, responses=TABLES)
@@ -76,23 +60,22 @@ def balance_sheet(
     scope: ScopeParam = "self",
     format: FormatParam = "json",
 ) -> Response:
-    """工会01表: assets, liabilities and net assets by account; totals; `balanced`."""
+    """工会01表: assets, liabilities and net assets by account, each with 年初数 (`opening`)
+    and 期末数 (`closing`); totals in both columns; `balanced`; `position`."""
     caller.require_org(code)
     day = day_or_today(as_of, "as_of")
     found = caller.services.caught_up().balance_sheet(
         code, as_of=day, known_at=parse_known_at(known_at), scope=scope
     )
-    body, subtitle = _shown(
-        caller, found, format, code, f"截至 {day}", scope, "statements/balance-sheet"
-    )
-    return tabular(
+    return statement_answer(
+        caller,
         format,
-        body,
-        rows=body["lines"],
+        found,
+        "GET /v1/organizations/{code}/statements/balance-sheet",
+        layouts.balance_sheet,
+        code=code,
+        when=("截至", str(day)),
         filename=f"balance-sheet-{code}-{day}",
-        title="资产负债表 (工会01表)",
-        subtitle=subtitle,
-        columns=BALANCE_SHEET_COLUMNS,
     )
 
 
@@ -106,23 +89,22 @@ def income_expenditure(
     scope: ScopeParam = "self",
     format: FormatParam = "json",
 ) -> Response:
-    """工会02表: income and expenditure by account, earmarked and general columns, surplus."""
+    """工会02表: income and expenditure by account with earmarked and general parts, for the
+    period and as 本月数 (`month`) and 本年累计数 (`year_to_date`) of `to`; totals; surplus."""
     caller.require_org(code)
     start, end = period(from_, to)
     found = caller.services.caught_up().income_expenditure(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
-    body, subtitle = _shown(
-        caller, found, format, code, f"{start} 至 {end}", scope, "statements/income-expenditure"
-    )
-    return tabular(
+    return statement_answer(
+        caller,
         format,
-        body,
-        rows=body["lines"],
-        filename=f"income-expenditure-{code}",
-        title="收入支出表 (工会02表)",
-        subtitle=subtitle,
-        columns=INCOME_COLUMNS,
+        found,
+        "GET /v1/organizations/{code}/statements/income-expenditure",
+        layouts.income_expenditure,
+        code=code,
+        when=("期间", f"{start} 至 {end}"),
+        filename=f"income-expenditure-{code}-{start}-{end}",
     )
 
 
@@ -142,17 +124,15 @@ def trial_balance(
     found = caller.services.caught_up().trial_balance(
         code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
     )
-    body, subtitle = _shown(
-        caller, found, format, code, f"{start} 至 {end}", scope, "statements/trial-balance"
-    )
-    return tabular(
+    return statement_answer(
+        caller,
         format,
-        body,
-        rows=body["lines"],
-        filename=f"trial-balance-{code}",
-        title="科目余额表",
-        subtitle=subtitle,
-        columns=TRIAL_BALANCE_COLUMNS,
+        found,
+        "GET /v1/organizations/{code}/statements/trial-balance",
+        layouts.trial_balance,
+        code=code,
+        when=("期间", f"{start} 至 {end}"),
+        filename=f"trial-balance-{code}-{start}-{end}",
     )
 
 
@@ -164,31 +144,46 @@ def journal(
     to: ToParam = None,
     known_at: KnownAtParam = None,
     scope: ScopeParam = "self",
+    account_code: AccountParam = None,
     page: PageParam = 1,
     page_size: PageSizeParam = 100,
     format: FormatParam = "json",
 ) -> Response:
     """序时账: voucher_id, effective_on, account_code, debit, credit, description, position,
-    recorded_at (paged)."""
+    recorded_at; paged in JSON, whole in CSV and XLSX. `account_code` keeps an account and its
+    subaccounts."""
     caller.require_org(code)
     start, end = period(from_, to)
+    moment = parse_known_at(known_at)
+    read_models = caller.services.caught_up()
+    route = "GET /v1/organizations/{code}/journal"
+    purpose = f"{route} format={format}"
     # 摘要 is free text: an identity or mobile number typed into it is masked.
-    found = caller.services.caught_up().journal(
+    if format == "json":
+        found = read_models.journal(
+            code,
+            date_from=start,
+            date_to=end,
+            known_at=moment,
+            scope=scope,
+            page=page,
+            page_size=page_size,
+            account_code=account_code,
+        )
+        return JSONResponse(present(caller, found, purpose))
+    chunks = read_models.whole_journal(
+        code, date_from=start, date_to=end, known_at=moment, scope=scope, account_code=account_code
+    )
+    header = header_block(
+        caller,
         code,
-        date_from=start,
-        date_to=end,
-        known_at=parse_known_at(known_at),
+        ("期间", f"{start} 至 {end}" + (f"，科目 {account_code}" if account_code else "")),
         scope=scope,
-        page=page,
-        page_size=page_size,
+        known_at=known_at,
+        position=read_models.position(),
+        money=True,
     )
-    body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope, "journal")
-    return tabular(
-        format,
-        body,
-        rows=body["items"],
-        filename=f"journal-{code}",
-        title="序时账",
-        subtitle=subtitle,
-        columns=JOURNAL_COLUMNS,
-    )
+    query = f"from={start} to={end} scope={scope} account={account_code} known_at={known_at}"
+    lines, rows = shown(caller, header, chunks, route=route, query=query, fmt=format)
+    document = layouts.journal(lines, rows)
+    return export(format, document, f"journal-{code}-{start}-{end}")

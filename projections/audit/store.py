@@ -158,6 +158,14 @@ class AuditStore:
         with self._connect() as conn:  # type: ignore[attr-defined]
             return self._read_seals(conn)
 
+    def latest_seal(self) -> dict[str, Any] | None:
+        with self._connect() as conn:  # type: ignore[attr-defined]
+            columns = ", ".join(SEAL_COLUMNS)
+            row = conn.execute(
+                f"SELECT {columns} FROM audit_seals ORDER BY seal_id DESC LIMIT 1"
+            ).fetchone()
+            return None if row is None else _seal_from_row(row)
+
     @staticmethod
     def _read_seals(conn: Any) -> list[dict[str, Any]]:
         # Same SQL on both backends: sqlite3 and psycopg connections both have execute().

@@ -287,6 +287,11 @@ class AuditTrail:
     def seals(self) -> list[dict[str, Any]]:
         return [self._public(seal) for seal in self.store.seals()]
 
+    def latest_seal(self) -> dict[str, Any] | None:
+        """The newest seal (what an export's header names), or None before the first."""
+        seal = self.store.latest_seal()
+        return None if seal is None else self._public(seal)
+
     @staticmethod
     def _public(seal: dict[str, Any]) -> dict[str, Any]:
         return {name: seal[name] for name in PUBLIC_SEAL_FIELDS if name in seal}

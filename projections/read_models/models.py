@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from domain.errors import NotFound
@@ -190,9 +191,9 @@ class ReadModels:
         scope: str = "self",
     ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.balance_sheet(
-            code, as_of=as_of, k_us=known_us(known_at), scope=scope
-        )
+        k_us = known_us(known_at)
+        found = self.statements.balance_sheet(code, as_of=as_of, k_us=k_us, scope=scope)
+        return self._reflects(found, known_at, k_us)
 
     def income_expenditure(
         self,
@@ -204,9 +205,11 @@ class ReadModels:
         scope: str = "self",
     ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.income_expenditure(
-            code, date_from=date_from, date_to=date_to, k_us=known_us(known_at), scope=scope
+        k_us = known_us(known_at)
+        found = self.statements.income_expenditure(
+            code, date_from=date_from, date_to=date_to, k_us=k_us, scope=scope
         )
+        return self._reflects(found, known_at, k_us)
 
     def trial_balance(
         self,
@@ -218,9 +221,11 @@ class ReadModels:
         scope: str = "self",
     ) -> dict[str, Any]:
         self._require_org(code)
-        return self.statements.trial_balance(
-            code, date_from=date_from, date_to=date_to, k_us=known_us(known_at), scope=scope
+        k_us = known_us(known_at)
+        found = self.statements.trial_balance(
+            code, date_from=date_from, date_to=date_to, k_us=k_us, scope=scope
         )
+        return self._reflects(found, known_at, k_us)
 
     def journal(
         self,
@@ -232,6 +237,7 @@ class ReadModels:
         scope: str = "self",
         page: int = 1,
         page_size: int = 100,
+        account_code: str | None = None,
     ) -> dict[str, Any]:
         self._require_org(code)
         return self.statements.journal(
@@ -242,7 +248,70 @@ class ReadModels:
             scope=scope,
             page=page,
             page_size=page_size,
+            account_code=account_code,
         )
+
+    # --- whole results, for exports: chunks of rows read in one snapshot -------------------
+
+    def whole_roll(
+        self,
+        code: str,
+        *,
+        as_of: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+        status: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        self._require_org(code)
+        return self.rolls.whole_roll(
+            code, as_of=as_of, k_us=known_us(known_at), scope=scope, status=status
+        )
+
+    def whole_roll_changes(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+    ) -> Iterator[list[dict[str, Any]]]:
+        self._require_org(code)
+        return self.rolls.whole_changes(
+            code, date_from=date_from, date_to=date_to, k_us=known_us(known_at), scope=scope
+        )
+
+    def whole_journal(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+        account_code: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        self._require_org(code)
+        return self.statements.whole_journal(
+            code,
+            date_from=date_from,
+            date_to=date_to,
+            k_us=known_us(known_at),
+            scope=scope,
+            account_code=account_code,
+        )
+
+    def _reflects(
+        self, found: dict[str, Any], known_at: datetime.datetime | None, k_us: int
+    ) -> dict[str, Any]:
+        """Names what a statement reflects: known_at (if given) and `position`, the last
+        posting recorded by then (a statement counts postings only). Asked before and after
+        a correction, the two answers differ in position as in figures."""
+        return {
+            **found,
+            **({"known_at": known_at.isoformat()} if known_at is not None else {}),
+            "position": self.statements.last_posting(k_us),
+        }
 
     # --- organisations and policies ---------------------------------------------------------
 

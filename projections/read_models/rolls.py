@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -54,6 +55,16 @@ ANCHOR_MAX_KEYS = 200_000
 _ON_ROLL = """s.opened_at_us <= :k AND s.valid_from <= :d
     AND (s.closed_at_us IS NULL OR s.closed_at_us > :k OR s.valid_to > :d)"""
 _ROLL_ORDER = ("s.joined_on", "s.member_id", "s.opened_position")
+_ROLL_COLUMNS = (
+    "s.member_id, s.organization_code, s.status, s.joined_on, s.transfer_to, s.transfer_reason"
+)
+_CHANGE_COLUMNS = (
+    "c.member_id, c.change_code, c.reason_code, c.organization_code,"
+    " c.effective_on, c.recorded_at_us, c.position"
+)
+_CHANGE_ORDER = "c.effective_on, c.position, c.line_no"
+# Rows an export reads at a time (and decrypts the details of in one query).
+EXPORT_CHUNK_ROWS = 2_000
 _DETAILS_KNOWN = """d.recorded_at_us <= :k
     AND (d.superseded_at_us IS NULL OR d.superseded_at_us > :k)"""
 
@@ -273,6 +284,36 @@ class RollQueries:
         )
         return total, cur.fetchall()[::-1]
 
+    def _roll_query(
+        self, code: str, as_of: datetime.date, k_us: int, scope: str, status: str | None
+    ) -> tuple[str, str, dict[str, Any]]:
+        """The roll's WITH clause, its FROM … WHERE, and their parameters."""
+        d = day_int(as_of)
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        if status is not None:
+            if status not in ROLL_STATUSES:
+                raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
+            where += " AND s.status = :status"
+            params["status"] = status
+        return with_clause, f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}", params
+
+    @staticmethod
+    def _roll_items(spans: list[Any], details: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "member_id": member_id,
+                **details[member_id],
+                "status": state,
+                "organization_code": org,
+                "joined_on": iso_day(joined_on),
+                "pending_transfer": None
+                if transfer_to is None
+                else {"to_organization_code": transfer_to, "reason_code": transfer_reason},
+            }
+            for member_id, org, state, joined_on, transfer_to, transfer_reason in spans
+        ]
+
     def roll(
         self,
         code: str,
@@ -285,15 +326,7 @@ class RollQueries:
         page_size: int,
     ) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
-        d = day_int(as_of)
-        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
-        if status is not None:
-            if status not in ROLL_STATUSES:
-                raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
-            where += " AND s.status = :status"
-            params["status"] = status
-        base = f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}"
+        with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status)
         with self.store.reader() as cur:
             version = self._snapshot(cur)
             total, spans = self._roll_rows(
@@ -301,29 +334,28 @@ class RollQueries:
                 with_clause,
                 base,
                 params,
-                (code, scope, status, d, k_us),
+                (code, scope, status, params["d"], k_us),
                 version,
                 limit,
                 offset,
-                columns="s.member_id, s.organization_code, s.status, s.joined_on,"
-                " s.transfer_to, s.transfer_reason",
+                columns=_ROLL_COLUMNS,
             )
             details = self._details(cur, [r[0] for r in spans], k_us)
-        items = []
-        for member_id, org, state, joined_on, transfer_to, transfer_reason in spans:
-            items.append(
-                {
-                    "member_id": member_id,
-                    **details[member_id],
-                    "status": state,
-                    "organization_code": org,
-                    "joined_on": iso_day(joined_on),
-                    "pending_transfer": None
-                    if transfer_to is None
-                    else {"to_organization_code": transfer_to, "reason_code": transfer_reason},
-                }
-            )
+        items = self._roll_items(spans, details)
         return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def whole_roll(
+        self, code: str, *, as_of: datetime.date, k_us: int, scope: str, status: str | None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The whole roll in the order of its pages, a chunk of rows at a time, read in one
+        snapshot (an export: a bounded number of rows in memory whatever the roll's size)."""
+        with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status)
+        sql = f"{with_clause} SELECT {_ROLL_COLUMNS} {base} ORDER BY {', '.join(_ROLL_ORDER)}"
+        with self.store.reader() as cur:
+            self._snapshot(cur)
+            for spans in self.store.chunks(cur, sql, params, EXPORT_CHUNK_ROWS):
+                details = self._details(cur, [r[0] for r in spans], k_us)
+                yield self._roll_items(spans, details)
 
     def summary(self, code: str, *, as_of: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         d = day_int(as_of)
@@ -375,18 +407,9 @@ class RollQueries:
             "membership_rate": rate,
         }
 
-    def changes(
-        self,
-        code: str,
-        *,
-        date_from: datetime.date,
-        date_to: datetime.date,
-        k_us: int,
-        scope: str,
-        page: int,
-        page_size: int,
-    ) -> dict[str, Any]:
-        limit, offset = paging(page, page_size)
+    def _changes_query(
+        self, code: str, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
+    ) -> tuple[str, str, dict[str, Any]]:
         if date_from > date_to:
             raise InvalidValue("from", "from is on or before to")
         params: dict[str, Any] = {
@@ -400,20 +423,11 @@ class RollQueries:
             f"FROM {self._t('roll_changes')} c WHERE {where}"
             " AND c.effective_on >= :from AND c.effective_on <= :to AND c.recorded_at_us <= :k"
         )
-        with self.store.reader() as cur:
-            total, rows = self._page(
-                cur,
-                with_clause,
-                base,
-                params,
-                limit,
-                offset,
-                columns="c.member_id, c.change_code, c.reason_code, c.organization_code,"
-                " c.effective_on, c.recorded_at_us, c.position",
-                order="c.effective_on, c.position, c.line_no",
-            )
-            details = self._details(cur, sorted({r[0] for r in rows}), k_us)
-        items = [
+        return with_clause, base, params
+
+    @staticmethod
+    def _change_items(rows: list[Any], details: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
             {
                 "member_id": m,
                 "name": details[m]["name"],
@@ -428,7 +442,46 @@ class RollQueries:
             }
             for m, change, reason, org, day, at, position in rows
         ]
+
+    def changes(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        page: int,
+        page_size: int,
+    ) -> dict[str, Any]:
+        limit, offset = paging(page, page_size)
+        with_clause, base, params = self._changes_query(code, date_from, date_to, k_us, scope)
+        with self.store.reader() as cur:
+            total, rows = self._page(
+                cur,
+                with_clause,
+                base,
+                params,
+                limit,
+                offset,
+                columns=_CHANGE_COLUMNS,
+                order=_CHANGE_ORDER,
+            )
+            details = self._details(cur, sorted({r[0] for r in rows}), k_us)
+        items = self._change_items(rows, details)
         return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def whole_changes(
+        self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every change of the period in order, a chunk at a time, in one snapshot."""
+        with_clause, base, params = self._changes_query(code, date_from, date_to, k_us, scope)
+        sql = f"{with_clause} SELECT {_CHANGE_COLUMNS} {base} ORDER BY {_CHANGE_ORDER}"
+        with self.store.reader() as cur:
+            self._snapshot(cur)
+            for rows in self.store.chunks(cur, sql, params, EXPORT_CHUNK_ROWS):
+                details = self._details(cur, sorted({r[0] for r in rows}), k_us)
+                yield self._change_items(rows, details)
 
     def history(self, member_id: str) -> list[dict[str, Any]]:
         with self.store.reader() as cur:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from domain.accounts import ACCOUNTS, AccountKind
 from domain.errors import InvalidValue
-from projections.read_models import ledger_sums
+from projections.read_models import ledger_sums, rolls
 from projections.read_models.rolls import paging
 from projections.read_models.rows import KNOWN_NOW_US, amount, day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
@@ -106,6 +107,19 @@ class StatementQueries:
             result[int(bucket)][(acct, int(flag))] = (int(debit), int(credit))
         return result
 
+    def last_posting(self, k_us: int) -> int:
+        """The position of the last posting recorded by k (0 before the first)."""
+        with self.store.reader() as cur:
+            cur.execute(
+                self.store.sql(
+                    f"SELECT position FROM {self.lines_table} WHERE recorded_at_us <= ?"
+                    " ORDER BY position DESC LIMIT 1"
+                ),
+                (k_us,),
+            )
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
     @staticmethod
     def _signed(flows: dict[tuple[str, int], tuple[int, int]]) -> dict[str, int]:
         """Debit-positive per account, both columns together."""
@@ -117,93 +131,106 @@ class StatementQueries:
     def balance_sheet(
         self, code: str, *, as_of: datetime.date, k_us: int, scope: str
     ) -> dict[str, Any]:
-        (flows,) = self._flows(code, scope, day_int(as_of), k_us, [(datetime.date.min, as_of)])
-        normal = {acct: _normal(acct, signed) for acct, signed in self._signed(flows).items()}
-        totals_fen: dict[AccountKind, int] = defaultdict(int)
-        for acct, fen in normal.items():
-            totals_fen[ACCOUNTS[acct].kind] += fen
-        shown = _roll_up(normal)
+        """工会01表: each line's 年初数 (opening: the balance before the first posting of as_of's
+        year) and 期末数 (closing, also `amount`: the balance on as_of). Income and expenditure
+        not yet closed into 321/322 by a year-end close show as their own net-assets line
+        (收支结余, 未结转), so that the sheet balances on its face."""
+        ranges = [(datetime.date.min, as_of)]
+        if as_of.year > datetime.MINYEAR:
+            ranges.append((datetime.date.min, datetime.date(as_of.year - 1, 12, 31)))
+        flows = self._flows(code, scope, day_int(as_of), k_us, ranges)
+        columns = [_balances(flows[0]), _balances(flows[1] if len(flows) > 1 else {})]
+        closing, opening = columns
         lines = [
             {
                 "account_code": a.code,
                 "account_name": a.name,
                 "kind": a.kind.value,
                 "kind_name": KIND_LABELS[a.kind],
-                "amount": amount(shown.get(a.code, 0)),
+                "opening": amount(opening.shown.get(a.code, 0)),
+                "closing": amount(closing.shown.get(a.code, 0)),
+                "amount": amount(closing.shown.get(a.code, 0)),
             }
             for a in ACCOUNTS.values()
             if a.kind in BALANCE_KINDS
         ]
-        assets = totals_fen[AccountKind.ASSET]
-        liabilities = totals_fen[AccountKind.LIABILITY]
-        net_assets = totals_fen[AccountKind.NET_ASSETS]
-        surplus = totals_fen[AccountKind.INCOME] - totals_fen[AccountKind.EXPENDITURE]
-        right = liabilities + net_assets + surplus
+        lines.append(
+            {
+                "account_code": None,
+                "account_name": UNCLOSED_SURPLUS,
+                "kind": AccountKind.NET_ASSETS.value,
+                "kind_name": KIND_LABELS[AccountKind.NET_ASSETS],
+                "opening": amount(opening.surplus),
+                "closing": amount(closing.surplus),
+                "amount": amount(closing.surplus),
+            }
+        )
+
+        def both(name: str) -> dict[str, str]:
+            return {
+                "opening": amount(getattr(opening, name)),
+                "closing": amount(getattr(closing, name)),
+            }
+
         return {
             "organization_code": code,
             "scope": scope,
             "as_of": as_of.isoformat(),
             "lines": lines,
             "totals": {
-                "assets": amount(assets),
-                "liabilities": amount(liabilities),
-                "net_assets": amount(net_assets),
-                "income": amount(totals_fen[AccountKind.INCOME]),
-                "expenditure": amount(totals_fen[AccountKind.EXPENDITURE]),
-                "surplus": amount(surplus),
-                "liabilities_and_net_assets": amount(right),
+                "assets": both("assets"),
+                "liabilities": both("liabilities"),
+                "net_assets": both("net_assets"),
+                "liabilities_and_net_assets": both("right"),
+                "surplus": both("surplus"),
             },
-            "balanced": assets == right,
+            "balanced": all(c.assets == c.right for c in columns),
         }
 
     def income_expenditure(
         self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
     ) -> dict[str, Any]:
+        """工会02表 for from..to (earmarked, general, amount), with the filed columns 本月数
+        (`month`: the first of to's month to to) and 本年累计数 (`year_to_date`: 1 January of
+        to's year to to)."""
         _check_period(date_from, date_to)
-        (flows,) = self._flows(code, scope, day_int(date_to), k_us, [(date_from, date_to)])
-        earmarked: dict[str, int] = defaultdict(int)
-        general: dict[str, int] = defaultdict(int)
-        for (acct, flag), (debit, credit) in flows.items():
-            if ACCOUNTS[acct].kind not in FLOW_KINDS:
-                continue
-            (earmarked if flag else general)[acct] += _normal(acct, debit - credit)
-        totals: dict[str, int] = defaultdict(int)
-        for column, figures in (("earmarked", earmarked), ("general", general)):
-            for acct, fen in figures.items():
-                totals[f"{ACCOUNTS[acct].kind.value}_{column}"] += fen
-        shown_e, shown_g = _roll_up(earmarked), _roll_up(general)
+        month_start = date_to.replace(day=1)
+        year_start = date_to.replace(month=1, day=1)
+        flows = self._flows(
+            code,
+            scope,
+            day_int(date_to),
+            k_us,
+            [(date_from, date_to), (month_start, date_to), (year_start, date_to)],
+        )
+        period, month, year = (_FlowFigures(f) for f in flows)
         lines = []
         for a in ACCOUNTS.values():
             if a.kind not in FLOW_KINDS:
                 continue
-            e, g = shown_e.get(a.code, 0), shown_g.get(a.code, 0)
             lines.append(
                 {
                     "account_code": a.code,
                     "account_name": a.name,
                     "kind": a.kind.value,
                     "kind_name": KIND_LABELS[a.kind],
-                    "earmarked": amount(e),
-                    "general": amount(g),
-                    "amount": amount(e + g),
+                    **period.line(a.code),
+                    "month": month.line(a.code),
+                    "year_to_date": year.line(a.code),
                 }
             )
-        figures = {}
-        for column in ("earmarked", "general"):
-            income, spent = totals[f"income_{column}"], totals[f"expenditure_{column}"]
-            figures[f"income_{column}"] = income
-            figures[f"expenditure_{column}"] = spent
-            figures[f"surplus_{column}"] = income - spent
-        for key in ("income", "expenditure", "surplus"):
-            figures[key] = figures[f"{key}_earmarked"] + figures[f"{key}_general"]
         return {
             "organization_code": code,
             "scope": scope,
             "from": date_from.isoformat(),
             "to": date_to.isoformat(),
             "lines": lines,
-            "totals": {k: amount(v) for k, v in figures.items()},
-            "surplus": amount(figures["surplus"]),
+            "totals": {
+                **period.totals(),
+                "month": month.totals(),
+                "year_to_date": year.totals(),
+            },
+            "surplus": amount(period.figures["surplus"]),
         }
 
     def trial_balance(
@@ -251,19 +278,16 @@ class StatementQueries:
             "balanced": total_dr == total_cr and opening_signed == 0,
         }
 
-    def journal(
+    def _journal_query(
         self,
         code: str,
-        *,
         date_from: datetime.date,
         date_to: datetime.date,
         k_us: int,
         scope: str,
-        page: int,
-        page_size: int,
-    ) -> dict[str, Any]:
+        account_code: str | None,
+    ) -> tuple[str, str, dict[str, Any]]:
         _check_period(date_from, date_to)
-        limit, offset = paging(page, page_size)
         params: dict[str, Any] = {
             "from": day_int(date_from),
             "to": day_int(date_to),
@@ -275,66 +299,178 @@ class StatementQueries:
             f"FROM {self.lines_table} l WHERE {org_where} AND l.recorded_at_us <= :k"
             " AND l.effective_on >= :from AND l.effective_on <= :to"
         )
-        vouchers = self.tables.table("vouchers")
+        if account_code is not None:
+            if account_code not in ACCOUNTS:
+                raise InvalidValue("account_code", f"no account has code {account_code[:8]!r}")
+            # An account and its subaccounts: the chart's codes extend their parent's.
+            params["account"] = account_code
+            params["account_like"] = f"{account_code}%"
+            base += " AND (l.account_code = :account OR l.account_code LIKE :account_like)"
+        return with_clause, base, params
+
+    def _journal_rows_sql(self, with_clause: str, inner: str) -> str:
+        """Lines chosen by `inner` (a SELECT of ledger_lines rows), joined to their vouchers."""
+        return (
+            f"{with_clause} SELECT l.voucher_id, l.effective_on, l.account_code,"
+            " l.debit_fen, l.credit_fen, l.earmarked, l.counterparty, l.organization_code,"
+            " l.position, l.line_no, l.recorded_at_us, l.kind, v.description, v.reverses,"
+            " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END"
+            f" FROM ({inner}) l"
+            f" JOIN {self.tables.table('vouchers')} v ON v.voucher_id = l.voucher_id"
+            f" ORDER BY {_JOURNAL_ORDER}"
+        )
+
+    def journal(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        page: int,
+        page_size: int,
+        account_code: str | None = None,
+    ) -> dict[str, Any]:
+        limit, offset = paging(page, page_size)
+        with_clause, base, params = self._journal_query(
+            code, date_from, date_to, k_us, scope, account_code
+        )
         with self.store.reader() as cur:
             cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
             total = int(cur.fetchone()[0])
+            # The page is chosen first; only its lines are joined to their vouchers.
+            inner = f"SELECT * {base} ORDER BY {_JOURNAL_ORDER} LIMIT :limit OFFSET :offset"
             cur.execute(
-                self.store.sql(
-                    # The page is chosen first; only its lines are joined to their vouchers.
-                    f"{with_clause} SELECT l.voucher_id, l.effective_on, l.account_code,"
-                    " l.debit_fen, l.credit_fen, l.earmarked, l.counterparty, l.organization_code,"
-                    " l.position, l.line_no, l.recorded_at_us, l.kind, v.description, v.reverses,"
-                    " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END"
-                    f" FROM (SELECT * {base}"
-                    " ORDER BY l.effective_on, l.position, l.line_no LIMIT :limit OFFSET :offset) l"
-                    f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
-                    " ORDER BY l.effective_on, l.position, l.line_no"
-                ),
+                self.store.sql(self._journal_rows_sql(with_clause, inner)),
                 {**params, "limit": limit, "offset": offset},
             )
             rows = cur.fetchall()
-        items = [
-            {
-                "voucher_id": voucher_id,
-                "effective_on": iso_day(day),
-                "account_code": acct,
-                "account_name": ACCOUNTS[acct].name,
-                "debit": amount(dr),
-                "credit": amount(cr),
-                "earmarked": bool(flag),
-                "counterparty": counterparty,
-                "organization_code": org,
-                "description": description,
-                "kind": kind,
-                "reverses": reverses,
-                "reversed_by": reversed_by,
-                "position": position,
-                "line_no": line_no,
-                "recorded_at": from_micros(at),
-                "event": {
-                    "position": position,
-                    "stream_id": voucher_id,
-                    "version": 1,
-                    "type": "ledger:Voucher.Posted",
-                },
-            }
-            for (
-                voucher_id,
-                day,
-                acct,
-                dr,
-                cr,
-                flag,
-                counterparty,
-                org,
-                position,
-                line_no,
-                at,
-                kind,
-                description,
-                reverses,
-                reversed_by,
-            ) in rows
-        ]
+        items = [_journal_item(row) for row in rows]
         return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def whole_journal(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        account_code: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every line of the period in order, a chunk at a time, in one snapshot."""
+        with_clause, base, params = self._journal_query(
+            code, date_from, date_to, k_us, scope, account_code
+        )
+        sql = self._journal_rows_sql(with_clause, f"SELECT * {base}")
+        with self.store.reader() as cur:
+            if not self.store.is_sqlite:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            for rows in self.store.chunks(cur, sql, params, rolls.EXPORT_CHUNK_ROWS):
+                yield [_journal_item(row) for row in rows]
+
+
+_JOURNAL_ORDER = "l.effective_on, l.position, l.line_no"
+
+
+def _journal_item(row: Any) -> dict[str, Any]:
+    (
+        voucher_id,
+        day,
+        acct,
+        dr,
+        cr,
+        flag,
+        counterparty,
+        org,
+        position,
+        line_no,
+        at,
+        kind,
+        description,
+        reverses,
+        reversed_by,
+    ) = row
+    return {
+        "voucher_id": voucher_id,
+        "effective_on": iso_day(day),
+        "account_code": acct,
+        "account_name": ACCOUNTS[acct].name,
+        "debit": amount(dr),
+        "credit": amount(cr),
+        "earmarked": bool(flag),
+        "counterparty": counterparty,
+        "organization_code": org,
+        "description": description,
+        "kind": kind,
+        "reverses": reverses,
+        "reversed_by": reversed_by,
+        "position": position,
+        "line_no": line_no,
+        "recorded_at": from_micros(at),
+        "event": {
+            "position": position,
+            "stream_id": voucher_id,
+            "version": 1,
+            "type": "ledger:Voucher.Posted",
+        },
+    }
+
+
+UNCLOSED_SURPLUS = "收支结余（未结转）"
+
+
+class _Balances:
+    """Balances on one date, each on its account's normal side: per line (a parent's line
+    holds its subaccounts) and per kind; `surplus` is income less expenditure not yet closed
+    into net assets; `right` is liabilities plus net assets including that surplus."""
+
+    def __init__(self, normal: dict[str, int]) -> None:
+        kinds: dict[AccountKind, int] = defaultdict(int)
+        for acct, fen in normal.items():
+            kinds[ACCOUNTS[acct].kind] += fen
+        self.shown = _roll_up(normal)
+        self.assets = kinds[AccountKind.ASSET]
+        self.liabilities = kinds[AccountKind.LIABILITY]
+        self.surplus = kinds[AccountKind.INCOME] - kinds[AccountKind.EXPENDITURE]
+        self.net_assets = kinds[AccountKind.NET_ASSETS] + self.surplus
+        self.right = self.liabilities + self.net_assets
+
+
+def _balances(flows: dict[tuple[str, int], tuple[int, int]]) -> _Balances:
+    normal: dict[str, int] = defaultdict(int)
+    for (acct, _), (debit, credit) in flows.items():
+        normal[acct] += _normal(acct, debit - credit)
+    return _Balances(normal)
+
+
+class _FlowFigures:
+    """Income and expenditure over one range, earmarked and general, per line and in total."""
+
+    def __init__(self, flows: dict[tuple[str, int], tuple[int, int]]) -> None:
+        earmarked: dict[str, int] = defaultdict(int)
+        general: dict[str, int] = defaultdict(int)
+        for (acct, flag), (debit, credit) in flows.items():
+            if ACCOUNTS[acct].kind in FLOW_KINDS:
+                (earmarked if flag else general)[acct] += _normal(acct, debit - credit)
+        sums: dict[str, int] = defaultdict(int)
+        for column, figures in (("earmarked", earmarked), ("general", general)):
+            for acct, fen in figures.items():
+                sums[f"{ACCOUNTS[acct].kind.value}_{column}"] += fen
+        self.figures: dict[str, int] = {}
+        for column in ("earmarked", "general"):
+            income, spent = sums[f"income_{column}"], sums[f"expenditure_{column}"]
+            self.figures[f"income_{column}"] = income
+            self.figures[f"expenditure_{column}"] = spent
+            self.figures[f"surplus_{column}"] = income - spent
+        for key in ("income", "expenditure", "surplus"):
+            self.figures[key] = self.figures[f"{key}_earmarked"] + self.figures[f"{key}_general"]
+        self.earmarked, self.general = _roll_up(earmarked), _roll_up(general)
+
+    def line(self, code: str) -> dict[str, str]:
+        e, g = self.earmarked.get(code, 0), self.general.get(code, 0)
+        return {"earmarked": amount(e), "general": amount(g), "amount": amount(e + g)}
+
+    def totals(self) -> dict[str, str]:
+        return {key: amount(fen) for key, fen in self.figures.items()}

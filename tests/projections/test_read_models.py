@@ -207,7 +207,7 @@ def test_statements_parent_accounts_reversal_and_journal(setup):
     sheet = rm.balance_sheet(tree.base_a, as_of=D(2024, 12, 31))
     assert sheet["balanced"]
     assert {line["account_code"]: line["amount"] for line in sheet["lines"]}["102"] == "880.00"
-    assert sheet["totals"]["surplus"] == "880.00"
+    assert sheet["totals"]["surplus"] == {"opening": "0.00", "closing": "880.00"}
 
     trial = rm.trial_balance(tree.base_a, date_from=D(2024, 2, 1), date_to=D(2024, 12, 31))
     bank = next(line for line in trial["lines"] if line["account_code"] == "102")
@@ -253,7 +253,7 @@ def test_levy_subtree_and_tree_over_time(setup):
     county = rm.balance_sheet(tree.county, as_of=D(2024, 2, 28))
     amounts = {line["account_code"]: line["amount"] for line in county["lines"]}
     assert (amounts["102"], amounts["211"], amounts["212"]) == ("2469.14", "493.83", "1481.48")
-    assert county["totals"]["income"] == "493.83" and county["balanced"]
+    assert county["totals"]["surplus"]["closing"] == "493.83" and county["balanced"]
     township_feb = rm.roll_summary(tree.township, as_of=D(2024, 2, 28), scope="subtree")
     township_mar = rm.roll_summary(tree.township, as_of=D(2024, 3, 1), scope="subtree")
     assert (township_feb["employees"], township_mar["employees"]) == (120, 240)

@@ -9,12 +9,13 @@ from decimal import Decimal
 
 from openpyxl import load_workbook
 
-from projections.reports.exports import (
+from projections.reports.documents import (
     FORMULA_STARTS,
-    income_expenditure_table,
+    Column,
+    Document,
+    csv_chunks,
     neutralise,
-    to_csv,
-    to_xlsx,
+    write_xlsx,
 )
 from tests.api.conftest import Api
 
@@ -44,15 +45,25 @@ def test_neutralise_keeps_numbers_and_plain_text() -> None:
         assert neutralise(text) == "'" + text
 
 
-def test_files_read_back_hold_no_formula() -> None:
-    columns = [("description", "摘要"), ("amount", "金额"), ("name", "姓名")]
+def _document(rows: list[dict]) -> Document:
+    columns = [
+        Column("description", "摘要"),
+        Column("amount", "金额", "amount"),
+        Column("name", "姓名"),
+    ]
+    return Document(sheet="t", title="t", header=[], columns=columns, rows=rows)
+
+
+def test_files_read_back_hold_no_formula(tmp_path) -> None:
     rows = [{"description": text, "amount": "-12.50", "name": text} for text in HOSTILE]
-    reader = csv.reader(io.StringIO(to_csv("t", columns, rows).decode("utf-8-sig")))
+    data = b"".join(csv_chunks(_document(rows)))
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
     lines = list(reader)[2:]
     assert len(lines) == len(HOSTILE)
     for line, text in zip(lines, HOSTILE, strict=True):
         assert line == ["'" + text, "-12.50", "'" + text]
-    sheet = load_workbook(io.BytesIO(to_xlsx("t", columns, rows))).active
+    write_xlsx(_document(rows), tmp_path / "t.xlsx")
+    sheet = load_workbook(tmp_path / "t.xlsx").active
     body = list(sheet.iter_rows(min_row=3, values_only=True))
     for cells in body:
         assert cells[1] == Decimal("-12.50") or cells[1] == -12.5  # a number, not text
@@ -120,11 +131,10 @@ def test_exports_through_the_api(api: Api) -> None:
     # (工会02表 with its totals rows) it must read back as a number, not as text.
     statement = api.get(
         f"/v1/organizations/{code}/statements/income-expenditure",
-        params={"from": "2024-02-01", "to": "2024-02-28"},
+        params={"from": "2024-02-01", "to": "2024-02-28", "format": "xlsx"},
     )
     assert statement.status_code == 200
-    title, columns, rows, subtitle = income_expenditure_table(statement.json())
-    sheet = load_workbook(io.BytesIO(to_xlsx(title, columns, rows, subtitle=subtitle))).active
+    sheet = load_workbook(io.BytesIO(statement.content)).active
     surplus = [row for row in sheet.iter_rows(values_only=True) if "收支结余" in row]
     assert len(surplus) == 1
     amount = surplus[0][-1]
