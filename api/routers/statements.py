@@ -40,6 +40,13 @@ ToParam = Annotated[
     Query(max_length=10, examples=["2024-06-30"], description="YYYY-MM-DD (default: today)"),
 ]
 TABLES = {200: {"content": TABLE_FORMATS}}
+ConsolidatedParam = Annotated[
+    bool,
+    Query(
+        description="with scope=subtree: net what moved inside the subtree (合并) instead of the"
+        " plain sum (汇总)"
+    ),
+]
 AccountParam = Annotated[
     str | None,
     Query(
@@ -58,6 +65,7 @@ def balance_sheet(
     as_of: DayParam = None,
     known_at: KnownAtParam = None,
     scope: ScopeParam = "self",
+    consolidated: ConsolidatedParam = False,
     format: FormatParam = "json",
 ) -> Response:
     """工会01表: assets, liabilities and net assets by account, each with 年初数 (`opening`)
@@ -65,7 +73,11 @@ def balance_sheet(
     caller.require_org(code)
     day = day_or_today(as_of, "as_of")
     found = caller.services.caught_up().balance_sheet(
-        code, as_of=day, known_at=parse_known_at(known_at), scope=scope
+        code,
+        as_of=day,
+        known_at=parse_known_at(known_at),
+        scope=scope,
+        consolidated=consolidated,
     )
     return statement_answer(
         caller,
@@ -87,6 +99,7 @@ def income_expenditure(
     to: ToParam = None,
     known_at: KnownAtParam = None,
     scope: ScopeParam = "self",
+    consolidated: ConsolidatedParam = False,
     format: FormatParam = "json",
 ) -> Response:
     """工会02表: income and expenditure by account with earmarked and general parts, for the
@@ -94,7 +107,12 @@ def income_expenditure(
     caller.require_org(code)
     start, end = period(from_, to)
     found = caller.services.caught_up().income_expenditure(
-        code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
+        code,
+        date_from=start,
+        date_to=end,
+        known_at=parse_known_at(known_at),
+        scope=scope,
+        consolidated=consolidated,
     )
     return statement_answer(
         caller,
@@ -116,13 +134,19 @@ def trial_balance(
     to: ToParam = None,
     known_at: KnownAtParam = None,
     scope: ScopeParam = "self",
+    consolidated: ConsolidatedParam = False,
     format: FormatParam = "json",
 ) -> Response:
     """科目余额表: per account opening, debit, credit, closing; totals."""
     caller.require_org(code)
     start, end = period(from_, to)
     found = caller.services.caught_up().trial_balance(
-        code, date_from=start, date_to=end, known_at=parse_known_at(known_at), scope=scope
+        code,
+        date_from=start,
+        date_to=end,
+        known_at=parse_known_at(known_at),
+        scope=scope,
+        consolidated=consolidated,
     )
     return statement_answer(
         caller,

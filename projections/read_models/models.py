@@ -189,10 +189,13 @@ class ReadModels:
         as_of: datetime.date,
         known_at: datetime.datetime | None = None,
         scope: str = "self",
+        consolidated: bool = False,
     ) -> dict[str, Any]:
         self._require_org(code)
         k_us = known_us(known_at)
-        found = self.statements.balance_sheet(code, as_of=as_of, k_us=k_us, scope=scope)
+        found = self.statements.balance_sheet(
+            code, as_of=as_of, k_us=k_us, scope=scope, consolidated=consolidated
+        )
         return self._reflects(found, known_at, k_us)
 
     def income_expenditure(
@@ -203,11 +206,17 @@ class ReadModels:
         date_to: datetime.date,
         known_at: datetime.datetime | None = None,
         scope: str = "self",
+        consolidated: bool = False,
     ) -> dict[str, Any]:
         self._require_org(code)
         k_us = known_us(known_at)
         found = self.statements.income_expenditure(
-            code, date_from=date_from, date_to=date_to, k_us=k_us, scope=scope
+            code,
+            date_from=date_from,
+            date_to=date_to,
+            k_us=k_us,
+            scope=scope,
+            consolidated=consolidated,
         )
         return self._reflects(found, known_at, k_us)
 
@@ -219,11 +228,17 @@ class ReadModels:
         date_to: datetime.date,
         known_at: datetime.datetime | None = None,
         scope: str = "self",
+        consolidated: bool = False,
     ) -> dict[str, Any]:
         self._require_org(code)
         k_us = known_us(known_at)
         found = self.statements.trial_balance(
-            code, date_from=date_from, date_to=date_to, k_us=k_us, scope=scope
+            code,
+            date_from=date_from,
+            date_to=date_to,
+            k_us=k_us,
+            scope=scope,
+            consolidated=consolidated,
         )
         return self._reflects(found, known_at, k_us)
 

@@ -13,7 +13,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from domain.accounts import ACCOUNTS, AccountKind
+from domain.accounts import (
+    ACCOUNTS,
+    LEVY_INCOME,
+    PAYABLE_DOWN,
+    PAYABLE_UP,
+    SUBSIDY_TO_LOWER,
+    AccountKind,
+)
 from domain.errors import InvalidValue
 from projections.read_models import ledger_sums, rolls
 from projections.read_models.rolls import paging
@@ -61,6 +68,66 @@ class StatementQueries:
         self.lines_table = tables.table("ledger_lines")
 
     def _flows(
+        self,
+        code: str,
+        scope: str,
+        tree_day: int,
+        k_us: int,
+        ranges: list[tuple[datetime.date, datetime.date]],
+        consolidated: bool = False,
+    ) -> list[dict[tuple[str, int], tuple[int, int]]]:
+        """Per range, the summed flows; consolidated, less what moved inside the subtree."""
+        flows = self._summed_flows(code, scope, tree_day, k_us, ranges)
+        if consolidated:
+            if scope != "subtree":
+                raise InvalidValue("consolidated", "consolidated needs scope=subtree")
+            for bucket, (first, last) in enumerate(ranges):
+                _eliminate(flows[bucket], self._internal(code, tree_day, k_us, first, last))
+        return flows
+
+    def _internal(
+        self, code: str, tree_day: int, k_us: int, first: datetime.date, last: datetime.date
+    ) -> list[tuple[str, int, int, int]]:
+        """(account, earmarked, debit, credit) of the lines that moved money inside the
+        subtree: payables (211, 212) owed to a member of the subtree, and both sides of a
+        subsidy from one member to another (508 and 403). Read from the lines themselves:
+        the sums do not keep counterparties."""
+        params: dict[str, Any] = {
+            "tree_day": tree_day,
+            "k": k_us,
+            "from": day_int(first),
+            "to": day_int(last),
+            "up": PAYABLE_UP,
+            "down": PAYABLE_DOWN,
+            "to_lower": SUBSIDY_TO_LOWER,
+            "from_higher": f"{SUBSIDY_TO_LOWER_INCOME}%",
+        }
+        with_clause, inside = org_filter(
+            self.tables, "l.organization_code", "subtree", code, params
+        )
+        lines = self.lines_table
+        dated = "l.recorded_at_us <= :k AND l.effective_on >= :from AND l.effective_on <= :to"
+
+        def vouchers_with(account: str) -> str:
+            return (
+                f"SELECT l.voucher_id FROM {lines} l WHERE {inside} AND {dated}"
+                f" AND l.account_code {account}"
+            )
+
+        sql = (
+            f"{with_clause} SELECT l.account_code, l.earmarked, SUM(l.debit_fen),"
+            f" SUM(l.credit_fen) FROM {lines} l WHERE {inside} AND {dated} AND ("
+            "(l.account_code IN (:up, :down) AND l.counterparty IN (SELECT code FROM subtree))"
+            " OR ((l.account_code = :to_lower OR l.account_code LIKE :from_higher)"
+            f" AND l.voucher_id IN ({vouchers_with('= :to_lower')})"
+            f" AND l.voucher_id IN ({vouchers_with('LIKE :from_higher')})))"
+            " GROUP BY l.account_code, l.earmarked"
+        )
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(sql), params)
+            return [(a, int(e), int(d), int(c)) for a, e, d, c in cur.fetchall()]
+
+    def _summed_flows(
         self,
         code: str,
         scope: str,
@@ -129,7 +196,7 @@ class StatementQueries:
         return result
 
     def balance_sheet(
-        self, code: str, *, as_of: datetime.date, k_us: int, scope: str
+        self, code: str, *, as_of: datetime.date, k_us: int, scope: str, consolidated: bool = False
     ) -> dict[str, Any]:
         """工会01表: each line's 年初数 (opening: the balance before the first posting of as_of's
         year) and 期末数 (closing, also `amount`: the balance on as_of). Income and expenditure
@@ -138,7 +205,7 @@ class StatementQueries:
         ranges = [(datetime.date.min, as_of)]
         if as_of.year > datetime.MINYEAR:
             ranges.append((datetime.date.min, datetime.date(as_of.year - 1, 12, 31)))
-        flows = self._flows(code, scope, day_int(as_of), k_us, ranges)
+        flows = self._flows(code, scope, day_int(as_of), k_us, ranges, consolidated)
         columns = [_balances(flows[0]), _balances(flows[1] if len(flows) > 1 else {})]
         closing, opening = columns
         lines = [
@@ -176,6 +243,7 @@ class StatementQueries:
             "organization_code": code,
             "scope": scope,
             "as_of": as_of.isoformat(),
+            "consolidated": consolidated,
             "lines": lines,
             "totals": {
                 "assets": both("assets"),
@@ -188,7 +256,14 @@ class StatementQueries:
         }
 
     def income_expenditure(
-        self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        consolidated: bool = False,
     ) -> dict[str, Any]:
         """工会02表 for from..to (earmarked, general, amount), with the filed columns 本月数
         (`month`: the first of to's month to to) and 本年累计数 (`year_to_date`: 1 January of
@@ -202,6 +277,7 @@ class StatementQueries:
             day_int(date_to),
             k_us,
             [(date_from, date_to), (month_start, date_to), (year_start, date_to)],
+            consolidated,
         )
         period, month, year = (_FlowFigures(f) for f in flows)
         lines = []
@@ -224,6 +300,7 @@ class StatementQueries:
             "scope": scope,
             "from": date_from.isoformat(),
             "to": date_to.isoformat(),
+            "consolidated": consolidated,
             "lines": lines,
             "totals": {
                 **period.totals(),
@@ -234,12 +311,19 @@ class StatementQueries:
         }
 
     def trial_balance(
-        self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+        consolidated: bool = False,
     ) -> dict[str, Any]:
         _check_period(date_from, date_to)
         before = date_from - datetime.timedelta(days=1) if date_from > datetime.date.min else None
         ranges = [(date_from, date_to)] + ([(datetime.date.min, before)] if before else [])
-        flows = self._flows(code, scope, day_int(date_to), k_us, ranges)
+        flows = self._flows(code, scope, day_int(date_to), k_us, ranges, consolidated)
         opening = self._signed(flows[1]) if before else {}
         debit: dict[str, int] = defaultdict(int)
         credit: dict[str, int] = defaultdict(int)
@@ -268,6 +352,7 @@ class StatementQueries:
             "scope": scope,
             "from": date_from.isoformat(),
             "to": date_to.isoformat(),
+            "consolidated": consolidated,
             "lines": lines,
             "totals": {
                 "debit": amount(total_dr),
@@ -416,6 +501,26 @@ def _journal_item(row: Any) -> dict[str, Any]:
             "type": "ledger:Voucher.Posted",
         },
     }
+
+
+# A subsidy to a lower union is income of 403 (40301 general, 40302 earmarked) to it.
+SUBSIDY_TO_LOWER_INCOME = "403"
+
+
+def _eliminate(
+    flows: dict[tuple[str, int], tuple[int, int]], internal: list[tuple[str, int, int, int]]
+) -> None:
+    """Consolidation (合并): a subsidy inside the subtree leaves both its sides out (the
+    payer's 508, the receiver's 403); what a member owes another member as its levy share
+    (211, 212) is the group's own levy income (402), not a debt: so is its remittance, which
+    then nets against the receiver's 402."""
+    for acct, flag, debit, credit in internal:
+        moved_to = LEVY_INCOME if acct in (PAYABLE_UP, PAYABLE_DOWN) else None
+        for target, sign in ((acct, -1), (moved_to, 1)):
+            if target is None:
+                continue
+            old_debit, old_credit = flows.get((target, flag), (0, 0))
+            flows[(target, flag)] = (old_debit + sign * debit, old_credit + sign * credit)
 
 
 UNCLOSED_SURPLUS = "收支结余（未结转）"

@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from scripts.bench import baseline, ingest, projection, queries, roster_import
+from scripts.bench import baseline, export, ingest, projection, queries, roster_import
 from scripts.bench.assessment import extrapolate_province, ratios, verdicts
 from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import BenchConfig
@@ -31,7 +31,7 @@ from scripts.bench.database import BenchStore, bench_store, durability
 from scripts.bench.dataset import DeploymentLoader
 from scripts.bench.profiling import Profiler
 from scripts.bench.server import mint_admin_token, running_server
-from scripts.demo_data import build_plan
+from scripts.demo_data import DEMO_YEAR, build_plan
 from service.application import Ledger
 
 SEED = 1
@@ -46,6 +46,10 @@ HEADLINE_KEYS = (
     "statement_ms_p99",
     "roll_page_ms_p99",
     "lookup_ms_p99",
+    "export_xlsx_s",
+    "export_xlsx_mb",
+    "export_csv_s",
+    "export_csv_mb",
 )
 BASELINE_KEYS = ("commit_per_s", "executemany_rows_per_s", "copy_rows_per_s", "read_rows_per_s")
 NOISE_NOTE = (
@@ -250,9 +254,28 @@ def _measure_http(
             run.details["lookup"] = result
             figures["lookup_ms_p99"] = result["ms_p99"]
 
+        def export_roll() -> None:
+            if not imported:
+                raise RuntimeError("no imported union to export (the import failed)")
+            result = export.measure(store, imported[0].code, f"{DEMO_YEAR}-12-31")
+            run.details["roll_export"] = result
+            for fmt in ("xlsx", "csv"):
+                figures[f"export_{fmt}_s"] = result[fmt]["seconds"]
+                figures[f"export_{fmt}_mb"] = result[fmt]["peak_growth_mb"]
+            run.note(
+                f"bench:   roll export of {result['xlsx']['rows']:,} members: xlsx "
+                f"{result['xlsx']['seconds']} s +{result['xlsx']['peak_growth_mb']} MB, csv "
+                f"{result['csv']['seconds']} s +{result['csv']['peak_growth_mb']} MB"
+            )
+
         run.attempt("statement latency", ("statement_ms_p99",), statement)
         run.attempt("roll page latency", ("roll_page_ms_p99",), roll)
         run.attempt("lookup latency", ("lookup_ms_p99",), lookup)
+        run.attempt(
+            "roll export",
+            ("export_xlsx_s", "export_xlsx_mb", "export_csv_s", "export_csv_mb"),
+            export_roll,
+        )
 
 
 def _rebuild_at(run: Run, store: BenchStore, size: str) -> dict[str, Any]:

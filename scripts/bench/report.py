@@ -14,6 +14,8 @@ ROWS = (
     ("statement p99 (ms)", "statement_ms_p99"),
     ("roll page p99 (ms)", "roll_page_ms_p99"),
     ("lookup p99 (ms)", "lookup_ms_p99"),
+    ("roll export, XLSX: s / peak MB growth", ("export_xlsx_s", "export_xlsx_mb")),
+    ("roll export, CSV: s / peak MB growth", ("export_csv_s", "export_csv_mb")),
 )
 
 

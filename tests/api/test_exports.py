@@ -280,3 +280,110 @@ def test_statement_known_at_names_its_position(filled: Api) -> None:
         Decimal(now["totals"]["assets"]["closing"])
         == Decimal(then["totals"]["assets"]["closing"]) - 1
     )
+
+
+def test_consolidation_nets_what_moved_inside_the_subtree(api: Api) -> None:
+    t = api.tree
+
+    def levy(received_on: str) -> Decimal:
+        """A levy at base_a; what base_a then owes east of it."""
+        levied = api.post(
+            "/v1/funds/levies",
+            {
+                "receiving_organization_code": t.base_a,
+                "base_organization_code": t.base_a,
+                "employer_code": t.employer_a,
+                "period": "2025-01",
+                "payroll_total": "10000.00",
+                "amount": "200.00",
+                "channel": "employer",
+                "received_on": received_on,
+            },
+        )
+        assert levied.status_code == 201, levied.text
+        return sum(
+            (
+                Decimal(p["credit"])
+                for p in levied.json()["postings"]
+                if p["account_code"] == "211" and p.get("counterparty") == t.east
+            ),
+            Decimal(0),
+        )
+
+    # The first levy's share is remitted to east (which can then pay a subsidy), the
+    # second's is still owed at the end of January.
+    remitted = levy("2025-01-05")
+    assert remitted > 0
+    paid = api.post(
+        "/v1/funds/remittances",
+        {
+            "from_organization_code": t.base_a,
+            "to_organization_code": t.east,
+            "kind": "upward",
+            "amount": str(remitted),
+            "period": "2025-01",
+            "paid_on": "2025-01-06",
+        },
+    )
+    assert paid.status_code == 201, paid.text
+    assert levy("2025-01-07") > 0
+    subsidy = api.post(
+        "/v1/funds/subsidies",
+        {
+            "payer_organization_code": t.east,
+            "recipient": {"organization_code": t.base_a},
+            "programme": "general",
+            "amount": "10.00",
+            "earmarked": False,
+            "approval_ref": "东总〔2025〕1号",
+            "paid_on": "2025-01-20",
+        },
+    )
+    assert subsidy.status_code == 201, subsidy.text
+    path = f"/v1/organizations/{t.east}/statements"
+    period = {"from": "2025-01-01", "to": "2025-01-31", "scope": "subtree"}
+    plain = api.get(f"{path}/income-expenditure", params=period).json()
+    merged = api.get(f"{path}/income-expenditure", params={**period, "consolidated": "true"})
+    assert merged.status_code == 200, merged.text
+    merged_body = merged.json()
+    assert merged_body["consolidated"] is True and plain["consolidated"] is False
+
+    def line(body: dict[str, Any], code: str) -> Decimal:
+        return Decimal(next(x["amount"] for x in body["lines"] if x["account_code"] == code))
+
+    assert line(plain, "508") == line(plain, "403") == Decimal("10.00")
+    assert line(merged_body, "508") == line(merged_body, "403") == 0
+    # What members of the subtree owe each other (211 towards east, from the journal's own
+    # counterparties) is the group's levy income once consolidated.
+    journal = api.get(
+        f"/v1/organizations/{t.east}/journal",
+        params={**period, "account_code": "211", "page_size": 1000},
+    ).json()["items"]
+    inside = {t.east, t.base_a, t.base_b}
+    owed_inside = sum(
+        (
+            Decimal(i["credit"]) - Decimal(i["debit"])
+            for i in journal
+            if i["counterparty"] in inside
+        ),
+        Decimal(0),
+    )
+    assert owed_inside > 0
+    assert line(merged_body, "402") - line(plain, "402") == owed_inside
+    assert Decimal(merged_body["surplus"]) - Decimal(plain["surplus"]) == owed_inside
+
+    day = {"as_of": "2025-01-31", "scope": "subtree"}
+    sheet = api.get(f"{path}/balance-sheet", params=day).json()
+    merged_sheet = api.get(f"{path}/balance-sheet", params={**day, "consolidated": "true"}).json()
+    assert sheet["balanced"] and merged_sheet["balanced"]
+    assert line(sheet, "211") - line(merged_sheet, "211") == owed_inside
+    assert line(sheet, "102") == line(merged_sheet, "102")
+
+    refused = api.get(
+        f"{path}/balance-sheet", params={"as_of": "2025-01-31", "consolidated": "true"}
+    )
+    assert refused.status_code == 422, refused.text
+    xlsx = api.get(
+        f"{path}/balance-sheet", params={**day, "consolidated": "true", "format": "xlsx"}
+    )
+    assert "合并" in " ".join(str(c) for row in _xlsx(xlsx.content)[1][:8] for c in row if c)
