@@ -164,12 +164,21 @@ def journal(
     to: ToParam = None,
     known_at: KnownAtParam = None,
     scope: ScopeParam = "self",
+    account_code: Annotated[
+        str | None,
+        Query(
+            max_length=8,
+            pattern=r"^[0-9]+$",
+            examples=["402"],
+            description="an account and its subaccounts",
+        ),
+    ] = None,
     page: PageParam = 1,
     page_size: PageSizeParam = 100,
     format: FormatParam = "json",
 ) -> Response:
     """序时账: voucher_id, effective_on, account_code, debit, credit, description, position,
-    recorded_at (paged)."""
+    recorded_at (paged); `account_code` keeps that account's lines and its subaccounts'."""
     caller.require_org(code)
     start, end = period(from_, to)
     # 摘要 is free text: an identity or mobile number typed into it is masked.
@@ -181,6 +190,7 @@ def journal(
         scope=scope,
         page=page,
         page_size=page_size,
+        account_code=account_code,
     )
     body, subtitle = _shown(caller, found, format, code, f"{start} 至 {end}", scope, "journal")
     return tabular(

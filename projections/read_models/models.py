@@ -232,6 +232,7 @@ class ReadModels:
         scope: str = "self",
         page: int = 1,
         page_size: int = 100,
+        account_code: str | None = None,
     ) -> dict[str, Any]:
         self._require_org(code)
         return self.statements.journal(
@@ -242,6 +243,7 @@ class ReadModels:
             scope=scope,
             page=page,
             page_size=page_size,
+            account_code=account_code,
         )
 
     # --- organisations and policies ---------------------------------------------------------

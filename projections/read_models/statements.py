@@ -261,7 +261,10 @@ class StatementQueries:
         scope: str,
         page: int,
         page_size: int,
+        account_code: str | None = None,
     ) -> dict[str, Any]:
+        """The lines in the period, paged; with account_code only that account's and its
+        subaccounts' (403 takes 40301 and 40302)."""
         _check_period(date_from, date_to)
         limit, offset = paging(page, page_size)
         params: dict[str, Any] = {
@@ -275,6 +278,11 @@ class StatementQueries:
             f"FROM {self.lines_table} l WHERE {org_where} AND l.recorded_at_us <= :k"
             " AND l.effective_on >= :from AND l.effective_on <= :to"
         )
+        if account_code is not None:
+            if account_code not in ACCOUNTS:
+                raise InvalidValue("account_code", "an account of the chart of accounts")
+            params["acct_sub"] = f"{account_code}%"
+            base += " AND l.account_code LIKE :acct_sub"
         vouchers = self.tables.table("vouchers")
         with self.store.reader() as cur:
             cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
