@@ -9,7 +9,7 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 CONSOLE_ASSETS = Path(console.__file__).parent / "static"
+REDOC_LOGO_URL = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def serve_console_and_docs(app: FastAPI) -> None:
@@ -130,6 +131,21 @@ def serve_console_and_docs(app: FastAPI) -> None:
     package, the console's own are in api/console/static."""
     app.include_router(console.router)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_ASSETS), name="console-static")
+    redoc_js = (
+        (DOCS_ASSETS / "redoc.standalone.js")
+        .read_bytes()
+        .replace(REDOC_LOGO_URL, b"/docs-assets/favicon.png")
+    )
+
+    @app.get("/docs-assets/redoc.standalone.js", include_in_schema=False)
+    async def redoc_script() -> Response:
+        # ReDoc's footer shows a logo from its makers' CDN: this copy shows our icon instead.
+        return Response(
+            redoc_js,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
@@ -140,6 +156,8 @@ def serve_console_and_docs(app: FastAPI) -> None:
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon.png",
+            # No validator badge: it would send the document to validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)
