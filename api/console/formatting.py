@@ -81,3 +81,13 @@ def picker_value(known_at: str | None) -> str:
 def pretty(value: Any) -> str:
     """JSON as people read it: indented, Chinese as it is."""
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+def percent(value: Any) -> str:
+    """A ratio ("0.8512") as 85.12%; "—" when there is none."""
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{Decimal(str(value)) * 100:.2f}%"
+    except InvalidOperation:
+        return str(value)

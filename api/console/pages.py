@@ -60,13 +60,28 @@ STATEMENTS = {
     "income-expenditure": "收入支出表（工会02表）",
     "trial-balance": "科目余额表",
 }
+VOUCHER_KINDS = {
+    "dues": "会费收入",
+    "levy": "拨缴经费收入",
+    "founding_reserve": "筹备金",
+    "founding_reserve_release": "筹备金转出",
+    "remittance": "经费上解/下拨",
+    "subsidy": "补助",
+    "expense": "支出",
+    "reversal": "红字冲销",
+    "year_end": "年终结账",
+}
 # Accounts shown at a glance on an organisation's page.
 BANK = "102"
 PAYABLES = ("211", "212", "215")
 PAGE_SIZE = 50
 
 templates.env.globals.update(
-    LEVEL_NAMES=LEVEL_NAMES, STATUS_NAMES=STATUS_NAMES, STATEMENTS=STATEMENTS, ACCOUNTS=ACCOUNTS
+    LEVEL_NAMES=LEVEL_NAMES,
+    STATUS_NAMES=STATUS_NAMES,
+    STATEMENTS=STATEMENTS,
+    ACCOUNTS=ACCOUNTS,
+    VOUCHER_KINDS=VOUCHER_KINDS,
 )
 
 
@@ -281,9 +296,16 @@ async def organization(request: Request, code: str) -> Response:
         org = _organization(caller, code)
         read = caller.services.caught_up()
         today = today_in_china()
-        summary = present(caller, read.roll_summary(code, as_of=today), "console GET roll/summary")
+        # Members over the union and every union below it (a county's are in its base unions).
+        summary = present(
+            caller,
+            read.roll_summary(code, as_of=today, scope="subtree"),
+            "console GET roll/summary",
+        )
         by_status = {
-            status: read.roll(code, as_of=today, status=status, page=1, page_size=1)["total"]
+            status: read.roll(
+                code, as_of=today, scope="subtree", status=status, page=1, page_size=1
+            )["total"]
             for status in ("active", "retained", "transfer_pending")
         }
         sheet = read.balance_sheet(code, as_of=today)
@@ -303,6 +325,8 @@ async def organization(request: Request, code: str) -> Response:
             children=children,
             today=today.isoformat(),
             year=today.year,
+            since=formatting.day(org.get("founded_on")) or "2000-01-01",
+            rate=formatting.percent(summary.get("membership_rate")),
         )
 
     return await _page(request, build)

@@ -109,6 +109,8 @@ def test_find_the_county_and_browse_within_scope(api: Api, walk: Walk, auditor) 
     assert walk.county_name in page.text and "入会率" in page.text
     assert "北京星火科技有限公司工会委员会" in page.text  # a child union, one click away
     assert "银行存款（102）" in page.text and "应付上级经费" in page.text
+    # Members at a glance count the unions below (the walk's one member is in base union A).
+    assert 'id="members-active">1<' in page.text
     assert auditor.get(f"/console/organizations/{api.tree.west}").status_code == 403
     assert auditor.get(f"/console/organizations/{api.tree.root}").status_code == 403
     assert auditor.get("/console/organizations/NOPE").status_code == 404

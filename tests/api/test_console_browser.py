@@ -33,7 +33,8 @@ def browser() -> Iterator[Browser]:
         pytest.fail("chromium is not installed: run `bash scripts/test.sh` (it installs it)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"],
         )
         try:
             yield launched
