@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.console import formatting, session
+from api.console import charts, formatting, session
 from api.errors import ApiProblem, Forbidden
 from api.presenting import present, present_table
 from api.queries import day_or_today, parse_known_at, period
@@ -677,6 +677,64 @@ async def voucher(request: Request, voucher_id: str) -> Response:
                 masker=lambda body: {"items": [mask_record(e) for e in body["items"]]},
             )["items"]
         return Page("voucher.html", voucher=shown, events=events, codes=codes)
+
+    return await _page(request, build)
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+MEMBER_SERIES = (("入会", (1,)), ("转入", (2,)), ("转出", (4,)), ("离会（除名、退会）", (5, 6)))
+
+
+@router.get("/console/organizations/{code}/charts", response_class=HTMLResponse)
+async def chart_page(request: Request, code: str) -> Response:
+    """Members over time and the period's fund flow, drawn from the read models' figures."""
+    params = request.query_params
+
+    def build(caller: Caller) -> Page:
+        org = _organization(caller, code)
+        scope = _scope(params.get("scope") or "subtree")
+        start, end = period(params.get("from") or None, params.get("to") or None)
+        if (end.year - start.year) * 12 + end.month - start.month >= 36:
+            raise InvalidValue("from", "图表的期间至多 36 个月")
+        read = caller.services.caught_up()
+        months = read.roll_changes_by_month(code, date_from=start, date_to=end, scope=scope)
+        series = [
+            (name, [sum(m["counts"].get(c, 0) for c in codes) for m in months])
+            for name, codes in MEMBER_SERIES
+        ]
+        labels = [m["month"] for m in months]
+        income = read.income_expenditure(code, date_from=start, date_to=end, scope=scope)
+        trial = read.trial_balance(code, date_from=start, date_to=end, scope=scope)
+        debits = {line["account_code"]: line["debit"] for line in trial["lines"]}
+        bars: list[charts.Bar] = []
+        for kind, group in (("income", 0), ("expenditure", 2)):
+            if kind == "expenditure":
+                bars += [
+                    charts.Bar("上解上级经费（211 借方）", debits.get("211", "0.00"), 1),
+                    charts.Bar("下拨下级经费（212 借方）", debits.get("212", "0.00"), 1),
+                ]
+            bars += [
+                charts.Bar(f"{line['account_code']} {line['account_name']}", line["amount"], group)
+                for line in income["lines"]
+                if line["kind"] == kind
+                and len(line["account_code"]) == 3
+                and line["amount"] not in ("0.00", "0", "-0.00")
+            ]
+        return Page(
+            "charts.html",
+            org=org,
+            scope=scope,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            labels=labels,
+            series=series,
+            members_svg=charts.grouped_bars("members", "会员变化（按月）", labels, series),
+            bars=bars,
+            flow_svg=charts.horizontal_bars(
+                "flow", "经费流向", bars, ["收入", "上解与下拨", "支出"]
+            ),
+        )
 
     return await _page(request, build)
 

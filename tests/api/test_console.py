@@ -263,3 +263,24 @@ def test_docs_and_console_load_nothing_from_another_host(api: Api, auditor) -> N
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text)
     query = urlencode({"q": "朝阳"})
     assert auditor.get(f"/console?{query}").status_code == 200
+
+
+def test_charts_of_members_over_time_and_the_fund_flow(api: Api, walk: Walk, auditor) -> None:
+    base = f"/console/organizations/{walk.county}/charts"
+    page = auditor.get(base, params={"from": "2020-01-01", "to": "2020-12-31"})
+    assert page.status_code == 200
+    assert page.text.count("<svg") == 2 and "<script" not in page.text.split("</head>")[1]
+    # The walk's member joined base union A on 2020-05-01: one join in May, in the chart's
+    # own label and in the table beside it.
+    table = re.search(r'<table class="data" id="members-table">(.*?)</table>', page.text, re.S)
+    assert table is not None
+    may = re.search(r"<tr><td>2020-05</td>(.*?)</tr>", table.group(1), re.S)
+    assert may is not None and re.findall(r">(\d+)<", may.group(1)) == ["1", "0", "0", "0"]
+    assert "2020-05 入会: 1" in page.text
+    flow = auditor.get(base, params={"from": "2025-01-01", "to": "2025-12-31", "scope": "self"})
+    rows = re.search(r'<table class="data" id="flow-table">(.*?)</table>', flow.text, re.S)
+    assert rows is not None
+    assert "402 拨缴经费收入" in rows.group(1) and walk.amount_now in rows.group(1)
+    assert "上解上级经费（211 借方）" in rows.group(1)
+    too_long = auditor.get(base, params={"from": "2020-01-01", "to": "2025-12-31"})
+    assert too_long.status_code == 422

@@ -159,6 +159,21 @@ def test_the_auditors_walk(api: Api, walk: Walk, browser: Browser) -> None:
         assert walk.amount_before in row.inner_text() and walk.amount_now in row.inner_text()
         shot(page, "08-compare", backend)
 
+        page.click("nav.tabs >> text=图表")
+        page.fill("input[name=from]", "2020-01-01")
+        page.fill("input[name=to]", "2020-12-31")
+        page.click("form.row >> button[type=submit] >> nth=0")
+        page.wait_for_url("**/charts?**")
+        assert page.locator("#members-chart svg").is_visible()
+        shot(page, "13-charts", backend)
+        page.fill("input[name=from]", "2025-01-01")
+        page.fill("input[name=to]", "2025-12-31")
+        page.select_option("select[name=scope]", "self")
+        page.click("form.row >> button[type=submit] >> nth=0")
+        page.wait_for_url("**scope=self**")
+        assert "402 拨缴经费收入" in page.inner_text("#flow-table")
+        shot(page, "14-fund-flow-2025", backend)
+
         # The roll of a base union, masked for this token.
         page.goto(f"{api.server.url}/console/organizations/{api.tree.base_a}/roll")
         html = page.content()
