@@ -284,3 +284,15 @@ def test_charts_of_members_over_time_and_the_fund_flow(api: Api, walk: Walk, aud
     assert "上解上级经费（211 借方）" in rows.group(1)
     too_long = auditor.get(base, params={"from": "2020-01-01", "to": "2025-12-31"})
     assert too_long.status_code == 422
+
+
+def test_the_journal_by_account_over_the_api(api: Api, walk: Walk) -> None:
+    path = f"/v1/organizations/{walk.county}/journal"
+    period = {"from": "2025-01-01", "to": "2025-12-31"}
+    lines = api.get(path, params={**period, "account_code": "402"}, token="east_auditor").json()
+    assert lines["total"] == 3 and {i["account_code"] for i in lines["items"]} == {"402"}
+    every = api.get(path, params=period, token="east_auditor").json()
+    assert every["total"] > lines["total"]
+    payables = api.get(path, params={**period, "account_code": "21"}, token="east_auditor")
+    assert payables.status_code == 422  # not an account of the chart
+    assert api.get(path, params={"account_code": "4x"}).status_code == 422
