@@ -263,14 +263,16 @@ class AuditTrail:
                 and next_link(item.previous, *item.row) == item.link
             )
             covering = next((x for x in seals if x["position"] >= item.position), None)
+            fault = None
+            if covering is not None:
+                fault = seal_fault(covering, trusted) if trusted else NO_PUBLIC_KEY
             record["chain"] = {
                 "chained": item.link is not None,
                 "link_ok": link_ok,
                 "link": item.link.hex() if item.link is not None else None,
                 "seal": None if covering is None else self._public(covering),
-                "seal_ok": covering is not None
-                and bool(trusted)
-                and seal_fault(covering, trusted) is None,
+                "seal_ok": covering is not None and fault is None,
+                "seal_fault": fault,
             }
             found.append(record)
         return found

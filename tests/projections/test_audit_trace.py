@@ -52,6 +52,7 @@ def test_a_voucher_traced_before_and_after_its_seal(trail: AuditTrail, ledger: L
         "link": None,
         "seal": None,
         "seal_ok": False,
+        "seal_fault": None,
     }
     seal = trail.seal()
     assert seal is not None
@@ -82,3 +83,15 @@ def test_a_tampered_row_fails_its_link(trail: AuditTrail, ledger: Ledger, tamper
 
 def test_an_unknown_stream_has_no_events(trail: AuditTrail) -> None:
     assert trail.trace(UUID(int=7)) == []
+
+
+def test_a_seal_without_a_public_key_to_check_it_says_so(trail: AuditTrail, ledger: Ledger) -> None:
+    voucher = _expense(ledger)
+    assert trail.seal() is not None
+    trail.settings = trail.settings.model_copy(
+        update={"audit_public_key": None, "audit_public_key_file": None}
+    )
+    [event] = trail.trace(voucher)
+    assert event["chain"]["link_ok"] is True  # the link needs no key
+    assert event["chain"]["seal_ok"] is False
+    assert "no audit public key is configured" in event["chain"]["seal_fault"]
