@@ -338,24 +338,28 @@ async def roll(
     code: str,
     as_of: str | None = None,
     known_at: str | None = None,
+    scope: str | None = None,
     page: int = 1,
 ) -> Response:
     def build(caller: Caller) -> Page:
         org = _organization(caller, code)
         day = day_or_today(as_of or None, "as_of")
         moment = formatting.known_at_param(known_at)
+        which = _scope(scope)
         page_no = max(1, min(page, 1_000_000))
         found = caller.services.caught_up().roll(
             code,
             as_of=day,
             known_at=parse_known_at(moment),
+            scope=which,
             page=page_no,
             page_size=PAGE_SIZE,
         )
         body, _ = present_table(caller, found, "", "console GET /v1/organizations/{code}/roll")
-        params = _query(as_of=day.isoformat(), known_at=moment)
+        params = _query(as_of=day.isoformat(), known_at=moment, scope=which)
         return Page(
             "roll.html",
+            scope=which,
             org=org,
             roll=body,
             columns=roll_columns(unmasked=caller.pii),
@@ -375,6 +379,7 @@ async def changes(
     request: Request,
     code: str,
     to: str | None = None,
+    scope: str | None = None,
     page: int = 1,
 ) -> Response:
     from_ = request.query_params.get("from")
@@ -382,9 +387,10 @@ async def changes(
     def build(caller: Caller) -> Page:
         org = _organization(caller, code)
         start, end = period(from_ or None, to or None)
+        which = _scope(scope)
         page_no = max(1, min(page, 1_000_000))
         found = caller.services.caught_up().roll_changes(
-            code, date_from=start, date_to=end, page=page_no, page_size=PAGE_SIZE
+            code, date_from=start, date_to=end, scope=which, page=page_no, page_size=PAGE_SIZE
         )
         body, _ = present_table(
             caller, found, "", "console GET /v1/organizations/{code}/roll/changes"
@@ -396,7 +402,8 @@ async def changes(
             columns=CHANGE_COLUMNS,
             start=start.isoformat(),
             end=end.isoformat(),
-            params=_query(**{"from": start.isoformat(), "to": end.isoformat()}),
+            scope=which,
+            params=_query(**{"from": start.isoformat(), "to": end.isoformat()}, scope=which),
             page=page_no,
             pages=max(1, -(-body["total"] // PAGE_SIZE)),
         )
@@ -419,7 +426,7 @@ async def export(request: Request, code: str, what: str, fmt: str) -> Response:
                 code,
                 as_of=params.get("as_of"),
                 known_at=known_at,
-                scope="self",
+                scope=_scope(params.get("scope")),  # type: ignore[arg-type]
                 status=None,
                 page=1,
                 page_size=100,
@@ -432,7 +439,7 @@ async def export(request: Request, code: str, what: str, fmt: str) -> Response:
                 from_=params.get("from"),
                 to=params.get("to"),
                 known_at=None,
-                scope="self",
+                scope=_scope(params.get("scope")),  # type: ignore[arg-type]
                 page=1,
                 page_size=100,
                 format=fmt,  # type: ignore[arg-type]

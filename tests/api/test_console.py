@@ -204,14 +204,22 @@ def test_masked_pages_show_no_personal_data_and_unmasked_views_are_recorded(
 ) -> None:
     base = f"/console/organizations/{api.tree.base_a}"
     compact_birth = walk.member_birth.replace("-", "")
-    for path in (f"{base}/roll", f"{base}/changes?from=2020-01-01"):
+    county = f"/console/organizations/{walk.county}"
+    assert "欧***" not in auditor.get(f"{county}/roll").text  # the county's own roll is empty
+    for path in (
+        f"{base}/roll",
+        f"{base}/changes?from=2020-01-01",
+        f"{county}/roll?scope=subtree",
+        f"{county}/changes?from=2020-01-01&scope=subtree",
+    ):
         page = auditor.get(path)
         assert page.status_code == 200, path
         for secret in (walk.member_id_number, MEMBER_NAME, walk.member_birth, compact_birth):
             assert secret not in page.text, (path, secret)
         assert "欧***" in page.text
-    export = auditor.get(f"{base}/export/roll.csv")
-    assert export.status_code == 200 and walk.member_id_number not in export.text
+    export = auditor.get(f"{county}/export/roll.csv", params={"scope": "subtree"})
+    assert export.status_code == 200 and "欧***" in export.content.decode("utf-8-sig")
+    assert walk.member_id_number not in export.text
     # A pii token sees the whole record, and its view is recorded as the API records it.
     before = _pii_reads(api)
     pii = signed_in(api, "east_clerk_pii")
