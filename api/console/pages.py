@@ -71,6 +71,25 @@ VOUCHER_KINDS = {
     "reversal": "红字冲销",
     "year_end": "年终结账",
 }
+TOTAL_NAMES = {
+    "assets": "资产合计",
+    "liabilities": "负债合计",
+    "net_assets": "净资产合计",
+    "income": "收入合计",
+    "expenditure": "支出合计",
+    "surplus": "收支结余",
+    "liabilities_and_net_assets": "负债和净资产合计",
+    "debit": "借方合计",
+    "credit": "贷方合计",
+    "opening_difference": "期初借贷差额",
+    "closing_difference": "期末借贷差额",
+    "income_earmarked": "收入（专项）",
+    "income_general": "收入（非专项）",
+    "expenditure_earmarked": "支出（专项）",
+    "expenditure_general": "支出（非专项）",
+    "surplus_earmarked": "结余（专项）",
+    "surplus_general": "结余（非专项）",
+}
 # Accounts shown at a glance on an organisation's page.
 BANK = "102"
 PAYABLES = ("211", "212", "215")
@@ -82,6 +101,7 @@ templates.env.globals.update(
     STATEMENTS=STATEMENTS,
     ACCOUNTS=ACCOUNTS,
     VOUCHER_KINDS=VOUCHER_KINDS,
+    TOTAL_NAMES=TOTAL_NAMES,
 )
 
 
@@ -592,8 +612,16 @@ async def compare(request: Request, code: str, kind: str) -> Response:
                     "changed": line.get(column) != other.get(column),
                 }
             )
+        later_totals = second.get("totals", {})
+        totals = [
+            {"name": TOTAL_NAMES.get(key, key), "a": value, "b": later_totals.get(key)}
+            for key, value in first.get("totals", {}).items()
+        ]
+        for row in totals:
+            row["changed"] = row["a"] != row["b"]
         return Page(
             "compare.html",
+            totals=totals,
             org=org,
             kind=kind,
             title=STATEMENTS[kind],
@@ -602,7 +630,7 @@ async def compare(request: Request, code: str, kind: str) -> Response:
             scope=scope,
             moments=moments,
             pickers=[formatting.picker_value(m) for m in moments],
-            changed=sum(row["changed"] for row in rows),
+            changed=sum(row["changed"] for row in rows) + sum(row["changed"] for row in totals),
             column=column,
         )
 

@@ -195,6 +195,10 @@ def test_known_at_before_the_correction_shows_the_old_figure(api: Api, walk: Wal
     row = re.search(r'<tr class="changed" data-account="402">(.*?)</tr>', compared.text, re.S)
     assert row is not None and "≠ 有变化" in row.group(1)
     assert walk.amount_before in row.group(1) and walk.amount_now in row.group(1)
+    surplus = re.search(
+        r'<tr class="total changed"><td></td><th>收支结余</th>(.*?)</tr>', compared.text, re.S
+    )
+    assert surplus is not None and walk.amount_before in surplus.group(1)
     bad = auditor.get(f"{base}/statements/income-expenditure", params={"known_at": "yesterday"})
     assert bad.status_code == 422
 
