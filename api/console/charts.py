@@ -4,6 +4,7 @@ number, and each chart's page shows the same numbers as a table: readable withou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
@@ -102,8 +103,14 @@ class Bar:
     group: int  # which pattern: 0 income, 1 shares up and down, 2 spending
 
 
-def horizontal_bars(prefix: str, title: str, bars: list[Bar], groups: list[str]) -> Markup:
-    """One horizontal bar per figure, its amount written at its end."""
+def horizontal_bars(
+    prefix: str,
+    title: str,
+    bars: list[Bar],
+    groups: list[str],
+    written: Callable[[str], str] = money,
+) -> Markup:
+    """One horizontal bar per figure, its amount (as `written` writes it) at its end."""
     label_width, bar_width, row = 190, 420, 26
     height = 40 + row * max(1, len(bars))
     width = label_width + bar_width + 130
@@ -122,10 +129,10 @@ def horizontal_bars(prefix: str, title: str, bars: list[Bar], groups: list[str])
             f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end" {FONT}>'
             f"{escape(item.label)}</text>"
             f'<rect x="{label_width}" y="{y + 2}" width="{length}" height="{row - 8}"'
-            f" {_fill(prefix, item.group)}><title>{escape(item.label)}: {money(item.amount)}"
+            f" {_fill(prefix, item.group)}><title>{escape(item.label)}: {written(item.amount)}"
             "</title></rect>"
             f'<text x="{label_width + length + 6}" y="{y + 14}" {FONT}>'
-            f"{escape(money(item.amount))}</text>"
+            f"{escape(written(item.amount))}</text>"
         )
     out.append("</svg>")
     return Markup("".join(out))

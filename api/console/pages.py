@@ -739,6 +739,20 @@ async def chart_page(request: Request, code: str) -> Response:
             for name, codes in MEMBER_SERIES
         ]
         labels = [m["month"] for m in months]
+        # Members on the roll at the end of the period, per child union with those below it.
+        children = present(
+            caller,
+            read.organizations.children(code, day=today_in_china(), page=1, page_size=200),
+            "console GET /v1/organizations/{code}/children",
+        )
+        per_child = [
+            charts.Bar(
+                child["name"],
+                str(read.roll_summary(child["code"], as_of=end, scope="subtree")["members"]),
+                0,
+            )
+            for child in children["items"]
+        ]
         income = read.income_expenditure(code, date_from=start, date_to=end, scope=scope)
         trial = read.trial_balance(code, date_from=start, date_to=end, scope=scope)
         debits = {line["account_code"]: line["debit"] for line in trial["lines"]}
@@ -766,6 +780,10 @@ async def chart_page(request: Request, code: str) -> Response:
             series=series,
             members_svg=charts.grouped_bars("members", "会员变化（按月）", labels, series),
             bars=bars,
+            per_child=per_child,
+            children_svg=charts.horizontal_bars(
+                "children", "下级工会会员数", per_child, ["会员数"], written=str
+            ),
             flow_svg=charts.horizontal_bars(
                 "flow", "经费流向", bars, ["收入", "上解与下拨", "支出"]
             ),

@@ -281,7 +281,7 @@ def test_charts_of_members_over_time_and_the_fund_flow(api: Api, walk: Walk, aud
     base = f"/console/organizations/{walk.county}/charts"
     page = auditor.get(base, params={"from": "2020-01-01", "to": "2020-12-31"})
     assert page.status_code == 200
-    assert page.text.count("<svg") == 2 and "<script" not in page.text.split("</head>")[1]
+    assert page.text.count("<svg") == 3 and "<script" not in page.text.split("</head>")[1]
     # The walk's member joined base union A on 2020-05-01: one join in May, in the chart's
     # own label and in the table beside it.
     table = re.search(r'<table class="data" id="members-table">(.*?)</table>', page.text, re.S)
@@ -289,6 +289,11 @@ def test_charts_of_members_over_time_and_the_fund_flow(api: Api, walk: Walk, aud
     may = re.search(r"<tr><td>2020-05</td>(.*?)</tr>", table.group(1), re.S)
     assert may is not None and re.findall(r">(\d+)<", may.group(1)) == ["1", "0", "0", "0"]
     assert "2020-05 入会: 1" in page.text
+    # Members per child union at the end of the period: base union A holds the one member.
+    children = re.search(r'<table class="data" id="children-table">(.*?)</table>', page.text, re.S)
+    assert children is not None
+    assert re.search(r"北京星火科技有限公司工会委员会</td><td class=\"num\">1<", children.group(1))
+    assert re.search(r"北京顺达物流有限公司工会委员会</td><td class=\"num\">0<", children.group(1))
     flow = auditor.get(base, params={"from": "2025-01-01", "to": "2025-12-31", "scope": "self"})
     rows = re.search(r'<table class="data" id="flow-table">(.*?)</table>', flow.text, re.S)
     assert rows is not None
