@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from service.tokens import Tokens
-from tests.api.conftest import Api
+from tests.api.conftest import Api, _open_api
 from tests.api.console_walk import (
     MEMBER_NAME,
     Walk,
@@ -22,6 +22,8 @@ from tests.api.console_walk import (
     csrf_of,
     signed_in,
 )
+from tests.conftest import BACKENDS
+from tests.projections.test_audit import Raw
 
 
 @pytest.fixture(scope="module")
@@ -313,3 +315,37 @@ def test_the_journal_by_account_over_the_api(api: Api, walk: Walk) -> None:
     payables = api.get(path, params={**period, "account_code": "21"}, token="east_auditor")
     assert payables.status_code == 422  # not an account of the chart
     assert api.get(path, params={"account_code": "4x"}).status_code == 422
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_the_verification_page_names_the_first_bad_position(
+    kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A deployment of its own, tampered with behind the server's back."""
+    opened = _open_api(kind, tmp_path_factory.mktemp(f"console-tamper-{kind}"))
+    api = next(opened)
+    try:
+        walk = build_walk(api)
+        raw = Raw(api.backend)
+        try:
+            [event] = [
+                e
+                for e in api.get("/v1/audit/events", params={"limit": 1000}).json()["items"]
+                if e["stream_id"] == walk.kept_voucher
+            ]
+            raw.flip_byte(event["position"], 40)
+        finally:
+            raw.close()
+        api.join(api.tree.base_b)  # a new event: the cached verification is stale
+        client = signed_in(api, "auditor")
+        try:
+            page = client.get("/console/verification")
+            assert page.status_code == 200 and "✗ 未通过" in page.text
+            assert f"首个有问题的序号：{event['position']}" in page.text
+            voucher = client.get(f"/console/vouchers/{walk.kept_voucher}")
+            assert "✗ 核验失败" in voucher.text
+        finally:
+            client.close()
+    finally:
+        for _ in opened:
+            pass
