@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from api.console import pages as console
 from api.errors import install_error_handlers
 from api.hot_posts import HotPosts, HotRoute
 from api.limits import BodySizeLimit
@@ -73,6 +79,9 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are served below with their assets from this server.
+        docs_url=None,
+        redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks: off, as no provider is configured here; left
         # on, they look the providers up on every request (a few % of the CPU per request).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -90,6 +99,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         operations,
     ):
         app.include_router(module.router)
+    serve_console_and_docs(app)
     if short_path:
         app.hot_posts = HotPosts(
             app.whole_stack,
@@ -108,3 +118,54 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
     # Outermost, so that refused (413) requests are counted too.
     app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.services.metrics)
     return app
+
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+CONSOLE_ASSETS = Path(console.__file__).parent / "static"
+REDOC_LOGO_URL = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def serve_console_and_docs(app: FastAPI) -> None:
+    """The console (GET / and /console/...) and the OpenAPI pages, every script, style sheet
+    and icon from this server: Swagger UI's and ReDoc's come with the fastapi-offline
+    package, the console's own are in api/console/static."""
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_ASSETS), name="console-static")
+    redoc_js = (
+        (DOCS_ASSETS / "redoc.standalone.js")
+        .read_bytes()
+        .replace(REDOC_LOGO_URL, b"/docs-assets/favicon.png")
+    )
+
+    @app.get("/docs-assets/redoc.standalone.js", include_in_schema=False)
+    async def redoc_script() -> Response:
+        # ReDoc's footer shows a logo from its makers' CDN: this copy shows our icon instead.
+        return Response(
+            redoc_js,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+            # No validator badge: it would send the document to validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )

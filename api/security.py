@@ -141,11 +141,18 @@ async def _principal(
     # the store, and that lookup goes to a worker thread.
     if credentials is None:
         raise Unauthenticated("an Authorization: Bearer token is required")
-    principal = svc.tokens.already_verified(credentials.credentials)
-    if principal is None:
-        principal = await run_in_threadpool(svc.tokens.verify, credentials.credentials)
+    principal = await verified(svc, credentials.credentials)
     if principal is None:
         raise Unauthenticated("the token is not known, has expired or was revoked")
+    return principal
+
+
+async def verified(svc: Services, token: str) -> Principal | None:
+    """The principal of a token (None: unknown, expired or revoked), as every request, API
+    or console, verifies it."""
+    principal = svc.tokens.already_verified(token)
+    if principal is None:
+        principal = await run_in_threadpool(svc.tokens.verify, token)
     return principal
 
 

@@ -24,4 +24,6 @@ if ! .venv/bin/ledger summary >/dev/null 2>&1; then
 fi
 
 echo "Mint a token for the API with: .venv/bin/ledger token create --role admin [--pii]" >&2
+echo "The auditors' console is http://${LEDGER_HOST:-127.0.0.1}:${LEDGER_PORT:-8000}/ (sign in" \
+     "with a token, e.g. .venv/bin/ledger token create --role auditor)" >&2
 exec .venv/bin/ledger serve

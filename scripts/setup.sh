@@ -60,3 +60,28 @@ ensure_postgres() {
          "start it and try again" >&2
     return 1
 }
+
+# The console's browser tests (tests/api/test_console_browser.py) drive Debian's chromium
+# through Playwright; Playwright's own browser download is never used (it cannot reach its
+# host here). Installed with apt-get when missing.
+# A Chinese font (WenQuanYi Micro Hei) comes along, so that the screenshots show the pages'
+# text rather than empty boxes.
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; then
+        return 0
+    fi
+    echo "setup: installing chromium and a Chinese font (apt-get) for the console's browser" \
+         "tests" >&2
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    if ! $sudo apt-get install -y chromium fonts-wqy-microhei >/dev/null 2>&1; then
+        $sudo apt-get update >/dev/null
+        $sudo apt-get install -y chromium fonts-wqy-microhei >/dev/null
+    fi
+    command -v chromium >/dev/null 2>&1 || {
+        echo "setup: chromium could not be installed; the browser tests need it" >&2
+        return 1
+    }
+}

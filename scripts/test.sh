@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs the whole test suite: bash scripts/test.sh [pytest args]
 # Creates .venv if missing, installs the project with its test extras, makes sure PostgreSQL
-# answers at 127.0.0.1:5432 (the tests use both SQLite and PostgreSQL), runs ruff (lint and
-# format) and mypy, then pytest.
+# answers at 127.0.0.1:5432 (the tests use both SQLite and PostgreSQL), installs Debian's
+# chromium if missing (the console's browser tests), runs ruff (lint and format) and mypy,
+# then pytest.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ source scripts/setup.sh
 
 ensure_venv
 ensure_postgres
+ensure_chromium
 
 # The quick checks first: a lint or type error fails the run before the long tests start.
 .venv/bin/ruff check .

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql as pgsql
@@ -76,6 +77,17 @@ class StoreState:
 
 
 MakeSeal = Callable[[ChainTip, LastSeal | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class TracedRow:
+    """One stored event of a stream with its recorded chain link and the link before it
+    (None where the chain has not reached it yet; GENESIS before the first event)."""
+
+    position: int
+    row: tuple[int, Any, int, Any, Any]
+    link: bytes | None
+    previous: bytes | None
 
 
 @dataclass(slots=True)
@@ -175,6 +187,31 @@ class AuditStore:
 
     def snapshot(self) -> Any:
         raise NotImplementedError
+
+    def trace_stream(self, stream_id: UUID, limit: int = 100) -> list[TracedRow]:
+        """The first `limit` events of one stream, as stored, with their chain links."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _links_of(conn: Any, positions: list[int], marker: str) -> dict[int, tuple[Any, Any]]:
+        """position -> (its link or None, the link before it or None), one query each."""
+        found: dict[int, tuple[Any, Any]] = {}
+        for position in positions:
+            rows = conn.execute(
+                f"SELECT position, link FROM audit_chain WHERE position <= {marker} "
+                "ORDER BY position DESC LIMIT 2",
+                (position,),
+            ).fetchall()
+            link = bytes(rows[0][1]) if rows and rows[0][0] == position else None
+            before = rows[1:] if link is not None else rows[:1]
+            if link is None:
+                previous = None
+            elif before:
+                previous = bytes(before[0][1])
+            else:
+                previous = GENESIS
+            found[position] = (link, previous)
+        return found
 
 
 def _seal_from_row(row: Any) -> dict[str, Any]:
@@ -311,6 +348,21 @@ class SQLiteAuditStore(AuditStore):
                     if cursor is not None:
                         cursor.close()
                 conn.execute("ROLLBACK")
+
+    def trace_stream(self, stream_id: UUID, limit: int = 100) -> list[TracedRow]:
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            try:
+                rows = conn.execute(
+                    f"SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table} WHERE originator_id = ? "
+                    "ORDER BY originator_version LIMIT ?",
+                    (stream_id.hex, limit),
+                ).fetchall()
+                links = self._links_of(conn, [row[0] for row in rows], "?")
+            finally:
+                conn.execute("ROLLBACK")
+        return [TracedRow(row[0], tuple(row), *links[row[0]]) for row in rows]  # type: ignore[arg-type]
 
 
 class PostgresAuditStore(AuditStore):
@@ -457,6 +509,26 @@ class PostgresAuditStore(AuditStore):
                 return StoreState(head or 0, *self._seal_state(conn))
             finally:
                 conn.rollback()
+
+    def trace_stream(self, stream_id: UUID, limit: int = 100) -> list[TracedRow]:
+        with self._connect(autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            try:
+                select = self._select_rows(conn)
+                with conn.cursor(binary=True) as cursor:
+                    cursor.execute(
+                        select
+                        + pgsql.SQL(
+                            "WHERE originator_id = %s ORDER BY originator_version LIMIT %s"
+                        ),
+                        (stream_id, limit),
+                    )
+                    rows = cursor.fetchall()
+                links = self._links_of(conn, [row[0] for row in rows], "%s")
+            finally:
+                conn.rollback()
+        return [TracedRow(row[0], tuple(row), *links[row[0]]) for row in rows]  # type: ignore[arg-type]
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:

@@ -59,10 +59,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteRecorder
 
-from projections.audit.chain import ChainCheck, Problem, SealPoint, check_chain
+from projections.audit.chain import ChainCheck, Problem, SealPoint, check_chain, next_link
 from projections.audit.events import (
     decode,
     event_record,
@@ -235,6 +236,46 @@ class AuditTrail:
                     if len(found) == limit:
                         return {"items": found, "next_after": cursor}
         return {"items": found, "next_after": cursor}
+
+    def trace(self, stream_id: UUID, *, unmasked: bool = False) -> list[dict[str, Any]]:
+        """The events of one stream (a voucher's, a union's) as the stream lists them, each
+        with its place in the chain: `chained` (the chain has reached it), `link_ok` (its
+        recorded link is the hash of the link before it and the row as stored now), `link`,
+        and `seal`, the first seal at or after it (None: no seal covers it yet) with
+        `seal_ok` (signed by the key configured outside the database)."""
+        traced = self.store.trace_stream(stream_id)
+        positions = [t.position for t in traced]
+        notifications = {n.id: n for n in self.ledger.notifications_at(positions)}
+        seals = self.store.seals()
+        try:
+            trusted = trusted_public_keys(self.settings)
+        except AuditKeyError:
+            trusted = set()
+        found = []
+        for item in traced:
+            notification = notifications.get(item.position)
+            if notification is None:
+                continue
+            record = self._record(notification, unmasked)
+            link_ok = (
+                item.link is not None
+                and item.previous is not None
+                and next_link(item.previous, *item.row) == item.link
+            )
+            covering = next((x for x in seals if x["position"] >= item.position), None)
+            fault = None
+            if covering is not None:
+                fault = seal_fault(covering, trusted) if trusted else NO_PUBLIC_KEY
+            record["chain"] = {
+                "chained": item.link is not None,
+                "link_ok": link_ok,
+                "link": item.link.hex() if item.link is not None else None,
+                "seal": None if covering is None else self._public(covering),
+                "seal_ok": covering is not None and fault is None,
+                "seal_fault": fault,
+            }
+            found.append(record)
+        return found
 
     def _indexed_through(self) -> int:
         """The position through which the audit index is complete (0: no index)."""

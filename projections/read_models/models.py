@@ -173,6 +173,20 @@ class ReadModels:
             page_size=page_size,
         )
 
+    def roll_changes_by_month(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        known_at: datetime.datetime | None = None,
+        scope: str = "self",
+    ) -> list[dict[str, Any]]:
+        self._require_org(code)
+        return self.rolls.changes_by_month(
+            code, date_from=date_from, date_to=date_to, k_us=known_us(known_at), scope=scope
+        )
+
     def member_history(self, member_id: str) -> list[dict[str, Any]]:
         return self.rolls.history(member_id)
 

@@ -483,6 +483,51 @@ class RollQueries:
                 details = self._details(cur, sorted({r[0] for r in rows}), k_us)
                 yield self._change_items(rows, details)
 
+    def changes_by_month(
+        self,
+        code: str,
+        *,
+        date_from: datetime.date,
+        date_to: datetime.date,
+        k_us: int,
+        scope: str,
+    ) -> list[dict[str, Any]]:
+        """How many membership changes of each code took effect in each month of the period
+        (the rows changes() lists, counted): [{"month": "YYYY-MM", "counts": {code: n}}], every
+        month of the period in order, months without a change included."""
+        if date_from > date_to:
+            raise InvalidValue("from", "from is on or before to")
+        params: dict[str, Any] = {
+            "from": day_int(date_from),
+            "to": day_int(date_to),
+            "tree_day": day_int(date_to),
+            "k": k_us,
+        }
+        with_clause, where = org_filter(self.tables, "c.organization_code", scope, code, params)
+        with self.store.reader() as cur:
+            cur.execute(
+                self.store.sql(
+                    f"{with_clause} SELECT c.effective_on / 100, c.change_code, COUNT(*)"
+                    f" FROM {self._t('roll_changes')} c WHERE {where}"
+                    " AND c.effective_on >= :from AND c.effective_on <= :to"
+                    " AND c.recorded_at_us <= :k"
+                    " GROUP BY c.effective_on / 100, c.change_code"
+                ),
+                params,
+            )
+            rows = cur.fetchall()
+        found: dict[int, dict[int, int]] = {}
+        for month, change, count in rows:
+            found.setdefault(int(month), {})[int(change)] = int(count)
+        months = []
+        year, month = date_from.year, date_from.month
+        while (year, month) <= (date_to.year, date_to.month):
+            months.append(
+                {"month": f"{year:04d}-{month:02d}", "counts": found.get(year * 100 + month, {})}
+            )
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return months
+
     def history(self, member_id: str) -> list[dict[str, Any]]:
         with self.store.reader() as cur:
             cur.execute(
