@@ -22,6 +22,7 @@ from api.routers import (
     members,
     operations,
     organizations,
+    reconciliations,
     rolls,
     statements,
 )
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         levy_policies,
         statements,
         audit,
+        reconciliations,
         operations,
     ):
         app.include_router(module.router)
