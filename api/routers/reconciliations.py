@@ -15,6 +15,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import ConfigDict
 
 from api.exporting import TABLE_FORMATS, XLSX
 from api.idempotent import run_once
@@ -41,6 +42,10 @@ FILE_HELP = (
 
 
 class SignOff(RequestModel):
+    """签核"""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "已核对，手续费下月入账"}]})
+
     note: text(MAX_NOTE_CHARS, min_length=1, description="签核意见")  # type: ignore[valid-type]
 
 
