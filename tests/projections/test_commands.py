@@ -130,6 +130,12 @@ def test_reconcile_prints_the_first_differences_and_writes_the_whole_report(back
     everything = _run(backend, tmp_path, *args, "--out", str(tmp_path / "r.csv"))
     assert everything.stdout.count("\n  - ") == 5
     assert (tmp_path / "r.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    # The default checks the union's books, no rebuild; --full-rebuild says how long first.
+    assert "rebuilding" not in result.stderr
+    full = _run(backend, tmp_path, *args, "--full-rebuild")
+    assert full.returncode == 1
+    assert "rebuilding every read model from" in full.stderr and " s\n" in full.stderr
+    assert "rebuilt against live: equal" in full.stdout
 
 
 def test_reconcile_refuses_a_file_without_a_heading_row(backend, tmp_path):
