@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         operations,
     ):
         app.include_router(module.router)
+    app.include_router(reconciliations.alerts_router)
     if short_path:
         app.hot_posts = HotPosts(
             app.whole_stack,

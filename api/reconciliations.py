@@ -16,6 +16,7 @@ from domain.errors import InvalidValue
 from domain.period import Month
 from domain.reconciliation import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, FileLines
 from projections.read_models.models import ReadModels
+from projections.reconciliation.monitors import alerts, file_alerts
 from projections.reconciliation.reconcile import books_comparison, reconcile_file
 from service.application import Ledger
 from service.commands import RecordReconciliation
@@ -82,7 +83,8 @@ def run_reconciliation(
     report = {
         "comparison": comparison,
         "files": sections,
-        "monitors": [],
+        "monitors": alerts(read_models, organization, month.last_day)
+        + file_alerts(organization, sections),
         "differences_total": comparison["differing_rows"]
         + sum(s["differences_count"] for s in sections),
     }

@@ -21,18 +21,22 @@ from api.exporting import TABLE_FORMATS, XLSX
 from api.idempotent import run_once
 from api.models.common import ERRORS, CreditCodeText, MonthText, RequestModel, text
 from api.presenting import present
-from api.queries import FormatParam, PageParam, PageSizeParam
+from api.queries import DayParam, FormatParam, PageParam, PageSizeParam, day_or_today
 from api.reconciliations import Upload, read_files, run_reconciliation
 from api.security import Auditor, Caller, Idempotency, Reader
 from domain.organizations import Deployment
 from domain.reconciliation import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from domain.reconciliation_runs import MAX_NOTE_CHARS
+from projections.reconciliation.monitors import alerts
 from projections.reconciliation.report import csv_bytes, workbook_bytes
 from service.commands import SignOffReconciliation
 from service.reconciliations import list_runs, organization_of, run_view
 from storage import clock
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"], responses=ERRORS)
+alerts_router = APIRouter(
+    prefix="/v1/organizations/{code}", tags=["reconciliation"], responses=ERRORS
+)
 COMMAND = "run_reconciliation"
 CHUNK_BYTES = 1024 * 1024
 FILE_HELP = (
@@ -165,3 +169,22 @@ def sign_off(caller: Auditor, idempotency: Idempotency, run_id: str, body: SignO
     run = {**run_view(ledger, run_id), "position": result.position}
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(present(caller, run, "POST /v1/reconciliations/sign-off"), headers=headers)
+
+
+@alerts_router.get("/alerts")
+def organization_alerts(caller: Reader, code: str, as_of: DayParam = None) -> JSONResponse:
+    """监测 over the union and every union below it: levy payables (211/212) not remitted by
+    the end of the quarter after they arose, base unions with no dues for three months. (A
+    run's section adds the ones its files answer: employers in the tax file without a levy,
+    the bank balance against the statement's closing 余额.)"""
+    caller.require_org(code)
+    day = day_or_today(as_of, "as_of")
+    read_models = caller.services.caught_up()
+    found = alerts(read_models, code, day)
+    body = {
+        "organization_code": code,
+        "as_of": day.isoformat(),
+        "items": found,
+        "total": len(found),
+    }
+    return JSONResponse(present(caller, body, "GET /v1/organizations/{code}/alerts"))

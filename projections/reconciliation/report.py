@@ -81,6 +81,10 @@ def line_rows(run: dict[str, Any], *, matches: bool = True) -> list[dict[str, An
         rows += [
             _line(section["kind"], DIFFERENCE_NAMES[d["kind"]], d) for d in section["differences"]
         ]
+    rows += [
+        {"file": "监测", "outcome": m["kind"], "reason": m["message"]}
+        for m in run.get("monitors", [])
+    ]
     if matches:
         for section in run["files"]:
             rows += [
@@ -180,8 +184,16 @@ def text_report(run: dict[str, Any], limit: int | None = None) -> tuple[list[str
                 f"    closing 余额: file {section.get('closing_balance_file')}, "
                 f"ledger {section.get('closing_balance_ledger')}"
             )
-    for monitor in run.get("monitors", []):
-        out.append(f"  monitor {monitor['kind']}: {monitor['message']}")
+    monitors = run.get("monitors", [])
+    if monitors:
+        kinds: dict[str, int] = {}
+        for monitor in monitors:
+            kinds[monitor["kind"]] = kinds.get(monitor["kind"], 0) + 1
+        out.append("  monitors: " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
+        for monitor in monitors if limit is None else monitors[:limit]:
+            out.append(f"    ! {monitor['message']}")
+        if limit is not None and len(monitors) > limit:
+            out.append(f"    ... and {len(monitors) - limit} more monitor alerts in the report")
     rows = line_rows(run, matches=False)
     shown = rows if limit is None else rows[:limit]
     for row in shown:

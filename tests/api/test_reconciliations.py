@@ -85,6 +85,9 @@ def test_a_run_over_http_then_listed_exported_and_signed_off_once(api: Api) -> N
     ]
     assert bank["differences"][0]["file"]["amount"] == "-12.00"
     assert run["differences"] == 4
+    told = {(m["kind"], m.get("employer_code")) for m in run["monitors"]}
+    assert ("employer_without_levy", t.employer_w) in told
+    assert ("levy_payable_overdue", None) not in told  # January 2024's payables are not late yet
 
     listed = api.get(
         "/v1/reconciliations", token="east_auditor", params={"organization_code": t.east}
@@ -127,3 +130,32 @@ def test_bad_input_stores_nothing(api: Api) -> None:
     assert after == before
     assert api.get("/v1/reconciliations/not-a-run").status_code == 404
     assert api.post("/v1/reconciliations/not-a-run/sign-off", {"note": "x"}).status_code == 404
+
+
+def test_alerts_name_overdue_levy_payables_and_unions_without_dues(api: Api) -> None:
+    t = api.tree
+    _levy(api, t.employer_b, t.base_b, "300.00", "2024-02-10")
+    early = api.get(f"/v1/organizations/{t.east}/alerts", params={"as_of": "2024-03-31"})
+    assert early.status_code == 200
+    assert not [a for a in early.json()["items"] if a["kind"] == "levy_payable_overdue"]
+    late = api.get(f"/v1/organizations/{t.east}/alerts", token="east_auditor").json()
+    overdue = {
+        (a["organization_code"], a["account_code"], a["counterparty"])
+        for a in late["items"]
+        if a["kind"] == "levy_payable_overdue"
+    }
+    assert (t.east, "211", t.root) in overdue and (t.east, "212", t.base_b) in overdue
+    no_dues = {a["organization_code"] for a in late["items"] if a["kind"] == "no_dues"}
+    assert {t.base_a, t.base_b} <= no_dues and t.base_w not in no_dues
+    dues = {
+        "organization_code": t.base_a,
+        "period": late["as_of"][:7],
+        "amount": "10.00",
+        "received_on": late["as_of"],
+    }
+    assert api.post("/v1/funds/dues", dues, token="a_clerk").status_code == 201
+    again = api.get(f"/v1/organizations/{t.east}/alerts").json()
+    assert t.base_a not in {
+        a["organization_code"] for a in again["items"] if a["kind"] == "no_dues"
+    }
+    assert api.get(f"/v1/organizations/{t.west}/alerts", token="east_auditor").status_code == 403
