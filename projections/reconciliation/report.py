@@ -63,8 +63,10 @@ def _line(kind: str, outcome: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def line_rows(run: dict[str, Any], *, matches: bool = True) -> list[dict[str, Any]]:
-    """Every difference of the run (the books check's too), then every match."""
+def line_rows(
+    run: dict[str, Any], *, matches: bool = True, monitors: bool = True
+) -> list[dict[str, Any]]:
+    """Every difference of the run (the books check's too), the monitors, then every match."""
     rows = [
         {
             "file": "账簿与读模型" if "account_code" in d else "读模型重建核对",
@@ -83,7 +85,7 @@ def line_rows(run: dict[str, Any], *, matches: bool = True) -> list[dict[str, An
         ]
     rows += [
         {"file": "监测", "outcome": m["kind"], "reason": m["message"]}
-        for m in run.get("monitors", [])
+        for m in (run.get("monitors", []) if monitors else [])
     ]
     if matches:
         for section in run["files"]:
@@ -194,7 +196,7 @@ def text_report(run: dict[str, Any], limit: int | None = None) -> tuple[list[str
             out.append(f"    ! {monitor['message']}")
         if limit is not None and len(monitors) > limit:
             out.append(f"    ... and {len(monitors) - limit} more monitor alerts in the report")
-    rows = line_rows(run, matches=False)
+    rows = line_rows(run, matches=False, monitors=False)
     shown = rows if limit is None else rows[:limit]
     for row in shown:
         where = f"row {row['row']}" if row.get("row") else "ledger"
