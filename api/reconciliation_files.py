@@ -57,6 +57,7 @@ LEVY_HEADINGS = {
     "amount": ("实缴金额", "实缴（退）金额", "实缴(退)金额", "金额", "amount"),
     "paid_on": ("入库日期", "缴款日期", "paid_on"),
 }
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 TOTAL_WORDS = ("合计", "总计", "小计")
 _DATE = re.compile(
     r"(\d{4})(?:([-/.])(\d{1,2})\2(\d{1,2})|\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?|(\d{2})(\d{2}))"
@@ -238,6 +239,11 @@ def read_file(stream: IO[bytes], kind: str, name: str = "") -> FileLines:
     is_heading = _bank_heading if kind == "bank" else _levy_heading
     parse = _bank_line if kind == "bank" else _levy_line
     field = "bank_file" if kind == "bank" else "levy_file"
+    if stream.read(len(OLE2_MAGIC)) == OLE2_MAGIC:
+        raise InvalidValue(
+            field, "an .xls workbook (Excel 97-2003) is not read: save it as .xlsx or CSV"
+        )
+    stream.seek(0)
     try:
         with Table(stream, LIMITS) as table:
             first = table.header()

@@ -48,13 +48,22 @@ def organization_of(ledger: Ledger, run_id: str | UUID) -> str:
     return _run(ledger, run_id).organization_code
 
 
-def list_runs(ledger: Ledger, organization_code: str, period: str | None) -> list[dict[str, Any]]:
-    """A union's runs, newest first (one period's, if given)."""
+def list_runs(
+    ledger: Ledger,
+    organization_code: str,
+    period: str | None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """A union's runs, newest first (one period's, if given): one page of them, and how many
+    there are. Only the page's runs are read."""
     register = ledger.unit_of_work().get(ReconciliationRegister.id_for(organization_code))
     if register is None:
-        return []
-    entries = [e for e in register.runs if period is None or e["period"] == period]
-    return [summary(_run(ledger, e["run_id"])) for e in reversed(entries)]
+        return [], 0
+    entries = [e for e in reversed(register.runs) if period is None or e["period"] == period]
+    page = entries[offset:] if limit is None else entries[offset : offset + limit]
+    return [summary(_run(ledger, e["run_id"])) for e in page], len(entries)
 
 
 def book_state(ledger: Ledger, organization_code: str) -> tuple[int, dict[str, int]]:

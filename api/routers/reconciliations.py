@@ -2,9 +2,9 @@
 tax bureau handed out, list and show the runs (CSV/XLSX exports are whole), and sign a run off.
 
 A run is stored as events (domain/reconciliation_runs.py) and its figures never change: a new
-run is a new record. Running one is open to every role within its scope (clerks prepare the
-month, auditors check it); only auditors and admins sign off, and a signed-off run is closed
-(409 on a second sign-off).
+run is a new record. Clerks and admins run one within their scope (auditors only read, as
+everywhere); auditors and admins sign a run off, and a signed-off run is closed (409 on a
+second sign-off).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from api.models.common import ERRORS, CreditCodeText, MonthText, RequestModel, t
 from api.presenting import present
 from api.queries import DayParam, FormatParam, PageParam, PageSizeParam, day_or_today
 from api.reconciliations import Upload, read_files, run_reconciliation
-from api.security import Auditor, Caller, Idempotency, Reader
+from api.security import Auditor, Caller, Idempotency, Reader, Writer
 from domain.organizations import Deployment
 from domain.reconciliation import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from domain.reconciliation_runs import MAX_NOTE_CHARS
@@ -70,7 +70,7 @@ def _upload(upload: UploadFile | None) -> Upload | None:
 
 @router.post("", status_code=201, responses={413: ERRORS[413]})
 def create_run(
-    caller: Reader,
+    caller: Writer,
     idempotency: Idempotency,
     organization_code: Annotated[CreditCodeText, Form()],
     period: Annotated[MonthText, Form()],
@@ -132,9 +132,10 @@ def list_reconciliations(
     """A union's runs, newest first (default: the token's organisation, or the root)."""
     code = organization_code or _default_organization(caller)
     caller.require_org(code)
-    runs = list_runs(caller.services.ledger, code, period)
-    items = runs[(page - 1) * page_size : page * page_size]
-    body = {"items": items, "page": page, "page_size": page_size, "total": len(runs)}
+    items, total = list_runs(
+        caller.services.ledger, code, period, offset=(page - 1) * page_size, limit=page_size
+    )
+    body = {"items": items, "page": page, "page_size": page_size, "total": total}
     return JSONResponse(present(caller, body, "GET /v1/reconciliations"))
 
 

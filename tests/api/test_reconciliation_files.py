@@ -106,3 +106,6 @@ def test_a_file_without_a_heading_row_is_refused() -> None:
     assert caught.value.field == "bank_file" and "交易日期" in caught.value.reason
     with pytest.raises(InvalidValue):
         read_file(io.BytesIO(b"\xff\xfe\x00garbage\x81"), "levy")
+    with pytest.raises(InvalidValue) as old_excel:
+        read_file(io.BytesIO(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500), "bank")
+    assert ".xlsx" in old_excel.value.reason

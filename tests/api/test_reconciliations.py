@@ -126,6 +126,8 @@ def test_bad_input_stores_nothing(api: Api) -> None:
     assert bad_period.status_code == 422
     outside = api.post("/v1/reconciliations", token="east_clerk", data=form)
     assert outside.status_code == 403
+    auditor = api.post("/v1/reconciliations", token="west_auditor", data=form)
+    assert auditor.status_code == 403
     after = api.get("/v1/reconciliations", params={"organization_code": t.west}).json()["total"]
     assert after == before
     assert api.get("/v1/reconciliations/not-a-run").status_code == 404
@@ -159,3 +161,33 @@ def test_alerts_name_overdue_levy_payables_and_unions_without_dues(api: Api) -> 
         a["organization_code"] for a in again["items"] if a["kind"] == "no_dues"
     }
     assert api.get(f"/v1/organizations/{t.west}/alerts", token="east_auditor").status_code == 403
+
+
+def test_a_retried_run_replays_and_another_file_under_the_same_key_is_refused(api: Api) -> None:
+    t = api.tree
+    form = {"organization_code": t.base_w, "period": "2024-01"}
+    bank = "交易日期,摘要,金额\r\n2024-01-05,利息,1.00\r\n".encode("gbk")
+    first = api.post(
+        "/v1/reconciliations", key="run-w-1", data=form, files={"bank_file": ("b.csv", bank)}
+    )
+    assert first.status_code == 201, first.text
+    again = api.post(
+        "/v1/reconciliations", key="run-w-1", data=form, files={"bank_file": ("b.csv", bank)}
+    )
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["run_id"] == first.json()["run_id"]
+    other = api.post(
+        "/v1/reconciliations",
+        key="run-w-1",
+        data=form,
+        files={"bank_file": ("b.csv", bank + b"2024-01-06,x,2.00\r\n")},
+    )
+    assert other.status_code == 422
+    listed = api.get("/v1/reconciliations", params={"organization_code": t.base_w}).json()
+    assert listed["total"] == 1
+    assert (
+        api.get(
+            "/v1/reconciliations", params={"organization_code": t.base_w, "page": 2, "page_size": 1}
+        ).json()["items"]
+        == []
+    )
