@@ -271,9 +271,8 @@ def read_file(stream: IO[bytes], kind: str, name: str = "") -> FileLines:
                 try:
                     result.lines.append(parse(number, cells, found))
                 except RowFault as fault:
-                    result.bad_rows.append(
-                        BadRow(number, fault.field, fault.reason, tuple(_text(c) for c in cells))
-                    )
+                    shown = tuple((f, _text(_cell(cells, found, f))) for f in found)
+                    result.bad_rows.append(BadRow(number, fault.field, fault.reason, shown))
     except InvalidValue as exc:
         raise InvalidValue(field, exc.reason) from None
     if result is None:

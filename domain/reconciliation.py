@@ -231,19 +231,20 @@ class LevyLine:
 
 @dataclass(frozen=True)
 class BadRow:
-    """A row that could not be read: its number, the column at fault and why."""
+    """A row that could not be read: its number, the column at fault and why, and its cells
+    by the field their column holds (columns the reader does not use are left out)."""
 
     row: int
     field: str | None
     reason: str
-    cells: tuple[str, ...] = ()
+    cells: tuple[tuple[str, str], ...] = ()
 
     def difference(self) -> dict[str, Any]:
         return difference(
             "bad_row",
             f"{self.field}: {self.reason}" if self.field else self.reason,
             row=self.row,
-            file={"row": self.row, "cells": list(self.cells)},
+            file={"row": self.row, **dict(self.cells)},
         )
 
 

@@ -259,6 +259,7 @@ def reconcile(
             )
         finally:
             read_models.close()
+    run = mask(run)  # what the console and the files show, as a token without pii sees it
     lines, left_out = text_report(run, limit)
     for line in lines:
         print(line)

@@ -147,7 +147,11 @@ def _visible(caller: Caller, run_id: str) -> None:
 def show_reconciliation(caller: Reader, run_id: str, format: FormatParam = "json") -> Response:
     """The run with every match and difference; format=csv|xlsx exports it whole."""
     _visible(caller, run_id)
-    run = present(caller, run_view(caller.services.ledger, run_id), "GET /v1/reconciliations")
+    run = present(
+        caller,
+        run_view(caller.services.ledger, run_id),
+        f"GET /v1/reconciliations/{{run_id}} format={format}",
+    )
     if format == "json":
         return JSONResponse(run)
     name = f"reconciliation-{run['organization_code']}-{run['period']}-{run['run_id'][:8]}"
@@ -169,7 +173,9 @@ def sign_off(caller: Auditor, idempotency: Idempotency, run_id: str, body: SignO
     )
     run = {**run_view(ledger, run_id), "position": result.position}
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(present(caller, run, "POST /v1/reconciliations/sign-off"), headers=headers)
+    return JSONResponse(
+        present(caller, run, "POST /v1/reconciliations/{run_id}/sign-off"), headers=headers
+    )
 
 
 @alerts_router.get("/alerts")

@@ -38,11 +38,11 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _side_text(side: dict[str, Any]) -> str:
+def _side_text(side: dict[str, Any], *, raw: bool = False) -> str:
+    if raw:  # a row that could not be read: its cells as they were
+        return " | ".join(str(v) for k, v in side.items() if k != "row" and v)
     if "employer_code" in side:
         return f"{side['employer_code']} {side.get('period') or ''}".strip()
-    if "cells" in side:
-        return " | ".join(side["cells"])
     return side.get("description") or side.get("summary") or ""
 
 
@@ -59,7 +59,7 @@ def _line(kind: str, outcome: str, item: dict[str, Any]) -> dict[str, Any]:
         "ledger_text": _side_text(ours) if ours else "",
         "file_date": theirs.get("date") or theirs.get("paid_on"),
         "file_amount": theirs.get("amount"),
-        "file_text": _side_text(theirs) if theirs else "",
+        "file_text": _side_text(theirs, raw=item.get("kind") == "bad_row") if theirs else "",
     }
 
 

@@ -65,6 +65,10 @@ class SignOffReconciliation(Command):
     by: str
     at: datetime.datetime
 
+    def request(self) -> dict[str, Any]:
+        # The moment is the server's, not the client's: a retry is the same request.
+        return {"run_id": str(self.run_id), "note": self.note}
+
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         run = uow.get(self.run_id)
         if not isinstance(run, ReconciliationRun):
