@@ -191,3 +191,17 @@ def test_a_retried_run_replays_and_another_file_under_the_same_key_is_refused(ap
         ).json()["items"]
         == []
     )
+
+
+def test_a_statement_larger_than_a_json_body_is_taken(api: Api) -> None:
+    line = "2023-12-01," + "利息" * 30 + ",1.00\r\n"
+    bank = ("交易日期,摘要,金额\r\n" + line * 20_000).encode("gbk")
+    assert len(bank) > 1024 * 1024  # the cap of a JSON body
+    response = api.post(
+        "/v1/reconciliations",
+        data={"organization_code": api.tree.base_b, "period": "2024-01"},
+        files={"bank_file": ("big.csv", bank)},
+    )
+    assert response.status_code == 201, response.text
+    (bank_section,) = response.json()["files"]
+    assert bank_section["rows_read"] == 20_000 and bank_section["rows_outside_period"] == 20_000
