@@ -22,7 +22,7 @@ from typing import Any
 from domain.reconciliation import yuan
 from projections.read_models.models import ReadModels
 from projections.read_models.rows import day_int
-from projections.read_models.scope import subtree_codes
+from projections.read_models.scope import org_filter
 
 PAYABLE_NAMES = {"211": "应付上级经费", "212": "应付下级经费"}
 DUES_MONTHS = 3
@@ -51,51 +51,62 @@ def alerts(
     store, tables = read_models.store, read_models.tables
     lines = tables.table("ledger_lines")
     cutoff = quarter_end_before_last(as_of)
+    since = _months_back(as_of, DUES_MONTHS)
     found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {
+        "tree_day": day_int(as_of),
+        "k": 2**62,
+        "as_of": day_int(as_of),
+        "cutoff": day_int(cutoff),
+        "since": day_int(since),
+    }
+    # The subtree as a CTE, never a list of parameters: a province has tens of thousands of
+    # unions, past what a statement may bind.
+    with_clause, in_subtree = org_filter(
+        tables, "organization_code", "subtree", organization, params
+    )
+    account = "SUBSTR(account_code, 1, 3)"
     with store.reader() as cur:
-        codes = subtree_codes(store, cur, tables, organization, day_int(as_of), 2**62)
-        marks = ", ".join("?" for _ in codes)
         cur.execute(
             store.sql(
-                "SELECT organization_code, SUBSTR(account_code, 1, 3), COALESCE(counterparty, ''),"
+                f"{with_clause} SELECT organization_code, {account}, COALESCE(counterparty, ''),"
                 " SUM(credit_fen) - SUM(debit_fen),"
-                " SUM(CASE WHEN effective_on > ? THEN credit_fen ELSE 0 END)"
-                f" FROM {lines} WHERE organization_code IN ({marks})"
-                " AND SUBSTR(account_code, 1, 3) IN ('211', '212') AND effective_on <= ?"
-                " GROUP BY organization_code, SUBSTR(account_code, 1, 3),"
-                " COALESCE(counterparty, '')"
-                " ORDER BY organization_code, SUBSTR(account_code, 1, 3),"
-                " COALESCE(counterparty, '')"
+                " SUM(CASE WHEN effective_on > :cutoff THEN credit_fen ELSE 0 END)"
+                f" FROM {lines} WHERE {in_subtree} AND {account} IN ('211', '212')"
+                " AND effective_on <= :as_of"
+                f" GROUP BY organization_code, {account}, COALESCE(counterparty, '')"
+                f" ORDER BY organization_code, {account}, COALESCE(counterparty, '')"
             ),
-            (day_int(cutoff), *codes, day_int(as_of)),
+            params,
         )
-        for code, account, counterparty, owed, recent in cur.fetchall():
+        for code, account_code, counterparty, owed, recent in cur.fetchall():
             overdue = int(owed) - int(recent)
             if overdue > 0:
                 found.append(
                     {
                         "kind": "levy_payable_overdue",
                         "organization_code": code,
-                        "account_code": account,
+                        "account_code": account_code,
                         "counterparty": counterparty or None,
                         "amount": yuan(overdue),
                         "arose_by": cutoff.isoformat(),
-                        "message": f"{code} {PAYABLE_NAMES[account]}({account})"
+                        "message": f"{code} {PAYABLE_NAMES[account_code]}({account_code})"
                         f"{' ' + counterparty if counterparty else ''}: {yuan(overdue)} that "
                         f"arose by {cutoff} was not remitted by the end of the following quarter",
                     }
                 )
         orgs = tables.table("organizations")
-        since = _months_back(as_of, DUES_MONTHS)
+        _, org_in_subtree = org_filter(tables, "o.code", "subtree", organization, params)
         cur.execute(
             store.sql(
-                f"SELECT o.code FROM {orgs} o WHERE o.code IN ({marks}) AND o.level IN"
-                " ('base', 'joint_base') AND o.status = 'active' AND o.founded_on <= ?"
+                f"{with_clause} SELECT o.code FROM {orgs} o WHERE {org_in_subtree}"
+                " AND o.level IN ('base', 'joint_base') AND o.status = 'active'"
+                " AND o.founded_on <= :since"
                 f" AND NOT EXISTS (SELECT 1 FROM {lines} l WHERE l.organization_code = o.code"
-                " AND l.kind = 'dues' AND l.effective_on >= ? AND l.effective_on <= ?)"
+                " AND l.kind = 'dues' AND l.effective_on >= :since AND l.effective_on <= :as_of)"
                 " ORDER BY o.code"
             ),
-            (*codes, day_int(since), day_int(since), day_int(as_of)),
+            params,
         )
         for (code,) in cur.fetchall():
             found.append(
