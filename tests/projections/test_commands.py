@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 
 from projections.read_models.models import ReadModels
 from service.commands import RecordExpense, RecordLevy
+from service.reconciliations import list_runs
 from tests.api.test_reconciliation_run import _month as run_month
 from tests.api.test_reconciliation_run import gbk_bank_csv, levy_xlsx
 from tests.service.scenario import found_tree
@@ -136,6 +137,10 @@ def test_reconcile_prints_the_first_differences_and_writes_the_whole_report(back
     assert full.returncode == 1
     assert "rebuilding every read model from" in full.stderr and " s\n" in full.stderr
     assert "rebuilt against live: equal" in full.stdout
+    # Each run was stored, as POST /v1/reconciliations stores one.
+    runs, total = list_runs(ledger, tree.county, "2024-01")
+    assert total == 3 and {r["differences"] for r in runs} == {5}
+    assert all(r["status"] == "open" for r in runs)
 
 
 def test_reconcile_refuses_a_file_without_a_heading_row(backend, tmp_path):
