@@ -18,6 +18,7 @@ is a difference too (`bad_row`), naming its row; the run goes on.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,11 @@ DIFFERENCE_NAMES = {
     "missing_in_ledger": "账簿缺少",
     "missing_in_file": "外部文件缺少",
 }
+
+
+def levy_reference(employer_code: str, period: str) -> str:
+    """How a levy line names a levy: the employer's credit code and the period, as one word."""
+    return f"{employer_code}@{period}"
 
 
 def yuan(fen: int | None) -> str | None:
@@ -85,10 +91,31 @@ def difference(
     return {"kind": kind, "row": row, "reason": reason, "ledger": ledger, "file": file}
 
 
+_TOKEN = re.compile(r"[0-9a-z@-]+")
+
+
+def tokens(text: str) -> set[str]:
+    """The words of a line's text a reference may be: runs of letters, digits, `@` and `-`,
+    and their parts between dashes (a voucher id's first 8 characters)."""
+    found: set[str] = set()
+    for token in _TOKEN.findall(text.lower()):
+        found.add(token)
+        found.update(token.split("-"))
+    return found
+
+
 def match(ledger: list[Entry], lines: list[Entry], window_days: int) -> Matching:
-    """Pairs ledger entries with file lines by the three rules in order, one to one."""
+    """Pairs ledger entries with file lines by the three rules in order, one to one. A
+    reference is a whole word of the line's text. Entries are looked up by reference and by
+    amount, so a file of tens of thousands of lines costs no more than a pass over it."""
     result = Matching()
     open_ledger = {e.key: e for e in ledger}
+    by_reference: dict[str, list[str]] = {}
+    by_amount: dict[int, list[str]] = {}
+    for e in ledger:
+        for reference in e.references:
+            by_reference.setdefault(reference.lower(), []).append(e.key)
+        by_amount.setdefault(e.amount_fen, []).append(e.key)
 
     def closest(theirs: Entry, candidates: list[Entry]) -> Entry:
         def distance(o: Entry) -> tuple[int, int, str]:
@@ -101,17 +128,18 @@ def match(ledger: list[Entry], lines: list[Entry], window_days: int) -> Matching
 
         return min(candidates, key=distance)
 
+    def take(ours: Entry) -> None:
+        del open_ledger[ours.key]
+        by_amount[ours.amount_fen].remove(ours.key)
+
     left: list[Entry] = []
     for theirs in lines:
-        text = theirs.text.lower()
-        named = [
-            o for o in open_ledger.values() if any(r and r.lower() in text for r in o.references)
-        ]
-        if not named:
+        keys = {k for t in tokens(theirs.text) for k in by_reference.get(t, ()) if k in open_ledger}
+        if not keys:
             left.append(theirs)
             continue
-        ours = closest(theirs, named)
-        del open_ledger[ours.key]
+        ours = closest(theirs, [open_ledger[k] for k in keys])
+        take(ours)
         if ours.amount_fen == theirs.amount_fen:
             result.matches.append(_pair("reference", ours, theirs))
         else:
@@ -128,25 +156,25 @@ def match(ledger: list[Entry], lines: list[Entry], window_days: int) -> Matching
     for rule in ("date_and_amount", "window"):
         still: list[Entry] = []
         for theirs in left:
-            if theirs.day is None:
+            day = theirs.day
+            if day is None:
                 still.append(theirs)
                 continue
             candidates = [
                 o
-                for o in open_ledger.values()
-                if o.amount_fen == theirs.amount_fen
-                and o.day is not None
+                for o in (open_ledger[k] for k in by_amount.get(theirs.amount_fen, ()))
+                if o.day is not None
                 and (
-                    o.day == theirs.day
+                    o.day == day
                     if rule == "date_and_amount"
-                    else abs((o.day - theirs.day).days) <= window_days
+                    else abs((o.day - day).days) <= window_days
                 )
             ]
             if not candidates:
                 still.append(theirs)
                 continue
             ours = closest(theirs, candidates)
-            del open_ledger[ours.key]
+            take(ours)
             result.matches.append(_pair(rule, ours, theirs))
         left = still
     for theirs in left:
@@ -216,7 +244,7 @@ class LevyLine:
             key=f"row:{self.row}",
             day=self.paid_on,
             amount_fen=self.amount_fen,
-            text=f"{self.employer_code} {self.period}",
+            text=levy_reference(self.employer_code, self.period),
             row=self.row,
             shown={
                 "row": self.row,

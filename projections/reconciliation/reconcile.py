@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.period import Month
-from domain.reconciliation import Entry, FileLines, match, yuan
+from domain.reconciliation import Entry, FileLines, levy_reference, match, yuan
 from projections.read_models.models import ReadModels
 from projections.read_models.rows import day_int, int_day
 from projections.read_models.scope import subtree_codes
@@ -48,7 +48,7 @@ def ledger_levies(read_models: ReadModels, month: Month, organization: str) -> l
                 key=voucher_id,
                 day=day,
                 amount_fen=int(fen),
-                references=(f"{employer} {month}",),
+                references=(levy_reference(employer, str(month)),),
                 shown={
                     "voucher_id": voucher_id,
                     "employer_code": employer,

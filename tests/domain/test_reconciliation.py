@@ -79,3 +79,29 @@ def test_a_run_is_signed_off_once() -> None:
     with pytest.raises(InvalidStatus):
         run.sign_off(note="again", by="token:u", at=moment)
     assert run.report == {"a": 1} and run.note == "ok"
+
+
+def test_a_reference_is_a_whole_word_or_a_voucher_ids_first_part() -> None:
+    voucher = "062d8f28-2c58-4f61-bff6-02b46502b07b"
+    ledger = [ours("a", D, 100, voucher, voucher[:8])]
+    inside = match(ledger, [line(2, D + days(9), 100, "x062d8f28y")], 5)
+    assert inside.matches == []
+    prefix = match(ledger, [line(2, D + days(9), 100, f"转账 {voucher[:8]} 经费")], 5)
+    assert [m["rule"] for m in prefix.matches] == ["reference"]
+    # Chinese text has no spaces: a Han character next to the id ends the word as a space does.
+    whole = match(ledger, [line(2, D + days(9), 100, f"凭证{voucher}")], 5)
+    assert [m["rule"] for m in whole.matches] == ["reference"]
+
+
+def test_tens_of_thousands_of_lines_cost_one_pass() -> None:
+    import time
+
+    ledger = [ours(f"v{i}", D + days(i % 20), 100 + i, f"ref{i}") for i in range(5_000)]
+    lines = [
+        line(i, D + days(i % 20), 100 + i % 7_000, f"ref{i}" if i % 3 else "")
+        for i in range(30_000)
+    ]
+    started = time.perf_counter()
+    result = match(ledger, lines, 5)
+    assert time.perf_counter() - started < 5
+    assert len(result.matches) + len(result.differences) >= 30_000
