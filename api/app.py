@@ -28,6 +28,7 @@ from api.routers import (
     members,
     operations,
     organizations,
+    reconciliations,
     rolls,
     statements,
 )
@@ -96,9 +97,11 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         levy_policies,
         statements,
         audit,
+        reconciliations,
         operations,
     ):
         app.include_router(module.router)
+    app.include_router(reconciliations.alerts_router)
     serve_console_and_docs(app)
     if short_path:
         app.hot_posts = HotPosts(

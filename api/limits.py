@@ -9,6 +9,8 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 IMPORT_PATH = "/v1/members/imports"
+# File uploads: roster imports and month-end reconciliation runs (a bank statement, a levy file).
+UPLOAD_PATHS = frozenset({IMPORT_PATH, "/v1/reconciliations"})
 
 
 def _problem_413(limit: int) -> tuple[dict, bytes]:
@@ -42,7 +44,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.import_limit if scope["path"] == IMPORT_PATH else self.json_limit
+        limit = self.import_limit if scope["path"] in UPLOAD_PATHS else self.json_limit
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._refuse(send, limit)

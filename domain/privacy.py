@@ -39,7 +39,45 @@ FREE_TEXT_KEYS = frozenset(
         "message",
         "decode_error",
         "subtitle",
+        # Lines of the files a reconciliation reads (a bank's 摘要 and counterparty, a row that
+        # could not be read): text written by others, where anything may turn up.
+        "summary",
+        "counterparty_account",
+        "text",
     }
+)
+# A bank line's 对方户名 is a person's name when it looks like one: two to four Han characters
+# (or a minority name with a middle dot) that no organisation's ending makes an organisation's.
+_PERSON_NAME = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,8}[·•][\u4e00-\u9fff]{1,8}")
+ORGANIZATION_ENDINGS = (
+    "金库",
+    "银行",
+    "公司",
+    "工会",
+    "委员会",
+    "中心",
+    "局",
+    "所",
+    "院",
+    "校",
+    "厂",
+    "店",
+    "部",
+    "社",
+    "行",
+    "会",
+    "处",
+    "站",
+    "队",
+    "馆",
+    "园",
+    "场",
+    "室",
+    "办",
+    "厅",
+    "团",
+    "司",
+    "府",
 )
 # A birth year this side of which an 18-digit run is taken for an identity number.
 EARLIEST_BIRTH_YEAR, LATEST_BIRTH_YEAR = 1900, 2099
@@ -129,6 +167,14 @@ def mask_text(text: Any) -> Any:
     return _MOBILE_IN_TEXT.sub(_mask_mobile_in_text, text)
 
 
+def mask_counterparty_name(text: str) -> str:
+    """对方户名 on a bank statement: a person's name masked as a name, anything else as text."""
+    name = text.strip()
+    if _PERSON_NAME.fullmatch(name) and not name.endswith(ORGANIZATION_ENDINGS):
+        return str(mask_name(name))
+    return str(mask_text(text))
+
+
 def birth_year(birth_date: Any) -> int | None:
     """The year of an ISO date (YYYY-MM-DD), what a masked output gives instead of it."""
     if isinstance(birth_date, str) and len(birth_date) >= 4 and birth_date[:4].isdigit():
@@ -163,6 +209,8 @@ def mask(value: Any, *, person: bool = False) -> Any:
                 masked["birth_year"] = birth_year(item)
         elif key in FREE_TEXT_KEYS and isinstance(item, str):
             masked[key] = mask_text(item)
+        elif key == "counterparty_name" and isinstance(item, str):
+            masked[key] = mask_counterparty_name(item)
         else:
             masked[key] = mask(item, person=person)
     return masked

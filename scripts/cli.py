@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "scripts.cmd_demo",
     "scripts.cmd_server",
     "scripts.cmd_projections",
+    "scripts.cmd_import",
     "scripts.cmd_audit",
     "scripts.cmd_bench",
 ]

@@ -12,19 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from api.reconciliation_files import read_file
+from api.reconciliations import run_reconciliation
+from domain.organizations import Deployment
 from domain.period import Month
 from domain.privacy import mask
+from domain.reconciliation import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
 from projections.reconciliation.rebuild import RebuildReport, rebuild
-from projections.reconciliation.reconcile import (
-    Section,
-    read_bank_file,
-    read_levy_file,
-    reconcile_bank,
-    reconcile_levies,
-)
-from projections.reconciliation.report import OUTCOME_NAMES, workbook_bytes
+from projections.reconciliation.report import csv_bytes, text_report, workbook_bytes
 from scripts.common import (
     CommandFailed,
     ledger_session,
@@ -32,6 +29,7 @@ from scripts.common import (
     progress_bar,
     stderr_console,
 )
+from service.application import Ledger
 
 MAX_LISTED = 20
 
@@ -160,76 +158,124 @@ def rebuild_command(
         )
 
 
-def _print_section(section: Section) -> None:
-    counts = section.counts()
+# What a full rebuild runs at, for the estimate printed before one starts (docs/benchmarks.md:
+# about 20,000 events/s on a shared 2-core machine).
+REBUILD_EVENTS_PER_S = 20_000
+
+
+def _root_code(ledger: Ledger) -> str:
+    deployment = ledger.unit_of_work().get(Deployment.ID)
+    if deployment is None:
+        raise CommandFailed("the store has no organisations yet; name one with --organization")
+    return str(deployment.root_code)
+
+
+def _full_comparison(read_models: ReadModels) -> dict[str, Any]:
+    head = read_models.ledger.head_position()
     stderr_console.print(
-        f"[bold]{section.name}[/bold]: "
-        + ", ".join(f"{OUTCOME_NAMES[k]} {v}" for k, v in counts.items())
+        f"rebuilding every read model from {head:,} events to compare with the live ones: "
+        f"about {max(1, round(head / REBUILD_EVENTS_PER_S))} s"
     )
-    for outcome in ("mismatched", "missing_in_ledger", "missing_in_file"):
-        for row in getattr(section, outcome)[:MAX_LISTED]:
-            shown = {k: v for k, v in row.items() if v is not None}
-            stderr_console.print(f"  {OUTCOME_NAMES[outcome]}: {shown}")
+    report = _run_rebuild(read_models, check_only=False, keep_live=True)
+    comparison = report.comparison.as_dict()
+    return {
+        "method": "rebuild",
+        "position": report.position,
+        "events": report.events,
+        "seconds": round(report.seconds, 3),
+        "equal": comparison["equal"],
+        "differing_rows": comparison["differing_rows"],
+        "tables": comparison["tables"],
+        "differences": [
+            {"table": d["table"], "key": str(d["key"])} for d in comparison["differences"]
+        ],
+    }
 
 
 def reconcile(
     period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
     levy_file: Annotated[
         Path | None,
-        typer.Option(exists=True, dir_okay=False, help="The tax bureau's levy file (CSV)."),
+        typer.Option(exists=True, dir_okay=False, help="The tax bureau's levy file (CSV or XLSX)."),
     ] = None,
     bank_file: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="The bank statement (CSV).")
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="The bank statement (CSV or XLSX)."),
     ] = None,
     organization: Annotated[
         str | None,
         typer.Option(
-            help="The union whose bank account the statement is (required with --bank-file); "
-            "it also limits the levy check to levies received at or below it."
+            help="The union reconciled: its bank account is the statement's, and its levies "
+            "are those it or a union below it received (default: the deployment's root)."
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the report as XLSX here.")] = None,
+    window_days: Annotated[
+        int,
+        typer.Option(
+            min=0, max=MAX_WINDOW_DAYS, help="Match the same amount up to this many days apart."
+        ),
+    ] = DEFAULT_WINDOW_DAYS,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the whole report here (.xlsx, or .csv)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Differences printed; the rest are counted.")
+    ] = MAX_LISTED,
+    full_rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--full-rebuild",
+            help="Rebuild every read model from the first event and compare it with the live "
+            "ones (says how long first), instead of checking the union's books against them.",
+        ),
+    ] = False,
 ) -> None:
-    """Month-end reconciliation: read models rebuilt against live, the ledger's levy
-    receipts against the tax bureau's file, bank movements against the bank statement.
-    Exits 1 when anything does not match."""
+    """Month-end reconciliation, the same run as POST /v1/reconciliations, stored as a run:
+    the union's books against the read models, its tax-collected levies against the tax
+    bureau's file, its bank movements against the bank statement. Prints every difference
+    (or the first --limit and where the whole report is), exits 1 when there are any."""
     month = Month.parse(period)
-    if bank_file is not None and organization is None:
-        raise CommandFailed("--bank-file needs --organization (whose bank account it is)")
-    levy_rows = read_levy_file(levy_file) if levy_file else None
-    bank_rows = read_bank_file(bank_file) if bank_file else None
-    sections: list[tuple[str, Section]] = []
+    files = []
+    for path, kind in ((levy_file, "levy"), (bank_file, "bank")):
+        if path is not None:
+            with path.open("rb") as stream:
+                files.append(read_file(stream, kind, path.name))
     with ledger_session() as ledger:
+        code = organization or _root_code(ledger)
         read_models = ReadModels(ledger)
         try:
-            report = _run_rebuild(read_models, check_only=False, keep_live=True)
-            if organization is not None:
-                read_models.organization(organization)  # NotFound: a one-line error
-            if levy_rows is not None:
-                sections.append(
-                    ("levy", reconcile_levies(read_models, month, levy_rows, organization))
-                )
-            if bank_rows is not None:
-                sections.append(
-                    ("bank", reconcile_bank(read_models, organization, month, bank_rows))
-                )
+            ledger.unit_of_work().org(code, field="organization")
+            comparison = _full_comparison(read_models) if full_rebuild else None
+            run, _ = run_reconciliation(
+                ledger,
+                read_models,
+                organization=code,
+                period=str(month),
+                files=files,
+                window_days=window_days,
+                actor="cli:reconcile",
+                comparison=comparison,
+            )
         finally:
             read_models.close()
-    rebuild_dict: dict[str, Any] = report.as_dict()
-    stderr_console.print(
-        f"[bold]读模型重建核对[/bold]: position {report.position}, "
-        f"{report.comparison.differing_rows} differing rows"
-    )
-    if not report.comparison.equal:
-        _print_comparison(report)
-    for _, section in sections:
-        _print_section(section)
+    run = mask(run)  # what the console and the files show, as a token without pii sees it
+    lines, left_out = text_report(run, limit)
+    for line in lines:
+        print(line)
+    if out is None and left_out:
+        out = Path("var") / f"reconciliation-{code}-{month}-{run['run_id'][:8]}.xlsx"
+        out.parent.mkdir(parents=True, exist_ok=True)
     if out is not None:
-        out.write_bytes(workbook_bytes(str(month), rebuild_dict, sections))
-        print(out)
-    problems = [s.name for _, s in sections if not s.clean]
-    if not report.comparison.equal:
-        problems.insert(0, "read models")
-    if problems:
-        raise CommandFailed(f"{month}: differences found in {', '.join(problems)}")
-    print(f"{month}: everything matches")
+        out.write_bytes(csv_bytes(run) if out.suffix.lower() == ".csv" else workbook_bytes(run))
+    if left_out:
+        print(f"  ... and {left_out} more differences: the whole report is in {out}")
+    elif out is not None:
+        print(f"the whole report is in {out}")
+    total = run["differences_total"]
+    if total:
+        raise CommandFailed(
+            f"{month} {code}: {total} differences (run {run['run_id']}); "
+            f"GET /v1/reconciliations/{run['run_id']} shows it"
+        )
+    print(f"{month} {code}: everything matches (run {run['run_id']})")

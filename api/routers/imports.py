@@ -21,10 +21,9 @@ from api.idempotent import run_once
 from api.models.common import ERRORS, CreditCodeText
 from api.models.members import ImportReport
 from api.presenting import present
-from api.roster import read_roster
+from api.roster import import_roster
 from api.security import Caller, Idempotency, Writer
 from service.idempotency import IdempotencyKey
-from service.imports import join_rows
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERRORS)
 COMMAND = "import_members"
@@ -41,28 +40,9 @@ def _sha256(upload: UploadFile) -> str:
 
 
 def _join_rows(caller: Caller, key: IdempotencyKey, code: str, upload: UploadFile) -> dict:
-    good, bad = read_roster(upload.file)
-    outcomes = join_rows(
-        caller.services.ledger,
-        organization_code=code,
-        rows=good,
-        actor=caller.actor,
-        idempotency=key,
+    return import_roster(
+        caller.services.ledger, code, upload.file, actor=caller.actor, idempotency=key
     )
-    accepted = [o for o in outcomes if "member_id" in o]
-    rejected = [o for o in outcomes if "member_id" not in o]
-    rejected += [{"row": n, "field": e.field, "reason": e.reason} for n, e in bad]
-    rejected.sort(key=lambda r: r["row"])
-    positions = [o.pop("position") for o in accepted]
-    return {
-        "organization_code": code,
-        "rows_total": len(good) + len(bad),
-        "rows_accepted": len(accepted),
-        "rows_rejected": len(rejected),
-        "accepted": accepted,
-        "rejected": rejected,
-        "position": max((p for p in positions if p is not None), default=None),
-    }
 
 
 @router.post(

@@ -1,206 +1,75 @@
-"""Month-end reconciliation (月末对账): the ledger's levy receipts against the tax bureau's
-levy file, and one union's bank-account movements (102 银行存款) against its bank statement.
+"""月末对账: the ledger's side of a month, read from the read models, against the files banks
+and tax bureaus hand out (read by api/reconciliation_files.py into domain.reconciliation's lines).
 
-Differences are reported line by line (matched, missing on either side, amount mismatches),
-never fixed. The two CSV layouts are documented in docs/reconciliation.md.
+- Levies: tax-collected levies (and founding reserves) of the period received by the union or a
+  union below it, not reversed, one entry per receipt, named by employer credit code and period.
+- Bank: the union's net 102 (银行存款) movement per voucher dated in the month, named by its
+  voucher id (or the id's first 8 characters).
+
+The pairing rules are domain.reconciliation.match's; a run names its window of days.
+The books check compares the write side's books of the union (its Book aggregate, replayed from
+its own events) with the read models' lines, account by account: no rebuild of the whole store.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime
-import io
-from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from domain.errors import InvalidValue
-from domain.identity import CreditCode
-from domain.money import Money
 from domain.period import Month
+from domain.reconciliation import Entry, FileLines, levy_reference, match, yuan
 from projections.read_models.models import ReadModels
-from projections.read_models.rows import amount, day_int, int_day
+from projections.read_models.rows import day_int, int_day
 from projections.read_models.scope import subtree_codes
 
-MAX_FILE_ROWS = 1_000_000
-# A bank books a transfer on its value date, which may lag the ledger's date by a few days.
-BANK_DATE_TOLERANCE_DAYS = 5
 
-LEVY_HEADERS = ("employer_credit_code", "period", "amount")
-LEVY_HEADERS_ZH = ("缴费单位统一社会信用代码", "所属期", "金额")
-BANK_HEADERS = ("date", "amount", "reference")
-BANK_HEADERS_ZH = ("日期", "金额", "摘要")
-
-
-@dataclass
-class Section:
-    """One reconciliation: rows by outcome."""
-
-    name: str
-    matched: list[dict[str, Any]] = field(default_factory=list)
-    missing_in_ledger: list[dict[str, Any]] = field(default_factory=list)
-    missing_in_file: list[dict[str, Any]] = field(default_factory=list)
-    mismatched: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (self.missing_in_ledger or self.missing_in_file or self.mismatched)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "matched": len(self.matched),
-            "missing_in_ledger": len(self.missing_in_ledger),
-            "missing_in_file": len(self.missing_in_file),
-            "mismatched": len(self.mismatched),
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "clean": self.clean,
-            **self.counts(),
-            "rows": {
-                "matched": self.matched,
-                "missing_in_ledger": self.missing_in_ledger,
-                "missing_in_file": self.missing_in_file,
-                "mismatched": self.mismatched,
-            },
-        }
-
-
-def _read_csv(
-    path: Path, english: tuple[str, ...], chinese: tuple[str, ...], what: str
-) -> list[tuple[int, dict[str, str]]]:
-    text = Path(path).read_bytes().decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader, [])]
-    if tuple(header[: len(english)]) == english:
-        names = english
-    elif tuple(header[: len(chinese)]) == chinese:
-        names = english
-    else:
-        raise InvalidValue(
-            what, f"{path}: the header must be {','.join(english)} (or {','.join(chinese)})"
-        )
-    rows = []
-    for line_no, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-        if len(rows) >= MAX_FILE_ROWS:
-            raise InvalidValue(what, f"{path}: more than {MAX_FILE_ROWS} rows")
-        if len(values) < len(names):
-            raise InvalidValue(what, f"{path} line {line_no}: expected {len(names)} columns")
-        rows.append((line_no, {n: values[i].strip() for i, n in enumerate(names)}))
-    return rows
-
-
-def _field(path: Path, line_no: int, parse, value: str, what: str):
-    try:
-        return parse(value)
-    except InvalidValue as exc:
-        raise InvalidValue(what, f"{path} line {line_no}: {exc.reason}") from None
-    except ValueError as exc:
-        raise InvalidValue(what, f"{path} line {line_no}: {exc}") from None
-
-
-def read_levy_file(path: Path) -> list[dict[str, Any]]:
-    """The tax bureau's file: employer credit code, period (YYYY-MM), amount (yuan)."""
-    result = []
-    for line_no, row in _read_csv(path, LEVY_HEADERS, LEVY_HEADERS_ZH, "levy_file"):
-        code = _field(
-            path,
-            line_no,
-            lambda v: CreditCode.parse(v).value,
-            row["employer_credit_code"],
-            "levy_file",
-        )
-        period = _field(path, line_no, lambda v: str(Month.parse(v)), row["period"], "levy_file")
-        money = _field(path, line_no, Money.parse, row["amount"], "levy_file")
-        result.append(
-            {"line": line_no, "employer_code": code, "period": period, "amount_fen": money.fen}
-        )
-    return result
-
-
-def read_bank_file(path: Path) -> list[dict[str, Any]]:
-    """A bank statement: date (YYYY-MM-DD), amount (yuan; money in positive, out negative),
-    reference (free text; a voucher id in it matches that voucher)."""
-    result = []
-    for line_no, row in _read_csv(path, BANK_HEADERS, BANK_HEADERS_ZH, "bank_file"):
-        day = _field(path, line_no, datetime.date.fromisoformat, row["date"], "bank_file")
-        money = _field(path, line_no, Money.parse, row["amount"], "bank_file")
-        result.append(
-            {"line": line_no, "date": day, "amount_fen": money.fen, "reference": row["reference"]}
-        )
-    return result
-
-
-def reconcile_levies(
-    read_models: ReadModels,
-    month: Month,
-    file_rows: list[dict[str, Any]],
-    organization: str | None = None,
-) -> Section:
-    """Tax-collected levies (and founding reserves) of the period, by employer, against the
-    tax bureau's file. Reversed receipts do not count. With an organisation, only levies
-    received by it or a union below it."""
-    section = Section("拨缴经费（税务代收）")
-    period = str(month)
+def ledger_levies(read_models: ReadModels, month: Month, organization: str) -> list[Entry]:
     store, tables = read_models.store, read_models.tables
     with store.reader() as cur:
         cur.execute(
             store.sql(
-                f"SELECT r.employer_code, r.receiving_organization_code, r.amount_fen"
+                "SELECT r.voucher_id, r.employer_code, r.receiving_organization_code,"
+                " r.amount_fen, r.received_on, r.kind"
                 f" FROM {tables.table('levy_receipts')} r"
                 f" JOIN {tables.table('vouchers')} v ON v.voucher_id = r.voucher_id"
                 " WHERE r.period = ? AND r.channel = 'tax' AND v.reversed_by IS NULL"
+                " AND v.reverses IS NULL ORDER BY r.received_on, r.voucher_id"
             ),
-            (period,),
+            (str(month),),
         )
         receipts = cur.fetchall()
-        scope = None
-        if organization is not None:
-            scope = set(
-                subtree_codes(store, cur, tables, organization, day_int(month.last_day), 2**62)
+        scope = set(subtree_codes(store, cur, tables, organization, day_int(month.last_day), 2**62))
+    entries = []
+    for voucher_id, employer, receiver, fen, received_on, _kind in receipts:
+        if receiver not in scope:
+            continue
+        day = int_day(received_on)
+        entries.append(
+            Entry(
+                key=voucher_id,
+                day=day,
+                amount_fen=int(fen),
+                references=(levy_reference(employer, str(month)),),
+                shown={
+                    "voucher_id": voucher_id,
+                    "employer_code": employer,
+                    "period": str(month),
+                    "receiving_organization_code": receiver,
+                    "amount": yuan(int(fen)),
+                    "received_on": day.isoformat() if day else None,
+                },
             )
-    ledger: dict[str, int] = defaultdict(int)
-    for employer, receiver, fen in receipts:
-        if scope is None or receiver in scope:
-            ledger[employer] += int(fen)
-    bureau: dict[str, int] = defaultdict(int)
-    for row in file_rows:
-        if row["period"] == period:
-            bureau[row["employer_code"]] += row["amount_fen"]
-    for employer in sorted(set(ledger) | set(bureau)):
-        ours, theirs = ledger.get(employer), bureau.get(employer)
-        entry = {
-            "employer_code": employer,
-            "period": period,
-            "ledger_amount": None if ours is None else amount(ours),
-            "file_amount": None if theirs is None else amount(theirs),
-        }
-        if ours is None:
-            section.missing_in_ledger.append(entry)
-        elif theirs is None:
-            section.missing_in_file.append(entry)
-        elif ours != theirs:
-            section.mismatched.append({**entry, "difference": amount(ours - theirs)})
-        else:
-            section.matched.append(entry)
-    return section
+        )
+    return entries
 
 
-def bank_movements(
-    read_models: ReadModels, organization: str, month: Month
-) -> list[dict[str, Any]]:
+def ledger_bank(read_models: ReadModels, organization: str, month: Month) -> list[Entry]:
     """Net 102 movement per voucher of one union in the month (money in positive)."""
     store, tables = read_models.store, read_models.tables
     with store.reader() as cur:
         cur.execute(
             store.sql(
                 "SELECT l.voucher_id, l.effective_on, SUM(l.debit_fen) - SUM(l.credit_fen),"
-                f" MIN(v.description) FROM {tables.table('ledger_lines')} l"
+                f" MIN(v.description), MIN(v.kind) FROM {tables.table('ledger_lines')} l"
                 f" JOIN {tables.table('vouchers')} v ON v.voucher_id = l.voucher_id"
                 " WHERE l.organization_code = ? AND l.account_code = '102'"
                 " AND l.effective_on >= ? AND l.effective_on <= ?"
@@ -209,76 +78,126 @@ def bank_movements(
             (organization, day_int(month.first_day), day_int(month.last_day)),
         )
         rows = cur.fetchall()
-    return [
-        {"voucher_id": v, "date": int_day(day), "amount_fen": int(fen), "description": text}
-        for v, day, fen, text in rows
-        if int(fen) != 0
+    entries = []
+    for voucher_id, effective_on, fen, description, kind in rows:
+        if int(fen) == 0:
+            continue
+        day = int_day(effective_on)
+        entries.append(
+            Entry(
+                key=voucher_id,
+                day=day,
+                amount_fen=int(fen),
+                references=(voucher_id, voucher_id[:8]),
+                shown={
+                    "voucher_id": voucher_id,
+                    "kind": kind,
+                    "date": day.isoformat() if day else None,
+                    "amount": yuan(int(fen)),
+                    "description": description,
+                },
+            )
+        )
+    return entries
+
+
+def bank_balance_fen(read_models: ReadModels, organization: str, month: Month) -> int:
+    """The union's 102 balance at the end of the month, as the read models have it."""
+    store, tables = read_models.store, read_models.tables
+    with store.reader() as cur:
+        cur.execute(
+            store.sql(
+                f"SELECT COALESCE(SUM(debit_fen) - SUM(credit_fen), 0)"
+                f" FROM {tables.table('ledger_lines')}"
+                " WHERE organization_code = ? AND account_code = '102' AND effective_on <= ?"
+            ),
+            (organization, day_int(month.last_day)),
+        )
+        return int(cur.fetchone()[0])
+
+
+def reconcile_file(
+    read_models: ReadModels,
+    organization: str,
+    month: Month,
+    lines: FileLines,
+    window_days: int,
+) -> dict[str, Any]:
+    """One file of a run: rows read, matched (by which rule), and every difference."""
+    in_period = [
+        line
+        for line in lines.lines
+        if (month.contains(line.day) if lines.kind == "bank" else line.period == str(month))
     ]
-
-
-def reconcile_bank(
-    read_models: ReadModels, organization: str, month: Month, file_rows: list[dict[str, Any]]
-) -> Section:
-    """Pairs ledger movements with statement lines: first by a voucher id named in the
-    reference, then by the same date and amount, then by the same amount within a few days."""
-    section = Section("银行存款")
-    ledger = bank_movements(read_models, organization, month)
-    statement = [r for r in file_rows if month.contains(r["date"])]
-    open_ledger = list(ledger)
-    open_bank = list(statement)
-
-    def entry(ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "voucher_id": ours and ours["voucher_id"],
-            "ledger_date": ours and ours["date"].isoformat(),
-            "ledger_amount": ours and amount(ours["amount_fen"]),
-            "description": ours and ours["description"],
-            "bank_line": theirs and theirs["line"],
-            "bank_date": theirs and theirs["date"].isoformat(),
-            "bank_amount": theirs and amount(theirs["amount_fen"]),
-            "reference": theirs and theirs["reference"],
-        }
-
-    for theirs in list(open_bank):
-        reference = theirs["reference"].lower()
-        named = [
-            o
-            for o in open_ledger
-            if o["voucher_id"] in reference or o["voucher_id"][:8] in reference.split()
-        ]
-        if len(named) == 1:
-            ours = named[0]
-            open_ledger.remove(ours)
-            open_bank.remove(theirs)
-            if ours["amount_fen"] == theirs["amount_fen"]:
-                section.matched.append(entry(ours, theirs))
-            else:
-                section.mismatched.append(
-                    {
-                        **entry(ours, theirs),
-                        "difference": amount(ours["amount_fen"] - theirs["amount_fen"]),
-                    }
-                )
-    for exact in (True, False):
-        for theirs in list(open_bank):
-            candidates = [
-                o
-                for o in open_ledger
-                if o["amount_fen"] == theirs["amount_fen"]
-                and (
-                    o["date"] == theirs["date"]
-                    if exact
-                    else abs((o["date"] - theirs["date"]).days) <= BANK_DATE_TOLERANCE_DAYS
-                )
-            ]
-            if candidates:
-                ours = min(
-                    candidates,
-                    key=lambda o: (abs((o["date"] - theirs["date"]).days), o["voucher_id"]),
-                )
-                open_ledger.remove(ours)
-                open_bank.remove(theirs)
-                section.matched.append(entry(ours, theirs))
-    section.missing_in_file.extend(entry(o, None) for o in open_ledger)
-    section.missing_in_ledger.extend(entry(None, t) for t in open_bank)
+    ledger = (
+        ledger_bank(read_models, organization, month)
+        if lines.kind == "bank"
+        else ledger_levies(read_models, month, organization)
+    )
+    matching = match(ledger, [line.entry() for line in in_period], window_days)
+    differences = [bad.difference() for bad in lines.bad_rows] + matching.differences
+    differences.sort(key=lambda d: (d["row"] is None, d["row"] or 0))
+    section: dict[str, Any] = {
+        "kind": lines.kind,
+        "file_name": lines.name,
+        "heading_row": lines.heading_row,
+        "columns": lines.columns,
+        "rows_read": lines.rows_read,
+        "rows_bad": len(lines.bad_rows),
+        "rows_outside_period": len(lines.lines) - len(in_period),
+        "ledger_entries": len(ledger),
+        "rows_matched": len(matching.matches),
+        "matched_by": matching.by_rule(),
+        "differences_count": len(differences),
+        "matches": matching.matches,
+        "differences": differences,
+    }
+    if lines.kind == "bank":
+        closing = _closing_balance(in_period)
+        section["closing_balance_file"] = yuan(closing)
+        section["closing_balance_ledger"] = yuan(bank_balance_fen(read_models, organization, month))
     return section
+
+
+def _closing_balance(lines: list[Any]) -> int | None:
+    """The statement's 余额 on its last line of the month (lines in file order)."""
+    with_balance = [line for line in lines if line.balance_fen is not None]
+    if not with_balance:
+        return None
+    last_day = max(line.day for line in with_balance)
+    return [line for line in with_balance if line.day == last_day][-1].balance_fen
+
+
+def books_comparison(
+    read_models: ReadModels, organization: str, book_balances: dict[str, int]
+) -> dict[str, Any]:
+    """The union's books on the write side (signed fen per account, debit positive) against
+    the read models' ledger lines of the same union, account by account, at the read models'
+    position (the caller catches them up first)."""
+    store, tables = read_models.store, read_models.tables
+    with store.reader() as cur:
+        cur.execute(
+            store.sql(
+                "SELECT account_code, SUM(debit_fen) - SUM(credit_fen)"
+                f" FROM {tables.table('ledger_lines')} WHERE organization_code = ?"
+                " GROUP BY account_code"
+            ),
+            (organization,),
+        )
+        projected = {code: int(fen) for code, fen in cur.fetchall()}
+    differences = []
+    accounts = sorted(set(projected) | set(book_balances))
+    for code in accounts:
+        ours, theirs = book_balances.get(code, 0), projected.get(code, 0)
+        if ours != theirs:
+            differences.append(
+                {"account_code": code, "books": yuan(ours), "read_models": yuan(theirs)}
+            )
+    return {
+        "method": "books",
+        "position": read_models.position(),
+        "accounts_checked": len(accounts),
+        "equal": not differences,
+        "differing_rows": len(differences),
+        "differences": differences,
+    }

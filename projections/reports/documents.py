@@ -168,7 +168,18 @@ def csv_chunks(document: Document) -> Iterator[bytes]:
 def write_xlsx(document: Document, path: Path) -> int:
     """Writes the workbook to path (streamed: openpyxl's write-only mode); returns the number
     of data rows written."""
+    return write_workbook([document], path)
+
+
+def write_workbook(documents: Sequence[Document], path: Path) -> int:
+    """A workbook of one sheet per document (a report's summary and its lines, say)."""
     workbook = Workbook(write_only=True)
+    written = sum(_write_sheet(workbook, document) for document in documents)
+    workbook.save(path)
+    return written
+
+
+def _write_sheet(workbook: Any, document: Document) -> int:
     sheet = workbook.create_sheet(_sheet_name(document.sheet))
     for index, column in enumerate(document.columns, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = column.width
@@ -199,7 +210,6 @@ def write_xlsx(document: Document, path: Path) -> int:
     if document.signatures:
         sheet.append([])
         sheet.append(list(SIGNATURES))
-    workbook.save(path)
     return written
 
 

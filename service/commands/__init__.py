@@ -34,6 +34,7 @@ from service.commands.organizations import (
     DissolveOrganization,
     FoundOrganization,
 )
+from service.commands.reconciliations import RecordReconciliation, SignOffReconciliation
 
 __all__ = [
     "AcceptTransfer",
@@ -55,11 +56,13 @@ __all__ = [
     "RecordLevy",
     "RecordOutcome",
     "RecordPiiRead",
+    "RecordReconciliation",
     "RecordRemittance",
     "RecordSearch",
     "ReinstateMember",
     "RetainMember",
     "ReverseVoucher",
     "RevokeToken",
+    "SignOffReconciliation",
     "StartTransfer",
 ]

@@ -87,6 +87,7 @@ P7 = Person(["笪翯"], datetime.date(1985, 10, 11), 77)
 P8 = Person(["隗骅"], datetime.date(1972, 8, 16), 88, stored=False)
 P9 = Person(["郜珂"], datetime.date(1993, 1, 30), 99, stored=False)
 PEOPLE = [P1, P2, P3, P4, P5, P6, P7, P8, P9]
+RUN_IDS: list[str] = []  # the reconciliation run of the walk's store
 
 
 def spaced(number: str) -> str:
@@ -136,6 +137,7 @@ class Walk:
     errors: list[tuple[str, httpx.Response]] = field(default_factory=list)
     outputs: int = 0
     items: int = 0
+    run_id: str = ""
 
     def post(
         self,
@@ -379,6 +381,37 @@ def build(api: Api) -> Walk:
         ),
         409,
     )
+    # A reconciliation run over a bank statement whose lines name people: a 摘要 with an
+    # identity number, a person as 对方户名, a mobile, and a row that cannot be read.
+    statement = "\r\n".join(
+        [
+            "中国工商银行 账户明细",
+            "交易日期,摘要,借方发生额,贷方发生额,余额,对方户名,对方账号",
+            f"2022-03-05,慰问金 身份证{P1.number},500.00,,,{P2.names[0]},6222020000000000001",
+            f"2022-03-06,联系{P4.mobiles[0]},,10.00,,国家金库,1",
+            f"2022-03-3x,{P3.number},1.00,,,{P5.names[0]},",
+        ]
+    ).encode("gbk")
+    key = uuid.uuid4().hex
+    for label in ("reconciliation run", "reconciliation run (replay)"):
+        response = api.post(
+            "/v1/reconciliations",
+            token="east_clerk",
+            key=key,
+            data={"organization_code": t.east, "period": "2022-03"},
+            files={"bank_file": ("对账单.csv", statement, "text/csv")},
+        )
+        assert response.status_code == 201, response.text
+        walk.writes.append((label, response))
+    walk.run_id = response.json()["run_id"]
+    walk.post(
+        "sign-off",
+        f"/v1/reconciliations/{walk.run_id}/sign-off",
+        {"note": f"已核对，慰问金收款人身份证{P4.number}"},
+        token="east_auditor",
+        status=200,
+    )
+    RUN_IDS.append(walk.run_id)
     return walk
 
 
@@ -390,6 +423,7 @@ def path_values(api: Api) -> dict[str, list[str]]:
     return {
         "code": [t.root, t.east, t.base_a, t.base_b, t.base_w],
         "member_id": [p.member_id for p in PEOPLE if p.stored],
+        "run_id": [RUN_IDS[-1]],
     }
 
 

@@ -24,6 +24,7 @@ from domain.money import Money
 from domain.organizations import Deployment
 from domain.period import Month
 from domain.policies import LevyPolicies
+from domain.reconciliation_runs import ReconciliationRegister, ReconciliationRun
 from domain.reserves import FoundingReserve
 from domain.vouchers import Book, Voucher, credit, debit
 from tests.domain.builders import found, join, small_tree
@@ -37,6 +38,8 @@ GOLDEN_AGGREGATE_TOPICS = {
     "ledger:Member",
     "ledger:Organisation",
     "ledger:PiiRead",
+    "ledger:ReconciliationRegister",
+    "ledger:ReconciliationRun",
     "ledger:SearchWindow",
     "ledger:Token",
     "ledger:Voucher",
@@ -72,6 +75,10 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:Organisation.MembersAdmitted",
     "ledger:Organisation.MemberReleased",
     "ledger:PiiRead.Recorded",
+    "ledger:ReconciliationRegister.Added",
+    "ledger:ReconciliationRegister.Opened",
+    "ledger:ReconciliationRun.Recorded",
+    "ledger:ReconciliationRun.SignedOff",
     "ledger:SearchWindow.Opened",
     "ledger:SearchWindow.Searched",
     "ledger:Token.Minted",
@@ -207,6 +214,12 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     window.search(member_id=None, organization_code=None, limit=60, at=moment)
     read = PiiRead(purpose="GET /v1/members/{member_id}", member_ids=[str(member.id)])
     record = IdempotencyRecord(id=uuid.uuid4(), command="join_member", fingerprint="f", result={})
+    run = ReconciliationRun(
+        id=uuid.uuid4(), organization_code="K", period="2024-03", window_days=5, report={}
+    )
+    run.sign_off(note="ok", by="token:t", at=moment)
+    register = ReconciliationRegister(organization_code="K")
+    register.add(str(run.id), "2024-03")
     return [
         deployment,
         *tree.values(),
@@ -220,6 +233,8 @@ def _trigger_every_event() -> list[LedgerAggregate]:
         window,
         read,
         record,
+        run,
+        register,
     ]
 
 

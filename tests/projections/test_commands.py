@@ -7,17 +7,18 @@ import json
 import os
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import load_workbook
 
 from projections.read_models.models import ReadModels
 from service.commands import RecordExpense, RecordLevy
+from service.reconciliations import list_runs
+from tests.api.test_reconciliation_run import _month as run_month
+from tests.api.test_reconciliation_run import gbk_bank_csv, levy_xlsx
 from tests.service.scenario import found_tree
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples"
 LEDGER = Path(sys.executable).parent / "ledger"
 
 
@@ -106,54 +107,46 @@ def test_rebuild_check_finds_a_tampered_row_and_rebuild_repairs_it(backend, tmp_
     rm.close()
 
 
-def test_reconcile_with_the_sample_files(backend, tmp_path):
+def test_reconcile_prints_the_first_differences_and_writes_the_whole_report(backend, tmp_path):
     ledger = backend.open()
-    tree = _sample_month(ledger)
-    out = tmp_path / "report.xlsx"
-    result = _run(
-        backend,
-        tmp_path,
-        "reconcile",
-        "--period",
-        "2024-01",
-        "--levy-file",
-        str(SAMPLES / "levy-2024-01.csv"),
-        "--bank-file",
-        str(SAMPLES / "bank-2024-01.csv"),
-        "--organization",
-        tree.county,
-        "--out",
-        str(out),
-    )
+    tree, levy_a = run_month(ledger)
+    levy, bank = tmp_path / "levy.xlsx", tmp_path / "bank.csv"
+    levy.write_bytes(levy_xlsx(tree))
+    bank.write_bytes(gbk_bank_csv(levy_a))
+    args = ["reconcile", "--period", "2024-01", "--organization", tree.county]
+    args += ["--levy-file", str(levy), "--bank-file", str(bank)]
+    result = _run(backend, tmp_path, *args, "--limit", "2")
     assert result.returncode == 1, result.stderr
-    assert "differences found in" in result.stderr.splitlines()[-1]
-    workbook = load_workbook(out)
-    assert workbook.sheetnames[:3] == ["汇总", "重建核对", "重建差异"]
-    levy = [r for r in workbook["拨缴经费（税务代收）"].iter_rows(values_only=True)][2:]
-    outcomes = {(r[0], r[1]) for r in levy}
-    assert outcomes == {
-        ("一致", tree.employer_a),
-        ("账簿缺少", tree.employer_b),
-        ("金额不符", tree.employer_c),
-    }
-    bank = [r for r in workbook["银行存款"].iter_rows(values_only=True)][2:]
-    by_outcome = sorted((r[0], Decimal(str(r[4] if r[4] is not None else r[7]))) for r in bank)
-    assert by_outcome == [
-        ("一致", Decimal("500")),
-        ("一致", Decimal("2469.14")),
-        ("外部文件缺少", Decimal("-200")),
-        ("账簿缺少", Decimal("-15")),
-    ]
-    summary = [r for r in workbook["汇总"].iter_rows(values_only=True)][2:]
-    assert summary[0][0] == "读模型重建核对" and summary[0][-1] == "一致"
+    assert "5 differences" in result.stderr.splitlines()[-1]
+    assert "books against read models: equal" in result.stdout
+    assert "matched (reference 1, date and amount 1, window 1)" in result.stdout
+    listed = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
+    assert len(listed) == 2 and "row 4" in listed[0]
+    tail = next(line for line in result.stdout.splitlines() if "more differences" in line)
+    assert "3 more differences" in tail
+    written = tmp_path / tail.rsplit(" in ", 1)[1]
+    rows = list(load_workbook(written)["明细"].iter_rows(values_only=True))
+    assert sum(1 for r in rows if r[1] == "无法读取的行") == 2
+    assert sum(1 for r in rows if str(r[1]).startswith("一致")) == 4
+    everything = _run(backend, tmp_path, *args, "--out", str(tmp_path / "r.csv"))
+    assert everything.stdout.count("\n  - ") == 5
+    assert (tmp_path / "r.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    # The default checks the union's books, no rebuild; --full-rebuild says how long first.
+    assert "rebuilding" not in result.stderr
+    full = _run(backend, tmp_path, *args, "--full-rebuild")
+    assert full.returncode == 1
+    assert "rebuilding every read model from" in full.stderr and " s\n" in full.stderr
+    assert "rebuilt against live: equal" in full.stdout
+    # Each run was stored, as POST /v1/reconciliations stores one.
+    runs, total = list_runs(ledger, tree.county, "2024-01")
+    assert total == 3 and {r["differences"] for r in runs} == {5}
+    assert all(r["status"] == "open" for r in runs)
 
 
-def test_reconcile_refuses_a_malformed_file(backend, tmp_path):
+def test_reconcile_refuses_a_file_without_a_heading_row(backend, tmp_path):
     backend.open()
     bad = tmp_path / "levy.csv"
-    bad.write_text(
-        "employer_credit_code,period,amount\n91440106000000005A,2024-01,12.345\n", encoding="utf-8"
-    )
+    bad.write_text("a,b,c\n91440106000000005A,2024-01,12.34\n", encoding="utf-8")
     result = _run(backend, tmp_path, "reconcile", "--period", "2024-01", "--levy-file", str(bad))
     assert result.returncode == 1
-    assert "line 2" in result.stderr.strip().splitlines()[-1]
+    assert "no heading row" in result.stderr.strip().splitlines()[-1]
