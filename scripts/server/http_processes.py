@@ -13,9 +13,13 @@ elsewhere SO_REUSEPORT does not spread connections.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
+from collections.abc import Callable
 
 from scripts.server.supervisor import SupervisedProcess, watch_parent
 from storage.settings import Settings
@@ -63,16 +67,39 @@ def hold_port(settings: Settings) -> socket.socket:
     return holder
 
 
+def metrics_directory() -> str:
+    """A fresh directory for this start's metrics, named to the HTTP processes (which start
+    after this) in PROMETHEUS_MULTIPROC_DIR: prometheus_client keeps each process's values
+    there and a scrape sums them (api/metrics.py). Fresh, so that a new start does not count
+    the requests of the one before."""
+    directory = tempfile.mkdtemp(prefix="ledger-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
+
+
+def _process_dead(directory: str) -> Callable[[int], None]:
+    def mark(pid: int) -> None:
+        from prometheus_client import multiprocess
+
+        # Drops the dead process's live gauges; its counters stay, so totals never go down.
+        multiprocess.mark_process_dead(pid, directory)
+
+    return mark
+
+
 def serve(settings: Settings, holder: socket.socket) -> None:
     """The parent: runs settings.workers HTTP processes on the port `holder` holds (see
     hold_port) until SIGTERM or SIGINT, then stops them and lets go of the port."""
     port = holder.getsockname()[1]
+    directory = metrics_directory()
     try:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         processes = [
-            SupervisedProcess(f"ledger-http-{i + 1}", run, (settings, port))
+            SupervisedProcess(
+                f"ledger-http-{i + 1}", run, (settings, port), on_exit=_process_dead(directory)
+            )
             for i in range(settings.workers)
         ]
         for process in processes:
@@ -85,6 +112,7 @@ def serve(settings: Settings, holder: socket.socket) -> None:
                 process.stop()
     finally:
         holder.close()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def run(settings: Settings, port: int, parent_pid: int) -> None:

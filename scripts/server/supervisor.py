@@ -24,8 +24,15 @@ class SupervisedProcess:
     """Starts the child, keeps one running while the server runs, and stops it. The child
     runs target(*args, parent_pid) and must end when watch_parent() says the parent is gone."""
 
-    def __init__(self, name: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
         self.name = name
+        self.on_exit = on_exit  # called with a dead child's pid before it is started again
         self.target = target
         self.args = args
         self._context = multiprocessing.get_context("spawn")  # no inherited threads or pools
@@ -76,6 +83,8 @@ class SupervisedProcess:
             log.warning(
                 "%s exited with %s; starting it again in %.1fs", self.name, child.exitcode, delay
             )
+            if self.on_exit is not None and child.pid is not None:
+                self.on_exit(child.pid)
             if self._stopping.wait(delay):
                 return
             self._spawn()

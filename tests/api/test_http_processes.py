@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_operations import samples
 from tests.processes import (
     alive,
     eventually,
@@ -53,8 +54,8 @@ def open_all_at_once(port: int, count: int) -> list[socket.socket]:
         return list(pool.map(open_one, range(count)))
 
 
-def status_over(connection: socket.socket) -> int:
-    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+def status_over(connection: socket.socket, path: str = "/healthz") -> int:
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     head = b""
     while b"\r\n" not in head:
         chunk = connection.recv(4096)
@@ -150,3 +151,52 @@ def test_nothing_holds_the_port_after_the_server_is_killed(processes: LedgerProc
             assert probe.connect_ex(("127.0.0.1", server.port)) != 0
         server.start()  # the same port, at once
         assert httpx.get(server.url + "/healthz", timeout=60).status_code == 200
+
+
+def readyz_total(url: str) -> float:
+    """The request counter's total for /readyz (which nothing but this test asks) in one
+    scrape, over a connection of its own, so that either process may answer it."""
+    text = httpx.get(url + "/metrics", timeout=60).text
+    found = samples(text, "ledger_http_requests_total")
+    return sum(n for labels, n in found.items() if ("route", "/readyz") in labels)
+
+
+def test_one_scrape_counts_the_requests_of_every_process(processes: LedgerProcesses) -> None:
+    with ServerProcess(processes, workers=2) as server:
+        server.start()
+        eventually(lambda: len(http_children(server)) == 2, "two HTTP processes listening")
+        connections = open_all_at_once(server.port, CONNECTIONS)
+        try:
+            answered_by: Counter[int] = Counter()
+
+            def all_accepted() -> bool:
+                established = tcp_inodes(server.port, "01")
+                answered_by.clear()
+                answered_by.update(
+                    {pid: len(socket_inodes(pid) & established) for pid in http_children(server)}
+                )
+                return sum(answered_by.values()) == CONNECTIONS
+
+            eventually(all_accepted, "every connection accepted by an HTTP process")
+            # Both processes answer some of the requests (see the test above for the odds).
+            assert min(answered_by.values()) >= 1, answered_by
+            assert [status_over(c, "/readyz") for c in connections] == [200] * CONNECTIONS
+        finally:
+            for connection in connections:
+                connection.close()
+        # A request is counted just after its answer is sent: wait for the last ones. Then
+        # whichever process answers a scrape, it reads the counts of both.
+        eventually(lambda: readyz_total(server.url) == CONNECTIONS, "every request counted")
+        assert [readyz_total(server.url) for _ in range(6)] == [CONNECTIONS] * 6
+        # A process that dies leaves its counts behind: the total does not go down.
+        killed = http_children(server)[0]
+        os.kill(killed, signal.SIGKILL)
+        eventually(
+            lambda: killed not in http_children(server) and len(http_children(server)) == 2,
+            "a new HTTP process",
+        )
+        assert readyz_total(server.url) == CONNECTIONS
+        # A new start counts from nothing (a fresh directory).
+        server.stop()
+        server.start()
+        assert readyz_total(server.url) == 0
