@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import signal
 from enum import StrEnum
 from typing import Annotated
@@ -14,6 +15,8 @@ from domain.access import DEFAULT_EXPIRY_DAYS
 from scripts.common import ledger_session, load_settings, store_name
 from service.tokens import MAX_EXPIRY_DAYS, Tokens
 from storage.clock import CHINA
+
+log = logging.getLogger("ledger.server")
 
 
 class Role(StrEnum):
@@ -33,6 +36,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.logs import configure_logging
     from api.services import Services
     from scripts.server import http_processes
     from scripts.server.projection_process import ProjectionProcess
@@ -40,11 +44,13 @@ def serve(
     settings = load_settings()
     updates = {"host": host, "port": port, "workers": workers, "projection_thread": False}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
-    typer.echo(
-        f"ledger: serving on http://{settings.host}:{settings.port} (docs at /docs) with "
-        f"{settings.workers} process(es) and a projection process; mint a token with: "
-        "ledger token create --role admin",
-        err=True,
+    configure_logging()
+    log.info(
+        "serving on http://%s:%s (docs at /docs) with %s HTTP process(es) and a projection "
+        "process; mint a token with: ledger token create --role admin",
+        settings.host,
+        settings.port,
+        settings.workers,
     )
     holder = None
     if settings.workers > 1:
@@ -71,6 +77,7 @@ def serve(
                 port=settings.port,
                 log_level="info",
                 access_log=False,
+                log_config=None,
             )
             return
         assert holder is not None

@@ -121,13 +121,14 @@ def run(settings: Settings, port: int, parent_pid: int) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     # uvicorn's create_server() makes it listen, once the app has started: a process still
     # starting gets no connections.
     sock = bound_socket(settings.host, port)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="info", access_log=False)
+        uvicorn.Config(create_app(settings), log_level="info", access_log=False, log_config=None)
     )
     stopped = threading.Event()
 
