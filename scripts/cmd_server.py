@@ -33,9 +33,6 @@ def serve(
     ] = None,
 ) -> None:
     """The HTTP service (OpenAPI at /docs)."""
-    import uvicorn
-
-    from api.app import create_app
     from api.logs import configure_logging
     from api.services import Services
     from scripts.server import http_processes
@@ -45,25 +42,23 @@ def serve(
     updates = {"host": host, "port": port, "workers": workers, "projection_thread": False}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     configure_logging()
+    try:
+        sock = http_processes.listening_socket(settings.host, settings.port)
+    except http_processes.PortInUse as exc:
+        typer.echo(f"ledger: {exc}", err=True)
+        raise typer.Exit(1) from None
     log.info(
         "serving on http://%s:%s (docs at /docs) with %s HTTP process(es) and a projection "
         "process; mint a token with: ledger token create --role admin",
         settings.host,
-        settings.port,
+        sock.getsockname()[1],
         settings.workers,
     )
-    holder = None
-    if settings.workers > 1:
-        try:
-            holder = http_processes.hold_port(settings)
-        except http_processes.PortInUse as exc:
-            typer.echo(f"ledger: {exc}", err=True)
-            raise typer.Exit(1) from None
     # Keys, tables and read-model schema are created once here, before the other processes
     # start: left to them, they would race to create the same key files and tables.
     Services.open(settings).close()
     # The read models are kept current by one process of their own, not by a thread in each
-    # server process (scripts/server/projection_process.py).
+    # HTTP process (scripts/server/projection_process.py).
     projection = ProjectionProcess(settings)
     projection.start()
     # uvicorn stops on SIGTERM, restores the handler it found and raises the signal again:
@@ -71,17 +66,9 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if settings.workers == 1:
-            uvicorn.run(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                log_level="info",
-                access_log=False,
-                log_config=None,
-            )
-            return
-        assert holder is not None
-        http_processes.serve(settings, holder)
+            http_processes.serve_here(settings, sock)
+        else:
+            http_processes.serve(settings, sock)
     finally:
         projection.stop()
 

@@ -2,9 +2,11 @@
 
     python -m scripts.bench.serving [--backend postgres|sqlite] [--seconds S] [--rounds N]
 
-- `socket per process`: `ledger serve --workers 2` (scripts/server/http_processes.py): each
-  HTTP process listens on a socket of its own on the port (SO_REUSEPORT), so the kernel
-  spreads new connections over them; plus its projection process.
+- `ledger serve --workers 2` (scripts/server/http_processes.py) with its projection process.
+  Up to commit b693e2d each of its HTTP processes listened on a socket of its own on the port
+  (SO_REUSEPORT); measured with this script against the plain way below, that did not pay,
+  and it now runs uvicorn's own manager too (docs/operations.md has the figures). What is
+  left to measure is what `ledger serve` adds (JSON logs, metrics directory, parent watch).
 - `uvicorn --workers 2`: plain uvicorn's own process manager on the same application
   (`uvicorn --factory api.app:create_app --workers 2`): one listening socket shared by both
   processes; plus `ledger project` beside it, for the same one catch-up loop.
@@ -45,7 +47,7 @@ from service.commands import FoundOrganization
 REGION = "110105"  # 北京市朝阳区
 BASE_UNIONS = 20
 START_TIMEOUT_S = 60.0
-DESIGNS = ("socket per process", "uvicorn --workers 2")
+DESIGNS = ("ledger serve --workers 2", "uvicorn --workers 2")
 
 
 def found_county(ledger: Ledger) -> list[str]:

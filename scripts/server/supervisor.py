@@ -1,7 +1,7 @@
-"""Child processes of `ledger serve` (the projection process, the HTTP processes): started
-with spawn, restarted if they die, stopped with the server, and gone by themselves if the
-server dies without stopping them (SIGKILL): each checks every half second that its parent is
-still the process that started it."""
+"""The projection process of `ledger serve`: started with spawn, restarted if it dies, stopped
+with the server, and gone by itself if the server dies without stopping it (SIGKILL): it
+checks every half second that its parent is still the process that started it (watch_parent,
+which the HTTP processes run too)."""
 
 from __future__ import annotations
 
@@ -24,15 +24,8 @@ class SupervisedProcess:
     """Starts the child, keeps one running while the server runs, and stops it. The child
     runs target(*args, parent_pid) and must end when watch_parent() says the parent is gone."""
 
-    def __init__(
-        self,
-        name: str,
-        target: Callable[..., None],
-        args: tuple[Any, ...],
-        on_exit: Callable[[int], None] | None = None,
-    ) -> None:
+    def __init__(self, name: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
         self.name = name
-        self.on_exit = on_exit  # called with a dead child's pid before it is started again
         self.target = target
         self.args = args
         self._context = multiprocessing.get_context("spawn")  # no inherited threads or pools
@@ -83,8 +76,6 @@ class SupervisedProcess:
             log.warning(
                 "%s exited with %s; starting it again in %.1fs", self.name, child.exitcode, delay
             )
-            if self.on_exit is not None and child.pid is not None:
-                self.on_exit(child.pid)
             if self._stopping.wait(delay):
                 return
             self._spawn()
