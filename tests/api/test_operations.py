@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 from pathlib import Path
 
 import httpx
 import pytest
 
+from api.logs import JsonFormatter
 from service.tokens import Tokens
 from tests.api.conftest import Api, ServerThread
 from tests.conftest import Backend, drop_pg_database
@@ -56,6 +60,10 @@ def test_unreachable_database_is_503(tmp_path: Path) -> None:
     it took ~50 s with the store's own retries): the 60 s client timeout is a deadline."""
     backend = Backend("postgres", tmp_path)
     server = ServerThread(backend.settings).start()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
     try:
         token = Tokens(backend.open()).mint(role="admin")[1]
         client = httpx.Client(
@@ -69,7 +77,13 @@ def test_unreachable_database_is_503(tmp_path: Path) -> None:
         response = client.get("/v1/organizations/811101050000000010")
         assert response.status_code == 503, response.text
         assert response.headers["content-type"] == "application/problem+json"
+        # The warning logged for it carries the request's id.
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        warned = [line for line in lines if line["message"].startswith("database unavailable")]
+        assert warned and warned[-1]["request_id"] == response.headers["x-request-id"]
+        assert warned[-1]["level"] == "WARNING"
         assert client.get("/healthz").status_code == 200
     finally:
+        logging.getLogger().removeHandler(handler)
         server.stop()
         backend.close()
