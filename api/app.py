@@ -1,4 +1,4 @@
-"""The HTTP service: the FastAPI application over the ledger (see ../shared/api.md)."""
+"""The HTTP service: the FastAPI application over the ledger (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from api.console import pages as console
 from api.errors import install_error_handlers
 from api.hot_posts import HotPosts, HotRoute
 from api.limits import BodySizeLimit
-from api.metrics import MetricsMiddleware
+from api.logs import RequestObserver
 from api.models.funds import RecordDues
 from api.models.members import JoinMember
 from api.routers import (
@@ -45,12 +45,20 @@ an `Idempotency-Key`. Amounts are decimal strings; errors are `application/probl
 
 
 class LedgerApp(FastAPI):
-    """FastAPI, with the short way for the busiest POSTs (api/hot_posts.py) in front of its
-    whole middleware stack."""
+    """FastAPI, with the request id, access log and metrics around every HTTP request
+    (api/logs.py), and inside them the short way for the busiest POSTs (api/hot_posts.py) in
+    front of its whole middleware stack."""
 
     hot_posts: HotPosts | None = None
+    observer: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.observer is not None and scope["type"] == "http":
+            await self.observer(scope, receive, send, self._dispatch)
+        else:
+            await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hot_posts is not None and self.hot_posts.takes(scope):
             scope["app"] = self  # as Starlette sets it: the handlers and services read it
             await self.hot_posts(scope, receive, send)
@@ -110,7 +118,6 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
                 HotRoute(members.router, "/v1/members", members.join_member, JoinMember),
                 HotRoute(funds.router, "/v1/funds/dues", funds.record_dues, RecordDues),
             ],
-            metrics=lambda: app.state.services.metrics,
             json_limit=settings.max_json_body_bytes,
         )
     app.add_middleware(
@@ -118,8 +125,8 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         json_limit=settings.max_json_body_bytes,
         import_limit=settings.max_import_body_bytes,
     )
-    # Outermost, so that refused (413) requests are counted too.
-    app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.services.metrics)
+    # Outside everything, so that refused (413) requests are counted and logged too.
+    app.observer = RequestObserver(metrics=lambda: app.state.services.metrics)
     return app
 
 

@@ -14,8 +14,8 @@ client that goes away, a body without a Content-Length or over the size limit) i
 FastAPI as it came, with the body already read replayed to it, so every refusal is
 FastAPI's own, word for word. Errors raised by the endpoint are answered by the application's
 own exception handlers. It runs before the application's middleware stack, which cost about a
-tenth of a process's CPU per request even around a request it did nothing to; so it records
-its requests in the metrics itself, under their route as the middleware would. The OpenAPI
+tenth of a process's CPU per request even around a request it did nothing to, and inside the
+request id, access log and metrics (api/logs.py), which read the route it sets. The OpenAPI
 document is untouched: the routes stay declared where they are.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable
 
 from fastapi.routing import APIRoute, APIRouter
@@ -33,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.metrics import Metrics
+from api.logs import note_token
 from api.security import WRITERS, Caller
 from service.idempotency import KEY_PATTERN, IdempotencyKey
 
@@ -70,21 +69,18 @@ class HotPosts:
     """The short way for `routes`, taken before the application's middleware (see
     api/app.py: LedgerApp); `app` (the application's whole stack) takes everything else.
 
-    Being outside that stack, it does itself what the stack's middleware would have done to
-    these requests: it records them in the metrics (`metrics`), and it leaves a body over
-    `json_limit` (declared, or read) to the stack, whose size limit refuses it."""
+    Being outside that stack, it leaves a body over `json_limit` (declared, or read) to the
+    stack, whose size limit refuses it."""
 
     def __init__(
         self,
         app: ASGIApp,
         routes: list[HotRoute],
         *,
-        metrics: Callable[[], Metrics],
         json_limit: int,
     ) -> None:
         self.app = app
         self.routes = {r.path: r for r in routes}
-        self.metrics = metrics
         self.json_limit = json_limit
 
     def takes(self, scope: Scope) -> bool:
@@ -97,7 +93,6 @@ class HotPosts:
         if hot is None:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         headers = _single_headers(scope["headers"])
         caller = _writer(scope, headers)
         key = headers.get(b"idempotency-key")
@@ -128,12 +123,7 @@ class HotPosts:
             response = await hot.endpoint(caller=caller, idempotency=idempotency, body=model)
         except Exception as exc:  # answered as the application answers it
             response = await _handled(scope, exc)
-        try:
-            await response(scope, receive, send)
-        finally:
-            self.metrics().observe(
-                hot.path, "POST", response.status_code, time.perf_counter() - started
-            )
+        await response(scope, receive, send)
 
 
 def _single_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -163,6 +153,7 @@ def _writer(scope: Scope, headers: dict[bytes, bytes]) -> Caller | None:
     principal = services.tokens.already_verified(token)
     if principal is None or principal.role not in WRITERS:
         return None
+    note_token(scope, principal.token_id)
     return Caller(principal, services)
 
 

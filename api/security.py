@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import Forbidden, MalformedRequest, Unauthenticated
+from api.logs import note_token
 from api.services import Services, services
 from domain.errors import InvalidValue, NotFound
 from service.idempotency import KEY_PATTERN, IdempotencyKey
@@ -133,6 +134,7 @@ class Caller:
 
 
 async def _principal(
+    request: Request,
     svc: Annotated[Services, Depends(services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -144,6 +146,7 @@ async def _principal(
     principal = await verified(svc, credentials.credentials)
     if principal is None:
         raise Unauthenticated("the token is not known, has expired or was revoked")
+    note_token(request.scope, principal.token_id)
     return principal
 
 

@@ -30,13 +30,15 @@ class Services:
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings)
         read_models = ReadModels(ledger)
+        metrics = Metrics()
+        metrics.watch_writer(ledger.committer)
         return cls(
             settings=settings,
             ledger=ledger,
             tokens=Tokens(ledger),
             read_models=read_models,
             audit=AuditTrail(ledger, read_models),
-            metrics=Metrics(),
+            metrics=metrics,
         )
 
     def start(self) -> None:

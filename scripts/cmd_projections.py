@@ -4,7 +4,6 @@ commands (projection worker, rebuild with comparison, month-end reconciliation).
 from __future__ import annotations
 
 import json
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,7 +51,9 @@ def project(
     hosted otherwise (it wakes on PostgreSQL's LISTEN/NOTIFY, and polls SQLite). Stop with
     Ctrl-C or SIGTERM.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from api.logs import configure_logging
+
+    configure_logging()
     with ledger_session() as ledger:
         read_models = ReadModels(ledger)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import signal
 from enum import StrEnum
 from typing import Annotated
@@ -14,6 +15,8 @@ from domain.access import DEFAULT_EXPIRY_DAYS
 from scripts.common import ledger_session, load_settings, store_name
 from service.tokens import MAX_EXPIRY_DAYS, Tokens
 from storage.clock import CHINA
+
+log = logging.getLogger("ledger.server")
 
 
 class Role(StrEnum):
@@ -30,9 +33,7 @@ def serve(
     ] = None,
 ) -> None:
     """The HTTP service (OpenAPI at /docs)."""
-    import uvicorn
-
-    from api.app import create_app
+    from api.logs import configure_logging
     from api.services import Services
     from scripts.server import http_processes
     from scripts.server.projection_process import ProjectionProcess
@@ -40,24 +41,24 @@ def serve(
     settings = load_settings()
     updates = {"host": host, "port": port, "workers": workers, "projection_thread": False}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
-    typer.echo(
-        f"ledger: serving on http://{settings.host}:{settings.port} (docs at /docs) with "
-        f"{settings.workers} process(es) and a projection process; mint a token with: "
-        "ledger token create --role admin",
-        err=True,
+    configure_logging()
+    try:
+        sock = http_processes.listening_socket(settings.host, settings.port)
+    except http_processes.PortInUse as exc:
+        typer.echo(f"ledger: {exc}", err=True)
+        raise typer.Exit(1) from None
+    log.info(
+        "serving on http://%s:%s (docs at /docs) with %s HTTP process(es) and a projection "
+        "process; mint a token with: ledger token create --role admin",
+        settings.host,
+        sock.getsockname()[1],
+        settings.workers,
     )
-    holder = None
-    if settings.workers > 1:
-        try:
-            holder = http_processes.hold_port(settings)
-        except http_processes.PortInUse as exc:
-            typer.echo(f"ledger: {exc}", err=True)
-            raise typer.Exit(1) from None
     # Keys, tables and read-model schema are created once here, before the other processes
     # start: left to them, they would race to create the same key files and tables.
     Services.open(settings).close()
     # The read models are kept current by one process of their own, not by a thread in each
-    # server process (scripts/server/projection_process.py).
+    # HTTP process (scripts/server/projection_process.py).
     projection = ProjectionProcess(settings)
     projection.start()
     # uvicorn stops on SIGTERM, restores the handler it found and raises the signal again:
@@ -65,16 +66,9 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if settings.workers == 1:
-            uvicorn.run(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                log_level="info",
-                access_log=False,
-            )
-            return
-        assert holder is not None
-        http_processes.serve(settings, holder)
+            http_processes.serve_here(settings, sock)
+        else:
+            http_processes.serve(settings, sock)
     finally:
         projection.stop()
 

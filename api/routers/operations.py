@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api.errors import problem
+from api.metrics import CONTENT_TYPE
 from api.services import Services, services
 
 router = APIRouter(tags=["operations"])
@@ -32,9 +33,10 @@ def readyz(svc: Svc) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(svc: Svc) -> PlainTextResponse:
-    """Prometheus text format: requests by route and status, latency histograms, events
-    stored, projection lag, and this process's group-commit writer."""
+def metrics(svc: Svc) -> Response:
+    """Prometheus text format: requests by route and status, latency histograms and the
+    group-commit writers' counters, summed over every HTTP process of the server; events
+    stored and the projection's position and lag."""
     head = svc.ledger.head_position()
     gauges = {
         "ledger_events_stored": ("Events in the store (the head position).", float(head)),
@@ -47,23 +49,4 @@ def metrics(svc: Svc) -> PlainTextResponse:
             float(svc.read_models.position()),
         ),
     }
-    committer = svc.ledger.committer
-    counters = {
-        "ledger_writer_batches_total": (
-            "Batches this process's writer has committed (group commit).",
-            committer.batches,
-        ),
-        "ledger_writer_commands_total": ("Commands in those batches.", committer.commands),
-        "ledger_writer_decided_again_total": (
-            "Batches decided a second time under the writer lock, because another process "
-            "had changed an aggregate they read.",
-            committer.decided_again,
-        ),
-        "ledger_writer_commands_decided_again_total": (
-            "Commands of those batches decided a second time (the others stood as first decided).",
-            committer.commands_decided_again,
-        ),
-    }
-    return PlainTextResponse(
-        svc.metrics.render(gauges, counters), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return Response(svc.metrics.render(gauges), media_type=CONTENT_TYPE)

@@ -1,23 +1,33 @@
-"""`ledger serve --workers N` (N > 1): N HTTP processes, each listening on the same port with a
-socket of its own (SO_REUSEPORT), so that the kernel spreads new connections evenly over them.
+"""`ledger serve`'s HTTP processes: uvicorn's own process manager (what `uvicorn --workers N`
+runs) on one listening socket, which `ledger serve` binds before it starts anything.
 
-uvicorn's own `--workers` shares one listening socket among its processes, and the event loop
-of whichever process wakes first accepts every connection then waiting. Clients that open
-their keep-alive connections together (a load balancer's pool, the benchmark's clients) land
-unevenly: 13 to 3 in an ingest run with 16 clients, 39 to 1 for 40 connections opened at once
-(tests/api/test_http_processes.py); the busier process's GIL then caps the whole server. Its
-processes also outlived a SIGKILLed parent and went on holding the port. Linux only:
-elsewhere SO_REUSEPORT does not spread connections.
+Until this version each HTTP process listened on a socket of its own (SO_REUSEPORT), so that
+the kernel spread connections evenly. Measured side by side in one sitting against uvicorn's
+shared socket under the ingest load (scripts/bench/serving.py; figures in
+docs/operations.md), it did not serve more requests per second, so the plain way stays.
+
+What is added to uvicorn's manager: the metrics directory (a fresh PROMETHEUS_MULTIPROC_DIR
+per start, a dead process marked in it: api/metrics.py), and in each HTTP process a watch on
+the parent, so that a server killed with SIGKILL leaves no process holding the port.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
+from typing import Any
 
-from scripts.server.supervisor import SupervisedProcess, watch_parent
+from fastapi import FastAPI
+from uvicorn import Config
+from uvicorn.supervisors import Multiprocess
+
+from scripts.server.supervisor import watch_parent
 from storage.settings import Settings
 
 log = logging.getLogger("ledger.http")
@@ -27,88 +37,87 @@ class PortInUse(RuntimeError):
     pass
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (host, port) that other such sockets may share."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound to (host, port); uvicorn makes it listen once an HTTP
+    process has started. Bound before anything else starts, so that a taken port (another
+    server, `ledger serve` or not) starts nothing."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
     return sock
 
 
-def _someone_listens(host: str, port: int) -> bool:
-    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-    try:
-        socket.create_connection((target, port), timeout=1.0).close()
-    except OSError:
-        return False
-    return True
+def _config(settings: Settings, app: Any, *, factory: bool) -> Config:
+    # log_config=None: the processes log JSON lines (api/logs.py), uvicorn's loggers too.
+    return Config(
+        app,
+        factory=factory,
+        workers=settings.workers,
+        log_level="info",
+        access_log=False,
+        log_config=None,
+    )
 
 
-def hold_port(settings: Settings) -> socket.socket:
-    """The parent's socket on the port: bound, never listening. It fixes the port (port 0
-    picks one), and a port taken by a server without SO_REUSEPORT fails here; one with it
-    (another `ledger serve`) would silently share the port, so that is refused too. Taken
-    before anything else starts, so that a refused server starts nothing."""
-    holder = bound_socket(settings.host, settings.port)
-    port = holder.getsockname()[1]
-    if _someone_listens(settings.host, port):
-        holder.close()
-        raise PortInUse(f"another server already listens on {settings.host}:{port}")
-    return holder
-
-
-def serve(settings: Settings, holder: socket.socket) -> None:
-    """The parent: runs settings.workers HTTP processes on the port `holder` holds (see
-    hold_port) until SIGTERM or SIGINT, then stops them and lets go of the port."""
-    port = holder.getsockname()[1]
-    try:
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        processes = [
-            SupervisedProcess(f"ledger-http-{i + 1}", run, (settings, port))
-            for i in range(settings.workers)
-        ]
-        for process in processes:
-            process.start()
-        try:
-            while not stop.wait(1.0):
-                pass
-        finally:
-            for process in processes:
-                process.stop()
-    finally:
-        holder.close()
-
-
-def run(settings: Settings, port: int, parent_pid: int) -> None:
-    """One HTTP process: uvicorn on a socket of its own, until SIGTERM or SIGINT (uvicorn's
-    graceful shutdown) or until the parent is gone."""
-    import uvicorn
+def serve_here(settings: Settings, sock: socket.socket) -> None:
+    """One HTTP process: this one."""
+    from uvicorn import Server
 
     from api.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # uvicorn's create_server() makes it listen, once the app has started: a process still
-    # starting gets no connections.
-    sock = bound_socket(settings.host, port)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="info", access_log=False)
-    )
-    stopped = threading.Event()
+    Server(_config(settings, create_app(settings), factory=False)).run(sockets=[sock])
 
-    def end() -> None:
-        server.should_exit = True
 
-    watch_parent(parent_pid, stopped, end, "an HTTP process")
+def serve(settings: Settings, sock: socket.socket) -> None:
+    """settings.workers HTTP processes on `sock`, until SIGTERM or SIGINT; a process that
+    dies is started again by uvicorn's manager."""
+    directory = tempfile.mkdtemp(prefix="ledger-metrics-")
+    # Read by prometheus_client when the HTTP processes (started after this) import it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     try:
-        server.run(sockets=[sock])
+        app = functools.partial(http_process_app, settings, os.getpid())
+        config = _config(settings, app, factory=True)
+        _Processes(config, sockets=[sock], metrics_directory=directory).run()
     finally:
-        stopped.set()
         sock.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class _Processes(Multiprocess):
+    """uvicorn's manager, which also marks a dead process in the metrics directory."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket], metrics_directory: str):
+        super().__init__(config, sockets)
+        self.metrics_directory = metrics_directory
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                from prometheus_client import multiprocess
+
+                # Drops the dead process's live gauges; its counters stay, so totals never
+                # go down.
+                multiprocess.mark_process_dead(pid, self.metrics_directory)
+
+
+def http_process_app(settings: Settings, parent_pid: int) -> FastAPI:
+    """In each HTTP process (uvicorn calls it there): JSON logs, the watch on the parent, and
+    the application."""
+    from api.app import create_app
+    from api.logs import configure_logging
+
+    configure_logging()
+
+    def end() -> None:  # uvicorn's graceful shutdown, as on `kill <pid>`
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watch_parent(parent_pid, threading.Event(), end, "an HTTP process")
+    return create_app(settings)

@@ -16,7 +16,6 @@ reads stay correct, only slower.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
@@ -34,13 +33,14 @@ class ProjectionProcess(SupervisedProcess):
 
 def run(settings: Settings, parent_pid: int) -> None:
     """The child: the catch-up loop until SIGTERM or SIGINT, or until the parent is gone."""
+    from api.logs import configure_logging
     from projections.audit.sealer import AutoSealer
     from projections.audit.trail import AuditTrail
     from projections.read_models.models import ReadModels
     from projections.read_models.worker import ProjectionWorker
     from service.application import Ledger
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     stop = threading.Event()
     # Ctrl-C reaches the whole process group: stop as on SIGTERM, quietly.
     for signum in (signal.SIGTERM, signal.SIGINT):

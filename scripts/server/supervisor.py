@@ -1,7 +1,7 @@
-"""Child processes of `ledger serve` (the projection process, the HTTP processes): started
-with spawn, restarted if they die, stopped with the server, and gone by themselves if the
-server dies without stopping them (SIGKILL): each checks every half second that its parent is
-still the process that started it."""
+"""The projection process of `ledger serve`: started with spawn, restarted if it dies, stopped
+with the server, and gone by itself if the server dies without stopping it (SIGKILL): it
+checks every half second that its parent is still the process that started it (watch_parent,
+which the HTTP processes run too)."""
 
 from __future__ import annotations
 
