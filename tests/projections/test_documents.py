@@ -5,9 +5,12 @@ an XML parser would refuse, a sheet name Excel would refuse, two sheets in one w
 from __future__ import annotations
 
 import datetime
+import tracemalloc
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from projections.reports.documents import (
@@ -62,7 +65,7 @@ ROWS = [
 TOTALS = [{"name": "合计", "amount": "1222.00", "count": 3}]
 
 
-def _document(sheet: str, rows: list[dict]) -> Document:
+def _document(sheet: str, rows: Iterable[dict]) -> Document:
     return Document(
         sheet=sheet,
         title="测试表",
@@ -163,3 +166,31 @@ def test_sheet_names_are_made_distinct(tmp_path: Path) -> None:
     path = tmp_path / "same.xlsx"
     write_workbook([_document("明细", []), _document("明细", []), _document("", [])], path)
     assert load_workbook(path).sheetnames == ["明细", "明细 (2)", "Sheet"]
+
+
+def _peak_and_xml(path: Path, count: int) -> tuple[int, int]:
+    rows = ({**ROWS[0], "count": n} for n in range(count))
+    tracemalloc.start()
+    try:
+        write_xlsx(_document("大", rows), path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    with zipfile.ZipFile(path) as archive:
+        return peak, archive.getinfo("xl/worksheets/sheet1.xml").file_size
+
+
+def test_rows_are_streamed_not_held(tmp_path: Path) -> None:
+    """The sheet's XML goes into the zip as it is made: ten times the rows make ten times the
+    XML, and the memory the writer holds (a buffer of XLSX_FLUSH_ROWS rows) stays the same."""
+    small_peak, small_xml = _peak_and_xml(tmp_path / "small.xlsx", 2_000)
+    peak, xml = _peak_and_xml(tmp_path / "big.xlsx", 20_000)
+    assert xml > 9 * small_xml and xml > 8_000_000
+    assert peak < small_peak + 1_000_000 and peak < xml / 2, (small_peak, peak, xml)
+    sheet = load_workbook(tmp_path / "big.xlsx", read_only=True).active
+    assert sum(1 for _ in sheet.iter_rows(min_row=5, values_only=True)) == 20_000 + 4
+
+
+def test_a_workbook_needs_a_sheet(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one sheet"):
+        write_workbook([], tmp_path / "none.xlsx")
