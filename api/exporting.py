@@ -2,9 +2,9 @@
 
 An export is never one page: paging parameters do not apply to it. Its rows are read from the
 read models a chunk at a time in one snapshot, masked chunk by chunk for a token without the
-pii flag, and written to a temporary file (CSV as it goes, XLSX through openpyxl's write-only
-mode), which the response then streams and deletes: however big the roll, the process holds
-one chunk of rows in memory.
+pii flag, and written to a temporary file as they come (CSV, or XLSX through the streaming
+writer of projections/reports/documents.py), which the response then streams and deletes:
+however big the roll, the process holds one chunk of rows in memory.
 
 The header block names what the document reflects: the union, the date or period, the moment
 it is known at, the scope, the last event position it counts, the newest seal, and when it was
