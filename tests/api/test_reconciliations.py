@@ -3,10 +3,12 @@ them, listed and shown (CSV/XLSX whole), signed off once; bad input stores nothi
 
 from __future__ import annotations
 
+import csv
 import io
 
 from openpyxl import Workbook, load_workbook
 
+from projections.reconciliation.report import line_rows
 from tests.api.conftest import Api
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -101,6 +103,20 @@ def test_a_run_over_http_then_listed_exported_and_signed_off_once(api: Api) -> N
     assert exported.count("无法读取的行") == 2 and exported.count("一致（") == 4
     sheet = load_workbook(io.BytesIO(api.get(path, params={"format": "xlsx"}).content))["明细"]
     assert sum(1 for r in sheet.iter_rows(values_only=True) if r[1] == "账簿缺少") == 2
+    # The whole run, in both files: every line of the JSON below the headings, the header
+    # naming the union and the period, amounts as numbers.
+    lines = line_rows(shown)
+    csv_rows = list(csv.reader(io.StringIO(exported)))
+    heading = next(i for i, r in enumerate(csv_rows) if r and r[0] == "核对项目")
+    assert len(csv_rows) - heading - 1 == len(lines)
+    cells = list(sheet.iter_rows(values_only=True))
+    at = next(i for i, r in enumerate(cells) if r and r[0] == "核对项目")
+    assert len(cells) - at - 1 == len(lines)
+    assert {t.east, shown["period"]} <= {str(c) for r in cells[:at] for c in r if c}
+    amount = list(cells[at]).index("账簿金额")
+    assert all(
+        isinstance(r[amount], (int, float)) for r in cells[at + 1 :] if r[amount] is not None
+    )
 
     assert api.post(f"{path}/sign-off", {"note": "ok"}, token="east_clerk").status_code == 403
     assert api.post(f"{path}/sign-off", {"note": "ok"}, token="west_auditor").status_code == 403
