@@ -176,6 +176,16 @@ class Voucher(LedgerAggregate):
         self.reversed_by = reversal_id
 
 
+def watched_key(posting: Posting) -> str | None:
+    """The key a posting moves under the dated balance rules: "102" for the bank account,
+    "211|<counterparty>" (212, 215 alike) for a payable line; None for anything else."""
+    if posting.account_code == BANK:
+        return BANK
+    if posting.account_code in NON_NEGATIVE_ACCOUNTS and posting.counterparty is not None:
+        return f"{posting.account_code}|{posting.counterparty}"
+    return None
+
+
 @stable_topic("ledger:Book")
 class Book(LedgerAggregate):
     """账簿: one organisation's balances, payables by counterparty and closed months.
@@ -192,12 +202,19 @@ class Book(LedgerAggregate):
     def create_id(organization_code: str, **_: object) -> Any:
         return Book.id_for(organization_code)
 
+    # 2: the dated movements of the watched accounts (dated balance rules). A snapshot of an
+    # older book has no dates, so the repository replays such a book from its events instead.
+    class_version = 2
+
     @event("Opened", topic="ledger:Book.Opened")
     def __init__(self, organization_code: str) -> None:
         self.organization_code = organization_code
         # Signed fen per account (debit positive), and per "account|counterparty".
         self.balances: dict[str, int] = {}
         self.counterparty_balances: dict[str, int] = {}
+        # Signed fen per watched key ("102", "211|<counterparty>", ...) per ISO date: the
+        # balance on any date is the sum of the movements on and before it.
+        self.movements: dict[str, dict[str, int]] = {}
         self.closed_months: list[str] = []
 
     # --- queries -------------------------------------------------------------------------
@@ -208,44 +225,75 @@ class Book(LedgerAggregate):
     def bank_balance(self) -> Money:
         return self.balance(BANK)
 
-    def owed(self, account_code: str) -> dict[str, Money]:
-        """Credit balances of a payable account by counterparty (what this union owes)."""
+    def owed(self, account_code: str, on: datetime.date | None = None) -> dict[str, Money]:
+        """Credit balances of a payable account by counterparty (what this union owes), today
+        or at the end of the day `on`."""
         prefix = account_code + "|"
+        if on is None:
+            balances = self.counterparty_balances
+        else:
+            day = on.isoformat()
+            balances = {
+                key: sum(fen for d, fen in dated.items() if d <= day)
+                for key, dated in self.movements.items()
+                if key.startswith(prefix)
+            }
         return {
             key[len(prefix) :]: Money(-fen)
-            for key, fen in self.counterparty_balances.items()
+            for key, fen in balances.items()
             if key.startswith(prefix) and fen != 0
         }
 
     def is_closed(self, month: Month) -> bool:
         return str(month) in self.closed_months
 
+    def lowest_from(self, key: str, day: datetime.date, change: int) -> tuple[int, str]:
+        """The lowest balance of a watched key (signed so that the rule is "not below zero")
+        on `day` and on every later date already posted, once `change` is added on `day`;
+        with the date it falls on."""
+        sign = 1 if key == BANK else -1
+        dated = self.movements.get(key, {})
+        start = day.isoformat()
+        running = sign * (change + sum(fen for d, fen in dated.items() if d <= start))
+        lowest, when = running, start
+        for d in sorted(d for d in dated if d > start):
+            running += sign * dated[d]
+            if running < lowest:
+                lowest, when = running, d
+        return lowest, when
+
     def check_can_post(self, postings: Iterable[Posting], effective_on: datetime.date) -> None:
-        """The rules every posting into these books obeys."""
+        """The rules every posting into these books obeys: an open month, and no bank account
+        (102) or payable towards a counterparty (211, 212, 215) below zero on the voucher's
+        date or on any later date already posted (a back-dated voucher meets the balances
+        that follow it)."""
         if self.is_closed(Month.of(effective_on)):
             raise PeriodClosed(
                 f"{Month.of(effective_on)} is closed for {self.organization_code}; "
                 "post into an open month"
             )
-        balances = dict(self.balances)
-        by_counterparty = dict(self.counterparty_balances)
+        changes: dict[str, int] = {}
         for p in postings:
-            balances[p.account_code] = balances.get(p.account_code, 0) + p.signed_fen
-            if p.counterparty is not None:
-                key = f"{p.account_code}|{p.counterparty}"
-                by_counterparty[key] = by_counterparty.get(key, 0) + p.signed_fen
-        if balances.get(BANK, 0) < 0:
-            raise InsufficientFunds(
-                f"bank deposits (102) of {self.organization_code} would fall to "
-                f"{Money(balances[BANK])}; available {self.bank_balance()}"
-            )
-        for key, fen in by_counterparty.items():
-            account_code, counterparty = key.split("|", 1)
-            if account_code in NON_NEGATIVE_ACCOUNTS and account_code != BANK and fen > 0:
-                raise RemittanceExceedsOwed(
-                    f"{self.organization_code} would owe {counterparty} less than nothing on "
-                    f"{account_code} ({Money(-fen)})"
+            key = watched_key(p)
+            if key is not None:
+                changes[key] = changes.get(key, 0) + p.signed_fen
+        for key, change in changes.items():
+            worsens = change < 0 if key == BANK else change > 0
+            if not worsens:
+                continue
+            lowest, when = self.lowest_from(key, effective_on, change)
+            if lowest >= 0:
+                continue
+            if key == BANK:
+                raise InsufficientFunds(
+                    f"bank deposits (102) of {self.organization_code} would fall to "
+                    f"{Money(lowest)} on {when}"
                 )
+            account_code, counterparty = key.split("|", 1)
+            raise RemittanceExceedsOwed(
+                f"{self.organization_code} would owe {counterparty} less than nothing on "
+                f"{account_code} ({Money(lowest)} on {when})"
+            )
 
     # --- commands --------------------------------------------------------------------------
 
@@ -259,6 +307,7 @@ class Book(LedgerAggregate):
         self, voucher_id: str, effective_on: datetime.date, postings: list[Posting]
     ) -> None:
         check_balanced(postings)
+        day = effective_on.isoformat()
         for p in postings:
             self.balances[p.account_code] = self.balances.get(p.account_code, 0) + p.signed_fen
             if p.counterparty is not None:
@@ -266,6 +315,10 @@ class Book(LedgerAggregate):
                 self.counterparty_balances[key] = (
                     self.counterparty_balances.get(key, 0) + p.signed_fen
                 )
+            watched = watched_key(p)
+            if watched is not None:
+                dated = self.movements.setdefault(watched, {})
+                dated[day] = dated.get(day, 0) + p.signed_fen
 
     def close_month(self, month: Month) -> None:
         if self.is_closed(month):

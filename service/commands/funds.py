@@ -282,7 +282,7 @@ def owed_towards(
 ) -> list[tuple[int, str, Money]]:
     """What payer owes to receiver and the levels beyond it, by counterparty, with ranks."""
     book = uow.book(payer.code)
-    owed = book.owed(PAYABLE_UP if upward else PAYABLE_DOWN)
+    owed = book.owed(PAYABLE_UP if upward else PAYABLE_DOWN, on=day)
     result = []
     if upward:
         beyond = {receiver.code: receiver.rank}

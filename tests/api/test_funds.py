@@ -177,6 +177,30 @@ def test_receipts_remittance_and_payouts(api: Api) -> None:
     )
 
 
+def test_a_back_dated_payout_is_checked_at_its_own_date(api: Api) -> None:
+    code = api.tree.base_b
+    dues = {"organization_code": code, "period": "2024-03", "amount": "100.00"}
+    assert api.post("/v1/funds/dues", {**dues, "received_on": "2024-03-10"}).status_code == 201
+    early = {
+        "organization_code": code,
+        "account_code": "501",
+        "amount": "100.00",
+        "earmarked": False,
+        "description": "活动",
+        "paid_on": "2024-03-01",
+    }
+    refused = api.post("/v1/funds/expenses", early)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["title"] == "InsufficientFunds"
+    assert "2024-03-01" in refused.json()["detail"]
+    sheet = api.get(
+        f"/v1/organizations/{code}/statements/balance-sheet", params={"as_of": "2024-03-05"}
+    ).json()
+    bank = next(line for line in sheet["lines"] if line["account_code"] == "102")
+    assert Decimal(bank["amount"]) == 0
+    assert api.post("/v1/funds/expenses", {**early, "paid_on": "2024-03-10"}).status_code == 201
+
+
 def test_period_close(api: Api) -> None:
     code = api.tree.base_b
     closed = api.post(f"/v1/organizations/{code}/period-closes", {"period": "2024-01"})

@@ -232,6 +232,46 @@ def test_a_remittance_above_what_is_owed_to_a_counterparty_is_refused() -> None:
         )
 
 
+def expense(fen: int, org: str = "A") -> list[Posting]:
+    return [debit(org, "501", Money(fen)), credit(org, "102", Money(fen))]
+
+
+def test_a_back_dated_payout_meets_the_balance_of_its_own_date() -> None:
+    """Dues of 100.00 on 10 March, then an expense of 100.00 dated 1 March: refused."""
+    book = Book(organization_code="A")
+    book.record("v-dues", datetime.date(2024, 3, 10), dues(fen=10_000))
+    with pytest.raises(InsufficientFunds, match="2024-03-01"):
+        book.record("v-early", datetime.date(2024, 3, 1), expense(10_000))
+    book.record("v-same-day", datetime.date(2024, 3, 10), expense(6_000))
+    assert book.bank_balance() == Money(4_000)
+
+
+def test_a_back_dated_payout_must_leave_every_later_balance_positive() -> None:
+    """The balance on its date suffices, but a later payout would then overdraw: refused."""
+    book = Book(organization_code="A")
+    book.record("v-dues", datetime.date(2024, 3, 1), dues(fen=10_000))
+    book.record("v-late", datetime.date(2024, 3, 20), expense(8_000))
+    with pytest.raises(InsufficientFunds, match="2024-03-20"):
+        book.record("v-back", datetime.date(2024, 3, 5), expense(3_000))
+    book.record("v-back", datetime.date(2024, 3, 5), expense(2_000))
+    # Money arriving before a payout may always be recorded, back-dated or not.
+    book.record("v-more", datetime.date(2024, 2, 1), dues(fen=1))
+    assert book.bank_balance() == Money(1)
+
+
+def test_a_back_dated_remittance_meets_what_was_owed_on_its_date() -> None:
+    """A levy on 15 March leaves K owing C 300 fen; a remittance dated 14 March is refused."""
+    book = levy_book()
+    book.record("v-cash", datetime.date(2024, 3, 1), dues(org="K", fen=1_000))
+    early = remittance_postings("K", "C", [("C", Money(300))], upward=True)
+    with pytest.raises(RemittanceExceedsOwed, match="2024-03-14"):
+        book.record("v-rem", datetime.date(2024, 3, 14), early)
+    assert book.owed("211", on=datetime.date(2024, 3, 14)) == {}
+    assert book.owed("211", on=DAY) == {"C": Money(300), "national": Money(200)}
+    book.record("v-rem", DAY, early)
+    assert book.owed("211") == {"national": Money(200)}
+
+
 def test_a_closed_month_takes_no_postings_dated_inside_it() -> None:
     book = funded_book()
     book.close_month(Month(2024, 3))
