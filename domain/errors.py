@@ -85,6 +85,10 @@ class PeriodClosed(RuleViolation):
     """月结: the month is closed and takes no new postings dated inside it."""
 
 
+class PeriodOutOfOrder(RuleViolation):
+    """Months close in order and only after they end; only the last closed month reopens."""
+
+
 class InsufficientFunds(RuleViolation):
     """The payout would take the organisation's bank account (102) below zero."""
 

@@ -26,6 +26,7 @@ from domain.errors import (
     AlreadyReversed,
     InsufficientFunds,
     PeriodClosed,
+    PeriodOutOfOrder,
     RemittanceExceedsOwed,
     UnbalancedVoucher,
 )
@@ -216,6 +217,8 @@ class Book(LedgerAggregate):
         # balance on any date is the sum of the movements on and before it.
         self.movements: dict[str, dict[str, int]] = {}
         self.closed_months: list[str] = []
+        # Every close and reopening: action, period, at (ISO), actor, reason.
+        self.period_log: list[dict[str, Any]] = []
 
     # --- queries -------------------------------------------------------------------------
 
@@ -245,7 +248,8 @@ class Book(LedgerAggregate):
         }
 
     def is_closed(self, month: Month) -> bool:
-        return str(month) in self.closed_months
+        last = self.last_closed
+        return last is not None and month <= last
 
     def lowest_from(self, key: str, day: datetime.date, change: int) -> tuple[int, str]:
         """The lowest balance of a watched key (signed so that the rule is "not below zero")
@@ -267,10 +271,11 @@ class Book(LedgerAggregate):
         (102) or payable towards a counterparty (211, 212, 215) below zero on the voucher's
         date or on any later date already posted (a back-dated voucher meets the balances
         that follow it)."""
-        if self.is_closed(Month.of(effective_on)):
+        last = self.last_closed
+        if last is not None and Month.of(effective_on) <= last:
             raise PeriodClosed(
-                f"{Month.of(effective_on)} is closed for {self.organization_code}; "
-                "post into an open month"
+                f"{Month.of(effective_on)} is closed for {self.organization_code} (closed "
+                f"through {last}); post into a month after it"
             )
         changes: dict[str, int] = {}
         for p in postings:
@@ -320,11 +325,71 @@ class Book(LedgerAggregate):
                 dated = self.movements.setdefault(watched, {})
                 dated[day] = dated.get(day, 0) + p.signed_fen
 
-    def close_month(self, month: Month) -> None:
-        if self.is_closed(month):
-            raise AlreadyExists(f"{month} is already closed for {self.organization_code}")
-        self._month_closed(period=str(month))
+    @property
+    def last_closed(self) -> Month | None:
+        """The last month closed (月结); every month up to it is closed too."""
+        return Month.parse(max(self.closed_months)) if self.closed_months else None
 
-    @event("MonthClosed", topic="ledger:Book.MonthClosed")
-    def _month_closed(self, period: str) -> None:
-        self.closed_months.append(period)
+    def close_month(self, month: Month, today: datetime.date) -> None:
+        """Months close in order, each after it has ended (today: the date in China)."""
+        last = self.last_closed
+        if self.is_closed(month) or (last is not None and month <= last):
+            raise AlreadyExists(f"{month} is already closed for {self.organization_code}")
+        if last is not None and month != last.next():
+            raise PeriodOutOfOrder(
+                f"months close in order: the next month to close for "
+                f"{self.organization_code} is {last.next()}, not {month}"
+            )
+        if month.last_day >= today:
+            raise PeriodOutOfOrder(
+                f"{month} has not ended (today is {today.isoformat()}); a month closes after "
+                "its last day"
+            )
+        self.trigger_event(self.MonthClosed, period=str(month))
+
+    def reopen_month(self, month: Month, reason: str) -> None:
+        """反结账: only the last closed month reopens."""
+        last = self.last_closed
+        if last is None or month != last:
+            raise PeriodOutOfOrder(
+                f"only the last closed month reopens; for {self.organization_code} that is "
+                f"{last if last is not None else 'none'}, not {month}"
+            )
+        self.trigger_event(self.MonthReopened, period=str(month), reason=reason)
+
+    class MonthClosed(LedgerAggregate.Event):
+        """月结. The log keeps when and by whom (the event's own timestamp and actor)."""
+
+        TOPIC = "ledger:Book.MonthClosed"
+        period: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.closed_months.append(self.period)
+            aggregate.period_log.append(
+                {
+                    "action": "close",
+                    "period": self.period,
+                    "at": self.timestamp.isoformat(),
+                    "actor": self.actor,
+                    "reason": None,
+                }
+            )
+
+    class MonthReopened(LedgerAggregate.Event):
+        """反结账: the last closed month is open again."""
+
+        TOPIC = "ledger:Book.MonthReopened"
+        period: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.closed_months.remove(self.period)
+            aggregate.period_log.append(
+                {
+                    "action": "reopen",
+                    "period": self.period,
+                    "at": self.timestamp.isoformat(),
+                    "actor": self.actor,
+                    "reason": self.reason,
+                }
+            )

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "scripts.cmd_server",
     "scripts.cmd_projections",
     "scripts.cmd_audit",
+    "scripts.cmd_books",
     "scripts.cmd_bench",
 ]
 

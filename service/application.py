@@ -410,6 +410,31 @@ class Ledger(Application):
         except NoLevyPolicy as exc:
             raise NotFound(exc.message) from None
 
+    def periods(self, organization_code: str) -> dict[str, Any]:
+        """月结 and 反结账 of one organisation, in the order they were recorded."""
+        book = self.get_book(organization_code)
+        log = book.period_log if book is not None else []
+        last = book.last_closed if book is not None else None
+        return {
+            "organization_code": organization_code,
+            "last_closed": str(last) if last is not None else None,
+            "closed": [
+                {"period": e["period"], "closed_at": e["at"], "actor": e["actor"]}
+                for e in log
+                if e["action"] == "close"
+            ],
+            "reopenings": [
+                {
+                    "period": e["period"],
+                    "reopened_at": e["at"],
+                    "actor": e["actor"],
+                    "reason": e["reason"],
+                }
+                for e in log
+                if e["action"] == "reopen"
+            ],
+        }
+
     def get_book(self, organization_code: str) -> Book | None:
         return self.unit_of_work().get(Book.id_for(organization_code))
 

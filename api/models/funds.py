@@ -245,6 +245,37 @@ class PeriodClosed(Written):
     closed: bool
 
 
+class ReopenPeriod(RequestModel):
+    """反结账 (admins only): the last closed month, with a reason."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"period": "2024-03", "reason": "漏记一笔支出"}]}
+    )
+
+    period: MonthText
+    reason: text(500, min_length=1)  # type: ignore[valid-type]
+
+
+class PeriodClose(BaseModel):
+    period: str
+    closed_at: str
+    actor: str
+
+
+class PeriodReopening(BaseModel):
+    period: str
+    reopened_at: str
+    actor: str
+    reason: str
+
+
+class Periods(BaseModel):
+    organization_code: str
+    last_closed: str | None
+    closed: list[PeriodClose]
+    reopenings: list[PeriodReopening]
+
+
 class Posting(BaseModel):
     organization_code: str
     account_code: str

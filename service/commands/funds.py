@@ -38,6 +38,7 @@ from domain.vouchers import Voucher
 from service.commands.base import Command
 from service.results import policy_view, voucher_view
 from service.unit_of_work import UnitOfWork
+from storage.clock import today_in_china
 
 PROGRAMMES = tuple(PROGRAMME_ACCOUNTS)
 MAX_DUES_LINES = 100_000
@@ -413,7 +414,8 @@ class ReverseVoucher(Command):
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ClosePeriod(Command):
-    """月结: the month takes no new postings dated inside it."""
+    """月结: months close in order, each once it has ended (in China); nothing may then be
+    posted in or before it."""
 
     NAME = "close_period"
     organization_code: str
@@ -422,5 +424,22 @@ class ClosePeriod(Command):
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         org = uow.org(self.organization_code)
         month = Month.parse(self.period)
-        uow.book(org.code).close_month(month)
+        uow.book(org.code).close_month(month, today_in_china())
         return {"organization_code": org.code, "period": str(month), "closed": True}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ReopenPeriod(Command):
+    """反结账: an admin reopens the last closed month, with a reason."""
+
+    NAME = "reopen_period"
+    organization_code: str
+    period: str
+    reason: str
+
+    def decide(self, uow: UnitOfWork) -> dict[str, Any]:
+        org = uow.org(self.organization_code)
+        month = Month.parse(self.period)
+        text = parse_text(self.reason, "reason", MAX_TEXT_LENGTH)
+        uow.book(org.code).reopen_month(month, text)
+        return {"organization_code": org.code, "period": str(month), "closed": False}

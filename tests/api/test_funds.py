@@ -219,6 +219,42 @@ def test_period_close(api: Api) -> None:
         api.post(f"/v1/organizations/{code}/period-closes", {"period": "2024-13"}).status_code
         == 422
     )
+    closes = f"/v1/organizations/{code}/period-closes"
+    reopenings = f"/v1/organizations/{code}/period-reopenings"
+    # In order only, and never a month that has not ended (in China).
+    skipped = api.post(closes, {"period": "2024-03"})
+    assert skipped.status_code == 409 and skipped.json()["title"] == "PeriodOutOfOrder"
+    assert "2024-02" in skipped.json()["detail"]
+    assert api.post(closes, {"period": "2024-02"}).status_code == 201
+    assert api.post(closes, {"period": "2024-03"}).status_code == 201
+    assert api.post(closes, {"period": "2024-02"}).status_code == 409
+    # A posting dated before the last closed month would change its opening balances.
+    feb = {"organization_code": code, "period": "2024-02", "amount": "10.00"}
+    refused = api.post("/v1/funds/dues", {**feb, "received_on": "2024-02-15"})
+    assert refused.status_code == 409 and refused.json()["title"] == "PeriodClosed"
+    # Reopening: admins only, the last closed month only, with a reason.
+    body = {"period": "2024-03", "reason": "补记二月会费"}
+    assert api.post(reopenings, body, token="clerk").status_code == 403
+    assert api.post(reopenings, {**body, "period": "2024-02"}).status_code == 409
+    assert api.post(reopenings, {"period": "2024-03"}).status_code == 422
+    reopened = api.post(reopenings, body)
+    assert reopened.status_code == 201, reopened.text
+    assert reopened.json()["closed"] is False and isinstance(reopened.json()["position"], int)
+    march = {"organization_code": code, "period": "2024-03", "amount": "10.00"}
+    assert api.post("/v1/funds/dues", {**march, "received_on": "2024-03-31"}).status_code == 201
+    assert api.post("/v1/funds/dues", {**feb, "received_on": "2024-02-15"}).status_code == 409
+    periods = api.get(f"/v1/organizations/{code}/periods")
+    assert periods.status_code == 200, periods.text
+    listed = periods.json()
+    assert listed["last_closed"] == "2024-02"
+    assert [c["period"] for c in listed["closed"]] == ["2024-01", "2024-02", "2024-03"]
+    assert all(c["closed_at"] and c["actor"] for c in listed["closed"])
+    assert [(r["period"], r["reason"]) for r in listed["reopenings"]] == [
+        ("2024-03", "补记二月会费")
+    ]
+    far = api.post(f"/v1/organizations/{api.tree.base_a}/period-closes", {"period": "2099-12"})
+    assert far.status_code == 409 and "has not ended" in far.json()["detail"]
+    assert api.get(f"/v1/organizations/{api.tree.base_a[:-1]}0/periods").status_code == 404
     assert (
         api.post(
             f"/v1/organizations/{api.tree.base_a[:-1]}0/period-closes", {"period": "2024-01"}

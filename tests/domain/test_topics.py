@@ -44,6 +44,7 @@ GOLDEN_AGGREGATE_TOPICS = {
 
 GOLDEN_EVENT_TOPICS = {
     "ledger:Book.MonthClosed",
+    "ledger:Book.MonthReopened",
     "ledger:Book.Opened",
     "ledger:Book.Recorded",
     "ledger:Deployment.RootFounded",
@@ -172,7 +173,9 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     voucher.mark_reversed(str(uuid.uuid4()))
     book = Book(organization_code="A")
     book.record(str(voucher.id), day, postings)
-    book.close_month(Month(2024, 3))
+    book.close_month(Month(2024, 3), datetime.date(2026, 1, 1))
+    book.reopen_month(Month(2024, 3), "reason")
+    book.close_month(Month(2024, 3), datetime.date(2026, 1, 1))
 
     policies = LevyPolicies()
     shares = parse_shares(

@@ -13,6 +13,7 @@ from domain.errors import (
     AlreadyReversed,
     InsufficientFunds,
     PeriodClosed,
+    PeriodOutOfOrder,
     RemittanceExceedsOwed,
     UnbalancedVoucher,
 )
@@ -23,6 +24,7 @@ from domain.period import Month
 from domain.vouchers import Book, Posting, Voucher, check_balanced, credit, debit
 
 DAY = datetime.date(2024, 3, 15)
+TODAY = datetime.date(2026, 12, 3)
 
 
 def voucher(postings: list[Posting], kind: str = "dues", reverses: str | None = None) -> Voucher:
@@ -274,15 +276,52 @@ def test_a_back_dated_remittance_meets_what_was_owed_on_its_date() -> None:
 
 def test_a_closed_month_takes_no_postings_dated_inside_it() -> None:
     book = funded_book()
-    book.close_month(Month(2024, 3))
+    book.close_month(Month(2024, 3), TODAY)
     assert book.is_closed(Month(2024, 3))
     for day in (datetime.date(2024, 3, 1), DAY, datetime.date(2024, 3, 31)):
         with pytest.raises(PeriodClosed):
             book.record("v-late", day, dues())
     book.record("v-april", datetime.date(2024, 4, 1), dues())
-    book.record("v-feb", datetime.date(2024, 2, 29), dues())
+    # Nothing in or before the last closed month: February would change March's opening.
+    with pytest.raises(PeriodClosed):
+        book.record("v-feb", datetime.date(2024, 2, 15), dues())
     with pytest.raises(AlreadyExists):
-        book.close_month(Month(2024, 3))
+        book.close_month(Month(2024, 3), TODAY)
+    with pytest.raises(AlreadyExists):
+        book.close_month(Month(2024, 2), TODAY)
+
+
+def test_months_close_in_order_and_only_once_ended() -> None:
+    book = funded_book()
+    with pytest.raises(PeriodOutOfOrder, match="has not ended"):
+        book.close_month(Month(2099, 12), TODAY)
+    with pytest.raises(PeriodOutOfOrder, match="has not ended"):
+        book.close_month(Month(2026, 12), TODAY)
+    book.close_month(Month(2024, 3), TODAY)
+    with pytest.raises(PeriodOutOfOrder, match="2024-04"):
+        book.close_month(Month(2024, 5), TODAY)
+    book.close_month(Month(2024, 4), TODAY)
+    assert book.last_closed == Month(2024, 4)
+
+
+def test_only_the_last_closed_month_reopens() -> None:
+    book = funded_book()
+    with pytest.raises(PeriodOutOfOrder):
+        book.reopen_month(Month(2024, 3), "无结账")
+    book.close_month(Month(2024, 3), TODAY)
+    book.close_month(Month(2024, 4), TODAY)
+    with pytest.raises(PeriodOutOfOrder, match="2024-04"):
+        book.reopen_month(Month(2024, 3), "补记")
+    book.reopen_month(Month(2024, 4), "补记一笔支出")
+    assert book.last_closed == Month(2024, 3)
+    book.record("v-april", datetime.date(2024, 4, 30), dues())
+    with pytest.raises(PeriodClosed):
+        book.record("v-march", datetime.date(2024, 3, 31), dues())
+    assert [(e["action"], e["period"], e["reason"]) for e in book.period_log] == [
+        ("close", "2024-03", None),
+        ("close", "2024-04", None),
+        ("reopen", "2024-04", "补记一笔支出"),
+    ]
 
 
 def test_a_book_records_only_its_own_organizations_lines() -> None:
@@ -297,7 +336,7 @@ def test_a_book_records_only_its_own_organizations_lines() -> None:
 def test_replaying_a_book_rebuilds_its_balances() -> None:
     book = levy_book()
     book.record("v-rem", DAY, remittance_postings("K", "P", [("C", Money(300))], upward=True))
-    book.close_month(Month(2024, 3))
+    book.close_month(Month(2024, 3), TODAY)
     state = {k: v for k, v in vars(book).items() if k != "_pending_events"}
     rebuilt = None
     for event in book.collect_events():

@@ -282,3 +282,44 @@ def test_tokens_are_created_listed_and_revoked(store, tmp_path: Path) -> None:
             ["token", "create", "--role", "clerk", "--expires-in", days], env, tmp_path
         )
         assert_one_line_failure(too_long, "1 to 3650 days")
+
+
+def test_months_close_and_reopen_from_the_command_line(store, tmp_path: Path) -> None:
+    settings, env = store
+    root = build_plan("county", 0.002, 5).organizations[0]
+    writer = Ledger(settings)
+    try:
+        writer.execute(
+            FoundOrganization(
+                code=root.code,
+                name=root.name,
+                level=root.level,
+                parent_code=None,
+                region_code=root.region_code,
+                founded_on="2024-01-01",
+            )
+        )
+    finally:
+        writer.close()
+    org = ["--organization", root.code]
+    first = run_ledger(["close", *org, "--period", "2024-01"], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "closed 2024-01" in first.stdout
+    skipped = run_ledger(["close", *org, "--period", "2024-03"], env, tmp_path)
+    assert_one_line_failure(skipped, "months close in order", "2024-02")
+    assert run_ledger(["close", *org, "--period", "2024-02"], env, tmp_path).returncode == 0
+    wrong = run_ledger(["reopen", *org, "--period", "2024-01", "--reason", "补记"], env, tmp_path)
+    assert_one_line_failure(wrong, "only the last closed month reopens")
+    reopened = run_ledger(
+        ["reopen", *org, "--period", "2024-02", "--reason", "补记一笔"], env, tmp_path
+    )
+    assert reopened.returncode == 0, reopened.stderr
+    reader = Ledger(settings)
+    try:
+        periods = reader.periods(root.code)
+    finally:
+        reader.close()
+    assert periods["last_closed"] == "2024-01"
+    assert [c["actor"] for c in periods["closed"]] == ["cli:close", "cli:close"]
+    assert periods["reopenings"][0]["reason"] == "补记一笔"
+    assert periods["reopenings"][0]["actor"] == "cli:reopen"

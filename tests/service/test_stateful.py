@@ -55,6 +55,7 @@ from domain.errors import (
     OrganizationInUse,
     OrganizationNotActive,
     PeriodClosed,
+    PeriodOutOfOrder,
     RemittanceExceedsOwed,
     TransferPending,
     UnbalancedVoucher,
@@ -90,10 +91,12 @@ from service.commands import (
     RecordLevy,
     RecordRemittance,
     ReinstateMember,
+    ReopenPeriod,
     RetainMember,
     ReverseVoucher,
     StartTransfer,
 )
+from storage.clock import today_in_china
 from storage.settings import Settings
 from tests.conftest import (
     BACKENDS,
@@ -240,12 +243,42 @@ class BookModel:
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_counterparty: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     closed: set[str] = field(default_factory=set)
+    # Signed fen per watched key ("102", "211|<counterparty>", ...) per date.
+    dated: dict[str, dict[datetime.date, int]] = field(default_factory=dict)
+
+    @property
+    def last_closed(self) -> str | None:
+        return max(self.closed) if self.closed else None
+
+    def is_closed(self, day: datetime.date) -> bool:
+        last = self.last_closed
+        return last is not None and str(Month.of(day)) <= last
+
+    def lowest_from(self, key: str, day: datetime.date, change: int = 0) -> int:
+        """The lowest balance of a watched key (signed: "not below zero") from day on."""
+        sign = 1 if key == "102" else -1
+        dated = self.dated.get(key, {})
+        running = sign * (change + sum(f for d, f in dated.items() if d <= day))
+        lowest = running
+        for d in sorted(d for d in dated if d > day):
+            running += sign * dated[d]
+            lowest = min(lowest, running)
+        return lowest
 
     def nonzero(self) -> tuple[dict[str, int], dict[str, int]]:
         return (
             {k: v for k, v in self.balances.items() if v},
             {k: v for k, v in self.by_counterparty.items() if v},
         )
+
+
+def watched(p: Posting) -> str | None:
+    """The key a posting moves under the dated balance rules (as domain/vouchers.py)."""
+    if p.account_code == "102":
+        return "102"
+    if p.account_code in PAYABLES and p.counterparty is not None:
+        return f"{p.account_code}|{p.counterparty}"
+    return None
 
 
 def posting_key(p: Posting) -> tuple:
@@ -373,34 +406,32 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def book_error(self, postings: list[Posting], day: datetime.date) -> type[DomainError] | None:
         """What the books would refuse, in the order the ledger checks them (sorted orgs)."""
-        month = str(Month.of(day))
         for org in sorted({p.organization_code for p in postings}):
             book = self.books[org]
-            if month in book.closed:
+            if book.is_closed(day):
                 return PeriodClosed
-            balances = dict(book.balances)
-            by_counterparty = dict(book.by_counterparty)
+            changes: dict[str, int] = defaultdict(int)
             for p in postings:
-                if p.organization_code != org:
-                    continue
-                balances[p.account_code] = balances.get(p.account_code, 0) + p.signed_fen
-                if p.counterparty is not None:
-                    key = f"{p.account_code}|{p.counterparty}"
-                    by_counterparty[key] = by_counterparty.get(key, 0) + p.signed_fen
-            if balances.get("102", 0) < 0:
-                return InsufficientFunds
-            if any(
-                key.split("|")[0] in PAYABLES and fen > 0 for key, fen in by_counterparty.items()
-            ):
-                return RemittanceExceedsOwed
+                key = watched(p)
+                if p.organization_code == org and key is not None:
+                    changes[key] += p.signed_fen
+            # In the order the book checks them: the first key that would fall below zero.
+            for key, change in changes.items():
+                worsens = change < 0 if key == "102" else change > 0
+                if worsens and book.lowest_from(key, day, change) < 0:
+                    return InsufficientFunds if key == "102" else RemittanceExceedsOwed
         return None
 
-    def apply(self, postings: list[Posting]) -> None:
+    def apply(self, postings: list[Posting], day: datetime.date) -> None:
         for p in postings:
             book = self.books[p.organization_code]
             book.balances[p.account_code] += p.signed_fen
             if p.counterparty is not None:
                 book.by_counterparty[f"{p.account_code}|{p.counterparty}"] += p.signed_fen
+            key = watched(p)
+            if key is not None:
+                dated = book.dated.setdefault(key, {})
+                dated[day] = dated.get(day, 0) + p.signed_fen
 
     def record_voucher(
         self,
@@ -417,7 +448,7 @@ class LedgerMachine(RuleBasedStateMachine):
             f"{kind}: postings differ from the model's"
         )
         check_balanced(got)
-        self.apply(got)
+        self.apply(got, day)
         voucher = VoucherModel(body["voucher_id"], kind, day, got, employer=employer_code)
         self.vouchers.append(voucher)
         return voucher
@@ -471,9 +502,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         from_counterparty=emp,
                     )
                 )
-        closed = any(
-            str(Month.of(self.today)) in self.books[p[0].organization_code].closed for p in releases
-        )
+        closed = any(self.books[p[0].organization_code].is_closed(self.today) for p in releases)
         result = self.run(
             PeriodClosed if closed else None,
             FoundOrganization(
@@ -494,7 +523,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if emp is not None:
             self.founded_employers.add(emp)
         for postings in releases:
-            self.apply(postings)
+            self.apply(postings, self.today)
         if releases:
             path_codes = {o.code for o in path}
             self.reserves[emp] = [r for r in self.reserves[emp] if r[1] not in path_codes]
@@ -517,14 +546,35 @@ class LedgerMachine(RuleBasedStateMachine):
             assert result.body["status"] == "dissolved"
             org.active = False
 
-    @rule(index=st.integers(0, 50), which=st.sampled_from(["this", "last"]))
+    @rule(index=st.integers(0, 50), which=st.sampled_from(["this", "last", "next", "next"]))
     def close_month(self, index: int, which: str) -> None:
         org = self.pick(list(self.orgs.values()), index)
+        book = self.books[org.code]
         day = self.today if which == "this" else self.today.replace(day=1) - datetime.timedelta(1)
-        month = str(Month.of(max(day, START)))
-        expected = AlreadyExists if month in self.books[org.code].closed else None
-        if self.run(expected, ClosePeriod(organization_code=org.code, period=month)) is not None:
-            self.books[org.code].closed.add(month)
+        if which == "next" and book.last_closed is not None:
+            day = Month.parse(book.last_closed).next().first_day
+        month = Month.of(max(day, START))
+        last = book.last_closed
+        expected: type[DomainError] | None = None
+        if last is not None and str(month) <= last:
+            expected = AlreadyExists
+        elif last is not None and month != Month.parse(last).next():
+            expected = PeriodOutOfOrder
+        elif month.last_day >= today_in_china():
+            expected = PeriodOutOfOrder
+        if self.run(expected, ClosePeriod(organization_code=org.code, period=str(month))):
+            book.closed.add(str(month))
+
+    @rule(index=st.integers(0, 50), which=st.sampled_from(["last", "last", "other"]))
+    def reopen_month(self, index: int, which: str) -> None:
+        org = self.pick(list(self.orgs.values()), index)
+        book = self.books[org.code]
+        last = book.last_closed
+        month = last if which == "last" and last is not None else str(Month.of(self.today))
+        expected = None if month == last else PeriodOutOfOrder
+        command = ReopenPeriod(organization_code=org.code, period=month, reason="反结账")
+        if self.run(expected, command) is not None:
+            book.closed.discard(month)
 
     # --- members ---------------------------------------------------------------------------
 
@@ -1079,6 +1129,9 @@ class LedgerMachine(RuleBasedStateMachine):
             stored_owed = {k: v for k, v in book.counterparty_balances.items() if v}
             assert (stored_balances, stored_owed) == model.nonzero(), f"book of {code}"
             assert set(book.closed_months) == model.closed
+            for key in book.movements:
+                lowest, when = book.lowest_from(key, datetime.date.min, 0)
+                assert lowest >= 0, f"{code}: {key} is {lowest} on {when}"
             assert book.balances.get("102", 0) >= 0, f"bank of {code} is negative"
             for key, fen in book.counterparty_balances.items():
                 if key.split("|")[0] in PAYABLES:
