@@ -19,6 +19,7 @@ from domain.accounts import (
     ACCOUNTS,
     BANK,
     NON_NEGATIVE_ACCOUNTS,
+    AccountKind,
 )
 from domain.base import LedgerAggregate, stable_id, stable_topic, value_type
 from domain.errors import (
@@ -43,6 +44,7 @@ VOUCHER_KINDS = frozenset(
         "subsidy",
         "expense",
         "reversal",
+        "year_end",
     }
 )
 
@@ -177,6 +179,9 @@ class Voucher(LedgerAggregate):
         self.reversed_by = reversal_id
 
 
+RESULT_KINDS = frozenset({AccountKind.INCOME, AccountKind.EXPENDITURE})
+
+
 def watched_key(posting: Posting) -> str | None:
     """The key a posting moves under the dated balance rules: "102" for the bank account,
     "211|<counterparty>" (212, 215 alike) for a payable line; None for anything else."""
@@ -219,6 +224,10 @@ class Book(LedgerAggregate):
         self.closed_months: list[str] = []
         # Every close and reopening: action, period, at (ISO), actor, reason.
         self.period_log: list[dict[str, Any]] = []
+        # Income and expenditure (4xx, 5xx) per "account|earmarked flag" per year (signed
+        # fen), for the year-end close; and each closed year's closing voucher.
+        self.year_flows: dict[str, dict[str, int]] = {}
+        self.year_end_vouchers: dict[str, str] = {}
 
     # --- queries -------------------------------------------------------------------------
 
@@ -324,14 +333,41 @@ class Book(LedgerAggregate):
             if watched is not None:
                 dated = self.movements.setdefault(watched, {})
                 dated[day] = dated.get(day, 0) + p.signed_fen
+            if ACCOUNTS[p.account_code].kind in RESULT_KINDS:
+                flows = self.year_flows.setdefault(f"{p.account_code}|{int(p.earmarked)}", {})
+                year = day[:4]
+                flows[year] = flows.get(year, 0) + p.signed_fen
+
+    def results_through(self, year: int) -> dict[tuple[str, bool], int]:
+        """Each income and expenditure balance (signed fen, by account and earmarked flag) at
+        the end of 31 December of year: what the year-end close moves into 321 and 322."""
+        last = f"{year:04d}"
+        result: dict[tuple[str, bool], int] = {}
+        for key, by_year in sorted(self.year_flows.items()):
+            fen = sum(f for y, f in by_year.items() if y <= last)
+            if fen:
+                code, flag = key.split("|")
+                result[(code, flag == "1")] = fen
+        return result
+
+    def year_end_voucher(self, month: Month) -> str | None:
+        """The closing voucher of the year that closing this month (December) recorded."""
+        return self.year_end_vouchers.get(str(month.year)) if month.month == 12 else None
 
     @property
     def last_closed(self) -> Month | None:
         """The last month closed (月结); every month up to it is closed too."""
         return Month.parse(max(self.closed_months)) if self.closed_months else None
 
-    def close_month(self, month: Month, today: datetime.date) -> None:
-        """Months close in order, each after it has ended (today: the date in China)."""
+    def close_month(
+        self, month: Month, today: datetime.date, year_end_voucher: str | None = None
+    ) -> None:
+        """Months close in order, each after it has ended (today: the date in China).
+        Closing December names the year's closing voucher, if the year left any balance."""
+        self.check_can_close(month, today)
+        self.trigger_event(self.MonthClosed, period=str(month), year_end_voucher=year_end_voucher)
+
+    def check_can_close(self, month: Month, today: datetime.date) -> None:
         last = self.last_closed
         if self.is_closed(month) or (last is not None and month <= last):
             raise AlreadyExists(f"{month} is already closed for {self.organization_code}")
@@ -345,7 +381,6 @@ class Book(LedgerAggregate):
                 f"{month} has not ended (today is {today.isoformat()}); a month closes after "
                 "its last day"
             )
-        self.trigger_event(self.MonthClosed, period=str(month))
 
     def reopen_month(self, month: Month, reason: str) -> None:
         """反结账: only the last closed month reopens."""
@@ -361,10 +396,19 @@ class Book(LedgerAggregate):
         """月结. The log keeps when and by whom (the event's own timestamp and actor)."""
 
         TOPIC = "ledger:Book.MonthClosed"
+        class_version = 2
         period: str
+        year_end_voucher: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 2 names the year-end voucher of a December close (none before)."""
+            state["year_end_voucher"] = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.closed_months.append(self.period)
+            if self.year_end_voucher is not None:
+                aggregate.year_end_vouchers[self.period[:4]] = self.year_end_voucher
             aggregate.period_log.append(
                 {
                     "action": "close",
@@ -384,6 +428,8 @@ class Book(LedgerAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.closed_months.remove(self.period)
+            if self.period.endswith("-12"):
+                aggregate.year_end_vouchers.pop(self.period[:4], None)
             aggregate.period_log.append(
                 {
                     "action": "reopen",

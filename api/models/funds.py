@@ -243,6 +243,12 @@ class PeriodClosed(Written):
     organization_code: str
     period: str
     closed: bool
+    year_end_voucher_id: str | None = Field(
+        default=None, description="closing December: the year-end voucher (年终结账), if any"
+    )
+    year_end_reversal_id: str | None = Field(
+        default=None, description="reopening December: the reversal of the year-end voucher"
+    )
 
 
 class ReopenPeriod(RequestModel):

@@ -46,6 +46,7 @@ KIND_LABELS = {
     "subsidy": "补助",
     "expense": "支出",
     "reversal": "红字冲销",
+    "year_end": "年终结账",
 }
 PROGRAMME_LABELS = {
     "hardship": "困难职工帮扶",

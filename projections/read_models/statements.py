@@ -156,11 +156,52 @@ class StatementQueries:
             "balanced": assets == right,
         }
 
+    def _year_end_flows(
+        self,
+        code: str,
+        scope: str,
+        k_us: int,
+        date_from: datetime.date,
+        date_to: datetime.date,
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """(account, earmarked) -> (debit, credit) of the year-end vouchers (年终结账) in the
+        range and of their reversals: both are dated 31 December, so only those days are read."""
+        days = [
+            day_int(datetime.date(year, 12, 31))
+            for year in range(date_from.year, date_to.year + 1)
+            if date_from <= datetime.date(year, 12, 31) <= date_to
+        ]
+        if not days:
+            return {}
+        params: dict[str, Any] = {"tree_day": day_int(date_to), "k": k_us}
+        params.update({f"d{i}": day for i, day in enumerate(days)})
+        with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code, params)
+        vouchers = self.tables.table("vouchers")
+        sql = (
+            f"{with_clause} SELECT l.account_code, l.earmarked, SUM(l.debit_fen),"
+            f" SUM(l.credit_fen) FROM {self.lines_table} l"
+            f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
+            f" LEFT JOIN {vouchers} o ON o.voucher_id = v.reverses"
+            f" WHERE {org_where} AND l.recorded_at_us <= :k"
+            f" AND l.effective_on IN ({', '.join(f':d{i}' for i in range(len(days)))})"
+            " AND (v.kind = 'year_end' OR o.kind = 'year_end')"
+            " GROUP BY l.account_code, l.earmarked"
+        )
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(sql), params)
+            rows = cur.fetchall()
+        return {(acct, int(flag)): (int(debit), int(credit)) for acct, flag, debit, credit in rows}
+
     def income_expenditure(
         self, code: str, *, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str
     ) -> dict[str, Any]:
         _check_period(date_from, date_to)
         (flows,) = self._flows(code, scope, day_int(date_to), k_us, [(date_from, date_to)])
+        # 02表 shows what the year earned and spent: the year-end close is left out.
+        closing = self._year_end_flows(code, scope, k_us, date_from, date_to)
+        for key, (debit, credit) in closing.items():
+            had_debit, had_credit = flows.get(key, (0, 0))
+            flows[key] = (had_debit - debit, had_credit - credit)
         earmarked: dict[str, int] = defaultdict(int)
         general: dict[str, int] = defaultdict(int)
         for (acct, flag), (debit, credit) in flows.items():

@@ -18,6 +18,7 @@ from domain.funds import (
     person_subsidy_postings,
     remittance_postings,
     union_subsidy_postings,
+    year_end_postings,
 )
 from domain.identity import CreditCode, parse_region_code
 from domain.levy import (
@@ -394,6 +395,8 @@ class ReverseVoucher(Command):
         text = parse_text(self.reason, "reason", MAX_TEXT_LENGTH)
         if day < original.effective_on:
             raise InvalidValue("effective_on", "a reversal cannot predate the voucher")
+        if original.kind == "year_end":
+            raise InvalidStatus("a year-end close is taken back by reopening December")
         if original.kind == "founding_reserve_release":
             raise InvalidStatus("a shared-out founding reserve cannot be reversed")
         if original.kind == "founding_reserve":
@@ -401,15 +404,20 @@ class ReverseVoucher(Command):
             if reserve is None or str(original.id) not in reserve.held:
                 raise InvalidStatus("this founding reserve was already shared out")
             reserve.withdraw(str(original.id))
-        reversal = uow.post(
-            "reversal",
-            day,
-            [p.swapped() for p in original.postings],
-            {"reason": text, "reverses_kind": original.kind},
-            reverses=str(original.id),
-        )
-        original.mark_reversed(str(reversal.id))
-        return voucher_view(reversal)
+        return voucher_view(post_reversal(uow, original, day, text))
+
+
+def post_reversal(uow: UnitOfWork, original: Voucher, day: Any, reason: str) -> Voucher:
+    """红字冲销 of original, dated day, and the link from the original to it."""
+    reversal = uow.post(
+        "reversal",
+        day,
+        [p.swapped() for p in original.postings],
+        {"reason": reason, "reverses_kind": original.kind},
+        reverses=str(original.id),
+    )
+    original.mark_reversed(str(reversal.id))
+    return reversal
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -424,8 +432,21 @@ class ClosePeriod(Command):
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         org = uow.org(self.organization_code)
         month = Month.parse(self.period)
-        uow.book(org.code).close_month(month, today_in_china())
-        return {"organization_code": org.code, "period": str(month), "closed": True}
+        book = uow.book(org.code)
+        today = today_in_china()
+        book.check_can_close(month, today)
+        answer: dict[str, Any] = {"organization_code": org.code, "period": str(month)}
+        year_end = None
+        if month.month == 12:
+            # 年终结账: the year's income and expenditure into 321/322, dated 31 December.
+            postings = year_end_postings(org.code, book.results_through(month.year))
+            if postings:
+                year_end = uow.post("year_end", month.last_day, postings, {"year": month.year})
+        book.close_month(month, today, year_end_voucher=str(year_end.id) if year_end else None)
+        answer["closed"] = True
+        if month.month == 12:
+            answer["year_end_voucher_id"] = str(year_end.id) if year_end else None
+        return answer
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -441,5 +462,13 @@ class ReopenPeriod(Command):
         org = uow.org(self.organization_code)
         month = Month.parse(self.period)
         text = parse_text(self.reason, "reason", MAX_TEXT_LENGTH)
-        uow.book(org.code).reopen_month(month, text)
-        return {"organization_code": org.code, "period": str(month), "closed": False}
+        book = uow.book(org.code)
+        year_end = book.year_end_voucher(month)
+        book.reopen_month(month, text)
+        answer: dict[str, Any] = {"organization_code": org.code, "period": str(month)}
+        if year_end is not None:
+            # Reopening December takes the year-end close back first (红字冲销 on 31 Dec).
+            reversal = post_reversal(uow, voucher_in(uow, year_end), month.last_day, text)
+            answer["year_end_reversal_id"] = str(reversal.id)
+        answer["closed"] = False
+        return answer

@@ -298,3 +298,114 @@ def test_fund_scope(api: Api) -> None:
     assert api.post("/v1/funds/dues", body, token="west_clerk").status_code == 403
     assert api.post("/v1/funds/dues", body, token="east_auditor").status_code == 403
     assert api.post("/v1/funds/dues", body, token="east_clerk").status_code == 201
+
+
+def lines_by_account(statement: dict) -> dict[str, dict]:
+    return {line["account_code"]: line for line in statement["lines"]}
+
+
+def test_closing_december_closes_the_year_into_321_and_322(api: Api) -> None:
+    from scripts.synthetic import employer_code, union_code
+    from tests.api.conftest import EAST_REGION
+
+    code = union_code(EAST_REGION, 701, base=True)
+    employer = employer_code(EAST_REGION, 701)
+    founded = api.post(
+        "/v1/organizations",
+        {
+            "code": code,
+            "name": "北京年终结账测试公司工会",
+            "level": "base",
+            "parent_code": api.tree.east,
+            "region_code": EAST_REGION,
+            "founded_on": "2024-01-01",
+            "employer_code": employer,
+            "employee_count": 50,
+        },
+    )
+    assert founded.status_code == 201, founded.text
+    dues = {"organization_code": code, "period": "2024-03", "amount": "300.00"}
+    assert api.post("/v1/funds/dues", {**dues, "received_on": "2024-03-05"}).status_code == 201
+    received = api.post(
+        "/v1/funds/levies",
+        {
+            "receiving_organization_code": code,
+            "base_organization_code": code,
+            "employer_code": employer,
+            "period": "2024-03",
+            "payroll_total": "10000.00",
+            "amount": "200.00",
+            "channel": "employer",
+            "received_on": "2024-04-10",
+        },
+    )
+    assert received.status_code == 201, received.text  # 402: 120.00 (60%)
+    spend = {"organization_code": code, "description": "活动", "paid_on": "2024-05-01"}
+    for account, amount, earmarked in (("501", "120.00", False), ("50404", "50.00", True)):
+        body = {**spend, "account_code": account, "amount": amount, "earmarked": earmarked}
+        assert api.post("/v1/funds/expenses", body).status_code == 201
+    next_year = {**dues, "period": "2025-01", "amount": "40.00", "received_on": "2025-01-10"}
+    assert api.post("/v1/funds/dues", next_year).status_code == 201
+
+    closed = api.post(f"/v1/organizations/{code}/period-closes", {"period": "2024-12"})
+    assert closed.status_code == 201, closed.text
+    first_close = closed.json()["year_end_voucher_id"]
+    assert first_close
+
+    def opening_2025() -> dict[str, dict]:
+        trial = api.get(
+            f"/v1/organizations/{code}/statements/trial-balance",
+            params={"from": "2025-01-01", "to": "2025-01-31"},
+        )
+        assert trial.status_code == 200, trial.text
+        return lines_by_account(trial.json())
+
+    opening = opening_2025()
+    for account in ("401", "402", "501", "504", "50404"):
+        assert Decimal(opening[account]["opening"]) == 0, opening[account]
+    # Earmarked: nothing in, 50.00 out: 321 is debited 50.00. General: 420.00 in, 120.00 out.
+    assert Decimal(opening["321"]["opening"]) == Decimal("-50.00")
+    assert Decimal(opening["322"]["opening"]) == Decimal("300.00")
+    assert Decimal(opening["401"]["closing"]) == Decimal("40.00")  # 2025 stays in 2025
+    sheet = api.get(
+        f"/v1/organizations/{code}/statements/balance-sheet", params={"as_of": "2024-12-31"}
+    ).json()
+    assert sheet["balanced"] is True
+
+    def statement_2024() -> dict:
+        response = api.get(
+            f"/v1/organizations/{code}/statements/income-expenditure",
+            params={"from": "2024-01-01", "to": "2024-12-31"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    filed = statement_2024()
+    assert Decimal(filed["totals"]["income"]) == Decimal("420.00")
+    assert Decimal(filed["totals"]["expenditure"]) == Decimal("170.00")
+    assert Decimal(filed["surplus"]) == Decimal("250.00")
+    # The closing voucher is taken back only by reopening December, never reversed directly.
+    direct = api.post(
+        f"/v1/funds/vouchers/{first_close}/reversal",
+        {"effective_on": "2025-01-15", "reason": "冲销结账"},
+    )
+    assert direct.status_code == 409
+    reopened = api.post(
+        f"/v1/organizations/{code}/period-reopenings",
+        {"period": "2024-12", "reason": "补记十二月支出"},
+    )
+    assert reopened.status_code == 201, reopened.text
+    assert reopened.json()["year_end_reversal_id"]
+    opening = opening_2025()
+    assert Decimal(opening["401"]["opening"]) == Decimal("300.00")
+    assert Decimal(opening["322"]["opening"]) == 0 and Decimal(opening["321"]["opening"]) == 0
+    assert statement_2024()["totals"] == filed["totals"]
+    extra = {**spend, "account_code": "501", "amount": "10.00", "earmarked": False}
+    assert api.post("/v1/funds/expenses", {**extra, "paid_on": "2024-12-20"}).status_code == 201
+    again = api.post(f"/v1/organizations/{code}/period-closes", {"period": "2024-12"})
+    assert again.status_code == 201, again.text
+    assert again.json()["year_end_voucher_id"] not in (None, first_close)
+    opening = opening_2025()
+    assert Decimal(opening["401"]["opening"]) == 0
+    assert Decimal(opening["322"]["opening"]) == Decimal("290.00")
+    assert Decimal(statement_2024()["totals"]["expenditure"]) == Decimal("180.00")

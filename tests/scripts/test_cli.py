@@ -97,14 +97,18 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
         assert summary.vouchers["reversal"] == summary.reversed_vouchers == 1
         assert summary.vouchers["founding_reserve_release"] > 0
         assert summary.vouchers["dues"] > 0 and summary.vouchers["levy"] > 0
-        # Every organisation's books balance, and months up to November are closed.
+        # Every organisation's books balance, and the year is closed (年终结账): December
+        # closed, and no income or expenditure balance left at the end of the year.
+        assert summary.vouchers["year_end"] > 0
         for code in [o.code for o in plan.organizations] + list(plan.in_year_organizations):
             book = ledger.get_book(code)
             if book is not None:
                 assert sum(book.balances.values()) == 0, code
                 assert book.bank_balance().fen >= 0, code
+                assert book.results_through(DEMO_YEAR) == {}, code
+                assert book.last_closed is not None and str(book.last_closed) == f"{DEMO_YEAR}-12"
         root_book = ledger.get_book(root_code)
-        assert root_book.closed_months == [f"{DEMO_YEAR}-{m:02d}" for m in range(1, 12)]
+        assert root_book.closed_months == [f"{DEMO_YEAR}-{m:02d}" for m in range(1, 13)]
         # The events name the command line as their actor.
         member = ledger.repository.get(ledger.member_id_for(plan.people[0].id_number))
         assert isinstance(member, Member)
@@ -130,6 +134,10 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
     summary = run_ledger(["summary"], env, tmp_path)
     assert summary.returncode == 0, summary.stderr
     assert summary_lines(summary.stdout) == summary_lines(result.stdout)
+    # The read models rebuilt from the events match the live ones after the year-end close.
+    check = run_ledger(["rebuild", "--check"], env, tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "0 differing rows" in check.stdout
 
 
 def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ import datetime
 
 import pytest
 from eventsourcing.application import project_aggregate
+from eventsourcing.persistence import StoredEvent
 
 from domain.money import Money
+from domain.period import Month
 from domain.vouchers import Book, credit, debit
 from service.application import Ledger
 from service.repository import is_current, replay
@@ -60,3 +62,41 @@ def test_a_book_snapshot_from_before_dated_movements_is_passed_over(ledger: Ledg
     fresh = Book.Snapshot.take(book)
     assert is_current(fresh)
     assert Book.Snapshot.take(restored).state == fresh.state
+
+
+# A month close as the code before the year-end close stored it (version 1, no
+# year_end_voucher): its plaintext, before compression and encryption.
+V1_MONTH_CLOSED = (
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2025-01-05T02:00:00+00:00"},'
+    '"actor":"cli:demo","period":"2024-12"}'
+)
+
+
+def test_a_month_close_stored_before_the_year_end_close_reads_back(ledger: Ledger) -> None:
+    book = Book(organization_code="A")
+    book.record(
+        "v1",
+        datetime.date(2024, 12, 1),
+        [debit("A", "102", Money(500)), credit("A", "401", Money(500))],
+    )
+    ledger.save(book)
+    state = ledger.mapper._cipher().seal(
+        ledger.mapper.compressor.compress(V1_MONTH_CLOSED.encode()),
+        book.id,
+        3,
+        "ledger:Book.MonthClosed",
+    )
+    ledger.recorder.insert_events([StoredEvent(book.id, 3, "ledger:Book.MonthClosed", state)])
+    ledger.repository.cache = None
+    stored = ledger.repository.get(book.id)
+    assert stored.closed_months == ["2024-12"] and stored.year_end_vouchers == {}
+    assert stored.period_log == [
+        {
+            "action": "close",
+            "period": "2024-12",
+            "at": "2025-01-05T02:00:00+00:00",
+            "actor": "cli:demo",
+            "reason": None,
+        }
+    ]
+    assert stored.year_end_voucher(Month(2024, 12)) is None

@@ -68,6 +68,7 @@ from domain.funds import (
     person_subsidy_postings,
     remittance_postings,
     union_subsidy_postings,
+    year_end_postings,
 )
 from domain.levy import divide_owed, level_rank, levy_due, share_levy
 from domain.members import Member
@@ -245,6 +246,13 @@ class BookModel:
     closed: set[str] = field(default_factory=set)
     # Signed fen per watched key ("102", "211|<counterparty>", ...) per date.
     dated: dict[str, dict[datetime.date, int]] = field(default_factory=dict)
+    # Income and expenditure per (account, earmarked) per year; each closed year's postings.
+    results: dict[tuple[str, bool], dict[int, int]] = field(default_factory=dict)
+    year_end: dict[int, list[Posting]] = field(default_factory=dict)
+
+    def results_through(self, year: int) -> dict[tuple[str, bool], int]:
+        totals = {k: sum(f for y, f in v.items() if y <= year) for k, v in self.results.items()}
+        return {k: fen for k, fen in totals.items() if fen}
 
     @property
     def last_closed(self) -> str | None:
@@ -331,6 +339,7 @@ class LedgerMachine(RuleBasedStateMachine):
         ):
             self.orgs[code] = OrgModel(code, level, parent, emp)
         self.root, self.county, self.township = tree.province, tree.county, tree.township
+        self.closing_vouchers: set[str] = set()  # year-end vouchers and their reversals
         self.people = [PersonModel(person(300 + i)) for i in range(PEOPLE)]
         for p in self.people:
             p.aggregate_id = self.ledger.member_id_for(p.id_number)
@@ -432,6 +441,9 @@ class LedgerMachine(RuleBasedStateMachine):
             if key is not None:
                 dated = book.dated.setdefault(key, {})
                 dated[day] = dated.get(day, 0) + p.signed_fen
+            if p.account_code[0] in "45":
+                years = book.results.setdefault((p.account_code, p.earmarked), {})
+                years[day.year] = years.get(day.year, 0) + p.signed_fen
 
     def record_voucher(
         self,
@@ -546,13 +558,18 @@ class LedgerMachine(RuleBasedStateMachine):
             assert result.body["status"] == "dissolved"
             org.active = False
 
-    @rule(index=st.integers(0, 50), which=st.sampled_from(["this", "last", "next", "next"]))
+    @rule(
+        index=st.integers(0, 50),
+        which=st.sampled_from(["december", "this", "last", "next", "december"]),
+    )
     def close_month(self, index: int, which: str) -> None:
         org = self.pick(list(self.orgs.values()), index)
         book = self.books[org.code]
         day = self.today if which == "this" else self.today.replace(day=1) - datetime.timedelta(1)
         if which == "next" and book.last_closed is not None:
             day = Month.parse(book.last_closed).next().first_day
+        if which == "december":
+            day = datetime.date(self.today.year, 12, 1)
         month = Month.of(max(day, START))
         last = book.last_closed
         expected: type[DomainError] | None = None
@@ -562,8 +579,19 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = PeriodOutOfOrder
         elif month.last_day >= today_in_china():
             expected = PeriodOutOfOrder
-        if self.run(expected, ClosePeriod(organization_code=org.code, period=str(month))):
-            book.closed.add(str(month))
+        result = self.run(expected, ClosePeriod(organization_code=org.code, period=str(month)))
+        if result is None:
+            return
+        book.closed.add(str(month))
+        if month.month == 12:
+            # 年终结账: the year's income and expenditure into 321/322, on 31 December.
+            postings = year_end_postings(org.code, book.results_through(month.year))
+            assert (result.body["year_end_voucher_id"] is not None) == bool(postings)
+            if postings:
+                self.apply(postings, month.last_day)
+                book.year_end[month.year] = postings
+                self.store.outcomes["year-end voucher"] += 1
+                self.closing_vouchers.add(result.body["year_end_voucher_id"])
 
     @rule(index=st.integers(0, 50), which=st.sampled_from(["last", "last", "other"]))
     def reopen_month(self, index: int, which: str) -> None:
@@ -573,8 +601,16 @@ class LedgerMachine(RuleBasedStateMachine):
         month = last if which == "last" and last is not None else str(Month.of(self.today))
         expected = None if month == last else PeriodOutOfOrder
         command = ReopenPeriod(organization_code=org.code, period=month, reason="反结账")
-        if self.run(expected, command) is not None:
-            book.closed.discard(month)
+        result = self.run(expected, command)
+        if result is None:
+            return
+        book.closed.discard(month)
+        closing = book.year_end.pop(int(month[:4]), None) if month.endswith("-12") else None
+        assert (result.body.get("year_end_reversal_id") is not None) == (closing is not None)
+        if closing is not None:
+            self.apply([p.swapped() for p in closing], Month.parse(month).last_day)
+            self.store.outcomes["year-end reversed"] += 1
+            self.closing_vouchers.add(result.body["year_end_reversal_id"])
 
     # --- members ---------------------------------------------------------------------------
 
@@ -1101,7 +1137,7 @@ class LedgerMachine(RuleBasedStateMachine):
         vouchers = {str(i): a for i, a in aggregates.items() if isinstance(a, Voucher)}
         for voucher in vouchers.values():
             check_balanced(voucher.postings)  # per organisation
-        known = {v.voucher_id for v in self.vouchers}
+        known = {v.voucher_id for v in self.vouchers} | self.closing_vouchers
         assert known <= set(vouchers), "a voucher the ledger returned is not stored"
         assert all(
             v.kind == "founding_reserve_release" for i, v in vouchers.items() if i not in known
@@ -1132,6 +1168,9 @@ class LedgerMachine(RuleBasedStateMachine):
             for key in book.movements:
                 lowest, when = book.lowest_from(key, datetime.date.min, 0)
                 assert lowest >= 0, f"{code}: {key} is {lowest} on {when}"
+            for period in model.closed:
+                if period.endswith("-12"):  # a closed year leaves no 4xx/5xx balance
+                    assert book.results_through(int(period[:4])) == {}, f"{code} {period}"
             assert book.balances.get("102", 0) >= 0, f"bank of {code} is negative"
             for key, fen in book.counterparty_balances.items():
                 if key.split("|")[0] in PAYABLES:
