@@ -68,10 +68,13 @@ class Posting:
     def __post_init__(self) -> None:
         if self.account_code not in ACCOUNTS:
             raise ValueError(f"unknown account {self.account_code}")
-        if self.debit.fen < 0 or self.credit.fen < 0:
-            raise ValueError("a posting's debit and credit are not negative")
-        if (self.debit.fen > 0) == (self.credit.fen > 0):
+        if (self.debit.fen != 0) == (self.credit.fen != 0):
             raise ValueError("a posting is either a debit or a credit")
+
+    @property
+    def amount_fen(self) -> int:
+        """The posting's amount on its side: negative on a red-ink line (红字)."""
+        return self.debit.fen or self.credit.fen
 
     @property
     def signed_fen(self) -> int:
@@ -79,12 +82,24 @@ class Posting:
         return self.debit.fen - self.credit.fen
 
     def swapped(self) -> Posting:
-        """The same line with debit and credit exchanged: a reversal line (红字冲销)."""
+        """The same line with debit and credit exchanged (how reversals were once stored)."""
         return Posting(
             self.organization_code,
             self.account_code,
             self.credit,
             self.debit,
+            self.earmarked,
+            self.counterparty,
+        )
+
+    def red_ink(self) -> Posting:
+        """The reversal line of this posting (红字冲销): the same account, on the same side,
+        with the amount negated. Its effect on every balance undoes the original's."""
+        return Posting(
+            self.organization_code,
+            self.account_code,
+            -self.debit,
+            -self.credit,
             self.earmarked,
             self.counterparty,
         )
@@ -122,6 +137,17 @@ def credit(
     return Posting(org, account, Money(0), amount, earmarked, counterparty)
 
 
+def as_red_ink(postings: Sequence[Posting]) -> list[Posting]:
+    """A reversal's postings in red ink (红字冲销: same sides, negative amounts). Reversals
+    stored before red ink swapped debit and credit with positive amounts; those read back as
+    the red-ink lines with the same effect (debit d becomes credit -d and the other way)."""
+    if all(p.amount_fen < 0 for p in postings):
+        return list(postings)
+    if any(p.amount_fen < 0 for p in postings):
+        raise ValueError("a reversal's lines are all red ink or all in the old swapped form")
+    return [p.swapped().red_ink() for p in postings]
+
+
 def check_balanced(postings: Sequence[Posting]) -> None:
     """Raises UnbalancedVoucher unless debits equal credits for every organisation."""
     if not postings:
@@ -152,6 +178,10 @@ class Voucher(LedgerAggregate):
         if kind not in VOUCHER_KINDS:
             raise ValueError(f"unknown voucher kind {kind}")
         check_balanced(postings)
+        if kind == "reversal":
+            postings = as_red_ink(postings)
+        elif any(p.amount_fen < 0 for p in postings):
+            raise ValueError("only a reversal voucher has negative (red-ink) amounts")
         self.kind = kind
         self.effective_on = effective_on
         self.postings = list(postings)

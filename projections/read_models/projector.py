@@ -572,7 +572,12 @@ def _voucher_posted(b: Batch, e: Any) -> None:
         },
     )
     bank_fen: dict[str, int] = defaultdict(int)
-    for line_no, p in enumerate(e.postings):
+    postings = e.postings
+    if e.kind == "reversal" and all(p.debit_fen >= 0 and p.credit_fen >= 0 for p in postings):
+        # A reversal stored before red ink (debit and credit swapped, positive amounts) is
+        # shown as the red-ink lines with the same effect (domain/vouchers.py as_red_ink).
+        postings = [p._replace(debit_fen=-p.credit_fen, credit_fen=-p.debit_fen) for p in postings]
+    for line_no, p in enumerate(postings):
         b.insert(
             "ledger_lines",
             {

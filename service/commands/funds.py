@@ -412,7 +412,7 @@ def post_reversal(uow: UnitOfWork, original: Voucher, day: Any, reason: str) -> 
     reversal = uow.post(
         "reversal",
         day,
-        [p.swapped() for p in original.postings],
+        [p.red_ink() for p in original.postings],
         {"reason": reason, "reverses_kind": original.kind},
         reverses=str(original.id),
     )

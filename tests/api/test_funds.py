@@ -161,6 +161,11 @@ def test_receipts_remittance_and_payouts(api: Api) -> None:
         {"effective_on": "2024-04-30", "reason": "重复录入"},
     )
     assert reversal.status_code == 201 and reversal.json()["reverses"] == voucher_id
+    # 红字冲销: the same accounts on the same sides, in negative amounts.
+    assert [(p["account_code"], p["debit"], p["credit"]) for p in reversal.json()["postings"]] == [
+        ("501", "-300.00", "0.00"),
+        ("102", "0.00", "-300.00"),
+    ]
     assert (
         api.post(
             f"/v1/funds/vouchers/{voucher_id}/reversal",

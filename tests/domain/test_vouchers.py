@@ -44,8 +44,27 @@ def dues(org: str = "A", fen: int = 10_000) -> list[Posting]:
 
 def reversal_of(original: Voucher) -> Voucher:
     return voucher(
-        [p.swapped() for p in original.postings], kind="reversal", reverses=str(original.id)
+        [p.red_ink() for p in original.postings], kind="reversal", reverses=str(original.id)
     )
+
+
+def test_a_reversal_repeats_the_postings_on_the_same_sides_in_red_ink() -> None:
+    """红字冲销: Dr 102 -80.00, Cr 401 -80.00; the turnover columns net to nothing."""
+    original = voucher([debit("A", "102", Money(8000)), credit("A", "401", Money(8000))])
+    reversal = reversal_of(original)
+    assert [(p.account_code, str(p.debit), str(p.credit)) for p in reversal.postings] == [
+        ("102", "-80.00", "0.00"),
+        ("401", "0.00", "-80.00"),
+    ]
+    # One stored with swapped sides (before red ink) reads back as the same red-ink lines.
+    old = voucher([p.swapped() for p in original.postings], kind="reversal")
+    assert old.postings == reversal.postings
+    with pytest.raises(ValueError, match="red-ink"):
+        voucher([debit("A", "102", Money(-5)), credit("A", "401", Money(-5))])
+    book = Book(organization_code="A")
+    book.record("v", DAY, original.postings)
+    book.record("r", DAY, reversal.postings)
+    assert book.balances == {"102": 0, "401": 0}
 
 
 # --- postings -------------------------------------------------------------------------------
@@ -57,7 +76,7 @@ def test_a_posting_is_either_a_debit_or_a_credit_on_a_known_account() -> None:
     with pytest.raises(ValueError):
         Posting("A", "102", Money(0), Money(0))
     with pytest.raises(ValueError):
-        Posting("A", "102", Money(-1), Money(0))
+        Posting("A", "102", Money(-1), Money(-1))
     with pytest.raises(ValueError):
         Posting("A", "999", Money(1), Money(0))
     assert debit("A", "102", Money(5)).signed_fen == 5

@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+from uuid import UUID, uuid4
 
 import pytest
 
 from domain.errors import InvalidValue, NotFound
+from domain.vouchers import Voucher
 from projections.read_models import worker as worker_module
 from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
@@ -211,12 +213,15 @@ def test_statements_parent_accounts_reversal_and_journal(setup):
 
     trial = rm.trial_balance(tree.base_a, date_from=D(2024, 2, 1), date_to=D(2024, 12, 31))
     bank = next(line for line in trial["lines"] if line["account_code"] == "102")
+    # 红字冲销: the reversal's bank line is a credit of -30.00, not a debit of 30.00.
     assert (bank["opening"], bank["debit"], bank["credit"], bank["closing"]) == (
         "850.00",
-        "30.00",
         "0.00",
+        "-30.00",
         "880.00",
     )
+    spent = next(line for line in trial["lines"] if line["account_code"] == "501")
+    assert (spent["debit"], spent["credit"]) == ("-30.00", "0.00")
     assert trial["balanced"]
 
     journal = rm.journal(
@@ -478,3 +483,40 @@ def test_tables_are_maintained_once_enough_events_were_applied(setup, monkeypatc
         _join(ledger, tree.base_a, 500 + n, "2024-02-01")
     rm.catch_up()
     assert rm.maintain() is True
+
+
+def test_a_reversal_stored_with_swapped_sides_reads_as_red_ink(setup):
+    """Reversals were once stored with debit and credit swapped (positive amounts); the
+    voucher and every read model show them as red ink, with the same balances."""
+    ledger, tree, rm = setup
+    dues = ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-03",
+            amount="80.00",
+            received_on="2024-03-05",
+        )
+    ).body
+    original = ledger.repository.get(UUID(dues["voucher_id"]))
+    old_form = [p.swapped() for p in original.postings]
+    reversal = Voucher(
+        id=uuid4(),
+        kind="reversal",
+        effective_on=datetime.date(2024, 3, 20),
+        postings=[p.red_ink() for p in original.postings],
+        details={"reason": "旧冲销", "reverses_kind": "dues"},
+        reverses=dues["voucher_id"],
+    )
+    (posted,) = reversal.collect_events()
+    object.__setattr__(posted, "postings", old_form)  # as the code before red ink stored it
+    ledger.recorder.insert_events([ledger.mapper.to_stored_event(posted)])
+    stored = ledger.repository.get(reversal.id)
+    assert [(p.account_code, p.debit.fen, p.credit.fen) for p in stored.postings] == [
+        ("102", -8000, 0),
+        ("401", 0, -8000),
+    ]
+    rm.catch_up()
+    trial = rm.trial_balance(tree.base_a, date_from=D(2024, 3, 1), date_to=D(2024, 3, 31))
+    income = next(line for line in trial["lines"] if line["account_code"] == "401")
+    assert (income["debit"], income["credit"], income["closing"]) == ("0.00", "0.00", "0.00")
+    assert_equal_to_rebuild(rm)

@@ -608,7 +608,7 @@ class LedgerMachine(RuleBasedStateMachine):
         closing = book.year_end.pop(int(month[:4]), None) if month.endswith("-12") else None
         assert (result.body.get("year_end_reversal_id") is not None) == (closing is not None)
         if closing is not None:
-            self.apply([p.swapped() for p in closing], Month.parse(month).last_day)
+            self.apply([p.red_ink() for p in closing], Month.parse(month).last_day)
             self.store.outcomes["year-end reversed"] += 1
             self.closing_vouchers.add(result.body["year_end_reversal_id"])
 
@@ -1099,7 +1099,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 200))
     def reverse(self, index: int) -> None:
         original = self.pick(self.vouchers, index)
-        swapped = [p.swapped() for p in original.postings]
+        red_ink = [p.red_ink() for p in original.postings]
         held = {r[0] for r in self.reserves.get(original.employer or "", [])}
         if original.kind == "reversal" or original.reversed:
             pre_error = AlreadyReversed
@@ -1109,7 +1109,7 @@ class LedgerMachine(RuleBasedStateMachine):
             pre_error = None
         result = self.post_or_refuse(
             pre_error,
-            swapped,
+            red_ink,
             self.today,
             "reversal",
             ReverseVoucher(
