@@ -212,6 +212,11 @@ class Voucher(LedgerAggregate):
 RESULT_KINDS = frozenset({AccountKind.INCOME, AccountKind.EXPENDITURE})
 
 
+def voucher_number(month: Month, number: int) -> str:
+    """记字号: 记-2026-03-0007."""
+    return f"记-{month}-{number:04d}"
+
+
 def watched_key(posting: Posting) -> str | None:
     """The key a posting moves under the dated balance rules: "102" for the bank account,
     "211|<counterparty>" (212, 215 alike) for a payable line; None for anything else."""
@@ -238,9 +243,10 @@ class Book(LedgerAggregate):
     def create_id(organization_code: str, **_: object) -> Any:
         return Book.id_for(organization_code)
 
-    # 2: the dated movements of the watched accounts (dated balance rules). A snapshot of an
-    # older book has no dates, so the repository replays such a book from its events instead.
-    class_version = 2
+    # 2: the dated movements of the watched accounts (dated balance rules); 3: voucher counts
+    # per month (voucher numbers). A snapshot of an older book lacks them, so the repository
+    # replays such a book from its events instead.
+    class_version = 3
 
     @event("Opened", topic="ledger:Book.Opened")
     def __init__(self, organization_code: str) -> None:
@@ -258,6 +264,8 @@ class Book(LedgerAggregate):
         # fen), for the year-end close; and each closed year's closing voucher.
         self.year_flows: dict[str, dict[str, int]] = {}
         self.year_end_vouchers: dict[str, str] = {}
+        # 记账凭证号: how many vouchers each accounting month (YYYY-MM) has numbered.
+        self.voucher_counts: dict[str, int] = {}
 
     # --- queries -------------------------------------------------------------------------
 
@@ -341,16 +349,34 @@ class Book(LedgerAggregate):
 
     # --- commands --------------------------------------------------------------------------
 
-    def record(self, voucher_id: str, effective_on: datetime.date, postings: list[Posting]) -> None:
+    def record(self, voucher_id: str, effective_on: datetime.date, postings: list[Posting]) -> str:
+        """Records this book's lines of a voucher and returns the voucher's number in this
+        book (记-YYYY-MM-NNNN: the next of the voucher's own month, in order of recording)."""
         own = [p for p in postings if p.organization_code == self.organization_code]
         self.check_can_post(own, effective_on)
-        self._recorded(voucher_id=voucher_id, effective_on=effective_on, postings=own)
+        number = self.voucher_counts.get(str(Month.of(effective_on)), 0) + 1
+        self._recorded(
+            voucher_id=voucher_id, effective_on=effective_on, postings=own, number=number
+        )
+        return voucher_number(Month.of(effective_on), number)
 
     @event("Recorded", topic="ledger:Book.Recorded")
     def _recorded(
-        self, voucher_id: str, effective_on: datetime.date, postings: list[Posting]
+        self,
+        voucher_id: str,
+        effective_on: datetime.date,
+        postings: list[Posting],
+        number: int | None = None,
     ) -> None:
+        """number: the voucher's number in its month; recorded by every event since voucher
+        numbers exist. Older events took the next number of their month in the order they
+        were recorded, as they are replayed."""
         check_balanced(postings)
+        month = str(Month.of(effective_on))
+        counted = self.voucher_counts.get(month, 0) + 1
+        if number is not None and number != counted:
+            raise ValueError(f"voucher number {number} of {month} follows {counted - 1}")
+        self.voucher_counts[month] = counted
         day = effective_on.isoformat()
         for p in postings:
             self.balances[p.account_code] = self.balances.get(p.account_code, 0) + p.signed_fen

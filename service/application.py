@@ -399,6 +399,20 @@ class Ledger(Application):
     def get_voucher(self, voucher_id: str) -> dict[str, Any]:
         return voucher_view(voucher_in(self.unit_of_work(), voucher_id))
 
+    def voucher_record(self, voucher_id: str) -> dict[str, Any]:
+        """The whole voucher: numbers, postings, reversal links, and the event that recorded
+        it (position, time, actor)."""
+        voucher = voucher_in(self.unit_of_work(), voucher_id)
+        posted = next(iter(self.events.get(voucher.id, lte=1)))
+        details = voucher.details
+        return {
+            **voucher_view(voucher),
+            "description": details.get("description") or details.get("reason"),
+            "position": self.position_of(voucher.id, 1),
+            "recorded_at": posted.timestamp.isoformat(),
+            "actor": posted.actor,
+        }
+
     def levy_policy_in_force(self, region_code: str, on: Any) -> dict[str, Any]:
         region = parse_region_code(region_code, lengths=(2, 4, 6))
         day = parse_date(on, field="on")

@@ -295,7 +295,19 @@ class Voucher(Written):
     voucher_id: str
     kind: str
     effective_on: str
+    numbers: dict[str, str] = Field(
+        default_factory=dict,
+        description="each organisation's voucher number (记-YYYY-MM-NNNN), by credit code",
+    )
     postings: list[Posting]
     details: dict[str, Any]
     reverses: str | None
     reversed_by: str | None
+
+
+class VoucherRecord(Voucher):
+    """A voucher as recorded: its numbers, reversal links, position, time and actor."""
+
+    description: str | None
+    recorded_at: str
+    actor: str

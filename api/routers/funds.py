@@ -24,9 +24,11 @@ from api.models.funds import (
     ReopenPeriod,
     ReverseVoucher,
     Voucher,
+    VoucherRecord,
 )
 from api.presenting import command, present
 from api.security import Admin, Idempotency, Reader, Writer
+from domain.errors import NotFound
 from projections.audit.trail import AuditTrail
 from service import commands
 
@@ -111,6 +113,17 @@ async def reverse_voucher(
         "POST /v1/funds/vouchers/{voucher_id}/reversal",
         201,
     )
+
+
+@router.get("/v1/funds/vouchers/{voucher_id}", response_model=VoucherRecord)
+def get_voucher(caller: Reader, voucher_id: str) -> dict:
+    """记账凭证: the whole voucher. A token sees it if its scope covers a book it touches."""
+    record = caller.services.ledger.voucher_record(voucher_id)
+    codes = sorted({p["organization_code"] for p in record["postings"]})
+    allowed = [code for code in codes if caller.covers(code)]
+    if not allowed:
+        raise NotFound(f"voucher {voucher_id[:40]} not found")
+    return present(caller, record, "GET /v1/funds/vouchers/{voucher_id}")
 
 
 @router.post("/v1/organizations/{code}/period-closes", status_code=201, response_model=PeriodClosed)

@@ -572,6 +572,7 @@ def _voucher_posted(b: Batch, e: Any) -> None:
         },
     )
     bank_fen: dict[str, int] = defaultdict(int)
+    numbers = details.get("numbers") or {}
     postings = e.postings
     if e.kind == "reversal" and all(p.debit_fen >= 0 and p.credit_fen >= 0 for p in postings):
         # A reversal stored before red ink (debit and credit swapped, positive amounts) is
@@ -593,6 +594,7 @@ def _voucher_posted(b: Batch, e: Any) -> None:
                 "effective_on": day,
                 "recorded_at_us": b.at_us,
                 "kind": e.kind,
+                "number": numbers.get(p.organization_code),
             },
         )
         if b.sums is not None:

@@ -19,7 +19,7 @@ from storage.database import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -220,6 +220,8 @@ TABLES: tuple[Table, ...] = (
             ("effective_on", "int"),
             ("recorded_at_us", "int"),
             ("kind", "text"),
+            # 记字号 of the voucher in this line's organisation's books (null before numbers).
+            ("number", "text"),
         ),
         key=("position", "line_no"),
         org_column="organization_code",

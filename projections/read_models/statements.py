@@ -326,7 +326,7 @@ class StatementQueries:
                     f"{with_clause} SELECT l.voucher_id, l.effective_on, l.account_code,"
                     " l.debit_fen, l.credit_fen, l.earmarked, l.counterparty, l.organization_code,"
                     " l.position, l.line_no, l.recorded_at_us, l.kind, v.description, v.reverses,"
-                    " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END"
+                    " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END, l.number"
                     f" FROM (SELECT * {base}"
                     " ORDER BY l.effective_on, l.position, l.line_no LIMIT :limit OFFSET :offset) l"
                     f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
@@ -338,6 +338,7 @@ class StatementQueries:
         items = [
             {
                 "voucher_id": voucher_id,
+                "number": number,
                 "effective_on": iso_day(day),
                 "account_code": acct,
                 "account_name": ACCOUNTS[acct].name,
@@ -376,6 +377,7 @@ class StatementQueries:
                 description,
                 reverses,
                 reversed_by,
+                number,
             ) in rows
         ]
         return {"items": items, "page": page, "page_size": page_size, "total": total}

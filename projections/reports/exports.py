@@ -54,7 +54,8 @@ CHANGE_COLUMNS: list[Column] = [
 ]
 JOURNAL_COLUMNS: list[Column] = [
     ("effective_on", "日期"),
-    ("voucher_id", "凭证号"),
+    ("number", "凭证号"),
+    ("voucher_id", "凭证ID"),
     ("organization_code", "工会组织代码"),
     ("account_code", "科目编码"),
     ("account_name", "科目名称"),

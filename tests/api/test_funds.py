@@ -414,3 +414,37 @@ def test_closing_december_closes_the_year_into_321_and_322(api: Api) -> None:
     assert Decimal(opening["401"]["opening"]) == 0
     assert Decimal(opening["322"]["opening"]) == Decimal("290.00")
     assert Decimal(statement_2024()["totals"]["expenditure"]) == Decimal("180.00")
+
+
+def test_a_voucher_is_read_whole_with_its_numbers(api: Api) -> None:
+    code = api.tree.base_w
+    dues = {"organization_code": code, "period": "2024-06", "amount": "50.00"}
+    first = api.post("/v1/funds/dues", {**dues, "received_on": "2024-06-20"})
+    assert first.status_code == 201, first.text
+    later = api.post("/v1/funds/dues", {**dues, "period": "2024-07", "received_on": "2024-07-03"})
+    back = api.post("/v1/funds/dues", {**dues, "received_on": "2024-06-05"})
+    assert first.json()["numbers"] == {code: "记-2024-06-0001"}
+    assert later.json()["numbers"] == {code: "记-2024-07-0001"}
+    assert back.json()["numbers"] == {code: "记-2024-06-0002"}  # back-dated: its own month
+    voucher_id = first.json()["voucher_id"]
+    reversal = api.post(
+        f"/v1/funds/vouchers/{voucher_id}/reversal",
+        {"effective_on": "2024-07-10", "reason": "重复录入"},
+    ).json()
+    got = api.get(f"/v1/funds/vouchers/{voucher_id}", token="west_auditor")
+    assert got.status_code == 200, got.text
+    record = got.json()
+    assert record["numbers"] == {code: "记-2024-06-0001"} and record["kind"] == "dues"
+    assert record["reversed_by"] == reversal["voucher_id"] and record["reverses"] is None
+    assert 0 < record["position"] <= first.json()["position"]
+    assert record["actor"].startswith("token:") and record["recorded_at"]
+    undo = api.get(f"/v1/funds/vouchers/{reversal['voucher_id']}").json()
+    assert undo["reverses"] == voucher_id and undo["numbers"] == {code: "记-2024-07-0002"}
+    assert undo["description"] == "重复录入"
+    # Outside the token's scope, and unknown: 404 alike.
+    assert api.get(f"/v1/funds/vouchers/{voucher_id}", token="east_auditor").status_code == 404
+    assert api.get(f"/v1/funds/vouchers/{uuid.uuid4()}").status_code == 404
+    journal = api.get(
+        f"/v1/organizations/{code}/journal", params={"from": "2024-06-01", "to": "2024-06-30"}
+    ).json()
+    assert {line["number"] for line in journal["items"]} == {"记-2024-06-0001", "记-2024-06-0002"}

@@ -361,3 +361,19 @@ def test_replaying_a_book_rebuilds_its_balances() -> None:
     for event in book.collect_events():
         rebuilt = event.mutate(rebuilt)
     assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == state
+
+
+def test_vouchers_are_numbered_per_month_in_order_of_recording() -> None:
+    """记字号: gapless per accounting month; a back-dated voucher takes its own month's next."""
+    book = Book(organization_code="A")
+    march, april = datetime.date(2024, 3, 10), datetime.date(2024, 4, 2)
+    assert book.record("v1", march, dues()) == "记-2024-03-0001"
+    assert book.record("v2", april, dues()) == "记-2024-04-0001"
+    assert book.record("v3", march, dues()) == "记-2024-03-0002"
+    with pytest.raises(InsufficientFunds):
+        book.record("v4", march, expense(10**9))
+    assert book.record("v5", march, dues()) == "记-2024-03-0003"  # a refusal takes no number
+    rebuilt = None
+    for event in book.collect_events():
+        rebuilt = event.mutate(rebuilt)
+    assert rebuilt.voucher_counts == {"2024-03": 3, "2024-04": 1}

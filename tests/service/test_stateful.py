@@ -1142,6 +1142,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert all(
             v.kind == "founding_reserve_release" for i, v in vouchers.items() if i not in known
         )
+        # Voucher numbers (记字号) per organisation and month: 1..n without gaps or repeats.
+        numbered: dict[str, list[int]] = defaultdict(list)
+        for voucher in vouchers.values():
+            for code, number in voucher.details["numbers"].items():
+                _, year, month, serial = number.split("-")
+                assert f"{year}-{month}" == str(Month.of(voucher.effective_on))
+                numbered[f"{code} {year}-{month}"].append(int(serial))
+        for key, serials in numbered.items():
+            assert sorted(serials) == list(range(1, len(serials) + 1)), key
         # One Member aggregate per identity number, whatever the id derivation does.
         holders: dict[str, set[str]] = defaultdict(set)
         for member in (a for a in aggregates.values() if isinstance(a, Member)):

@@ -389,6 +389,12 @@ def test_racing_back_dated_payouts_never_overdraw_a_later_date(
         assert paid == 4  # 4 x 15.00 fit into the 60.00 left on 25 January
     for refused in (o for o in outcomes if isinstance(o, InsufficientFunds)):
         assert "2024-01-25" in refused.message
+    # Voucher numbers of January: 1..n without gaps, each taken once, whoever won the race.
+    numbers = sorted(
+        o.body["numbers"][tree.base_a] for o in outcomes if not isinstance(o, Exception)
+    )
+    assert numbers == [f"记-2024-01-{n:04d}" for n in range(3, 3 + paid)]
+    assert book.voucher_counts == {"2024-01": 2 + paid}
 
 
 def test_exhausted_retries_fail_loudly_and_lose_nothing(
