@@ -18,19 +18,24 @@ from eventsourcing.domain import event
 from domain.accounts import (
     ACCOUNTS,
     BANK,
+    COUNTY_LEVEL_ACCOUNTS,
     NON_NEGATIVE_ACCOUNTS,
+    PAYABLE_DOWN,
     AccountKind,
 )
 from domain.base import LedgerAggregate, stable_id, stable_topic, value_type
 from domain.errors import (
+    AccountNotAtThisLevel,
     AlreadyExists,
     AlreadyReversed,
+    BeforeFounding,
     InsufficientFunds,
     PeriodClosed,
     PeriodOutOfOrder,
     RemittanceExceedsOwed,
     UnbalancedVoucher,
 )
+from domain.levy import level_rank
 from domain.money import Money
 from domain.period import Month
 
@@ -146,6 +151,35 @@ def as_red_ink(postings: Sequence[Posting]) -> list[Posting]:
     if any(p.amount_fen < 0 for p in postings):
         raise ValueError("a reversal's lines are all red ink or all in the old swapped form")
     return [p.swapped().red_ink() for p in postings]
+
+
+def check_organization_may_post(
+    code: str,
+    level: str,
+    founded_on: datetime.date,
+    effective_on: datetime.date,
+    postings: Sequence[Posting],
+) -> None:
+    """Postings into a union's books: not dated before its founding, and none into an account
+    kept only at county level and above (132, 212, 404, 508) by a union below that level."""
+    if effective_on < founded_on:
+        raise BeforeFounding(
+            f"{code} was founded on {founded_on.isoformat()}; nothing is posted into its "
+            f"books before that ({effective_on.isoformat()})"
+        )
+    if level_rank(level) >= level_rank("county"):
+        return
+    for p in postings:
+        account = ACCOUNTS[p.account_code]
+        top = account.parent or account.code
+        # 212 below county level: the share of a union further down that a township passes
+        # on (回拨 through it) is still booked on 212, as the levy sharing rules book it.
+        passed_on = top == PAYABLE_DOWN and p.counterparty is not None
+        if p.organization_code == code and top in COUNTY_LEVEL_ACCOUNTS and not passed_on:
+            raise AccountNotAtThisLevel(
+                f"{top} {ACCOUNTS[top].name} is kept at county level and above; {code} is "
+                f"a {level} union"
+            )
 
 
 def check_balanced(postings: Sequence[Posting]) -> None:

@@ -10,9 +10,11 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import (
+    AccountNotAtThisLevel,
     AlreadyExists,
     AlreadyMember,
     AlreadyReversed,
+    BeforeFounding,
     InsufficientFunds,
     InvalidStatus,
     InvalidValue,
@@ -613,7 +615,7 @@ def test_voucher_touching_a_closed_book_is_refused_for_all(ledger: Ledger, tree:
 # --- reversals ----------------------------------------------------------------------------------
 
 
-def test_reversal_swaps_postings_and_happens_once(ledger: Ledger, tree: Tree) -> None:
+def test_reversal_repeats_postings_in_red_ink_and_happens_once(ledger: Ledger, tree: Tree) -> None:
     original = fund(ledger, tree.base_a, "88.80")
     reversal = ledger.execute(
         ReverseVoucher(
@@ -622,7 +624,14 @@ def test_reversal_swaps_postings_and_happens_once(ledger: Ledger, tree: Tree) ->
     )
     assert reversal.body["kind"] == "reversal"
     assert reversal.body["reverses"] == original["voucher_id"]
-    assert lines(reversal.body) == sorted((o, a, c, d, cp) for o, a, d, c, cp in lines(original))
+
+    # 红字冲销: the same accounts on the same sides, the amounts negated.
+    def red(amount: str) -> str:
+        return amount if amount == "0.00" else f"-{amount}"
+
+    assert lines(reversal.body) == sorted(
+        (o, a, red(d), red(c), cp) for o, a, d, c, cp in lines(original)
+    )
     assert balances(ledger, tree.base_a) == {}
     assert ledger.get_voucher(original["voucher_id"])["reversed_by"] == reversal.body["voucher_id"]
     refused(
@@ -1411,3 +1420,86 @@ def test_second_root_and_duplicate_code_are_refused(ledger: Ledger, tree: Tree) 
             employee_count=1,
         ),
     )
+
+
+def test_nothing_is_posted_before_the_unions_founding(ledger: Ledger, tree: Tree) -> None:
+    code = org_code(60, base=True)
+    ledger.execute(
+        FoundOrganization(
+            code=code,
+            name="新建工会",
+            level="base",
+            parent_code=tree.county,
+            region_code=COUNTY_REGION,
+            founded_on="2024-06-01",
+            employer_code=employer(60),
+            employee_count=10,
+        )
+    )
+    early = RecordDues(
+        organization_code=code, period="2024-05", amount="10.00", received_on="2024-05-31"
+    )
+    error = refused(ledger, BeforeFounding, ledger.execute, early)
+    assert "2024-06-01" in error.message
+    ledger.execute(
+        RecordDues(
+            organization_code=code, period="2024-06", amount="10.00", received_on="2024-06-01"
+        )
+    )
+
+
+def test_county_level_accounts_are_refused_below_county_level(ledger: Ledger, tree: Tree) -> None:
+    """A township union paid a 508 subsidy to a base union: 508 is county level and above."""
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_c,
+            period="2024-03",
+            amount="500.00",
+            received_on="2024-03-01",
+        )
+    )
+    give = {
+        "recipient": {"organization_code": tree.base_c},
+        "programme": "general",
+        "amount": "100.00",
+        "earmarked": False,
+        "approval_ref": "乡工补〔2024〕1号",
+        "paid_on": "2024-03-10",
+    }
+    # The township gets money to pay from: a subsidy from the county (which may use 508).
+    ledger.execute(
+        RecordLevy(
+            receiving_organization_code=tree.county,
+            base_organization_code=tree.base_a,
+            employer_code=tree.employer_a,
+            period="2024-02",
+            payroll_total="100000.00",
+            amount="2000.00",
+            channel="tax",
+            received_on="2024-03-01",
+        )
+    )
+    ledger.execute(
+        PaySubsidy(
+            payer_organization_code=tree.county,
+            **give | {"recipient": {"organization_code": tree.township}},
+        )
+    )
+    error = refused(
+        ledger,
+        AccountNotAtThisLevel,
+        ledger.execute,
+        PaySubsidy(payer_organization_code=tree.township, **give),
+    )
+    assert "508" in error.message and "township" in error.message
+    for account in ("501",):
+        ledger.execute(
+            RecordExpense(
+                organization_code=tree.township,
+                account_code=account,
+                amount="10.00",
+                earmarked=False,
+                description="活动",
+                paid_on="2024-03-10",
+            )
+        )

@@ -44,9 +44,11 @@ from hypothesis.stateful import (
 
 from domain.accounts import PROGRAMME_ACCOUNTS
 from domain.errors import (
+    AccountNotAtThisLevel,
     AlreadyExists,
     AlreadyMember,
     AlreadyReversed,
+    BeforeFounding,
     DomainError,
     InsufficientFunds,
     InvalidStatus,
@@ -208,6 +210,7 @@ class OrgModel:
     parent: str | None
     employer: str | None = None
     active: bool = True
+    founded: datetime.date = datetime.date(2000, 1, 1)
 
     @property
     def rank(self) -> int:
@@ -415,7 +418,18 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def book_error(self, postings: list[Posting], day: datetime.date) -> type[DomainError] | None:
         """What the books would refuse, in the order the ledger checks them (sorted orgs)."""
-        for org in sorted({p.organization_code for p in postings}):
+        codes = sorted({p.organization_code for p in postings})
+        for code in codes:
+            org = self.orgs[code]
+            if day < org.founded:
+                return BeforeFounding
+            if org.rank < level_rank("county") and any(
+                (p.organization_code == code and p.account_code[:3] in ("132", "404", "508"))
+                or (p.organization_code == code and p.account_code == "212" and not p.counterparty)
+                for p in postings
+            ):
+                return AccountNotAtThisLevel
+        for org in codes:
             book = self.books[org]
             if book.is_closed(day):
                 return PeriodClosed
@@ -498,7 +512,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif kind == "base":
             emp = employer(self.serial)
         level = "joint_base" if kind == "joint_base" else "base"
-        new = OrgModel(code, level, parent.code, emp)
+        new = OrgModel(code, level, parent.code, emp, founded=self.today)
         # Held reserves of this employer are shared out on the founding day, in voucher order.
         path = [new, *self.path(parent.code)]
         releases: list[list[Posting]] = []
