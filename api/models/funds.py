@@ -149,7 +149,8 @@ class RecordRemittance(RequestModel):
     )
 
     from_organization_code: CreditCodeText
-    to_organization_code: CreditCodeText
+    # A level's name pays what the deployment's root owes a level above it (`national`).
+    to_organization_code: CreditCodeText | Literal["national", "province", "city"]
     kind: Literal["upward", "pass_down"]
     amount: Amount
     period: MonthText

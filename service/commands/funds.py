@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from domain.accounts import PAYABLE_DOWN, PAYABLE_UP, PROGRAMME_ACCOUNTS, expense_account
+from domain.accounts import (
+    BANK,
+    PAYABLE_DOWN,
+    PAYABLE_UP,
+    PROGRAMME_ACCOUNTS,
+    expense_account,
+)
 from domain.errors import InvalidStatus, InvalidValue, NotFound, RemittanceExceedsOwed
 from domain.funds import (
     dues_for_wage,
@@ -35,7 +41,7 @@ from domain.money import Money
 from domain.organizations import Organization
 from domain.period import Month, parse_date
 from domain.reserves import FoundingReserve
-from domain.vouchers import Voucher
+from domain.vouchers import Voucher, credit, debit
 from service.commands.base import Command
 from service.results import policy_view, voucher_view
 from service.unit_of_work import UnitOfWork
@@ -255,6 +261,8 @@ class RecordRemittance(Command):
 
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         payer = uow.org(self.from_organization_code, field="from_organization_code")
+        if self.to_organization_code in SHARE_LEVELS:
+            return self.above_the_root(uow, payer)
         receiver = uow.org(self.to_organization_code, field="to_organization_code")
         if self.kind not in ("upward", "pass_down"):
             raise InvalidValue("kind", "kind is upward or pass_down")
@@ -276,6 +284,35 @@ class RecordRemittance(Command):
         parts = divide_owed(money, owed)
         postings = remittance_postings(payer.code, receiver.code, parts, upward=upward)
         details = {"kind": self.kind, "period": str(month), "parts": {c: str(m) for c, m in parts}}
+        return voucher_view(uow.post("remittance", day, postings, details))
+
+    def above_the_root(self, uow: UnitOfWork, payer: Organization) -> dict[str, Any]:
+        """The root pays what it owes a level outside the deployment (`national`, say) to
+        that level by name: Dr 211 towards it, Cr 102. Nothing is booked on the other side."""
+        level = self.to_organization_code
+        if self.kind != "upward":
+            raise InvalidValue("kind", "a level above the deployment is paid upward")
+        money = Money.parse_positive(self.amount)
+        month = Month.parse(self.period)
+        day = parse_date(self.paid_on, field="paid_on")
+        if payer.parent_on(day) is not None:
+            raise InvalidValue(
+                "to_organization_code",
+                f"only the deployment's root pays a level above it by name; {payer.code} "
+                "pays its parent",
+            )
+        if level_rank(level) <= payer.rank:
+            raise InvalidValue("to_organization_code", f"{level} is not above {payer.level}")
+        owed = uow.book(payer.code).owed(PAYABLE_UP, on=day).get(level, Money(0))
+        if money.fen > owed.fen:
+            raise RemittanceExceedsOwed(
+                f"{payer.code} owes {level} {owed} on {PAYABLE_UP}; {money} is more"
+            )
+        postings = [
+            debit(payer.code, PAYABLE_UP, money, counterparty=level),
+            credit(payer.code, BANK, money),
+        ]
+        details = {"kind": "upward", "period": str(month), "parts": {level: str(money)}}
         return voucher_view(uow.post("remittance", day, postings, details))
 
 

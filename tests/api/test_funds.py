@@ -448,3 +448,50 @@ def test_a_voucher_is_read_whole_with_its_numbers(api: Api) -> None:
         f"/v1/organizations/{code}/journal", params={"from": "2024-06-01", "to": "2024-06-30"}
     ).json()
     assert {line["number"] for line in journal["items"]} == {"记-2024-06-0001", "记-2024-06-0002"}
+
+
+def test_the_root_pays_a_level_above_it_by_name(api: Api) -> None:
+    """The root (a province) owes `national` its share of a levy it received; it pays it."""
+    received = api.post(
+        "/v1/funds/levies",
+        {
+            "receiving_organization_code": api.tree.root,
+            "base_organization_code": api.tree.base_w,
+            "employer_code": api.tree.employer_w,
+            "period": "2024-08",
+            "payroll_total": "50000.00",
+            "amount": "1000.00",
+            "channel": "tax",
+            "received_on": "2024-09-10",
+        },
+    )
+    assert received.status_code == 201, received.text
+    owed = sum(
+        Decimal(p["credit"])
+        for p in received.json()["postings"]
+        if p["account_code"] == "211" and p["counterparty"] == "national"
+    )
+    assert owed > 0
+    body = {
+        "from_organization_code": api.tree.root,
+        "to_organization_code": "national",
+        "kind": "upward",
+        "amount": str(owed + Decimal("0.01")),
+        "period": "2024-08",
+        "paid_on": "2024-09-20",
+    }
+    too_much = api.post("/v1/funds/remittances", body)
+    assert too_much.status_code == 409 and too_much.json()["title"] == "RemittanceExceedsOwed"
+    early = api.post(
+        "/v1/funds/remittances", {**body, "amount": str(owed), "paid_on": "2024-09-01"}
+    )
+    assert early.status_code == 409  # nothing was owed yet on 1 September
+    paid = api.post("/v1/funds/remittances", {**body, "amount": str(owed)})
+    assert paid.status_code == 201, paid.text
+    assert sorted(
+        (p["account_code"], p["debit"], p["credit"], p["counterparty"])
+        for p in paid.json()["postings"]
+    ) == [("102", "0.00", str(owed), None), ("211", str(owed), "0.00", "national")]
+    # Only the root pays by name; anyone else pays its parent.
+    below = {**body, "from_organization_code": api.tree.east, "amount": "1.00"}
+    assert api.post("/v1/funds/remittances", below).status_code == 422
