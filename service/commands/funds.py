@@ -241,6 +241,7 @@ def hold_founding_reserve(
     if reserve is None:
         reserve = FoundingReserve(employer_code=employer)
         uow.add(reserve)
+    reserve.check_no_union()  # its levy is shared out as a normal levy instead
     reserve.hold(
         voucher_id=str(voucher.id), holder_code=receiver.code, period=str(month), amount=money
     )

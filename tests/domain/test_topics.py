@@ -51,6 +51,8 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:FoundingReserve.Held",
     "ledger:FoundingReserve.Opened",
     "ledger:FoundingReserve.Released",
+    "ledger:FoundingReserve.UnionDissolved",
+    "ledger:FoundingReserve.UnionFounded",
     "ledger:FoundingReserve.Withdrawn",
     "ledger:IdempotencyRecord.Recorded",
     "ledger:LevyPolicies.Adopted",
@@ -195,6 +197,8 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     reserve.hold(voucher_id="v2", holder_code="K", period="2024-03", amount=Money(100))
     reserve.release(held_voucher_id="v1", release_voucher_id="v3", base_code="B")
     reserve.withdraw("v2")
+    reserve.union_founded("B")
+    reserve.union_dissolved("B")
 
     moment = datetime.datetime(2024, 3, 1, 9, 0, tzinfo=datetime.UTC)
     token = Token(

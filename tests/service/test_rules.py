@@ -27,6 +27,7 @@ from domain.errors import (
     TransferPending,
     TreeViolation,
 )
+from domain.reserves import FoundingReserve
 from service.application import Ledger
 from service.commands import (
     AcceptTransfer,
@@ -1503,3 +1504,84 @@ def test_county_level_accounts_are_refused_below_county_level(ledger: Ledger, tr
                 paid_on="2024-03-10",
             )
         )
+
+
+def test_an_employer_has_one_base_union_and_no_reserve_once_it_has_one(
+    ledger: Ledger, tree: Tree
+) -> None:
+    second = FoundOrganization(
+        code=org_code(61, base=True),
+        name="第二个工会",
+        level="base",
+        parent_code=tree.county,
+        region_code=COUNTY_REGION,
+        founded_on="2024-06-01",
+        employer_code=tree.employer_a,
+        employee_count=10,
+    )
+    error = refused(ledger, AlreadyExists, ledger.execute, second)
+    assert tree.base_a in error.message
+    reserve = RecordLevy(
+        receiving_organization_code=tree.county,
+        base_organization_code=None,
+        employer_code=tree.employer_a,
+        period="2024-03",
+        payroll_total="10000.00",
+        amount="200.00",
+        channel="tax",
+        received_on="2024-04-10",
+    )
+    refused(ledger, AlreadyExists, ledger.execute, reserve)
+
+
+def test_a_reserve_released_after_the_holder_closed_the_founding_month(
+    ledger: Ledger, tree: Tree
+) -> None:
+    emp = employer(62)
+    ledger.execute(
+        RecordLevy(
+            receiving_organization_code=tree.county,
+            base_organization_code=None,
+            employer_code=emp,
+            period="2024-03",
+            payroll_total="10000.00",
+            amount="200.00",
+            channel="tax",
+            received_on="2024-04-10",
+        )
+    )
+    for month in ("2024-04", "2024-05"):
+        ledger.execute(ClosePeriod(organization_code=tree.county, period=month))
+    founded = ledger.execute(
+        FoundOrganization(
+            code=org_code(62, base=True),
+            name="新建工会",
+            level="base",
+            parent_code=tree.county,
+            region_code=COUNTY_REGION,
+            founded_on="2024-05-20",
+            employer_code=emp,
+            employee_count=10,
+        )
+    )
+    assert founded.body["code"] == org_code(62, base=True)
+    rows = ledger.unit_of_work().get(FoundingReserve.id_for(emp))
+    assert rows.held == {} and rows.union_code == org_code(62, base=True)
+    release = [
+        v
+        for v in (ledger.get_voucher(str(e.originator_id)) for e in stored_vouchers(ledger))
+        if v["kind"] == "founding_reserve_release"
+    ]
+    assert [(v["effective_on"], v["details"]["founded_on"]) for v in release] == [
+        ("2024-06-01", "2024-05-20")
+    ]
+
+
+def stored_vouchers(ledger: Ledger) -> list:
+    """The first event of every voucher in the store."""
+    events = [
+        ledger.mapper.to_domain_event(n)
+        for n in ledger.recorder.select_notifications(1, 10**6)
+        if n.topic == "ledger:Voucher.Posted"
+    ]
+    return events

@@ -528,9 +528,8 @@ class LedgerMachine(RuleBasedStateMachine):
                         from_counterparty=emp,
                     )
                 )
-        closed = any(self.books[p[0].organization_code].is_closed(self.today) for p in releases)
         result = self.run(
-            PeriodClosed if closed else None,
+            None,
             FoundOrganization(
                 code=code,
                 name=f"新建工会{self.serial}",
@@ -549,7 +548,12 @@ class LedgerMachine(RuleBasedStateMachine):
         if emp is not None:
             self.founded_employers.add(emp)
         for postings in releases:
-            self.apply(postings, self.today)
+            # On the founding day, or the first day the holder has open after it.
+            holder_book = self.books[postings[0].organization_code]
+            day = self.today
+            if holder_book.is_closed(day):
+                day = Month.parse(holder_book.last_closed or "").next().first_day
+            self.apply(postings, day)
         if releases:
             path_codes = {o.code for o in path}
             self.reserves[emp] = [r for r in self.reserves[emp] if r[1] not in path_codes]
