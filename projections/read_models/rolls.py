@@ -361,7 +361,8 @@ class RollQueries:
         rate = None
         if employees:
             rate = str(
-                (Decimal(members) / Decimal(employees)).quantize(
+                # 入会率: working members only; retained members (保留会籍) do not count.
+                (Decimal(members - retained) / Decimal(employees)).quantize(
                     Decimal("0.0001"), rounding=ROUND_HALF_UP
                 )
             )

@@ -94,7 +94,11 @@ def test_roll_over_time_and_as_known(setup):
     assert summary["members"] == 2 and summary["retained"] == 1
     assert summary["migrant_workers"] == 1
     assert summary["employees"] == 360
-    assert summary["membership_rate"] == "0.0056"
+    # 入会率 counts working members only: a over 360 employees, not the retained b.
+    assert summary["membership_rate"] == "0.0028"
+    only_retained = rm.roll_summary(tree.base_a, as_of=D(2024, 4, 15), scope="self")
+    assert (only_retained["members"], only_retained["retained"]) == (1, 1)
+    assert only_retained["membership_rate"] == "0.0000"
 
     changes = rm.roll_changes(
         tree.county, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31), scope="subtree"
