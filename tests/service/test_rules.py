@@ -1344,7 +1344,7 @@ def test_dissolution_with_members_or_children_is_refused(ledger: Ledger, tree: T
         DissolveOrganization(code=tree.township, dissolved_on="2024-03-01"),
     )
     ledger.execute(
-        ExitMember(member_id=member_id, effective_on="2024-02-01", change_code=6, reason_code=1)
+        ExitMember(member_id=member_id, effective_on="2024-02-01", change_code=6, reason_code=5)
     )
     assert (
         ledger.execute(DissolveOrganization(code=tree.base_c, dissolved_on="2024-03-01")).body[

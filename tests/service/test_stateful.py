@@ -733,12 +733,12 @@ class LedgerMachine(RuleBasedStateMachine):
             return TransferPending
         return None if p.status in allowed else InvalidStatus
 
-    @rule(who=WHO, likely=LIKELY, reason=st.integers(1, 4))
+    @rule(who=WHO, likely=LIKELY, reason=st.sampled_from([1, 2, 3, 4, 7, 5]))
     def retain(self, who: int, likely: bool, reason: int) -> None:
         p = self.someone(who, likely, "active")
         if (
             self.run(
-                self._status_error(p, "active"),
+                self._status_error(p, "active") or (None if reason != 5 else InvalidValue),
                 RetainMember(
                     member_id=self.member_id(p),
                     effective_on=self.today.isoformat(),
@@ -761,12 +761,13 @@ class LedgerMachine(RuleBasedStateMachine):
         ):
             p.status = "active"
 
-    @rule(who=WHO, likely=LIKELY, change=st.sampled_from([5, 6]), reason=st.integers(1, 6))
+    @rule(who=WHO, likely=LIKELY, change=st.sampled_from([5, 6]), reason=st.integers(1, 7))
     def exit(self, who: int, likely: bool, change: int, reason: int) -> None:
         p = self.someone(who, likely, "active", "retained")
+        fits = reason == {5: 6, 6: 5}[change]  # removal: 6, withdrawal: 5
         if (
             self.run(
-                self._status_error(p, "active", "retained"),
+                self._status_error(p, "active", "retained") or (None if fits else InvalidValue),
                 ExitMember(
                     member_id=self.member_id(p),
                     effective_on=self.today.isoformat(),
