@@ -326,6 +326,8 @@ class Batch:
         change_code: int,
         reason_code: int | None,
         effective_on: int,
+        *,
+        reinstated: bool = False,
     ) -> None:
         self.insert(
             "roll_changes",
@@ -338,6 +340,7 @@ class Batch:
                 "reason_code": reason_code,
                 "effective_on": effective_on,
                 "recorded_at_us": self.at_us,
+                "reinstated": int(reinstated),
             },
         )
 
@@ -528,6 +531,8 @@ def _reinstated(b: Batch, e: Any) -> None:
     member_id, day = str(e.originator_id), day_int(e.effective_on)
     span = b.close_span(member_id, day)
     _continue(b, member_id, span, "active", day)
+    # 恢复会籍: back on the working roll, in the changes report as a change of its own.
+    b.change(0, member_id, span["organization_code"], JOIN_CODE, None, day, reinstated=True)
 
 
 def _exited(b: Batch, e: Any) -> None:

@@ -115,6 +115,9 @@ class RollAnchors:
                 self._keys -= len(dropped)
 
 
+REINSTATED_NAME = "恢复会籍"  # reinstated after retention: change code 1, no reason
+
+
 class RollQueries:
     def __init__(self, store: Store, tables: TableSet, cipher: PiiCipher) -> None:
         self.store = store
@@ -410,7 +413,7 @@ class RollQueries:
                 limit,
                 offset,
                 columns="c.member_id, c.change_code, c.reason_code, c.organization_code,"
-                " c.effective_on, c.recorded_at_us, c.position",
+                " c.effective_on, c.recorded_at_us, c.position, c.reinstated",
                 order="c.effective_on, c.position, c.line_no",
             )
             details = self._details(cur, sorted({r[0] for r in rows}), k_us)
@@ -420,14 +423,15 @@ class RollQueries:
                 "name": details[m]["name"],
                 "id_number": details[m]["id_number"],
                 "change_code": change,
-                "change_name": CHANGE_CODES[change],
+                "change_name": REINSTATED_NAME if back else CHANGE_CODES[change],
+                "reinstated": bool(back),
                 "reason_code": reason,
                 "organization_code": org,
                 "effective_on": iso_day(day),
                 "recorded_at": from_micros(at),
                 "position": position,
             }
-            for m, change, reason, org, day, at, position in rows
+            for m, change, reason, org, day, at, position, back in rows
         ]
         return {"items": items, "page": page, "page_size": page_size, "total": total}
 
@@ -436,7 +440,7 @@ class RollQueries:
             cur.execute(
                 self.store.sql(
                     "SELECT change_code, reason_code, organization_code, effective_on,"
-                    f" recorded_at_us, position FROM {self._t('roll_changes')}"
+                    f" recorded_at_us, position, reinstated FROM {self._t('roll_changes')}"
                     " WHERE member_id = ? ORDER BY position, line_no"
                 ),
                 (member_id,),
@@ -445,14 +449,15 @@ class RollQueries:
         return [
             {
                 "change_code": change,
-                "change_name": CHANGE_CODES[change],
+                "change_name": REINSTATED_NAME if back else CHANGE_CODES[change],
+                "reinstated": bool(back),
                 "reason_code": reason,
                 "organization_code": org,
                 "effective_on": iso_day(day),
                 "recorded_at": from_micros(at),
                 "position": position,
             }
-            for change, reason, org, day, at, position in rows
+            for change, reason, org, day, at, position, back in rows
         ]
 
     def member_ids_for(self, id_number_hash: str) -> list[str]:

@@ -179,6 +179,8 @@ TABLES: tuple[Table, ...] = (
             ("reason_code", "int"),
             ("effective_on", "int"),
             ("recorded_at_us", "int"),
+            # 1 for a reinstatement after retention (恢复会籍): change code 1, no reason.
+            ("reinstated", "int"),
         ),
         key=("position", "line_no"),
         org_column="organization_code",

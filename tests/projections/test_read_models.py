@@ -26,6 +26,7 @@ from service.commands import (
     RecordDues,
     RecordExpense,
     RecordLevy,
+    ReinstateMember,
     RetainMember,
     ReverseVoucher,
     StartTransfer,
@@ -523,4 +524,25 @@ def test_a_reversal_stored_with_swapped_sides_reads_as_red_ink(setup):
     trial = rm.trial_balance(tree.base_a, date_from=D(2024, 3, 1), date_to=D(2024, 3, 31))
     income = next(line for line in trial["lines"] if line["account_code"] == "401")
     assert (income["debit"], income["credit"], income["closing"]) == ("0.00", "0.00", "0.00")
+    assert_equal_to_rebuild(rm)
+
+
+def test_a_reinstatement_appears_in_the_changes_report(setup):
+    ledger, tree, rm = setup
+    member = _join(ledger, tree.base_b, 31, "2024-01-10")
+    ledger.execute(RetainMember(member_id=member, effective_on="2024-03-01", reason_code=7))
+    ledger.execute(ReinstateMember(member_id=member, effective_on="2024-06-01"))
+    rm.catch_up()
+    changes = rm.roll_changes(tree.base_b, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31))
+    mine = [
+        (c["change_code"], c["reason_code"], c["change_name"], c["reinstated"], c["effective_on"])
+        for c in changes["items"]
+        if c["member_id"] == member
+    ]
+    assert mine == [
+        (1, None, "入会", False, "2024-01-10"),
+        (3, 7, "保留会籍", False, "2024-03-01"),
+        (1, None, "恢复会籍", True, "2024-06-01"),
+    ]
+    assert [h["reinstated"] for h in rm.member_history(member)] == [False, False, True]
     assert_equal_to_rebuild(rm)
