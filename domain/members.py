@@ -86,6 +86,10 @@ def _age_on(birth: datetime.date, day: datetime.date) -> int:
 class Member(LedgerAggregate):
     """会员: a person's real-name membership record, kept for life across rejoins."""
 
+    # 2: the retention spans (dues are judged by the status in the dues month). A snapshot
+    # of an older member lacks them: the repository replays such a member from its events.
+    class_version = 2
+
     @event("Joined", topic="ledger:Member.Joined")
     def __init__(
         self,
@@ -103,6 +107,8 @@ class Member(LedgerAggregate):
         self.mobile = mobile
         self.migrant_worker = migrant_worker
         self.new_employment_form = new_employment_form
+        # [from, until) ISO dates of each retention (保留会籍); until None while it lasts.
+        self.retained_spans: list[list[str | None]] = []
         self._start_membership(organization_code, joined_on)
 
     def _start_membership(self, organization_code: str, joined_on: datetime.date) -> None:
@@ -113,7 +119,19 @@ class Member(LedgerAggregate):
         self.last_change_on = joined_on
         self.retention_reason: int | None = None
 
+    def _end_retention(self, day: datetime.date) -> None:
+        if self.retained_spans and self.retained_spans[-1][1] is None:
+            self.retained_spans[-1][1] = day.isoformat()
+
     # --- queries -------------------------------------------------------------------------
+
+    def retained_on(self, day: datetime.date) -> bool:
+        """Whether the member was retained (保留会籍) on that day."""
+        text = day.isoformat()
+        return any(
+            start is not None and start <= text and (end is None or text < end)
+            for start, end in self.retained_spans
+        )
 
     @property
     def identity(self) -> IdNumber:
@@ -301,6 +319,7 @@ class Member(LedgerAggregate):
 
     @event("Retained", topic="ledger:Member.Retained")
     def _retained(self, effective_on: datetime.date, reason_code: int) -> None:
+        self.retained_spans.append([effective_on.isoformat(), None])
         self.status = RETAINED
         self.retention_reason = reason_code
         self.last_change_on = effective_on
@@ -312,6 +331,7 @@ class Member(LedgerAggregate):
 
     @event("Reinstated", topic="ledger:Member.Reinstated")
     def _reinstated(self, effective_on: datetime.date) -> None:
+        self._end_retention(effective_on)
         self.status = ACTIVE
         self.retention_reason = None
         self.last_change_on = effective_on
@@ -336,6 +356,7 @@ class Member(LedgerAggregate):
 
     @event("Exited", topic="ledger:Member.Exited")
     def _exited(self, effective_on: datetime.date, change_code: int, reason_code: int) -> None:
+        self._end_retention(effective_on)
         self.status = LEFT
         self.retention_reason = None
         self.last_change_on = effective_on

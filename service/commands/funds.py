@@ -115,13 +115,17 @@ class RecordDues(Command):
         day = parse_date(self.received_on, field="received_on")
         details: dict[str, Any] = {"period": str(month)}
         if self.members is not None:
-            details["members"] = dues_lines(uow, org, self.members, money)
+            details["members"] = dues_lines(uow, org, self.members, money, month)
         voucher = uow.post("dues", day, dues_postings(org.code, money), details)
         return voucher_view(voucher)
 
 
 def dues_lines(
-    uow: UnitOfWork, org: Organization, members: list[dict[str, Any]], amount: Money
+    uow: UnitOfWork,
+    org: Organization,
+    members: list[dict[str, Any]],
+    amount: Money,
+    month: Month,
 ) -> list[dict[str, str]]:
     """The members a dues receipt lists, each with 0.5% of the wage, adding up to amount."""
     if not isinstance(members, list) or len(members) > MAX_DUES_LINES:
@@ -139,8 +143,9 @@ def dues_lines(
         seen.add(str(member.id))
         if member.organization_code != org.code or not member.is_member:
             raise InvalidValue(f"{where}.member_id", f"not on the roll of {org.code}")
-        if member.status == "retained":
-            raise InvalidValue(f"{where}.member_id", "retained members pay no dues")
+        if member.retained_on(month.last_day):
+            # Judged by the status in the month the dues are for, not today's.
+            raise InvalidValue(f"{where}.member_id", f"retained in {month}: no dues")
         wage = Money.parse_positive(line.get("wage"), field=f"{where}.wage")
         dues = Money.parse_positive(line.get("amount"), field=f"{where}.amount")
         if dues != dues_for_wage(wage):

@@ -1585,3 +1585,23 @@ def stored_vouchers(ledger: Ledger) -> list:
         if n.topic == "ledger:Voucher.Posted"
     ]
     return events
+
+
+def test_dues_are_judged_by_the_status_in_the_dues_month(ledger: Ledger, tree: Tree) -> None:
+    """Retained from April: March's dues are paid (it was refused by today's status)."""
+    member_id = join(ledger, 70, tree.base_a, on="2024-01-02")
+    ledger.execute(RetainMember(member_id=member_id, effective_on="2024-04-01", reason_code=7))
+    line = {"member_id": member_id, "wage": "6000.00", "amount": "30.00"}
+
+    def dues(period: str, on: str) -> RecordDues:
+        return RecordDues(
+            organization_code=tree.base_a,
+            period=period,
+            amount="30.00",
+            received_on=on,
+            members=[line],
+        )
+
+    assert ledger.execute(dues("2024-03", "2024-04-10")).body["kind"] == "dues"
+    error = refused(ledger, InvalidValue, ledger.execute, dues("2024-04", "2024-04-30"))
+    assert "retained in 2024-04" in error.message

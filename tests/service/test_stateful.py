@@ -228,6 +228,16 @@ class PersonModel:
     status: str | None = None  # None: never joined
     org: str | None = None
     transfer_id: str | None = None
+    # Retention spans [from, until) (until None while retained): dues go by the dues month.
+    retained_spans: list[list[Any]] = field(default_factory=list)
+
+    def retained_on(self, day: datetime.date) -> bool:
+        return any(a <= day and (b is None or day < b) for a, b in self.retained_spans)
+
+    def end_retention(self, day: datetime.date) -> None:
+        if self.retained_spans and self.retained_spans[-1][1] is None:
+            self.retained_spans[-1][1] = day
+
     transfer_to: str | None = None
     aggregate_id: UUID | None = None  # derived from the identity number by a keyed hash
 
@@ -748,6 +758,7 @@ class LedgerMachine(RuleBasedStateMachine):
             is not None
         ):
             p.status = "retained"
+            p.retained_spans.append([self.today, None])
 
     @rule(who=WHO, likely=LIKELY)
     def reinstate(self, who: int, likely: bool) -> None:
@@ -760,6 +771,7 @@ class LedgerMachine(RuleBasedStateMachine):
             is not None
         ):
             p.status = "active"
+            p.end_retention(self.today)
 
     @rule(who=WHO, likely=LIKELY, change=st.sampled_from([5, 6]), reason=st.integers(1, 7))
     def exit(self, who: int, likely: bool, change: int, reason: int) -> None:
@@ -778,6 +790,7 @@ class LedgerMachine(RuleBasedStateMachine):
             is not None
         ):
             p.status = "left"
+            p.end_retention(self.today)
 
     # --- money in -------------------------------------------------------------------------------
 
@@ -807,8 +820,11 @@ class LedgerMachine(RuleBasedStateMachine):
         members = None
         pre_error = None if org.active else OrganizationNotActive
         if with_members:
+            month_end = Month.of(day).last_day
             payers = [
-                p for p in self.members_of(org.code) if p.status != "retained" or include_retained
+                p
+                for p in self.members_of(org.code)
+                if not p.retained_on(month_end) or include_retained
             ]
             members, amount_fen = [], 0
             listed = []
@@ -828,7 +844,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 amount_fen += dues_fen
             # A zero amount fails its own check first; a retained member's line fails next.
             if pre_error is None and (
-                amount_fen == 0 or any(p.status == "retained" for p in listed)
+                amount_fen == 0 or any(p.retained_on(month_end) for p in listed)
             ):
                 pre_error = InvalidValue
         amount = Money(amount_fen)
