@@ -68,6 +68,11 @@ OTHER_PAYABLE = "215"
 SUBSIDY_GENERAL_INCOME = "40301"
 SUBSIDY_EARMARKED_INCOME = "40302"
 SUBSIDY_TO_LOWER = "508"
+EARMARKED_FUNDS = "321"  # 工会资金结转
+GENERAL_FUNDS = "322"  # 工会资金结余
+
+# Accounts kept only by unions at county level and above (县级以上).
+COUNTY_LEVEL_ACCOUNTS = frozenset({"132", "212", "404", "508"})
 
 # Accounts whose balance towards each counterparty must never turn negative, and the bank.
 NON_NEGATIVE_ACCOUNTS = frozenset({BANK, PAYABLE_UP, PAYABLE_DOWN, OTHER_PAYABLE})

@@ -85,6 +85,18 @@ class PeriodClosed(RuleViolation):
     """月结: the month is closed and takes no new postings dated inside it."""
 
 
+class PeriodOutOfOrder(RuleViolation):
+    """Months close in order and only after they end; only the last closed month reopens."""
+
+
+class BeforeFounding(RuleViolation):
+    """A posting dated before the organisation was founded (建会时间)."""
+
+
+class AccountNotAtThisLevel(RuleViolation):
+    """An account kept only at county level and above (132, 212, 404, 508) below it."""
+
+
 class InsufficientFunds(RuleViolation):
     """The payout would take the organisation's bank account (102) below zero."""
 

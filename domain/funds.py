@@ -8,6 +8,8 @@ from decimal import Decimal
 from domain.accounts import (
     BANK,
     DUES_INCOME,
+    EARMARKED_FUNDS,
+    GENERAL_FUNDS,
     LEVY_INCOME,
     OTHER_PAYABLE,
     PAYABLE_DOWN,
@@ -116,3 +118,23 @@ def expense_postings(org: str, account: str, amount: Money, earmarked: bool) -> 
         debit(org, account, amount, earmarked=earmarked),
         credit(org, BANK, amount, earmarked=earmarked),
     ]
+
+
+def year_end_postings(org: str, results: dict[tuple[str, bool], int]) -> list[Posting]:
+    """年终结账: every income and expenditure balance (signed fen, debit positive, by account
+    and earmarked flag) is closed out, and what the year left moves into net assets: the
+    earmarked part into 321 (工会资金结转), the general part into 322 (工会资金结余)."""
+    postings: list[Posting] = []
+    net = {True: 0, False: 0}
+    for (code, flag), fen in sorted(results.items()):
+        if fen > 0:
+            postings.append(credit(org, code, Money(fen), earmarked=flag))
+        elif fen < 0:
+            postings.append(debit(org, code, Money(-fen), earmarked=flag))
+        net[flag] += fen
+    for flag, fund in ((True, EARMARKED_FUNDS), (False, GENERAL_FUNDS)):
+        if net[flag] > 0:
+            postings.append(debit(org, fund, Money(net[flag]), earmarked=flag))
+        elif net[flag] < 0:
+            postings.append(credit(org, fund, Money(-net[flag]), earmarked=flag))
+    return postings

@@ -42,6 +42,15 @@ REASON_CODES = {
     4: "用人单位破产",
     5: "本人申请退会",
     6: "受刑事处罚被开除会籍",
+    7: "退休",
+}
+# Which reasons fit which change (a transfer: labour relation changed; a retention: 1-4 or
+# retired; a withdrawal: asked to leave; a removal: expelled after a criminal penalty).
+FITTING_REASONS = {
+    TRANSFER_OUT: frozenset({1}),
+    RETAIN: frozenset({1, 2, 3, 4, 7}),
+    WITHDRAWAL: frozenset({5}),
+    REMOVAL: frozenset({6}),
 }
 MINIMUM_WORKING_AGE_YEARS = 16  # 《劳动法》: no employment below 16
 MAX_NOTE_LENGTH = 500
@@ -49,9 +58,17 @@ MAX_NOTE_LENGTH = 500
 ACTIVE, RETAINED, TRANSFER_PENDING, LEFT = "active", "retained", "transfer_pending", "left"
 
 
-def parse_reason(value: Any, *, field: str = "reason_code") -> int:
+def parse_reason(value: Any, *, change_code: int, field: str = "reason_code") -> int:
+    """A national reason code (会籍变化原因) that fits the change it is given for."""
     if isinstance(value, bool) or not isinstance(value, int) or value not in REASON_CODES:
-        raise InvalidValue(field, "reason_code is one of the national reason codes 1-6")
+        raise InvalidValue(field, "reason_code is one of the national reason codes 1-7")
+    fitting = FITTING_REASONS[change_code]
+    if value not in fitting:
+        raise InvalidValue(
+            field,
+            f"reason {value} ({REASON_CODES[value]}) does not fit change {change_code} "
+            f"({CHANGE_CODES[change_code]}); it takes {', '.join(map(str, sorted(fitting)))}",
+        )
     return value
 
 
@@ -68,6 +85,10 @@ def _age_on(birth: datetime.date, day: datetime.date) -> int:
 @stable_topic("ledger:Member")
 class Member(LedgerAggregate):
     """会员: a person's real-name membership record, kept for life across rejoins."""
+
+    # 2: the retention spans (dues are judged by the status in the dues month). A snapshot
+    # of an older member lacks them: the repository replays such a member from its events.
+    class_version = 2
 
     @event("Joined", topic="ledger:Member.Joined")
     def __init__(
@@ -86,6 +107,8 @@ class Member(LedgerAggregate):
         self.mobile = mobile
         self.migrant_worker = migrant_worker
         self.new_employment_form = new_employment_form
+        # [from, until) ISO dates of each retention (保留会籍); until None while it lasts.
+        self.retained_spans: list[list[str | None]] = []
         self._start_membership(organization_code, joined_on)
 
     def _start_membership(self, organization_code: str, joined_on: datetime.date) -> None:
@@ -96,7 +119,19 @@ class Member(LedgerAggregate):
         self.last_change_on = joined_on
         self.retention_reason: int | None = None
 
+    def _end_retention(self, day: datetime.date) -> None:
+        if self.retained_spans and self.retained_spans[-1][1] is None:
+            self.retained_spans[-1][1] = day.isoformat()
+
     # --- queries -------------------------------------------------------------------------
+
+    def retained_on(self, day: datetime.date) -> bool:
+        """Whether the member was retained (保留会籍) on that day."""
+        text = day.isoformat()
+        return any(
+            start is not None and start <= text and (end is None or text < end)
+            for start, end in self.retained_spans
+        )
 
     @property
     def identity(self) -> IdNumber:
@@ -201,7 +236,7 @@ class Member(LedgerAggregate):
     ) -> str:
         """转出: the releasing union starts a transfer; the member stays on its roll, pending."""
         self._require_status(ACTIVE)
-        reason_code = parse_reason(reason_code)
+        reason_code = parse_reason(reason_code, change_code=TRANSFER_OUT)
         self._require_on_or_after_last_change(effective_on, "effective_on")
         if to_organization.code == self.organization_code:
             raise InvalidValue("to_organization_code", "the member is already in that union")
@@ -278,12 +313,13 @@ class Member(LedgerAggregate):
     def retain(self, *, effective_on: datetime.date, reason_code: int) -> None:
         """保留会籍: retired, unemployed or laid-off members keep membership and pay no dues."""
         self._require_status(ACTIVE)
-        reason_code = parse_reason(reason_code)
+        reason_code = parse_reason(reason_code, change_code=RETAIN)
         self._require_on_or_after_last_change(effective_on, "effective_on")
         self._retained(effective_on=effective_on, reason_code=reason_code)
 
     @event("Retained", topic="ledger:Member.Retained")
     def _retained(self, effective_on: datetime.date, reason_code: int) -> None:
+        self.retained_spans.append([effective_on.isoformat(), None])
         self.status = RETAINED
         self.retention_reason = reason_code
         self.last_change_on = effective_on
@@ -295,6 +331,7 @@ class Member(LedgerAggregate):
 
     @event("Reinstated", topic="ledger:Member.Reinstated")
     def _reinstated(self, effective_on: datetime.date) -> None:
+        self._end_retention(effective_on)
         self.status = ACTIVE
         self.retention_reason = None
         self.last_change_on = effective_on
@@ -311,7 +348,7 @@ class Member(LedgerAggregate):
         if change_code not in (REMOVAL, WITHDRAWAL) or isinstance(change_code, bool):
             raise InvalidValue("change_code", "an exit is 5 (除名) or 6 (退会)")
         self._require_status(ACTIVE, RETAINED)
-        reason_code = parse_reason(reason_code)
+        reason_code = parse_reason(reason_code, change_code=change_code)
         self._require_on_or_after_last_change(effective_on, "effective_on")
         assert organization.code == self.organization_code
         organization.release_member(str(self.id), effective_on)
@@ -319,6 +356,7 @@ class Member(LedgerAggregate):
 
     @event("Exited", topic="ledger:Member.Exited")
     def _exited(self, effective_on: datetime.date, change_code: int, reason_code: int) -> None:
+        self._end_retention(effective_on)
         self.status = LEFT
         self.retention_reason = None
         self.last_change_on = effective_on

@@ -51,6 +51,9 @@ class Month:
     def last_day(self) -> datetime.date:
         return datetime.date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
 
+    def next(self) -> Month:
+        return Month(self.year + 1, 1) if self.month == 12 else Month(self.year, self.month + 1)
+
     def contains(self, day: datetime.date) -> bool:
         return day.year == self.year and day.month == self.month
 

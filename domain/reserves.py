@@ -8,6 +8,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate, stable_id, stable_topic
+from domain.errors import AlreadyExists
 from domain.money import Money
 
 
@@ -28,6 +29,31 @@ class FoundingReserve(LedgerAggregate):
         self.employer_code = employer_code
         # Held levies not yet shared out: voucher id -> {holder, period, amount}.
         self.held: dict[str, dict[str, Any]] = {}
+        # The employer's active base union, once one is founded (recorded since this rule).
+        self.union_code: str | None = None
+
+    def check_no_union(self) -> None:
+        """An employer has at most one active base union, and no reserve once it has one."""
+        if getattr(self, "union_code", None) is not None:
+            raise AlreadyExists(
+                f"employer {self.employer_code} already has a base union ({self.union_code})"
+            )
+
+    def union_founded(self, base_code: str) -> None:
+        self.check_no_union()
+        self._union_founded(base_code=base_code)
+
+    @event("UnionFounded", topic="ledger:FoundingReserve.UnionFounded")
+    def _union_founded(self, base_code: str) -> None:
+        self.union_code = base_code
+
+    def union_dissolved(self, base_code: str) -> None:
+        if getattr(self, "union_code", None) == base_code:
+            self._union_dissolved(base_code=base_code)
+
+    @event("UnionDissolved", topic="ledger:FoundingReserve.UnionDissolved")
+    def _union_dissolved(self, base_code: str) -> None:
+        self.union_code = None
 
     def hold(self, *, voucher_id: str, holder_code: str, period: str, amount: Money) -> None:
         self._held(voucher_id=voucher_id, holder_code=holder_code, period=period, amount=amount)

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "scripts.cmd_projections",
     "scripts.cmd_import",
     "scripts.cmd_audit",
+    "scripts.cmd_books",
     "scripts.cmd_bench",
 ]
 

@@ -545,7 +545,7 @@ class _Builder:
                 )
         for i, p in enumerate(take(0.012, 3)):
             left = _day_in(rng, rng.randint(1, 10))
-            change, reason = rng.choices(((6, 5), (6, 1), (5, 6)), (70, 25, 5))[0]
+            change, reason = rng.choices(((6, 5), (6, 5), (5, 6)), (70, 25, 5))[0]
             stories.append(Story(left, "exit", p, code=change, reason=reason))
             if i % 5 == 0:
                 home = self.people[p].organization_code

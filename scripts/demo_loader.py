@@ -54,7 +54,7 @@ from service.unit_of_work import CommandResult
 ACTOR = "cli:demo"
 LEVY_DAY, DUES_DAY, REMITTANCE_DAY = 15, 25, 28
 QUARTER_ENDS = (3, 6, 9, 12)
-LAST_CLOSED_MONTH = 11  # December stays open for the year-end work (年终决算)
+LAST_CLOSED_MONTH = 12  # closing December is the year-end close (年终结账)
 # Independent commands (a roster of joins, a month's levies) are sent this many at a time, as
 # a burst of HTTP requests would be: the ledger's group commit then saves them in one write.
 CONCURRENT_COMMANDS = 32

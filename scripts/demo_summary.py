@@ -52,6 +52,7 @@ KIND_NAMES = {
     "subsidy": "补助 subsidy",
     "expense": "支出 expense",
     "reversal": "红字冲销 reversal",
+    "year_end": "年终结账 year-end close",
 }
 
 

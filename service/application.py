@@ -399,6 +399,20 @@ class Ledger(Application):
     def get_voucher(self, voucher_id: str) -> dict[str, Any]:
         return voucher_view(voucher_in(self.unit_of_work(), voucher_id))
 
+    def voucher_record(self, voucher_id: str) -> dict[str, Any]:
+        """The whole voucher: numbers, postings, reversal links, and the event that recorded
+        it (position, time, actor)."""
+        voucher = voucher_in(self.unit_of_work(), voucher_id)
+        posted = next(iter(self.events.get(voucher.id, lte=1)))
+        details = voucher.details
+        return {
+            **voucher_view(voucher),
+            "description": details.get("description") or details.get("reason"),
+            "position": self.position_of(voucher.id, 1),
+            "recorded_at": posted.timestamp.isoformat(),
+            "actor": posted.actor,
+        }
+
     def levy_policy_in_force(self, region_code: str, on: Any) -> dict[str, Any]:
         region = parse_region_code(region_code, lengths=(2, 4, 6))
         day = parse_date(on, field="on")
@@ -409,6 +423,31 @@ class Ledger(Application):
             return policy_view(policies.in_force(region, day))
         except NoLevyPolicy as exc:
             raise NotFound(exc.message) from None
+
+    def periods(self, organization_code: str) -> dict[str, Any]:
+        """月结 and 反结账 of one organisation, in the order they were recorded."""
+        book = self.get_book(organization_code)
+        log = book.period_log if book is not None else []
+        last = book.last_closed if book is not None else None
+        return {
+            "organization_code": organization_code,
+            "last_closed": str(last) if last is not None else None,
+            "closed": [
+                {"period": e["period"], "closed_at": e["at"], "actor": e["actor"]}
+                for e in log
+                if e["action"] == "close"
+            ],
+            "reopenings": [
+                {
+                    "period": e["period"],
+                    "reopened_at": e["at"],
+                    "actor": e["actor"],
+                    "reason": e["reason"],
+                }
+                for e in log
+                if e["action"] == "reopen"
+            ],
+        }
 
     def get_book(self, organization_code: str) -> Book | None:
         return self.unit_of_work().get(Book.id_for(organization_code))

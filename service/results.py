@@ -76,6 +76,7 @@ def voucher_view(v: Voucher) -> dict[str, Any]:
         "voucher_id": str(v.id),
         "kind": v.kind,
         "effective_on": _iso(v.effective_on),
+        "numbers": dict(v.details.get("numbers", {})),
         "postings": [posting_view(p) for p in v.postings],
         "details": v.details,
         "reverses": v.reverses,

@@ -23,7 +23,13 @@ from domain.identity import has_credit_code_shape
 from domain.members import Member
 from domain.organizations import Organization
 from domain.policies import LevyPolicies
-from domain.vouchers import Book, Posting, Voucher
+from domain.vouchers import (
+    Book,
+    Posting,
+    Voucher,
+    check_balanced,
+    check_organization_may_post,
+)
 from storage.keys import MemberIds
 
 MAX_TREE_DEPTH = 12  # national down to joint base is 7 levels; more means corrupt data
@@ -159,15 +165,25 @@ class UnitOfWork:
 
         Each book checks its own rules (closed month, bank not below zero, payables not
         negative) before anything is recorded."""
+        check_balanced(postings)
+        codes = sorted({p.organization_code for p in postings})
+        for code in codes:
+            if has_credit_code_shape(code):
+                org = self.org(code)
+                check_organization_may_post(code, org.level, org.founded_on, effective_on, postings)
+        voucher_id = uuid4()
+        # Each book numbers the voucher in its month (记字号) as it records it: the number is
+        # part of the event, so numbers are gapless whatever races or crashes.
+        numbers = {
+            code: self.book(code).record(str(voucher_id), effective_on, postings) for code in codes
+        }
         voucher = Voucher(
-            id=uuid4(),
+            id=voucher_id,
             kind=kind,
             effective_on=effective_on,
             postings=postings,
-            details=details,
+            details={**details, "numbers": numbers},
             reverses=reverses,
         )
-        for code in voucher.organization_codes:
-            self.book(code).record(str(voucher.id), effective_on, postings)
         self.add(voucher)
         return voucher

@@ -66,7 +66,15 @@ IdNumberText = text(
 Mobile = text(11, pattern=r"^1[3-9][0-9]{9}$", description="手机号", examples=["13812345678"])
 Name = text(100, min_length=1, description="A name (姓名 or 组织名称)")
 ReasonCode = Annotated[
-    int, Field(ge=1, le=6, strict=True, description="会籍变化原因代码 (1-6)", examples=[1])
+    int,
+    Field(
+        ge=1,
+        le=7,
+        strict=True,
+        description="会籍变化原因代码 (1-7; it must fit the change: transfer 1, retention "
+        "1-4 or 7, withdrawal 5, removal 6)",
+        examples=[1],
+    ),
 ]
 
 

@@ -149,7 +149,8 @@ class RecordRemittance(RequestModel):
     )
 
     from_organization_code: CreditCodeText
-    to_organization_code: CreditCodeText
+    # A level's name pays what the deployment's root owes a level above it (`national`).
+    to_organization_code: CreditCodeText | Literal["national", "province", "city"]
     kind: Literal["upward", "pass_down"]
     amount: Amount
     period: MonthText
@@ -243,6 +244,43 @@ class PeriodClosed(Written):
     organization_code: str
     period: str
     closed: bool
+    year_end_voucher_id: str | None = Field(
+        default=None, description="closing December: the year-end voucher (年终结账), if any"
+    )
+    year_end_reversal_id: str | None = Field(
+        default=None, description="reopening December: the reversal of the year-end voucher"
+    )
+
+
+class ReopenPeriod(RequestModel):
+    """反结账 (admins only): the last closed month, with a reason."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"period": "2024-03", "reason": "漏记一笔支出"}]}
+    )
+
+    period: MonthText
+    reason: text(500, min_length=1)  # type: ignore[valid-type]
+
+
+class PeriodClose(BaseModel):
+    period: str
+    closed_at: str
+    actor: str
+
+
+class PeriodReopening(BaseModel):
+    period: str
+    reopened_at: str
+    actor: str
+    reason: str
+
+
+class Periods(BaseModel):
+    organization_code: str
+    last_closed: str | None
+    closed: list[PeriodClose]
+    reopenings: list[PeriodReopening]
 
 
 class Posting(BaseModel):
@@ -258,7 +296,19 @@ class Voucher(Written):
     voucher_id: str
     kind: str
     effective_on: str
+    numbers: dict[str, str] = Field(
+        default_factory=dict,
+        description="each organisation's voucher number (记-YYYY-MM-NNNN), by credit code",
+    )
     postings: list[Posting]
     details: dict[str, Any]
     reverses: str | None
     reversed_by: str | None
+
+
+class VoucherRecord(Voucher):
+    """A voucher as recorded: its numbers, reversal links, position, time and actor."""
+
+    description: str | None
+    recorded_at: str
+    actor: str

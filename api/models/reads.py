@@ -74,6 +74,7 @@ class Statement(Open):
 
 class JournalLine(Open):
     voucher_id: str
+    number: str | None = None
     effective_on: str
     account_code: str
     debit: str

@@ -16,15 +16,19 @@ from api.models.funds import (
     ClosePeriod,
     PaySubsidy,
     PeriodClosed,
+    Periods,
     RecordDues,
     RecordExpense,
     RecordLevy,
     RecordRemittance,
+    ReopenPeriod,
     ReverseVoucher,
     Voucher,
+    VoucherRecord,
 )
-from api.presenting import command
-from api.security import Idempotency, Writer
+from api.presenting import command, present
+from api.security import Admin, Idempotency, Reader, Writer
+from domain.errors import NotFound
 from projections.audit.trail import AuditTrail
 from service import commands
 
@@ -111,6 +115,17 @@ async def reverse_voucher(
     )
 
 
+@router.get("/v1/funds/vouchers/{voucher_id}", response_model=VoucherRecord)
+def get_voucher(caller: Reader, voucher_id: str) -> dict:
+    """记账凭证: the whole voucher. A token sees it if its scope covers a book it touches."""
+    record = caller.services.ledger.voucher_record(voucher_id)
+    codes = sorted({p["organization_code"] for p in record["postings"]})
+    allowed = [code for code in codes if caller.covers(code)]
+    if not allowed:
+        raise NotFound(f"voucher {voucher_id[:40]} not found")
+    return present(caller, record, "GET /v1/funds/vouchers/{voucher_id}")
+
+
 @router.post("/v1/organizations/{code}/period-closes", status_code=201, response_model=PeriodClosed)
 async def close_period(
     caller: Writer, idempotency: Idempotency, code: str, body: ClosePeriod
@@ -128,6 +143,32 @@ async def close_period(
     if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
         await run_in_threadpool(seal_after_close, caller.services.audit, code, body.period)
     return response
+
+
+@router.post(
+    "/v1/organizations/{code}/period-reopenings", status_code=201, response_model=PeriodClosed
+)
+async def reopen_period(
+    caller: Admin, idempotency: Idempotency, code: str, body: ReopenPeriod
+) -> JSONResponse:
+    """反结账: the last closed month only (409 for any other), with a reason."""
+    await caller.in_scope(code)
+    return await command(
+        caller,
+        commands.ReopenPeriod(organization_code=code, period=body.period, reason=body.reason),
+        idempotency,
+        "POST /v1/organizations/{code}/period-reopenings",
+        201,
+    )
+
+
+@router.get("/v1/organizations/{code}/periods", response_model=Periods)
+def periods(caller: Reader, code: str) -> dict:
+    """The closed months with when and by whom, and every reopening with its reason."""
+    caller.require_org(code)
+    return present(
+        caller, caller.services.ledger.periods(code), "GET /v1/organizations/{code}/periods"
+    )
 
 
 def seal_after_close(audit: AuditTrail, code: str, period: str) -> None:

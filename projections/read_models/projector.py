@@ -46,6 +46,7 @@ KIND_LABELS = {
     "subsidy": "补助",
     "expense": "支出",
     "reversal": "红字冲销",
+    "year_end": "年终结账",
 }
 PROGRAMME_LABELS = {
     "hardship": "困难职工帮扶",
@@ -325,6 +326,8 @@ class Batch:
         change_code: int,
         reason_code: int | None,
         effective_on: int,
+        *,
+        reinstated: bool = False,
     ) -> None:
         self.insert(
             "roll_changes",
@@ -337,6 +340,7 @@ class Batch:
                 "reason_code": reason_code,
                 "effective_on": effective_on,
                 "recorded_at_us": self.at_us,
+                "reinstated": int(reinstated),
             },
         )
 
@@ -527,6 +531,8 @@ def _reinstated(b: Batch, e: Any) -> None:
     member_id, day = str(e.originator_id), day_int(e.effective_on)
     span = b.close_span(member_id, day)
     _continue(b, member_id, span, "active", day)
+    # 恢复会籍: back on the working roll, in the changes report as a change of its own.
+    b.change(0, member_id, span["organization_code"], JOIN_CODE, None, day, reinstated=True)
 
 
 def _exited(b: Batch, e: Any) -> None:
@@ -571,7 +577,13 @@ def _voucher_posted(b: Batch, e: Any) -> None:
         },
     )
     bank_fen: dict[str, int] = defaultdict(int)
-    for line_no, p in enumerate(e.postings):
+    numbers = details.get("numbers") or {}
+    postings = e.postings
+    if e.kind == "reversal" and all(p.debit_fen >= 0 and p.credit_fen >= 0 for p in postings):
+        # A reversal stored before red ink (debit and credit swapped, positive amounts) is
+        # shown as the red-ink lines with the same effect (domain/vouchers.py as_red_ink).
+        postings = [p._replace(debit_fen=-p.credit_fen, credit_fen=-p.debit_fen) for p in postings]
+    for line_no, p in enumerate(postings):
         b.insert(
             "ledger_lines",
             {
@@ -587,6 +599,7 @@ def _voucher_posted(b: Batch, e: Any) -> None:
                 "effective_on": day,
                 "recorded_at_us": b.at_us,
                 "kind": e.kind,
+                "number": numbers.get(p.organization_code),
             },
         )
         if b.sums is not None:

@@ -60,7 +60,7 @@ _ROLL_COLUMNS = (
 )
 _CHANGE_COLUMNS = (
     "c.member_id, c.change_code, c.reason_code, c.organization_code,"
-    " c.effective_on, c.recorded_at_us, c.position"
+    " c.effective_on, c.recorded_at_us, c.position, c.reinstated"
 )
 _CHANGE_ORDER = "c.effective_on, c.position, c.line_no"
 # Rows an export reads at a time (and decrypts the details of in one query).
@@ -124,6 +124,9 @@ class RollAnchors:
             while len(self._rolls) > ANCHOR_MAX_ROLLS or self._keys > ANCHOR_MAX_KEYS:
                 _, (_, _, dropped) = self._rolls.popitem(last=False)
                 self._keys -= len(dropped)
+
+
+REINSTATED_NAME = "恢复会籍"  # reinstated after retention: change code 1, no reason
 
 
 class RollQueries:
@@ -393,7 +396,8 @@ class RollQueries:
         rate = None
         if employees:
             rate = str(
-                (Decimal(members) / Decimal(employees)).quantize(
+                # 入会率: working members only; retained members (保留会籍) do not count.
+                (Decimal(members - retained) / Decimal(employees)).quantize(
                     Decimal("0.0001"), rounding=ROUND_HALF_UP
                 )
             )
@@ -433,14 +437,15 @@ class RollQueries:
                 "name": details[m]["name"],
                 "id_number": details[m]["id_number"],
                 "change_code": change,
-                "change_name": CHANGE_CODES[change],
+                "change_name": REINSTATED_NAME if back else CHANGE_CODES[change],
+                "reinstated": bool(back),
                 "reason_code": reason,
                 "organization_code": org,
                 "effective_on": iso_day(day),
                 "recorded_at": from_micros(at),
                 "position": position,
             }
-            for m, change, reason, org, day, at, position in rows
+            for m, change, reason, org, day, at, position, back in rows
         ]
 
     def changes(
@@ -533,7 +538,7 @@ class RollQueries:
             cur.execute(
                 self.store.sql(
                     "SELECT change_code, reason_code, organization_code, effective_on,"
-                    f" recorded_at_us, position FROM {self._t('roll_changes')}"
+                    f" recorded_at_us, position, reinstated FROM {self._t('roll_changes')}"
                     " WHERE member_id = ? ORDER BY position, line_no"
                 ),
                 (member_id,),
@@ -542,14 +547,15 @@ class RollQueries:
         return [
             {
                 "change_code": change,
-                "change_name": CHANGE_CODES[change],
+                "change_name": REINSTATED_NAME if back else CHANGE_CODES[change],
+                "reinstated": bool(back),
                 "reason_code": reason,
                 "organization_code": org,
                 "effective_on": iso_day(day),
                 "recorded_at": from_micros(at),
                 "position": position,
             }
-            for change, reason, org, day, at, position in rows
+            for change, reason, org, day, at, position, back in rows
         ]
 
     def member_ids_for(self, id_number_hash: str) -> list[str]:

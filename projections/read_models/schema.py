@@ -19,7 +19,7 @@ from storage.database import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -179,6 +179,8 @@ TABLES: tuple[Table, ...] = (
             ("reason_code", "int"),
             ("effective_on", "int"),
             ("recorded_at_us", "int"),
+            # 1 for a reinstatement after retention (恢复会籍): change code 1, no reason.
+            ("reinstated", "int"),
         ),
         key=("position", "line_no"),
         org_column="organization_code",
@@ -220,6 +222,8 @@ TABLES: tuple[Table, ...] = (
             ("effective_on", "int"),
             ("recorded_at_us", "int"),
             ("kind", "text"),
+            # 记字号 of the voucher in this line's organisation's books (null before numbers).
+            ("number", "text"),
         ),
         key=("position", "line_no"),
         org_column="organization_code",

@@ -108,10 +108,17 @@ class StatementQueries:
         lines = self.lines_table
         dated = "l.recorded_at_us <= :k AND l.effective_on >= :from AND l.effective_on <= :to"
 
+        vouchers = self.tables.table("vouchers")
+
         def vouchers_with(account: str) -> str:
+            # A subsidy, or the reversal of one: a year-end close touches 508 and 403 of one
+            # union too, and is no movement between two.
             return (
-                f"SELECT l.voucher_id FROM {lines} l WHERE {inside} AND {dated}"
-                f" AND l.account_code {account}"
+                f"SELECT l.voucher_id FROM {lines} l"
+                f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
+                f" LEFT JOIN {vouchers} o ON o.voucher_id = v.reverses"
+                f" WHERE {inside} AND {dated} AND l.account_code {account}"
+                " AND (v.kind = 'subsidy' OR o.kind = 'subsidy')"
             )
 
         sql = (
@@ -255,6 +262,42 @@ class StatementQueries:
             "balanced": all(c.assets == c.right for c in columns),
         }
 
+    def _year_end_flows(
+        self,
+        code: str,
+        scope: str,
+        k_us: int,
+        date_from: datetime.date,
+        date_to: datetime.date,
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """(account, earmarked) -> (debit, credit) of the year-end vouchers (年终结账) in the
+        range and of their reversals: both are dated 31 December, so only those days are read."""
+        days = [
+            day_int(datetime.date(year, 12, 31))
+            for year in range(date_from.year, date_to.year + 1)
+            if date_from <= datetime.date(year, 12, 31) <= date_to
+        ]
+        if not days:
+            return {}
+        params: dict[str, Any] = {"tree_day": day_int(date_to), "k": k_us}
+        params.update({f"d{i}": day for i, day in enumerate(days)})
+        with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code, params)
+        vouchers = self.tables.table("vouchers")
+        sql = (
+            f"{with_clause} SELECT l.account_code, l.earmarked, SUM(l.debit_fen),"
+            f" SUM(l.credit_fen) FROM {self.lines_table} l"
+            f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
+            f" LEFT JOIN {vouchers} o ON o.voucher_id = v.reverses"
+            f" WHERE {org_where} AND l.recorded_at_us <= :k"
+            f" AND l.effective_on IN ({', '.join(f':d{i}' for i in range(len(days)))})"
+            " AND (v.kind = 'year_end' OR o.kind = 'year_end')"
+            " GROUP BY l.account_code, l.earmarked"
+        )
+        with self.store.reader() as cur:
+            cur.execute(self.store.sql(sql), params)
+            rows = cur.fetchall()
+        return {(acct, int(flag)): (int(debit), int(credit)) for acct, flag, debit, credit in rows}
+
     def income_expenditure(
         self,
         code: str,
@@ -276,9 +319,15 @@ class StatementQueries:
             scope,
             day_int(date_to),
             k_us,
-            [(date_from, date_to), (month_start, date_to), (year_start, date_to)],
+            ranges := [(date_from, date_to), (month_start, date_to), (year_start, date_to)],
             consolidated,
         )
+        # 02表 shows what the year earned and spent: the year-end close is left out.
+        for flow, (first, last) in zip(flows, ranges, strict=True):
+            closing = self._year_end_flows(code, scope, k_us, first, last)
+            for key, (debit, credit) in closing.items():
+                had_debit, had_credit = flow.get(key, (0, 0))
+                flow[key] = (had_debit - debit, had_credit - credit)
         period, month, year = (_FlowFigures(f) for f in flows)
         lines = []
         for a in ACCOUNTS.values():
@@ -399,7 +448,7 @@ class StatementQueries:
             f"{with_clause} SELECT l.voucher_id, l.effective_on, l.account_code,"
             " l.debit_fen, l.credit_fen, l.earmarked, l.counterparty, l.organization_code,"
             " l.position, l.line_no, l.recorded_at_us, l.kind, v.description, v.reverses,"
-            " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END"
+            " CASE WHEN v.reversed_at_us <= :k THEN v.reversed_by END, l.number"
             f" FROM ({inner}) l"
             f" JOIN {self.tables.table('vouchers')} v ON v.voucher_id = l.voucher_id"
             f" ORDER BY {_JOURNAL_ORDER}"
@@ -476,9 +525,11 @@ def _journal_item(row: Any) -> dict[str, Any]:
         description,
         reverses,
         reversed_by,
+        number,
     ) = row
     return {
         "voucher_id": voucher_id,
+        "number": number,
         "effective_on": iso_day(day),
         "account_code": acct,
         "account_name": ACCOUNTS[acct].name,

@@ -16,6 +16,7 @@ from service.commands.funds import (
     RecordExpense,
     RecordLevy,
     RecordRemittance,
+    ReopenPeriod,
     ReverseVoucher,
 )
 from service.commands.members import (
@@ -60,6 +61,7 @@ __all__ = [
     "RecordRemittance",
     "RecordSearch",
     "ReinstateMember",
+    "ReopenPeriod",
     "RetainMember",
     "ReverseVoucher",
     "RevokeToken",

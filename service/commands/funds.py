@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from domain.accounts import PAYABLE_DOWN, PAYABLE_UP, PROGRAMME_ACCOUNTS, expense_account
+from domain.accounts import (
+    BANK,
+    PAYABLE_DOWN,
+    PAYABLE_UP,
+    PROGRAMME_ACCOUNTS,
+    expense_account,
+)
 from domain.errors import InvalidStatus, InvalidValue, NotFound, RemittanceExceedsOwed
 from domain.funds import (
     dues_for_wage,
@@ -18,6 +24,7 @@ from domain.funds import (
     person_subsidy_postings,
     remittance_postings,
     union_subsidy_postings,
+    year_end_postings,
 )
 from domain.identity import CreditCode, parse_region_code
 from domain.levy import (
@@ -34,10 +41,11 @@ from domain.money import Money
 from domain.organizations import Organization
 from domain.period import Month, parse_date
 from domain.reserves import FoundingReserve
-from domain.vouchers import Voucher
+from domain.vouchers import Voucher, credit, debit
 from service.commands.base import Command
 from service.results import policy_view, voucher_view
 from service.unit_of_work import UnitOfWork
+from storage.clock import today_in_china
 
 PROGRAMMES = tuple(PROGRAMME_ACCOUNTS)
 MAX_DUES_LINES = 100_000
@@ -107,13 +115,17 @@ class RecordDues(Command):
         day = parse_date(self.received_on, field="received_on")
         details: dict[str, Any] = {"period": str(month)}
         if self.members is not None:
-            details["members"] = dues_lines(uow, org, self.members, money)
+            details["members"] = dues_lines(uow, org, self.members, money, month)
         voucher = uow.post("dues", day, dues_postings(org.code, money), details)
         return voucher_view(voucher)
 
 
 def dues_lines(
-    uow: UnitOfWork, org: Organization, members: list[dict[str, Any]], amount: Money
+    uow: UnitOfWork,
+    org: Organization,
+    members: list[dict[str, Any]],
+    amount: Money,
+    month: Month,
 ) -> list[dict[str, str]]:
     """The members a dues receipt lists, each with 0.5% of the wage, adding up to amount."""
     if not isinstance(members, list) or len(members) > MAX_DUES_LINES:
@@ -131,8 +143,9 @@ def dues_lines(
         seen.add(str(member.id))
         if member.organization_code != org.code or not member.is_member:
             raise InvalidValue(f"{where}.member_id", f"not on the roll of {org.code}")
-        if member.status == "retained":
-            raise InvalidValue(f"{where}.member_id", "retained members pay no dues")
+        if member.retained_on(month.last_day):
+            # Judged by the status in the month the dues are for, not today's.
+            raise InvalidValue(f"{where}.member_id", f"retained in {month}: no dues")
         wage = Money.parse_positive(line.get("wage"), field=f"{where}.wage")
         dues = Money.parse_positive(line.get("amount"), field=f"{where}.amount")
         if dues != dues_for_wage(wage):
@@ -233,6 +246,7 @@ def hold_founding_reserve(
     if reserve is None:
         reserve = FoundingReserve(employer_code=employer)
         uow.add(reserve)
+    reserve.check_no_union()  # its levy is shared out as a normal levy instead
     reserve.hold(
         voucher_id=str(voucher.id), holder_code=receiver.code, period=str(month), amount=money
     )
@@ -253,6 +267,8 @@ class RecordRemittance(Command):
 
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         payer = uow.org(self.from_organization_code, field="from_organization_code")
+        if self.to_organization_code in SHARE_LEVELS:
+            return self.above_the_root(uow, payer)
         receiver = uow.org(self.to_organization_code, field="to_organization_code")
         if self.kind not in ("upward", "pass_down"):
             raise InvalidValue("kind", "kind is upward or pass_down")
@@ -276,13 +292,42 @@ class RecordRemittance(Command):
         details = {"kind": self.kind, "period": str(month), "parts": {c: str(m) for c, m in parts}}
         return voucher_view(uow.post("remittance", day, postings, details))
 
+    def above_the_root(self, uow: UnitOfWork, payer: Organization) -> dict[str, Any]:
+        """The root pays what it owes a level outside the deployment (`national`, say) to
+        that level by name: Dr 211 towards it, Cr 102. Nothing is booked on the other side."""
+        level = self.to_organization_code
+        if self.kind != "upward":
+            raise InvalidValue("kind", "a level above the deployment is paid upward")
+        money = Money.parse_positive(self.amount)
+        month = Month.parse(self.period)
+        day = parse_date(self.paid_on, field="paid_on")
+        if payer.parent_on(day) is not None:
+            raise InvalidValue(
+                "to_organization_code",
+                f"only the deployment's root pays a level above it by name; {payer.code} "
+                "pays its parent",
+            )
+        if level_rank(level) <= payer.rank:
+            raise InvalidValue("to_organization_code", f"{level} is not above {payer.level}")
+        owed = uow.book(payer.code).owed(PAYABLE_UP, on=day).get(level, Money(0))
+        if money.fen > owed.fen:
+            raise RemittanceExceedsOwed(
+                f"{payer.code} owes {level} {owed} on {PAYABLE_UP}; {money} is more"
+            )
+        postings = [
+            debit(payer.code, PAYABLE_UP, money, counterparty=level),
+            credit(payer.code, BANK, money),
+        ]
+        details = {"kind": "upward", "period": str(month), "parts": {level: str(money)}}
+        return voucher_view(uow.post("remittance", day, postings, details))
+
 
 def owed_towards(
     uow: UnitOfWork, payer: Organization, receiver: Organization, upward: bool, day: Any
 ) -> list[tuple[int, str, Money]]:
     """What payer owes to receiver and the levels beyond it, by counterparty, with ranks."""
     book = uow.book(payer.code)
-    owed = book.owed(PAYABLE_UP if upward else PAYABLE_DOWN)
+    owed = book.owed(PAYABLE_UP if upward else PAYABLE_DOWN, on=day)
     result = []
     if upward:
         beyond = {receiver.code: receiver.rank}
@@ -393,6 +438,8 @@ class ReverseVoucher(Command):
         text = parse_text(self.reason, "reason", MAX_TEXT_LENGTH)
         if day < original.effective_on:
             raise InvalidValue("effective_on", "a reversal cannot predate the voucher")
+        if original.kind == "year_end":
+            raise InvalidStatus("a year-end close is taken back by reopening December")
         if original.kind == "founding_reserve_release":
             raise InvalidStatus("a shared-out founding reserve cannot be reversed")
         if original.kind == "founding_reserve":
@@ -400,20 +447,26 @@ class ReverseVoucher(Command):
             if reserve is None or str(original.id) not in reserve.held:
                 raise InvalidStatus("this founding reserve was already shared out")
             reserve.withdraw(str(original.id))
-        reversal = uow.post(
-            "reversal",
-            day,
-            [p.swapped() for p in original.postings],
-            {"reason": text, "reverses_kind": original.kind},
-            reverses=str(original.id),
-        )
-        original.mark_reversed(str(reversal.id))
-        return voucher_view(reversal)
+        return voucher_view(post_reversal(uow, original, day, text))
+
+
+def post_reversal(uow: UnitOfWork, original: Voucher, day: Any, reason: str) -> Voucher:
+    """红字冲销 of original, dated day, and the link from the original to it."""
+    reversal = uow.post(
+        "reversal",
+        day,
+        [p.red_ink() for p in original.postings],
+        {"reason": reason, "reverses_kind": original.kind},
+        reverses=str(original.id),
+    )
+    original.mark_reversed(str(reversal.id))
+    return reversal
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ClosePeriod(Command):
-    """月结: the month takes no new postings dated inside it."""
+    """月结: months close in order, each once it has ended (in China); nothing may then be
+    posted in or before it."""
 
     NAME = "close_period"
     organization_code: str
@@ -422,5 +475,43 @@ class ClosePeriod(Command):
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         org = uow.org(self.organization_code)
         month = Month.parse(self.period)
-        uow.book(org.code).close_month(month)
-        return {"organization_code": org.code, "period": str(month), "closed": True}
+        book = uow.book(org.code)
+        today = today_in_china()
+        book.check_can_close(month, today)
+        answer: dict[str, Any] = {"organization_code": org.code, "period": str(month)}
+        year_end = None
+        if month.month == 12:
+            # 年终结账: the year's income and expenditure into 321/322, dated 31 December.
+            postings = year_end_postings(org.code, book.results_through(month.year))
+            if postings:
+                year_end = uow.post("year_end", month.last_day, postings, {"year": month.year})
+        book.close_month(month, today, year_end_voucher=str(year_end.id) if year_end else None)
+        answer["closed"] = True
+        if month.month == 12:
+            answer["year_end_voucher_id"] = str(year_end.id) if year_end else None
+        return answer
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ReopenPeriod(Command):
+    """反结账: an admin reopens the last closed month, with a reason."""
+
+    NAME = "reopen_period"
+    organization_code: str
+    period: str
+    reason: str
+
+    def decide(self, uow: UnitOfWork) -> dict[str, Any]:
+        org = uow.org(self.organization_code)
+        month = Month.parse(self.period)
+        text = parse_text(self.reason, "reason", MAX_TEXT_LENGTH)
+        book = uow.book(org.code)
+        year_end = book.year_end_voucher(month)
+        book.reopen_month(month, text)
+        answer: dict[str, Any] = {"organization_code": org.code, "period": str(month)}
+        if year_end is not None:
+            # Reopening December takes the year-end close back first (红字冲销 on 31 Dec).
+            reversal = post_reversal(uow, voucher_in(uow, year_end), month.last_day, text)
+            answer["year_end_reversal_id"] = str(reversal.id)
+        answer["closed"] = False
+        return answer

@@ -63,6 +63,12 @@ class FoundOrganization(Command):
         )
         uow.add(org)
         if employer is not None:
+            reserve = uow.get(FoundingReserve.id_for(employer.value))
+            if reserve is None:
+                reserve = FoundingReserve(employer_code=employer.value)
+                uow.add(reserve)
+            if org.is_base and org.level == "base":
+                reserve.union_founded(org.code)  # one active base union per employer
             release_founding_reserve(uow, org, employer.value)
         return organization_view(org)
 
@@ -85,15 +91,22 @@ def release_founding_reserve(uow: UnitOfWork, org: Organization, employer: str) 
         postings = levy_postings(
             holder, ranks[holder], shares, from_account="215", from_counterparty=employer
         )
+        # Dated on the founding day, or, if the holder has closed that month, on the first
+        # day it has open; the voucher names the founding date either way.
+        day = org.founded_on
+        closed = uow.book(holder).last_closed
+        if closed is not None and Month.of(day) <= closed:
+            day = closed.next().first_day
         voucher = uow.post(
             "founding_reserve_release",
-            org.founded_on,
+            day,
             postings,
             {
                 "employer_code": employer,
                 "base_organization_code": org.code,
                 "period": entry["period"],
                 "held_voucher_id": held_id,
+                "founded_on": org.founded_on.isoformat(),
             },
         )
         reserve.release(
@@ -147,4 +160,8 @@ class DissolveOrganization(Command):
         org.dissolve(parse_date(self.dissolved_on, field="dissolved_on"))
         if org.parent_code is not None:
             uow.org(org.parent_code).detach_child(org.code)
+        if org.employer_code is not None:
+            reserve = uow.get(FoundingReserve.id_for(org.employer_code))
+            if reserve is not None:
+                reserve.union_dissolved(org.code)  # the employer may found a union again
         return organization_view(org)

@@ -139,8 +139,12 @@ def roster(api: Api) -> dict[str, Any]:
 
 
 def month(api: Api) -> str:
-    n = next(_serial) - 5000
-    return f"{2001 + n // 12}-{n % 12 + 1:02d}"
+    """The month after base A's last closed one (months close in order), from 2001-01."""
+    last = api.get(f"/v1/organizations/{api.tree.base_a}/periods").json()["last_closed"]
+    if last is None:
+        return "2001-01"
+    year, number = map(int, last.split("-"))
+    return f"{year + number // 12}-{number % 12 + 1:02d}"
 
 
 def policy_day() -> str:
@@ -442,6 +446,7 @@ CASES = [
         True,
         lambda api: ("POST", A + "/period-closes", j({"period": month(api)})),
     ),
+    Case("periods", READ, True, lambda api: ("GET", A + "/periods", {})),
     Case("balance sheet", READ, True, lambda api: ("GET", A + "/statements/balance-sheet", {})),
     Case(
         "income-expenditure",

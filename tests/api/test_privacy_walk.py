@@ -420,10 +420,16 @@ def build(api: Api) -> Walk:
 
 def path_values(api: Api) -> dict[str, list[str]]:
     t = api.tree
+    journal = api.get(
+        f"/v1/organizations/{t.base_a}/journal",
+        params={"from": "2000-01-01", "to": TODAY, "page_size": 1000},
+    )
+    assert journal.status_code == 200, journal.text
     return {
         "code": [t.root, t.east, t.base_a, t.base_b, t.base_w],
         "member_id": [p.member_id for p in PEOPLE if p.stored],
         "run_id": [RUN_IDS[-1]],
+        "voucher_id": sorted({line["voucher_id"] for line in journal.json()["items"]}),
     }
 
 

@@ -25,6 +25,7 @@ from domain.members import (
     TRANSFER_PENDING,
     WITHDRAWAL,
     Member,
+    parse_reason,
 )
 from tests.domain.builders import join, person, replay, small_tree
 
@@ -509,3 +510,20 @@ def test_a_rejoin_before_the_new_unions_founding_is_refused_without_a_trace() ->
         assert caught.value.field == "joined_on"
     assert member.collect_events() == [] and young.collect_events() == []
     assert member.status == LEFT and len(admissions) == 0
+
+
+@pytest.mark.parametrize(
+    ("change_code", "fits"),
+    [(3, {1, 2, 3, 4, 7}), (4, {1}), (5, {6}), (6, {5})],
+)
+def test_a_reason_must_fit_its_change(change_code: int, fits: set[int]) -> None:
+    """会籍变化原因 fits its change: transfer 1; retention 1-4 or 7 (退休); withdrawal 5;
+    removal 6. A retention for reason 6 (expelled) was accepted before."""
+    for reason in range(1, 8):
+        if reason in fits:
+            assert parse_reason(reason, change_code=change_code) == reason
+        else:
+            with pytest.raises(InvalidValue, match="does not fit"):
+                parse_reason(reason, change_code=change_code)
+    with pytest.raises(InvalidValue, match="1-7"):
+        parse_reason(8, change_code=change_code)

@@ -47,12 +47,15 @@ GOLDEN_AGGREGATE_TOPICS = {
 
 GOLDEN_EVENT_TOPICS = {
     "ledger:Book.MonthClosed",
+    "ledger:Book.MonthReopened",
     "ledger:Book.Opened",
     "ledger:Book.Recorded",
     "ledger:Deployment.RootFounded",
     "ledger:FoundingReserve.Held",
     "ledger:FoundingReserve.Opened",
     "ledger:FoundingReserve.Released",
+    "ledger:FoundingReserve.UnionDissolved",
+    "ledger:FoundingReserve.UnionFounded",
     "ledger:FoundingReserve.Withdrawn",
     "ledger:IdempotencyRecord.Recorded",
     "ledger:LevyPolicies.Adopted",
@@ -179,7 +182,9 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     voucher.mark_reversed(str(uuid.uuid4()))
     book = Book(organization_code="A")
     book.record(str(voucher.id), day, postings)
-    book.close_month(Month(2024, 3))
+    book.close_month(Month(2024, 3), datetime.date(2026, 1, 1))
+    book.reopen_month(Month(2024, 3), "reason")
+    book.close_month(Month(2024, 3), datetime.date(2026, 1, 1))
 
     policies = LevyPolicies()
     shares = parse_shares(
@@ -199,6 +204,8 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     reserve.hold(voucher_id="v2", holder_code="K", period="2024-03", amount=Money(100))
     reserve.release(held_voucher_id="v1", release_voucher_id="v3", base_code="B")
     reserve.withdraw("v2")
+    reserve.union_founded("B")
+    reserve.union_dissolved("B")
 
     moment = datetime.datetime(2024, 3, 1, 9, 0, tzinfo=datetime.UTC)
     token = Token(

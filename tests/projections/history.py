@@ -188,8 +188,8 @@ class HistoryWriter:
                     ExitMember(
                         member_id=member,
                         effective_on=day,
-                        change_code=self.rng.choice([5, 6]),
-                        reason_code=5,
+                        change_code=(change := self.rng.choice([5, 6])),
+                        reason_code=6 if change == 5 else 5,  # the reason that fits
                     ),
                 ),
             )

@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+from uuid import UUID, uuid4
 
 import pytest
 
 from domain.errors import InvalidValue, NotFound
+from domain.vouchers import Voucher
 from projections.read_models import worker as worker_module
 from projections.read_models.models import ReadModels
 from projections.read_models.worker import ProjectionWorker
@@ -24,6 +26,7 @@ from service.commands import (
     RecordDues,
     RecordExpense,
     RecordLevy,
+    ReinstateMember,
     RetainMember,
     ReverseVoucher,
     StartTransfer,
@@ -92,7 +95,11 @@ def test_roll_over_time_and_as_known(setup):
     assert summary["members"] == 2 and summary["retained"] == 1
     assert summary["migrant_workers"] == 1
     assert summary["employees"] == 360
-    assert summary["membership_rate"] == "0.0056"
+    # 入会率 counts working members only: a over 360 employees, not the retained b.
+    assert summary["membership_rate"] == "0.0028"
+    only_retained = rm.roll_summary(tree.base_a, as_of=D(2024, 4, 15), scope="self")
+    assert (only_retained["members"], only_retained["retained"]) == (1, 1)
+    assert only_retained["membership_rate"] == "0.0000"
 
     changes = rm.roll_changes(
         tree.county, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31), scope="subtree"
@@ -211,12 +218,15 @@ def test_statements_parent_accounts_reversal_and_journal(setup):
 
     trial = rm.trial_balance(tree.base_a, date_from=D(2024, 2, 1), date_to=D(2024, 12, 31))
     bank = next(line for line in trial["lines"] if line["account_code"] == "102")
+    # 红字冲销: the reversal's bank line is a credit of -30.00, not a debit of 30.00.
     assert (bank["opening"], bank["debit"], bank["credit"], bank["closing"]) == (
         "850.00",
-        "30.00",
         "0.00",
+        "-30.00",
         "880.00",
     )
+    spent = next(line for line in trial["lines"] if line["account_code"] == "501")
+    assert (spent["debit"], spent["credit"]) == ("-30.00", "0.00")
     assert trial["balanced"]
 
     journal = rm.journal(
@@ -478,3 +488,61 @@ def test_tables_are_maintained_once_enough_events_were_applied(setup, monkeypatc
         _join(ledger, tree.base_a, 500 + n, "2024-02-01")
     rm.catch_up()
     assert rm.maintain() is True
+
+
+def test_a_reversal_stored_with_swapped_sides_reads_as_red_ink(setup):
+    """Reversals were once stored with debit and credit swapped (positive amounts); the
+    voucher and every read model show them as red ink, with the same balances."""
+    ledger, tree, rm = setup
+    dues = ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-03",
+            amount="80.00",
+            received_on="2024-03-05",
+        )
+    ).body
+    original = ledger.repository.get(UUID(dues["voucher_id"]))
+    old_form = [p.swapped() for p in original.postings]
+    reversal = Voucher(
+        id=uuid4(),
+        kind="reversal",
+        effective_on=datetime.date(2024, 3, 20),
+        postings=[p.red_ink() for p in original.postings],
+        details={"reason": "旧冲销", "reverses_kind": "dues"},
+        reverses=dues["voucher_id"],
+    )
+    (posted,) = reversal.collect_events()
+    object.__setattr__(posted, "postings", old_form)  # as the code before red ink stored it
+    ledger.recorder.insert_events([ledger.mapper.to_stored_event(posted)])
+    stored = ledger.repository.get(reversal.id)
+    assert [(p.account_code, p.debit.fen, p.credit.fen) for p in stored.postings] == [
+        ("102", -8000, 0),
+        ("401", 0, -8000),
+    ]
+    rm.catch_up()
+    trial = rm.trial_balance(tree.base_a, date_from=D(2024, 3, 1), date_to=D(2024, 3, 31))
+    income = next(line for line in trial["lines"] if line["account_code"] == "401")
+    assert (income["debit"], income["credit"], income["closing"]) == ("0.00", "0.00", "0.00")
+    assert_equal_to_rebuild(rm)
+
+
+def test_a_reinstatement_appears_in_the_changes_report(setup):
+    ledger, tree, rm = setup
+    member = _join(ledger, tree.base_b, 31, "2024-01-10")
+    ledger.execute(RetainMember(member_id=member, effective_on="2024-03-01", reason_code=7))
+    ledger.execute(ReinstateMember(member_id=member, effective_on="2024-06-01"))
+    rm.catch_up()
+    changes = rm.roll_changes(tree.base_b, date_from=D(2024, 1, 1), date_to=D(2024, 12, 31))
+    mine = [
+        (c["change_code"], c["reason_code"], c["change_name"], c["reinstated"], c["effective_on"])
+        for c in changes["items"]
+        if c["member_id"] == member
+    ]
+    assert mine == [
+        (1, None, "入会", False, "2024-01-10"),
+        (3, 7, "保留会籍", False, "2024-03-01"),
+        (1, None, "恢复会籍", True, "2024-06-01"),
+    ]
+    assert [h["reinstated"] for h in rm.member_history(member)] == [False, False, True]
+    assert_equal_to_rebuild(rm)

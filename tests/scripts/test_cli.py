@@ -97,14 +97,18 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
         assert summary.vouchers["reversal"] == summary.reversed_vouchers == 1
         assert summary.vouchers["founding_reserve_release"] > 0
         assert summary.vouchers["dues"] > 0 and summary.vouchers["levy"] > 0
-        # Every organisation's books balance, and months up to November are closed.
+        # Every organisation's books balance, and the year is closed (年终结账): December
+        # closed, and no income or expenditure balance left at the end of the year.
+        assert summary.vouchers["year_end"] > 0
         for code in [o.code for o in plan.organizations] + list(plan.in_year_organizations):
             book = ledger.get_book(code)
             if book is not None:
                 assert sum(book.balances.values()) == 0, code
                 assert book.bank_balance().fen >= 0, code
+                assert book.results_through(DEMO_YEAR) == {}, code
+                assert book.last_closed is not None and str(book.last_closed) == f"{DEMO_YEAR}-12"
         root_book = ledger.get_book(root_code)
-        assert root_book.closed_months == [f"{DEMO_YEAR}-{m:02d}" for m in range(1, 12)]
+        assert root_book.closed_months == [f"{DEMO_YEAR}-{m:02d}" for m in range(1, 13)]
         # The events name the command line as their actor.
         member = ledger.repository.get(ledger.member_id_for(plan.people[0].id_number))
         assert isinstance(member, Member)
@@ -130,6 +134,10 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
     summary = run_ledger(["summary"], env, tmp_path)
     assert summary.returncode == 0, summary.stderr
     assert summary_lines(summary.stdout) == summary_lines(result.stdout)
+    # The read models rebuilt from the events match the live ones after the year-end close.
+    check = run_ledger(["rebuild", "--check"], env, tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "0 differing rows" in check.stdout
 
 
 def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
@@ -282,3 +290,44 @@ def test_tokens_are_created_listed_and_revoked(store, tmp_path: Path) -> None:
             ["token", "create", "--role", "clerk", "--expires-in", days], env, tmp_path
         )
         assert_one_line_failure(too_long, "1 to 3650 days")
+
+
+def test_months_close_and_reopen_from_the_command_line(store, tmp_path: Path) -> None:
+    settings, env = store
+    root = build_plan("county", 0.002, 5).organizations[0]
+    writer = Ledger(settings)
+    try:
+        writer.execute(
+            FoundOrganization(
+                code=root.code,
+                name=root.name,
+                level=root.level,
+                parent_code=None,
+                region_code=root.region_code,
+                founded_on="2024-01-01",
+            )
+        )
+    finally:
+        writer.close()
+    org = ["--organization", root.code]
+    first = run_ledger(["close", *org, "--period", "2024-01"], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "closed 2024-01" in first.stdout
+    skipped = run_ledger(["close", *org, "--period", "2024-03"], env, tmp_path)
+    assert_one_line_failure(skipped, "months close in order", "2024-02")
+    assert run_ledger(["close", *org, "--period", "2024-02"], env, tmp_path).returncode == 0
+    wrong = run_ledger(["reopen", *org, "--period", "2024-01", "--reason", "补记"], env, tmp_path)
+    assert_one_line_failure(wrong, "only the last closed month reopens")
+    reopened = run_ledger(
+        ["reopen", *org, "--period", "2024-02", "--reason", "补记一笔"], env, tmp_path
+    )
+    assert reopened.returncode == 0, reopened.stderr
+    reader = Ledger(settings)
+    try:
+        periods = reader.periods(root.code)
+    finally:
+        reader.close()
+    assert periods["last_closed"] == "2024-01"
+    assert [c["actor"] for c in periods["closed"]] == ["cli:close", "cli:close"]
+    assert periods["reopenings"][0]["reason"] == "补记一笔"
+    assert periods["reopenings"][0]["actor"] == "cli:reopen"

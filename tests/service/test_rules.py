@@ -10,9 +10,11 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import (
+    AccountNotAtThisLevel,
     AlreadyExists,
     AlreadyMember,
     AlreadyReversed,
+    BeforeFounding,
     InsufficientFunds,
     InvalidStatus,
     InvalidValue,
@@ -25,6 +27,7 @@ from domain.errors import (
     TransferPending,
     TreeViolation,
 )
+from domain.reserves import FoundingReserve
 from service.application import Ledger
 from service.commands import (
     AcceptTransfer,
@@ -613,7 +616,7 @@ def test_voucher_touching_a_closed_book_is_refused_for_all(ledger: Ledger, tree:
 # --- reversals ----------------------------------------------------------------------------------
 
 
-def test_reversal_swaps_postings_and_happens_once(ledger: Ledger, tree: Tree) -> None:
+def test_reversal_repeats_postings_in_red_ink_and_happens_once(ledger: Ledger, tree: Tree) -> None:
     original = fund(ledger, tree.base_a, "88.80")
     reversal = ledger.execute(
         ReverseVoucher(
@@ -622,7 +625,14 @@ def test_reversal_swaps_postings_and_happens_once(ledger: Ledger, tree: Tree) ->
     )
     assert reversal.body["kind"] == "reversal"
     assert reversal.body["reverses"] == original["voucher_id"]
-    assert lines(reversal.body) == sorted((o, a, c, d, cp) for o, a, d, c, cp in lines(original))
+
+    # 红字冲销: the same accounts on the same sides, the amounts negated.
+    def red(amount: str) -> str:
+        return amount if amount == "0.00" else f"-{amount}"
+
+    assert lines(reversal.body) == sorted(
+        (o, a, red(d), red(c), cp) for o, a, d, c, cp in lines(original)
+    )
     assert balances(ledger, tree.base_a) == {}
     assert ledger.get_voucher(original["voucher_id"])["reversed_by"] == reversal.body["voucher_id"]
     refused(
@@ -1334,7 +1344,7 @@ def test_dissolution_with_members_or_children_is_refused(ledger: Ledger, tree: T
         DissolveOrganization(code=tree.township, dissolved_on="2024-03-01"),
     )
     ledger.execute(
-        ExitMember(member_id=member_id, effective_on="2024-02-01", change_code=6, reason_code=1)
+        ExitMember(member_id=member_id, effective_on="2024-02-01", change_code=6, reason_code=5)
     )
     assert (
         ledger.execute(DissolveOrganization(code=tree.base_c, dissolved_on="2024-03-01")).body[
@@ -1411,3 +1421,187 @@ def test_second_root_and_duplicate_code_are_refused(ledger: Ledger, tree: Tree) 
             employee_count=1,
         ),
     )
+
+
+def test_nothing_is_posted_before_the_unions_founding(ledger: Ledger, tree: Tree) -> None:
+    code = org_code(60, base=True)
+    ledger.execute(
+        FoundOrganization(
+            code=code,
+            name="新建工会",
+            level="base",
+            parent_code=tree.county,
+            region_code=COUNTY_REGION,
+            founded_on="2024-06-01",
+            employer_code=employer(60),
+            employee_count=10,
+        )
+    )
+    early = RecordDues(
+        organization_code=code, period="2024-05", amount="10.00", received_on="2024-05-31"
+    )
+    error = refused(ledger, BeforeFounding, ledger.execute, early)
+    assert "2024-06-01" in error.message
+    ledger.execute(
+        RecordDues(
+            organization_code=code, period="2024-06", amount="10.00", received_on="2024-06-01"
+        )
+    )
+
+
+def test_county_level_accounts_are_refused_below_county_level(ledger: Ledger, tree: Tree) -> None:
+    """A township union paid a 508 subsidy to a base union: 508 is county level and above."""
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_c,
+            period="2024-03",
+            amount="500.00",
+            received_on="2024-03-01",
+        )
+    )
+    give = {
+        "recipient": {"organization_code": tree.base_c},
+        "programme": "general",
+        "amount": "100.00",
+        "earmarked": False,
+        "approval_ref": "乡工补〔2024〕1号",
+        "paid_on": "2024-03-10",
+    }
+    # The township gets money to pay from: a subsidy from the county (which may use 508).
+    ledger.execute(
+        RecordLevy(
+            receiving_organization_code=tree.county,
+            base_organization_code=tree.base_a,
+            employer_code=tree.employer_a,
+            period="2024-02",
+            payroll_total="100000.00",
+            amount="2000.00",
+            channel="tax",
+            received_on="2024-03-01",
+        )
+    )
+    ledger.execute(
+        PaySubsidy(
+            payer_organization_code=tree.county,
+            **give | {"recipient": {"organization_code": tree.township}},
+        )
+    )
+    error = refused(
+        ledger,
+        AccountNotAtThisLevel,
+        ledger.execute,
+        PaySubsidy(payer_organization_code=tree.township, **give),
+    )
+    assert "508" in error.message and "township" in error.message
+    for account in ("501",):
+        ledger.execute(
+            RecordExpense(
+                organization_code=tree.township,
+                account_code=account,
+                amount="10.00",
+                earmarked=False,
+                description="活动",
+                paid_on="2024-03-10",
+            )
+        )
+
+
+def test_an_employer_has_one_base_union_and_no_reserve_once_it_has_one(
+    ledger: Ledger, tree: Tree
+) -> None:
+    second = FoundOrganization(
+        code=org_code(61, base=True),
+        name="第二个工会",
+        level="base",
+        parent_code=tree.county,
+        region_code=COUNTY_REGION,
+        founded_on="2024-06-01",
+        employer_code=tree.employer_a,
+        employee_count=10,
+    )
+    error = refused(ledger, AlreadyExists, ledger.execute, second)
+    assert tree.base_a in error.message
+    reserve = RecordLevy(
+        receiving_organization_code=tree.county,
+        base_organization_code=None,
+        employer_code=tree.employer_a,
+        period="2024-03",
+        payroll_total="10000.00",
+        amount="200.00",
+        channel="tax",
+        received_on="2024-04-10",
+    )
+    refused(ledger, AlreadyExists, ledger.execute, reserve)
+
+
+def test_a_reserve_released_after_the_holder_closed_the_founding_month(
+    ledger: Ledger, tree: Tree
+) -> None:
+    emp = employer(62)
+    ledger.execute(
+        RecordLevy(
+            receiving_organization_code=tree.county,
+            base_organization_code=None,
+            employer_code=emp,
+            period="2024-03",
+            payroll_total="10000.00",
+            amount="200.00",
+            channel="tax",
+            received_on="2024-04-10",
+        )
+    )
+    for month in ("2024-04", "2024-05"):
+        ledger.execute(ClosePeriod(organization_code=tree.county, period=month))
+    founded = ledger.execute(
+        FoundOrganization(
+            code=org_code(62, base=True),
+            name="新建工会",
+            level="base",
+            parent_code=tree.county,
+            region_code=COUNTY_REGION,
+            founded_on="2024-05-20",
+            employer_code=emp,
+            employee_count=10,
+        )
+    )
+    assert founded.body["code"] == org_code(62, base=True)
+    rows = ledger.unit_of_work().get(FoundingReserve.id_for(emp))
+    assert rows.held == {} and rows.union_code == org_code(62, base=True)
+    release = [
+        v
+        for v in (ledger.get_voucher(str(e.originator_id)) for e in stored_vouchers(ledger))
+        if v["kind"] == "founding_reserve_release"
+    ]
+    assert [(v["effective_on"], v["details"]["founded_on"]) for v in release] == [
+        ("2024-06-01", "2024-05-20")
+    ]
+
+
+def stored_vouchers(ledger: Ledger) -> list:
+    """The first event of every voucher in the store."""
+    events = [
+        ledger.mapper.to_domain_event(n)
+        for n in ledger.recorder.select_notifications(1, 10**6)
+        if n.topic == "ledger:Voucher.Posted"
+    ]
+    return events
+
+
+def test_dues_are_judged_by_the_status_in_the_dues_month(ledger: Ledger, tree: Tree) -> None:
+    """Retained from April: March's dues are paid (it was refused by today's status)."""
+    member_id = join(ledger, 70, tree.base_a, on="2024-01-02")
+    ledger.execute(RetainMember(member_id=member_id, effective_on="2024-04-01", reason_code=7))
+    line = {"member_id": member_id, "wage": "6000.00", "amount": "30.00"}
+
+    def dues(period: str, on: str) -> RecordDues:
+        return RecordDues(
+            organization_code=tree.base_a,
+            period=period,
+            amount="30.00",
+            received_on=on,
+            members=[line],
+        )
+
+    assert ledger.execute(dues("2024-03", "2024-04-10")).body["kind"] == "dues"
+    error = refused(ledger, InvalidValue, ledger.execute, dues("2024-04", "2024-04-30"))
+    assert "retained in 2024-04" in error.message

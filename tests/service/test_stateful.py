@@ -44,9 +44,11 @@ from hypothesis.stateful import (
 
 from domain.accounts import PROGRAMME_ACCOUNTS
 from domain.errors import (
+    AccountNotAtThisLevel,
     AlreadyExists,
     AlreadyMember,
     AlreadyReversed,
+    BeforeFounding,
     DomainError,
     InsufficientFunds,
     InvalidStatus,
@@ -55,6 +57,7 @@ from domain.errors import (
     OrganizationInUse,
     OrganizationNotActive,
     PeriodClosed,
+    PeriodOutOfOrder,
     RemittanceExceedsOwed,
     TransferPending,
     UnbalancedVoucher,
@@ -67,6 +70,7 @@ from domain.funds import (
     person_subsidy_postings,
     remittance_postings,
     union_subsidy_postings,
+    year_end_postings,
 )
 from domain.levy import divide_owed, level_rank, levy_due, share_levy
 from domain.members import Member
@@ -90,10 +94,12 @@ from service.commands import (
     RecordLevy,
     RecordRemittance,
     ReinstateMember,
+    ReopenPeriod,
     RetainMember,
     ReverseVoucher,
     StartTransfer,
 )
+from storage.clock import today_in_china
 from storage.settings import Settings
 from tests.conftest import (
     BACKENDS,
@@ -204,6 +210,7 @@ class OrgModel:
     parent: str | None
     employer: str | None = None
     active: bool = True
+    founded: datetime.date = datetime.date(2000, 1, 1)
 
     @property
     def rank(self) -> int:
@@ -221,6 +228,16 @@ class PersonModel:
     status: str | None = None  # None: never joined
     org: str | None = None
     transfer_id: str | None = None
+    # Retention spans [from, until) (until None while retained): dues go by the dues month.
+    retained_spans: list[list[Any]] = field(default_factory=list)
+
+    def retained_on(self, day: datetime.date) -> bool:
+        return any(a <= day and (b is None or day < b) for a, b in self.retained_spans)
+
+    def end_retention(self, day: datetime.date) -> None:
+        if self.retained_spans and self.retained_spans[-1][1] is None:
+            self.retained_spans[-1][1] = day
+
     transfer_to: str | None = None
     aggregate_id: UUID | None = None  # derived from the identity number by a keyed hash
 
@@ -240,12 +257,49 @@ class BookModel:
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_counterparty: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     closed: set[str] = field(default_factory=set)
+    # Signed fen per watched key ("102", "211|<counterparty>", ...) per date.
+    dated: dict[str, dict[datetime.date, int]] = field(default_factory=dict)
+    # Income and expenditure per (account, earmarked) per year; each closed year's postings.
+    results: dict[tuple[str, bool], dict[int, int]] = field(default_factory=dict)
+    year_end: dict[int, list[Posting]] = field(default_factory=dict)
+
+    def results_through(self, year: int) -> dict[tuple[str, bool], int]:
+        totals = {k: sum(f for y, f in v.items() if y <= year) for k, v in self.results.items()}
+        return {k: fen for k, fen in totals.items() if fen}
+
+    @property
+    def last_closed(self) -> str | None:
+        return max(self.closed) if self.closed else None
+
+    def is_closed(self, day: datetime.date) -> bool:
+        last = self.last_closed
+        return last is not None and str(Month.of(day)) <= last
+
+    def lowest_from(self, key: str, day: datetime.date, change: int = 0) -> int:
+        """The lowest balance of a watched key (signed: "not below zero") from day on."""
+        sign = 1 if key == "102" else -1
+        dated = self.dated.get(key, {})
+        running = sign * (change + sum(f for d, f in dated.items() if d <= day))
+        lowest = running
+        for d in sorted(d for d in dated if d > day):
+            running += sign * dated[d]
+            lowest = min(lowest, running)
+        return lowest
 
     def nonzero(self) -> tuple[dict[str, int], dict[str, int]]:
         return (
             {k: v for k, v in self.balances.items() if v},
             {k: v for k, v in self.by_counterparty.items() if v},
         )
+
+
+def watched(p: Posting) -> str | None:
+    """The key a posting moves under the dated balance rules (as domain/vouchers.py)."""
+    if p.account_code == "102":
+        return "102"
+    if p.account_code in PAYABLES and p.counterparty is not None:
+        return f"{p.account_code}|{p.counterparty}"
+    return None
 
 
 def posting_key(p: Posting) -> tuple:
@@ -298,6 +352,7 @@ class LedgerMachine(RuleBasedStateMachine):
         ):
             self.orgs[code] = OrgModel(code, level, parent, emp)
         self.root, self.county, self.township = tree.province, tree.county, tree.township
+        self.closing_vouchers: set[str] = set()  # year-end vouchers and their reversals
         self.people = [PersonModel(person(300 + i)) for i in range(PEOPLE)]
         for p in self.people:
             p.aggregate_id = self.ledger.member_id_for(p.id_number)
@@ -373,34 +428,46 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def book_error(self, postings: list[Posting], day: datetime.date) -> type[DomainError] | None:
         """What the books would refuse, in the order the ledger checks them (sorted orgs)."""
-        month = str(Month.of(day))
-        for org in sorted({p.organization_code for p in postings}):
-            book = self.books[org]
-            if month in book.closed:
-                return PeriodClosed
-            balances = dict(book.balances)
-            by_counterparty = dict(book.by_counterparty)
-            for p in postings:
-                if p.organization_code != org:
-                    continue
-                balances[p.account_code] = balances.get(p.account_code, 0) + p.signed_fen
-                if p.counterparty is not None:
-                    key = f"{p.account_code}|{p.counterparty}"
-                    by_counterparty[key] = by_counterparty.get(key, 0) + p.signed_fen
-            if balances.get("102", 0) < 0:
-                return InsufficientFunds
-            if any(
-                key.split("|")[0] in PAYABLES and fen > 0 for key, fen in by_counterparty.items()
+        codes = sorted({p.organization_code for p in postings})
+        for code in codes:
+            org = self.orgs[code]
+            if day < org.founded:
+                return BeforeFounding
+            if org.rank < level_rank("county") and any(
+                (p.organization_code == code and p.account_code[:3] in ("132", "404", "508"))
+                or (p.organization_code == code and p.account_code == "212" and not p.counterparty)
+                for p in postings
             ):
-                return RemittanceExceedsOwed
+                return AccountNotAtThisLevel
+        for org in codes:
+            book = self.books[org]
+            if book.is_closed(day):
+                return PeriodClosed
+            changes: dict[str, int] = defaultdict(int)
+            for p in postings:
+                key = watched(p)
+                if p.organization_code == org and key is not None:
+                    changes[key] += p.signed_fen
+            # In the order the book checks them: the first key that would fall below zero.
+            for key, change in changes.items():
+                worsens = change < 0 if key == "102" else change > 0
+                if worsens and book.lowest_from(key, day, change) < 0:
+                    return InsufficientFunds if key == "102" else RemittanceExceedsOwed
         return None
 
-    def apply(self, postings: list[Posting]) -> None:
+    def apply(self, postings: list[Posting], day: datetime.date) -> None:
         for p in postings:
             book = self.books[p.organization_code]
             book.balances[p.account_code] += p.signed_fen
             if p.counterparty is not None:
                 book.by_counterparty[f"{p.account_code}|{p.counterparty}"] += p.signed_fen
+            key = watched(p)
+            if key is not None:
+                dated = book.dated.setdefault(key, {})
+                dated[day] = dated.get(day, 0) + p.signed_fen
+            if p.account_code[0] in "45":
+                years = book.results.setdefault((p.account_code, p.earmarked), {})
+                years[day.year] = years.get(day.year, 0) + p.signed_fen
 
     def record_voucher(
         self,
@@ -417,7 +484,7 @@ class LedgerMachine(RuleBasedStateMachine):
             f"{kind}: postings differ from the model's"
         )
         check_balanced(got)
-        self.apply(got)
+        self.apply(got, day)
         voucher = VoucherModel(body["voucher_id"], kind, day, got, employer=employer_code)
         self.vouchers.append(voucher)
         return voucher
@@ -455,7 +522,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif kind == "base":
             emp = employer(self.serial)
         level = "joint_base" if kind == "joint_base" else "base"
-        new = OrgModel(code, level, parent.code, emp)
+        new = OrgModel(code, level, parent.code, emp, founded=self.today)
         # Held reserves of this employer are shared out on the founding day, in voucher order.
         path = [new, *self.path(parent.code)]
         releases: list[list[Posting]] = []
@@ -471,11 +538,8 @@ class LedgerMachine(RuleBasedStateMachine):
                         from_counterparty=emp,
                     )
                 )
-        closed = any(
-            str(Month.of(self.today)) in self.books[p[0].organization_code].closed for p in releases
-        )
         result = self.run(
-            PeriodClosed if closed else None,
+            None,
             FoundOrganization(
                 code=code,
                 name=f"新建工会{self.serial}",
@@ -494,7 +558,12 @@ class LedgerMachine(RuleBasedStateMachine):
         if emp is not None:
             self.founded_employers.add(emp)
         for postings in releases:
-            self.apply(postings)
+            # On the founding day, or the first day the holder has open after it.
+            holder_book = self.books[postings[0].organization_code]
+            day = self.today
+            if holder_book.is_closed(day):
+                day = Month.parse(holder_book.last_closed or "").next().first_day
+            self.apply(postings, day)
         if releases:
             path_codes = {o.code for o in path}
             self.reserves[emp] = [r for r in self.reserves[emp] if r[1] not in path_codes]
@@ -517,14 +586,59 @@ class LedgerMachine(RuleBasedStateMachine):
             assert result.body["status"] == "dissolved"
             org.active = False
 
-    @rule(index=st.integers(0, 50), which=st.sampled_from(["this", "last"]))
+    @rule(
+        index=st.integers(0, 50),
+        which=st.sampled_from(["december", "this", "last", "next", "december"]),
+    )
     def close_month(self, index: int, which: str) -> None:
         org = self.pick(list(self.orgs.values()), index)
+        book = self.books[org.code]
         day = self.today if which == "this" else self.today.replace(day=1) - datetime.timedelta(1)
-        month = str(Month.of(max(day, START)))
-        expected = AlreadyExists if month in self.books[org.code].closed else None
-        if self.run(expected, ClosePeriod(organization_code=org.code, period=month)) is not None:
-            self.books[org.code].closed.add(month)
+        if which == "next" and book.last_closed is not None:
+            day = Month.parse(book.last_closed).next().first_day
+        if which == "december":
+            day = datetime.date(self.today.year, 12, 1)
+        month = Month.of(max(day, START))
+        last = book.last_closed
+        expected: type[DomainError] | None = None
+        if last is not None and str(month) <= last:
+            expected = AlreadyExists
+        elif last is not None and month != Month.parse(last).next():
+            expected = PeriodOutOfOrder
+        elif month.last_day >= today_in_china():
+            expected = PeriodOutOfOrder
+        result = self.run(expected, ClosePeriod(organization_code=org.code, period=str(month)))
+        if result is None:
+            return
+        book.closed.add(str(month))
+        if month.month == 12:
+            # 年终结账: the year's income and expenditure into 321/322, on 31 December.
+            postings = year_end_postings(org.code, book.results_through(month.year))
+            assert (result.body["year_end_voucher_id"] is not None) == bool(postings)
+            if postings:
+                self.apply(postings, month.last_day)
+                book.year_end[month.year] = postings
+                self.store.outcomes["year-end voucher"] += 1
+                self.closing_vouchers.add(result.body["year_end_voucher_id"])
+
+    @rule(index=st.integers(0, 50), which=st.sampled_from(["last", "last", "other"]))
+    def reopen_month(self, index: int, which: str) -> None:
+        org = self.pick(list(self.orgs.values()), index)
+        book = self.books[org.code]
+        last = book.last_closed
+        month = last if which == "last" and last is not None else str(Month.of(self.today))
+        expected = None if month == last else PeriodOutOfOrder
+        command = ReopenPeriod(organization_code=org.code, period=month, reason="反结账")
+        result = self.run(expected, command)
+        if result is None:
+            return
+        book.closed.discard(month)
+        closing = book.year_end.pop(int(month[:4]), None) if month.endswith("-12") else None
+        assert (result.body.get("year_end_reversal_id") is not None) == (closing is not None)
+        if closing is not None:
+            self.apply([p.red_ink() for p in closing], Month.parse(month).last_day)
+            self.store.outcomes["year-end reversed"] += 1
+            self.closing_vouchers.add(result.body["year_end_reversal_id"])
 
     # --- members ---------------------------------------------------------------------------
 
@@ -629,12 +743,12 @@ class LedgerMachine(RuleBasedStateMachine):
             return TransferPending
         return None if p.status in allowed else InvalidStatus
 
-    @rule(who=WHO, likely=LIKELY, reason=st.integers(1, 4))
+    @rule(who=WHO, likely=LIKELY, reason=st.sampled_from([1, 2, 3, 4, 7, 5]))
     def retain(self, who: int, likely: bool, reason: int) -> None:
         p = self.someone(who, likely, "active")
         if (
             self.run(
-                self._status_error(p, "active"),
+                self._status_error(p, "active") or (None if reason != 5 else InvalidValue),
                 RetainMember(
                     member_id=self.member_id(p),
                     effective_on=self.today.isoformat(),
@@ -644,6 +758,7 @@ class LedgerMachine(RuleBasedStateMachine):
             is not None
         ):
             p.status = "retained"
+            p.retained_spans.append([self.today, None])
 
     @rule(who=WHO, likely=LIKELY)
     def reinstate(self, who: int, likely: bool) -> None:
@@ -656,13 +771,15 @@ class LedgerMachine(RuleBasedStateMachine):
             is not None
         ):
             p.status = "active"
+            p.end_retention(self.today)
 
-    @rule(who=WHO, likely=LIKELY, change=st.sampled_from([5, 6]), reason=st.integers(1, 6))
+    @rule(who=WHO, likely=LIKELY, change=st.sampled_from([5, 6]), reason=st.integers(1, 7))
     def exit(self, who: int, likely: bool, change: int, reason: int) -> None:
         p = self.someone(who, likely, "active", "retained")
+        fits = reason == {5: 6, 6: 5}[change]  # removal: 6, withdrawal: 5
         if (
             self.run(
-                self._status_error(p, "active", "retained"),
+                self._status_error(p, "active", "retained") or (None if fits else InvalidValue),
                 ExitMember(
                     member_id=self.member_id(p),
                     effective_on=self.today.isoformat(),
@@ -673,6 +790,7 @@ class LedgerMachine(RuleBasedStateMachine):
             is not None
         ):
             p.status = "left"
+            p.end_retention(self.today)
 
     # --- money in -------------------------------------------------------------------------------
 
@@ -702,8 +820,11 @@ class LedgerMachine(RuleBasedStateMachine):
         members = None
         pre_error = None if org.active else OrganizationNotActive
         if with_members:
+            month_end = Month.of(day).last_day
             payers = [
-                p for p in self.members_of(org.code) if p.status != "retained" or include_retained
+                p
+                for p in self.members_of(org.code)
+                if not p.retained_on(month_end) or include_retained
             ]
             members, amount_fen = [], 0
             listed = []
@@ -723,7 +844,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 amount_fen += dues_fen
             # A zero amount fails its own check first; a retained member's line fails next.
             if pre_error is None and (
-                amount_fen == 0 or any(p.status == "retained" for p in listed)
+                amount_fen == 0 or any(p.retained_on(month_end) for p in listed)
             ):
                 pre_error = InvalidValue
         amount = Money(amount_fen)
@@ -1013,7 +1134,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 200))
     def reverse(self, index: int) -> None:
         original = self.pick(self.vouchers, index)
-        swapped = [p.swapped() for p in original.postings]
+        red_ink = [p.red_ink() for p in original.postings]
         held = {r[0] for r in self.reserves.get(original.employer or "", [])}
         if original.kind == "reversal" or original.reversed:
             pre_error = AlreadyReversed
@@ -1023,7 +1144,7 @@ class LedgerMachine(RuleBasedStateMachine):
             pre_error = None
         result = self.post_or_refuse(
             pre_error,
-            swapped,
+            red_ink,
             self.today,
             "reversal",
             ReverseVoucher(
@@ -1051,11 +1172,20 @@ class LedgerMachine(RuleBasedStateMachine):
         vouchers = {str(i): a for i, a in aggregates.items() if isinstance(a, Voucher)}
         for voucher in vouchers.values():
             check_balanced(voucher.postings)  # per organisation
-        known = {v.voucher_id for v in self.vouchers}
+        known = {v.voucher_id for v in self.vouchers} | self.closing_vouchers
         assert known <= set(vouchers), "a voucher the ledger returned is not stored"
         assert all(
             v.kind == "founding_reserve_release" for i, v in vouchers.items() if i not in known
         )
+        # Voucher numbers (记字号) per organisation and month: 1..n without gaps or repeats.
+        numbered: dict[str, list[int]] = defaultdict(list)
+        for voucher in vouchers.values():
+            for code, number in voucher.details["numbers"].items():
+                _, year, month, serial = number.split("-")
+                assert f"{year}-{month}" == str(Month.of(voucher.effective_on))
+                numbered[f"{code} {year}-{month}"].append(int(serial))
+        for key, serials in numbered.items():
+            assert sorted(serials) == list(range(1, len(serials) + 1)), key
         # One Member aggregate per identity number, whatever the id derivation does.
         holders: dict[str, set[str]] = defaultdict(set)
         for member in (a for a in aggregates.values() if isinstance(a, Member)):
@@ -1079,6 +1209,12 @@ class LedgerMachine(RuleBasedStateMachine):
             stored_owed = {k: v for k, v in book.counterparty_balances.items() if v}
             assert (stored_balances, stored_owed) == model.nonzero(), f"book of {code}"
             assert set(book.closed_months) == model.closed
+            for key in book.movements:
+                lowest, when = book.lowest_from(key, datetime.date.min, 0)
+                assert lowest >= 0, f"{code}: {key} is {lowest} on {when}"
+            for period in model.closed:
+                if period.endswith("-12"):  # a closed year leaves no 4xx/5xx balance
+                    assert book.results_through(int(period[:4])) == {}, f"{code} {period}"
             assert book.balances.get("102", 0) >= 0, f"bank of {code} is negative"
             for key, fen in book.counterparty_balances.items():
                 if key.split("|")[0] in PAYABLES:

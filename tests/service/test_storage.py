@@ -6,6 +6,7 @@ processes would: every write must either land whole or fail with a named error, 
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -339,6 +340,61 @@ def test_racing_payouts_never_overdraw(backend: Backend, ledger: Ledger, tree: T
     assert book.balances["501"] == 1500 * paid
     if counted["VersionConflict"] == 0:
         assert paid == 6  # 6 x 15.00 fit into 100.00, a 7th would overdraw
+
+
+def test_racing_back_dated_payouts_never_overdraw_a_later_date(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
+    """100.00 in on 5 January and 40.00 out on 25 January: payouts dated 10 January race;
+    at most 60.00 of them fit, or the balance of 25 January would be negative."""
+    apps = several_ledgers(backend)
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="100.00",
+            received_on="2024-01-05",
+        )
+    )
+    ledger.execute(
+        RecordExpense(
+            organization_code=tree.base_a,
+            account_code="501",
+            amount="40.00",
+            earmarked=False,
+            description="月末活动",
+            paid_on="2024-01-25",
+        )
+    )
+    outcomes = race(
+        apps,
+        lambda app, i: app.execute(
+            RecordExpense(
+                organization_code=tree.base_a,
+                account_code="501",
+                amount="15.00",
+                earmarked=False,
+                description=f"补记{i}",
+                paid_on="2024-01-10",
+            )
+        ),
+    )
+    counted = kinds(outcomes)
+    assert set(counted) <= {"ok", "InsufficientFunds", "VersionConflict"}
+    paid = counted["ok"]
+    book = backend.open().get_book(tree.base_a)
+    assert book.balances["102"] == 10000 - 4000 - 1500 * paid >= 0
+    assert book.lowest_from("102", datetime.date(2024, 1, 1), 0)[0] >= 0
+    if counted["VersionConflict"] == 0:
+        assert paid == 4  # 4 x 15.00 fit into the 60.00 left on 25 January
+    for refused in (o for o in outcomes if isinstance(o, InsufficientFunds)):
+        assert "2024-01-25" in refused.message
+    # Voucher numbers of January: 1..n without gaps, each taken once, whoever won the race.
+    numbers = sorted(
+        o.body["numbers"][tree.base_a] for o in outcomes if not isinstance(o, Exception)
+    )
+    assert numbers == [f"记-2024-01-{n:04d}" for n in range(3, 3 + paid)]
+    assert book.voucher_counts == {"2024-01": 2 + paid}
 
 
 def test_exhausted_retries_fail_loudly_and_lose_nothing(
