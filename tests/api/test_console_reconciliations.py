@@ -17,6 +17,7 @@ from openpyxl import load_workbook
 
 from tests.api.conftest import Api
 from tests.api.console_walk import csrf_of, signed_in
+from tests.api.test_console import _pii_reads
 from tests.api.test_reconciliations import _files, _levy
 
 MOBILE = "13912345678"
@@ -28,6 +29,7 @@ BAD_ROW_PAYEE = "李小龙"
 class Runs:
     with_files: str
     books_only: str
+    december_levy: str  # a voucher the January run finds missing from the bank statement
 
 
 def _bank_file(voucher: str) -> bytes:
@@ -47,11 +49,26 @@ def _bank_file(voucher: str) -> bytes:
     ).encode("gbk")
 
 
-@pytest.fixture(scope="module")
-def runs(api: Api) -> Runs:
+def make_runs(api: Api) -> Runs:
+    """Two runs of the east county made through the API by its clerk: January 2024 with both
+    files (differences in each, personal data in the bank's), February with none."""
     t = api.tree
     voucher = _levy(api, t.employer_a, t.base_a, "1000.00", "2024-01-10")
     _levy(api, t.employer_b, t.base_b, "400.00", "2024-01-12")
+    # Booked from the tax bureau's notice for December, in neither file (missing_in_file in
+    # each: a difference with the ledger's side only).
+    direct = {
+        "receiving_organization_code": t.east,
+        "base_organization_code": t.base_b,
+        "employer_code": t.employer_b,
+        "period": "2023-12",
+        "payroll_total": "15000.00",
+        "amount": "300.00",
+        "channel": "tax",
+        "received_on": "2024-01-25",
+    }
+    paid = api.post("/v1/funds/levies", direct, token="east_clerk")
+    assert paid.status_code == 201, paid.text
     files = _files(api, voucher)
     files["bank_file"] = ("对账单.csv", _bank_file(voucher), "text/csv")
     form = {"organization_code": t.east, "period": "2024-01", "window_days": "3"}
@@ -63,7 +80,16 @@ def runs(api: Api) -> Runs:
         data={"organization_code": t.east, "period": "2024-02"},
     )
     assert plain.status_code == 201, plain.text
-    return Runs(with_files=made.json()["run_id"], books_only=plain.json()["run_id"])
+    return Runs(
+        with_files=made.json()["run_id"],
+        books_only=plain.json()["run_id"],
+        december_levy=paid.json()["voucher_id"],
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(api: Api) -> Runs:
+    return make_runs(api)
 
 
 @pytest.fixture
@@ -113,14 +139,19 @@ def test_a_unions_runs_listed_and_one_opened(api: Api, runs: Runs, auditor) -> N
     # The summary per file: rows read, matched and by which rule, differences.
     summary = {cells[0]: cells[1:] for cells in _rows(_table(page.text, "run-summary"))}
     assert summary["拨缴经费（税务代收）"] == ["4", "2", "2", "0", "0", "2", "✗ 不一致"]
-    # Bank: 5 rows read; matched by reference and by window; the fee, the refund, a bad row.
-    assert summary["银行存款"] == ["5", "2", "1", "0", "1", "3", "✗ 不一致"]
+    # Bank: 5 rows read; matched by reference and by window; the fee, the refund, a bad row
+    # and December's levy, which the statement lacks.
+    assert summary["银行存款"] == ["5", "2", "1", "0", "1", "4", "✗ 不一致"]
     assert summary["账簿与读模型"][-1] == "✓ 一致"
     assert "表头在第 3 行" in page.text and "对账单.csv" in page.text
     # Every difference, with its row number, the ledger's side and the file's side.
     differences = _rows(_table(page.text, "differences"))
     by_row = {(d[0], d[2]): d for d in differences}
-    assert len(differences) == 5
+    assert len(differences) == 6
+    [lacking] = [d for d in differences if d[1] == "外部文件缺少"]
+    assert lacking[0] == "银行存款" and lacking[2] == ""
+    assert lacking[4] == runs.december_levy[:8] and lacking[5:7] == ["2024-01-25", "300.00"]
+    assert f'href="/console/vouchers/{runs.december_levy}"' in page.text
     assert by_row[("银行存款", "8")][1] == "账簿缺少" and by_row[("银行存款", "8")][9] == "-50.00"
     assert by_row[("银行存款", "6")][1] == "账簿缺少"
     assert by_row[("银行存款", "6")][9] == "-12.00" and by_row[("银行存款", "6")][10] == "手续费"
@@ -153,11 +184,15 @@ def test_a_run_is_masked_for_a_token_without_the_pii_flag(api: Api, runs: Runs, 
         assert secret not in page.text, secret
     exported = auditor.get(f"{path}/export.csv").content.decode("utf-8-sig")
     assert MOBILE not in exported and BAD_ROW_PAYEE not in exported
+    # A pii token sees the file's lines whole, and its view is recorded as the API records it.
+    before = _pii_reads(api)
     pii = signed_in(api, "east_clerk_pii")
     try:
-        assert MOBILE in pii.get(path).text
+        page = pii.get(path)
+        assert MOBILE in page.text and BAD_ROW_PAYEE in page.text
     finally:
         pii.close()
+    assert _pii_reads(api) == before + 1
 
 
 def test_other_unions_see_no_run(api: Api, runs: Runs) -> None:
