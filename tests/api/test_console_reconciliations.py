@@ -247,6 +247,16 @@ def test_sign_off_with_the_form_by_auditors_only(api: Api, runs: Runs, auditor) 
     assert cross_site.status_code == 403
     empty = auditor.post(f"{path}/sign-off", data={**form, "note": "  "})
     assert empty.status_code == 422 and "请填写签核意见" in empty.text
+    too_long = auditor.post(f"{path}/sign-off", data={**form, "note": "长" * 2001})
+    assert too_long.status_code == 422 and "请填写签核意见" in too_long.text
+    # Signed out: the form's POST leads to the sign-in page and signs nothing.
+    with httpx.Client(base_url=api.server.url, timeout=60) as stranger:
+        stranger_form = stranger.get("/console/sign-in")
+        refused = stranger.post(
+            f"{path}/sign-off",
+            data={**form, "csrf": csrf_of(stranger_form.text), "note": "已核对"},
+        )
+        assert refused.status_code == 303 and "/console/sign-in" in refused.headers["location"]
     assert api.get(path.replace("/console/", "/v1/")).json()["status"] == "open"
 
     signed = auditor.post(f"{path}/sign-off", data={**form, "note": "已核对，手续费下月入账"})
