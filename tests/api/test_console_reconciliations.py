@@ -205,6 +205,14 @@ def test_other_unions_see_no_run(api: Api, runs: Runs) -> None:
         assert (
             client.get(f"/console/reconciliations/{runs.with_files}/export.csv").status_code == 403
         )
+        # Its form, posted to another union's run, signs nothing.
+        csrf = csrf_of(client.get("/console").text)
+        posted = client.post(
+            f"/console/reconciliations/{runs.with_files}/sign-off",
+            data={"csrf": csrf, "note": "ok", "idempotency_key": "west-1"},
+        )
+        assert posted.status_code == 403
+        assert api.get(f"/v1/reconciliations/{runs.with_files}").json()["status"] == "open"
     finally:
         client.close()
 
