@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from api.console import pages as console
+from api.console import reconciliation_pages as console_reconciliations
 from api.errors import install_error_handlers
 from api.hot_posts import HotPosts, HotRoute
 from api.limits import BodySizeLimit
@@ -140,6 +141,7 @@ def serve_console_and_docs(app: FastAPI) -> None:
     and icon from this server: Swagger UI's and ReDoc's come with the fastapi-offline
     package, the console's own are in api/console/static."""
     app.include_router(console.router)
+    app.include_router(console_reconciliations.router)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_ASSETS), name="console-static")
     redoc_js = (
         (DOCS_ASSETS / "redoc.standalone.js")

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_pla
 from api.console.formatting import CHINA
 from tests.api.conftest import Api, _open_api
 from tests.api.console_walk import MEMBER_NAME, Walk, build_walk
+from tests.api.test_console_reconciliations import make_runs
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "console"
 FIRST_VIEW_LIMIT_BYTES = 300_000
@@ -221,6 +222,38 @@ def test_a_clerk_of_another_union_and_the_verification_page(
         page.goto(f"{api.server.url}/docs")
         page.wait_for_selector(".swagger-ui .information-container")
         shot(page, "12-docs", backend)
+    finally:
+        context.close()
+    assert recorded.hosts() == {urlsplit(api.server.url).netloc}, recorded.hosts()
+
+
+def test_a_reconciliation_run_opened_and_signed_off(api: Api, walk: Walk, browser: Browser) -> None:
+    """From the county's page to its runs, one run with its differences, and its sign-off."""
+    runs = make_runs(api)
+    backend = api.backend.kind
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    recorded = Recorded(context)
+    page = context.new_page()
+    try:
+        sign_in(page, api, "east_auditor")
+        page.goto(f"{api.server.url}/console/organizations/{walk.county}")
+        page.click("nav.tabs >> text=月末对账")
+        page.wait_for_url(f"**/console/organizations/{walk.county}/reconciliations")
+        page.click(f'a[href="/console/reconciliations/{runs.with_files}"]')
+        page.wait_for_url(f"**/console/reconciliations/{runs.with_files}")
+        assert "账簿缺少" in page.inner_text("#differences")
+        assert "税务已代收而账簿无记录的单位" in page.inner_text("#monitors")
+        shot(page, "15-reconciliation-run", backend)
+
+        page.click("#sign-off-link")
+        page.wait_for_url("**/sign-off")
+        page.fill("textarea[name=note]", "已核对：手续费和退款下月入账")
+        page.click("#sign-off-form button[type=submit]")
+        page.wait_for_url(f"**/console/reconciliations/{runs.with_files}")
+        assert "已签核" in page.inner_text("#run-status")
+        assert "已核对：手续费和退款下月入账" in page.inner_text("#sign-off-note")
+        assert page.locator("#sign-off-link").count() == 0
+        shot(page, "16-reconciliation-signed-off", backend)
     finally:
         context.close()
     assert recorded.hosts() == {urlsplit(api.server.url).netloc}, recorded.hosts()
