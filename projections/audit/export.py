@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from eventsourcing.persistence import StoredEvent
 
-from projections.audit.chain import GENESIS, chain_links
+from projections.audit.chain import GENESIS, chain_links, next_link
 from projections.audit.seals import seal_fault
 from projections.audit.store import AuditStore
 from projections.audit.trail import NO_PUBLIC_KEY, PUBLIC_SEAL_FIELDS, open_audit_store
@@ -167,7 +167,9 @@ class ExportResult:
     seals_attached: int = 0
 
 
-def _recorded_at(mapper: Any, row: tuple[int, str, int, str, bytes, bytes]) -> datetime.datetime:
+def _recorded_at(
+    mapper: Any, row: tuple[int, str, int, str, bytes, bytes]
+) -> datetime.datetime | None:
     """The event's timestamp, read from its payload (only that is kept); None if unreadable."""
     _, stream, version, topic, state, _ = row
     try:
@@ -180,8 +182,8 @@ def _recorded_at(mapper: Any, row: tuple[int, str, int, str, bytes, bytes]) -> d
             )
         )
         timestamp: datetime.datetime = event.timestamp
-    except Exception:  # a tampered row must still be exported as it is: the chain judges it
-        return None  # type: ignore[return-value]
+    except Exception:  # a payload that no longer opens: the chain check above judges the row
+        return None
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=datetime.UTC)
     return timestamp
@@ -207,6 +209,11 @@ def _as_row(row: tuple[Any, ...]) -> tuple[int, str, int, str, bytes, bytes]:
         stream = stream.hex
     elif isinstance(stream, bytes):
         stream = stream.decode("ascii")
+    if link is None:
+        raise ExportError(
+            f"the stored event at position {position} was never chained: it was inserted "
+            "among chained events (事件被插入); run `ledger audit verify`"
+        )
     return int(position), str(stream), int(version), str(topic), bytes(state), bytes(link)
 
 
@@ -217,7 +224,9 @@ def _covering_seal(seals: list[dict[str, Any]], through: int) -> dict[str, Any] 
 
 
 def _attach_seals(manifest: dict[str, Any], seals: list[dict[str, Any]]) -> int:
-    """Names the covering seal of every segment that has none yet; how many it named."""
+    """Names the covering seal of every segment that has none yet; how many it named. Only
+    seals within the export count: verification checks a seal where the chain reaches it."""
+    seals = [s for s in seals if s["position"] <= manifest["through"]]
     attached = 0
     for segment in manifest["segments"]:
         if segment.get("seal_id") is not None:
@@ -337,10 +346,20 @@ def export_log(
         if on_progress is not None:
             on_progress(through, head.position)
 
+    running = link
     with store.chained_rows(start, head.position) as rows:
         batch: list[tuple[int, str, int, str, bytes, bytes]] = []
         for raw in rows:
-            batch.append(_as_row(raw))
+            row = _as_row(raw)
+            # An export of a damaged store would only fail its verification: refuse it here.
+            running = next_link(running, *row[:5])
+            if running != row[5]:
+                raise ExportError(
+                    f"the stored event at position {row[0]} does not match its audit chain "
+                    "link (changed, removed or inserted: 事件与审计链不符); nothing after "
+                    f"position {start} was exported: run `ledger audit verify`"
+                )
+            batch.append(row)
             if len(batch) == per_segment:
                 write_segment(batch)
                 batch = []

@@ -195,9 +195,10 @@ class AuditStore:
 
     def chained_rows(
         self, after: int, through: int
-    ) -> AbstractContextManager[Iterator[tuple[int, str, int, str, bytes, bytes]]]:
+    ) -> AbstractContextManager[Iterator[tuple[int, str, int, str, bytes, Any]]]:
         """(position, stream id as 32 hex, version, topic, state, recorded link) of every
-        chained event after `after` and through `through`, in position order, as stored."""
+        event after `after` and through `through`, in position order, as stored (the link
+        None for a row the chain never reached: one inserted below the chain's head)."""
         raise NotImplementedError
 
     def link_at(self, position: int) -> ChainTip | None:
@@ -373,14 +374,15 @@ class SQLiteAuditStore(AuditStore):
     @contextmanager
     def chained_rows(
         self, after: int, through: int
-    ) -> Iterator[Iterator[tuple[int, str, int, str, bytes, bytes]]]:
+    ) -> Iterator[Iterator[tuple[int, str, int, str, bytes, Any]]]:
         with self._connect() as conn:
             conn.execute("BEGIN")
             cursor = None
             try:
                 cursor = conn.execute(
                     f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
-                    f"c.link FROM {self.events_table} e JOIN audit_chain c ON c.position = e.rowid "
+                    f"c.link FROM {self.events_table} e LEFT JOIN audit_chain c "
+                    "ON c.position = e.rowid "
                     "WHERE e.rowid > ? AND e.rowid <= ? ORDER BY e.rowid",
                     (after, through),
                 )
@@ -576,7 +578,7 @@ class PostgresAuditStore(AuditStore):
     @contextmanager
     def chained_rows(
         self, after: int, through: int
-    ) -> Iterator[Iterator[tuple[int, str, int, str, bytes, bytes]]]:
+    ) -> Iterator[Iterator[tuple[int, str, int, str, bytes, Any]]]:
         with self._connect(autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
@@ -586,13 +588,13 @@ class PostgresAuditStore(AuditStore):
                 rows.itersize = READ_BATCH_ROWS
                 rows.execute(
                     pgsql.SQL(
-                        "SELECT e.*, c.link FROM ({}) e JOIN audit_chain c "
+                        "SELECT e.*, c.link FROM ({}) e LEFT JOIN audit_chain c "
                         "ON c.position = e.notification_id WHERE e.notification_id > %s "
                         "AND e.notification_id <= %s ORDER BY e.notification_id"
                     ).format(select),
                     (after, through),
                 )
-                yield ((p, s, v, t, bytes(x), bytes(link)) for p, s, v, t, x, link in rows)
+                yield ((p, s, v, t, bytes(x), link) for p, s, v, t, x, link in rows)
             finally:
                 conn.rollback()
 

@@ -352,3 +352,46 @@ def test_the_commands_export_and_verify_offline(ledger: Ledger, backend: Backend
     gap = run_ledger(backend, "export", "--out", str(out), "--after", "1")
     assert gap.returncode == 1
     assert "would overlap it" in gap.stderr
+
+
+def test_a_damaged_store_is_not_exported(ledger: Ledger, backend: Backend, tmp_path: Path):
+    build_deployment(ledger)
+    AuditTrail(ledger).seal()
+    raw = Raw(backend)
+    try:
+        positions = raw.positions()
+        raw.flip_byte(positions[6], 11)
+        with pytest.raises(ExportError, match=f"event at position {positions[6]} does not match"):
+            export_log(ledger, tmp_path / "changed", segment_events=PER_SEGMENT)
+    finally:
+        raw.close()
+    out = tmp_path / "changed"
+    written = manifest_of(out)["segments"]
+    assert written and written[-1]["through"] < positions[6]  # the segments before it
+    # What was written is consistent, but the seal lies beyond it: nothing proves it yet.
+    with pytest.raises(ExportDamaged, match="no seal covers any segment"):
+        verify_export(out, trusted(backend))
+
+
+def test_a_row_the_chain_never_reached_is_not_exported(
+    ledger: Ledger, backend: Backend, tmp_path: Path
+):
+    build_deployment(ledger)
+    AuditTrail(ledger).seal()
+    raw = Raw(backend)
+    try:
+        target = raw.positions()[4]
+        raw.run(f"DELETE FROM audit_chain WHERE position = {target}")
+    finally:
+        raw.close()
+    with pytest.raises(ExportError, match=f"position {target} was never chained"):
+        export_log(ledger, tmp_path / "forged", segment_events=PER_SEGMENT)
+
+
+def test_an_empty_store_exports_nothing_and_verifies(ledger: Ledger, backend: Backend, tmp_path):
+    out = tmp_path / "empty"
+    result = export_log(ledger, out)
+    assert result.segments_written == []
+    assert manifest_of(out)["segments"] == []
+    report = verify_export(out, trusted(backend))
+    assert (report["ok"], report["events_checked"]) == (True, 0)
