@@ -97,6 +97,9 @@ def test_an_export_holds_the_log_as_stored_and_verifies_offline(
     assert manifest["seals"][str(seal["seal_id"])]["signature"] == seal["signature"]
     for segment in segments:
         assert file_sha256(out / segment["file"]) == segment["sha256"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MANIFEST_NAME, *(s["file"] for s in segments)]
+    )  # no temporary file is left behind
 
     # The rows are the store's rows, byte for byte, and the links the store's chain.
     raw = Raw(backend)
@@ -349,6 +352,14 @@ def test_the_commands_export_and_verify_offline(ledger: Ledger, backend: Backend
         f"ledger: error: export verification failed: segment {name}: its SHA-256 is not the "
         "manifest's (altered, truncated or from another export: 分段被篡改)"
     ]
+    as_json = run_ledger(backend, "audit", "verify", "--export", str(out), "--json", **offline)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {
+        "ok": False,
+        "segment": name,
+        "reason": "its SHA-256 is not the manifest's (altered, truncated or from another "
+        "export: 分段被篡改)",
+    }
     gap = run_ledger(backend, "export", "--out", str(out), "--after", "1")
     assert gap.returncode == 1
     assert "would overlap it" in gap.stderr
