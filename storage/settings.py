@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # The server seals by itself at least this often while events arrive (and at every month
     # close).
     audit_seal_interval_s: int = Field(default=3600, ge=60, le=3600)
+    # `ledger export`: events per Parquet segment (the last segment of a run may hold fewer).
+    export_segment_events: int = Field(default=100_000, ge=1, le=10_000_000)
     # The HTTP service (ledger serve).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -129,6 +129,7 @@ class AuditStore:
     """What the audit trail needs from a database; one subclass per backend."""
 
     events_table: str
+    _marker: str  # the driver's parameter placeholder
 
     def ensure_tables(self) -> None:
         raise NotImplementedError
@@ -192,6 +193,25 @@ class AuditStore:
         """The first `limit` events of one stream, as stored, with their chain links."""
         raise NotImplementedError
 
+    def chained_rows(
+        self, after: int, through: int
+    ) -> AbstractContextManager[Iterator[tuple[int, str, int, str, bytes, Any]]]:
+        """(position, stream id as 32 hex, version, topic, state, recorded link) of every
+        event after `after` and through `through`, in position order, as stored (the link
+        None for a row the chain never reached: one inserted below the chain's head)."""
+        raise NotImplementedError
+
+    def link_at(self, position: int) -> ChainTip | None:
+        """The recorded chain link at a position (GENESIS_TIP at 0), None if not chained."""
+        if position == 0:
+            return GENESIS_TIP
+        with self._connect() as conn:  # type: ignore[attr-defined]
+            row = conn.execute(
+                f"SELECT position, ordinal, link FROM audit_chain WHERE position = {self._marker}",
+                (position,),
+            ).fetchone()
+        return None if row is None else ChainTip(int(row[0]), int(row[1]), bytes(row[2]))
+
     @staticmethod
     def _links_of(conn: Any, positions: list[int], marker: str) -> dict[int, tuple[Any, Any]]:
         """position -> (its link or None, the link before it or None), one query each."""
@@ -219,6 +239,8 @@ def _seal_from_row(row: Any) -> dict[str, Any]:
 
 
 class SQLiteAuditStore(AuditStore):
+    _marker = "?"
+
     def __init__(self, path: str, events_table: str, lock_timeout_s: float = 10.0) -> None:
         self.path = path
         self.events_table = events_table
@@ -349,6 +371,27 @@ class SQLiteAuditStore(AuditStore):
                         cursor.close()
                 conn.execute("ROLLBACK")
 
+    @contextmanager
+    def chained_rows(
+        self, after: int, through: int
+    ) -> Iterator[Iterator[tuple[int, str, int, str, bytes, Any]]]:
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            cursor = None
+            try:
+                cursor = conn.execute(
+                    f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
+                    f"c.link FROM {self.events_table} e LEFT JOIN audit_chain c "
+                    "ON c.position = e.rowid "
+                    "WHERE e.rowid > ? AND e.rowid <= ? ORDER BY e.rowid",
+                    (after, through),
+                )
+                yield cursor
+            finally:
+                if cursor is not None:
+                    cursor.close()
+                conn.execute("ROLLBACK")
+
     def trace_stream(self, stream_id: UUID, limit: int = 100) -> list[TracedRow]:
         with self._connect() as conn:
             conn.execute("BEGIN")
@@ -366,6 +409,8 @@ class SQLiteAuditStore(AuditStore):
 
 
 class PostgresAuditStore(AuditStore):
+    _marker = "%s"
+
     def __init__(self, url: str, events_table: str, lock_timeout_s: float = 10.0) -> None:
         self.url = url
         self.events_table = events_table
@@ -529,6 +574,29 @@ class PostgresAuditStore(AuditStore):
             finally:
                 conn.rollback()
         return [TracedRow(row[0], tuple(row), *links[row[0]]) for row in rows]  # type: ignore[arg-type]
+
+    @contextmanager
+    def chained_rows(
+        self, after: int, through: int
+    ) -> Iterator[Iterator[tuple[int, str, int, str, bytes, Any]]]:
+        with self._connect(autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            try:
+                select = self._select_rows(conn)
+                rows = conn.cursor(name="export_rows", binary=True)
+                rows.itersize = READ_BATCH_ROWS
+                rows.execute(
+                    pgsql.SQL(
+                        "SELECT e.*, c.link FROM ({}) e LEFT JOIN audit_chain c "
+                        "ON c.position = e.notification_id WHERE e.notification_id > %s "
+                        "AND e.notification_id <= %s ORDER BY e.notification_id"
+                    ).format(select),
+                    (after, through),
+                )
+                yield ((p, s, v, t, bytes(x), link) for p, s, v, t, x, link in rows)
+            finally:
+                conn.rollback()
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
