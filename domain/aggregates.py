@@ -9,6 +9,7 @@ from domain.idempotency import IdempotencyRecord
 from domain.members import Member
 from domain.organizations import Deployment, Organization
 from domain.policies import LevyPolicies
+from domain.registers import HardshipFile, ModelWorker
 from domain.reserves import FoundingReserve
 from domain.vouchers import Book, Voucher
 
@@ -24,4 +25,6 @@ AGGREGATES = (
     SearchWindow,
     PiiRead,
     IdempotencyRecord,
+    HardshipFile,
+    ModelWorker,
 )
