@@ -331,7 +331,8 @@ class ModelWorker(LedgerAggregate):
     def level(self) -> str:
         """The highest level of the honours held."""
         ranks = list(LEVELS)
-        return min((h["level"] for h in self.honours), key=ranks.index)
+        levels: list[str] = [h["level"] for h in self.honours]
+        return min(levels, key=ranks.index)
 
     @property
     def is_revoked(self) -> bool:

@@ -34,12 +34,20 @@ from service.commands.organizations import (
     DissolveOrganization,
     FoundOrganization,
 )
+from service.commands.registers import (
+    CloseHardshipFile,
+    OpenHardshipFile,
+    RegisterModelWorker,
+    ReviewHardshipFile,
+    RevokeModelWorker,
+)
 
 __all__ = [
     "AcceptTransfer",
     "AdoptLevyPolicy",
     "CancelTransfer",
     "ChangeOrganization",
+    "CloseHardshipFile",
     "ClosePeriod",
     "Command",
     "CorrectMember",
@@ -49,6 +57,7 @@ __all__ = [
     "JoinMember",
     "JoinMembers",
     "MintToken",
+    "OpenHardshipFile",
     "PaySubsidy",
     "RecordDues",
     "RecordExpense",
@@ -57,9 +66,12 @@ __all__ = [
     "RecordPiiRead",
     "RecordRemittance",
     "RecordSearch",
+    "RegisterModelWorker",
     "ReinstateMember",
     "RetainMember",
     "ReverseVoucher",
+    "ReviewHardshipFile",
+    "RevokeModelWorker",
     "RevokeToken",
     "StartTransfer",
 ]

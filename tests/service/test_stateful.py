@@ -73,6 +73,7 @@ from domain.members import Member
 from domain.money import Money
 from domain.organizations import Organization
 from domain.period import Month
+from domain.registers import NotOnRegister
 from domain.vouchers import Book, Posting, Voucher, check_balanced
 from service.application import Ledger
 from service.commands import (
@@ -910,6 +911,8 @@ class LedgerMachine(RuleBasedStateMachine):
             pre_error = InvalidStatus
         elif payer_org.code not in {o.code for o in self.path(p.org)}:
             pre_error = InvalidValue
+        elif programme in ("hardship", "model_worker"):
+            pre_error = NotOnRegister  # no register entry for anyone in this model
         else:
             pre_error = None
         self.post_or_refuse(
