@@ -22,6 +22,7 @@ from api.routers import (
     members,
     operations,
     organizations,
+    registers,
     rolls,
     statements,
 )
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         imports,
         rolls,
         funds,
+        registers,
         levy_policies,
         statements,
         audit,

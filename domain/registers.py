@@ -42,8 +42,8 @@ CAUSES = {
     "unemployment": "失业",
     "other": "其他",
 }
-# Causes that tell of a person's health: shown only to tokens with the pii flag.
-HEALTH_CAUSES = frozenset({"illness", "disability"})
+# Causes that tell of a person's health are shown only to tokens with the pii flag
+# (domain/privacy.py HEALTH_CAUSES).
 # 荣誉级别, highest first
 LEVELS = {"national": "全国级", "provincial": "省部级", "city": "市级", "county": "县级"}
 

@@ -15,7 +15,6 @@ from domain.members import Member
 from domain.money import Money
 from domain.period import parse_date
 from domain.registers import (
-    HEALTH_CAUSES,
     MAX_FILES_PER_PERSON,
     FileAlreadyOpen,
     HardshipFile,
@@ -56,7 +55,6 @@ def hardship_file_view(file: HardshipFile, member: Member) -> dict[str, Any]:
         "opened_by": file.organization_code,
         "category": file.category,
         "causes": list(file.causes),
-        "health_related": bool(HEALTH_CAUSES.intersection(file.causes)),
         "household_size": file.household_size,
         "monthly_income_per_head": str(Money(file.income_fen)),
         "opened_on": _iso(file.opened_on),
