@@ -168,6 +168,7 @@ class HardshipFile(LedgerAggregate):
         self.status = OPEN
         self.closed_on: datetime.date | None = None
         self.close_reason: str | None = None
+        self.last_paid_on: datetime.date | None = None
 
     @classmethod
     def open(
@@ -258,11 +259,27 @@ class HardshipFile(LedgerAggregate):
         self.income_fen = income_fen
 
     def close(self, *, closed_on: datetime.date, reason: Any) -> None:
-        """脱困: the household is out of hardship."""
+        """脱困: the household is out of hardship. Not on or before a day a payout was made
+        against the file: every payout keeps pointing to a file open on its date."""
         self._require_open()
         if closed_on < self.last_dated:
             raise InvalidValue("closed_on", f"must not be before {self.last_dated}")
+        if self.last_paid_on is not None and closed_on <= self.last_paid_on:
+            raise InvalidValue(
+                "closed_on", f"a payout was made against this file on {self.last_paid_on}"
+            )
         self._closed(closed_on=closed_on, reason=parse_reason(reason))
+
+    def note_payout(self, paid_on: datetime.date) -> None:
+        """A hardship payout made against the file (the voucher names the file)."""
+        if not self.open_on(paid_on):
+            raise NotOnRegister(f"the hardship file is not open on {paid_on}")
+        self._payout_noted(paid_on=paid_on)
+
+    @event("PayoutNoted", topic="ledger:HardshipFile.PayoutNoted")
+    def _payout_noted(self, paid_on: datetime.date) -> None:
+        if self.last_paid_on is None or paid_on > self.last_paid_on:
+            self.last_paid_on = paid_on
 
     @event("Closed", topic="ledger:HardshipFile.Closed")
     def _closed(self, closed_on: datetime.date, reason: str) -> None:
@@ -299,6 +316,7 @@ class ModelWorker(LedgerAggregate):
         self._add(honour, level, awarded_year)
         self.revoked_on: datetime.date | None = None
         self.revoke_reason: str | None = None
+        self.last_paid_on: datetime.date | None = None
 
     def _add(self, honour: str, level: str, awarded_year: int) -> None:
         self.honours.append({"honour": honour, "level": level, "awarded_year": awarded_year})
@@ -365,7 +383,22 @@ class ModelWorker(LedgerAggregate):
         first = min(h["awarded_year"] for h in self.honours)
         if revoked_on.year < first:
             raise InvalidValue("revoked_on", f"the first honour was awarded in {first}")
+        if self.last_paid_on is not None and revoked_on <= self.last_paid_on:
+            raise InvalidValue(
+                "revoked_on", f"a model-worker payout was made on {self.last_paid_on}"
+            )
         self._revoked(revoked_on=revoked_on, reason=parse_reason(reason))
+
+    def note_payout(self, paid_on: datetime.date) -> None:
+        """A model-worker payout made against the record (the voucher names it)."""
+        if not self.valid_on(paid_on):
+            raise NotOnRegister(f"the model worker is not on the register on {paid_on}")
+        self._payout_noted(paid_on=paid_on)
+
+    @event("PayoutNoted", topic="ledger:ModelWorker.PayoutNoted")
+    def _payout_noted(self, paid_on: datetime.date) -> None:
+        if self.last_paid_on is None or paid_on > self.last_paid_on:
+            self.last_paid_on = paid_on
 
     @event("Revoked", topic="ledger:ModelWorker.Revoked")
     def _revoked(self, revoked_on: datetime.date, reason: str) -> None:

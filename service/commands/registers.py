@@ -117,17 +117,20 @@ def register_entry(
     uow: UnitOfWork, programme: str, member: Member, day: datetime.date
 ) -> dict[str, Any]:
     """The register entry a payout to a person is made against, for the voucher's details:
-    a hardship file open on the day, or a model worker valid on it. NotOnRegister (409) if the
+    a hardship file open on the day, or a model worker valid on it, which notes the payout (so
+    that no later closure or revocation can date before it). NotOnRegister (409) if the
     programme needs one and there is none; nothing for other programmes."""
     member_id = str(member.id)
     if programme == HARDSHIP:
         for file in reversed(files_of(uow, member_id)):
             if file.open_on(day):
+                file.note_payout(day)
                 return {"hardship_file_id": str(file.id)}
         raise NotOnRegister(f"a hardship payout needs a hardship file open on {day}")
     if programme == MODEL_WORKER:
         worker = uow.get(ModelWorker.id_for(member_id))
         if isinstance(worker, ModelWorker) and worker.valid_on(day):
+            worker.note_payout(day)
             return {"model_worker_id": str(worker.id)}
         if isinstance(worker, ModelWorker) and worker.revoked_on is not None:
             raise NotOnRegister(

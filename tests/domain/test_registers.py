@@ -8,7 +8,13 @@ import uuid
 import pytest
 
 from domain.errors import InvalidStatus, InvalidValue, NotAMember
-from domain.registers import HardshipFile, ModelWorker, NotHomeUnion, one_year_after
+from domain.registers import (
+    HardshipFile,
+    ModelWorker,
+    NotHomeUnion,
+    NotOnRegister,
+    one_year_after,
+)
 from tests.domain.builders import join, replay, small_tree
 
 DAY = datetime.date(2025, 3, 1)
@@ -158,3 +164,35 @@ def test_model_worker_values_are_checked(field, value) -> None:
 
 def test_one_year_after_a_leap_day() -> None:
     assert one_year_after(datetime.date(2024, 2, 29)) == datetime.date(2025, 2, 28)
+
+
+def test_no_closure_or_revocation_dates_before_a_payout_made_against_the_entry() -> None:
+    tree = small_tree()
+    member = join(tree["b1"])
+    file = _open(member, tree["b1"])
+    with pytest.raises(NotOnRegister):
+        file.note_payout(DAY - datetime.timedelta(days=1))
+    file.note_payout(datetime.date(2025, 5, 1))
+    file.note_payout(datetime.date(2025, 4, 1))  # a back-dated payout leaves the latest
+    assert file.last_paid_on == datetime.date(2025, 5, 1)
+    with pytest.raises(InvalidValue):
+        file.close(closed_on=datetime.date(2025, 5, 1), reason="脱困")
+    file.close(closed_on=datetime.date(2025, 5, 2), reason="脱困")
+    with pytest.raises(NotOnRegister):
+        file.note_payout(datetime.date(2025, 5, 2))
+    worker = ModelWorker.register(
+        member_id=str(member.id),
+        id_number=member.id_number,
+        name="张三",
+        organization=tree["county"],
+        honour="县级劳动模范",
+        level="county",
+        awarded_year=2024,
+    )
+    worker.note_payout(datetime.date(2025, 4, 1))
+    with pytest.raises(InvalidValue):
+        worker.revoke(revoked_on=datetime.date(2025, 4, 1), reason="撤销")
+    worker.revoke(revoked_on=datetime.date(2025, 4, 2), reason="撤销")
+    with pytest.raises(NotOnRegister):
+        worker.note_payout(datetime.date(2025, 4, 2))
+    assert vars(replay(worker)) == vars(worker) | {"_pending_events": []}

@@ -56,6 +56,7 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:FoundingReserve.Withdrawn",
     "ledger:HardshipFile.Closed",
     "ledger:HardshipFile.Opened",
+    "ledger:HardshipFile.PayoutNoted",
     "ledger:HardshipFile.Reviewed",
     "ledger:IdempotencyRecord.Recorded",
     "ledger:LevyPolicies.Adopted",
@@ -70,6 +71,7 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:Member.TransferCancelled",
     "ledger:Member.TransferStarted",
     "ledger:ModelWorker.HonourAdded",
+    "ledger:ModelWorker.PayoutNoted",
     "ledger:ModelWorker.Registered",
     "ledger:ModelWorker.Revoked",
     "ledger:Organisation.ChildAttached",
@@ -227,7 +229,8 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     hardship.review(
         reviewed_on=day, category="deep", household_size=3, monthly_income_per_head="700.00"
     )
-    hardship.close(closed_on=day, reason="就业增收")
+    hardship.note_payout(day)
+    hardship.close(closed_on=day + datetime.timedelta(days=1), reason="就业增收")
     honoured = ModelWorker.register(
         member_id=str(member.id),
         id_number=member.id_number,
@@ -238,7 +241,8 @@ def _trigger_every_event() -> list[LedgerAggregate]:
         awarded_year=2020,
     )
     honoured.add_honour(honour="市级劳动模范", level="city", awarded_year=2022)
-    honoured.revoke(revoked_on=day, reason="撤销称号")
+    honoured.note_payout(day)
+    honoured.revoke(revoked_on=day + datetime.timedelta(days=1), reason="撤销称号")
     read = PiiRead(purpose="GET /v1/members/{member_id}", member_ids=[str(member.id)])
     record = IdempotencyRecord(id=uuid.uuid4(), command="join_member", fingerprint="f", result={})
     return [

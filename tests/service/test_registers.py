@@ -100,6 +100,14 @@ def test_hardship_payouts_need_a_file_open_on_the_day(ledger: Ledger, tree: Tree
         1,
         "2025-12-20",
     )
+    # Not closed on or before the day of a payout made against it.
+    ledger.execute(pay(tree.base_a, member_id, "hardship", "2025-02-20", "1.00"))
+    refused(
+        ledger,
+        InvalidValue,
+        ledger.execute,
+        CloseHardshipFile(file_id=opened["file_id"], closed_on="2025-02-20", reason="脱困"),
+    )
     closed = ledger.execute(
         CloseHardshipFile(file_id=opened["file_id"], closed_on="2025-03-01", reason="子女就业,脱困")
     ).body
