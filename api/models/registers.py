@@ -55,6 +55,19 @@ class OpenHardshipFile(RequestModel):
 class ReviewHardshipFile(RequestModel):
     """年度复核: the household's figures again; the category kept or changed."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reviewed_on": "2026-02-20",
+                    "category": "relative",
+                    "household_size": 4,
+                    "monthly_income_per_head": "860.00",
+                }
+            ]
+        }
+    )
+
     reviewed_on: Day
     category: Category
     household_size: int = Field(ge=1, le=30, strict=True)
@@ -63,6 +76,10 @@ class ReviewHardshipFile(RequestModel):
 
 class CloseHardshipFile(RequestModel):
     """脱困: the file is closed with a reason."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"closed_on": "2026-06-30", "reason": "再就业，收入稳定"}]}
+    )
 
     closed_on: Day
     reason: Reason
@@ -96,6 +113,10 @@ class RegisterModelWorker(RequestModel):
 
 class RevokeModelWorker(RequestModel):
     """撤销: the honours are withdrawn from revoked_on."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"revoked_on": "2026-07-01", "reason": "依规撤销称号"}]}
+    )
 
     revoked_on: Day
     reason: Reason
