@@ -33,13 +33,32 @@ PARENT_ACCOUNTS = ("504", "505")
 # --- projection handlers ------------------------------------------------------------------
 
 
-def _row(b: Any, table: str, key_column: str, key: str) -> dict[str, Any]:
+def _stored(b: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Rows of earlier batches read back in this batch, by (table, key): read once, so that a
+    second event on the same row in the batch sees the changes the first one made."""
+    cache = getattr(b, "_register_rows", None)
+    if cache is None:
+        cache = b._register_rows = {}
+    return cache
+
+
+def _find(b: Any, table: str, key_column: str, key: str) -> dict[str, Any] | None:
     row = b.inserts[table].get(key)
-    if row is None:
+    if row is not None:
+        return row
+    cache = _stored(b)
+    if (table, key) not in cache:
         rows = b._select(table, f"{key_column} = ?", (key,))
         if not rows:
-            raise RuntimeError(f"{table}: no row {key}")
-        row = rows[0]
+            return None
+        cache[(table, key)] = rows[0]
+    return cache[(table, key)]
+
+
+def _row(b: Any, table: str, key_column: str, key: str) -> dict[str, Any]:
+    row = _find(b, table, key_column, key)
+    if row is None:
+        raise RuntimeError(f"{table}: no row {key}")
     return row
 
 
@@ -111,8 +130,11 @@ def files_follow(b: Any, member_id: str, organization_code: str) -> None:
     """A transfer accepted: the person's files are kept by the receiving union."""
     rows = [r for r in b.inserts["hardship_files"].values() if r["member_id"] == member_id]
     new = {r["file_id"] for r in rows}
-    stored = b._select("hardship_files", "member_id = ?", (member_id,))
-    for row in rows + [r for r in stored if r["file_id"] not in new]:
+    cache = _stored(b)
+    for stored in b._select("hardship_files", "member_id = ?", (member_id,)):
+        if stored["file_id"] not in new:
+            rows.append(cache.setdefault(("hardship_files", stored["file_id"]), stored))
+    for row in rows:
         b.update("hardship_files", row, organization_code=organization_code)
 
 
@@ -201,10 +223,7 @@ def payout_posted(b: Any, e: Any, voucher_id: str, day: int) -> None:
             },
         )
     elif e.kind == "reversal" and e.reverses:
-        original = b.inserts["person_payouts"].get(e.reverses)
-        if original is None:
-            found = b._select("person_payouts", "voucher_id = ?", (e.reverses,))
-            original = found[0] if found else None
+        original = _find(b, "person_payouts", "voucher_id", e.reverses)
         if original is None:
             return  # not a payout to a person
         b.insert(

@@ -237,3 +237,40 @@ def test_registers_on_the_read_side(setup, backend):
             for needle in ("illness", "保险理赔", "退休劳模", person(9)):
                 assert needle not in text, (table, needle)
     assert_equal_to_rebuild(rm)
+
+
+def test_two_changes_of_a_stored_row_in_one_batch(setup):
+    """A record projected in an earlier batch, then changed twice in one batch: the second
+    change builds on the first (the row is read back once per batch)."""
+    ledger, tree, rm = setup
+    member_id = _join(ledger, tree.base_a, 20)
+    fields = dict(id_number=person(20), name="困难20", organization_code=tree.county)
+    ledger.execute(
+        RegisterModelWorker(honour="市级劳动模范", level="city", awarded_year=2018, **fields)
+    )
+    file_id = _open(ledger, member_id, "2024-03-01")
+    rm.catch_up()
+    ledger.execute(
+        RegisterModelWorker(honour="全国劳动模范", level="national", awarded_year=2020, **fields)
+    )
+    ledger.execute(
+        RegisterModelWorker(honour="县级劳动模范", level="county", awarded_year=2016, **fields)
+    )
+    ledger.execute(CloseHardshipFile(file_id=file_id, closed_on="2024-05-01", reason="脱困"))
+    transfer = ledger.execute(
+        StartTransfer(
+            member_id=member_id,
+            to_organization_code=tree.base_b,
+            effective_on="2024-06-01",
+            reason_code=1,
+        )
+    ).body["transfer_id"]
+    ledger.execute(
+        AcceptTransfer(member_id=member_id, transfer_id=transfer, effective_on="2024-06-01")
+    )
+    rm.catch_up()
+    (worker,) = rm.model_workers(tree.county, today=D(2025, 1, 1))["items"]
+    assert worker["level"] == "national" and worker["first_awarded_year"] == 2016
+    (file,) = rm.hardship_files(tree.base_b, as_of=D(2025, 1, 1))["items"]
+    assert file["status"] == "closed" and file["file_id"] == file_id
+    assert_equal_to_rebuild(rm)
