@@ -782,8 +782,10 @@ class DemoLoader:
                 continue
             reviewed_on = datetime.date(DEMO_YEAR, month, rng.randint(1, 9))
             category = file["category"]
-            if rng.random() < 0.15:
-                category = "deep" if category == "relative" else "relative"
+            if category == "deep" and rng.random() < 0.2:
+                category = "relative"  # better off, still on file
+            elif category != "deep" and rng.random() < 0.04:
+                category = "deep"
             self._do(
                 "review_hardship_file",
                 ReviewHardshipFile(
@@ -822,7 +824,7 @@ class DemoLoader:
         for index, entry in sorted(self.roll.items()):
             if entry.status != "active" or index in self.files:
                 continue
-            if rng.random() >= HARDSHIP_SHARE / 40:
+            if rng.random() >= HARDSHIP_SHARE / 120:
                 continue
             request = self._file_request(index, "sudden", on)
             self._record_file(
