@@ -41,7 +41,7 @@ from api.queries import (
     period,
 )
 from api.security import Caller, Idempotency, Reader, Writer
-from domain.errors import NotFound
+from domain.errors import InvalidValue, NotFound
 from projections.reports.registers import (
     ASSISTANCE_COLUMNS,
     HARDSHIP_FILE_COLUMNS,
@@ -85,8 +85,13 @@ async def open_hardship_file(
     caller: Writer, idempotency: Idempotency, body: OpenHardshipFile
 ) -> JSONResponse:
     """建档 by the member's own union. 409 if the person has an open file, or if another
-    union (organization_code) tries to open it."""
-    await run_in_threadpool(caller.require_member, body.member_id)
+    union (organization_code) tries to open it; 422 for a member_id that names no member the
+    token may see."""
+    try:
+        await run_in_threadpool(caller.require_member, body.member_id)
+    except NotFound:
+        # A member named in a body: 422, for an unknown one and one outside the scope alike.
+        raise InvalidValue("member_id", f"no member has id {body.member_id[:40]!r}") from None
     if body.organization_code is not None:
         await caller.in_scope(body.organization_code, field="organization_code")
     return await command(

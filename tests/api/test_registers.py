@@ -62,7 +62,10 @@ def test_hardship_files_over_http(api: Api) -> None:
     assert "hardship file open on 2025-02-10" in refused.json()["detail"]
     # Another union may not open the file; a clerk outside the member's scope sees no member.
     assert _file(api, member_id, organization_code=t.base_b).status_code == 409
-    assert _file(api, member_id, token="west_clerk").status_code == 404
+    outside = _file(api, member_id, token="west_clerk")
+    unknown = _file(api, "00000000-0000-0000-0000-000000000000", token="west_clerk")
+    assert outside.status_code == unknown.status_code == 422
+    assert outside.json()["detail"].split("'")[0] == unknown.json()["detail"].split("'")[0]
     assert api.get("/v1/organizations/x/hardship-files").status_code == 404
     bad = _file(api, member_id, monthly_income_per_head=520)
     assert bad.status_code == 422
