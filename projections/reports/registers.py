@@ -52,7 +52,7 @@ ASSISTANCE_COLUMNS: list[Column] = [
     ("item", "分类"),
     ("count", "户数/人数"),
     ("amount", "金额"),
-    ("ledger", "账面金额"),
+    ("ledger_amount", "账面金额"),
 ]
 
 
@@ -140,17 +140,14 @@ def assistance_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "section": "与账簿核对",
                 "item": c["account_code"],
                 "amount": c["paid_to_persons"],
-                "ledger": c["ledger"],
+                "ledger_amount": c["ledger"],
             }
             for c in report["ledger_check"]
         ),
         *(
             {
                 "section": "逾期未复核",
-                "item": f"{o['name'] or ''} {o['file_id']}",
-                "count": None,
-                "amount": None,
-                "ledger": o["review_due"],
+                "item": f"{o['name'] or ''} {o['file_id']} 应于{o['review_due']}前复核",
             }
             for o in h["overdue_reviews"]
         ),

@@ -238,6 +238,12 @@ def test_the_assistance_report(api: Api) -> None:
             token="west_auditor",
         )
         assert exported.status_code == 200, exported.text
+        if fmt == "xlsx":
+            sheet = load_workbook(io.BytesIO(exported.content)).active
+            checks_rows = [r for r in sheet.iter_rows(values_only=True) if "与账簿核对" in r]
+            assert checks_rows and all(
+                isinstance(r[3], int | float) and isinstance(r[4], int | float) for r in checks_rows
+            )
     csv_text = exported_csv = api.get(
         f"/v1/organizations/{t.west}/reports/assistance",
         params={"from": "2025-01-01", "to": "2025-12-31", "scope": "subtree", "format": "csv"},
