@@ -29,6 +29,7 @@ from api.routers import (
     operations,
     organizations,
     reconciliations,
+    registers,
     rolls,
     statements,
 )
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         imports,
         rolls,
         funds,
+        registers,
         levy_policies,
         statements,
         audit,

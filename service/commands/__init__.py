@@ -35,12 +35,20 @@ from service.commands.organizations import (
     FoundOrganization,
 )
 from service.commands.reconciliations import RecordReconciliation, SignOffReconciliation
+from service.commands.registers import (
+    CloseHardshipFile,
+    OpenHardshipFile,
+    RegisterModelWorker,
+    ReviewHardshipFile,
+    RevokeModelWorker,
+)
 
 __all__ = [
     "AcceptTransfer",
     "AdoptLevyPolicy",
     "CancelTransfer",
     "ChangeOrganization",
+    "CloseHardshipFile",
     "ClosePeriod",
     "Command",
     "CorrectMember",
@@ -50,6 +58,7 @@ __all__ = [
     "JoinMember",
     "JoinMembers",
     "MintToken",
+    "OpenHardshipFile",
     "PaySubsidy",
     "RecordDues",
     "RecordExpense",
@@ -59,9 +68,12 @@ __all__ = [
     "RecordReconciliation",
     "RecordRemittance",
     "RecordSearch",
+    "RegisterModelWorker",
     "ReinstateMember",
     "RetainMember",
     "ReverseVoucher",
+    "ReviewHardshipFile",
+    "RevokeModelWorker",
     "RevokeToken",
     "SignOffReconciliation",
     "StartTransfer",
