@@ -30,6 +30,7 @@ from api.routers import (
     operations,
     organizations,
     reconciliations,
+    registers,
     rolls,
     statements,
 )
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, short_path: bool = True) -> 
         imports,
         rolls,
         funds,
+        registers,
         levy_policies,
         statements,
         audit,

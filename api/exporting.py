@@ -158,17 +158,49 @@ def statement_answer(
     filename: str,
 ) -> Response:
     """A statement in JSON, or as its filed document: the same answer either way."""
+    return document_answer(
+        caller,
+        fmt,
+        found,
+        purpose,
+        document,
+        code=code,
+        when=when,
+        filename=filename,
+        scope=found["scope"],
+        position=found["position"],
+        money=True,
+    )
+
+
+def document_answer(
+    caller: Caller,
+    fmt: str,
+    found: dict[str, Any],
+    purpose: str,
+    document: Any,
+    *,
+    code: str,
+    when: tuple[str, str],
+    filename: str,
+    scope: str,
+    position: int,
+    money: bool = False,
+) -> Response:
+    """An answer held whole in memory (a statement, a register's report) in JSON, or as the
+    filed document `document(header lines, answer)` makes of it: masked, or read unmasked and
+    recorded once, header and all."""
     if fmt == "json":
         return JSONResponse(present(caller, found, f"{purpose} format={fmt}"))
     header = header_block(
         caller,
         code,
         when,
-        scope=found["scope"],
+        scope=scope,
         known_at=found.get("known_at"),
-        position=found["position"],
+        position=position,
         consolidated=bool(found.get("consolidated")),
-        money=True,
+        money=money,
     )
     seen = present(caller, {"answer": found, "header": header}, f"{purpose} format={fmt}")
     return export(fmt, document(_as_lines(seen["header"]), seen["answer"]), filename)

@@ -10,6 +10,7 @@ from domain.members import Member
 from domain.organizations import Deployment, Organization
 from domain.policies import LevyPolicies
 from domain.reconciliation_runs import ReconciliationRegister, ReconciliationRun
+from domain.registers import HardshipFile, ModelWorker
 from domain.reserves import FoundingReserve
 from domain.vouchers import Book, Voucher
 
@@ -27,4 +28,6 @@ AGGREGATES = (
     IdempotencyRecord,
     ReconciliationRun,
     ReconciliationRegister,
+    HardshipFile,
+    ModelWorker,
 )

@@ -10,7 +10,9 @@ CSV and XLSX exports, the audit event stream, error details. Masking holds as a 
 - a person's name keeps its first character (张*, 欧阳娜娜 -> 欧***);
 - a mobile number keeps its first three and last four digits (138****5678);
 - an identity or mobile number typed into free text (a description, a reason, a note, an
-  approval reference, a union's name, an error message) is masked the same way.
+  approval reference, a union's name, an error message) is masked the same way;
+- a hardship file's causes keep only those that say nothing of health (因病 and 因残 are left
+  out), and a household's income per head is withheld.
 
 Pure functions over JSON-ready values: no I/O, nothing of the ledger's own imported.
 """
@@ -79,6 +81,10 @@ ORGANIZATION_ENDINGS = (
     "司",
     "府",
 )
+# A register's causes of hardship (困难职工档案) that tell of a person's health: left out of a
+# masked answer. And the figures of a household's income: withheld (null).
+HEALTH_CAUSES = frozenset({"illness", "disability"})
+INCOME_KEYS = frozenset({"monthly_income_per_head", "income_fen"})
 # A birth year this side of which an 18-digit run is taken for an identity number.
 EARLIEST_BIRTH_YEAR, LATEST_BIRTH_YEAR = 1900, 2099
 
@@ -207,6 +213,10 @@ def mask(value: Any, *, person: bool = False) -> Any:
             masked[key] = None
             if "birth_year" not in value:
                 masked["birth_year"] = birth_year(item)
+        elif key == "causes" and isinstance(item, list):
+            masked[key] = [c for c in item if c not in HEALTH_CAUSES]
+        elif key in INCOME_KEYS:
+            masked[key] = None
         elif key in FREE_TEXT_KEYS and isinstance(item, str):
             masked[key] = mask_text(item)
         elif key == "counterparty_name" and isinstance(item, str):

@@ -70,6 +70,33 @@ MIN_BASES_PER_COUNTY = 4
 MIN_MEMBERS_PER_COUNTY = 40
 MIN_WAGE_FEN = 2_490_00  # 杭州 monthly minimum wage, 2024
 IN_YEAR_JOIN_SHARE = 0.06
+# The registers behind the subsidies (困难职工档案, 劳模名册): a few percent of members on file,
+# most of them 相对困难, a handful 深度困难; model workers at every level, more county than
+# national. Weights are relative.
+HARDSHIP_SHARE = 0.02
+HARDSHIP_CATEGORIES = {"relative": 75, "sudden": 18, "deep": 7}
+HARDSHIP_CAUSES = {
+    "illness": 35,
+    "unemployment": 22,
+    "education": 20,
+    "disability": 9,
+    "accident": 9,
+    "other": 5,
+}
+HARDSHIP_CLOSE_REASONS = (
+    "再就业，家庭收入稳定",
+    "子女毕业就业，脱困",
+    "医疗费用报销到位，脱困",
+    "纳入低保后收入达标",
+)
+MODEL_WORKER_SHARE = 0.004
+MODEL_WORKER_LEVELS = {"county": 55, "city": 28, "provincial": 13, "national": 4}
+MODEL_WORKER_HONOURS = {
+    "county": ("县级劳动模范", "县五一劳动奖章"),
+    "city": ("市级劳动模范", "市五一劳动奖章"),
+    "provincial": ("省部级劳动模范", "省五一劳动奖章"),
+    "national": ("全国劳动模范", "全国五一劳动奖章"),
+}
 FOUNDING_RESERVE_EMPLOYERS = 2  # per county: levy held (建会筹备金) until the union is founded
 
 

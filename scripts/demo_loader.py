@@ -25,7 +25,21 @@ from domain.funds import dues_for_wage
 from domain.levy import level_rank, levy_due
 from domain.money import Money
 from domain.period import Month
-from scripts.demo_data import DEMO_YEAR, DemoPlan, Employer, OrgPlan, Person, Story
+from scripts.demo_data import (
+    DEMO_YEAR,
+    HARDSHIP_CATEGORIES,
+    HARDSHIP_CAUSES,
+    HARDSHIP_CLOSE_REASONS,
+    HARDSHIP_SHARE,
+    MODEL_WORKER_HONOURS,
+    MODEL_WORKER_LEVELS,
+    MODEL_WORKER_SHARE,
+    DemoPlan,
+    Employer,
+    OrgPlan,
+    Person,
+    Story,
+)
 from scripts.demo_names import EXPENSES
 from service.application import Ledger
 from service.commands import (
@@ -33,20 +47,25 @@ from service.commands import (
     AdoptLevyPolicy,
     CancelTransfer,
     ChangeOrganization,
+    CloseHardshipFile,
     ClosePeriod,
     Command,
     CorrectMember,
     ExitMember,
     FoundOrganization,
     JoinMember,
+    OpenHardshipFile,
     PaySubsidy,
     RecordDues,
     RecordExpense,
     RecordLevy,
     RecordRemittance,
+    RegisterModelWorker,
     ReinstateMember,
     RetainMember,
     ReverseVoucher,
+    ReviewHardshipFile,
+    RevokeModelWorker,
     StartTransfer,
 )
 from service.unit_of_work import CommandResult
@@ -99,6 +118,12 @@ class DemoLoader:
         self.parent: dict[str, str | None] = {o.code: o.parent_code for o in plan.organizations}
         self.roll: dict[int, _Roll] = {}
         self.approval_serial = 0
+        # The registers, as the loader opened them: person index -> its hardship file
+        # (file_id, category, opened_on, last dated, closed_on) and its model-worker record.
+        # Drawn from their own generator, so that the rest of the load stays as it was.
+        self.register_rng = random.Random(f"union-ledger-demo-registers:{plan.size}:{plan.seed}")
+        self.files: dict[int, dict[str, Any]] = {}
+        self.workers: dict[int, dict[str, Any]] = {}
         self.pool = ThreadPoolExecutor(CONCURRENT_COMMANDS, thread_name_prefix="demo")
 
     # --- plumbing ------------------------------------------------------------------------
@@ -167,6 +192,7 @@ class DemoLoader:
         try:
             self._timed("organisations", self.found_tree)
             self._timed("members", self.join_pre_year_members)
+            self._timed("registers", self.open_registers)
             self._timed("year", self.run_year)
         finally:
             self.pool.shutdown()
@@ -263,6 +289,13 @@ class DemoLoader:
         at(datetime.date(DEMO_YEAR, month, DUES_DAY), lambda: self.dues(month))
         if month in QUARTER_ENDS:
             at(datetime.date(DEMO_YEAR, month, REMITTANCE_DAY), lambda: self.remittances(month))
+        at(datetime.date(DEMO_YEAR, month, 10), lambda: self.review_files(month))
+        if month == 10:
+            at(datetime.date(DEMO_YEAR, month, 12), self.close_files)
+        if 2 <= month <= 11:
+            at(datetime.date(DEMO_YEAR, month, 18), lambda: self.open_sudden_files(month))
+        if month == 7:
+            at(datetime.date(DEMO_YEAR, month, 1), self.revoke_a_model_worker)
         at(datetime.date(DEMO_YEAR, month, 26), lambda: self.expenses(month))
         at(datetime.date(DEMO_YEAR, month, 27), lambda: self.subsidies(month))
         if month == 5:
@@ -585,6 +618,7 @@ class DemoLoader:
             4: ("model_worker", 0.0003, (1_000, 3_000), False),
             8: ("school", 0.001, (2_000, 5_000), True),
             9: ("childcare", 0.0005, (500, 1_500), False),
+            11: ("hardship", 0.003, (1_000, 3_000), True),  # 冬季送温暖
         }
         counties = [c for c in self.active_codes(paid_on) if self.orgs[c].level == "county"]
         if month in programmes:
@@ -592,7 +626,12 @@ class DemoLoader:
             for county in counties:
                 people = self.members_under(county)
                 count = min(len(people), max(1, round(len(people) * share)))
-                chosen = self.rng.sample(people, count)
+                if programme in ("hardship", "model_worker"):
+                    # Paid against the registers: every deep file and some of the others at
+                    # Spring Festival (送温暖); every model worker on the register in April.
+                    chosen = self.register_recipients(programme, people, paid_on)
+                else:
+                    chosen = self.rng.sample(people, count)
                 budget = self.free_funds(county).fen * 6 // 10
                 for index in chosen:
                     amount = self.rng.randint(low // 100, high // 100) * 100_00
@@ -638,6 +677,175 @@ class DemoLoader:
                     False,
                     paid_on,
                 )
+
+    # --- the registers (困难职工档案, 劳模名册) ------------------------------------------------
+
+    def _weighted(self, weights: dict[str, int]) -> str:
+        return self.register_rng.choices(list(weights), weights=list(weights.values()))[0]
+
+    def _file_request(self, index: int, category: str, on: datetime.date) -> dict[str, Any]:
+        rng = self.register_rng
+        causes = {self._weighted(HARDSHIP_CAUSES) for _ in range(rng.choice((1, 1, 2)))}
+        if category == "sudden" and not causes & {"illness", "accident"}:
+            causes = {"accident"}
+        income = rng.randint(25, 90 if category == "relative" else 55) * 10_00
+        return dict(
+            member_id=self.roll[index].member_id,
+            category=category,
+            causes=sorted(causes),
+            household_size=rng.randint(2, 6),
+            monthly_income_per_head=str(Money(income)),
+            opened_on=on.isoformat(),
+        )
+
+    def _record_file(self, index: int, request: dict[str, Any], result: CommandResult) -> None:
+        day = datetime.date.fromisoformat(request["opened_on"])
+        self.files[index] = {
+            "file_id": result.body["file_id"],
+            "category": request["category"],
+            "opened_on": day,
+            "last_dated": day,
+            "closed_on": None,
+        }
+
+    def open_registers(self) -> None:
+        """建档 and 劳模登记 before the year: files opened over the last years for a few
+        percent of the members, and the model workers living in each county."""
+        rng = self.register_rng
+        on_roll = sorted(self.roll)
+        chosen = [i for i in on_roll if rng.random() < HARDSHIP_SHARE]
+        task = self._phase("档案 hardship files and model workers", len(chosen))
+        calls, indices = [], []
+        for index in chosen:
+            person = self.plan.people[index]
+            first = max(person.joined_on, datetime.date(DEMO_YEAR - 4, 1, 1))
+            last = datetime.date(DEMO_YEAR - 1, 12, 31)
+            if first > last:
+                continue
+            on = first + datetime.timedelta(days=rng.randrange((last - first).days + 1))
+            calls.append(((), self._file_request(index, self._weighted(HARDSHIP_CATEGORIES), on)))
+            indices.append(index)
+        results = self._many("open_hardship_file", OpenHardshipFile, calls, task)
+        for index, (_, request), result in zip(indices, calls, results, strict=True):
+            self._record_file(index, request, result)
+        for index in on_roll:
+            if rng.random() >= MODEL_WORKER_SHARE:
+                continue
+            level = self._weighted(MODEL_WORKER_LEVELS)
+            person = self.plan.people[index]
+            result = self._do(
+                "register_model_worker",
+                RegisterModelWorker(
+                    id_number=person.id_number,
+                    name=person.name,
+                    honour=rng.choice(MODEL_WORKER_HONOURS[level]),
+                    level=level,
+                    awarded_year=rng.randint(max(2000, person.joined_on.year), DEMO_YEAR - 1),
+                    organization_code=self.county_of(self.roll[index].organization_code),
+                ),
+            )
+            self.workers[index] = {"id": result.body["model_worker_id"], "revoked_on": None}
+
+    def register_recipients(
+        self, programme: str, people: list[int], paid_on: datetime.date
+    ) -> list[int]:
+        if programme == "model_worker":
+            return [
+                i
+                for i in people
+                if i in self.workers
+                and (
+                    self.workers[i]["revoked_on"] is None or self.workers[i]["revoked_on"] > paid_on
+                )
+            ]
+        on_file = [
+            i
+            for i in people
+            if i in self.files
+            and self.files[i]["opened_on"] <= paid_on
+            and self.files[i]["closed_on"] is None
+        ]
+        return [
+            i
+            for i in on_file
+            if self.files[i]["category"] == "deep" or self.register_rng.random() < 0.3
+        ]
+
+    def review_files(self, month: int) -> None:
+        """年度复核 of the files due this month; about one in eight is left overdue."""
+        rng = self.register_rng
+        for _, file in sorted(self.files.items()):
+            last = file["last_dated"]
+            if file["closed_on"] is not None or last.year >= DEMO_YEAR or last.month != month:
+                continue
+            if rng.random() < 0.125:
+                continue
+            reviewed_on = datetime.date(DEMO_YEAR, month, rng.randint(1, 9))
+            category = file["category"]
+            if category == "deep" and rng.random() < 0.2:
+                category = "relative"  # better off, still on file
+            elif category != "deep" and rng.random() < 0.04:
+                category = "deep"
+            self._do(
+                "review_hardship_file",
+                ReviewHardshipFile(
+                    file_id=file["file_id"],
+                    reviewed_on=reviewed_on.isoformat(),
+                    category=category,
+                    household_size=rng.randint(2, 6),
+                    monthly_income_per_head=str(Money(rng.randint(30, 95) * 10_00)),
+                ),
+            )
+            file["category"], file["last_dated"] = category, reviewed_on
+
+    def close_files(self) -> None:
+        """脱困: about one open file in eight is closed in October."""
+        rng = self.register_rng
+        closed_on = datetime.date(DEMO_YEAR, 10, 12)
+        for _, file in sorted(self.files.items()):
+            if file["closed_on"] is not None or file["category"] == "deep":
+                continue
+            if rng.random() >= 0.125:
+                continue
+            self._do(
+                "close_hardship_file",
+                CloseHardshipFile(
+                    file_id=file["file_id"],
+                    closed_on=closed_on.isoformat(),
+                    reason=rng.choice(HARDSHIP_CLOSE_REASONS),
+                ),
+            )
+            file["closed_on"] = closed_on
+
+    def open_sudden_files(self, month: int) -> None:
+        """意外致困 during the year: a few new files a month."""
+        rng = self.register_rng
+        on = datetime.date(DEMO_YEAR, month, 18)
+        for index, entry in sorted(self.roll.items()):
+            if entry.status != "active" or index in self.files:
+                continue
+            if rng.random() >= HARDSHIP_SHARE / 120:
+                continue
+            request = self._file_request(index, "sudden", on)
+            self._record_file(
+                index, request, self._do("open_hardship_file", OpenHardshipFile(**request))
+            )
+
+    def revoke_a_model_worker(self) -> None:
+        """撤销: one model worker's honours are withdrawn in July."""
+        if not self.workers:
+            return
+        index = self.register_rng.choice(sorted(self.workers))
+        revoked_on = datetime.date(DEMO_YEAR, 7, 1)
+        self._do(
+            "revoke_model_worker",
+            RevokeModelWorker(
+                model_worker_id=self.workers[index]["id"],
+                revoked_on=revoked_on.isoformat(),
+                reason="因违法违纪，依规撤销劳动模范称号",
+            ),
+        )
+        self.workers[index]["revoked_on"] = revoked_on
 
     def pay_subsidy(
         self,

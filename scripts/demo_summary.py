@@ -24,6 +24,7 @@ from domain.levy import ORG_LEVELS
 from domain.members import LEFT, Member
 from domain.money import Money
 from domain.organizations import Deployment, Organization
+from domain.registers import CATEGORIES, LEVELS, HardshipFile, ModelWorker
 from domain.vouchers import Voucher
 from service.application import Ledger
 
@@ -73,6 +74,13 @@ class Summary:
     owed_down: Money = field(default_factory=Money.zero)
     owed_down_counterparties: int = 0
     founding_reserves: Money = field(default_factory=Money.zero)
+    # The registers: hardship files by status and (open ones) by category, yearly reviews;
+    # model workers by level (not revoked) and revoked.
+    hardship_files: Counter = field(default_factory=Counter)
+    hardship_categories: Counter = field(default_factory=Counter)
+    hardship_reviews: int = 0
+    model_workers: Counter = field(default_factory=Counter)
+    model_workers_revoked: int = 0
 
     @property
     def on_roll(self) -> int:
@@ -115,10 +123,14 @@ def summarize(ledger: Ledger, advance: Callable[[int], None] | None = None) -> S
     summary = Summary(root_code, root.name, ledger.head_position())
     _count_organizations(ledger, root, summary)
     members: dict[UUID, Any] = {}
+    registers: dict[UUID, Any] = {}
     last_position = 0
-    for note in _notifications(ledger, _event_topics(Member, Voucher)):
+    topics = _event_topics(Member, Voucher, HardshipFile, ModelWorker)
+    for note in _notifications(ledger, topics):
         event = ledger.mapper.to_domain_event(note)
-        if isinstance(event, Member.Event):
+        if isinstance(event, HardshipFile.Event | ModelWorker.Event):
+            registers[event.originator_id] = event.mutate(registers.get(event.originator_id))
+        elif isinstance(event, Member.Event):
             # The aggregate's own mutators rebuild each member: the same code as a repository
             # get, with one read per page of events instead of one per member.
             members[event.originator_id] = event.mutate(members.get(event.originator_id))
@@ -136,6 +148,16 @@ def summarize(ledger: Ledger, advance: Callable[[int], None] | None = None) -> S
         summary.women += member.identity.sex == "female"
         summary.migrant_workers += member.migrant_worker
         summary.new_employment_form += member.new_employment_form
+    for record in registers.values():
+        if isinstance(record, HardshipFile):
+            summary.hardship_files[record.status] += 1
+            summary.hardship_reviews += record.reviews
+            if record.is_open:
+                summary.hardship_categories[record.category] += 1
+        elif record.is_revoked:
+            summary.model_workers_revoked += 1
+        else:
+            summary.model_workers[record.level] += 1
     book = ledger.get_book(root_code)
     if book is not None:
         summary.bank = book.balance(BANK)
@@ -193,6 +215,19 @@ def summary_tables(summary: Summary) -> list[Table]:
     vouchers.add_row("total 合计", f"{sum(summary.vouchers.values()):,}", style="bold")
     vouchers.add_row("已冲销 reversed", f"{summary.reversed_vouchers:,}")
 
+    registers = Table(title="档案 registers: 困难职工档案 hardship files, 劳模名册 model workers")
+    registers.add_column("")
+    registers.add_column("count 数量", justify="right")
+    registers.add_row("在档 open hardship files", f"{summary.hardship_files['open']:,}")
+    for category, label in CATEGORIES.items():
+        registers.add_row(f"  {label} {category}", f"{summary.hardship_categories[category]:,}")
+    registers.add_row("已脱困 closed", f"{summary.hardship_files['closed']:,}")
+    registers.add_row("年度复核 yearly reviews", f"{summary.hardship_reviews:,}")
+    registers.add_row("劳模 model workers", f"{sum(summary.model_workers.values()):,}")
+    for level, label in LEVELS.items():
+        registers.add_row(f"  {label} {level}", f"{summary.model_workers[level]:,}")
+    registers.add_row("已撤销 revoked", f"{summary.model_workers_revoked:,}")
+
     money = Table(title=f"{summary.root_name}: 资金 funds (yuan)")
     money.add_column("account 科目")
     money.add_column("amount 金额", justify="right")
@@ -204,4 +239,4 @@ def summary_tables(summary: Summary) -> list[Table]:
         yuan(summary.owed_down),
     )
     money.add_row("215 建会筹备金 founding reserves held", yuan(summary.founding_reserves))
-    return [orgs, people, vouchers, money]
+    return [orgs, people, vouchers, registers, money]

@@ -15,6 +15,7 @@ from typing import Any
 from domain.errors import NotFound
 from projections.read_models.organizations import OrganizationQueries
 from projections.read_models.projector import BATCH_EVENTS, Projector
+from projections.read_models.registers import RegisterQueries
 from projections.read_models.rolls import RollQueries
 from projections.read_models.rows import from_micros, iso_day, known_us
 from projections.read_models.schema import LIVE, TableSet, ensure_live
@@ -40,6 +41,7 @@ class ReadModels:
         self.rolls = RollQueries(self.store, tables, self.cipher)
         self.statements = StatementQueries(self.store, tables)
         self.organizations = OrganizationQueries(self.store, tables)
+        self.registers = RegisterQueries(self.store, tables, self.cipher)
         self._maintained_at = 0  # the position at the last maintain()
 
     def close(self) -> None:
@@ -193,6 +195,58 @@ class ReadModels:
     def member_ids_by_id_number(self, id_number: str) -> list[str]:
         """Members recorded with this identity number, found by its keyed hash."""
         return self.rolls.member_ids_for(self.cipher.lookup_hash(id_number))
+
+    # --- registers (困难职工档案, 劳模名册) ------------------------------------------------
+
+    def hardship_files(
+        self,
+        code: str,
+        *,
+        as_of: datetime.date,
+        scope: str = "self",
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = 100,
+        everything: bool = False,
+    ) -> dict[str, Any]:
+        self._require_org(code)
+        return self.registers.hardship_files(
+            code,
+            as_of=as_of,
+            scope=scope,
+            status=status,
+            page=page,
+            page_size=page_size,
+            everything=everything,
+        )
+
+    def model_workers(
+        self,
+        code: str,
+        *,
+        today: datetime.date,
+        scope: str = "self",
+        level: str | None = None,
+        page: int = 1,
+        page_size: int = 100,
+        everything: bool = False,
+    ) -> dict[str, Any]:
+        self._require_org(code)
+        return self.registers.model_workers(
+            code,
+            scope=scope,
+            level=level,
+            page=page,
+            page_size=page_size,
+            today=today,
+            everything=everything,
+        )
+
+    def assistance(
+        self, code: str, *, date_from: datetime.date, date_to: datetime.date, scope: str = "self"
+    ) -> dict[str, Any]:
+        self._require_org(code)
+        return self.registers.assistance(code, date_from=date_from, date_to=date_to, scope=scope)
 
     # --- statements -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
 from domain.organizations import Organization
 from domain.vouchers import Book
-from projections.read_models import ledger_sums
+from projections.read_models import ledger_sums, registers
 from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
@@ -508,6 +508,7 @@ def _transfer_accepted(b: Batch, e: Any) -> None:
     if span["transfer_to"] is None:
         raise ProjectionError(f"member {member_id}: a transfer accepted but none pending")
     _continue(b, member_id, span, "active", day, organization_code=span["transfer_to"])
+    registers.files_follow(b, member_id, span["transfer_to"])
     reason = span["transfer_reason"]
     b.change(0, member_id, span["organization_code"], TRANSFER_OUT, reason, day)
     b.change(1, member_id, span["transfer_to"], TRANSFER_IN, reason, day)
@@ -615,6 +616,7 @@ def _voucher_posted(b: Batch, e: Any) -> None:
             )
         if p.account_code == "102":
             bank_fen[p.organization_code] += p.debit_fen
+    registers.payout_posted(b, e, voucher_id, day)
     if e.kind in ("levy", "founding_reserve"):
         receiver = next(code for code, fen in bank_fen.items() if fen > 0)
         b.insert(
@@ -681,6 +683,7 @@ HANDLERS: dict[str, Callable[[Batch, Any], None]] = {
     "ledger:Voucher.Posted": _voucher_posted,
     "ledger:Voucher.Reversed": _voucher_reversed,
     "ledger:LevyPolicies.Adopted": _policy_adopted,
+    **registers.HANDLERS,
 }
 _MEMBER_PREFIX = "ledger:Member."
 _FOUNDED = "ledger:Organisation.Founded"

@@ -19,7 +19,7 @@ from storage.database import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -309,6 +309,107 @@ TABLES: tuple[Table, ...] = (
         ),
         key=("region_prefix", "effective_from"),
         org_column=None,
+    ),
+    # 困难职工档案: one row per file, as it stands (the union is the person's current one: the
+    # file follows the membership). Causes and the reason for closing are encrypted.
+    Table(
+        "hardship_files",
+        (
+            ("file_id", "text"),
+            ("member_id", "text"),
+            ("serial", "int"),
+            ("opened_by", "text"),
+            ("organization_code", "text"),
+            ("opened_on", "int"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("causes_enc", "blob"),
+            ("status", "text"),
+            ("closed_on", "int"),
+            ("closed_position", "int"),
+            ("reason_enc", "blob"),
+        ),
+        key=("file_id",),
+        org_column="organization_code",
+        looked_up=True,
+        indexes=(("organization_code", "opened_on"), ("member_id",)),
+    ),
+    # The figures of a file over time: its opening and each yearly review (年度复核), valid
+    # from their day. Household size and income per head are encrypted.
+    Table(
+        "hardship_states",
+        (
+            ("file_id", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("kind", "text"),
+            ("valid_from", "int"),
+            ("category", "text"),
+            ("household_enc", "blob"),
+            ("income_enc", "blob"),
+        ),
+        key=("file_id", "position"),
+        org_column=None,
+    ),
+    # 劳模名册: one row per person (by the keyed member id), its highest level and revocation.
+    Table(
+        "model_workers",
+        (
+            ("model_worker_id", "text"),
+            ("member_id", "text"),
+            ("organization_code", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("id_number_hash", "text"),
+            ("name_enc", "blob"),
+            ("id_number_enc", "blob"),
+            ("level", "text"),
+            ("first_awarded_year", "int"),
+            ("revoked_on", "int"),
+            ("revoked_position", "int"),
+            ("reason_enc", "blob"),
+        ),
+        key=("model_worker_id",),
+        org_column="organization_code",
+        looked_up=True,
+        indexes=(("organization_code",), ("member_id",)),
+    ),
+    # The honours of each model worker (劳动模范, 五一劳动奖章 ...), one row per award.
+    Table(
+        "model_worker_honours",
+        (
+            ("model_worker_id", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("honour", "text"),
+            ("level", "text"),
+            ("awarded_year", "int"),
+        ),
+        key=("model_worker_id", "position"),
+        org_column=None,
+    ),
+    # Payouts to persons by programme (帮扶, 助学, 劳模 ...), with the register entry each was
+    # paid against; a reversal is a row of its own with the negative amount.
+    Table(
+        "person_payouts",
+        (
+            ("voucher_id", "text"),
+            ("position", "int"),
+            ("recorded_at_us", "int"),
+            ("payer_code", "text"),
+            ("programme", "text"),
+            ("account_code", "text"),
+            ("member_id", "text"),
+            ("hardship_file_id", "text"),
+            ("model_worker_id", "text"),
+            ("amount_fen", "int"),
+            ("paid_on", "int"),
+            ("reverses", "text"),
+        ),
+        key=("voucher_id",),
+        org_column="payer_code",
+        looked_up=True,
+        indexes=(("payer_code", "paid_on"),),
     ),
     # 审计索引: the positions of the events that concern a union (its own streams, or data
     # naming its code), so that GET /v1/audit/events?organization_code= reads only those.

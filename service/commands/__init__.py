@@ -36,12 +36,20 @@ from service.commands.organizations import (
     FoundOrganization,
 )
 from service.commands.reconciliations import RecordReconciliation, SignOffReconciliation
+from service.commands.registers import (
+    CloseHardshipFile,
+    OpenHardshipFile,
+    RegisterModelWorker,
+    ReviewHardshipFile,
+    RevokeModelWorker,
+)
 
 __all__ = [
     "AcceptTransfer",
     "AdoptLevyPolicy",
     "CancelTransfer",
     "ChangeOrganization",
+    "CloseHardshipFile",
     "ClosePeriod",
     "Command",
     "CorrectMember",
@@ -51,6 +59,7 @@ __all__ = [
     "JoinMember",
     "JoinMembers",
     "MintToken",
+    "OpenHardshipFile",
     "PaySubsidy",
     "RecordDues",
     "RecordExpense",
@@ -60,10 +69,13 @@ __all__ = [
     "RecordReconciliation",
     "RecordRemittance",
     "RecordSearch",
+    "RegisterModelWorker",
     "ReinstateMember",
     "ReopenPeriod",
     "RetainMember",
     "ReverseVoucher",
+    "ReviewHardshipFile",
+    "RevokeModelWorker",
     "RevokeToken",
     "SignOffReconciliation",
     "StartTransfer",

@@ -43,6 +43,7 @@ from domain.period import Month, parse_date
 from domain.reserves import FoundingReserve
 from domain.vouchers import Voucher, credit, debit
 from service.commands.base import Command
+from service.commands.registers import register_entry
 from service.results import policy_view, voucher_view
 from service.unit_of_work import UnitOfWork
 from storage.clock import today_in_china
@@ -382,6 +383,7 @@ class PaySubsidy(Command):
             if payer.code not in [home.code] + [a.code for a in uow.ancestors(home)]:
                 raise InvalidValue("recipient.member_id", f"not a member under {payer.code}")
             details["member_id"] = str(member.id)
+            details.update(register_entry(uow, self.programme, member, day))
             postings = person_subsidy_postings(
                 payer.code, PROGRAMME_ACCOUNTS[self.programme], money, flag
             )

@@ -105,6 +105,18 @@ def test_receipts_remittance_and_payouts(api: Api) -> None:
         api.tree.east,
     }
     member_id = api.join()["member_id"]
+    hardship = api.post(
+        "/v1/hardship-files",
+        {
+            "member_id": member_id,
+            "category": "relative",
+            "causes": ["unemployment"],
+            "household_size": 3,
+            "monthly_income_per_head": "800.00",
+            "opened_on": "2024-04-01",
+        },
+    )
+    assert hardship.status_code == 201, hardship.text
     subsidy = api.post(
         "/v1/funds/subsidies",
         {

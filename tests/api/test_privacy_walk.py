@@ -34,6 +34,7 @@ from tests.api.test_imports import HEADER_EN, upload
 TODAY = datetime.date.today().isoformat()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MASKED_TOKEN, PII_TOKEN = "admin", "admin_pii"  # both deployment-wide: they see everything
+FILE_IDS: list[str] = []  # hardship files the walk opens (GET /v1/hardship-files/{file_id})
 
 
 @dataclass
@@ -195,6 +196,33 @@ def build(api: Api) -> Walk:
             "mobile": person.mobiles[0] if person.mobiles else None,
         }
         person.member_id = walk.post(f"join {person.names[0]}", "/v1/members", body)["member_id"]
+
+    # The registers: a hardship file (it follows P4 on the transfer below) and a model worker.
+    hardship = walk.post(
+        "hardship file",
+        "/v1/hardship-files",
+        {
+            "member_id": P4.member_id,
+            "category": "deep",
+            "causes": ["illness", "accident"],
+            "household_size": 3,
+            "monthly_income_per_head": "480.00",
+            "opened_on": "2021-06-01",
+        },
+    )
+    FILE_IDS[:] = [hardship["file_id"]]
+    walk.post(
+        "model worker",
+        "/v1/model-workers",
+        {
+            "id_number": P1.number,
+            "name": P1.names[0],
+            "honour": "县级劳动模范",
+            "level": "county",
+            "awarded_year": 2020,
+            "organization_code": t.east,
+        },
+    )
 
     key = uuid.uuid4().hex
     content = roster()
@@ -430,6 +458,7 @@ def path_values(api: Api) -> dict[str, list[str]]:
         "member_id": [p.member_id for p in PEOPLE if p.stored],
         "run_id": [RUN_IDS[-1]],
         "voucher_id": sorted({line["voucher_id"] for line in journal.json()["items"]}),
+        "file_id": FILE_IDS,
     }
 
 

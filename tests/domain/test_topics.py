@@ -25,6 +25,7 @@ from domain.organizations import Deployment
 from domain.period import Month
 from domain.policies import LevyPolicies
 from domain.reconciliation_runs import ReconciliationRegister, ReconciliationRun
+from domain.registers import HardshipFile, ModelWorker
 from domain.reserves import FoundingReserve
 from domain.vouchers import Book, Voucher, credit, debit
 from tests.domain.builders import found, join, small_tree
@@ -33,9 +34,11 @@ GOLDEN_AGGREGATE_TOPICS = {
     "ledger:Book",
     "ledger:Deployment",
     "ledger:FoundingReserve",
+    "ledger:HardshipFile",
     "ledger:IdempotencyRecord",
     "ledger:LevyPolicies",
     "ledger:Member",
+    "ledger:ModelWorker",
     "ledger:Organisation",
     "ledger:PiiRead",
     "ledger:ReconciliationRegister",
@@ -57,6 +60,10 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:FoundingReserve.UnionDissolved",
     "ledger:FoundingReserve.UnionFounded",
     "ledger:FoundingReserve.Withdrawn",
+    "ledger:HardshipFile.Closed",
+    "ledger:HardshipFile.Opened",
+    "ledger:HardshipFile.PayoutNoted",
+    "ledger:HardshipFile.Reviewed",
     "ledger:IdempotencyRecord.Recorded",
     "ledger:LevyPolicies.Adopted",
     "ledger:LevyPolicies.Opened",
@@ -69,6 +76,10 @@ GOLDEN_EVENT_TOPICS = {
     "ledger:Member.TransferAccepted",
     "ledger:Member.TransferCancelled",
     "ledger:Member.TransferStarted",
+    "ledger:ModelWorker.HonourAdded",
+    "ledger:ModelWorker.PayoutNoted",
+    "ledger:ModelWorker.Registered",
+    "ledger:ModelWorker.Revoked",
     "ledger:Organisation.ChildAttached",
     "ledger:Organisation.ChildDetached",
     "ledger:Organisation.Changed",
@@ -219,6 +230,33 @@ def _trigger_every_event() -> list[LedgerAggregate]:
     token.revoke(moment)
     window = SearchWindow(id=uuid.uuid4(), token_id=str(token.id), starts_at=moment)
     window.search(member_id=None, organization_code=None, limit=60, at=moment)
+    hardship = HardshipFile.open(
+        member=member,
+        organization=b1,
+        serial=1,
+        category="relative",
+        causes=["illness"],
+        household_size=3,
+        monthly_income_per_head="800.00",
+        opened_on=day,
+    )
+    hardship.review(
+        reviewed_on=day, category="deep", household_size=3, monthly_income_per_head="700.00"
+    )
+    hardship.note_payout(day)
+    hardship.close(closed_on=day + datetime.timedelta(days=1), reason="就业增收")
+    honoured = ModelWorker.register(
+        member_id=str(member.id),
+        id_number=member.id_number,
+        name="张三",
+        organization=b1,
+        honour="县级劳动模范",
+        level="county",
+        awarded_year=2020,
+    )
+    honoured.add_honour(honour="市级劳动模范", level="city", awarded_year=2022)
+    honoured.note_payout(day)
+    honoured.revoke(revoked_on=day + datetime.timedelta(days=1), reason="撤销称号")
     read = PiiRead(purpose="GET /v1/members/{member_id}", member_ids=[str(member.id)])
     record = IdempotencyRecord(id=uuid.uuid4(), command="join_member", fingerprint="f", result={})
     run = ReconciliationRun(
@@ -242,6 +280,8 @@ def _trigger_every_event() -> list[LedgerAggregate]:
         record,
         run,
         register,
+        hardship,
+        honoured,
     ]
 
 

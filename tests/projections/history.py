@@ -19,17 +19,22 @@ from service.commands import (
     AcceptTransfer,
     CancelTransfer,
     ChangeOrganization,
+    CloseHardshipFile,
     CorrectMember,
     ExitMember,
     JoinMember,
+    OpenHardshipFile,
     PaySubsidy,
     RecordDues,
     RecordExpense,
     RecordLevy,
     RecordRemittance,
+    RegisterModelWorker,
     ReinstateMember,
     RetainMember,
     ReverseVoucher,
+    ReviewHardshipFile,
+    RevokeModelWorker,
     StartTransfer,
 )
 from tests.conftest import Backend
@@ -56,6 +61,8 @@ class HistoryWriter:
         # An independent model of the rolls, as now known: member id -> [(day, status, org)].
         self.timeline: dict[str, list[tuple[datetime.date, str, str]]] = {}
         self.moves: list[tuple[datetime.date, str]] = []  # base_b's new parent by date
+        self.files: list[str] = []  # hardship files opened
+        self.workers: list[str] = []  # model-worker records
 
     def _date(self) -> str:
         self.day += datetime.timedelta(days=self.rng.randint(0, 20))
@@ -364,6 +371,67 @@ class HistoryWriter:
             ):
                 self.moves.append((datetime.date.fromisoformat(day), parent))
 
+    def registers(self) -> None:
+        """困难职工档案 and 劳模名册: open, review or close a file; register or revoke."""
+        draw = self.rng.random()
+        member = self._member()
+        if draw < 0.35 and member is not None:
+            body = self._try(
+                self.ledger.execute,
+                OpenHardshipFile(
+                    member_id=member,
+                    category=self.rng.choice(["deep", "relative", "sudden"]),
+                    causes=self.rng.sample(["illness", "education", "unemployment"], 2),
+                    household_size=self.rng.randint(1, 6),
+                    monthly_income_per_head=f"{self.rng.randint(200, 1500)}.00",
+                    opened_on=self._date(),
+                ),
+            )
+            if body is not None:
+                self.files.append(body["file_id"])
+        elif draw < 0.55 and self.files:
+            self._try(
+                self.ledger.execute,
+                ReviewHardshipFile(
+                    file_id=self.rng.choice(self.files),
+                    reviewed_on=self._date(),
+                    category=self.rng.choice(["deep", "relative"]),
+                    household_size=self.rng.randint(1, 6),
+                    monthly_income_per_head=f"{self.rng.randint(200, 1500)}.00",
+                ),
+            )
+        elif draw < 0.7 and self.files:
+            self._try(
+                self.ledger.execute,
+                CloseHardshipFile(
+                    file_id=self.rng.choice(self.files), closed_on=self._date(), reason="脱困"
+                ),
+            )
+        elif draw < 0.9:
+            n = self.rng.randrange(PEOPLE)
+            body = self._try(
+                self.ledger.execute,
+                RegisterModelWorker(
+                    id_number=person(n),
+                    name=NAMES[n],
+                    honour=self.rng.choice(["县级劳动模范", "市级劳动模范"]),
+                    level=self.rng.choice(["county", "city"]),
+                    awarded_year=self.rng.randint(2015, 2023),
+                    organization_code=self.tree.county,
+                ),
+            )
+            if body is not None:
+                self.workers.append(body["model_worker_id"])
+        elif self.workers:
+            self._try(
+                self.ledger.execute,
+                RevokeModelWorker(
+                    model_worker_id=self.rng.choice(self.workers),
+                    revoked_on=self._date(),
+                    reason="撤销",
+                ),
+            )
+
     def parent_of_base_b(self, day: datetime.date) -> str:
         parent = self.tree.county
         for moved_on, code in self.moves:
@@ -388,6 +456,8 @@ class HistoryWriter:
         spend,
         reverse,
         reorganise,
+        registers,
+        registers,
     )
 
 

@@ -97,6 +97,9 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
         assert summary.vouchers["reversal"] == summary.reversed_vouchers == 1
         assert summary.vouchers["founding_reserve_release"] > 0
         assert summary.vouchers["dues"] > 0 and summary.vouchers["levy"] > 0
+        # The registers were opened before they were paid from, and some files reviewed.
+        assert summary.hardship_files["open"] > 0 and summary.hardship_reviews > 0
+        assert sum(summary.hardship_categories.values()) == summary.hardship_files["open"]
         # Every organisation's books balance, and the year is closed (年终结账): December
         # closed, and no income or expenditure balance left at the end of the year.
         assert summary.vouchers["year_end"] > 0
@@ -134,9 +137,12 @@ def test_demo_loads_a_deployment_through_the_application(store, tmp_path: Path) 
     summary = run_ledger(["summary"], env, tmp_path)
     assert summary.returncode == 0, summary.stderr
     assert summary_lines(summary.stdout) == summary_lines(result.stdout)
-    # The read models rebuilt from the events match the live ones after the year-end close.
+    assert "在档 open hardship files" in summary.stdout and "劳模 model workers" in summary.stdout
+    # The read models, registers included, equal a rebuild from the events after the
+    # year-end close.
     check = run_ledger(["rebuild", "--check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
+    assert "hardship_files" in check.stderr + check.stdout
     assert "0 differing rows" in check.stdout
 
 

@@ -23,7 +23,15 @@ from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from domain.members import Member
 from service.application import Ledger
-from service.commands import CorrectMember, JoinMember, PaySubsidy, RecordDues, StartTransfer
+from service.commands import (
+    CorrectMember,
+    JoinMember,
+    OpenHardshipFile,
+    PaySubsidy,
+    RecordDues,
+    RegisterModelWorker,
+    StartTransfer,
+)
 from service.idempotency import IdempotencyKey
 from storage.key_check import WrongEncryptionKey
 from storage.keys import derive_key, load_or_create_key
@@ -92,6 +100,27 @@ def write_people(ledger: Ledger) -> list[str]:
             period="2024-01",
             amount="500.00",
             received_on="2024-01-31",
+        )
+    )
+    # The registers hold personal data too: a hardship file and a model worker by name.
+    ledger.execute(
+        OpenHardshipFile(
+            member_id=member_ids[2],
+            category="deep",
+            causes=["illness"],
+            household_size=3,
+            monthly_income_per_head="480.00",
+            opened_on="2024-02-01",
+        )
+    )
+    ledger.execute(
+        RegisterModelWorker(
+            id_number=PEOPLE[3][0],
+            name=PEOPLE[3][1],
+            honour="县级劳动模范",
+            level="county",
+            awarded_year=2023,
+            organization_code=tree.base_a,
         )
     )
     ledger.execute(

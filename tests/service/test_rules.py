@@ -38,6 +38,7 @@ from service.commands import (
     ExitMember,
     FoundOrganization,
     JoinMember,
+    OpenHardshipFile,
     PaySubsidy,
     RecordDues,
     RecordExpense,
@@ -71,6 +72,20 @@ def join(ledger: Ledger, n: int, org: str, on: str = "2024-01-02", name: str = "
     return ledger.execute(
         JoinMember(id_number=person(n), name=name, organization_code=org, joined_on=on)
     ).body["member_id"]
+
+
+def hardship_file(ledger: Ledger, member_id: str, on: str = "2024-01-03") -> str:
+    """建档: a hardship file for the member, so that hardship payouts may be made to them."""
+    return ledger.execute(
+        OpenHardshipFile(
+            member_id=member_id,
+            category="relative",
+            causes=["unemployment"],
+            household_size=3,
+            monthly_income_per_head="900.00",
+            opened_on=on,
+        )
+    ).body["file_id"]
 
 
 def member_count(ledger: Ledger, code: str) -> int:
@@ -427,6 +442,7 @@ def test_expense_beyond_the_bank_balance_is_refused(ledger: Ledger, tree: Tree) 
 def test_subsidy_to_a_person_beyond_the_bank_balance_is_refused(ledger: Ledger, tree: Tree) -> None:
     member_id = join(ledger, 1, tree.base_a)
     fund(ledger, tree.base_a, "500.00")
+    hardship_file(ledger, member_id)
     refused(
         ledger,
         InsufficientFunds,
@@ -458,6 +474,7 @@ def test_subsidy_to_a_person_beyond_the_bank_balance_is_refused(ledger: Ledger, 
     ]
     assert all(p["earmarked"] for p in paid.body["postings"])
     assert paid.body["details"]["member_id"] == member_id
+    assert paid.body["details"]["hardship_file_id"]
 
 
 def test_subsidy_to_a_member_who_left_is_refused(ledger: Ledger, tree: Tree) -> None:

@@ -53,6 +53,7 @@ from domain.errors import (
     InsufficientFunds,
     InvalidStatus,
     InvalidValue,
+    NotAMember,
     NotFound,
     OrganizationInUse,
     OrganizationNotActive,
@@ -77,26 +78,31 @@ from domain.members import Member
 from domain.money import Money
 from domain.organizations import Organization
 from domain.period import Month
+from domain.registers import FileAlreadyOpen, HardshipFile, ModelWorker, NotOnRegister
 from domain.vouchers import Book, Posting, Voucher, check_balanced
 from service.application import Ledger
 from service.commands import (
     AcceptTransfer,
     CancelTransfer,
+    CloseHardshipFile,
     ClosePeriod,
     Command,
     DissolveOrganization,
     ExitMember,
     FoundOrganization,
     JoinMember,
+    OpenHardshipFile,
     PaySubsidy,
     RecordDues,
     RecordExpense,
     RecordLevy,
     RecordRemittance,
+    RegisterModelWorker,
     ReinstateMember,
     ReopenPeriod,
     RetainMember,
     ReverseVoucher,
+    RevokeModelWorker,
     StartTransfer,
 )
 from storage.clock import today_in_china
@@ -240,6 +246,10 @@ class PersonModel:
 
     transfer_to: str | None = None
     aggregate_id: UUID | None = None  # derived from the identity number by a keyed hash
+    # The registers: hardship files, oldest first ({file_id, opened_on, last_dated, closed_on,
+    # last_paid_on}), and the model-worker record ({id, years, revoked_on, last_paid_on}).
+    files: list[dict[str, Any]] = field(default_factory=list)
+    worker: dict[str, Any] | None = None
 
 
 @dataclass
@@ -1019,6 +1029,20 @@ class LedgerMachine(RuleBasedStateMachine):
         fen: int,
     ) -> None:
         p = self.someone(who, likely)
+        if likely and programme in ("hardship", "model_worker"):
+            # Mostly someone on the register (on file, or a model worker), when there is one.
+            on_register = [
+                q
+                for q in self.people
+                if q.member_id is not None
+                and (
+                    self.open_file_on(q, self.today)
+                    if programme == "hardship"
+                    else self.worker_valid_on(q, self.today)
+                )
+            ]
+            if on_register:
+                p = self.pick(on_register, who)
         if p.member_id is None:
             return
         # Mostly the member's own union or one above it, sometimes any union.
@@ -1031,9 +1055,13 @@ class LedgerMachine(RuleBasedStateMachine):
             pre_error = InvalidStatus
         elif payer_org.code not in {o.code for o in self.path(p.org)}:
             pre_error = InvalidValue
+        elif programme == "hardship" and self.open_file_on(p, self.today) is None:
+            pre_error = NotOnRegister
+        elif programme == "model_worker" and not self.worker_valid_on(p, self.today):
+            pre_error = NotOnRegister
         else:
             pre_error = None
-        self.post_or_refuse(
+        result = self.post_or_refuse(
             pre_error,
             person_subsidy_postings(
                 payer_org.code, PROGRAMME_ACCOUNTS[programme], amount, earmarked
@@ -1050,6 +1078,139 @@ class LedgerMachine(RuleBasedStateMachine):
                 paid_on=self.today.isoformat(),
             ),
         )
+        if result is not None:
+            entry = None
+            if programme == "hardship":
+                entry = self.open_file_on(p, self.today)
+                assert result.body["details"]["hardship_file_id"] == entry["file_id"]
+            elif programme == "model_worker":
+                entry = p.worker
+                assert result.body["details"]["model_worker_id"] == entry["id"]
+            if entry is not None:
+                entry["last_paid_on"] = max(entry["last_paid_on"] or self.today, self.today)
+
+    # --- the registers (困难职工档案, 劳模名册) -------------------------------------------------
+
+    @staticmethod
+    def open_file_on(p: PersonModel, day: datetime.date) -> dict[str, Any] | None:
+        for file in reversed(p.files):
+            if file["opened_on"] <= day and (file["closed_on"] is None or day < file["closed_on"]):
+                return file
+        return None
+
+    @staticmethod
+    def worker_valid_on(p: PersonModel, day: datetime.date) -> bool:
+        w = p.worker
+        if w is None or (w["revoked_on"] is not None and w["revoked_on"] <= day):
+            return False
+        return min(year for _, year in w["years"]) <= day.year
+
+    @rule(who=WHO, likely=LIKELY, category=st.sampled_from(["deep", "relative", "sudden"]))
+    def open_hardship_file(self, who: int, likely: bool, category: str) -> None:
+        p = self.someone(who, likely, "active", "retained", "transfer_pending")
+        if p.member_id is None:
+            expected: type[DomainError] | None = InvalidValue
+        elif p.files and p.files[-1]["closed_on"] is None:
+            expected = FileAlreadyOpen
+        elif p.status == "left":
+            expected = NotAMember
+        else:
+            expected = None
+        result = self.run(
+            expected,
+            OpenHardshipFile(
+                member_id=self.member_id(p),
+                category=category,
+                causes=["illness"],
+                household_size=3,
+                monthly_income_per_head="800.00",
+                opened_on=self.today.isoformat(),
+            ),
+        )
+        if result is not None:
+            p.files.append(
+                {
+                    "file_id": result.body["file_id"],
+                    "opened_on": self.today,
+                    "closed_on": None,
+                    "last_paid_on": None,
+                }
+            )
+
+    @rule(who=WHO, likely=LIKELY)
+    def close_hardship_file(self, who: int, likely: bool) -> None:
+        with_files = [p for p in self.people if p.files]
+        p = self.pick(with_files, who) if likely and with_files else self.people[who]
+        if not p.files:
+            return
+        file = p.files[-1]
+        if file["closed_on"] is not None:
+            expected: type[DomainError] | None = InvalidStatus
+        elif file["last_paid_on"] is not None and self.today <= file["last_paid_on"]:
+            expected = InvalidValue
+        else:
+            expected = None
+        result = self.run(
+            expected,
+            CloseHardshipFile(
+                file_id=file["file_id"], closed_on=self.today.isoformat(), reason="脱困"
+            ),
+        )
+        if result is not None:
+            file["closed_on"] = self.today
+
+    @rule(who=WHO, back_years=st.integers(0, 3))
+    def register_model_worker(self, who: int, back_years: int) -> None:
+        p = self.people[who]
+        year = self.today.year - back_years
+        w = p.worker
+        if w is not None and (w["revoked_on"] is not None or ("县级劳动模范", year) in w["years"]):
+            expected: type[DomainError] | None = InvalidStatus
+        else:
+            expected = None
+        result = self.run(
+            expected,
+            RegisterModelWorker(
+                id_number=p.id_number,
+                name=f"劳模{who}",
+                honour="县级劳动模范",
+                level="county",
+                awarded_year=year,
+                organization_code=self.county,
+            ),
+        )
+        if result is not None:
+            assert result.body["member_id"] == str(p.aggregate_id)
+            if w is None:
+                p.worker = {
+                    "id": result.body["model_worker_id"],
+                    "years": set(),
+                    "revoked_on": None,
+                    "last_paid_on": None,
+                }
+            p.worker["years"].add(("县级劳动模范", year))
+
+    @rule(who=WHO)
+    def revoke_model_worker(self, who: int) -> None:
+        w = self.people[who].worker
+        if w is None:
+            return
+        if w["revoked_on"] is not None:
+            expected: type[DomainError] | None = InvalidStatus
+        elif self.today.year < min(year for _, year in w["years"]) or (
+            w["last_paid_on"] is not None and self.today <= w["last_paid_on"]
+        ):
+            expected = InvalidValue
+        else:
+            expected = None
+        result = self.run(
+            expected,
+            RevokeModelWorker(
+                model_worker_id=w["id"], revoked_on=self.today.isoformat(), reason="撤销"
+            ),
+        )
+        if result is not None:
+            w["revoked_on"] = self.today
 
     @rule(
         payer=st.integers(0, 50),
@@ -1186,6 +1347,25 @@ class LedgerMachine(RuleBasedStateMachine):
                 numbered[f"{code} {year}-{month}"].append(int(serial))
         for key, serials in numbered.items():
             assert sorted(serials) == list(range(1, len(serials) + 1)), key
+        # Every hardship and model-worker payout points to a register entry of its recipient
+        # that is valid on its date, as the entry stands in the store now.
+        for voucher in vouchers.values():
+            details = voucher.details or {}
+            if voucher.kind != "subsidy" or details.get("programme") not in (
+                "hardship",
+                "model_worker",
+            ):
+                continue
+            if details["programme"] == "hardship":
+                entry = aggregates.get(UUID(details["hardship_file_id"]))
+                assert isinstance(entry, HardshipFile), "a hardship payout names no file"
+                assert entry.member_id == details["member_id"]
+                assert entry.open_on(voucher.effective_on), "paid against a file not open then"
+            else:
+                entry = aggregates.get(UUID(details["model_worker_id"]))
+                assert isinstance(entry, ModelWorker), "a model-worker payout names no record"
+                assert entry.member_id == details["member_id"]
+                assert entry.valid_on(voucher.effective_on), "paid to a model worker not valid"
         # One Member aggregate per identity number, whatever the id derivation does.
         holders: dict[str, set[str]] = defaultdict(set)
         for member in (a for a in aggregates.values() if isinstance(a, Member)):
