@@ -71,7 +71,7 @@ def roll_history(ledger):
             member_id=members[5],
             to_organization_code=tree.base_a,
             effective_on="2024-05-03",
-            reason_code=2,
+            reason_code=1,
         )
     ).body
     moments.append(_moment())
