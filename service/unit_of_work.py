@@ -170,7 +170,10 @@ class UnitOfWork:
         for code in codes:
             if has_credit_code_shape(code):
                 org = self.org(code)
-                check_organization_may_post(code, org.level, org.founded_on, effective_on, postings)
+                # Closing or reversing what is already booked stays possible (an account
+                # booked before the county-level rule existed must still close at year end).
+                own = postings if kind not in ("year_end", "reversal") else []
+                check_organization_may_post(code, org.level, org.founded_on, effective_on, own)
         voucher_id = uuid4()
         # Each book numbers the voucher in its month (记字号) as it records it: the number is
         # part of the event, so numbers are gapless whatever races or crashes.
