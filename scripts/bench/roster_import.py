@@ -105,3 +105,62 @@ def measure(
         "members_per_s": per_s(accepted, seconds),
     }
     return result, ImportedUnion(code, id_numbers)
+
+
+def _found_root(ledger: Any, region_code: str) -> str:
+    """A county root for a store that holds nothing else: the import's union hangs under it."""
+    from service.commands import FoundOrganization
+
+    code = synthetic.union_code(region_code, UNION_SERIAL - 1, base=False)
+    ledger.execute(
+        FoundOrganization(
+            code=code,
+            name="压测县总工会",
+            level="county",
+            parent_code=None,
+            region_code=region_code,
+            founded_on=f"{DEMO_YEAR - 1}-01-02",
+        )
+    )
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The roster import alone, on a fresh store: `python -m scripts.bench.roster_import`.
+    Prints one JSON line with import_members_per_s (what `ledger bench` measures, without
+    the rest of the run)."""
+    import argparse
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from scripts.bench.database import DEFAULT_ADMIN_URL, bench_store
+    from scripts.bench.server import mint_admin_token, running_server
+    from service.application import Ledger
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    args = parser.parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        bench_store(args.backend, args.admin_url, Path(tmp)) as store,
+    ):
+        ledger = Ledger(store.settings)
+        try:
+            root = _found_root(ledger, IMPORT_REGION)
+            token = mint_admin_token(ledger)
+        finally:
+            ledger.close()
+        with running_server(store, token, args.workers) as server:
+            result, _ = measure(
+                server, parent_code=root, region_code=IMPORT_REGION, rows=args.rows, timeout_s=600
+            )
+    result.pop("rejected_examples")
+    print(json.dumps({"import_members_per_s": result["members_per_s"], **result}))
+
+
+if __name__ == "__main__":
+    main()
