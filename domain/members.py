@@ -171,9 +171,35 @@ class Member(LedgerAggregate):
     ) -> Member:
         """入会: the first membership of a person. With admissions (a roster import), the union
         records the admission together with the others of the command."""
+        fields = cls.joined_fields(
+            id_number=id_number,
+            name=name,
+            mobile=mobile,
+            migrant_worker=migrant_worker,
+            new_employment_form=new_employment_form,
+            organization=organization,
+            joined_on=joined_on,
+        )
+        member = cls(id=member_id, **fields)
+        _admit(organization, admissions, str(member.id), joined_on)
+        return member
+
+    @staticmethod
+    def joined_fields(
+        *,
+        id_number: IdNumber,
+        name: str,
+        mobile: str | None,
+        migrant_worker: bool,
+        new_employment_form: bool,
+        organization: Organization,
+        joined_on: datetime.date,
+    ) -> dict[str, Any]:
+        """The checked fields of a first join's Joined event, or the DomainError refusing it
+        (checked in this order). join() and the roster import's bulk path
+        (service/bulk_join.py) both take them from here."""
         _check_joining(id_number, organization, joined_on)
-        member = cls(
-            id=member_id,
+        return dict(
             id_number=id_number.value,
             name=parse_name(name),
             mobile=parse_mobile(mobile),
@@ -182,8 +208,6 @@ class Member(LedgerAggregate):
             organization_code=organization.code,
             joined_on=joined_on,
         )
-        _admit(organization, admissions, str(member.id), joined_on)
-        return member
 
     def rejoin(
         self,

@@ -507,6 +507,15 @@ class Ledger(Application):
             )
         return {UUID(str(row["originator_id"])) for row in rows}
 
+    def created_since(self, position: int) -> set[UUID]:
+        """The aggregates created after this global position (their first event's): with
+        stored_ids() as of a position, which exist now (aggregates are never deleted)."""
+        rows = self._select(
+            "SELECT originator_id FROM {table} WHERE {position} > {p} AND originator_version = 1",
+            [position],
+        )
+        return {_uuid(row["originator_id"]) for row in rows}
+
     def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
         """The global position of one stored event."""
         return self.last_position_of([(aggregate_id, version)])

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from eventsourcing.application import AggregateNotFoundError, LRUCache, Processi
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 
 from domain.base import LedgerAggregate
+from domain.errors import VersionConflict
 from service.commands.base import Command
 from service.idempotency import Fingerprint, IdempotencyKey
 from service.unit_of_work import CommandResult, UnitOfWork
@@ -55,6 +57,8 @@ WRITER_CACHE_SIZE = 20_000
 MAX_TAILED_EVENTS = 50_000
 # Events a catch-up reads in its first query (more: it asks the head how many there are).
 REFRESH_PAGE = 1_000
+# An exclusive write that keeps meeting writers outside the lock gives up after this many.
+EXCLUSIVE_ATTEMPTS = 5
 
 log = logging.getLogger("ledger.writer")
 
@@ -88,6 +92,27 @@ class PendingCommand:
     # Aggregates the command will look for that may not exist yet (a joining person's member
     # id): the batch finds out which exist in one query instead of one read each.
     may_create: tuple[UUID, ...] = ()
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class ExclusiveOutcome:
+    """What an exclusive write did: its answer, the aggregates it saved (copies, their events
+    inserted), and the recordings of every event it inserted."""
+
+    answer: Any
+    aggregates: list[LedgerAggregate]
+    recordings: list[Recording]
+
+
+@dataclass
+class ExclusiveWrite:
+    """A write the writer does alone, in its own turn: a roster import's transaction
+    (service/bulk_join.py). body(app, known, turn) runs under the writer lock on the writer's
+    cache, brought up to date in that turn, and inserts at most once; an IntegrityError (a
+    writer that takes no lock wrote first) runs it again on what that writer wrote."""
+
+    body: Callable[[WriterHost, WriterCache, Turn], ExclusiveOutcome]
     future: Future = field(default_factory=Future)
 
 
@@ -290,7 +315,7 @@ class GroupCommitter:
     def __init__(self, app: WriterHost, max_batch: int = MAX_BATCH_COMMANDS) -> None:
         self.app = app
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[PendingCommand | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[PendingCommand | ExclusiveWrite | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.known = WriterCache(app)
@@ -308,6 +333,13 @@ class GroupCommitter:
         self._ensure_started()
         self._queue.put(pending)
         return pending.future
+
+    def enqueue_exclusive(self, write: ExclusiveWrite) -> Future:
+        """Queues a write that the writer does alone, after every command queued before it;
+        its future is answered with the write's answer once it is committed."""
+        self._ensure_started()
+        self._queue.put(write)
+        return write.future
 
     def close(self) -> None:
         with self._lock:
@@ -332,7 +364,11 @@ class GroupCommitter:
             first = self._queue.get()
             if first is None:
                 return
+            if isinstance(first, ExclusiveWrite):
+                self._exclusive(first)
+                continue
             batch = [first]
+            after: ExclusiveWrite | None = None
             while len(batch) < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -341,6 +377,9 @@ class GroupCommitter:
                 if item is None:
                     self._queue.put(None)  # stop after this batch
                     break
+                if isinstance(item, ExclusiveWrite):
+                    after = item  # in queue order: after the commands before it
+                    break
                 batch.append(item)
             try:
                 self._commit(batch)
@@ -348,6 +387,41 @@ class GroupCommitter:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
+            if after is not None:
+                self._exclusive(after)
+
+    def _exclusive(self, write: ExclusiveWrite) -> None:
+        """Runs an exclusive write in the writer's turn, again after an IntegrityError (a
+        writer outside the lock got there first), then keeps what it saved."""
+        try:
+            for _ in range(EXCLUSIVE_ATTEMPTS):
+                self.known.refresh()
+
+                def in_turn(turn: Turn) -> ExclusiveOutcome:
+                    self.known.refresh(turn)
+                    return write.body(self.app, self.known, turn)
+
+                try:
+                    outcome = self.lock.write(in_turn)
+                except IntegrityError:
+                    continue
+                for aggregate in outcome.aggregates:
+                    aggregate.collect_events()  # inserted: no longer pending
+                self.known.saved(
+                    outcome.aggregates, [r.notification.id for r in outcome.recordings]
+                )
+                write.future.set_result(outcome.answer)
+                try:
+                    self.app.take_due_snapshots(outcome.aggregates, outcome.recordings)
+                except Exception:
+                    log.warning("a snapshot after an exclusive write failed", exc_info=True)
+                return
+            raise VersionConflict(
+                f"a bulk write met a concurrent writer {EXCLUSIVE_ATTEMPTS} times; try again"
+            )
+        except BaseException as exc:
+            if not write.future.done():
+                write.future.set_exception(exc)
 
     def _commit(self, batch: list[PendingCommand]) -> None:
         """Decides the batch on what the writer knows and maps its events, then, holding the

@@ -27,6 +27,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.sqlite import SQLiteRecorder
 
+from storage.bulk_insert import sqlite_insert_many
 from storage.pg_recorder import BinaryArrayApplicationRecorder
 
 T = TypeVar("T")
@@ -39,6 +40,9 @@ class Turn(Protocol):
         self, start: int, limit: int, stop: int | None = None
     ) -> Sequence[Notification]: ...
     def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None: ...
+    def insert_many(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Inserts a large batch (COPY, executemany: storage/bulk_insert.py) instead of
+        insert_events; the positions in the events' order."""
 
 
 class WriterLock(Protocol):
@@ -63,6 +67,11 @@ class _Unlocked:
 
     def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
         return self._recorder.insert_events(stored_events)
+
+    def insert_many(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        if isinstance(self._recorder, SQLiteRecorder):
+            return sqlite_insert_many(self._recorder, stored_events)
+        return list(self._recorder.insert_events(stored_events) or [])
 
 
 class NoLock:

@@ -46,6 +46,8 @@ from eventsourcing.utils import retry
 from psycopg import Connection, Cursor
 from psycopg.sql import SQL, Composable, Identifier
 
+from storage.bulk_insert import copy_rows
+
 __all__ = ["BinaryArrayApplicationRecorder", "LockedWrite"]
 
 T = TypeVar("T")
@@ -209,6 +211,25 @@ class LockedWrite:
         except psycopg.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc  # as get_connection() would translate it
         ids = self._recorder._fetch_ids_after_insert_events(self._curs, stored_events)
+        self._conn.execute("COMMIT")
+        self.committed = True
+        return ids
+
+    def insert_many(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Inserts a large batch with COPY (storage/bulk_insert.py), then commits; the
+        positions in the events' order."""
+        if self.committed:
+            raise RuntimeError("a locked write inserts once")
+        if not stored_events:
+            return []
+        datastore = self._recorder.datastore
+        ids = copy_rows(
+            self._curs,
+            datastore.schema,
+            self._recorder.events_table_name,
+            datastore.originator_id_type,
+            stored_events,
+        )
         self._conn.execute("COMMIT")
         self.committed = True
         return ids
