@@ -23,7 +23,7 @@ from service.unit_of_work import CommandResult
 IMPORT_CHUNK_ROWS = 1000
 # Chunks in one transaction: a COPY of this many rows' events costs a little more than one
 # commit (fsync) of a few.
-CHUNKS_PER_WRITE = 10
+CHUNKS_PER_WRITE = 5
 # Transactions of one import handed to the writer before the first of them is answered.
 WRITES_IN_FLIGHT = 2
 # Chunks of one import handed to the writer before the first of them is answered.
