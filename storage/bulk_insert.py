@@ -4,11 +4,12 @@ SQLite (a roster import's members, service/bulk_join.py).
 The rows are the recorder's own (the same table, columns and unique (stream, version) key, so a
 duplicate still fails the whole insert with IntegrityError and writes nothing); only the way
 they travel differs. Neither COPY nor executemany returns the new positions: both are read back
-in the same transaction as the rows after the head it began with. That is exact because the
-insert holds the writer's table lock (PostgreSQL: LOCK TABLE ... EXCLUSIVE, taken by the
-prelude of BinaryArrayApplicationRecorder.write_locked; SQLite: the transaction's write lock),
-so no other insert takes a position between them, and positions follow the rows' order (a
-serial default, or SQLite's max(rowid) + 1).
+in the same transaction (PostgreSQL: the rows after the head it began with; SQLite: the last
+rowid, less the rows). That is exact because the insert holds the writer's table lock
+(PostgreSQL: LOCK TABLE ... EXCLUSIVE, taken by the prelude of
+BinaryArrayApplicationRecorder.write_locked; SQLite: the transaction's write lock), so no other
+insert takes a position between them, and positions follow the rows' order (a serial default,
+or SQLite's max(rowid) + 1).
 """
 
 from __future__ import annotations
@@ -73,11 +74,10 @@ def sqlite_insert_many(recorder: Any, stored_events: Sequence[StoredEvent]) -> l
         for e in stored_events
     ]
     with recorder.datastore.transaction(commit=True) as c:
-        c.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}")
-        head = int(c.fetchone()[0])
+        # The insert first: a transaction that read before it writes cannot wait for the
+        # write lock (WAL: SQLITE_BUSY at once if another connection wrote since its read).
         c.executemany(recorder.insert_events_statement, params)
-        c.execute(f"SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid", (head,))
-        ids = [int(r[0]) for r in c.fetchall()]
-    if len(ids) != len(stored_events):
-        raise RuntimeError(f"{len(ids)} positions read back for {len(stored_events)} rows")
-    return ids
+        c.execute(f"SELECT MAX(rowid) FROM {table}")
+        last = int(c.fetchone()[0])
+    # Holding the write lock, the rows took max(rowid) + 1 in turn: consecutive, ours.
+    return list(range(last - len(params) + 1, last + 1))
