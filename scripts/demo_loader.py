@@ -68,6 +68,7 @@ from service.commands import (
     RevokeModelWorker,
     StartTransfer,
 )
+from service.imports import join_rows
 from service.unit_of_work import CommandResult
 
 ACTOR = "cli:demo"
@@ -234,24 +235,30 @@ class DemoLoader:
         )
 
     def join_pre_year_members(self) -> None:
+        """The members who joined before the year, union by union through the roster import's
+        bulk path (service/imports.py join_rows: the same checks and events as JoinMembers),
+        several unions at once. Every row must be accepted, as every join was before."""
         task = self._phase(
             f"会员 members joined before {DEMO_YEAR}", len(self.plan.pre_year_members)
         )
-        indices = self.plan.pre_year_members
-        calls = [
-            (
-                (),
-                self.join_request(
-                    self.plan.people[i],
-                    self.plan.people[i].organization_code,
-                    self.plan.people[i].joined_on,
-                ),
-            )
-            for i in indices
-        ]
-        results = self._many("join_member", JoinMember, calls, task)
-        for index, (_, request), result in zip(indices, calls, results, strict=True):
-            self.roll[index] = _Roll(result.body["member_id"], request["organization_code"])
+        by_org: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for i in self.plan.pre_year_members:
+            person = self.plan.people[i]
+            request = self.join_request(person, person.organization_code, person.joined_on)
+            by_org.setdefault(request.pop("organization_code"), []).append((i, request))
+
+        def join_union(item: tuple[str, list[tuple[int, dict[str, Any]]]]) -> int:
+            code, rows = item
+            outcomes = join_rows(self.ledger, organization_code=code, rows=rows, actor=ACTOR)
+            for outcome in outcomes:
+                if "member_id" not in outcome:
+                    raise RuntimeError(f"the demo's member {outcome['row']} was refused: {outcome}")
+                self.roll[outcome["row"]] = _Roll(outcome["member_id"], code)
+            return len(outcomes)
+
+        for joined in self.pool.map(join_union, by_org.items()):
+            self._advance(task, joined)
+            self.stats.commands["join_member (bulk)"] += joined
 
     @staticmethod
     def join_request(person: Person, org_code: str, on: datetime.date) -> dict[str, Any]:
