@@ -68,7 +68,7 @@ from service.commands import (
     RevokeModelWorker,
     StartTransfer,
 )
-from service.imports import join_rows
+from service.imports import join_unions
 from service.unit_of_work import CommandResult
 
 ACTOR = "cli:demo"
@@ -235,9 +235,9 @@ class DemoLoader:
         )
 
     def join_pre_year_members(self) -> None:
-        """The members who joined before the year, union by union through the roster import's
-        bulk path (service/imports.py join_rows: the same checks and events as JoinMembers),
-        several unions at once. Every row must be accepted, as every join was before."""
+        """The members who joined before the year, through the roster import's bulk path
+        (service/imports.py join_unions: the same checks and events as JoinMembers), many
+        unions' rosters to a transaction. Every row must be accepted, as every join was."""
         task = self._phase(
             f"会员 members joined before {DEMO_YEAR}", len(self.plan.pre_year_members)
         )
@@ -247,18 +247,16 @@ class DemoLoader:
             request = self.join_request(person, person.organization_code, person.joined_on)
             by_org.setdefault(request.pop("organization_code"), []).append((i, request))
 
-        def join_union(item: tuple[str, list[tuple[int, dict[str, Any]]]]) -> int:
-            code, rows = item
-            outcomes = join_rows(self.ledger, organization_code=code, rows=rows, actor=ACTOR)
+        unions = list(by_org.items())
+        for (code, _), outcomes in zip(
+            unions, join_unions(self.ledger, unions, actor=ACTOR), strict=True
+        ):
             for outcome in outcomes:
                 if "member_id" not in outcome:
                     raise RuntimeError(f"the demo's member {outcome['row']} was refused: {outcome}")
                 self.roll[outcome["row"]] = _Roll(outcome["member_id"], code)
-            return len(outcomes)
-
-        for joined in self.pool.map(join_union, by_org.items()):
-            self._advance(task, joined)
-            self.stats.commands["join_member (bulk)"] += joined
+            self._advance(task, len(outcomes))
+            self.stats.commands["join_member (bulk)"] += len(outcomes)
 
     @staticmethod
     def join_request(person: Person, org_code: str, on: datetime.date) -> dict[str, Any]:

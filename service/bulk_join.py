@@ -168,7 +168,6 @@ class BulkWrite:
     later)."""
 
     ledger: Any  # service.application.Ledger, whose writer runs body
-    organization_code: str
     actor: str
     chunks: list[PlannedChunk]
     head: int
@@ -235,7 +234,7 @@ class BulkWrite:
         key = pending.idempotency
         if key is not None and key.record_id in exists and uow.get(key.record_id) is not None:
             return ledger.attempt(uow, pending)  # a replay (or IdempotencyKeyReused)
-        org = uow.org(self.organization_code, field="organization_code")
+        org = uow.org(chunk.command.organization_code, field="organization_code")
         rows = chunk.rows
         if _union_state(org) != chunk.union_state:
             rows = plan_rows(ledger.mapper, chunk.command, org, self.actor)  # checked again
@@ -319,26 +318,27 @@ def chunk_key(idempotency: IdempotencyKey | None, chunk: Sequence[tuple[int, Any
     )
 
 
-def plan_write(
+def plan_chunk(
     ledger: Any,
     org: Organization,
     rows: Sequence[tuple[int, dict[str, Any]]],
     *,
-    chunk_rows: int,
     actor: str,
     idempotency: IdempotencyKey | None,
-) -> BulkWrite:
-    """The caller's share of one transaction: rows parsed, checked and mapped in chunks, and
-    which of the ids they look for the store holds now."""
-    chunks: list[PlannedChunk] = []
-    for start in range(0, len(rows), chunk_rows):
-        part = list(rows[start : start + chunk_rows])
-        command = JoinMembers.prepare(ledger.member_ids, org.code, part)
-        pending = ledger.prepare(command, actor=actor, idempotency=chunk_key(idempotency, part))
-        planned = plan_rows(ledger.mapper, command, org, actor)
-        chunks.append(PlannedChunk(pending, planned, _union_state(org)))
+) -> PlannedChunk:
+    """The caller's share of one chunk: its command prepared as the command path prepares it,
+    its rows checked against org and mapped."""
+    part = list(rows)
+    command = JoinMembers.prepare(ledger.member_ids, org.code, part)
+    pending = ledger.prepare(command, actor=actor, idempotency=chunk_key(idempotency, part))
+    return PlannedChunk(pending, plan_rows(ledger.mapper, command, org, actor), _union_state(org))
+
+
+def plan_write(ledger: Any, chunks: list[PlannedChunk], *, actor: str) -> BulkWrite:
+    """One transaction of planned chunks (of one union or several), with which of the ids
+    they look for the store holds now."""
     head = ledger.head_position()  # before the look-up: what comes after, the writer reads
     looked_for = {i for c in chunks for i in c.pending.may_create}
     looked_for |= {c.pending.idempotency.record_id for c in chunks if c.pending.idempotency}
     stored = ledger.stored_ids(looked_for)
-    return BulkWrite(ledger, org.code, actor, chunks, head, stored)
+    return BulkWrite(ledger, actor, chunks, head, stored)

@@ -240,3 +240,23 @@ def test_the_audit_chain_verifies_over_a_bulk_import(ledger: Ledger) -> None:
     report = trail.verify()
     assert report["ok"] is True, report
     assert report["verified_through"] == ledger.head_position()
+
+
+def test_several_unions_share_a_transaction_and_each_gets_its_own_rows(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = found_tree(ledger)
+    monkeypatch.setattr(imports, "IMPORT_CHUNK_ROWS", 4)
+    rows = _roster(14)
+    head = ledger.head_position()
+    a, b, c = imports.join_unions(
+        ledger, [(tree.base_a, rows[:5]), (tree.base_b, rows[5:]), (tree.base_c, [])]
+    )
+    assert [o["row"] for o in a] == [r for r, _ in rows[:5]]
+    assert [o["row"] for o in b] == [r for r, _ in rows[5:]] and c == []
+    assert ledger.get_organization(tree.base_a)["member_count"] == 5
+    assert ledger.get_organization(tree.base_b)["member_count"] == 9
+    for outcome, (_, row) in zip(a + b, rows, strict=True):
+        assert outcome["member_id"] == str(ledger.member_id_for(row["id_number"]))
+    # 14 members, and one MembersAdmitted per chunk: 2 of union A's, 3 of union B's.
+    assert ledger.head_position() - head == 14 + 2 + 3
