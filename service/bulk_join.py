@@ -252,7 +252,8 @@ class BulkWrite:
             if member_id in exists or member_id in fast or member_id in uow.aggregates:
                 # The person has a member: the command's own way (rejoin, or refused).
                 if member_id not in uow.aggregates:
-                    touched.append(member_id)
+                    if member_id not in joined_here:  # the command met it here first
+                        touched.append(member_id)
                     if member_id in fast:  # joined earlier in this transaction
                         uow.aggregates[member_id] = fast[member_id].mutate(None)
                         uow.loaded_versions[member_id] = 1

@@ -393,6 +393,7 @@ class GroupCommitter:
     def _exclusive(self, write: ExclusiveWrite) -> None:
         """Runs an exclusive write in the writer's turn, again after an IntegrityError (a
         writer outside the lock got there first), then keeps what it saved."""
+        conflict: IntegrityError | None = None
         try:
             for _ in range(EXCLUSIVE_ATTEMPTS):
                 self.known.refresh()
@@ -403,7 +404,8 @@ class GroupCommitter:
 
                 try:
                     outcome = self.lock.write(in_turn)
-                except IntegrityError:
+                except IntegrityError as exc:
+                    conflict = exc
                     continue
                 for aggregate in outcome.aggregates:
                     aggregate.collect_events()  # inserted: no longer pending
@@ -418,7 +420,7 @@ class GroupCommitter:
                 return
             raise VersionConflict(
                 f"a bulk write met a concurrent writer {EXCLUSIVE_ATTEMPTS} times; try again"
-            )
+            ) from conflict
         except BaseException as exc:
             if not write.future.done():
                 write.future.set_exception(exc)

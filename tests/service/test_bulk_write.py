@@ -77,7 +77,9 @@ def twin(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 # Rows as api/roster.py normalises them: strings, booleans; some invalid on purpose.
-_people = st.integers(min_value=1, max_value=40)  # a small pool: repeats, and earlier members
+# A pool small enough for repeats in one file and people who are members from earlier examples,
+# large enough that most files also bring new people (repeated within a chunk, too).
+_people = st.integers(min_value=1, max_value=120)
 _rows = st.fixed_dictionaries(
     {
         "id_number": st.one_of(
@@ -97,8 +99,8 @@ _counter = itertools.count(1)
 
 
 @pytest.mark.parametrize("chunk_rows, chunks_per_write", [(3, 2)])
-@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(_rows, min_size=1, max_size=14), exits=st.lists(_people, max_size=3))
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_rows, min_size=1, max_size=14), exits=st.lists(_people, max_size=6))
 def test_the_bulk_path_stores_what_the_command_path_stores(
     twin: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -260,3 +262,16 @@ def test_several_unions_share_a_transaction_and_each_gets_its_own_rows(
         assert outcome["member_id"] == str(ledger.member_id_for(row["id_number"]))
     # 14 members, and one MembersAdmitted per chunk: 2 of union A's, 3 of union B's.
     assert ledger.head_position() - head == 14 + 2 + 3
+
+
+def test_a_new_person_twice_in_one_chunk_joins_once(ledger: Ledger) -> None:
+    tree = found_tree(ledger)
+    rows = _roster(3)
+    rows = [rows[0], (3, rows[0][1]), rows[1]]
+    outcomes = join_rows(ledger, organization_code=tree.base_a, rows=rows)
+    assert [o.get("reason") for o in outcomes] == [
+        None,
+        "this person is already a member of a union",
+        None,
+    ]
+    assert ledger.get_organization(tree.base_a)["member_count"] == 2
