@@ -29,6 +29,7 @@ TranscodingNotRegisteredError (as the mapper would).
 from __future__ import annotations
 
 import datetime
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
@@ -193,6 +194,21 @@ class PayloadDecoder:
                 f"Data serialized with name '{name}' is not deserializable"
             ) from None
         return decoder(d["_data_"])
+
+
+_BY_MAPPER: weakref.WeakKeyDictionary[Any, dict[bool, PayloadDecoder]] = weakref.WeakKeyDictionary()
+
+
+def decoder_for(mapper: Any, *, postings_as_rows: bool = False) -> PayloadDecoder:
+    """The decoder of a keyed BoundMapper, made once per mapper (and again if its key changes):
+    for callers that decode an event at a time (the audit walks)."""
+    made = _BY_MAPPER.setdefault(mapper, {})
+    decoder = made.get(postings_as_rows)
+    if decoder is None or decoder.cipher is not mapper.payloads:
+        decoder = made[postings_as_rows] = PayloadDecoder.for_mapper(
+            mapper, postings_as_rows=postings_as_rows
+        )
+    return decoder
 
 
 def posting_row(p: Any) -> PostingRow:
