@@ -54,6 +54,7 @@ from storage.transcodings import (
 )
 
 _TAG = b'"_type_"'
+_FLAT_TRANSCODINGS = (UUIDAsHex, DecimalAsStr, DatetimeAsISO, DateAsISO, MoneyAsFen, PostingAsList)
 
 
 class PostingRow(NamedTuple):
@@ -112,6 +113,13 @@ class PayloadDecoder:
             else:
                 decoders["posting"] = lambda data: posting_row(posting.decode(data))
         self._decoders = decoders
+        # Tags whose data is never more than a list of plain values (these transcodings encode
+        # no other registered type): decoded without looking inside their data first.
+        self._flat = frozenset(
+            name
+            for name, t in transcodings.items()
+            if type(t) in _FLAT_TRANSCODINGS and t.name == name
+        )
 
     @classmethod
     def for_key(cls, event_key: bytes, *, postings_as_rows: bool = False) -> PayloadDecoder:
@@ -183,17 +191,19 @@ class PayloadDecoder:
                 self._decode_values(value)
 
     def _decoded(self, d: dict[str, Any]) -> Any:
+        if len(d) == 2 and "_type_" in d and "_data_" in d:
+            name = d["_type_"]
+            if name not in self._flat:  # its data may hold tagged values: decode those first
+                self._decode_values(d)
+            try:
+                decoder = self._decoders[name]
+            except KeyError:
+                raise TranscodingNotRegisteredError(
+                    f"Data serialized with name '{name}' is not deserializable"
+                ) from None
+            return decoder(d["_data_"])
         self._decode_values(d)
-        if len(d) != 2 or "_type_" not in d or "_data_" not in d:
-            return d
-        name = d["_type_"]
-        try:
-            decoder = self._decoders[name]
-        except KeyError:
-            raise TranscodingNotRegisteredError(
-                f"Data serialized with name '{name}' is not deserializable"
-            ) from None
-        return decoder(d["_data_"])
+        return d
 
 
 _BY_MAPPER: weakref.WeakKeyDictionary[Any, dict[bool, PayloadDecoder]] = weakref.WeakKeyDictionary()
