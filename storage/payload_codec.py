@@ -18,7 +18,7 @@ upcast the same way. Two deliberate differences, both chosen by the caller:
 
 Use it as
 
-    decoder = PayloadDecoder.for_key(event_key)       # the ledger's "event-cipher" key
+    decoder = PayloadDecoder.for_master_key(master_key)   # or for_key(the event key)
     fields = decoder.decode(stream_id, version, topic, state)
 
 or `decode_payload(event_key, stream_id, version, topic, state)` for a single row. A payload
@@ -45,6 +45,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
+from storage.keys import derive_key
 from storage.payload_binding import BoundMapper, PayloadCipher
 from storage.transcodings import (
     DateAsISO,
@@ -54,6 +55,8 @@ from storage.transcodings import (
 )
 
 _TAG = b'"_type_"'
+# The purpose the mapper's key is derived for from the master key (service/application.py).
+EVENT_KEY_PURPOSE = "event-cipher"
 _FLAT_TRANSCODINGS = (UUIDAsHex, DecimalAsStr, DatetimeAsISO, DateAsISO, MoneyAsFen, PostingAsList)
 
 
@@ -129,6 +132,13 @@ class PayloadDecoder:
         return cls(
             PayloadCipher(event_key), ledger_transcodings(), postings_as_rows=postings_as_rows
         )
+
+    @classmethod
+    def for_master_key(cls, master_key: bytes, *, postings_as_rows: bool = False) -> PayloadDecoder:
+        """With the ledger's transcodings and the event key derived from its master key (the
+        32 bytes of LEDGER_ENCRYPTION_KEY or the key file, base64-decoded)."""
+        event_key = derive_key(master_key, EVENT_KEY_PURPOSE)
+        return cls.for_key(event_key, postings_as_rows=postings_as_rows)
 
     @classmethod
     def for_mapper(cls, mapper: Any, *, postings_as_rows: bool = False) -> PayloadDecoder:

@@ -128,6 +128,8 @@ def test_decode_payload_takes_the_event_key_alone(ledger: Ledger) -> None:
             n.originator_id, n.originator_version, n.topic, n.state, typed=False
         )
         assert raw["timestamp"]["_type_"] == "datetime_iso"  # as stored, tags left in
+        from_master = PayloadDecoder.for_master_key(master)
+        assert from_master.decode(n.originator_id, n.originator_version, n.topic, n.state) == got
 
 
 def _opened(ledger: Ledger, n: Any) -> bytes:
