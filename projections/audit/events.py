@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 from decimal import Decimal
 from fractions import Fraction
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from domain.money import Money
 from domain.organizations import Organization
 from domain.privacy import mask
 from domain.vouchers import Book
+from storage.payload_codec import decoder_for
 
 EVENT_ENVELOPE = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 PERSON_TOPIC_PREFIX = "ledger:Member."
@@ -76,13 +78,20 @@ def own_stream_ids(code: str) -> frozenset[UUID]:
 
 
 def decode(mapper: Any, notification: Notification) -> tuple[dict[str, Any] | None, Any, str]:
-    """(unmasked JSON-ready data, the event or None, an error text)."""
+    """(unmasked JSON-ready data, the event's attributes or None, an error text). The payload
+    is decoded without building a domain event (storage/payload_codec.py): the same
+    attributes, the same values."""
     try:
-        event = mapper.to_domain_event(notification)
+        fields = decoder_for(mapper).decode(
+            notification.originator_id,
+            notification.originator_version,
+            notification.topic,
+            notification.state,
+        )
     except Exception as exc:  # a tampered row or an unknown topic must still be listed
         return None, None, f"cannot decode this event ({type(exc).__name__}): it may be altered"
-    attributes = {k: v for k, v in vars(event).items() if k not in EVENT_ENVELOPE}
-    return json_ready(attributes), event, ""
+    attributes = {k: v for k, v in fields.items() if k not in EVENT_ENVELOPE}
+    return json_ready(attributes), SimpleNamespace(**fields), ""
 
 
 def is_person_topic(topic: str) -> bool:

@@ -51,13 +51,13 @@ from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from eventsourcing.persistence import StoredEvent
 
 from projections.audit.chain import GENESIS, chain_links, next_link
 from projections.audit.seals import seal_fault
 from projections.audit.store import AuditStore
 from projections.audit.trail import NO_PUBLIC_KEY, PUBLIC_SEAL_FIELDS, open_audit_store
 from storage.event_store import EventLog
+from storage.payload_codec import decoder_for
 
 EXPORT_FORMAT = "union-ledger-export/1"
 MANIFEST_NAME = "manifest.json"
@@ -173,15 +173,8 @@ def _recorded_at(
     """The event's timestamp, read from its payload (only that is kept); None if unreadable."""
     _, stream, version, topic, state, _ = row
     try:
-        event = mapper.to_domain_event(
-            StoredEvent(
-                originator_id=UUID(hex=stream),
-                originator_version=version,
-                topic=topic,
-                state=state,
-            )
-        )
-        timestamp: datetime.datetime = event.timestamp
+        fields = decoder_for(mapper).decode(stream, version, topic, state)
+        timestamp: datetime.datetime = fields["timestamp"]
     except Exception:  # a payload that no longer opens: the chain check above judges the row
         return None
     if timestamp.tzinfo is None:

@@ -2,12 +2,12 @@
 
 The eventsourcing mapper turns each stored event into a full domain event object: a UUID for
 the originator, Money and Posting value objects. The read models need none of that, so this
-reader opens the stored state itself with the mapper's own payload cipher (bound to the row:
-storage/payload_binding.py), compressor and transcodings, and gives handlers a plain attribute
-bag. Payloads are opened for the union codes they name (found in the JSON text without parsing
-it: the audit index needs them), except those of `unread` topics, whose data names no union
-(their index entries come from their stream); only events of topics a read model uses are
-parsed into attribute bags.
+reader decodes the stored state with storage/payload_codec.py (the mapper's own payload cipher,
+bound to the row, and transcodings; orjson for the JSON; postings as PostingRow) and gives
+handlers a plain attribute bag. Payloads are opened for the union codes they name (found in
+the JSON text without parsing it: the audit index needs them), except those of `unread`
+topics, whose data names no union (their index entries come from their stream); only events
+of topics a read model uses are parsed into attribute bags.
 
 The rows are read through the projector's own cursor, so the events a batch applies are
 read in the same transaction that writes their rows and advances the position.
@@ -15,41 +15,25 @@ read in the same transaction that writes their rows and advances the position.
 
 from __future__ import annotations
 
-import json
 import re
-import zlib
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.compressor import ZlibCompressor
-from eventsourcing.persistence import DatetimeAsISO, StoredEvent
-from eventsourcing.utils import resolve_topic
-
 from storage.database import Store
 from storage.event_store import EventLog
-from storage.payload_binding import BoundMapper, PayloadBindingError
-from storage.transcodings import DateAsISO, PostingAsList
+from storage.payload_binding import PayloadBindingError
+from storage.payload_codec import PayloadDecoder, PostingRow
+
+__all__ = ["DecodedEvent", "EventReader", "Notification", "PostingRow", "ReadEvent"]
 
 # A union's credit code as a whole JSON string (a value or a key): 18 characters, the first
 # 8 (registration authority: trade unions). Exactly the strings that can equal a union code,
 # so the audit index lists an event under every union its data names, as a scan comparing
 # every string would (projections/audit/events.py `mentions`).
 UNION_CODE_IN_JSON = re.compile(rb'"(8[0-9A-Z]{17})"')
-
-
-class PostingRow(NamedTuple):
-    """A posting as the projector needs it: amounts as integer fen, no Money objects."""
-
-    organization_code: str
-    account_code: str
-    debit_fen: int
-    credit_fen: int
-    earmarked: bool
-    counterparty: str | None
 
 
 class DecodedEvent:
@@ -113,26 +97,9 @@ class EventReader:
         self.store = store
         self.topics = frozenset(topics)
         self.unread = tuple(sorted(unread))
-        mapper = ledger.mapper
-        if not isinstance(mapper, BoundMapper) or mapper.payloads is None:
-            raise TypeError("the event reader needs the ledger's keyed BoundMapper")
-        self._mapper = mapper
-        self._payloads = mapper.payloads
         recorder = ledger.recorder
-        compressor = mapper.compressor
-        self._zlib = isinstance(compressor, ZlibCompressor)  # any level: decompression is alike
-        self._compressor = compressor
-        names = dict(mapper.transcoder.names)
-        self._transcodings = names
-        # Inline decoding only where the registered transcodings are the ones it reproduces.
-        self._plain_date = type(names.get("date")) is DateAsISO
-        self._plain_datetime = type(names.get("datetime_iso")) is DatetimeAsISO
-        self._plain_posting = type(names.get("posting")) is PostingAsList
-        self._decoder = json.JSONDecoder(object_hook=self._object_hook)
-        # Events whose classes upcast old versions are decoded by the mapper itself.
-        self._upcast = {
-            t for t in self.topics if getattr(resolve_topic(t), "class_version", 1) != 1
-        }
+        # TypeError unless the ledger's keyed BoundMapper: payloads open bound to their row.
+        self._payloads = PayloadDecoder.for_mapper(ledger.mapper, postings_as_rows=True)
         self._ahead: _ReadAhead | None = None
         if store.is_sqlite:
             marks = ", ".join("?" for _ in self.unread)
@@ -197,57 +164,17 @@ class EventReader:
         if n.state is None:  # an unread topic
             return ReadEvent(n, None, ())
         try:
-            opened = self._payloads.open(
-                bytes(n.state), n.originator_id, n.originator_version, n.topic
-            )
+            plain = self._payloads.open(n.originator_id, n.originator_version, n.topic, n.state)
         except PayloadBindingError as exc:
             raise UnreadableEvent(n, exc) from exc
-        plain = zlib.decompress(opened) if self._zlib else self._compressor.decompress(opened)
         codes = tuple({c.decode("ascii") for c in UNION_CODE_IN_JSON.findall(plain)})
         if n.topic not in self.topics:
             return ReadEvent(n, None, codes)
-        if n.topic in self._upcast:
-            return ReadEvent(n, self._by_mapper(n, opened), codes)
-        fields = self._decoder.decode(plain.decode("utf-8"))
+        fields = self._payloads.parse(plain, n.topic)
         event = object.__new__(DecodedEvent)
         fields["originator_id"] = _hyphenated(n.originator_id)
         event.__dict__ = fields
         return ReadEvent(n, event, codes)
-
-    def _by_mapper(self, n: Notification, opened: bytes) -> DecodedEvent:
-        domain_event = self._mapper.from_opened(
-            StoredEvent(
-                originator_id=UUID(n.originator_id),
-                originator_version=n.originator_version,
-                topic=n.topic,
-                state=bytes(n.state),
-            ),
-            opened,
-        )
-        event = object.__new__(DecodedEvent)
-        fields = dict(vars(domain_event))
-        del fields["originator_version"]  # no handler uses it
-        fields["originator_id"] = _hyphenated(n.originator_id.replace("-", ""))
-        if "postings" in fields:
-            fields["postings"] = [_posting_row(p) for p in fields["postings"]]
-        event.__dict__ = fields
-        return event
-
-    def _object_hook(self, d: dict[str, Any]) -> Any:
-        # The transcoder's encoding of a custom type: exactly {"_type_": ..., "_data_": ...}.
-        # The commonest types are decoded inline, exactly as their transcodings would.
-        if len(d) != 2 or "_type_" not in d or "_data_" not in d:
-            return d
-        name, data = d["_type_"], d["_data_"]
-        if name == "date" and self._plain_date:
-            return date.fromisoformat(data)
-        if name == "datetime_iso" and self._plain_datetime:
-            return datetime.fromisoformat(data)
-        if name == "posting":
-            if self._plain_posting:
-                return PostingRow(*data)
-            return _posting_row(self._transcodings[name].decode(data))
-        return self._transcodings[name].decode(data)
 
 
 class _ReadAhead:
@@ -294,9 +221,3 @@ class _ReadAhead:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self._conn is not None:
             self._conn.close()
-
-
-def _posting_row(p: Any) -> PostingRow:
-    return PostingRow(
-        p.organization_code, p.account_code, p.debit.fen, p.credit.fen, p.earmarked, p.counterparty
-    )

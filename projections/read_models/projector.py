@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -22,7 +23,7 @@ from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
 from domain.organizations import Organization
 from domain.vouchers import Book
-from projections.read_models import ledger_sums, registers
+from projections.read_models import gc_pause, ledger_sums, registers
 from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
@@ -33,6 +34,9 @@ from storage.pii_cipher import PiiCipher
 # Events per catch-up transaction: bigger batches amortise the per-batch lookups and commit;
 # on SQLite the batch holds the write lock (about 0.1-0.2 s at this size).
 BATCH_EVENTS = 5_000
+# A catch-up of at least this many events reads ahead in a thread (Projector._ahead) and
+# pauses automatic garbage collection (gc_pause).
+LONG_CATCH_UP_EVENTS = 2 * BATCH_EVENTS
 _PREFETCH_CHUNK = 500
 _PREFETCH_CHUNK_PG = 5_000
 JOIN_CODE = 1
@@ -830,6 +834,20 @@ class Projector:
         self._union_streams.applied(tables, position)
         return Progress(position, recorded_at_us, consumed, done)
 
+    def _ahead(
+        self, position: int, long_run: bool, batch_events: int, stop: int | None
+    ) -> AbstractContextManager[None]:
+        """A long catch-up on PostgreSQL reads and decodes the next batch in a thread while
+        this one is written (as a build does: rebuild.py), so that decoding overlaps the
+        waits on the server. The batch is still applied in the transaction that locks and
+        advances the position: a chunk read ahead is used only if it starts at the position
+        that transaction reads and is full (EventReader.reading_ahead), else it is read again
+        there. Short catch-ups (the server's, every half second) and SQLite (where the thread
+        only takes the GIL from the writer) read in the transaction alone."""
+        if self.store.is_sqlite or not long_run:
+            return nullcontext()
+        return self.reader.reading_ahead(after=position, limit=batch_events, stop=stop)
+
     def catch_up(
         self,
         tables: TableSet,
@@ -844,10 +862,16 @@ class Projector:
         with self.store.reader() as cur:
             position = self.read_position(cur, tables, lock=False)[0]
         # Nothing new: no write lock taken (readers call this before every query).
-        if (self.ledger.recorder.max_notification_id() or 0) <= position:
+        head = self.ledger.recorder.max_notification_id() or 0
+        if head <= position:
             return position
         applied = 0
-        with self.store.writer() as conn:
+        long_run = head - position >= LONG_CATCH_UP_EVENTS
+        with (
+            self.store.writer() as conn,
+            self._ahead(position, long_run, batch_events, stop),
+            gc_pause.paused(long_run) as between_batches,
+        ):
             while True:
                 limit = batch_events
                 if max_events is not None:
@@ -858,6 +882,7 @@ class Projector:
                     progress = self.apply_next(
                         cur, tables, limit=limit, stop=stop, until_us=until_us
                     )
+                between_batches()
                 if on_batch is not None:
                     on_batch(progress.position)
                 applied += progress.events

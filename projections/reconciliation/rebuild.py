@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from projections.read_models import ledger_sums
+from projections.read_models import gc_pause, ledger_sums
 from projections.read_models.projector import Projector
 from projections.read_models.schema import LIVE, SHADOW, TableSet
 from projections.reconciliation.compare import Comparison, compare
@@ -88,7 +88,7 @@ def build(
             if store.is_sqlite
             else projector.reader.reading_ahead(after=start, limit=REBUILD_BATCH_EVENTS, stop=stop)
         )
-        with ahead:
+        with ahead, gc_pause.paused() as between_batches:
             while True:
                 with store.transaction(conn) as cur:
                     _shadow_transaction(store, cur, tables)
@@ -101,6 +101,7 @@ def build(
                         keep_sums=False,
                     )
                 events += progress.events
+                between_batches()
                 if on_batch is not None:
                     on_batch(progress.position)
                 if progress.done:

@@ -2,10 +2,14 @@
 
 Each figure of the ledger is compared with the one of these that bounds it: a durable commit per
 row (what a write costs without batching), batched inserts and COPY (what group commit and bulk
-loads can approach), and a sequential read that decodes every stored event (decryption included)
-through the application's own mapper (what catch-up and rebuild can approach). The scratch table
-mirrors the event store's (same columns, key and position order) and its payloads are real
-stored events, so that row sizes and index costs are the same.
+loads can approach), and three sequential reads of the event table in position order: the rows
+alone (raw_read: what the driver fetches, nothing decoded), every payload decrypted,
+decompressed and parsed with the readers' own codec (decode: storage/payload_codec.py, the
+ceiling of catch-up and rebuild, which do this and more), and every stored event built into a
+domain event by the application's mapper (read: what eventsourcing's object building costs).
+The scratch table of the writes mirrors the event store's (same columns, key and position
+order) and its payloads are real stored events, so that row sizes and index costs are the same;
+the reads read the event store itself.
 
 PostgreSQL is driven by psycopg; SQLite by the sqlite3 module in WAL mode as the event store
 opens it. SQLite has no COPY: that ceiling is PostgreSQL's only.
@@ -21,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import StoredEvent
 
 from service.application import Ledger
+from storage.payload_codec import PayloadDecoder
 
 TABLE = "bench_baseline_events"
 EXECUTEMANY_BATCH_ROWS = 500  # service/group_commit.py MAX_BATCH_COMMANDS
@@ -171,27 +177,60 @@ def copy_rows_per_s(
     return _result(done, time.perf_counter() - started, batch_rows=COPY_BATCH_ROWS)
 
 
-def read_rows_per_s(
-    conn: Any, dialect: Dialect, ledger: Ledger, table: str, *, rows: int, max_s: float
+def _read_rows(
+    conn: Any,
+    dialect: Dialect,
+    table: str,
+    *,
+    rows: int,
+    max_s: float,
+    each_batch: Callable[[list[tuple[Any, ...]]], object],
 ) -> dict[str, Any]:
-    """Every stored event in position order, decrypted and decoded into a domain event."""
-    from eventsourcing.persistence import StoredEvent
-
-    mapper = ledger.mapper
+    """Every stored event in position order, READ_FETCH_ROWS at a time, each batch handed to
+    each_batch; bounded in rows and seconds."""
     done, started = 0, time.perf_counter()
     cur = dialect.read_cursor(conn)
     cur.execute(
         f"SELECT originator_id, originator_version, topic, state FROM {table}"
         f" ORDER BY {dialect.position} LIMIT {int(rows)}"
     )
-    for originator_id, version, topic, state in cur:
-        mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
-        done += 1
-        if done % READ_FETCH_ROWS == 0 and time.perf_counter() - started > max_s:
+    while batch := cur.fetchmany(READ_FETCH_ROWS):
+        each_batch(batch)
+        done += len(batch)
+        if time.perf_counter() - started > max_s:
             break
     cur.close()
     conn.commit()
     return _result(done, time.perf_counter() - started)
+
+
+def raw_read_rows_per_s(
+    conn: Any, dialect: Dialect, table: str, *, rows: int, max_s: float
+) -> dict[str, Any]:
+    """The rows fetched and nothing else: the driver's and the database's own cost."""
+    return _read_rows(conn, dialect, table, rows=rows, max_s=max_s, each_batch=len)
+
+
+def decode_rows_per_s(
+    conn: Any, dialect: Dialect, ledger: Ledger, table: str, *, rows: int, max_s: float
+) -> dict[str, Any]:
+    """Every payload decrypted (bound to its row), decompressed and parsed to a dict with the
+    readers' codec, transcodings applied, no domain event built."""
+    decoder = PayloadDecoder.for_mapper(ledger.mapper, postings_as_rows=True)
+    return _read_rows(conn, dialect, table, rows=rows, max_s=max_s, each_batch=decoder.decode_many)
+
+
+def read_rows_per_s(
+    conn: Any, dialect: Dialect, ledger: Ledger, table: str, *, rows: int, max_s: float
+) -> dict[str, Any]:
+    """Every stored event decrypted and decoded into a domain event by the mapper."""
+    mapper = ledger.mapper
+
+    def to_domain_events(batch: list[tuple[Any, ...]]) -> None:
+        for originator_id, version, topic, state in batch:
+            mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
+
+    return _read_rows(conn, dialect, table, rows=rows, max_s=max_s, each_batch=to_domain_events)
 
 
 def measure(
@@ -218,6 +257,8 @@ def measure(
                     if dialect.name == "postgres"
                     else None
                 ),
+                "raw_read": raw_read_rows_per_s(conn, dialect, table, rows=rows, max_s=max_s),
+                "decode": decode_rows_per_s(conn, dialect, ledger, table, rows=rows, max_s=max_s),
                 "read": read_rows_per_s(conn, dialect, ledger, table, rows=rows, max_s=max_s),
             }
         finally:
@@ -231,6 +272,8 @@ def measure(
         "commit_per_s": details["commit"]["per_s"],
         "executemany_rows_per_s": details["executemany"]["per_s"],
         "copy_rows_per_s": details["copy"]["per_s"] if details["copy"] else None,
+        "raw_read_rows_per_s": details["raw_read"]["per_s"],
+        "decode_rows_per_s": details["decode"]["per_s"],
         "read_rows_per_s": details["read"]["per_s"],
         "row_state_bytes_mean": round(mean_state),
         "details": details,

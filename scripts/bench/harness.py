@@ -51,7 +51,14 @@ HEADLINE_KEYS = (
     "export_csv_s",
     "export_csv_mb",
 )
-BASELINE_KEYS = ("commit_per_s", "executemany_rows_per_s", "copy_rows_per_s", "read_rows_per_s")
+BASELINE_KEYS = (
+    "commit_per_s",
+    "executemany_rows_per_s",
+    "copy_rows_per_s",
+    "raw_read_rows_per_s",
+    "decode_rows_per_s",
+    "read_rows_per_s",
+)
 NOISE_NOTE = (
     "figures are only comparable between runs on a quiet machine; the CPU count and "
     "load average at the start of this run are under environment"

@@ -1,6 +1,7 @@
 """What encoding and decoding an event payload costs, per event, on one core.
 
     python -m scripts.bench.payload_codec [--events 100000] [--repeat 3]
+    python -m scripts.bench.payload_codec --store [--events 60000]   # a loaded store's events
 
 A small deployment is written through the ledger (unions, members with personal data,
 vouchers, idempotency records); its events are then cycled to `--events` events and timed:
@@ -10,6 +11,13 @@ vouchers, idempotency records); its events are then cycled to `--events` events 
 - read:   the projector's own decoder (projections/read_models/event_reader.py), what a rebuild
           pays, over the events of topics a read model uses (read_used), and over every event
           with its payload opened (read_all: the audit index opens all but a few topics' payloads).
+
+With --store, the events are instead the first --events of the store the LEDGER_* settings
+name (a `ledger demo` store: real payloads), and each stage of reading is timed on its own
+(decrypt, decompress, parse with eventsourcing's transcoder, with orjson alone, with the readers'
+codec storage/payload_codec.py, the whole codec, the mapper's domain events), with the bytes
+stored and the zlib time at each compression threshold (storage/transcodings.py
+COMPRESS_FROM_BYTES), and the write side's JSON encoding with orjson beside the transcoder's.
 
 CPU time (process_time), best of --repeat. The machine is shared: compare figures of one run.
 """
@@ -23,9 +31,11 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import StoredEvent
 
 from projections.read_models.event_reader import EventReader, Notification
@@ -35,7 +45,9 @@ from service.application import Ledger
 from service.commands import FoundOrganization, JoinMember, RecordDues
 from service.idempotency import IdempotencyKey
 from storage.database import Store
+from storage.payload_codec import PayloadDecoder
 from storage.settings import Settings
+from storage.transcodings import decompress_payload
 
 REGION = "110105"
 
@@ -158,12 +170,135 @@ def measure(events: int, repeat: int) -> dict[str, Any]:
             ledger.close()
 
 
+THRESHOLDS = (0, 128, 192, 256, 320, 384, 512, 1024, None)  # None: never compress
+
+
+def _us(seconds: float, count: int) -> float:
+    return round(seconds / max(1, count) * 1e6, 2)
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    ordered = sorted(values)
+    return {
+        f"p{p}": ordered[min(len(ordered) - 1, len(ordered) * p // 100)] for p in (10, 50, 90, 99)
+    }
+
+
+def thresholds(plains: list[bytes], repeat: int) -> list[dict[str, Any]]:
+    """Bytes stored and zlib time per event if payloads of `from_bytes` or more are compressed."""
+    compressed = [zlib.compress(p, 1) for p in plains]
+    total_plain = sum(len(p) for p in plains)
+    rows = []
+    for threshold in THRESHOLDS:
+        big = [p for p in plains if threshold is not None and len(p) >= threshold]
+        packed = [zlib.compress(p, 1) for p in big]
+        stored = sum(
+            len(c) if threshold is not None and len(p) >= threshold else len(p)
+            for p, c in zip(plains, compressed, strict=True)
+        )
+        encode_s = _best(repeat, lambda big=big: [zlib.compress(p, 1) for p in big])
+        decode_s = _best(repeat, lambda packed=packed: [zlib.decompress(c) for c in packed])
+        rows.append(
+            {
+                "compress_from_bytes": threshold,
+                "compressed_share": round(len(big) / len(plains), 3),
+                "stored_bytes_per_event": round(stored / len(plains), 1),
+                "stored_vs_plain": round(stored / total_plain, 3),
+                "compress_us_per_event": _us(encode_s, len(plains)),
+                "decompress_us_per_event": _us(decode_s, len(plains)),
+            }
+        )
+    return rows
+
+
+def _orjson_state(value: Any, types: dict[type, Any]) -> Any:
+    transcoding = types.get(type(value))
+    if transcoding is None:
+        raise TypeError(type(value))
+    return {"_type_": transcoding.name, "_data_": transcoding.encode(value)}
+
+
+def write_side(ledger: Ledger, stored: list[Any], repeat: int) -> dict[str, Any]:
+    """The transcoder's JSON encoding against orjson's, on the same event states: time, and
+    how many payloads come out byte for byte the same."""
+    mapper = ledger.mapper
+    states = []
+    for s in stored:
+        state = dict(vars(mapper.to_domain_event(s)))
+        del state["originator_id"], state["originator_version"]
+        states.append(state)
+    types = dict(mapper.transcoder.types)
+    option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    option |= orjson.OPT_PASSTHROUGH_SUBCLASS
+
+    def fast(state: dict[str, Any]) -> bytes:
+        return orjson.dumps(state, default=lambda v: _orjson_state(v, types), option=option)
+
+    same = sum(mapper.transcoder.encode(st) == fast(st) for st in states)
+    stdlib_s = _best(repeat, lambda: [mapper.transcoder.encode(st) for st in states])
+    orjson_s = _best(repeat, lambda: [fast(st) for st in states])
+    return {
+        "events": len(states),
+        "transcoder_encode_us_per_event": _us(stdlib_s, len(states)),
+        "orjson_encode_us_per_event": _us(orjson_s, len(states)),
+        "byte_identical": same,
+    }
+
+
+def measure_store(events: int, repeat: int) -> dict[str, Any]:
+    """Each stage of reading the first `events` stored events of the configured store."""
+    ledger = Ledger(Settings(projection_thread=False))
+    try:
+        stored = ledger.recorder.select_notifications(start=1, limit=events)
+        mapper = ledger.mapper
+        cipher = mapper.payloads
+        decoder = PayloadDecoder.for_mapper(mapper, postings_as_rows=True)
+        rows = [(n.originator_id, n.originator_version, n.topic, n.state) for n in stored]
+        opened = [cipher.open(st, i, v, t) for i, v, t, st in rows]
+        plains = [decompress_payload(o) for o in opened]
+        topics = [t for _, _, t, _ in rows]
+        count = len(rows)
+        stages = {
+            "decrypt": _best(repeat, lambda: [cipher.open(st, i, v, t) for i, v, t, st in rows]),
+            "decompress": _best(repeat, lambda: [decompress_payload(o) for o in opened]),
+            "parse_transcoder": _best(
+                repeat, lambda: [mapper.transcoder.decode(p) for p in plains]
+            ),
+            "parse_orjson_only": _best(repeat, lambda: [orjson.loads(p) for p in plains]),
+            "parse_codec": _best(
+                repeat, lambda: [decoder.parse(p, t) for p, t in zip(plains, topics, strict=True)]
+            ),
+            "decode_codec": _best(repeat, lambda: decoder.decode_many(rows)),
+            "to_domain_event": _best(repeat, lambda: [mapper.to_domain_event(n) for n in stored]),
+        }
+        return {
+            "store": ledger.store_name,
+            "events": count,
+            "stored_state_bytes_mean": round(sum(len(st) for *_, st in rows) / count, 1),
+            "plain_json_bytes": _percentiles([len(p) for p in plains]),
+            "plain_json_bytes_mean": round(sum(len(p) for p in plains) / count, 1),
+            "stored_compressed_share": round(
+                sum(not p.startswith(b"{") for p in opened) / count, 3
+            ),
+            "us_per_event": {name: _us(sec, count) for name, sec in stages.items()},
+            "events_per_s": {name: round(count / sec) for name, sec in stages.items() if sec > 0},
+            "thresholds": thresholds(plains, repeat),
+            "write_json": write_side(ledger, stored[: min(count, 20_000)], repeat),
+        }
+    finally:
+        ledger.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--store", action="store_true", help="the configured store's events")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.events, args.repeat), indent=2))
+    result = (
+        measure_store(args.events, args.repeat) if args.store else measure(args.events, args.repeat)
+    )
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from projections.audit import trail as trail_module
 from projections.audit.events import without_secrets
 from projections.audit.trail import AuditTrail
 from projections.read_models.event_reader import UNION_CODE_IN_JSON
@@ -178,17 +179,19 @@ def test_secrets_are_starred_and_fingerprints_left_out_for_everyone():
 
 
 class DecodeCounter:
-    """Counts the events the trail decodes (a spy on the ledger's mapper; decoding unchanged)."""
+    """Counts the events the trail decodes (a spy on its decoding function; decoding
+    unchanged)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, ledger: Ledger) -> None:
         self.count = 0
-        real = ledger.mapper.to_domain_event
+        real = trail_module.decode
 
-        def counted(stored):
+        def counted(mapper, notification):
+            assert mapper is ledger.mapper
             self.count += 1
-            return real(stored)
+            return real(mapper, notification)
 
-        monkeypatch.setattr(ledger.mapper, "to_domain_event", counted)
+        monkeypatch.setattr(trail_module, "decode", counted)
 
 
 def busy_union_writes(ledger: Ledger, receipts: int) -> None:

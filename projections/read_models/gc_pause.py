@@ -1,0 +1,57 @@
+"""Long runs of batches (a build, a long catch-up) without Python's automatic cyclic garbage
+collection, collecting the young generations between batches instead.
+
+A batch allocates hundreds of thousands of container objects (decoded events, row dicts and
+tuples), nearly all freed by reference counting when the batch is written. The automatic
+collector, triggered every few hundred allocations, keeps traversing them, and every so often
+traverses every object the process holds: measured on a county store's 250,000-event build on
+PostgreSQL, a quarter to a third of the projector's CPU time. Between batches almost nothing
+of a batch is still alive, so collecting the young generations every few batches is cheap,
+and still frees any reference cycle a batch made: memory stays bounded by a few batches.
+
+The switch is process-wide; it is restored when the run ends (or left alone if someone else
+had already turned it off).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+# gc.collect(YOUNG): generations 0 and 1, i.e. what was allocated since the last such call
+# and is still alive (the next chunk read ahead, the caches' new entries), never the whole heap.
+YOUNG = 1
+# Batches between two such collections. Batches make no reference cycles today (measured: a
+# collection after each batch of a county build found nothing unreachable), so this is a
+# safety net, and each collection still traverses the chunk read ahead (a twentieth of the
+# build's CPU when run after every batch).
+COLLECT_EVERY = 10
+
+
+class _YoungCollector:
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def __call__(self) -> None:
+        self.batches += 1
+        if self.batches % COLLECT_EVERY == 0:
+            gc.collect(YOUNG)
+
+
+def _nothing() -> None:
+    pass
+
+
+@contextmanager
+def paused(active: bool = True) -> Iterator[Callable[[], None]]:
+    """While this lasts, automatic collection is off; call the function it yields between
+    batches. active False: changes nothing (short catch-ups, which allocate little)."""
+    if not active or not gc.isenabled():
+        yield _nothing
+        return
+    gc.disable()
+    try:
+        yield _YoungCollector()
+    finally:
+        gc.enable()

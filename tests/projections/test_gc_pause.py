@@ -1,0 +1,53 @@
+"""Long projector runs pause automatic garbage collection (gc_pause): it is restored after,
+left alone when already off, and reference cycles are still freed every few batches."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from projections.read_models import gc_pause
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_automatic_collection_is_off_during_the_run_and_restored_after():
+    assert gc.isenabled()
+    with gc_pause.paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_failing_run_restores_it_too():
+    try:
+        with gc_pause.paused():
+            raise RuntimeError("batch failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+
+
+def test_inactive_or_already_off_changes_nothing():
+    with gc_pause.paused(False):
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_pause.paused():
+            pass
+        assert not gc.isenabled()  # not turned on by a run that did not turn it off
+    finally:
+        gc.enable()
+
+
+def test_a_cycle_made_by_a_batch_is_freed_within_collect_every_batches():
+    with gc_pause.paused() as between_batches:
+        gc.collect()  # a fresh start for the count below
+        alive = weakref.ref(_Node())
+        for _ in range(gc_pause.COLLECT_EVERY - 1):
+            between_batches()
+        assert alive() is not None  # no automatic collection freed it
+        between_batches()
+        assert alive() is None
