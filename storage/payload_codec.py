@@ -8,10 +8,10 @@ eventsourcing's JSONTranscoder: an object of the event's attributes, values of r
 tagged as {"_type_": name, "_data_": data}. Here it is parsed with orjson (in about half the
 time of the standard library's decoder with an object hook; with the tagged values decoded,
 0.8 of that decoder's time and 0.55 of eventsourcing's transcoder's: docs/benchmarks.md) and
-the tagged values are then decoded, innermost first, by the same registered transcodings: the dict equals the
-attributes of the mapper's domain event (`Mapper.to_domain_event`) but for the envelope
-(originator id and version, which the caller has from the row), with old event versions
-upcast the same way. Two deliberate differences, both chosen by the caller:
+the tagged values are then decoded, innermost first, by the same registered transcodings:
+the dict equals the attributes of the mapper's domain event (`Mapper.to_domain_event`) but
+for the envelope (originator id and version, which the caller has from the row), with old
+event versions upcast the same way. Two deliberate differences, both chosen by the caller:
 
 - postings_as_rows (the projector's choice): a Posting as a PostingRow, its amounts as integer
   fen, instead of a Posting of Money objects;
