@@ -33,6 +33,7 @@ from typing import Any
 from domain.errors import InvalidValue
 from domain.identity import IdNumber
 from domain.members import CHANGE_CODES
+from projections.read_models.roll_counts import COUNTS, counts_sql
 from projections.read_models.rows import day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
 from projections.read_models.scope import org_filter
@@ -139,6 +140,27 @@ class RollQueries:
     def _t(self, name: str) -> str:
         return self.tables.table(name)
 
+    def counts(self, cur: Any, code: str, scope: str, d: int, k_us: int) -> dict[str, int]:
+        """The roll's counts as of day d known at k_us, from the counts the projector keeps
+        (roll_counts.py): a sum over the unions in scope, not over their members."""
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        with_clause, where = org_filter(self.tables, "organization_code", scope, code, params)
+        sql = counts_sql(self._t("roll_counts"), self._t("roll_totals"), where)
+        cur.execute(self.store.sql(f"{with_clause} {sql}"), params)
+        return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
+
+    def _total(self, cur: Any, key: tuple) -> int:
+        """The number of rows of a roll page's roll (key: code, scope, status, day, k_us)."""
+        code, scope, status, d, k_us = key
+        counts = self.counts(cur, code, scope, d, k_us)
+        if status == "retained":
+            return counts["retained"]
+        if status == "transfer_pending":
+            return counts["pending"]
+        if status == "active":
+            return counts["members"] - counts["retained"] - counts["pending"]
+        return counts["members"]
+
     def _details(self, cur: Any, member_ids: list[str], k_us: int) -> dict[str, dict[str, Any]]:
         if not member_ids:
             return {}
@@ -228,8 +250,7 @@ class RollQueries:
         order = ", ".join(_ROLL_ORDER)
         found = self.anchors.get(key, version)
         if found is None:
-            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
-            total = int(cur.fetchone()[0])
+            total = self._total(cur, key)
             if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
                 cur.execute(
                     self.store.sql(
@@ -362,17 +383,6 @@ class RollQueries:
 
     def summary(self, code: str, *, as_of: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         d = day_int(as_of)
-        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
-        sql = (
-            f"{with_clause} SELECT COUNT(*),"
-            " SUM(CASE WHEN s.status = 'retained' THEN 1 ELSE 0 END),"
-            " SUM(CASE WHEN s.sex = 'female' THEN 1 ELSE 0 END),"
-            " SUM(d.migrant_worker), SUM(d.new_employment_form)"
-            f" FROM {self._t('roll_spans')} s JOIN {self._t('member_details')} d"
-            f" ON d.member_id = s.member_id AND {_DETAILS_KNOWN}"
-            f" WHERE {where} AND {_ON_ROLL}"
-        )
         eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
         e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
         employees_table = self._t("org_employees")
@@ -389,8 +399,9 @@ class RollQueries:
             "        OR (q.valid_from = e.valid_from AND q.position > e.position)))"
         )
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(sql), params)
-            members, retained, women, migrant, new_form = (int(v or 0) for v in cur.fetchone())
+            counts = self.counts(cur, code, scope, d, k_us)
+            members, retained, women = counts["members"], counts["retained"], counts["women"]
+            migrant, new_form = counts["migrant"], counts["new_form"]
             cur.execute(self.store.sql(employees_sql), eparams)
             employees = int(cur.fetchone()[0] or 0)
         rate = None
