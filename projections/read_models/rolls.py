@@ -36,7 +36,7 @@ from domain.members import CHANGE_CODES
 from projections.read_models.roll_counts import COUNTS, counts_sql
 from projections.read_models.rows import day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
-from projections.read_models.scope import org_filter
+from projections.read_models.scope import org_filter, subtree_codes
 from storage.database import Store
 from storage.pii_cipher import PiiCipher
 
@@ -140,19 +140,26 @@ class RollQueries:
     def _t(self, name: str) -> str:
         return self.tables.table(name)
 
-    def counts(self, cur: Any, code: str, scope: str, d: int, k_us: int) -> dict[str, int]:
+    def counts(
+        self, cur: Any, code: str, scope: str, d: int, k_us: int, codes: list[str] | None = None
+    ) -> dict[str, int]:
         """The roll's counts as of day d known at k_us, from the counts the projector keeps
-        (roll_counts.py): a sum over the unions in scope, not over their members."""
+        (roll_counts.py): a sum over the unions in scope, not over their members. codes: the
+        subtree's, when already read."""
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        with_clause, where = org_filter(self.tables, "organization_code", scope, code, params)
+        if codes is not None:
+            with_clause, where = "", "organization_code = ANY(:codes)"
+            params["codes"] = codes
+        else:
+            with_clause, where = org_filter(self.tables, "organization_code", scope, code, params)
         sql = counts_sql(self._t("roll_counts"), self._t("roll_totals"), where)
         cur.execute(self.store.sql(f"{with_clause} {sql}"), params)
         return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
 
-    def _total(self, cur: Any, key: tuple) -> int:
+    def _total(self, cur: Any, key: tuple, codes: list[str] | None) -> int:
         """The number of rows of a roll page's roll (key: code, scope, status, day, k_us)."""
         code, scope, status, d, k_us = key
-        counts = self.counts(cur, code, scope, d, k_us)
+        counts = self.counts(cur, code, scope, d, k_us, codes)
         if status == "retained":
             return counts["retained"]
         if status == "transfer_pending":
@@ -250,7 +257,7 @@ class RollQueries:
         order = ", ".join(_ROLL_ORDER)
         found = self.anchors.get(key, version)
         if found is None:
-            total = self._total(cur, key)
+            total = self._total(cur, key, params.get("codes"))
             if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
                 cur.execute(
                     self.store.sql(
@@ -309,12 +316,29 @@ class RollQueries:
         return total, cur.fetchall()[::-1]
 
     def _roll_query(
-        self, code: str, as_of: datetime.date, k_us: int, scope: str, status: str | None
+        self,
+        code: str,
+        as_of: datetime.date,
+        k_us: int,
+        scope: str,
+        status: str | None,
+        cur: Any = None,
     ) -> tuple[str, str, dict[str, Any]]:
-        """The roll's WITH clause, its FROM … WHERE, and their parameters."""
+        """The roll's WITH clause, its FROM … WHERE, and their parameters.
+
+        cur (PostgreSQL, a subtree): the subtree's codes are read first and passed as one
+        array, so that the planner sees how much of the roll table the subtree holds: for a
+        big one it walks the roll order index (roll_spans' second) and stops after the page,
+        instead of sorting every member of the subtree; for a small one it reads each
+        union's rows by the first index and sorts those."""
         d = day_int(as_of)
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        if cur is not None and scope == "subtree" and not self.store.is_sqlite:
+            org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
+            params["codes"] = subtree_codes(self.store, cur, self.tables, code, d, k_us)
+            with_clause, where = "", "s.organization_code = ANY(:codes)"
+        else:
+            with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
         if status is not None:
             if status not in ROLL_STATUSES:
                 raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
@@ -350,9 +374,9 @@ class RollQueries:
         page_size: int,
     ) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
-        with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status)
         with self.store.reader() as cur:
             version = self._snapshot(cur)
+            with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status, cur)
             total, spans = self._roll_rows(
                 cur,
                 with_clause,

@@ -143,6 +143,21 @@ TABLES: tuple[Table, ...] = (
                 "transfer_to",
                 "transfer_reason",
             ),
+            # The same in roll order alone: a big subtree's page walks it and stops after the
+            # page (rolls.py) instead of sorting every member of the subtree.
+            (
+                "joined_on",
+                "member_id",
+                "opened_position",
+                "organization_code",
+                "valid_from",
+                "opened_at_us",
+                "closed_at_us",
+                "valid_to",
+                "status",
+                "transfer_to",
+                "transfer_reason",
+            ),
         ),
     ),
     # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).
