@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from rich.progress import Progress
@@ -77,6 +78,8 @@ LAST_CLOSED_MONTH = 12  # closing December is the year-end close (年终结账)
 # Independent commands (a roster of joins, a month's levies) are sent this many at a time, as
 # a burst of HTTP requests would be: the ledger's group commit then saves them in one write.
 CONCURRENT_COMMANDS = 32
+# Commands _many keeps submitted at once (a few batches of the writer's, so it never waits).
+MANY_IN_FLIGHT = 8 * CONCURRENT_COMMANDS
 
 
 @dataclass
@@ -143,16 +146,32 @@ class DemoLoader:
         """Sends independent commands of one kind concurrently (calls: each one's fields, as
         ((), {field: value})); results in the order of calls.
 
-        The first failure is raised once every command has finished, as one would be alone."""
+        The first failure is raised once the commands in flight have finished; none is sent
+        after it (the load stops there, as it would at a failed command sent alone)."""
 
         def send(call: tuple[tuple[Any, ...], dict[str, Any]]) -> CommandResult:
             _, fields = call
             return self.ledger.execute(command(**fields), actor=ACTOR)
 
-        results = []
-        for result in self.pool.map(send, calls):
-            results.append(result)
+        # A window of commands in flight, not all of them at once: a future (and its work
+        # item) per command of a whole roster held hundreds of megabytes at province scale.
+        results: list[CommandResult] = []
+        in_flight: deque[Future[CommandResult]] = deque()
+        waiting = iter(calls)
+        failure: BaseException | None = None
+        for call in islice(waiting, MANY_IN_FLIGHT):
+            in_flight.append(self.pool.submit(send, call))
+        while in_flight:
+            try:
+                results.append(in_flight.popleft().result())
+            except BaseException as exc:
+                failure = failure or exc
             self._advance(task)
+            if failure is None:
+                for call in islice(waiting, 1):
+                    in_flight.append(self.pool.submit(send, call))
+        if failure is not None:
+            raise failure
         self.stats.commands[label] += len(results)
         return results
 
