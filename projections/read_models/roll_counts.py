@@ -71,13 +71,14 @@ def rows(deltas: Deltas, at_us: dict[int, int]) -> list[tuple]:
 
 
 def write_totals(store: Store, cur: Any, table: str, deltas: Deltas) -> None:
-    """Adds a batch's changes to roll_totals, one upsert per batch."""
+    """Adds a batch's changes to roll_totals, one upsert per batch. Every union an event
+    changed the counts of has its row, even where the changes cancel out: the same rows
+    whatever the batches (a rebuild's are larger than a catch-up's)."""
     totals: dict[str, list[int]] = {}
     for (_, org, _), counts in deltas.items():
         row = totals.setdefault(org, [0] * len(COUNTS))
         for n, value in enumerate(counts):
             row[n] += value
-    totals = {org: counts for org, counts in totals.items() if any(counts)}
     if not totals:
         return
     columns = ("organization_code", *COUNTS)
