@@ -437,6 +437,8 @@ class DemoLoader:
         """拨缴经费 of every employer for the month, by the employer or by the tax bureau."""
         received = datetime.date(DEMO_YEAR, month, LEVY_DAY)
         founded = set(self.active_codes(received))
+        # Receipts only (no funds are checked): the reserves go together, then the levies.
+        reserves = []
         for employer, holder in self.plan.reserve_employers:
             union = next(
                 (
@@ -447,10 +449,10 @@ class DemoLoader:
                 None,
             )
             if union is None or union.code not in founded:
-                self._do(
-                    "founding_reserve",
-                    RecordLevy(**self.levy_request(holder, None, employer, month, received, "tax")),
+                reserves.append(
+                    ((), self.levy_request(holder, None, employer, month, received, "tax"))
                 )
+        self._many("founding_reserve", RecordLevy, reserves)
         calls = []
         for code in sorted(founded):
             org = self.orgs[code]
