@@ -61,6 +61,16 @@ def bench(
         bool,
         typer.Option("--smoke", hidden=True, help="The smallest sizes (the test suite's run)."),
     ] = False,
+    province_scale: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0001,
+            max=1.0,
+            help="Also load a province at this scale (0.03: 2,926 organisations, 278,421 "
+            "people) and time its load and the reads over its root's subtree: statement, "
+            "roll page, roll summary (in process).",
+        ),
+    ] = None,
     profile: Annotated[
         Path | None,
         typer.Option(
@@ -87,6 +97,8 @@ def bench(
     config = SMOKE if smoke else QUICK if quick else FULL
     if largest is Largest.county:
         config = replace(config, extra_sizes=())
+    if province_scale is not None:
+        config = replace(config, province_scale=province_scale)
     admin_url = database_url or os.environ.get(ADMIN_URL_ENV) or DEFAULT_ADMIN_URL
     with progress_bar(transient=True) as bar:
         result = run_bench(

@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from rich.progress import Progress
@@ -78,6 +79,8 @@ LAST_CLOSED_MONTH = 12  # closing December is the year-end close (年终结账)
 # Independent commands (a roster of joins, a month's levies) are sent this many at a time, as
 # a burst of HTTP requests would be: the ledger's group commit then saves them in one write.
 CONCURRENT_COMMANDS = 32
+# Commands _many keeps submitted at once (a few batches of the writer's, so it never waits).
+MANY_IN_FLIGHT = 8 * CONCURRENT_COMMANDS
 
 
 @dataclass
@@ -144,16 +147,32 @@ class DemoLoader:
         """Sends independent commands of one kind concurrently (calls: each one's fields, as
         ((), {field: value})); results in the order of calls.
 
-        The first failure is raised once every command has finished, as one would be alone."""
+        The first failure is raised once the commands in flight have finished; none is sent
+        after it (the load stops there, as it would at a failed command sent alone)."""
 
         def send(call: tuple[tuple[Any, ...], dict[str, Any]]) -> CommandResult:
             _, fields = call
             return self.ledger.execute(command(**fields), actor=ACTOR)
 
-        results = []
-        for result in self.pool.map(send, calls):
-            results.append(result)
+        # A window of commands in flight, not all of them at once: a future (and its work
+        # item) per command of a whole roster held hundreds of megabytes at province scale.
+        results: list[CommandResult] = []
+        in_flight: deque[Future[CommandResult]] = deque()
+        waiting = iter(calls)
+        failure: BaseException | None = None
+        for call in islice(waiting, MANY_IN_FLIGHT):
+            in_flight.append(self.pool.submit(send, call))
+        while in_flight:
+            try:
+                results.append(in_flight.popleft().result())
+            except BaseException as exc:
+                failure = failure or exc
             self._advance(task)
+            if failure is None:
+                for call in islice(waiting, 1):
+                    in_flight.append(self.pool.submit(send, call))
+        if failure is not None:
+            raise failure
         self.stats.commands[label] += len(results)
         return results
 
@@ -423,6 +442,8 @@ class DemoLoader:
         """拨缴经费 of every employer for the month, by the employer or by the tax bureau."""
         received = datetime.date(DEMO_YEAR, month, LEVY_DAY)
         founded = set(self.active_codes(received))
+        # Receipts only (no funds are checked): the reserves go together, then the levies.
+        reserves = []
         for employer, holder in self.plan.reserve_employers:
             union = next(
                 (
@@ -433,10 +454,10 @@ class DemoLoader:
                 None,
             )
             if union is None or union.code not in founded:
-                self._do(
-                    "founding_reserve",
-                    RecordLevy(**self.levy_request(holder, None, employer, month, received, "tax")),
+                reserves.append(
+                    ((), self.levy_request(holder, None, employer, month, received, "tax"))
                 )
+        self._many("founding_reserve", RecordLevy, reserves)
         calls = []
         for code in sorted(founded):
             org = self.orgs[code]
@@ -576,6 +597,9 @@ class DemoLoader:
     def expenses(self, month: int) -> None:
         """支出: activities, services, worker's homes; never more than free funds allow."""
         paid_on = datetime.date(DEMO_YEAR, month, 26)
+        # Each union's expense touches its own books only: all are sent together, as the
+        # month's bursts of requests would be (one at a time, each waited for its commit).
+        calls = []
         for code in self.active_codes(paid_on):
             org = self.orgs[code]
             if org.is_base and self.rng.random() > 0.3:
@@ -590,30 +614,47 @@ class DemoLoader:
             if amount < 50_00:
                 self.stats.skipped["expense"] += 1
                 continue
-            self._do(
-                "expense",
-                RecordExpense(
-                    organization_code=code,
-                    account_code=account,
-                    amount=str(Money(amount)),
-                    earmarked=False,
-                    description=f"{DEMO_YEAR}年{month}月{text}",
-                    paid_on=paid_on.isoformat(),
-                ),
+            calls.append(
+                (
+                    (),
+                    dict(
+                        organization_code=code,
+                        account_code=account,
+                        amount=str(Money(amount)),
+                        earmarked=False,
+                        description=f"{DEMO_YEAR}年{month}月{text}",
+                        paid_on=paid_on.isoformat(),
+                    ),
+                )
             )
+        self._many("expense", RecordExpense, calls)
 
     def approval_ref(self, payer: str) -> str:
         self.approval_serial += 1
         return f"{self.orgs[payer].name[:6]}帮〔{DEMO_YEAR}〕{self.approval_serial}号"
 
-    def members_under(self, code: str) -> list[int]:
-        on_roll = [i for i, e in sorted(self.roll.items()) if e.status != "left"]
-        return [
-            i
-            for i in on_roll
-            if self.child_towards(code, self.roll[i].organization_code) is not None
-            or self.roll[i].organization_code == code
-        ]
+    def members_under(self, codes: list[str]) -> dict[str, list[int]]:
+        """The people on the roll (not left) of each of these unions or a union below it, in
+        index order. One pass over the roll with each union's chain above it walked once: a
+        pass per union cost the number of counties times the number of people."""
+        wanted = set(codes)
+        found: dict[str, list[int]] = {code: [] for code in codes}
+        chains: dict[str, list[str]] = {}
+        for index, entry in sorted(self.roll.items()):
+            if entry.status == "left":
+                continue
+            code = entry.organization_code
+            chain = chains.get(code)
+            if chain is None:
+                chain, current = [], code
+                while current is not None:
+                    if current in wanted:
+                        chain.append(current)
+                    current = self.parent.get(current)
+                chains[code] = chain
+            for above in chain:
+                found[above].append(index)
+        return found
 
     def subsidies(self, month: int) -> None:
         """补助: to people (帮扶, 助学, 劳模, 托育, 慰问) and to lower unions."""
@@ -626,10 +667,16 @@ class DemoLoader:
             11: ("hardship", 0.003, (1_000, 3_000), True),  # 冬季送温暖
         }
         counties = [c for c in self.active_codes(paid_on) if self.orgs[c].level == "county"]
+        # A county's subsidies touch its own books (and a union's, paid to one): each county's
+        # budget is read before any is sent, so those of the programmes and of the unions
+        # go together, as bursts of requests; the condolences below read the base unions'
+        # funds one payment at a time.
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         if month in programmes:
             programme, share, (low, high), earmarked = programmes[month]
+            under = self.members_under(counties)
             for county in counties:
-                people = self.members_under(county)
+                people = under[county]
                 count = min(len(people), max(1, round(len(people) * share)))
                 if programme in ("hardship", "model_worker"):
                     # Paid against the registers: every deep file and some of the others at
@@ -644,13 +691,15 @@ class DemoLoader:
                         self.stats.skipped["subsidy"] += 1
                         continue
                     budget -= amount
-                    self.pay_subsidy(
-                        county,
-                        {"member_id": self.roll[index].member_id},
-                        programme,
-                        amount,
-                        earmarked,
-                        paid_on,
+                    calls.append(
+                        self.subsidy_call(
+                            county,
+                            {"member_id": self.roll[index].member_id},
+                            programme,
+                            amount,
+                            earmarked,
+                            paid_on,
+                        )
                     )
         if month in (3, 6):
             for county in counties:
@@ -665,16 +714,24 @@ class DemoLoader:
                         self.stats.skipped["subsidy"] += 1
                         continue
                     budget -= amount
-                    self.pay_subsidy(
-                        county, {"organization_code": child}, "general", amount, month == 6, paid_on
+                    calls.append(
+                        self.subsidy_call(
+                            county,
+                            {"organization_code": child},
+                            "general",
+                            amount,
+                            month == 6,
+                            paid_on,
+                        )
                     )
+        self._many("subsidy", PaySubsidy, calls)
         # 慰问: a few base unions visit members in hospital or bereaved.
         for _, entry in sorted(self.roll.items())[:: max(1, len(self.roll) // 40)]:
             if entry.status == "left" or self.rng.random() > 0.2:
                 continue
             amount = self.rng.randint(2, 10) * 100_00
             if self.free_funds(entry.organization_code).fen >= amount:
-                self.pay_subsidy(
+                _, request = self.subsidy_call(
                     entry.organization_code,
                     {"member_id": entry.member_id},
                     "condolence",
@@ -682,6 +739,7 @@ class DemoLoader:
                     False,
                     paid_on,
                 )
+                self._do("subsidy", PaySubsidy(**request))
 
     # --- the registers (困难职工档案, 劳模名册) ------------------------------------------------
 
@@ -777,8 +835,10 @@ class DemoLoader:
         ]
 
     def review_files(self, month: int) -> None:
-        """年度复核 of the files due this month; about one in eight is left overdue."""
+        """年度复核 of the files due this month; about one in eight is left overdue. Each
+        review touches its own file: they are sent together."""
         rng = self.register_rng
+        calls = []
         for _, file in sorted(self.files.items()):
             last = file["last_dated"]
             if file["closed_on"] is not None or last.year >= DEMO_YEAR or last.month != month:
@@ -791,50 +851,51 @@ class DemoLoader:
                 category = "relative"  # better off, still on file
             elif category != "deep" and rng.random() < 0.04:
                 category = "deep"
-            self._do(
-                "review_hardship_file",
-                ReviewHardshipFile(
-                    file_id=file["file_id"],
-                    reviewed_on=reviewed_on.isoformat(),
-                    category=category,
-                    household_size=rng.randint(2, 6),
-                    monthly_income_per_head=str(Money(rng.randint(30, 95) * 10_00)),
-                ),
+            request = dict(
+                file_id=file["file_id"],
+                reviewed_on=reviewed_on.isoformat(),
+                category=category,
+                household_size=rng.randint(2, 6),
+                monthly_income_per_head=str(Money(rng.randint(30, 95) * 10_00)),
             )
+            calls.append(((), request))
             file["category"], file["last_dated"] = category, reviewed_on
+        self._many("review_hardship_file", ReviewHardshipFile, calls)
 
     def close_files(self) -> None:
         """脱困: about one open file in eight is closed in October."""
         rng = self.register_rng
         closed_on = datetime.date(DEMO_YEAR, 10, 12)
+        calls = []
         for _, file in sorted(self.files.items()):
             if file["closed_on"] is not None or file["category"] == "deep":
                 continue
             if rng.random() >= 0.125:
                 continue
-            self._do(
-                "close_hardship_file",
-                CloseHardshipFile(
-                    file_id=file["file_id"],
-                    closed_on=closed_on.isoformat(),
-                    reason=rng.choice(HARDSHIP_CLOSE_REASONS),
-                ),
+            request = dict(
+                file_id=file["file_id"],
+                closed_on=closed_on.isoformat(),
+                reason=rng.choice(HARDSHIP_CLOSE_REASONS),
             )
+            calls.append(((), request))
             file["closed_on"] = closed_on
+        self._many("close_hardship_file", CloseHardshipFile, calls)
 
     def open_sudden_files(self, month: int) -> None:
         """意外致困 during the year: a few new files a month."""
         rng = self.register_rng
         on = datetime.date(DEMO_YEAR, month, 18)
+        calls, indices = [], []
         for index, entry in sorted(self.roll.items()):
             if entry.status != "active" or index in self.files:
                 continue
             if rng.random() >= HARDSHIP_SHARE / 120:
                 continue
-            request = self._file_request(index, "sudden", on)
-            self._record_file(
-                index, request, self._do("open_hardship_file", OpenHardshipFile(**request))
-            )
+            calls.append(((), self._file_request(index, "sudden", on)))
+            indices.append(index)
+        results = self._many("open_hardship_file", OpenHardshipFile, calls)
+        for index, (_, request), result in zip(indices, calls, results, strict=True):
+            self._record_file(index, request, result)
 
     def revoke_a_model_worker(self) -> None:
         """撤销: one model worker's honours are withdrawn in July."""
@@ -852,7 +913,7 @@ class DemoLoader:
         )
         self.workers[index]["revoked_on"] = revoked_on
 
-    def pay_subsidy(
+    def subsidy_call(
         self,
         payer: str,
         recipient: dict[str, str],
@@ -860,18 +921,16 @@ class DemoLoader:
         amount_fen: int,
         earmarked: bool,
         paid_on: datetime.date,
-    ) -> None:
-        self._do(
-            "subsidy",
-            PaySubsidy(
-                payer_organization_code=payer,
-                recipient=recipient,
-                programme=programme,
-                amount=str(Money(amount_fen)),
-                earmarked=earmarked,
-                approval_ref=self.approval_ref(payer),
-                paid_on=paid_on.isoformat(),
-            ),
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A PaySubsidy request's fields (its approval reference numbered now, in order)."""
+        return (), dict(
+            payer_organization_code=payer,
+            recipient=recipient,
+            programme=programme,
+            amount=str(Money(amount_fen)),
+            earmarked=earmarked,
+            approval_ref=self.approval_ref(payer),
+            paid_on=paid_on.isoformat(),
         )
 
     def correct_by_reversal(self) -> None:

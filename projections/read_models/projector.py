@@ -23,7 +23,7 @@ from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
 from domain.organizations import Organization
 from domain.vouchers import Book
-from projections.read_models import gc_pause, ledger_sums, registers
+from projections.read_models import gc_pause, ledger_sums, registers, roll_counts
 from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
@@ -127,11 +127,16 @@ class Batch:
         # Rows only ever inserted, never read back or updated in a batch, as tuples in column
         # order (the audit index: more than one row per event, where a dict each cost more
         # than their insert).
-        self.plain_inserts: dict[str, list[tuple]] = {"audit_index": []}
+        self.plain_inserts: dict[str, list[tuple]] = {"audit_index": [], "roll_counts": []}
         self.updates: dict[tuple[str, tuple[str, ...]], list[tuple]] = defaultdict(list)
         # Per member: the open roll span and the current details, stored or new in this batch.
         self.open_spans: dict[str, dict[str, Any] | None] = {}
         self.details: dict[str, dict[str, Any] | None] = {}
+        # The changes to the rolls' counts (roll_counts.py), the recorded time of each event
+        # that made one, and per member the spans opened or closed in this batch.
+        self.roll_deltas: roll_counts.Deltas = {}
+        self.roll_at: dict[int, int] = {}
+        self.batch_spans: dict[str, dict[int, dict[str, Any]]] = {}
         self.position = 0
         self.at_us = 0
         # ledger_sums rows: the batch's lines summed per key, added to the stored rows (None:
@@ -159,6 +164,7 @@ class Batch:
             self.updates[(table, columns)].append(params)
 
     def flush(self) -> None:
+        self.plain_inserts["roll_counts"] = roll_counts.rows(self.roll_deltas, self.roll_at)
         for (table, columns), rows in self.updates.items():
             key_columns = TABLES_BY_NAME[table].key
             sets = ", ".join(f"{c} = ?" for c in columns)
@@ -187,6 +193,8 @@ class Batch:
                         copy.write_row(row)
         if self.sums:
             ledger_sums.write(self.store, self.cur, self.tables, self.sums)
+        table = self.tables.table("roll_totals")
+        roll_counts.write_totals(self.store, self.cur, table, self.roll_deltas)
 
     def _select(self, table: str, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         names = TABLES_BY_NAME[table].column_names
@@ -266,7 +274,7 @@ class Batch:
     ) -> None:
         if self.open_spans.get(member_id) is not None:
             raise ProjectionError(f"member {member_id} already has an open roll span")
-        self.open_spans[member_id] = self.insert(
+        span = self.open_spans[member_id] = self.insert(
             "roll_spans",
             {
                 "member_id": member_id,
@@ -284,6 +292,29 @@ class Batch:
                 "transfer_reason": transfer_reason,
             },
         )
+        self._count(span, span["valid_from"], self.details.get(member_id), +1)
+
+    def _count(
+        self, span: dict[str, Any], day: int, details: dict[str, Any] | None, sign: int
+    ) -> None:
+        """A change to the counts of the span's union from day on (roll_counts.py)."""
+        weights = roll_counts.span_weights(span, details)
+        self._count_weights(span, day, weights, sign)
+
+    def _count_weights(self, span: dict[str, Any], day: int, weights: list[int], sign: int) -> None:
+        self.roll_at[self.position] = self.at_us
+        key = (self.position, span["organization_code"], day)
+        roll_counts.add(self.roll_deltas, key, weights, sign)
+        self.batch_spans.setdefault(span["member_id"], {})[span["opened_position"]] = span
+
+    def member_spans(self, member_id: str) -> list[dict[str, Any]]:
+        """Every span of a member, as this batch has left them."""
+        spans = {
+            row["opened_position"]: row
+            for row in self._select("roll_spans", "member_id = ?", (member_id,))
+        }
+        spans.update(self.batch_spans.get(member_id, {}))
+        return list(spans.values())
 
     def close_span(self, member_id: str, valid_to: int | None = None) -> dict[str, Any]:
         span = self.open_spans.get(member_id)
@@ -297,6 +328,7 @@ class Batch:
             closed_position=self.position,
             closed_at_us=self.at_us,
         )
+        self._count(span, roll_counts.end_day(span), self.details.get(member_id), -1)
         return span
 
     def new_details(self, member_id: str, **fields: Any) -> None:
@@ -318,6 +350,25 @@ class Batch:
             superseded_at_us=None,
         )
         self.details[member_id] = self.insert("member_details", row)
+        if current is not None:
+            self._recount_flags(member_id, current, row)
+
+    def _recount_flags(self, member_id: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """New flags change the counts of every span of the member (roll_counts.py)."""
+        weights = [
+            0,
+            0,
+            0,
+            0,
+            int(after["migrant_worker"]) - int(before["migrant_worker"]),
+            int(after["new_employment_form"]) - int(before["new_employment_form"]),
+        ]
+        if not any(weights):
+            return
+        for span in self.member_spans(member_id):
+            self._count_weights(span, span["valid_from"], weights, +1)
+            if span["closed_position"] is not None:
+                self._count_weights(span, roll_counts.end_day(span), weights, -1)
 
     def encrypt(self, member_id: str, field: str, value: str | None) -> bytes | None:
         return self.cipher.encrypt(value, field=field, origin=f"{member_id}|{self.position}")

@@ -33,9 +33,10 @@ from typing import Any
 from domain.errors import InvalidValue
 from domain.identity import IdNumber
 from domain.members import CHANGE_CODES
+from projections.read_models.roll_counts import COUNTS, counts_sql
 from projections.read_models.rows import day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
-from projections.read_models.scope import org_filter
+from projections.read_models.scope import org_filter, subtree_codes
 from storage.database import Store
 from storage.pii_cipher import PiiCipher
 
@@ -139,6 +140,34 @@ class RollQueries:
     def _t(self, name: str) -> str:
         return self.tables.table(name)
 
+    def counts(
+        self, cur: Any, code: str, scope: str, d: int, k_us: int, codes: list[str] | None = None
+    ) -> dict[str, int]:
+        """The roll's counts as of day d known at k_us, from the counts the projector keeps
+        (roll_counts.py): a sum over the unions in scope, not over their members. codes: the
+        subtree's, when already read."""
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+        if codes is not None:
+            with_clause, where = "", "organization_code = ANY(:codes)"
+            params["codes"] = codes
+        else:
+            with_clause, where = org_filter(self.tables, "organization_code", scope, code, params)
+        sql = counts_sql(self._t("roll_counts"), self._t("roll_totals"), where)
+        cur.execute(self.store.sql(f"{with_clause} {sql}"), params)
+        return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
+
+    def _total(self, cur: Any, key: tuple, codes: list[str] | None) -> int:
+        """The number of rows of a roll page's roll (key: code, scope, status, day, k_us)."""
+        code, scope, status, d, k_us = key
+        counts = self.counts(cur, code, scope, d, k_us, codes)
+        if status == "retained":
+            return counts["retained"]
+        if status == "transfer_pending":
+            return counts["pending"]
+        if status == "active":
+            return counts["members"] - counts["retained"] - counts["pending"]
+        return counts["members"]
+
     def _details(self, cur: Any, member_ids: list[str], k_us: int) -> dict[str, dict[str, Any]]:
         if not member_ids:
             return {}
@@ -228,8 +257,7 @@ class RollQueries:
         order = ", ".join(_ROLL_ORDER)
         found = self.anchors.get(key, version)
         if found is None:
-            cur.execute(self.store.sql(f"{with_clause} SELECT COUNT(*) {base}"), params)
-            total = int(cur.fetchone()[0])
+            total = self._total(cur, key, params.get("codes"))
             if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
                 cur.execute(
                     self.store.sql(
@@ -288,12 +316,29 @@ class RollQueries:
         return total, cur.fetchall()[::-1]
 
     def _roll_query(
-        self, code: str, as_of: datetime.date, k_us: int, scope: str, status: str | None
+        self,
+        code: str,
+        as_of: datetime.date,
+        k_us: int,
+        scope: str,
+        status: str | None,
+        cur: Any = None,
     ) -> tuple[str, str, dict[str, Any]]:
-        """The roll's WITH clause, its FROM … WHERE, and their parameters."""
+        """The roll's WITH clause, its FROM … WHERE, and their parameters.
+
+        cur (PostgreSQL, a subtree): the subtree's codes are read first and passed as one
+        array, so that the planner sees how much of the roll table the subtree holds: for a
+        big one it walks the roll order index (roll_spans' second) and stops after the page,
+        instead of sorting every member of the subtree; for a small one it reads each
+        union's rows by the first index and sorts those."""
         d = day_int(as_of)
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
+        if cur is not None and scope == "subtree" and not self.store.is_sqlite:
+            org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
+            params["codes"] = subtree_codes(self.store, cur, self.tables, code, d, k_us)
+            with_clause, where = "", "s.organization_code = ANY(:codes)"
+        else:
+            with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
         if status is not None:
             if status not in ROLL_STATUSES:
                 raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
@@ -329,9 +374,9 @@ class RollQueries:
         page_size: int,
     ) -> dict[str, Any]:
         limit, offset = paging(page, page_size)
-        with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status)
         with self.store.reader() as cur:
             version = self._snapshot(cur)
+            with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status, cur)
             total, spans = self._roll_rows(
                 cur,
                 with_clause,
@@ -362,17 +407,6 @@ class RollQueries:
 
     def summary(self, code: str, *, as_of: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         d = day_int(as_of)
-        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
-        sql = (
-            f"{with_clause} SELECT COUNT(*),"
-            " SUM(CASE WHEN s.status = 'retained' THEN 1 ELSE 0 END),"
-            " SUM(CASE WHEN s.sex = 'female' THEN 1 ELSE 0 END),"
-            " SUM(d.migrant_worker), SUM(d.new_employment_form)"
-            f" FROM {self._t('roll_spans')} s JOIN {self._t('member_details')} d"
-            f" ON d.member_id = s.member_id AND {_DETAILS_KNOWN}"
-            f" WHERE {where} AND {_ON_ROLL}"
-        )
         eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
         e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
         employees_table = self._t("org_employees")
@@ -389,8 +423,9 @@ class RollQueries:
             "        OR (q.valid_from = e.valid_from AND q.position > e.position)))"
         )
         with self.store.reader() as cur:
-            cur.execute(self.store.sql(sql), params)
-            members, retained, women, migrant, new_form = (int(v or 0) for v in cur.fetchone())
+            counts = self.counts(cur, code, scope, d, k_us)
+            members, retained, women = counts["members"], counts["retained"], counts["women"]
+            migrant, new_form = counts["migrant"], counts["new_form"]
             cur.execute(self.store.sql(employees_sql), eparams)
             employees = int(cur.fetchone()[0] or 0)
         rate = None

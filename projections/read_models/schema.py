@@ -19,7 +19,7 @@ from storage.database import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -143,6 +143,21 @@ TABLES: tuple[Table, ...] = (
                 "transfer_to",
                 "transfer_reason",
             ),
+            # The same in roll order alone: a big subtree's page walks it and stops after the
+            # page (rolls.py) instead of sorting every member of the subtree.
+            (
+                "joined_on",
+                "member_id",
+                "opened_position",
+                "organization_code",
+                "valid_from",
+                "opened_at_us",
+                "closed_at_us",
+                "valid_to",
+                "status",
+                "transfer_to",
+                "transfer_reason",
+            ),
         ),
     ),
     # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).
@@ -166,6 +181,59 @@ TABLES: tuple[Table, ...] = (
         org_column=None,
         looked_up=True,
         indexes=(("id_number_hash",),),
+    ),
+    # A roll's counts as point changes (projections/read_models/roll_counts.py): what each
+    # event adds to the counts of one union's roll from one day on, as known from its
+    # recorded time. A roll's count as of D known at K is the sum of the rows with day <= D
+    # and recorded_at_us <= K.
+    Table(
+        "roll_counts",
+        (
+            ("position", "int"),
+            ("organization_code", "text"),
+            ("day", "int"),
+            ("recorded_at_us", "int"),
+            ("members", "int"),
+            ("retained", "int"),
+            ("pending", "int"),
+            ("women", "int"),
+            ("migrant", "int"),
+            ("new_form", "int"),
+        ),
+        key=("position", "organization_code", "day"),
+        org_column="organization_code",
+        indexes=(
+            (
+                "organization_code",
+                "day",
+                "recorded_at_us",
+                "members",
+                "retained",
+                "pending",
+                "women",
+                "migrant",
+                "new_form",
+            ),
+            ("recorded_at_us",),
+        ),
+    ),
+    # Every row of roll_counts summed per union: a roll as of a recent day and known now is
+    # these sums less the few rows after that day, whatever the size of the roll.
+    Table(
+        "roll_totals",
+        (
+            ("organization_code", "text"),
+            ("members", "int"),
+            ("retained", "int"),
+            ("pending", "int"),
+            ("women", "int"),
+            ("migrant", "int"),
+            ("new_form", "int"),
+        ),
+        key=("organization_code",),
+        org_column="organization_code",
+        # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
+        looked_up=True,
     ),
     # 会籍变化 with the national change codes 1-6.
     Table(

@@ -45,6 +45,9 @@ class BenchConfig:
     # Larger stores whose load, catch-up and rebuild are measured too (sizes beyond the main
     # deployment); a size whose load would take too long is extrapolated instead, labelled.
     extra_sizes: tuple[tuple[str, float], ...] = field(default=())
+    # The province point (`--province-scale`): a province at this scale, its load rate and
+    # its subtree reads (scripts/bench/province.py). None: not measured.
+    province_scale: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

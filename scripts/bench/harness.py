@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from scripts.bench import baseline, export, ingest, projection, queries, roster_import
+from scripts.bench import baseline, export, ingest, projection, province, queries, roster_import
 from scripts.bench.assessment import extrapolate_province, ratios, verdicts
 from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import BenchConfig
@@ -317,6 +317,40 @@ def _extra_size(
         }
 
 
+def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale: float) -> None:
+    """A province at a scale (--province-scale): loaded, caught up, and its subtree reads
+    timed (scripts/bench/province.py); its load rate beside the main deployment's."""
+    sub = workdir / "province-point"
+    sub.mkdir()
+    with bench_store(backend, admin_url, sub) as store:
+        ledger = Ledger(store.settings)
+        try:
+            plan, loader = _load(run, store, ledger, "province", scale, run.config.months)
+            reads = province.subtree_reads(
+                ledger,
+                plan.root_code,
+                samples=run.config.query_samples,
+                max_s=run.config.query_max_s,
+            )
+        finally:
+            ledger.close()
+    rate = loader.report.as_dict()["commands_per_s"]
+    main_rate = run.details.get("load", {}).get(run.config.plan_size, {}).get("commands_per_s")
+    run.figures["province"] = {
+        "scale": scale,
+        "organisations": loader.report.organizations,
+        "members": loader.report.members,
+        "events": loader.report.events,
+        "statement_ms_p99": reads["statement"]["ms_p99"],
+        "roll_page_ms_p99": reads["roll_page"]["ms_p99"],
+        "roll_summary_ms_p99": reads["roll_summary"]["ms_p99"],
+        "load_commands_per_s": rate,
+        f"{run.config.plan_size}_load_commands_per_s": main_rate,
+        "load_rate_ratio": round(rate / main_rate, 3) if rate and main_rate else None,
+    }
+    run.details["province_point"] = reads
+
+
 def run_bench(
     config: BenchConfig,
     admin_url: str,
@@ -394,6 +428,13 @@ def run_bench(
                 lambda size=size, scale=scale: _extra_size(
                     run, backend, admin_url, Path(tmp), size, scale
                 ),
+            )
+        if config.province_scale is not None:
+            scale = config.province_scale
+            run.attempt(
+                f"province store at scale {scale}: load, subtree reads",
+                ("province",),
+                lambda: _province_point(run, backend, admin_url, Path(tmp), scale),
             )
     province = extrapolate_province(run.details)
     figures["baseline"]["ratios"] = ratios(figures)

@@ -17,6 +17,7 @@ from projections.read_models.scope import subtree_codes
 from service.commands import (
     AcceptTransfer,
     CancelTransfer,
+    CorrectMember,
     ExitMember,
     JoinMember,
     ReinstateMember,
@@ -222,3 +223,97 @@ def test_an_existing_database_gets_the_declared_roll_index(ledger):
     assert sorted(found.values()) == sorted(declared)
     ensure_live(store)  # idempotent
     rm.close()
+
+
+def _summary_by_members(rm, code, *, as_of, known_at, scope):
+    """A roll summary's counts by their definition, worked out in Python from every roll span
+    and every version of the members' details."""
+    d, k = day_int(as_of), known_us(known_at)
+    with rm.store.reader() as cur:
+        codes = {code} if scope == "self" else set(subtree_codes(rm.store, cur, LIVE, code, d, k))
+        cur.execute(
+            "SELECT member_id, organization_code, status, sex, valid_from, valid_to,"
+            " opened_at_us, closed_at_us FROM rm_roll_spans"
+        )
+        spans = cur.fetchall()
+        cur.execute(
+            "SELECT member_id, recorded_at_us, superseded_at_us, migrant_worker,"
+            " new_employment_form FROM rm_member_details"
+        )
+        versions = cur.fetchall()
+    known = {
+        v[0]: v
+        for v in versions
+        if v[1] <= k and (v[2] is None or v[2] > k)  # the details as known at k
+    }
+    counts = dict(members=0, retained=0, women=0, migrant_workers=0, new_employment_form=0)
+    for member, org, status, sex, start, end, opened, closed in spans:
+        on_roll = opened <= k and start <= d and (closed is None or closed > k or end > d)
+        if org not in codes or not on_roll or member not in known:
+            continue
+        counts["members"] += 1
+        counts["retained"] += status == "retained"
+        counts["women"] += sex == "female"
+        counts["migrant_workers"] += known[member][3]
+        counts["new_employment_form"] += known[member][4]
+    return counts
+
+
+def test_roll_summary_equals_the_count_over_its_members(roll_history):
+    """The summary reads the counts the projector keeps per union (roll_counts.py); they
+    equal the count over the members for every day, moment and scope, through corrections
+    of the flags and a rejoin with other flags, which change the counts of past spans."""
+    ledger, tree, rm, moments = roll_history
+    with rm.store.reader() as cur:
+        cur.execute("SELECT member_id FROM rm_roll_spans WHERE status = 'active' LIMIT 3")
+        correct = [r[0] for r in cur.fetchall()]
+    for n, m in enumerate(correct):
+        ledger.execute(
+            CorrectMember(member_id=m, changes={"migrant_worker": True}, note="更正"),
+        )
+        if n == 0:
+            ledger.execute(
+                CorrectMember(member_id=m, changes={"new_employment_form": True}, note="更正")
+            )
+    moments.append(_moment())
+    ledger.execute(CorrectMember(member_id=correct[1], changes={"migrant_worker": False}, note="x"))
+    # A member who left rejoins with other flags: the old span's counts follow the new ones.
+    left = ledger.execute(
+        JoinMember(
+            id_number=person(41),
+            name="会员41",
+            organization_code=tree.base_b,
+            joined_on="2024-02-01",
+        )
+    ).body["member_id"]
+    ledger.execute(
+        ExitMember(member_id=left, effective_on="2024-03-01", change_code=6, reason_code=5)
+    )
+    moments.append(_moment())
+    ledger.execute(
+        JoinMember(
+            id_number=person(41),
+            name="会员41",
+            organization_code=tree.base_a,
+            joined_on="2024-04-01",
+            migrant_worker=True,
+            new_employment_form=True,
+        )
+    )
+    rm.catch_up()
+    moments.append(_moment())
+    keys = ("members", "retained", "women", "migrant_workers", "new_employment_form")
+    nonzero = 0
+    for code, scope in (
+        (tree.base_a, "self"),
+        (tree.base_b, "self"),
+        (tree.county, "subtree"),
+    ):
+        for as_of in (D(2024, 1, 9), D(2024, 2, 15), D(2024, 3, 1), D(2024, 5, 5), D(2025, 1, 1)):
+            for known_at in (None, *moments):
+                query = dict(as_of=as_of, known_at=known_at, scope=scope)
+                expected = _summary_by_members(rm, code, **query)
+                found = rm.roll_summary(code, **query)
+                assert {key: found[key] for key in keys} == expected, (code, query)
+                nonzero += bool(expected["migrant_workers"])
+    assert nonzero > 10

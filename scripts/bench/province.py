@@ -1,0 +1,84 @@
+"""The province point (`ledger bench --province-scale F`): a province deployment at a scale,
+loaded through the ledger like the main one, its read models caught up, and the reads over
+the root's whole subtree timed in process (the read models' own queries, no HTTP):
+
+- statement: 工会02表 for the demo year, summed over the province;
+- roll page: 100 rows of the province's roll as of the year's end, pages drawn at random;
+- roll summary: the province's counts (members, retained, women, ...) as of the year's end.
+
+Its load rate beside the main deployment's says whether a command's cost grows with the
+deployment (the two should be within 20% of each other).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from projections.read_models.models import ReadModels
+from scripts.bench.stats import latency_summary
+from scripts.demo_data import DEMO_YEAR
+from service.application import Ledger
+
+ROLL_PAGE_ROWS = 100
+
+
+def _timed(call: Callable[[int], Any], samples: int, max_s: float) -> dict[str, Any]:
+    latencies_ms: list[float] = []
+    deadline = time.perf_counter() + max_s
+    for n in range(samples):
+        if time.perf_counter() > deadline:
+            break
+        started = time.perf_counter()
+        call(n)
+        latencies_ms.append((time.perf_counter() - started) * 1000)
+    return dict(latency_summary(latencies_ms))
+
+
+def subtree_reads(
+    ledger: Ledger, root: str, *, samples: int, max_s: float, seed: int = 3
+) -> dict[str, Any]:
+    """The province's subtree reads, each timed `samples` times (within max_s each)."""
+    year_end = datetime.date(DEMO_YEAR, 12, 31)
+    read_models = ReadModels(ledger)
+    try:
+        read_models.catch_up()
+        summary = read_models.roll_summary(root, as_of=year_end, scope="subtree")
+        pages = max(1, math.ceil(summary["members"] / ROLL_PAGE_ROWS))
+        rng = random.Random(seed)
+        return {
+            "in_process": True,
+            "roll_members": summary["members"],
+            "statement": _timed(
+                lambda n: read_models.income_expenditure(
+                    root,
+                    date_from=datetime.date(DEMO_YEAR, 1, 1),
+                    date_to=year_end,
+                    scope="subtree",
+                ),
+                samples,
+                max_s,
+            ),
+            "roll_page": _timed(
+                lambda n: read_models.roll(
+                    root,
+                    as_of=year_end,
+                    scope="subtree",
+                    page=rng.randint(1, pages),
+                    page_size=ROLL_PAGE_ROWS,
+                ),
+                samples,
+                max_s,
+            ),
+            "roll_summary": _timed(
+                lambda n: read_models.roll_summary(root, as_of=year_end, scope="subtree"),
+                samples,
+                max_s,
+            ),
+        }
+    finally:
+        read_models.close()
