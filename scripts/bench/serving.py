@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from scripts.bench import ingest
+from scripts.bench import baseline, ingest
 from scripts.bench.database import BenchStore, bench_store
 from scripts.bench.server import HOST, REPO_ROOT, Server, free_port, mint_admin_token
 from scripts.demo_data import DEMO_YEAR
@@ -291,7 +291,7 @@ def compare(
         finally:
             ledger.close()
         target = ingest.IngestTarget(codes, serials)
-        return measure_designs(
+        rows = measure_designs(
             store,
             token,
             target,
@@ -301,6 +301,30 @@ def compare(
             rounds=rounds,
             note=lambda row: print(json.dumps(row), flush=True),
         )
+        commits = {"design": backend, "load": "commit", **commit_floor(store, seconds)}
+        print(json.dumps(commits), flush=True)
+        return [*rows, commits]
+
+
+def commit_floor(store: BenchStore, seconds: float) -> dict[str, Any]:
+    """One row per durable transaction from one client on the store's database, in the same
+    sitting: what the database gives without the ledger (scripts/bench/baseline.py's
+    commit_per_s, on a scratch table). Group commit answers many requests per transaction, so
+    this bounds the transactions, not the requests."""
+    dialect = store.dialect()
+    conn = dialect.connect()
+    try:
+        conn.execute(f"DROP TABLE IF EXISTS {baseline.TABLE}")
+        for statement in dialect.create:
+            conn.execute(statement)
+        conn.commit()
+        payload = [("bench", bytes(252))]  # the demo store's mean stored event
+        return baseline.commit_per_s(conn, dialect, payload, rows=10**6, max_s=seconds)
+    finally:
+        conn.rollback()
+        conn.execute(f"DROP TABLE IF EXISTS {baseline.TABLE}")
+        conn.commit()
+        conn.close()
 
 
 def summary(results: list[dict[str, Any]], clients: int) -> dict[str, Any]:
@@ -379,8 +403,12 @@ def main() -> None:
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"{started}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
     results = compare(args.backend, args.database_url, args.seconds, args.rounds, designs)
-    print(f"\n{started}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
+    ended = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    print(f"\nended {ended}, load average {os.getloadavg()}")
     print(table(results))
+    for row in results:
+        if row["load"] == "commit":
+            print(f"\n{row['design']}: {row['per_s']} durable commits/s, one client, one row each")
 
 
 if __name__ == "__main__":
