@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,26 @@ def running(name: str, store: BenchStore, token: str) -> Iterator[Server]:
                 proc.wait()
 
 
+START_ATTEMPTS = 3
+
+
+@contextmanager
+def started(name: str, store: BenchStore, token: str) -> Iterator[Server]:
+    """running(), tried again (up to START_ATTEMPTS) when the design fails to start: on a
+    machine shared with other jobs, PostgreSQL may refuse a connection for a while (`too
+    many clients`), and uvicorn's manager then stops altogether."""
+    with ExitStack() as stack:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                server = stack.enter_context(running(name, store, token))
+                break
+            except RuntimeError:
+                if attempt == START_ATTEMPTS:
+                    raise
+                time.sleep(5.0 * attempt)
+        yield server
+
+
 def trivial(server: Server, *, clients: int, max_s: float) -> dict[str, Any]:
     """GET /healthz from `clients` keep-alive connections for max_s: requests/s and latency."""
     import asyncio
@@ -257,7 +277,7 @@ def measure_designs(
     results: list[dict[str, Any]] = []
     for round_ in range(1, rounds + 1):
         for name in designs if round_ % 2 else designs[::-1]:
-            with running(name, store, token) as server:
+            with started(name, store, token) as server:
                 # Warm-up: every process has verified the token and loaded the unions.
                 ingest.measure(server, target, clients=16, requests=400, max_s=seconds)
                 for n in clients:
