@@ -52,6 +52,10 @@ HEADLINE_KEYS = (
     "export_csv_mb",
 )
 BASELINE_KEYS = ("commit_per_s", "executemany_rows_per_s", "copy_rows_per_s", "read_rows_per_s")
+NOISE_NOTE = (
+    "figures are only comparable between runs on a quiet machine; the CPU count and "
+    "load average at the start of this run are under environment"
+)
 # The same application under each HTTP server, at the most ingest clients (serving.summary).
 SERVING_KEYS = (
     "uvicorn_rps",
@@ -60,10 +64,6 @@ SERVING_KEYS = (
     "granian_rps",
     "granian_ms_p99",
     "granian_trivial_rps",
-)
-NOISE_NOTE = (
-    "figures are only comparable between runs on a quiet machine; the CPU count and "
-    "load average at the start of this run are under environment"
 )
 
 Note = Callable[[str], None]
