@@ -10,6 +10,7 @@ unknown member: who belongs to which union is itself personal data.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -152,11 +153,30 @@ async def _principal(
 
 async def verified(svc: Services, token: str) -> Principal | None:
     """The principal of a token (None: unknown, expired or revoked), as every request, API
-    or console, verifies it."""
+    or console, verifies it.
+
+    One read of the store per token at a time in this process: every REVALIDATE_S the
+    process's memory of a busy token lapses, and at 64 clients as many requests arrived in
+    the few milliseconds the read takes, each reading the token again (and, before the short
+    way did the same, each sent through FastAPI's whole stack). They now wait for the one
+    read under way and take its answer. Keyed by the presented token itself, so that a
+    request waits only for the verification of the very text it presented."""
     principal = svc.tokens.already_verified(token)
-    if principal is None:
-        principal = await run_in_threadpool(svc.tokens.verify, token)
-    return principal
+    if principal is not None:
+        return principal
+    in_flight = svc.verifying
+    pending = in_flight.get(token)
+    if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+        pending = asyncio.ensure_future(run_in_threadpool(svc.tokens.verify, token))
+        in_flight[token] = pending
+        pending.add_done_callback(lambda done: _forget(in_flight, token, done))
+    # shield: a request that goes away does not cancel the read the others wait for.
+    return await asyncio.shield(pending)
+
+
+def _forget(in_flight: dict[str, asyncio.Future], token: str, done: asyncio.Future) -> None:
+    if in_flight.get(token) is done:
+        del in_flight[token]
 
 
 def caller_with(*roles: str) -> Callable[..., Any]:

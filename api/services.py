@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -25,6 +26,8 @@ class Services:
     audit: AuditTrail
     metrics: Metrics
     _projection: ProjectionWorker | None = None
+    # Token verifications under way in this process, by presented token (api/security.py).
+    verifying: dict[str, asyncio.Future] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:

@@ -346,7 +346,7 @@ class Ledger(Application):
         return self.member_ids.for_id_number(IdNumber.parse(id_number).value)
 
     def find_member(self, id_number: str) -> dict[str, Any]:
-        member = self.unit_of_work().get(self.member_id_for(id_number))
+        member = self.unit_of_work().get(self.member_id_for(id_number), snapshotted=False)
         if not isinstance(member, Member):
             raise NotFound(NO_SUCH_PERSON)
         return member_view(member)

@@ -252,7 +252,7 @@ class BatchView:
         for aggregate_id in absent:
             self.current[aggregate_id] = None
 
-    def load(self, aggregate_id: UUID) -> LedgerAggregate | None:
+    def load(self, aggregate_id: UUID, *, snapshotted: bool = True) -> LedgerAggregate | None:
         if self.reads is not None:
             self.reads.add(aggregate_id)
         if aggregate_id not in self.current:
@@ -260,7 +260,8 @@ class BatchView:
             aggregate = self.known.get(aggregate_id)
             if aggregate is None:
                 try:
-                    aggregate = self.app.repository.get(aggregate_id)  # a copy of its own
+                    # a copy of its own
+                    aggregate = self.app.repository.get(aggregate_id, snapshotted=snapshotted)
                 except AggregateNotFoundError:
                     aggregate = None
                 else:
@@ -268,8 +269,8 @@ class BatchView:
             self.current[aggregate_id] = aggregate
         return self.current[aggregate_id]
 
-    def copy_of(self, aggregate_id: UUID) -> LedgerAggregate | None:
-        aggregate = self.load(aggregate_id)
+    def copy_of(self, aggregate_id: UUID, *, snapshotted: bool = True) -> LedgerAggregate | None:
+        aggregate = self.load(aggregate_id, snapshotted=snapshotted)
         return None if aggregate is None else deepcopy(aggregate)
 
 

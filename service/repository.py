@@ -22,10 +22,36 @@ def replay(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
-class LedgerRepository(Repository):
-    """Repository.get() with replay() as its default projector function."""
+class _EventsOnly:
+    """A projector function that also tells _reconstruct_aggregate not to look for a
+    snapshot (see LedgerRepository.get)."""
 
-    def get(self, aggregate_id: Any, *, projector_func: Any = replay, **kwargs: Any) -> Any:
+    def __init__(self, projector_func: Any) -> None:
+        self.projector_func = projector_func
+
+    def __call__(self, aggregate: Any, events: Iterable[Any]) -> Any:
+        return self.projector_func(aggregate, events)
+
+
+class LedgerRepository(Repository):
+    """Repository.get() with replay() as its default projector function.
+
+    snapshotted=False: the aggregate is of a kind never snapshotted (a member: only the kinds
+    in Ledger.snapshot_every are), so a read that misses the cache is one query, for its
+    events, instead of two (eventsourcing asks the snapshot table first, whatever the kind).
+    Passing it for an aggregate that has snapshots is still correct, only slower: its every
+    event is replayed."""
+
+    def get(
+        self,
+        aggregate_id: Any,
+        *,
+        projector_func: Any = replay,
+        snapshotted: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        if not snapshotted:
+            projector_func = _EventsOnly(projector_func)
         return super().get(aggregate_id, projector_func=projector_func, **kwargs)
 
     def _reconstruct_aggregate(
@@ -35,7 +61,7 @@ class LedgerRepository(Repository):
         of its class that cannot be upcast (a Book before its dated movements: the dates are
         not in the snapshot) is passed over and the aggregate replayed from its events."""
         snapshots: list[Any] = []
-        if self.snapshot_store is not None:
+        if self.snapshot_store is not None and not isinstance(projector_func, _EventsOnly):
             snapshots = [
                 s
                 for s in self.snapshot_store.get(

@@ -51,8 +51,10 @@ class CommandResult:
 
 
 class AggregateSource(Protocol):
-    def copy_of(self, aggregate_id: UUID) -> LedgerAggregate | None:
-        """The aggregate as a copy the command may change (None if it does not exist)."""
+    def copy_of(self, aggregate_id: UUID, *, snapshotted: bool = True) -> LedgerAggregate | None:
+        """The aggregate as a copy the command may change (None if it does not exist).
+        snapshotted=False: of a kind never snapshotted, read without asking for a snapshot
+        (service/repository.py)."""
 
 
 class RepositorySource:
@@ -61,9 +63,9 @@ class RepositorySource:
     def __init__(self, repository: Any) -> None:
         self.repository = repository
 
-    def copy_of(self, aggregate_id: UUID) -> LedgerAggregate | None:
+    def copy_of(self, aggregate_id: UUID, *, snapshotted: bool = True) -> LedgerAggregate | None:
         try:
-            return self.repository.get(aggregate_id)
+            return self.repository.get(aggregate_id, snapshotted=snapshotted)
         except AggregateNotFoundError:
             return None
 
@@ -78,10 +80,11 @@ class UnitOfWork:
         # The version each aggregate had when this command first saw it (0: created here).
         self.loaded_versions: dict[UUID, int] = {}
 
-    def get(self, aggregate_id: UUID) -> Any | None:
+    def get(self, aggregate_id: UUID, *, snapshotted: bool = True) -> Any | None:
+        """snapshotted=False for a member (never snapshotted): one query instead of two."""
         if aggregate_id in self.aggregates:
             return self.aggregates[aggregate_id]
-        aggregate = self.source.copy_of(aggregate_id)
+        aggregate = self.source.copy_of(aggregate_id, snapshotted=snapshotted)
         if aggregate is None:
             return None
         self.aggregates[aggregate_id] = aggregate
@@ -120,7 +123,7 @@ class UnitOfWork:
             uuid = UUID(member_id)
         except (ValueError, TypeError, AttributeError):
             uuid = None
-        member = self.get(uuid) if uuid is not None else None
+        member = self.get(uuid, snapshotted=False) if uuid is not None else None
         if not isinstance(member, Member):
             if field is not None:
                 raise InvalidValue(field, f"no member has id {str(member_id)[:40]!r}")

@@ -36,6 +36,10 @@ class BenchConfig:
     ingest_clients: tuple[int, ...] = (1, 16, 64)
     ingest_requests: int = 6_000
     ingest_max_s: float = 60.0
+    # HTTP servers side by side (scripts/bench/serving.py: uvicorn, granian) on the loaded
+    # store, at the most ingest clients: rounds (A B, then B A) and seconds per measurement.
+    serving_rounds: int = 2
+    serving_s: float = 10.0
     # Roster import: rows in one file, into one fresh base union (its roll is then paged).
     import_rows: int = 100_000
     import_timeout_s: float = 7_200.0
@@ -65,6 +69,7 @@ QUICK = BenchConfig(
     baseline_max_s=8.0,
     ingest_requests=1_500,
     ingest_max_s=15.0,
+    serving_s=6.0,
     import_rows=3_000,
     import_timeout_s=240.0,
     query_samples=100,
@@ -83,6 +88,8 @@ SMOKE = BenchConfig(
     ingest_clients=(1, 4),
     ingest_requests=40,
     ingest_max_s=5.0,
+    serving_rounds=1,
+    serving_s=2.0,
     import_rows=50,
     import_timeout_s=60.0,
     query_samples=20,

@@ -23,7 +23,16 @@ from typing import Any
 
 from rich.progress import Progress
 
-from scripts.bench import baseline, export, ingest, projection, province, queries, roster_import
+from scripts.bench import (
+    baseline,
+    export,
+    ingest,
+    projection,
+    province,
+    queries,
+    roster_import,
+    serving,
+)
 from scripts.bench.assessment import extrapolate_province, ratios, verdicts
 from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import BenchConfig
@@ -63,6 +72,15 @@ NOISE_NOTE = (
     "figures are only comparable between runs on a quiet machine; the CPU count and "
     "load average at the start of this run are under environment"
 )
+# The same application under each HTTP server, at the most ingest clients (serving.summary).
+SERVING_KEYS = (
+    "uvicorn_rps",
+    "uvicorn_ms_p99",
+    "uvicorn_trivial_rps",
+    "granian_rps",
+    "granian_ms_p99",
+    "granian_trivial_rps",
+)
 
 Note = Callable[[str], None]
 
@@ -84,6 +102,7 @@ class Run:
         self.figures: dict[str, Any] = dict.fromkeys(HEADLINE_KEYS)
         self.figures["ingest_by_clients"] = {}
         self.figures["baseline"] = dict.fromkeys(BASELINE_KEYS)
+        self.figures["serving"] = dict.fromkeys(SERVING_KEYS)
         self.details: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}
 
@@ -285,6 +304,47 @@ def _measure_http(
         )
 
 
+def _compare_servers(run: Run, store: BenchStore, ledger: Ledger, loader: DeploymentLoader) -> None:
+    """uvicorn and granian, each with its process manager and the projection process beside
+    it, serving the same application on the loaded store in turns (scripts/bench/serving.py):
+    ingest at the most clients, then a trivial endpoint (GET /healthz), the floor of a
+    request's cost under each server."""
+    config = run.config
+    designs = tuple(
+        serving.design(server, config.server_workers) for server in ("uvicorn", "granian")
+    )
+    missing = [d for d in designs if not serving.available(d)]
+    for name in missing:
+        server = serving.server_of(name)
+        for key in SERVING_KEYS:
+            if key.startswith(server):
+                run.unavailable[f"serving.{key}"] = f"{server} is not installed (test extra)"
+    base_codes = sorted(code for code, people in loader.members_by_org.items() if people)
+    # Identity numbers apart from the ingest measurement's: every join is a new person.
+    target = ingest.IngestTarget(base_codes, itertools.count(10**6))
+    rows = serving.measure_designs(
+        store,
+        mint_admin_token(ledger),
+        target,
+        tuple(d for d in designs if d not in missing),
+        clients=(max(config.ingest_clients),),
+        seconds=config.serving_s,
+        rounds=config.serving_rounds,
+        note=lambda row: run.note(
+            f"bench:   {row['design']}, {row['load']}: "
+            f"{row.get('events_per_s') or row.get('requests_per_s')}/s, p99 {row['ms_p99']} ms"
+        ),
+    )
+    run.details["serving"] = rows
+    found = serving.summary(rows, max(config.ingest_clients))
+    run.figures["serving"].update({k: v for k, v in found.items() if k in SERVING_KEYS})
+    for key in SERVING_KEYS:
+        if run.figures["serving"][key] is None:
+            run.unavailable.setdefault(
+                f"serving.{key}", "no request succeeded (details.serving has the statuses)"
+            )
+
+
 def _rebuild_at(run: Run, store: BenchStore, size: str) -> dict[str, Any]:
     result = projection.rebuild(store)
     run.details.setdefault("rebuild", {})[size] = result
@@ -408,6 +468,12 @@ def run_bench(
                     lambda: _rebuild_at(run, store, f"{config.plan_size} (as loaded)"),
                 )
                 _measure_http(run, store, ledger, plan, loader)
+                run.attempt(
+                    "HTTP servers side by side",
+                    tuple(f"serving.{k}" for k in SERVING_KEYS),
+                    lambda: _compare_servers(run, store, ledger, loader),
+                    profile=False,
+                )
             finally:
                 ledger.close()
 

@@ -37,7 +37,7 @@ def admit(
         migrant_worker=row.get("migrant_worker", False),
         new_employment_form=row.get("new_employment_form", False),
     )
-    existing = uow.get(member_id)
+    existing = uow.get(member_id, snapshotted=False)
     if existing is None:
         member = Member.join(
             member_id=member_id,
@@ -129,7 +129,7 @@ class JoinMembers(Command):
             if isinstance(identity, InvalidValue):
                 results.append({"row": number, "field": identity.field, "reason": identity.reason})
                 continue
-            existing = uow.get(member_id) if member_id is not None else None
+            existing = uow.get(member_id, snapshotted=False) if member_id is not None else None
             before = (
                 len(org.pending_events),
                 len(admissions),

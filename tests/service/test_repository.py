@@ -100,3 +100,45 @@ def test_a_month_close_stored_before_the_year_end_close_reads_back(ledger: Ledge
         }
     ]
     assert stored.year_end_voucher(Month(2024, 12)) is None
+
+
+def test_a_member_is_read_without_asking_for_a_snapshot(ledger: Ledger) -> None:
+    """Members are never snapshotted: a member read past the cache is one query, for its
+    events; the member read is the one the library's two queries give."""
+    tree = small_tree()
+    member = join_in_memory(tree["b1"])
+    ledger.save(member, *tree.values())
+    asked: list[object] = []
+    snapshot_get = ledger.repository.snapshot_store.get
+
+    def counting_get(*args: object, **kwargs: object) -> object:
+        asked.append(kwargs.get("originator_id"))
+        return snapshot_get(*args, **kwargs)
+
+    ledger.repository.snapshot_store.get = counting_get  # type: ignore[method-assign]
+    ledger.repository.cache = None
+    assert ledger.get_member(str(member.id))["member_id"] == str(member.id)
+    assert asked == []
+    library = project_aggregate(None, ledger.events.get(member.id))
+    assert vars(ledger.repository.get(member.id, snapshotted=False)) == vars(library)
+    # Every other read still asks first (organisations and books are snapshotted).
+    ledger.repository.get(tree["b1"].id)
+    assert asked == [tree["b1"].id]
+
+
+def test_reading_a_snapshotted_aggregate_without_its_snapshot_gives_the_same(
+    ledger: Ledger,
+) -> None:
+    book = Book(organization_code="A")
+    for day in (1, 9, 20):
+        book.record(
+            f"v{day}",
+            datetime.date(2024, 3, day),
+            [debit("A", "102", Money(500)), credit("A", "401", Money(500))],
+        )
+        ledger.save(book)
+        ledger.snapshots.put([Book.Snapshot.take(book)])
+    ledger.repository.cache = None
+    from_snapshot = ledger.repository.get(book.id)
+    from_events = ledger.repository.get(book.id, snapshotted=False)
+    assert Book.Snapshot.take(from_events).state == Book.Snapshot.take(from_snapshot).state
