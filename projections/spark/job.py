@@ -100,9 +100,7 @@ class JobResult:
             "run": str(self.run_dir),
             "events": self.events,
             "seconds": round(self.seconds, 3),
-            "spark_rebuild_events_per_s": round(self.events / self.seconds)
-            if self.seconds
-            else 0,
+            "spark_rebuild_events_per_s": round(self.events / self.seconds) if self.seconds else 0,
             "verified": self.verified,
             "live_positions": self.live_positions,
             "equal": self.equal,
@@ -396,7 +394,9 @@ def on_roll(spans: Any, details: Any, points: Any) -> Any:
         (F.col("dt.deployment") == F.col("s.deployment"))
         & (F.col("dt.member_id") == F.col("s.member_id"))
         & (F.col("dt.recorded_at_us") <= F.col("p.k_us"))
-        & (F.col("dt.superseded_at_us").isNull() | (F.col("dt.superseded_at_us") > F.col("p.k_us"))),
+        & (
+            F.col("dt.superseded_at_us").isNull() | (F.col("dt.superseded_at_us") > F.col("p.k_us"))
+        ),
     )
 
 
@@ -415,28 +415,31 @@ def member_figures() -> list[Any]:
 
 def membership_counts(spark: Any, spans: Any, details: Any) -> Any:
     """Per deployment, organisation and month (YYYYMM): the roll summary's counts on the
-    month's last day as known at its end, for every month from the first span to the last
-    recorded change."""
+    month's last day as known at its end, for every month from the first recorded span to the
+    last recorded change."""
     from pyspark.sql import functions as F
 
     bounds = spans.agg(
-        F.min("valid_from").alias("first"),
+        F.min("opened_at_us").alias("first_us"),
         F.max(F.greatest("opened_at_us", F.coalesce("closed_at_us", "opened_at_us"))).alias(
             "last_us"
         ),
     ).collect()[0]
-    if bounds["first"] is None:
+    if bounds["first_us"] is None:
         return spark.createDataFrame(
             [],
             "deployment string, organization_code string, month bigint, members bigint,"
             " retained bigint, women bigint, migrant_workers bigint,"
             " new_employment_form bigint",
         )
-    first = int(bounds["first"]) // 100
-    last_moment = datetime.datetime.fromtimestamp(
-        (int(bounds["last_us"]) + CST_US) / 1e6, tz=datetime.UTC
+    # Before the first span was recorded every count is 0: the months start there.
+    first, last = (
+        int(m.year * 100 + m.month)
+        for m in (
+            datetime.datetime.fromtimestamp((int(bounds[b]) + CST_US) / 1e6, tz=datetime.UTC)
+            for b in ("first_us", "last_us")
+        )
     )
-    last = last_moment.year * 100 + last_moment.month
     months = []
     month = first
     while month <= last:
@@ -462,8 +465,10 @@ def write_run(out: Path, frames: dict[str, Any], meta: dict[str, Any]) -> Path:
     """Writes every table under a temporary directory, then renames it to OUT/run-ID and
     points OUT/LATEST at it: a run is visible whole or not at all."""
     out.mkdir(parents=True, exist_ok=True)
-    run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + (
-        secrets.token_hex(3)
+    run_id = (
+        datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        + "-"
+        + (secrets.token_hex(3))
     )
     partial = out / f".run-{run_id}.partial"
     final = out / f"run-{run_id}"

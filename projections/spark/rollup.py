@@ -198,9 +198,9 @@ def rollup(
     )
     # 02表 leaves out the year-end close and its reversals, both dated 31 December
     # (statements.py _year_end_flows).
-    closing = (
-        (F.col("kind") == "year_end") | (F.col("reversed_kind") == "year_end")
-    ) & ((F.col("effective_on") % 10_000) == 1231)
+    closing = ((F.col("kind") == "year_end") | (F.col("reversed_kind") == "year_end")) & (
+        (F.col("effective_on") % 10_000) == 1231
+    )
     flow_lines = lines.filter(~closing)
     d = day_int(as_of)
     prior = day_int(datetime.date(as_of.year - 1, 12, 31))
