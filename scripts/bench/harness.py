@@ -23,7 +23,15 @@ from typing import Any
 
 from rich.progress import Progress
 
-from scripts.bench import baseline, export, ingest, projection, queries, roster_import
+from scripts.bench import (
+    baseline,
+    export,
+    ingest,
+    projection,
+    queries,
+    roster_import,
+    spark_rebuild,
+)
 from scripts.bench.assessment import extrapolate_province, ratios, verdicts
 from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import BenchConfig
@@ -43,6 +51,8 @@ HEADLINE_KEYS = (
     "catchup_events_per_s",
     "rebuild_events_per_s",
     "rebuild_rss_mb",
+    "spark_rebuild_events_per_s_1core",
+    "spark_rebuild_events_per_s_2cores",
     "statement_ms_p99",
     "roll_page_ms_p99",
     "lookup_ms_p99",
@@ -379,6 +389,17 @@ def run_bench(
                 "rebuild (ledger rebuild subprocess)",
                 ("rebuild_events_per_s", "rebuild_rss_mb"),
                 rebuild,
+            )
+
+            def rebuild_on_spark() -> None:
+                measured = spark_rebuild.measure(store)
+                run.details["spark_rebuild"] = measured.pop("details")
+                figures.update(measured)
+
+            run.attempt(
+                "Spark rebuild on 1 and 2 local cores (ledger rebuild --engine spark)",
+                ("spark_rebuild_events_per_s_1core", "spark_rebuild_events_per_s_2cores"),
+                rebuild_on_spark,
             )
         for size, scale in config.extra_sizes:
             run.attempt(
