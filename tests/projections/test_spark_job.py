@@ -334,6 +334,17 @@ def test_a_removed_segment_stops_the_job_naming_it(
     with pytest.raises(JobRefused) as caught:
         run_job(spark, [demo.input(export)], tmp_path / "out")
     assert caught.value.segment == name and "missing" in caught.value.reason
+    # A middle segment removed with its manifest entry: the one after the gap is named.
+    export = _copy_export(demo, tmp_path / "gap")
+    manifest = json.loads((export / MANIFEST_NAME).read_text())
+    assert len(manifest["segments"]) >= 3
+    removed = manifest["segments"].pop(1)
+    (export / removed["file"]).unlink()
+    (export / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(JobRefused) as caught:
+        run_job(spark, [demo.input(export)], tmp_path / "out")
+    assert caught.value.segment == manifest["segments"][1]["file"]
+    assert "missing" in caught.value.reason
 
 
 def _content(spark: Any, run_dir: Path) -> dict[str, list[tuple]]:
