@@ -335,6 +335,7 @@ def test_a_removed_segment_stops_the_job_naming_it(
         run_job(spark, [demo.input(export)], tmp_path / "out")
     assert caught.value.segment == name and "missing" in caught.value.reason
     # A middle segment removed with its manifest entry: the one after the gap is named.
+    demo = demos[0]  # the city: several segments
     export = _copy_export(demo, tmp_path / "gap")
     manifest = json.loads((export / MANIFEST_NAME).read_text())
     assert len(manifest["segments"]) >= 3
