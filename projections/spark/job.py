@@ -1,9 +1,10 @@
 """The monthly rebuild on Apache Spark, from sealed exports of one or many deployments.
 
-    spark-submit projections/spark/job.py --out OUT \\
+    PYSPARK_PYTHON=.venv/bin/python .venv/bin/spark-submit projections/spark/job.py --out OUT \\
         --deployment name=杭州,export=/x/hz,key-file=/k/hz.key,public-key=BASE64[,database=URL]
 
-or `ledger rebuild --engine spark --export DIR --out OUT [--master URL]` for the deployment
+(the driver and the workers run the project's interpreter, where the project is installed;
+on a cluster, the same environment on every node), or `ledger rebuild --engine spark --export DIR --out OUT [--master URL]` for the deployment
 the settings name. Steps:
 
 1. Every deployment's export is verified first with the project's own offline check
