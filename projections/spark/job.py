@@ -4,8 +4,8 @@
         --deployment name=杭州,export=/x/hz,key-file=/k/hz.key,public-key=BASE64[,database=URL]
 
 (the driver and the workers run the project's interpreter, where the project is installed;
-on a cluster, the same environment on every node), or `ledger rebuild --engine spark --export DIR --out OUT [--master URL]` for the deployment
-the settings name. Steps:
+on a cluster, the same environment on every node), or `ledger rebuild --engine spark --export
+DIR --out OUT [--master URL]` for the deployment the settings name. Steps:
 
 1. Every deployment's export is verified first with the project's own offline check
    (projections/audit/export.py verify_export), one task per deployment: a tampered, missing
