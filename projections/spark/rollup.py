@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from projections.read_models.rows import amount, day_int
+from projections.read_models.rows import KNOWN_NOW_US, amount, day_int, from_micros
 from projections.read_models.statements import _balances, _FlowFigures
 from projections.spark.job import member_figures, on_roll, read_run
 
@@ -250,7 +250,12 @@ def text(report: dict[str, Any]) -> str:
     deployment, per level and over all."""
     out = [
         f"全总汇总 (national roll-up) of {report['run']}: 01表 as of {report['as_of']}, "
-        f"02表 {report['from']}..{report['as_of']}, known at {report['known_at_us']} us",
+        f"02表 {report['from']}..{report['as_of']}, known "
+        + (
+            "now"
+            if report["known_at_us"] >= KNOWN_NOW_US
+            else f"at {from_micros(report['known_at_us'])}"
+        ),
     ]
 
     def block(title: str, f: dict[str, Any]) -> None:
