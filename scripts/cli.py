@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "scripts.cmd_import",
     "scripts.cmd_audit",
     "scripts.cmd_books",
+    "scripts.cmd_spark",
     "scripts.cmd_bench",
 ]
 

@@ -123,9 +123,42 @@ def rebuild_command(
         Path | None,
         typer.Option("--json", help="Also write the full comparison as JSON to this file."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="local: here, into shadow tables; spark: from sealed exports."),
+    ] = "local",
+    export: Annotated[
+        list[Path] | None,
+        typer.Option(help="spark: this store's export (`ledger export --out DIR`)."),
+    ] = None,
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="spark: another deployment, name=N,export=DIR,key-file=F,public-key=K"
+            "[,database=URL]."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="spark: where the run is written.")] = None,
+    master: Annotated[str, typer.Option(help="spark: the master URL.")] = "local[2]",
 ) -> None:
     """Rebuild every read model from the first event beside the live ones, compare them
-    by content (per table and per organisation), and switch over atomically."""
+    by content (per table and per organisation), and switch over atomically. With
+    --engine spark: rebuild from sealed exports on Spark, write the outputs and compare them
+    with the live read models (never switched in)."""
+    if engine == "spark":
+        from scripts.cmd_spark import spark_rebuild
+
+        spark_rebuild(
+            exports=export or [],
+            deployments=deployment or [],
+            out=out,
+            master=master,
+            check=check,
+            json_out=json_out,
+        )
+        return
+    if engine != "local":
+        raise CommandFailed("--engine is local or spark")
     with ledger_session() as ledger:
         read_models = ReadModels(ledger)
         try:

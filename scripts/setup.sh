@@ -15,8 +15,8 @@ ensure_venv() {
     if [ -f "$stamp" ]; then
         return 0
     fi
-    echo "setup: installing the project and its test dependencies into .venv" >&2
-    if ! .venv/bin/python -m pip install --disable-pip-version-check -e ".[test]" \
+    echo "setup: installing the project and its test and spark extras into .venv" >&2
+    if ! .venv/bin/python -m pip install --disable-pip-version-check -e ".[test,spark]" \
             > .venv/pip-install.log 2>&1; then
         cat .venv/pip-install.log >&2
         echo "setup: pip install failed (log above, also in .venv/pip-install.log)" >&2
@@ -59,6 +59,27 @@ ensure_postgres() {
     echo "setup: PostgreSQL is still not reachable at $PG_HOST:$PG_PORT (user postgres);" \
          "start it and try again" >&2
     return 1
+}
+
+# pyspark (the spark extra: projections/spark/) runs on a Java runtime: Debian's headless JDK
+# 17 is installed with apt-get when `java` is missing.
+ensure_java() {
+    if command -v java >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "setup: installing a Java runtime (apt-get) for pyspark" >&2
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    if ! $sudo apt-get install -y openjdk-17-jre-headless >/dev/null 2>&1; then
+        $sudo apt-get update >/dev/null
+        $sudo apt-get install -y openjdk-17-jre-headless >/dev/null
+    fi
+    command -v java >/dev/null 2>&1 || {
+        echo "setup: java could not be installed; the Spark job and its tests need it" >&2
+        return 1
+    }
 }
 
 # The console's browser tests (tests/api/test_console_browser.py) drive Debian's chromium

@@ -13,6 +13,7 @@ source scripts/setup.sh
 ensure_venv
 ensure_postgres
 ensure_chromium
+ensure_java
 
 # The quick checks first: a lint or type error fails the run before the long tests start.
 .venv/bin/ruff check .

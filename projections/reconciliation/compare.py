@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from projections.read_models.schema import TABLES, Table, TableSet
+from projections.read_models.schema import LIVE, TABLES, Table, TableSet
 from storage.database import Store
 
 MAX_LISTED_DIFFERENCES = 200
@@ -84,8 +84,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(store: Store, conn: Any, tables: TableSet, table: Table) -> Iterator[tuple]:
-    names = table.column_names
+def _rows(
+    store: Store, conn: Any, tables: TableSet, table: Table, names: tuple[str, ...] | None = None
+) -> Iterator[tuple]:
+    """A table's rows in key order (only the columns `names`, if given)."""
+    names = names or table.column_names
     if store.is_sqlite:
         order = ", ".join(table.key)
         cur = conn.cursor()
@@ -113,75 +116,89 @@ def compare(store: Store, conn: Any, live: TableSet, rebuilt: TableSet) -> Compa
     """Compares inside the caller's transaction (which keeps both sets still)."""
     result = Comparison()
     for table in TABLES:
-        names = table.column_names
-        key_at = [names.index(c) for c in table.key]
-        org_at = names.index(table.org_column) if table.org_column else None
-        summary = TableComparison(table.name)
-        sums = {"live": hashlib.sha256(), "rebuilt": hashlib.sha256()}
-        per_org: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"live": hashlib.sha256(), "rebuilt": hashlib.sha256()}
+        compare_rows(
+            result,
+            table,
+            table.column_names,
+            _rows(store, conn, live, table),
+            _rows(store, conn, rebuilt, table),
         )
-
-        def take(
-            side: str, row: tuple, table: Table = table, per_org=per_org, sums=sums, org_at=org_at
-        ) -> None:
-            digest = _digest(row)
-            sums[side].update(digest)
-            org = row[org_at] if org_at is not None else ""
-            per_org[org or ""][side].update(digest)
-
-        def differ(
-            live_row: tuple | None,
-            rebuilt_row: tuple | None,
-            table: Table = table,
-            names=names,
-            key_at=key_at,
-            summary=summary,
-        ) -> None:
-            summary.differing_rows += 1
-            if len(result.differences) < MAX_LISTED_DIFFERENCES:
-                some = live_row if live_row is not None else rebuilt_row
-                result.differences.append(
-                    {
-                        "table": table.name,
-                        "key": {names[i]: some[i] for i in key_at},
-                        "live": None if live_row is None else _readable(names, live_row),
-                        "rebuilt": None if rebuilt_row is None else _readable(names, rebuilt_row),
-                    }
-                )
-
-        a_iter = _rows(store, conn, live, table)
-        b_iter = _rows(store, conn, rebuilt, table)
-        a, b = next(a_iter, None), next(b_iter, None)
-        while a is not None or b is not None:
-            ka = tuple(a[i] for i in key_at) if a is not None else None
-            kb = tuple(b[i] for i in key_at) if b is not None else None
-            if b is None or (a is not None and ka < kb):
-                take("live", a)
-                summary.rows_live += 1
-                differ(a, None)
-                a = next(a_iter, None)
-            elif a is None or kb < ka:
-                take("rebuilt", b)
-                summary.rows_rebuilt += 1
-                differ(None, b)
-                b = next(b_iter, None)
-            else:
-                take("live", a)
-                take("rebuilt", b)
-                summary.rows_live += 1
-                summary.rows_rebuilt += 1
-                if a != b:
-                    differ(a, b)
-                a, b = next(a_iter, None), next(b_iter, None)
-        summary.checksum_live = sums["live"].hexdigest()
-        summary.checksum_rebuilt = sums["rebuilt"].hexdigest()
-        for org, pair in per_org.items():
-            x, y = pair["live"].hexdigest(), pair["rebuilt"].hexdigest()
-            if x != y:
-                result.organizations[(table.name, org)] = (x, y)
-        result.tables.append(summary)
     return result
+
+
+def live_rows(store: Store, conn: Any, table: Table, names: tuple[str, ...]) -> Iterator[tuple]:
+    """The live set's rows of `table`, columns `names`, in key order: one side of
+    compare_rows for a rebuild made elsewhere (the Spark job, projections/spark/job.py)."""
+    return _rows(store, conn, LIVE, table, names)
+
+
+def compare_rows(
+    result: Comparison,
+    table: Table,
+    names: tuple[str, ...],
+    live_iter: Iterator[tuple],
+    rebuilt_iter: Iterator[tuple],
+) -> TableComparison:
+    """Merges two streams of `table`'s rows (columns `names`, both in key order) into
+    `result`: per table and per organisation checksums, and the rows that differ."""
+    key_at = [names.index(c) for c in table.key]
+    org_at = names.index(table.org_column) if table.org_column in names else None
+    summary = TableComparison(table.name)
+    sums = {"live": hashlib.sha256(), "rebuilt": hashlib.sha256()}
+    per_org: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"live": hashlib.sha256(), "rebuilt": hashlib.sha256()}
+    )
+
+    def take(side: str, row: tuple) -> None:
+        digest = _digest(row)
+        sums[side].update(digest)
+        org = row[org_at] if org_at is not None else ""
+        per_org[org or ""][side].update(digest)
+
+    def differ(live_row: tuple | None, rebuilt_row: tuple | None) -> None:
+        summary.differing_rows += 1
+        if len(result.differences) < MAX_LISTED_DIFFERENCES:
+            some = live_row if live_row is not None else rebuilt_row
+            assert some is not None
+            result.differences.append(
+                {
+                    "table": table.name,
+                    "key": {names[i]: some[i] for i in key_at},
+                    "live": None if live_row is None else _readable(names, live_row),
+                    "rebuilt": None if rebuilt_row is None else _readable(names, rebuilt_row),
+                }
+            )
+
+    a, b = next(live_iter, None), next(rebuilt_iter, None)
+    while a is not None or b is not None:
+        ka = tuple(a[i] for i in key_at) if a is not None else None
+        kb = tuple(b[i] for i in key_at) if b is not None else None
+        if b is None or (a is not None and ka < kb):  # type: ignore[operator]
+            take("live", a)  # type: ignore[arg-type]
+            summary.rows_live += 1
+            differ(a, None)
+            a = next(live_iter, None)
+        elif a is None or kb < ka:  # type: ignore[operator]
+            take("rebuilt", b)
+            summary.rows_rebuilt += 1
+            differ(None, b)
+            b = next(rebuilt_iter, None)
+        else:
+            take("live", a)
+            take("rebuilt", b)
+            summary.rows_live += 1
+            summary.rows_rebuilt += 1
+            if a != b:
+                differ(a, b)
+            a, b = next(live_iter, None), next(rebuilt_iter, None)
+    summary.checksum_live = sums["live"].hexdigest()
+    summary.checksum_rebuilt = sums["rebuilt"].hexdigest()
+    for org, pair in per_org.items():
+        x, y = pair["live"].hexdigest(), pair["rebuilt"].hexdigest()
+        if x != y:
+            result.organizations[(table.name, org)] = (x, y)
+    result.tables.append(summary)
+    return summary
 
 
 def _readable(names: tuple[str, ...], row: tuple) -> dict[str, Any]:

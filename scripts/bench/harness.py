@@ -32,6 +32,7 @@ from scripts.bench import (
     queries,
     roster_import,
     serving,
+    spark_rebuild,
 )
 from scripts.bench.assessment import extrapolate_province, ratios, verdicts
 from scripts.bench.baseline import COPY_UNAVAILABLE
@@ -60,6 +61,8 @@ HEADLINE_KEYS = (
     "export_csv_s",
     "export_csv_mb",
 )
+# Beside the rebuild's: measured unless the configuration leaves the Spark rebuild out.
+SPARK_KEYS = ("spark_rebuild_events_per_s_1core", "spark_rebuild_events_per_s_2cores")
 BASELINE_KEYS = (
     "commit_per_s",
     "executemany_rows_per_s",
@@ -100,6 +103,7 @@ class Run:
         self.progress = progress
         self.profiler = profiler
         self.figures: dict[str, Any] = dict.fromkeys(HEADLINE_KEYS)
+        self.figures.update(dict.fromkeys(SPARK_KEYS))
         self.figures["ingest_by_clients"] = {}
         self.figures["baseline"] = dict.fromkeys(BASELINE_KEYS)
         self.figures["serving"] = dict.fromkeys(SERVING_KEYS)
@@ -487,6 +491,18 @@ def run_bench(
                 ("rebuild_events_per_s", "rebuild_rss_mb"),
                 rebuild,
             )
+
+            def rebuild_on_spark() -> None:
+                measured = spark_rebuild.measure(store)
+                run.details["spark_rebuild"] = measured.pop("details")
+                figures.update(measured)
+
+            if config.spark_rebuild:
+                run.attempt(
+                    "Spark rebuild on 1 and 2 local cores (ledger rebuild --engine spark)",
+                    SPARK_KEYS,
+                    rebuild_on_spark,
+                )
         for size, scale in config.extra_sizes:
             run.attempt(
                 f"{size} store: load, catch-up, rebuild",
