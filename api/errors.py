@@ -87,6 +87,19 @@ _TITLES = {
 }
 
 
+# What an unreachable database raises, answered 503. sqlite3.OperationalError: the file is
+# locked or unreadable (the read models' own connections raise it directly; the event store
+# wraps it as OperationalError).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    TimeoutError,
+)
+
+
 def problem(
     status: int,
     detail: str,
@@ -184,16 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable: %s", type(exc).__name__)
         return problem(503, "the database is unreachable; try again", headers={"Retry-After": "5"})
 
-    # sqlite3.OperationalError: the file is locked or unreadable (the read models' own
-    # connections raise it directly; the event store wraps it as OperationalError).
-    for family in (
-        OperationalError,
-        InterfaceError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-        sqlite3.OperationalError,
-        TimeoutError,
-    ):
+    for family in UNAVAILABLE:
         app.add_exception_handler(family, _unavailable)
 
     @app.exception_handler(Exception)

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import UNAVAILABLE
 from api.logs import note_token
 from api.security import WRITERS, Caller, verified
 from service.idempotency import KEY_PATTERN, IdempotencyKey
@@ -154,7 +155,12 @@ async def _writer(scope: Scope, headers: dict[bytes, bytes]) -> Caller | None:
     if scheme.lower() != "bearer" or not token:
         return None
     services = scope["app"].state.services
-    principal = await verified(services, token)
+    try:
+        principal = await verified(services, token)
+    except UNAVAILABLE:
+        # The database cannot be asked: the whole stack takes the request and answers it as
+        # every endpoint does then (503, api/errors.py), which this middleware cannot.
+        return None
     if principal is None or principal.role not in WRITERS:
         return None
     note_token(scope, principal.token_id)
