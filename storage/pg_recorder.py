@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
+from psycopg.errors import DuplicateObject
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -90,6 +91,25 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
             "ORDER BY notification_id LIMIT %s"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
         self._rendered: tuple[bytes, bytes] | None = None
+
+    def create_table(self) -> None:
+        """The parent's tables, type and function, created by one process at a time.
+
+        The parent runs `CREATE OR REPLACE FUNCTION` on every start, which rewrites the
+        function's catalog row: two processes starting together on the same database (the
+        HTTP processes of `ledger serve --workers 2`) could fail with PostgreSQL's "tuple
+        concurrently updated" and the server would not start. Here every statement runs in
+        one transaction that first takes an advisory lock, the composite type in a savepoint
+        (it has no IF NOT EXISTS: an existing one raises DuplicateObject)."""
+        lock = "SELECT pg_advisory_xact_lock(hashtext('event_store_schema'))"
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(lock, prepare=False)
+            for statement in self.sql_create_statements:
+                if "CREATE TYPE" in statement.as_string():
+                    with contextlib.suppress(DuplicateObject), curs.connection.transaction():
+                        curs.execute(statement, prepare=False)
+            self._create_table(curs)
+        self.datastore.register_type_adapters()
 
     def _statements(self, conn: Connection[Any]) -> tuple[bytes, bytes]:
         """Both statements as bytes, rendered once (psycopg renders a Composed on every

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -198,3 +200,41 @@ def test_the_service_uses_it_with_its_lock_and_bounded_retries(backend: Backend)
             assert "insert_events" not in vars(recorder)
     finally:
         lock.close()
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_processes_starting_together_create_the_tables_without_failing(fresh: bool) -> None:
+    """Every start runs `CREATE OR REPLACE FUNCTION` (and, on a fresh database, creates the
+    table and the composite type): eight recorders doing it at the same moment, five rounds,
+    all succeed and leave one table, type and function. Without the advisory lock this fails
+    with "tuple concurrently updated" within a round or two."""
+    name = create_pg_database()
+    stores = [datastore(name) for _ in range(8)]
+
+    def recorder(store: PostgresDatastore) -> BinaryArrayApplicationRecorder:
+        return BinaryArrayApplicationRecorder(store, events_table_name="ledger_events")
+
+    def start(store: PostgresDatastore, gate: threading.Barrier) -> None:
+        made = recorder(store)
+        gate.wait()
+        made.create_table()
+
+    try:
+        if not fresh:
+            recorder(stores[0]).create_table()
+        for _ in range(5):
+            gate = threading.Barrier(len(stores))
+            with ThreadPoolExecutor(len(stores)) as pool:
+                for done in [pool.submit(start, s, gate) for s in stores]:
+                    done.result()  # raises what a start raised
+        with psycopg.connect(f"{_pg_base()}/{name}") as conn:
+            found = conn.execute(
+                "SELECT (SELECT count(*) FROM pg_tables WHERE tablename = 'ledger_events'),"
+                " (SELECT count(*) FROM pg_type WHERE typname = 'stored_event_uuid'),"
+                " (SELECT count(*) FROM pg_proc WHERE proname = 'es_insert_events_uuid')"
+            ).fetchone()
+        assert found == (1, 1, 1)
+    finally:
+        for store in stores:
+            store.close()
+        drop_pg_database(name)
