@@ -27,7 +27,7 @@ from storage.event_store import EventLog
 from storage.payload_binding import PayloadBindingError
 from storage.payload_codec import PayloadDecoder, PostingRow
 
-__all__ = ["DecodedEvent", "EventReader", "Notification", "PostingRow", "ReadEvent"]
+__all__ = ["DecodedEvent", "EventDecoder", "EventReader", "Notification", "PostingRow", "ReadEvent"]
 
 # A union's credit code as a whole JSON string (a value or a key): 18 characters, the first
 # 8 (registration authority: trade unions). Exactly the strings that can equal a union code,
@@ -87,6 +87,33 @@ class Chunk(NamedTuple):
     items: list[ReadEvent]
 
 
+class EventDecoder:
+    """Opens a notification's payload (bound to its row), finds the union codes it names, and
+    decodes it into an attribute bag if its topic is one of `topics`. Needs the mapper alone:
+    the projector's reader and the Spark fold (over an export, no database) share it."""
+
+    def __init__(self, mapper: Any, topics: Collection[str]) -> None:
+        self.topics = frozenset(topics)
+        # TypeError unless a keyed BoundMapper: payloads open bound to their row.
+        self._payloads = PayloadDecoder.for_mapper(mapper, postings_as_rows=True)
+
+    def decode(self, n: Notification) -> ReadEvent:
+        if n.state is None:  # an unread topic
+            return ReadEvent(n, None, ())
+        try:
+            plain = self._payloads.open(n.originator_id, n.originator_version, n.topic, n.state)
+        except PayloadBindingError as exc:
+            raise UnreadableEvent(n, exc) from exc
+        codes = tuple({c.decode("ascii") for c in UNION_CODE_IN_JSON.findall(plain)})
+        if n.topic not in self.topics:
+            return ReadEvent(n, None, codes)
+        fields = self._payloads.parse(plain, n.topic)
+        event = object.__new__(DecodedEvent)
+        fields["originator_id"] = _hyphenated(n.originator_id)
+        event.__dict__ = fields
+        return ReadEvent(n, event, codes)
+
+
 class EventReader:
     """topics: those decoded into attribute bags; unread: those whose payloads are not even
     fetched (a topic whose data names no union)."""
@@ -95,11 +122,9 @@ class EventReader:
         self, ledger: EventLog, store: Store, topics: Collection[str], unread: Collection[str] = ()
     ) -> None:
         self.store = store
-        self.topics = frozenset(topics)
         self.unread = tuple(sorted(unread))
         recorder = ledger.recorder
-        # TypeError unless the ledger's keyed BoundMapper: payloads open bound to their row.
-        self._payloads = PayloadDecoder.for_mapper(ledger.mapper, postings_as_rows=True)
+        self.decode = EventDecoder(ledger.mapper, topics).decode
         self._ahead: _ReadAhead | None = None
         if store.is_sqlite:
             marks = ", ".join("?" for _ in self.unread)
@@ -157,24 +182,6 @@ class EventReader:
         finally:
             self._ahead = None
             ahead.close()
-
-    def decode(self, n: Notification) -> ReadEvent:
-        """Opens the payload (bound to its row), finds the union codes it names, and decodes
-        it into an attribute bag if a read model uses its topic."""
-        if n.state is None:  # an unread topic
-            return ReadEvent(n, None, ())
-        try:
-            plain = self._payloads.open(n.originator_id, n.originator_version, n.topic, n.state)
-        except PayloadBindingError as exc:
-            raise UnreadableEvent(n, exc) from exc
-        codes = tuple({c.decode("ascii") for c in UNION_CODE_IN_JSON.findall(plain)})
-        if n.topic not in self.topics:
-            return ReadEvent(n, None, codes)
-        fields = self._payloads.parse(plain, n.topic)
-        event = object.__new__(DecodedEvent)
-        fields["originator_id"] = _hyphenated(n.originator_id)
-        event.__dict__ = fields
-        return ReadEvent(n, event, codes)
 
 
 class _ReadAhead:

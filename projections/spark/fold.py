@@ -6,7 +6,7 @@ mapInPandas (projections/spark/job.py) and testable without Spark.
 
 One implementation of each rule:
 
-- payloads are opened by EventReader.decode (projections/read_models/event_reader.py), the
+- payloads are opened by EventDecoder.decode (projections/read_models/event_reader.py), the
   projector's own decoder: the row-bound payload cipher, the compressor, the transcodings;
 - what an event means for the read models is the projector's handler for its topic
   (projections/read_models/projector.py HANDLERS), run on a Batch held in memory: a posting's
@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
 
-from projections.read_models.event_reader import EventReader, Notification
-from projections.read_models.projector import HANDLERS, UNREAD_TOPICS, Batch
+from projections.read_models.event_reader import EventDecoder, Notification
+from projections.read_models.projector import HANDLERS, Batch
 from projections.read_models.rows import micros
 from projections.read_models.schema import TABLES_BY_NAME
 from storage.keys import derive_key
@@ -85,14 +84,9 @@ def offline_mapper(master_key: bytes) -> BoundMapper:
     return mapper
 
 
-def offline_reader(master_key: bytes) -> EventReader:
-    """The projector's EventReader over an export instead of a database: only decode() is
-    used, which needs the mapper alone (the SQL it prepares is never run)."""
-    ledger = SimpleNamespace(
-        mapper=offline_mapper(master_key),
-        recorder=SimpleNamespace(events_table_name="stored_events"),
-    )
-    return EventReader(ledger, SimpleNamespace(is_sqlite=True), HANDLERS, unread=UNREAD_TOPICS)  # type: ignore[arg-type]
+def offline_decoder(master_key: bytes) -> EventDecoder:
+    """The projector's own decoder, over an export instead of a database."""
+    return EventDecoder(offline_mapper(master_key), HANDLERS)
 
 
 class _NoPersonalData:
@@ -120,7 +114,7 @@ class StreamBatch(Batch):
 
 
 def fold_stream(
-    reader: EventReader, events: Iterable[tuple[int, str, int, str, bytes, int, int]]
+    decoder: EventDecoder, events: Iterable[tuple[int, str, int, str, bytes, int, int]]
 ) -> dict[str, list[dict[str, Any]]]:
     """Applies one stream's events, in version order, as the projector would. Each event is
     (position, stream id, version, topic, payload, recorded_us, at_us): recorded_us is the
@@ -128,7 +122,7 @@ def fold_stream(
     running maximum. Returns the rows made, per output table."""
     batch = StreamBatch()
     for position, stream, version, topic, payload, recorded_us, at_us in events:
-        read = reader.decode(Notification(position, topic, stream, version, payload))
+        read = decoder.decode(Notification(position, topic, stream, version, payload))
         event = read.event
         if event is None:
             continue
@@ -151,17 +145,17 @@ def fold_rows(
     """(deployment, table, row as JSON) for rows sorted by (deployment, stream, version):
     (deployment, position, stream, version, topic, payload, recorded_us, at_us). Each
     deployment's payloads are opened with its own key (keys: deployment -> master key)."""
-    readers: dict[str, EventReader] = {}
+    decoders: dict[str, EventDecoder] = {}
     current: tuple[str, str] | None = None
     pending: list[tuple[int, str, int, str, bytes, int, int]] = []
 
     def flush() -> Iterator[tuple[str, str, str]]:
         assert current is not None
         deployment = current[0]
-        reader = readers.get(deployment)
-        if reader is None:
-            reader = readers[deployment] = offline_reader(keys[deployment])
-        for table, made in fold_stream(reader, pending).items():
+        decoder = decoders.get(deployment)
+        if decoder is None:
+            decoder = decoders[deployment] = offline_decoder(keys[deployment])
+        for table, made in fold_stream(decoder, pending).items():
             for row in made:
                 yield deployment, table, json.dumps(row, ensure_ascii=False, sort_keys=True)
 

@@ -14,15 +14,13 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from scripts.bench.database import BenchStore
-from scripts.bench.server import REPO_ROOT
+from scripts.bench.server import run_module
 from scripts.bench.stats import per_s
 
 EXPORT_TIMEOUT_S = 1800.0
@@ -34,18 +32,16 @@ def measure(store: BenchStore, code: str, as_of: str) -> dict[str, Any]:
         env = {**os.environ, **store.environment()}
         with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
             out = Path(tmp) / f"roll.{fmt}"
-            proc = subprocess.run(
-                [sys.executable, "-m", "scripts.bench.export", code, as_of, fmt, str(out)],
-                cwd=REPO_ROOT,
+            stdout = run_module(
+                "scripts.bench.export",
+                code,
+                as_of,
+                fmt,
+                str(out),
                 env=env,
-                capture_output=True,
-                text=True,
-                timeout=EXPORT_TIMEOUT_S,
-                check=False,
+                timeout_s=EXPORT_TIMEOUT_S,
             )
-            if proc.returncode != 0:
-                raise RuntimeError(f"the {fmt} export failed: {proc.stderr[-2000:]}")
-            result[fmt] = json.loads(proc.stdout.strip().splitlines()[-1])
+            result[fmt] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 

@@ -25,6 +25,25 @@ POLL_S = 0.2
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_module(module: str, *args: str, env: dict[str, str], timeout_s: float) -> str:
+    """`python -m module args` from the repository, as a child process; its standard output,
+    or a RuntimeError with the end of its standard error when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{module} {' '.join(args[:1])} exited with {done.returncode}: {done.stderr[-2000:]}"
+        )
+    return done.stdout
+
+
 @dataclass(frozen=True)
 class Server:
     base_url: str

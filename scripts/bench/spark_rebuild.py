@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from scripts.bench.database import BenchStore
+from scripts.bench.server import run_module
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SPARK_TIMEOUT_S = 1_800
 CORES = {"1core": "local[1]", "2cores": "local[2]"}
 
 
 def _ledger(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SPARK_TIMEOUT_S,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"ledger {args[0]} exited with {done.returncode}: {done.stderr[-1500:]}")
-    return done.stdout
+    return run_module("scripts.cli", *args, env=env, timeout_s=SPARK_TIMEOUT_S)
 
 
 def measure(store: BenchStore) -> dict[str, Any]:

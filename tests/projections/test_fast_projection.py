@@ -13,13 +13,11 @@ import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from domain.vouchers import Posting
-from projections.read_models.event_reader import PostingRow
 from projections.read_models.models import ReadModels
 from projections.read_models.projector import HANDLERS
 from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet
 from projections.reconciliation.rebuild import _shadow_transaction, build
-from tests.projections.helpers import assert_equal_to_rebuild
+from tests.projections.helpers import as_rows, assert_equal_to_rebuild
 from tests.projections.history import HistoryWriter
 
 
@@ -29,24 +27,6 @@ def history(ledger):
     rm = ReadModels(ledger)
     yield ledger, rm
     rm.close()
-
-
-def _comparable(value):
-    """Domain values as the projector takes them: postings as PostingRow (fen as ints)."""
-    if isinstance(value, Posting):
-        return PostingRow(
-            value.organization_code,
-            value.account_code,
-            value.debit.fen,
-            value.credit.fen,
-            value.earmarked,
-            value.counterparty,
-        )
-    if isinstance(value, list):
-        return [_comparable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items()}
-    return value
 
 
 def _read_all(rm):
@@ -86,7 +66,7 @@ def test_decoding_agrees_with_the_mapper_on_every_event(history):
         assert event.originator_id == str(fields.pop("originator_id"))
         fields.pop("originator_version")
         mine = {k: v for k, v in vars(event).items() if k != "originator_id"}
-        assert mine == {k: _comparable(v) for k, v in fields.items()}
+        assert mine == {k: as_rows(v) for k, v in fields.items()}
         decoded_topics.add(n.topic)
     # Not vacuous: the history holds members, vouchers and organisations.
     assert {

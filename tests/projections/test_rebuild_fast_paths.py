@@ -27,9 +27,9 @@ def history(ledger):
     rm.close()
 
 
-def test_a_build_reading_ahead_in_small_chunks_equals_catch_up(history, monkeypatch):
-    ledger, rm, _ = history
-    taken = []
+def _count_read_ahead(monkeypatch) -> list[bool]:
+    """Records, per chunk a build or catch-up takes, whether it came read ahead by the thread."""
+    taken: list[bool] = []
     original = event_reader._ReadAhead.take
 
     def counting(self, after, limit, stop):
@@ -38,6 +38,12 @@ def test_a_build_reading_ahead_in_small_chunks_equals_catch_up(history, monkeypa
         return items
 
     monkeypatch.setattr(event_reader._ReadAhead, "take", counting)
+    return taken
+
+
+def test_a_build_reading_ahead_in_small_chunks_equals_catch_up(history, monkeypatch):
+    ledger, rm, _ = history
+    taken = _count_read_ahead(monkeypatch)
     monkeypatch.setattr(rebuild, "REBUILD_BATCH_EVENTS", 7)
     assert_equal_to_rebuild(rm)
     if rm.store.is_sqlite:
@@ -104,15 +110,7 @@ def test_a_long_catch_up_reading_ahead_in_small_chunks_equals_a_rebuild(history,
     """A catch-up of at least LONG_CATCH_UP_EVENTS reads ahead (PostgreSQL) with automatic
     garbage collection paused; the live tables it leaves equal a rebuild's."""
     ledger, rm, _ = history
-    taken = []
-    original = event_reader._ReadAhead.take
-
-    def counting(self, after, limit, stop):
-        items = original(self, after, limit, stop)
-        taken.append(items is not None)
-        return items
-
-    monkeypatch.setattr(event_reader._ReadAhead, "take", counting)
+    taken = _count_read_ahead(monkeypatch)
     monkeypatch.setattr(projector, "LONG_CATCH_UP_EVENTS", 14)
     assert rm.position() == 0 and ledger.head_position() > 14
     assert rm.catch_up(batch_events=7) == ledger.head_position()

@@ -91,11 +91,16 @@ def roll_history(ledger):
     rm.close()
 
 
+def _codes_in_scope(rm, cur, code, scope, d, k):
+    """The union itself, or its whole subtree as on day d and as known at k."""
+    return {code} if scope == "self" else set(subtree_codes(rm.store, cur, LIVE, code, d, k))
+
+
 def _expected(rm, code, *, as_of, known_at, scope, status):
     """The roll by its definition, worked out in Python from every roll span."""
     d, k = day_int(as_of), known_us(known_at)
     with rm.store.reader() as cur:
-        codes = {code} if scope == "self" else set(subtree_codes(rm.store, cur, LIVE, code, d, k))
+        codes = _codes_in_scope(rm, cur, code, scope, d, k)
         cur.execute(
             "SELECT member_id, opened_position, organization_code, status, joined_on,"
             " valid_from, valid_to, opened_at_us, closed_at_us FROM rm_roll_spans"
@@ -230,7 +235,7 @@ def _summary_by_members(rm, code, *, as_of, known_at, scope):
     and every version of the members' details."""
     d, k = day_int(as_of), known_us(known_at)
     with rm.store.reader() as cur:
-        codes = {code} if scope == "self" else set(subtree_codes(rm.store, cur, LIVE, code, d, k))
+        codes = _codes_in_scope(rm, cur, code, scope, d, k)
         cur.execute(
             "SELECT member_id, organization_code, status, sex, valid_from, valid_to,"
             " opened_at_us, closed_at_us FROM rm_roll_spans"

@@ -9,7 +9,7 @@ import pytest
 
 from projections.read_models.models import ReadModels
 from projections.read_models.rows import micros
-from projections.spark.fold import ExportMismatch, fold_stream, offline_mapper, offline_reader
+from projections.spark.fold import ExportMismatch, fold_stream, offline_decoder, offline_mapper
 from service.application import Ledger
 from storage.keys import configured_key
 from tests.conftest import Backend
@@ -54,7 +54,7 @@ def test_a_members_stream_folds_to_the_projectors_rows(backend: Backend) -> None
             live = {r[0]: r for r in cur.fetchall() if r[2] == "active"}
         member_id = sorted(live)[0]
         rows = _stream_rows(ledger, member_id.replace("-", ""))
-        made = fold_stream(offline_reader(_key(backend)), rows)
+        made = fold_stream(offline_decoder(_key(backend)), rows)
         spans = [s for s in made["roll_spans"] if s["status"] == "active"]
         assert [(s["member_id"], s["organization_code"], s["valid_from"]) for s in spans] == [
             (member_id, live[member_id][1], live[member_id][3])
@@ -67,11 +67,11 @@ def test_a_members_stream_folds_to_the_projectors_rows(backend: Backend) -> None
         position, stream, version, topic, payload, at, _ = rows[0]
         with pytest.raises(ExportMismatch):
             fold_stream(
-                offline_reader(_key(backend)),
+                offline_decoder(_key(backend)),
                 [(position, stream, version, topic, payload, at + 1, at + 1)],
             )
         # Another deployment's key opens nothing.
         with pytest.raises(Exception, match="does not belong to this row"):
-            fold_stream(offline_reader(base64.b64decode(base64.b64encode(b"\1" * 32))), rows)
+            fold_stream(offline_decoder(base64.b64decode(base64.b64encode(b"\1" * 32))), rows)
     finally:
         read_models.close()

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.vouchers import Posting
 from projections.read_models.models import ReadModels
 from projections.read_models.projector import HANDLERS
 from service.application import Ledger
 from storage import transcodings
 from storage.keys import configured_key, derive_key
-from storage.payload_codec import PayloadDecoder, PostingRow, decode_payload
+from storage.payload_codec import PayloadDecoder, decode_payload
 from tests.conftest import BACKENDS
+from tests.projections.helpers import as_rows
 from tests.projections.history import HistoryWriter, random_history
 
 ENVELOPE = ("originator_id", "originator_version")
@@ -41,23 +41,6 @@ def _domain_fields(ledger: Ledger, n: Any) -> dict[str, Any]:
     for key in ENVELOPE:
         del fields[key]
     return fields
-
-
-def _as_rows(value: Any) -> Any:
-    if isinstance(value, Posting):
-        return PostingRow(
-            value.organization_code,
-            value.account_code,
-            value.debit.fen,
-            value.credit.fen,
-            value.earmarked,
-            value.counterparty,
-        )
-    if isinstance(value, list):
-        return [_as_rows(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _as_rows(v) for k, v in value.items()}
-    return value
 
 
 def _assert_same(expected: dict[str, Any], got: dict[str, Any]) -> None:
@@ -87,7 +70,7 @@ def test_the_codec_agrees_with_the_domain_events_on_random_histories(
 
 def _agree(ledger: Ledger, rm: ReadModels) -> None:
     decoder = PayloadDecoder.for_mapper(ledger.mapper)
-    as_rows = PayloadDecoder.for_mapper(ledger.mapper, postings_as_rows=True)
+    row_decoder = PayloadDecoder.for_mapper(ledger.mapper, postings_as_rows=True)
     rows = _rows(ledger)
     assert rows
     batch = decoder.decode_many(
@@ -97,8 +80,8 @@ def _agree(ledger: Ledger, rm: ReadModels) -> None:
         expected = _domain_fields(ledger, n)
         _assert_same(expected, got)
         _assert_same(
-            _as_rows(expected),
-            as_rows.decode(n.originator_id.hex, n.originator_version, n.topic, n.state),
+            as_rows(expected),
+            row_decoder.decode(n.originator_id.hex, n.originator_version, n.topic, n.state),
         )
     # The projector's reader (its own cursor, stream ids as the store prints them) agrees too.
     conn = rm.store.connect()
@@ -113,7 +96,7 @@ def _agree(ledger: Ledger, rm: ReadModels) -> None:
             continue
         fields = dict(vars(read.event))
         assert fields.pop("originator_id") == str(stored.originator_id)
-        _assert_same(_as_rows(_domain_fields(ledger, stored)), fields)
+        _assert_same(as_rows(_domain_fields(ledger, stored)), fields)
 
 
 def test_decode_payload_takes_the_event_key_alone(ledger: Ledger) -> None:
