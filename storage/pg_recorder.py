@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from psycopg.errors import DuplicateObject
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -45,6 +44,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor
+from psycopg.errors import DuplicateObject
 from psycopg.sql import SQL, Composable, Identifier
 
 from storage.bulk_insert import copy_rows
