@@ -38,9 +38,8 @@ def run_module(module: str, *args: str, env: dict[str, str], timeout_s: float) -
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(
-            f"{module} {' '.join(args[:1])} exited with {done.returncode}: {done.stderr[-2000:]}"
-        )
+        what = f"{module} {args[0]}" if args else module
+        raise RuntimeError(f"{what} exited with {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout
 
 
