@@ -30,21 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.read_models.rows import KNOWN_NOW_US, day_int
-from projections.read_models.schema import TableSet
+from projections.read_models.schema import LEDGER_SUMS_COLUMNS, TableSet
 from storage.database import Store, pg_array
 
 MONTH, YEAR = 1, 12
-_COLUMNS = (
-    "organization_code",
-    "months",
-    "period",
-    "account_code",
-    "earmarked",
-    "debit_fen",
-    "credit_fen",
-    "recorded_from_us",
-    "recorded_to_us",
-)
+_COLUMNS = tuple(name for name, _ in LEDGER_SUMS_COLUMNS)
 _KEY = "organization_code, months, period, account_code, earmarked"
 _PG_TYPES = tuple(
     "text" if c in ("organization_code", "account_code") else "bigint" for c in _COLUMNS
@@ -83,12 +73,13 @@ def add(
                 row[3] = at_us
 
 
-def write(store: Store, cur: Any, tables: TableSet, sums: Sums) -> None:
-    """Adds a batch's sums to the stored rows (one upsert; the key index exists from the
-    start of a build, as for every table the projector looks rows up in)."""
+def write(store: Store, cur: Any, tables: TableSet, sums: Sums, name: str = "ledger_sums") -> None:
+    """Adds a batch's sums to the stored rows of ledger_sums (or of `name`, a table of the
+    same columns: subtree_sums), in one upsert; the key index exists from the start of a
+    build, as for every table the projector looks rows up in."""
     if not sums:
         return
-    table = tables.table("ledger_sums")
+    table = tables.table(name)
     if store.is_sqlite:
         cur.executemany(
             f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -202,14 +193,19 @@ def flow_sql(
     k_us: int,
     params: dict[str, Any],
     ctes: list[str],
+    sums: str = "ledger_sums",
 ) -> list[str]:
     """SELECTs of (bucket, account_code, earmarked, debit_fen, credit_fen) rows whose sums
     are the sums of the ledger lines of the pieces recorded by :k (params must hold it), in
     the organisations org_in(alias) admits; the common table expressions they use are
     appended to ctes ("name AS (...)"). With k "now" every row is recorded by then and the
-    finer rows are left out of the statement."""
-    s, lines = tables.table("ledger_sums"), tables.table("ledger_lines")
+    finer rows are left out of the statement. sums: the table the years and months are read
+    from; subtree_sums (whose rows have no lines of their own to be read finer) only with k
+    "now"."""
+    s, lines = tables.table(sums), tables.table("ledger_lines")
     partly = k_us < KNOWN_NOW_US
+    if partly and sums != "ledger_sums":
+        raise ValueError(f"{sums} is read only as known now")
 
     def out(a: str) -> str:
         return (

@@ -23,7 +23,7 @@ from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
 from domain.organizations import Organization
 from domain.vouchers import Book
-from projections.read_models import gc_pause, ledger_sums, registers, roll_counts
+from projections.read_models import gc_pause, ledger_sums, registers, roll_counts, subtree_sums
 from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
@@ -142,6 +142,10 @@ class Batch:
         # ledger_sums rows: the batch's lines summed per key, added to the stored rows (None:
         # a bulk build, which sums every line once at its end: ledger_sums.fill).
         self.sums: ledger_sums.Sums | None = {} if keep_sums else None
+        # The batch's changes to the tree, for subtree_sums: (code, parent) of each union
+        # founded, in order, and whether any union moved.
+        self.founded: list[tuple[str, str | None]] = []
+        self.moved = False
 
     # --- generic row operations ------------------------------------------------------------
 
@@ -191,8 +195,11 @@ class Batch:
                 ) as copy:
                     for row in values:
                         copy.write_row(row)
-        if self.sums:
+        if self.sums is not None:
             ledger_sums.write(self.store, self.cur, self.tables, self.sums)
+            subtree_sums.write(
+                self.store, self.cur, self.tables, self.sums, self.founded, self.moved
+            )
         table = self.tables.table("roll_totals")
         roll_counts.write_totals(self.store, self.cur, table, self.roll_deltas)
 
@@ -405,6 +412,7 @@ class Batch:
 
 def _org_founded(b: Batch, e: Any) -> None:
     b.org_codes[str(e.originator_id)] = e.code
+    b.founded.append((e.code, e.parent_code))
     b.insert(
         "organizations",
         {
@@ -454,6 +462,7 @@ def _org_changed(b: Batch, e: Any) -> None:
         changes["name"] = e.name
     if e.parent_code is not None:
         changes["parent_code"] = e.parent_code
+        b.moved = True
         b.insert(
             "org_parents",
             {

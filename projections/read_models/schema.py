@@ -19,7 +19,7 @@ from storage.database import Store
 
 # Raised whenever a table's columns or meaning change: live tables of another version are
 # dropped and rebuilt from the events on the next start.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 LIVE_PREFIX = "rm_"
 SHADOW_PREFIX = "rm_shadow_"
 
@@ -45,6 +45,18 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
+
+LEDGER_SUMS_COLUMNS = (
+    ("organization_code", "text"),
+    ("months", "int"),
+    ("period", "int"),
+    ("account_code", "text"),
+    ("earmarked", "int"),
+    ("debit_fen", "int"),
+    ("credit_fen", "int"),
+    ("recorded_from_us", "int"),
+    ("recorded_to_us", "int"),
+)
 
 TABLES: tuple[Table, ...] = (
     Table(
@@ -89,7 +101,20 @@ TABLES: tuple[Table, ...] = (
         ),
         key=("code", "position"),
         org_column="code",
-        indexes=(("parent_code", "code"), ("code", "valid_from")),
+        # valid_from alone: whether the tree changed after a day (statements' subtree sums).
+        indexes=(("parent_code", "code"), ("code", "valid_from"), ("valid_from",)),
+    ),
+    # The tree as it stands now (each union under the parent of its latest move, as
+    # org_parents dates them): one row per union and each of its ancestors above it. Kept by
+    # the projector for subtree_sums (projections/read_models/subtree_sums.py).
+    Table(
+        "org_ancestors",
+        (("code", "text"), ("ancestor", "text")),
+        key=("code", "ancestor"),
+        org_column="code",
+        # Read by code while a build runs (the ancestors of a batch's unions).
+        looked_up=True,
+        indexes=(("ancestor",),),
     ),
     # 职工人数 over time, the denominator of 入会率.
     Table(
@@ -315,17 +340,7 @@ TABLES: tuple[Table, ...] = (
     # (projections/read_models/ledger_sums.py).
     Table(
         "ledger_sums",
-        (
-            ("organization_code", "text"),
-            ("months", "int"),
-            ("period", "int"),
-            ("account_code", "text"),
-            ("earmarked", "int"),
-            ("debit_fen", "int"),
-            ("credit_fen", "int"),
-            ("recorded_from_us", "int"),
-            ("recorded_to_us", "int"),
-        ),
+        LEDGER_SUMS_COLUMNS,
         key=("organization_code", "months", "period", "account_code", "earmarked"),
         org_column="organization_code",
         # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
@@ -344,6 +359,18 @@ TABLES: tuple[Table, ...] = (
                 "credit_fen",
             ),
         ),
+    ),
+    # ledger_sums summed per union over the unions below it in the tree as it stands now
+    # (org_ancestors; its own rows stay in ledger_sums): a statement over a subtree, known
+    # now and on a day the tree has not changed since, reads one union's rows instead of
+    # every union's (projections/read_models/subtree_sums.py).
+    Table(
+        "subtree_sums",
+        LEDGER_SUMS_COLUMNS,
+        key=("organization_code", "months", "period", "account_code", "earmarked"),
+        org_column="organization_code",
+        # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
+        looked_up=True,
     ),
     # 拨缴经费 received (and founding reserves held), for reconciliation with the tax bureau.
     Table(

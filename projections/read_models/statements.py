@@ -157,31 +157,20 @@ class StatementQueries:
     ) -> list[dict[tuple[str, int], tuple[int, int]]]:
         """Per range (effective dates, inclusive): (account, earmarked) -> (debit, credit)
         summed over the lines recorded by k_us in the scope, read from ledger_sums for the
-        whole years and months of the range and from the lines for its edge days."""
-        params: dict[str, Any] = {"tree_day": tree_day, "k": k_us}
-        with_clause, _ = org_filter(self.tables, "code", scope, code, params)
-
-        def org_in(alias: str) -> str:
-            return org_filter(self.tables, f"{alias}.organization_code", scope, code, params)[1]
-
-        selects: list[str] = []
-        ctes: list[str] = []
-        for bucket, (first, last) in enumerate(ranges):
-            selects += ledger_sums.flow_sql(
-                self.tables, bucket, ledger_sums.split(first, last), org_in, k_us, params, ctes
-            )
+        whole years and months of the range and from the lines for its edge days. A subtree
+        known now, on a day after which the tree has not changed, reads its whole years and
+        months from its root's rows alone (subtree_sums.py)."""
         result: list[dict[tuple[str, int], tuple[int, int]]] = [{} for _ in ranges]
-        if not selects:
-            return result
-        if ctes:
-            with_clause = (f"{with_clause}, " if with_clause else "WITH ") + ", ".join(ctes)
-        sql = (
-            f"{with_clause} SELECT f.bucket, f.account_code, f.earmarked,"
-            " SUM(f.debit_fen), SUM(f.credit_fen)"
-            f" FROM ({' UNION ALL '.join(selects)}) f"
-            " GROUP BY f.bucket, f.account_code, f.earmarked"
-        )
         with self.store.reader() as cur:
+            if not self.store.is_sqlite:
+                # The tree's check and the sums in one snapshot.
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            by_root = (
+                scope == "subtree" and k_us >= KNOWN_NOW_US and self._tree_settled(cur, tree_day)
+            )
+            sql, params = self._flows_sql(code, scope, tree_day, k_us, ranges, by_root)
+            if sql is None:
+                return result
             if self.store.is_sqlite or k_us >= KNOWN_NOW_US:
                 cur.execute(self.store.sql(sql), params)
             else:
@@ -193,6 +182,66 @@ class StatementQueries:
         for bucket, acct, flag, debit, credit in rows:
             result[int(bucket)][(acct, int(flag))] = (int(debit), int(credit))
         return result
+
+    def _tree_settled(self, cur: Any, tree_day: int) -> bool:
+        """Whether no move takes effect after tree_day: then the tree as it stood that day,
+        known now, is the tree as it stands now (foundings count from day 0)."""
+        cur.execute(
+            self.store.sql(
+                f"SELECT 1 FROM {self.tables.table('org_parents')} WHERE valid_from > ? LIMIT 1"
+            ),
+            (tree_day,),
+        )
+        return cur.fetchone() is None
+
+    def _flows_sql(
+        self,
+        code: str,
+        scope: str,
+        tree_day: int,
+        k_us: int,
+        ranges: list[tuple[datetime.date, datetime.date]],
+        by_root: bool,
+    ) -> tuple[str | None, dict[str, Any]]:
+        """_summed_flows' query and its parameters (None: nothing to read)."""
+        params: dict[str, Any] = {"tree_day": tree_day, "k": k_us}
+        with_clause, _ = org_filter(self.tables, "code", scope, code, params)
+
+        def org_in(alias: str) -> str:
+            return org_filter(self.tables, f"{alias}.organization_code", scope, code, params)[1]
+
+        def root_in(alias: str) -> str:
+            return f"{alias}.organization_code = :root"
+
+        selects: list[str] = []
+        ctes: list[str] = []
+        for bucket, (first, last) in enumerate(ranges):
+            pieces = ledger_sums.split(first, last)
+            if not by_root:
+                selects += ledger_sums.flow_sql(
+                    self.tables, bucket, pieces, org_in, k_us, params, ctes
+                )
+                continue
+            whole = ledger_sums.Pieces(years=pieces.years, months=pieces.months)
+            for table in ("ledger_sums", "subtree_sums"):
+                selects += ledger_sums.flow_sql(
+                    self.tables, bucket, whole, root_in, k_us, params, ctes, sums=table
+                )
+            edges = ledger_sums.Pieces(days=pieces.days)
+            selects += ledger_sums.flow_sql(self.tables, bucket, edges, org_in, k_us, params, ctes)
+        if not selects:
+            return None, params
+        if by_root and not any(ledger_sums.split(a, b).days for a, b in ranges):
+            with_clause = ""  # the tree is not walked
+        if ctes:
+            with_clause = (f"{with_clause}, " if with_clause else "WITH ") + ", ".join(ctes)
+        sql = (
+            f"{with_clause} SELECT f.bucket, f.account_code, f.earmarked,"
+            " SUM(f.debit_fen), SUM(f.credit_fen)"
+            f" FROM ({' UNION ALL '.join(selects)}) f"
+            " GROUP BY f.bucket, f.account_code, f.earmarked"
+        )
+        return sql, params
 
     def last_posting(self, k_us: int) -> int:
         """The position of the last posting recorded by k (0 before the first)."""
@@ -287,14 +336,16 @@ class StatementQueries:
         params.update({f"d{i}": day for i, day in enumerate(days)})
         with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code, params)
         vouchers = self.tables.table("vouchers")
+        # A line keeps its voucher's kind: only for a reversal is the voucher it reverses
+        # looked up (a province's year-end lines are tens of thousands).
         sql = (
             f"{with_clause} SELECT l.account_code, l.earmarked, SUM(l.debit_fen),"
             f" SUM(l.credit_fen) FROM {self.lines_table} l"
-            f" JOIN {vouchers} v ON v.voucher_id = l.voucher_id"
-            f" LEFT JOIN {vouchers} o ON o.voucher_id = v.reverses"
             f" WHERE {org_where} AND l.recorded_at_us <= :k"
             f" AND l.effective_on IN ({', '.join(f':d{i}' for i in range(len(days)))})"
-            " AND (v.kind = 'year_end' OR o.kind = 'year_end')"
+            " AND (l.kind = 'year_end' OR l.voucher_id IN ("
+            f"  SELECT v.voucher_id FROM {vouchers} v JOIN {vouchers} o"
+            "   ON o.voucher_id = v.reverses WHERE o.kind = 'year_end'))"
             " GROUP BY l.account_code, l.earmarked"
         )
         with self.store.reader() as cur:

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from projections.read_models import gc_pause, ledger_sums
+from projections.read_models import gc_pause, ledger_sums, subtree_sums
 from projections.read_models.projector import Projector
 from projections.read_models.schema import LIVE, SHADOW, TableSet
 from projections.reconciliation.compare import Comparison, compare
@@ -108,6 +108,7 @@ def build(
                     break
         with store.transaction(conn) as cur:
             ledger_sums.fill(store, cur, tables)
+            subtree_sums.fill(store, cur, tables)
             if not store.is_sqlite:
                 cur.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_CACHE_KIB}kB'")
             tables.create_secondary_indexes(store, cur)

@@ -1,0 +1,193 @@
+"""分录汇总 per subtree: ledger_sums added up over the unions below each union, so that a
+statement over a province's subtree reads one union's rows, not one row per union below it.
+
+The tree is the one that stands now: each union under the parent of its latest move (the
+latest valid_from, then the later event), kept as org_ancestors, one row per union and each
+union above it. subtree_sums holds, per union with unions below it, the sums of their
+ledger_sums rows (its own rows stay in ledger_sums): the subtree of U is ledger_sums of U plus
+subtree_sums of U.
+
+A statement's subtree is the tree as it stood on the statement's day as known at its moment
+(scope.py). The two agree when the moment is now and no move takes effect after that day:
+statements read these rows then (StatementQueries), and walk the tree otherwise.
+
+Kept batch by batch with ledger_sums (Batch.flush): a batch's sums are added to every
+ancestor of their union. A union founded adds its ancestor rows. A move rebuilds
+org_ancestors from org_parents, and the unions whose set of unions below changed have their
+rows summed again from ledger_sums (which already holds the batch), instead of being added
+to. A bulk build fills both tables once at its end (fill). Either way the rows are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from projections.read_models import ledger_sums
+from projections.read_models.schema import TableSet
+from storage.database import Store
+
+_SUMMED = (
+    "s.months, s.period, s.account_code, s.earmarked, SUM(s.debit_fen), SUM(s.credit_fen),"
+    " MIN(s.recorded_from_us), MAX(s.recorded_to_us)"
+)
+_GROUP = "a.ancestor, s.months, s.period, s.account_code, s.earmarked"
+
+
+def _tree_now(tables: TableSet) -> str:
+    """A WITH clause naming `up`: (code, ancestor) of the tree as it stands now, from
+    org_parents. It starts the statement (WITH … INSERT works in both databases)."""
+    parents = tables.table("org_parents")
+    return (
+        "WITH RECURSIVE latest(code, parent_code) AS ("
+        " SELECT code, parent_code FROM ("
+        "  SELECT code, parent_code, ROW_NUMBER() OVER ("
+        "   PARTITION BY code ORDER BY valid_from DESC, position DESC) AS n"
+        f"  FROM {parents}) p WHERE n = 1),"
+        " up(code, ancestor) AS ("
+        "  SELECT code, parent_code FROM latest WHERE parent_code IS NOT NULL"
+        "  UNION"  # not ALL: a cycle (which the write side refuses) would still end
+        "  SELECT u.code, l.parent_code FROM up u JOIN latest l ON l.code = u.ancestor"
+        "  WHERE l.parent_code IS NOT NULL)"
+    )
+
+
+def _insert_tree_now(cur: Any, tables: TableSet) -> None:
+    """Fills an empty org_ancestors with the tree as it stands now."""
+    cur.execute(
+        f"{_tree_now(tables)} INSERT INTO {tables.table('org_ancestors')} (code, ancestor)"
+        " SELECT code, ancestor FROM up"
+    )
+
+
+def fill(store: Store, cur: Any, tables: TableSet) -> None:
+    """Both tables of a bulk build, from its org_parents and its filled ledger_sums."""
+    ancestors = tables.table("org_ancestors")
+    _insert_tree_now(cur, tables)
+    cur.execute(
+        f"INSERT INTO {tables.table('subtree_sums')} SELECT a.ancestor, {_SUMMED}"
+        f" FROM {tables.table('ledger_sums')} s JOIN {ancestors} a"
+        f" ON a.code = s.organization_code GROUP BY {_GROUP}"
+    )
+
+
+def _in(store: Store, column: str, values: list[str], params: list[Any]) -> str:
+    """A `column IN (...)` condition on the given values, its parameters added to params."""
+    if store.is_sqlite:
+        params.extend(values)
+        return f"{column} IN ({', '.join('?' for _ in values)})"
+    params.append(values)
+    return f"{column} = ANY(?)"
+
+
+def _ancestors_of(store: Store, cur: Any, tables: TableSet, codes: Iterable[str]) -> dict:
+    """code -> its ancestors (nearest first is not promised), for the codes given."""
+    found: dict[str, list[str]] = {}
+    codes = list(codes)
+    # SQLite's limit on parameters: a few hundred codes per query.
+    step = 500 if store.is_sqlite else max(1, len(codes))
+    for start in range(0, len(codes), step):
+        params: list[Any] = []
+        where = _in(store, "code", codes[start : start + step], params)
+        cur.execute(
+            store.sql(f"SELECT code, ancestor FROM {tables.table('org_ancestors')} WHERE {where}"),
+            params,
+        )
+        for code, ancestor in cur.fetchall():
+            found.setdefault(code, []).append(ancestor)
+    return found
+
+
+def _add_founded(
+    store: Store, cur: Any, tables: TableSet, founded: list[tuple[str, str | None]]
+) -> None:
+    """org_ancestors rows of the unions a batch founded, in the order founded (a union's
+    parent may be founded earlier in the same batch)."""
+    chains = _ancestors_of(store, cur, tables, {p for _, p in founded if p is not None})
+    rows: list[tuple[str, str]] = []
+    for code, parent in founded:
+        chain = [] if parent is None else [parent, *chains.get(parent, [])]
+        chains[code] = chain
+        rows.extend((code, ancestor) for ancestor in chain)
+    store.executemany(
+        cur, f"INSERT INTO {tables.table('org_ancestors')} (code, ancestor) VALUES (?, ?)", rows
+    )
+
+
+def _rebuild_ancestors(store: Store, cur: Any, tables: TableSet) -> set[str]:
+    """org_ancestors again from org_parents (after a move); returns the unions whose set of
+    unions below changed."""
+    ancestors = tables.table("org_ancestors")
+    now = _tree_now(tables)
+    cur.execute(
+        f"{now}, was AS (SELECT code, ancestor FROM {ancestors})"
+        " SELECT ancestor FROM (SELECT * FROM up EXCEPT SELECT * FROM was) x"
+        " UNION SELECT ancestor FROM (SELECT * FROM was EXCEPT SELECT * FROM up) y"
+    )
+    changed = {row[0] for row in cur.fetchall()}
+    cur.execute(f"DELETE FROM {ancestors}")
+    _insert_tree_now(cur, tables)
+    return changed
+
+
+def _sum_again(store: Store, cur: Any, tables: TableSet, codes: set[str]) -> None:
+    """The subtree_sums rows of these unions, summed again from ledger_sums."""
+    table = tables.table("subtree_sums")
+    listed = sorted(codes)
+    params: list[Any] = []
+    cur.execute(
+        store.sql(f"DELETE FROM {table} WHERE {_in(store, 'organization_code', listed, params)}"),
+        params,
+    )
+    params = []
+    cur.execute(
+        store.sql(
+            f"INSERT INTO {table} SELECT a.ancestor, {_SUMMED}"
+            f" FROM {tables.table('ledger_sums')} s JOIN {tables.table('org_ancestors')} a"
+            f" ON a.code = s.organization_code WHERE {_in(store, 'a.ancestor', listed, params)}"
+            f" GROUP BY {_GROUP}"
+        ),
+        params,
+    )
+
+
+def _by_ancestor(ancestors: dict[str, list[str]], sums: ledger_sums.Sums, skip: set[str]) -> dict:
+    """A batch's sums added up per ancestor of their unions (but the unions in skip)."""
+    added: ledger_sums.Sums = {}
+    for (code, months, period, account, earmarked), row in sums.items():
+        for ancestor in ancestors.get(code, ()):
+            if ancestor in skip:
+                continue
+            key = (ancestor, months, period, account, earmarked)
+            into = added.get(key)
+            if into is None:
+                added[key] = list(row)
+                continue
+            into[0] += row[0]
+            into[1] += row[1]
+            into[2] = min(into[2], row[2])
+            into[3] = max(into[3], row[3])
+    return added
+
+
+def write(
+    store: Store,
+    cur: Any,
+    tables: TableSet,
+    sums: ledger_sums.Sums,
+    founded: list[tuple[str, str | None]],
+    moved: bool,
+) -> None:
+    """After a batch has written its rows and its ledger_sums: its tree changes (founded:
+    (code, parent) in order; moved: any move) and its sums added to every ancestor."""
+    resummed: set[str] = set()
+    if moved:
+        resummed = _rebuild_ancestors(store, cur, tables)
+    elif founded:
+        _add_founded(store, cur, tables, founded)
+    if resummed:
+        _sum_again(store, cur, tables, resummed)
+    if sums:
+        ancestors = _ancestors_of(store, cur, tables, {key[0] for key in sums})
+        added = _by_ancestor(ancestors, sums, resummed)
+        ledger_sums.write(store, cur, tables, added, name="subtree_sums")
