@@ -197,11 +197,18 @@ class Batch:
                         copy.write_row(row)
         if self.sums is not None:
             ledger_sums.write(self.store, self.cur, self.tables, self.sums)
-            subtree_sums.write(
-                self.store, self.cur, self.tables, self.sums, self.founded, self.moved
-            )
         table = self.tables.table("roll_totals")
         roll_counts.write_totals(self.store, self.cur, table, self.roll_deltas)
+        if self.sums is not None:
+            subtree_sums.write(
+                self.store,
+                self.cur,
+                self.tables,
+                self.sums,
+                self.roll_deltas,
+                self.founded,
+                self.moved,
+            )
 
     def _select(self, table: str, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         names = TABLES_BY_NAME[table].column_names

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.read_models.schema import TableSet
 from storage.database import Store, pg_array
 
 # The counts, in the column order of roll_counts and roll_totals.
@@ -122,4 +123,22 @@ def counts_sql(counts_table: str, totals_table: str, org_in: str) -> str:
         f" UNION ALL SELECT {negated} FROM {counts_table} WHERE {org_in} AND day > :d"
         f" UNION ALL SELECT {negated} FROM {counts_table} WHERE {org_in} AND day <= :d"
         "   AND recorded_at_us > :k) x"
+    )
+
+
+def counts_by_root_sql(tables: TableSet) -> str:
+    """The counts of the subtree of :root as it stands now, as of :d known now: its own and
+    its subtree's totals (subtree_sums.py) less the rows after d of the unions below it
+    (org_ancestors, read only for those rows: the index on day finds them)."""
+    sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COUNTS)
+    negated = ", ".join(f"-{c}" for c in COUNTS)
+    plain = ", ".join(COUNTS)
+    return (
+        f"SELECT {sums} FROM ("
+        f" SELECT {plain} FROM {tables.table('roll_totals')} WHERE organization_code = :root"
+        f" UNION ALL SELECT {plain} FROM {tables.table('subtree_roll_totals')}"
+        "  WHERE organization_code = :root"
+        f" UNION ALL SELECT {negated} FROM {tables.table('roll_counts')} WHERE day > :d"
+        "  AND (organization_code = :root OR organization_code IN ("
+        f"   SELECT code FROM {tables.table('org_ancestors')} WHERE ancestor = :root))) x"
     )

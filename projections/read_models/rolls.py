@@ -33,10 +33,15 @@ from typing import Any
 from domain.errors import InvalidValue
 from domain.identity import IdNumber
 from domain.members import CHANGE_CODES
-from projections.read_models.roll_counts import COUNTS, counts_sql
-from projections.read_models.rows import day_int, from_micros, iso_day
+from projections.read_models.roll_counts import COUNTS, counts_by_root_sql, counts_sql
+from projections.read_models.rows import KNOWN_NOW_US, day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
-from projections.read_models.scope import org_filter, subtree_codes
+from projections.read_models.scope import (
+    listed_in,
+    org_filter,
+    subtree_listed,
+    tree_settled,
+)
 from storage.database import Store
 from storage.pii_cipher import PiiCipher
 
@@ -141,25 +146,37 @@ class RollQueries:
         return self.tables.table(name)
 
     def counts(
-        self, cur: Any, code: str, scope: str, d: int, k_us: int, codes: list[str] | None = None
+        self,
+        cur: Any,
+        code: str,
+        scope: str,
+        d: int,
+        k_us: int,
+        listed: dict[str, list[str]] | None = None,
     ) -> dict[str, int]:
         """The roll's counts as of day d known at k_us, from the counts the projector keeps
-        (roll_counts.py): a sum over the unions in scope, not over their members. codes: the
-        subtree's, when already read."""
-        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        if codes is not None:
-            with_clause, where = "", "organization_code = ANY(:codes)"
-            params["codes"] = codes
+        (roll_counts.py): a sum over the unions in scope, not over their members. listed: the
+        subtree, when already read (scope.subtree_listed)."""
+        params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us, "root": code}
+        if scope == "subtree" and k_us >= KNOWN_NOW_US and self._tree_settled(cur, d):
+            cur.execute(self.store.sql(counts_by_root_sql(self.tables)), params)
+            return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
+        if listed is not None:
+            with_clause, where = "", listed_in("organization_code", listed)
+            params.update(listed)
         else:
             with_clause, where = org_filter(self.tables, "organization_code", scope, code, params)
         sql = counts_sql(self._t("roll_counts"), self._t("roll_totals"), where)
         cur.execute(self.store.sql(f"{with_clause} {sql}"), params)
         return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
 
-    def _total(self, cur: Any, key: tuple, codes: list[str] | None) -> int:
+    def _tree_settled(self, cur: Any, tree_day: int) -> bool:
+        return tree_settled(self.store, cur, self.tables, tree_day)
+
+    def _total(self, cur: Any, key: tuple, listed: dict[str, list[str]] | None) -> int:
         """The number of rows of a roll page's roll (key: code, scope, status, day, k_us)."""
         code, scope, status, d, k_us = key
-        counts = self.counts(cur, code, scope, d, k_us, codes)
+        counts = self.counts(cur, code, scope, d, k_us, listed)
         if status == "retained":
             return counts["retained"]
         if status == "transfer_pending":
@@ -257,7 +274,8 @@ class RollQueries:
         order = ", ".join(_ROLL_ORDER)
         found = self.anchors.get(key, version)
         if found is None:
-            total = self._total(cur, key, params.get("codes"))
+            listed = {n: params[n] for n in ("codes", "outside") if n in params}
+            total = self._total(cur, key, listed or None)
             if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
                 cur.execute(
                     self.store.sql(
@@ -326,17 +344,18 @@ class RollQueries:
     ) -> tuple[str, str, dict[str, Any]]:
         """The roll's WITH clause, its FROM … WHERE, and their parameters.
 
-        cur (PostgreSQL, a subtree): the subtree's codes are read first and passed as one
-        array, so that the planner sees how much of the roll table the subtree holds: for a
-        big one it walks the roll order index (roll_spans' second) and stops after the page,
-        instead of sorting every member of the subtree; for a small one it reads each
-        union's rows by the first index and sorts those."""
+        cur (PostgreSQL, a subtree): the subtree is read first and passed as one array
+        (scope.subtree_listed), so that the planner sees how much of the roll table the
+        subtree holds: for a big one it walks the roll order index (roll_spans' second) and
+        stops after the page, instead of sorting every member of the subtree; for a small one
+        it reads each union's rows by the first index and sorts those."""
         d = day_int(as_of)
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
         if cur is not None and scope == "subtree" and not self.store.is_sqlite:
             org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
-            params["codes"] = subtree_codes(self.store, cur, self.tables, code, d, k_us)
-            with_clause, where = "", "s.organization_code = ANY(:codes)"
+            listed = subtree_listed(self.store, cur, self.tables, code, d, k_us)
+            params.update(listed)
+            with_clause, where = "", listed_in("s.organization_code", listed)
         else:
             with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
         if status is not None:
@@ -407,27 +426,21 @@ class RollQueries:
 
     def summary(self, code: str, *, as_of: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         d = day_int(as_of)
-        eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
-        employees_table = self._t("org_employees")
-        orgs = self._t("organizations")
-        employees_sql = (
-            f"{e_with} SELECT SUM(e.employee_count) FROM {employees_table} e"
-            f" JOIN {orgs} o ON o.code = e.code"
-            f" WHERE {e_where} AND e.valid_from <= :d AND e.recorded_at_us <= :k"
-            " AND NOT (o.dissolved_on IS NOT NULL AND o.dissolved_on <= :d"
-            "          AND o.dissolved_at_us <= :k)"
-            f" AND NOT EXISTS (SELECT 1 FROM {employees_table} q WHERE q.code = e.code"
-            "   AND q.valid_from <= :d AND q.recorded_at_us <= :k"
-            "   AND (q.valid_from > e.valid_from"
-            "        OR (q.valid_from = e.valid_from AND q.position > e.position)))"
-        )
         with self.store.reader() as cur:
-            counts = self.counts(cur, code, scope, d, k_us)
-            members, retained, women = counts["members"], counts["retained"], counts["women"]
-            migrant, new_form = counts["migrant"], counts["new_form"]
-            cur.execute(self.store.sql(employees_sql), eparams)
+            self._snapshot(cur)
+            eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
+            e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
+            listed = None
+            if scope == "subtree" and not self.store.is_sqlite:
+                # The tree walked once, for the employees and (unless read by root) the counts.
+                listed = subtree_listed(self.store, cur, self.tables, code, d, k_us)
+                e_with, e_where = "", listed_in("e.code", listed)
+                eparams.update(listed)
+            counts = self.counts(cur, code, scope, d, k_us, listed)
+            cur.execute(self.store.sql(self._employees_sql(e_with, e_where)), eparams)
             employees = int(cur.fetchone()[0] or 0)
+        members, retained, women = counts["members"], counts["retained"], counts["women"]
+        migrant, new_form = counts["migrant"], counts["new_form"]
         rate = None
         if employees:
             rate = str(
@@ -445,6 +458,23 @@ class RollQueries:
             "employees": employees,
             "membership_rate": rate,
         }
+
+    def _employees_sql(self, e_with: str, e_where: str) -> str:
+        """职工人数 summed over the unions e_where admits (not dissolved by :d known at :k),
+        each union's latest count on or before :d."""
+        employees_table = self._t("org_employees")
+        orgs = self._t("organizations")
+        return (
+            f"{e_with} SELECT SUM(e.employee_count) FROM {employees_table} e"
+            f" JOIN {orgs} o ON o.code = e.code"
+            f" WHERE {e_where} AND e.valid_from <= :d AND e.recorded_at_us <= :k"
+            " AND NOT (o.dissolved_on IS NOT NULL AND o.dissolved_on <= :d"
+            "          AND o.dissolved_at_us <= :k)"
+            f" AND NOT EXISTS (SELECT 1 FROM {employees_table} q WHERE q.code = e.code"
+            "   AND q.valid_from <= :d AND q.recorded_at_us <= :k"
+            "   AND (q.valid_from > e.valid_from"
+            "        OR (q.valid_from = e.valid_from AND q.position > e.position)))"
+        )
 
     def _changes_query(
         self, code: str, date_from: datetime.date, date_to: datetime.date, k_us: int, scope: str

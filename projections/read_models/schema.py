@@ -58,6 +58,16 @@ LEDGER_SUMS_COLUMNS = (
     ("recorded_to_us", "int"),
 )
 
+ROLL_TOTALS_COLUMNS = (
+    ("organization_code", "text"),
+    ("members", "int"),
+    ("retained", "int"),
+    ("pending", "int"),
+    ("women", "int"),
+    ("migrant", "int"),
+    ("new_form", "int"),
+)
+
 TABLES: tuple[Table, ...] = (
     Table(
         "position",
@@ -240,24 +250,27 @@ TABLES: tuple[Table, ...] = (
                 "new_form",
             ),
             ("recorded_at_us",),
+            # The few rows after a recent day, over a subtree read from subtree_roll_totals.
+            ("day",),
         ),
     ),
     # Every row of roll_counts summed per union: a roll as of a recent day and known now is
     # these sums less the few rows after that day, whatever the size of the roll.
     Table(
         "roll_totals",
-        (
-            ("organization_code", "text"),
-            ("members", "int"),
-            ("retained", "int"),
-            ("pending", "int"),
-            ("women", "int"),
-            ("migrant", "int"),
-            ("new_form", "int"),
-        ),
+        ROLL_TOTALS_COLUMNS,
         key=("organization_code",),
         org_column="organization_code",
         # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
+        looked_up=True,
+    ),
+    # roll_totals summed per union over the unions below it in the tree as it stands now
+    # (org_ancestors), as subtree_sums is for ledger_sums.
+    Table(
+        "subtree_roll_totals",
+        ROLL_TOTALS_COLUMNS,
+        key=("organization_code",),
+        org_column="organization_code",
         looked_up=True,
     ),
     # 会籍变化 with the national change codes 1-6.

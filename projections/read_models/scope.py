@@ -47,3 +47,41 @@ def subtree_codes(
     with_clause, _ = org_filter(tables, "code", "subtree", code, params)
     cur.execute(store.sql(f"{with_clause} SELECT code FROM subtree ORDER BY code"), params)
     return [r[0] for r in cur.fetchall()]
+
+
+# Up to this many codes a subtree is listed as itself without reading every other union.
+_FEW_CODES = 64
+
+
+def subtree_listed(
+    store: Any, cur: Any, tables: TableSet, code: str, tree_day: int, k_us: int
+) -> dict[str, list[str]]:
+    """A subtree as one array parameter for listed_in: {"codes": its codes}, or {"outside":
+    the codes of every other union} when those are fewer. PostgreSQL's planner estimates
+    `= ANY(array)` element by element against the column's statistics: for the 3,102 codes
+    of a province at scale 0.03 it planned a roll page for 18 ms and ran it in 0.5 ms. The
+    whole deployment's subtree lists no code at all."""
+    codes = subtree_codes(store, cur, tables, code, tree_day, k_us)
+    if len(codes) <= _FEW_CODES:
+        return {"codes": codes}
+    inside = set(codes)
+    cur.execute(f"SELECT code FROM {tables.table('organizations')}")
+    others = [c for (c,) in cur.fetchall() if c not in inside]
+    return {"outside": others} if len(others) < len(codes) else {"codes": codes}
+
+
+def listed_in(column: str, listed: dict[str, list[str]]) -> str:
+    """The condition that `column` names a union of a subtree_listed subtree (its parameter
+    added to the query's under the same name)."""
+    return f"{column} = ANY(:codes)" if "codes" in listed else f"{column} <> ALL(:outside)"
+
+
+def tree_settled(store: Any, cur: Any, tables: TableSet, tree_day: int) -> bool:
+    """Whether no move takes effect after tree_day: then the tree as it stood that day, known
+    now, is the tree as it stands now (foundings count from day 0), which org_ancestors and
+    the subtree sums follow (subtree_sums.py)."""
+    cur.execute(
+        store.sql(f"SELECT 1 FROM {tables.table('org_parents')} WHERE valid_from > ? LIMIT 1"),
+        (tree_day,),
+    )
+    return cur.fetchone() is None

@@ -26,7 +26,7 @@ from projections.read_models import ledger_sums, rolls
 from projections.read_models.rolls import paging
 from projections.read_models.rows import KNOWN_NOW_US, amount, day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
-from projections.read_models.scope import org_filter
+from projections.read_models.scope import org_filter, tree_settled
 from storage.database import Store
 
 BALANCE_KINDS = (AccountKind.ASSET, AccountKind.LIABILITY, AccountKind.NET_ASSETS)
@@ -184,15 +184,7 @@ class StatementQueries:
         return result
 
     def _tree_settled(self, cur: Any, tree_day: int) -> bool:
-        """Whether no move takes effect after tree_day: then the tree as it stood that day,
-        known now, is the tree as it stands now (foundings count from day 0)."""
-        cur.execute(
-            self.store.sql(
-                f"SELECT 1 FROM {self.tables.table('org_parents')} WHERE valid_from > ? LIMIT 1"
-            ),
-            (tree_day,),
-        )
-        return cur.fetchone() is None
+        return tree_settled(self.store, cur, self.tables, tree_day)
 
     def _flows_sql(
         self,

@@ -1,15 +1,17 @@
-"""分录汇总 per subtree: ledger_sums added up over the unions below each union, so that a
-statement over a province's subtree reads one union's rows, not one row per union below it.
+"""分录汇总 and roll counts per subtree: ledger_sums and roll_totals added up over the unions
+below each union, so that a statement or a roll's counts over a province's subtree read one
+union's rows, not one row per union below it.
 
 The tree is the one that stands now: each union under the parent of its latest move (the
 latest valid_from, then the later event), kept as org_ancestors, one row per union and each
 union above it. subtree_sums holds, per union with unions below it, the sums of their
 ledger_sums rows (its own rows stay in ledger_sums): the subtree of U is ledger_sums of U plus
-subtree_sums of U.
+subtree_sums of U. subtree_roll_totals is the same for roll_totals.
 
 A statement's subtree is the tree as it stood on the statement's day as known at its moment
 (scope.py). The two agree when the moment is now and no move takes effect after that day:
-statements read these rows then (StatementQueries), and walk the tree otherwise.
+statements and roll counts read these rows then (StatementQueries, RollQueries.counts), and
+walk the tree otherwise.
 
 Kept batch by batch with ledger_sums (Batch.flush): a batch's sums are added to every
 ancestor of their union. A union founded adds its ancestor rows. A move rebuilds
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from projections.read_models import ledger_sums
+from projections.read_models import ledger_sums, roll_counts
 from projections.read_models.schema import TableSet
 from storage.database import Store
 
@@ -32,6 +34,7 @@ _SUMMED = (
     " MIN(s.recorded_from_us), MAX(s.recorded_to_us)"
 )
 _GROUP = "a.ancestor, s.months, s.period, s.account_code, s.earmarked"
+_COUNTED = ", ".join(f"SUM(t.{c})" for c in roll_counts.COUNTS)
 
 
 def _tree_now(tables: TableSet) -> str:
@@ -68,6 +71,11 @@ def fill(store: Store, cur: Any, tables: TableSet) -> None:
         f"INSERT INTO {tables.table('subtree_sums')} SELECT a.ancestor, {_SUMMED}"
         f" FROM {tables.table('ledger_sums')} s JOIN {ancestors} a"
         f" ON a.code = s.organization_code GROUP BY {_GROUP}"
+    )
+    cur.execute(
+        f"INSERT INTO {tables.table('subtree_roll_totals')} SELECT a.ancestor, {_COUNTED}"
+        f" FROM {tables.table('roll_totals')} t JOIN {ancestors} a"
+        " ON a.code = t.organization_code GROUP BY a.ancestor"
     )
 
 
@@ -131,24 +139,28 @@ def _rebuild_ancestors(store: Store, cur: Any, tables: TableSet) -> set[str]:
 
 
 def _sum_again(store: Store, cur: Any, tables: TableSet, codes: set[str]) -> None:
-    """The subtree_sums rows of these unions, summed again from ledger_sums."""
-    table = tables.table("subtree_sums")
+    """The subtree_sums and subtree_roll_totals rows of these unions, summed again from
+    ledger_sums and roll_totals."""
     listed = sorted(codes)
-    params: list[Any] = []
-    cur.execute(
-        store.sql(f"DELETE FROM {table} WHERE {_in(store, 'organization_code', listed, params)}"),
-        params,
-    )
-    params = []
-    cur.execute(
-        store.sql(
-            f"INSERT INTO {table} SELECT a.ancestor, {_SUMMED}"
-            f" FROM {tables.table('ledger_sums')} s JOIN {tables.table('org_ancestors')} a"
-            f" ON a.code = s.organization_code WHERE {_in(store, 'a.ancestor', listed, params)}"
-            f" GROUP BY {_GROUP}"
-        ),
-        params,
-    )
+    ancestors = tables.table("org_ancestors")
+    for table, summed, source, group in (
+        ("subtree_sums", _SUMMED, "ledger_sums s", _GROUP),
+        ("subtree_roll_totals", _COUNTED, "roll_totals t", "a.ancestor"),
+    ):
+        alias = source[-1]
+        params: list[Any] = []
+        where = _in(store, "organization_code", listed, params)
+        cur.execute(store.sql(f"DELETE FROM {tables.table(table)} WHERE {where}"), params)
+        params = []
+        where = _in(store, "a.ancestor", listed, params)
+        cur.execute(
+            store.sql(
+                f"INSERT INTO {tables.table(table)} SELECT a.ancestor, {summed}"
+                f" FROM {tables.prefix}{source} JOIN {ancestors} a"
+                f" ON a.code = {alias}.organization_code WHERE {where} GROUP BY {group}"
+            ),
+            params,
+        )
 
 
 def _by_ancestor(ancestors: dict[str, list[str]], sums: ledger_sums.Sums, skip: set[str]) -> dict:
@@ -170,16 +182,31 @@ def _by_ancestor(ancestors: dict[str, list[str]], sums: ledger_sums.Sums, skip: 
     return added
 
 
+def _counts_by_ancestor(
+    ancestors: dict[str, list[str]], deltas: roll_counts.Deltas, skip: set[str]
+) -> roll_counts.Deltas:
+    """A batch's changes to the roll counts added up per ancestor of their unions (but the
+    unions in skip), as Deltas of one row per ancestor."""
+    added: roll_counts.Deltas = {}
+    for (_, code, _), counts in deltas.items():
+        for ancestor in ancestors.get(code, ()):
+            if ancestor not in skip:
+                roll_counts.add(added, (0, ancestor, 0), counts, 1)
+    return added
+
+
 def write(
     store: Store,
     cur: Any,
     tables: TableSet,
     sums: ledger_sums.Sums,
+    deltas: roll_counts.Deltas,
     founded: list[tuple[str, str | None]],
     moved: bool,
 ) -> None:
-    """After a batch has written its rows and its ledger_sums: its tree changes (founded:
-    (code, parent) in order; moved: any move) and its sums added to every ancestor."""
+    """After a batch has written its rows, its ledger_sums and its roll_totals: its tree
+    changes (founded: (code, parent) in order; moved: any move), and its sums and roll
+    count changes added to every ancestor of their unions."""
     resummed: set[str] = set()
     if moved:
         resummed = _rebuild_ancestors(store, cur, tables)
@@ -187,7 +214,16 @@ def write(
         _add_founded(store, cur, tables, founded)
     if resummed:
         _sum_again(store, cur, tables, resummed)
-    if sums:
-        ancestors = _ancestors_of(store, cur, tables, {key[0] for key in sums})
-        added = _by_ancestor(ancestors, sums, resummed)
-        ledger_sums.write(store, cur, tables, added, name="subtree_sums")
+    codes = {key[0] for key in sums} | {code for _, code, _ in deltas}
+    if not codes:
+        return
+    ancestors = _ancestors_of(store, cur, tables, codes)
+    ledger_sums.write(
+        store, cur, tables, _by_ancestor(ancestors, sums, resummed), name="subtree_sums"
+    )
+    roll_counts.write_totals(
+        store,
+        cur,
+        tables.table("subtree_roll_totals"),
+        _counts_by_ancestor(ancestors, deltas, resummed),
+    )

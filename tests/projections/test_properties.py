@@ -110,12 +110,16 @@ def _subtree_views(rm: ReadModels, root: str, day: datetime.date) -> list[dict]:
         rm.income_expenditure(root, date_from=EARLY, date_to=day, scope="subtree"),
         rm.income_expenditure(root, date_from=mid_month, date_to=day, scope="subtree"),
         rm.trial_balance(root, date_from=mid_month, date_to=day, scope="subtree"),
+        rm.roll_summary(root, as_of=day, scope="subtree"),
+        rm.roll(root, as_of=day, scope="subtree", page_size=3),
+        rm.roll(root, as_of=day, scope="subtree", status="retained", page_size=3),
     ]
 
 
 def _check_subtree_sums(rm: ReadModels, writer: HistoryWriter) -> None:
-    """Where the tree has not changed since the day, statements over a subtree read its
-    root's subtree_sums: the same figures as walking the tree and summing every union."""
+    """Where the tree has not changed since the day, statements and roll counts over a
+    subtree read its root's subtree_sums and subtree_roll_totals: the same figures as walking
+    the tree and summing every union."""
     tree = writer.tree
     settled = []
     for day in [*DATES, FAR]:
@@ -126,11 +130,12 @@ def _check_subtree_sums(rm: ReadModels, writer: HistoryWriter) -> None:
     for root in (tree.province, tree.county, tree.township):
         for day in settled:
             by_root = _subtree_views(rm, root, day)
-            rm.statements._tree_settled = lambda cur, tree_day: False  # type: ignore[method-assign]
+            for queries in (rm.statements, rm.rolls):
+                queries._tree_settled = lambda cur, tree_day: False  # type: ignore[method-assign]
             try:
                 walked = _subtree_views(rm, root, day)
             finally:
-                del rm.statements._tree_settled
+                del rm.statements._tree_settled, rm.rolls._tree_settled
             assert by_root == walked, (root, day)
 
 
