@@ -57,20 +57,36 @@ def add(
 ) -> None:
     """Adds one ledger line (effective on `day`, YYYYMMDD) to its month and its year."""
     month = day // 100
-    for key in (
+    add_row(
+        sums,
         (organization_code, MONTH, month, account_code, earmarked),
+        debit_fen,
+        credit_fen,
+        at_us,
+    )
+    add_row(
+        sums,
         (organization_code, YEAR, month // 100 * 100 + 1, account_code, earmarked),
-    ):
-        row = sums.get(key)
-        if row is None:
-            sums[key] = [debit_fen, credit_fen, at_us, at_us]
-        else:
-            row[0] += debit_fen
-            row[1] += credit_fen
-            if at_us < row[2]:
-                row[2] = at_us
-            if at_us > row[3]:
-                row[3] = at_us
+        debit_fen,
+        credit_fen,
+        at_us,
+    )
+
+
+def add_row(
+    sums: Sums, key: tuple[str, int, int, str, int], debit_fen: int, credit_fen: int, at_us: int
+) -> None:
+    """Adds one ledger line to the row of `key`."""
+    row = sums.get(key)
+    if row is None:
+        sums[key] = [debit_fen, credit_fen, at_us, at_us]
+        return
+    row[0] += debit_fen
+    row[1] += credit_fen
+    if at_us < row[2]:
+        row[2] = at_us
+    if at_us > row[3]:
+        row[3] = at_us
 
 
 def write(store: Store, cur: Any, tables: TableSet, sums: Sums, name: str = "ledger_sums") -> None:

@@ -146,6 +146,8 @@ class Batch:
         # founded, in order, and whether any union moved.
         self.founded: list[tuple[str, str | None]] = []
         self.moved = False
+        # The lines of the year-end close and of its reversals per day (subtree_sums.py).
+        self.closing: ledger_sums.Sums = {}
 
     # --- generic row operations ------------------------------------------------------------
 
@@ -205,10 +207,19 @@ class Batch:
                 self.cur,
                 self.tables,
                 self.sums,
+                self.closing,
                 self.roll_deltas,
                 self.founded,
                 self.moved,
             )
+
+    def voucher_row(self, voucher_id: str) -> dict[str, Any] | None:
+        """A voucher posted in this batch or before (None: never posted)."""
+        row = self.inserts["vouchers"].get(voucher_id)
+        if row is None:
+            rows = self._select("vouchers", "voucher_id = ?", (voucher_id,))
+            row = rows[0] if rows else None
+        return row
 
     def _select(self, table: str, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         names = TABLES_BY_NAME[table].column_names
@@ -649,6 +660,10 @@ def _voucher_posted(b: Batch, e: Any) -> None:
         },
     )
     bank_fen: dict[str, int] = defaultdict(int)
+    closing = b.sums is not None and (
+        e.kind == "year_end"
+        or (e.kind == "reversal" and (b.voucher_row(e.reverses) or {}).get("kind") == "year_end")
+    )
     numbers = details.get("numbers") or {}
     postings = e.postings
     if e.kind == "reversal" and all(p.debit_fen >= 0 and p.credit_fen >= 0 for p in postings):
@@ -685,6 +700,15 @@ def _voucher_posted(b: Batch, e: Any) -> None:
                 p.credit_fen,
                 b.at_us,
             )
+            if closing:
+                key = (p.organization_code, subtree_sums.CLOSING, day, p.account_code)
+                ledger_sums.add_row(
+                    b.closing,
+                    (*key, int(p.earmarked)),
+                    p.debit_fen,
+                    p.credit_fen,
+                    b.at_us,
+                )
         if p.account_code == "102":
             bank_fen[p.organization_code] += p.debit_fen
     registers.payout_posted(b, e, voucher_id, day)
@@ -710,12 +734,9 @@ def _voucher_posted(b: Batch, e: Any) -> None:
 
 def _voucher_reversed(b: Batch, e: Any) -> None:
     voucher_id = str(e.originator_id)
-    row = b.inserts["vouchers"].get(voucher_id)
+    row = b.voucher_row(voucher_id)
     if row is None:
-        rows = b._select("vouchers", "voucher_id = ?", (voucher_id,))
-        if not rows:
-            raise ProjectionError(f"voucher {voucher_id} reversed but never posted")
-        row = rows[0]
+        raise ProjectionError(f"voucher {voucher_id} reversed but never posted")
     b.update(
         "vouchers",
         row,

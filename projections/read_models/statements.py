@@ -22,7 +22,7 @@ from domain.accounts import (
     AccountKind,
 )
 from domain.errors import InvalidValue
-from projections.read_models import ledger_sums, rolls
+from projections.read_models import ledger_sums, rolls, subtree_sums
 from projections.read_models.rolls import paging
 from projections.read_models.rows import KNOWN_NOW_US, amount, day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
@@ -321,26 +321,38 @@ class StatementQueries:
     ) -> dict[tuple[str, int], tuple[int, int]]:
         """(account, earmarked) -> (debit, credit) of the year-end vouchers (年终结账) and of
         their reversals on `days` (the 31 Decembers of a range: _year_end_days), in the scope
-        as the tree stands on date_to."""
+        as the tree stands on date_to. A subtree known now whose tree is settled reads the
+        root's own lines and its closing rows in subtree_sums, not every union's lines."""
         if not days:
             return {}
-        params: dict[str, Any] = {"tree_day": day_int(date_to), "k": k_us}
+        tree_day = day_int(date_to)
+        params: dict[str, Any] = {"tree_day": tree_day, "k": k_us}
         params.update({f"d{i}": day for i, day in enumerate(days)})
-        with_clause, org_where = org_filter(self.tables, "l.organization_code", scope, code, params)
-        vouchers = self.tables.table("vouchers")
-        # A line keeps its voucher's kind: only for a reversal is the voucher it reverses
-        # looked up (a province's year-end lines are tens of thousands).
-        sql = (
-            f"{with_clause} SELECT l.account_code, l.earmarked, SUM(l.debit_fen),"
-            f" SUM(l.credit_fen) FROM {self.lines_table} l"
-            f" WHERE {org_where} AND l.recorded_at_us <= :k"
-            f" AND l.effective_on IN ({', '.join(f':d{i}' for i in range(len(days)))})"
-            " AND (l.kind = 'year_end' OR l.voucher_id IN ("
-            f"  SELECT v.voucher_id FROM {vouchers} v JOIN {vouchers} o"
-            "   ON o.voucher_id = v.reverses WHERE o.kind = 'year_end'))"
-            " GROUP BY l.account_code, l.earmarked"
-        )
+        on_days = ", ".join(f":d{i}" for i in range(len(days)))
+        closing = subtree_sums.closing_lines(self.tables, "l")
         with self.store.reader() as cur:
+            if not self.store.is_sqlite:
+                # The tree's check and the sums in one snapshot.
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with_clause, org_where = org_filter(
+                self.tables, "l.organization_code", scope, code, params
+            )
+            below = ""
+            if scope == "subtree" and k_us >= KNOWN_NOW_US and self._tree_settled(cur, tree_day):
+                with_clause, org_where = "", "l.organization_code = :root"
+                below = (
+                    " UNION ALL SELECT account_code, earmarked, debit_fen, credit_fen"
+                    f" FROM {self.tables.table('subtree_sums')} WHERE organization_code = :root"
+                    f" AND months = {subtree_sums.CLOSING} AND period IN ({on_days})"
+                )
+            sql = (
+                f"{with_clause} SELECT f.account_code, f.earmarked, SUM(f.debit_fen),"
+                " SUM(f.credit_fen) FROM ("
+                " SELECT l.account_code, l.earmarked, l.debit_fen, l.credit_fen"
+                f" FROM {self.lines_table} l WHERE {org_where} AND l.recorded_at_us <= :k"
+                f" AND l.effective_on IN ({on_days}) AND {closing}{below}) f"
+                " GROUP BY f.account_code, f.earmarked"
+            )
             cur.execute(self.store.sql(sql), params)
             rows = cur.fetchall()
         return {(acct, int(flag)): (int(debit), int(credit)) for acct, flag, debit, credit in rows}

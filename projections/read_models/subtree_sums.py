@@ -8,6 +8,11 @@ union above it. subtree_sums holds, per union with unions below it, the sums of 
 ledger_sums rows (its own rows stay in ledger_sums): the subtree of U is ledger_sums of U plus
 subtree_sums of U. subtree_roll_totals is the same for roll_totals.
 
+subtree_sums also holds closing rows (months 0, period the day YYYYMMDD): the lines of the
+year-end close (年终结账) and of its reversals, which 02表 leaves out of a year's flows. Those
+are read from the lines for one union, and would be tens of thousands of lines over a
+province.
+
 A statement's subtree is the tree as it stood on the statement's day as known at its moment
 (scope.py). The two agree when the moment is now and no move takes effect after that day:
 statements and roll counts read these rows then (StatementQueries, RollQueries.counts), and
@@ -35,6 +40,31 @@ _SUMMED = (
 )
 _GROUP = "a.ancestor, s.months, s.period, s.account_code, s.earmarked"
 _COUNTED = ", ".join(f"SUM(t.{c})" for c in roll_counts.COUNTS)
+# The months of a closing row (its period is a day).
+CLOSING = 0
+
+
+def closing_lines(tables: TableSet, alias: str) -> str:
+    """The condition that a ledger line (alias) is the year-end close's or a reversal's of
+    it. A line keeps its voucher's kind: only a reversal's lines need the voucher it
+    reverses."""
+    vouchers = tables.table("vouchers")
+    return (
+        f"({alias}.kind = 'year_end' OR {alias}.voucher_id IN ("
+        f"SELECT v.voucher_id FROM {vouchers} v JOIN {vouchers} o ON o.voucher_id = v.reverses"
+        " WHERE o.kind = 'year_end'))"
+    )
+
+
+def _closing_sql(tables: TableSet, where: str) -> str:
+    """closing rows per ancestor, from the lines (where: on the ancestors `a`)."""
+    return (
+        f"SELECT a.ancestor, {CLOSING}, l.effective_on, l.account_code, l.earmarked,"
+        " SUM(l.debit_fen), SUM(l.credit_fen), MIN(l.recorded_at_us), MAX(l.recorded_at_us)"
+        f" FROM {tables.table('ledger_lines')} l JOIN {tables.table('org_ancestors')} a"
+        f" ON a.code = l.organization_code WHERE {where} AND {closing_lines(tables, 'l')}"
+        " GROUP BY a.ancestor, l.effective_on, l.account_code, l.earmarked"
+    )
 
 
 def _tree_now(tables: TableSet) -> str:
@@ -72,6 +102,7 @@ def fill(store: Store, cur: Any, tables: TableSet) -> None:
         f" FROM {tables.table('ledger_sums')} s JOIN {ancestors} a"
         f" ON a.code = s.organization_code GROUP BY {_GROUP}"
     )
+    cur.execute(f"INSERT INTO {tables.table('subtree_sums')} {_closing_sql(tables, '1 = 1')}")
     cur.execute(
         f"INSERT INTO {tables.table('subtree_roll_totals')} SELECT a.ancestor, {_COUNTED}"
         f" FROM {tables.table('roll_totals')} t JOIN {ancestors} a"
@@ -140,7 +171,8 @@ def _rebuild_ancestors(store: Store, cur: Any, tables: TableSet) -> set[str]:
 
 def _sum_again(store: Store, cur: Any, tables: TableSet, codes: set[str]) -> None:
     """The subtree_sums and subtree_roll_totals rows of these unions, summed again from
-    ledger_sums and roll_totals."""
+    ledger_sums and roll_totals, and the closing rows from the lines (a scan of the lines:
+    moves are rare)."""
     listed = sorted(codes)
     ancestors = tables.table("org_ancestors")
     for table, summed, source, group in (
@@ -161,6 +193,12 @@ def _sum_again(store: Store, cur: Any, tables: TableSet, codes: set[str]) -> Non
             ),
             params,
         )
+    params = []
+    where = _in(store, "a.ancestor", listed, params)
+    cur.execute(
+        store.sql(f"INSERT INTO {tables.table('subtree_sums')} {_closing_sql(tables, where)}"),
+        params,
+    )
 
 
 def _by_ancestor(ancestors: dict[str, list[str]], sums: ledger_sums.Sums, skip: set[str]) -> dict:
@@ -200,13 +238,14 @@ def write(
     cur: Any,
     tables: TableSet,
     sums: ledger_sums.Sums,
+    closing: ledger_sums.Sums,
     deltas: roll_counts.Deltas,
     founded: list[tuple[str, str | None]],
     moved: bool,
 ) -> None:
     """After a batch has written its rows, its ledger_sums and its roll_totals: its tree
-    changes (founded: (code, parent) in order; moved: any move), and its sums and roll
-    count changes added to every ancestor of their unions."""
+    changes (founded: (code, parent) in order; moved: any move), and its sums, closing rows
+    and roll count changes added to every ancestor of their unions."""
     resummed: set[str] = set()
     if moved:
         resummed = _rebuild_ancestors(store, cur, tables)
@@ -214,12 +253,13 @@ def write(
         _add_founded(store, cur, tables, founded)
     if resummed:
         _sum_again(store, cur, tables, resummed)
-    codes = {key[0] for key in sums} | {code for _, code, _ in deltas}
+    summed = {**sums, **closing}  # closing rows have keys of their own (months 0)
+    codes = {key[0] for key in summed} | {code for _, code, _ in deltas}
     if not codes:
         return
     ancestors = _ancestors_of(store, cur, tables, codes)
     ledger_sums.write(
-        store, cur, tables, _by_ancestor(ancestors, sums, resummed), name="subtree_sums"
+        store, cur, tables, _by_ancestor(ancestors, summed, resummed), name="subtree_sums"
     )
     roll_counts.write_totals(
         store,

@@ -20,6 +20,7 @@ from service.commands import (
     CancelTransfer,
     ChangeOrganization,
     CloseHardshipFile,
+    ClosePeriod,
     CorrectMember,
     ExitMember,
     JoinMember,
@@ -31,6 +32,7 @@ from service.commands import (
     RecordRemittance,
     RegisterModelWorker,
     ReinstateMember,
+    ReopenPeriod,
     RetainMember,
     ReverseVoucher,
     ReviewHardshipFile,
@@ -63,6 +65,7 @@ class HistoryWriter:
         self.moves: list[tuple[datetime.date, str]] = []  # base_b's new parent by date
         self.files: list[str] = []  # hardship files opened
         self.workers: list[str] = []  # model-worker records
+        self.closed: dict[str, tuple[int, int]] = {}  # union -> last closed (year, month)
 
     def _date(self) -> str:
         self.day += datetime.timedelta(days=self.rng.randint(0, 20))
@@ -371,6 +374,38 @@ class HistoryWriter:
             ):
                 self.moves.append((datetime.date.fromisoformat(day), parent))
 
+    def close(self) -> None:
+        """月结 of a union's months up to a random one before the current day's month: a
+        December closed posts the year-end close (年终结账) on 31 December."""
+        org = self.rng.choice([*self.bases, self.tree.county, self.tree.township])
+        year, month = self.closed.get(org, (START.year, START.month - 1))
+        months_open = (self.day.year - year) * 12 + self.day.month - month - 1
+        for _ in range(max(0, months_open - self.rng.randint(0, 2))):
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            period = f"{year:04d}-{month:02d}"
+            body = self._try(self.ledger.execute, ClosePeriod(organization_code=org, period=period))
+            if body is None:
+                return
+            self.closed[org] = (year, month)
+            if body.get("year_end_voucher_id"):
+                self.vouchers.append(body["year_end_voucher_id"])
+
+    def reopen(self) -> None:
+        """反结账 of a union's last closed month: reopening December reverses its year-end
+        close on 31 December."""
+        if not self.closed:
+            return
+        # A closed December first: its reopening is the year-end close's reversal.
+        decembers = sorted(org for org, (_, month) in self.closed.items() if month == 12)
+        org = self.rng.choice(decembers or sorted(self.closed))
+        year, month = self.closed[org]
+        reopened = self._try(
+            self.ledger.execute,
+            ReopenPeriod(organization_code=org, period=f"{year:04d}-{month:02d}", reason="更正"),
+        )
+        if reopened is not None:
+            self.closed[org] = (year - 1, 12) if month == 1 else (year, month - 1)
+
     def registers(self) -> None:
         """困难职工档案 and 劳模名册: open, review or close a file; register or revoke."""
         draw = self.rng.random()
@@ -458,6 +493,9 @@ class HistoryWriter:
         reorganise,
         registers,
         registers,
+        close,
+        close,
+        reopen,
     )
 
 

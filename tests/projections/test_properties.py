@@ -25,7 +25,11 @@ from projections.read_models.schema import TableSet
 from projections.read_models.scope import subtree_codes
 from projections.reconciliation.rebuild import build
 from tests.conftest import BACKENDS, Backend
-from tests.projections.helpers import assert_equal_to_rebuild
+from tests.projections.helpers import (
+    assert_equal_to_rebuild,
+    assert_subtree_reads_agree,
+    tree_settled_on,
+)
 from tests.projections.history import HistoryWriter, random_history
 
 KNOWN = TableSet("rm_known_")
@@ -103,40 +107,16 @@ def _check_statements(rm: ReadModels, writer: HistoryWriter) -> None:
         assert len({item["id_number"] for item in roll["items"]}) == roll["total"]
 
 
-def _subtree_views(rm: ReadModels, root: str, day: datetime.date) -> list[dict]:
-    mid_month = day - datetime.timedelta(days=75)  # edge days at both ends, mostly
-    return [
-        rm.balance_sheet(root, as_of=day, scope="subtree"),
-        rm.income_expenditure(root, date_from=EARLY, date_to=day, scope="subtree"),
-        rm.income_expenditure(root, date_from=mid_month, date_to=day, scope="subtree"),
-        rm.trial_balance(root, date_from=mid_month, date_to=day, scope="subtree"),
-        rm.roll_summary(root, as_of=day, scope="subtree"),
-        rm.roll(root, as_of=day, scope="subtree", page_size=3),
-        rm.roll(root, as_of=day, scope="subtree", status="retained", page_size=3),
-    ]
-
-
 def _check_subtree_sums(rm: ReadModels, writer: HistoryWriter) -> None:
     """Where the tree has not changed since the day, statements and roll counts over a
     subtree read its root's subtree_sums and subtree_roll_totals: the same figures as walking
     the tree and summing every union."""
     tree = writer.tree
-    settled = []
-    for day in [*DATES, FAR]:
-        with rm.store.reader() as cur:
-            if rm.statements._tree_settled(cur, day.year * 10_000 + day.month * 100 + day.day):
-                settled.append(day)
+    settled = [day for day in [*DATES, FAR] if tree_settled_on(rm, day)]
     assert FAR in settled
     for root in (tree.province, tree.county, tree.township):
         for day in settled:
-            by_root = _subtree_views(rm, root, day)
-            for queries in (rm.statements, rm.rolls):
-                queries._tree_settled = lambda cur, tree_day: False  # type: ignore[method-assign]
-            try:
-                walked = _subtree_views(rm, root, day)
-            finally:
-                del rm.statements._tree_settled, rm.rolls._tree_settled
-            assert by_root == walked, (root, day)
+            assert_subtree_reads_agree(rm, root, day)
 
 
 def _check_against_write_side(rm: ReadModels, writer: HistoryWriter) -> None:
