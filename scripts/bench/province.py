@@ -47,6 +47,9 @@ def subtree_reads(
     read_models = ReadModels(ledger)
     try:
         read_models.catch_up()
+        # What the server's projection worker does once writes pause: fresh statistics (and
+        # a vacuum) for the tables just written, without which the planner guesses.
+        read_models.maintain()
         summary = read_models.roll_summary(root, as_of=year_end, scope="subtree")
         pages = max(1, math.ceil(summary["members"] / ROLL_PAGE_ROWS))
         rng = random.Random(seed)
