@@ -22,7 +22,8 @@ Kept batch by batch with ledger_sums (Batch.flush): a batch's sums are added to 
 ancestor of their union. A union founded adds its ancestor rows. A move rebuilds
 org_ancestors from org_parents, and the unions whose set of unions below changed have their
 rows summed again from ledger_sums (which already holds the batch), instead of being added
-to. A bulk build fills both tables once at its end (fill). Either way the rows are the same.
+to. A bulk build fills the three tables once at its end (fill). Either way the rows are the
+same.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def _insert_tree_now(cur: Any, tables: TableSet) -> None:
 
 
 def fill(store: Store, cur: Any, tables: TableSet) -> None:
-    """Both tables of a bulk build, from its org_parents and its filled ledger_sums."""
+    """The three tables of a bulk build, from its org_parents, its filled ledger_sums and
+    roll_totals, and its lines (the closing rows)."""
     ancestors = tables.table("org_ancestors")
     _insert_tree_now(cur, tables)
     cur.execute(
@@ -201,35 +203,50 @@ def _sum_again(store: Store, cur: Any, tables: TableSet, codes: set[str]) -> Non
     )
 
 
-def _by_ancestor(ancestors: dict[str, list[str]], sums: ledger_sums.Sums, skip: set[str]) -> dict:
-    """A batch's sums added up per ancestor of their unions (but the unions in skip)."""
+def _above(ancestors: dict[str, list[str]], skip: set[str]) -> dict[str, list[str]]:
+    """Per union, its ancestors but those in skip (the unions summed again instead)."""
+    if not skip:
+        return ancestors
+    return {code: [a for a in above if a not in skip] for code, above in ancestors.items()}
+
+
+def _by_ancestor(above: dict[str, list[str]], sums: ledger_sums.Sums) -> ledger_sums.Sums:
+    """A batch's sums added up per ancestor of their unions (the projector's hot path: one
+    pass, the row's values unpacked once)."""
     added: ledger_sums.Sums = {}
-    for (code, months, period, account, earmarked), row in sums.items():
-        for ancestor in ancestors.get(code, ()):
-            if ancestor in skip:
-                continue
-            key = (ancestor, months, period, account, earmarked)
-            into = added.get(key)
+    for key, (debit, credit, first, last) in sums.items():
+        rest = key[1:]
+        for ancestor in above.get(key[0], ()):
+            into = added.get((ancestor, *rest))
             if into is None:
-                added[key] = list(row)
+                added[(ancestor, *rest)] = [debit, credit, first, last]
                 continue
-            into[0] += row[0]
-            into[1] += row[1]
-            into[2] = min(into[2], row[2])
-            into[3] = max(into[3], row[3])
+            into[0] += debit
+            into[1] += credit
+            if first < into[2]:
+                into[2] = first
+            if last > into[3]:
+                into[3] = last
     return added
 
 
 def _counts_by_ancestor(
-    ancestors: dict[str, list[str]], deltas: roll_counts.Deltas, skip: set[str]
+    above: dict[str, list[str]], deltas: roll_counts.Deltas
 ) -> roll_counts.Deltas:
-    """A batch's changes to the roll counts added up per ancestor of their unions (but the
-    unions in skip), as Deltas of one row per ancestor."""
-    added: roll_counts.Deltas = {}
+    """A batch's changes to the roll counts added up per ancestor of their unions, as Deltas
+    of one row per ancestor: summed per union first (a batch has many rows per union)."""
+    per_union: dict[str, list[int]] = {}
     for (_, code, _), counts in deltas.items():
-        for ancestor in ancestors.get(code, ()):
-            if ancestor not in skip:
-                roll_counts.add(added, (0, ancestor, 0), counts, 1)
+        row = per_union.get(code)
+        if row is None:
+            per_union[code] = list(counts)
+        else:
+            for n, value in enumerate(counts):
+                row[n] += value
+    added: roll_counts.Deltas = {}
+    for code, counts in per_union.items():
+        for ancestor in above.get(code, ()):
+            roll_counts.add(added, (0, ancestor, 0), counts, 1)
     return added
 
 
@@ -257,13 +274,8 @@ def write(
     codes = {key[0] for key in summed} | {code for _, code, _ in deltas}
     if not codes:
         return
-    ancestors = _ancestors_of(store, cur, tables, codes)
-    ledger_sums.write(
-        store, cur, tables, _by_ancestor(ancestors, summed, resummed), name="subtree_sums"
-    )
+    above = _above(_ancestors_of(store, cur, tables, codes), resummed)
+    ledger_sums.write(store, cur, tables, _by_ancestor(above, summed), name="subtree_sums")
     roll_counts.write_totals(
-        store,
-        cur,
-        tables.table("subtree_roll_totals"),
-        _counts_by_ancestor(ancestors, deltas, resummed),
+        store, cur, tables.table("subtree_roll_totals"), _counts_by_ancestor(above, deltas)
     )
