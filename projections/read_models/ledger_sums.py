@@ -57,36 +57,33 @@ def add(
 ) -> None:
     """Adds one ledger line (effective on `day`, YYYYMMDD) to its month and its year."""
     month = day // 100
-    add_row(
-        sums,
+    for key in (
         (organization_code, MONTH, month, account_code, earmarked),
-        debit_fen,
-        credit_fen,
-        at_us,
-    )
-    add_row(
-        sums,
         (organization_code, YEAR, month // 100 * 100 + 1, account_code, earmarked),
-        debit_fen,
-        credit_fen,
-        at_us,
-    )
+    ):
+        merge(sums, key, debit_fen, credit_fen, at_us, at_us)
 
 
-def add_row(
-    sums: Sums, key: tuple[str, int, int, str, int], debit_fen: int, credit_fen: int, at_us: int
+def merge(
+    sums: Sums,
+    key: tuple[str, int, int, str, int],
+    debit_fen: int,
+    credit_fen: int,
+    first_us: int,
+    last_us: int,
 ) -> None:
-    """Adds one ledger line to the row of `key`."""
+    """Adds to the row of `key` amounts recorded from first_us to last_us (one line: both
+    its recorded time)."""
     row = sums.get(key)
     if row is None:
-        sums[key] = [debit_fen, credit_fen, at_us, at_us]
+        sums[key] = [debit_fen, credit_fen, first_us, last_us]
         return
     row[0] += debit_fen
     row[1] += credit_fen
-    if at_us < row[2]:
-        row[2] = at_us
-    if at_us > row[3]:
-        row[3] = at_us
+    if first_us < row[2]:
+        row[2] = first_us
+    if last_us > row[3]:
+        row[3] = last_us
 
 
 def write(store: Store, cur: Any, tables: TableSet, sums: Sums, name: str = "ledger_sums") -> None:

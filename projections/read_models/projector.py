@@ -702,12 +702,8 @@ def _voucher_posted(b: Batch, e: Any) -> None:
             )
             if closing:
                 key = (p.organization_code, subtree_sums.CLOSING, day, p.account_code)
-                ledger_sums.add_row(
-                    b.closing,
-                    (*key, int(p.earmarked)),
-                    p.debit_fen,
-                    p.credit_fen,
-                    b.at_us,
+                ledger_sums.merge(
+                    b.closing, (*key, int(p.earmarked)), p.debit_fen, p.credit_fen, b.at_us, b.at_us
                 )
         if p.account_code == "102":
             bank_fen[p.organization_code] += p.debit_fen

@@ -111,18 +111,26 @@ def write_totals(store: Store, cur: Any, table: str, deltas: Deltas) -> None:
     )
 
 
+def _summed(parts: list[str]) -> str:
+    """One row of the counts summed over the UNION ALL of parts (each selecting COUNTS)."""
+    sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COUNTS)
+    return f"SELECT {sums} FROM ({' UNION ALL '.join(parts)}) x"
+
+
+_PLAIN = ", ".join(COUNTS)
+_NEGATED = ", ".join(f"-{c}" for c in COUNTS)
+
+
 def counts_sql(counts_table: str, totals_table: str, org_in: str) -> str:
     """The counts of the unions org_in selects (a WHERE fragment on a column named
     organization_code), as of :d known at :k: one row of sums, in COUNTS order."""
-    sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COUNTS)
-    negated = ", ".join(f"-{c}" for c in COUNTS)
-    plain = ", ".join(COUNTS)
-    return (
-        f"SELECT {sums} FROM ("
-        f" SELECT {plain} FROM {totals_table} WHERE {org_in}"
-        f" UNION ALL SELECT {negated} FROM {counts_table} WHERE {org_in} AND day > :d"
-        f" UNION ALL SELECT {negated} FROM {counts_table} WHERE {org_in} AND day <= :d"
-        "   AND recorded_at_us > :k) x"
+    return _summed(
+        [
+            f"SELECT {_PLAIN} FROM {totals_table} WHERE {org_in}",
+            f"SELECT {_NEGATED} FROM {counts_table} WHERE {org_in} AND day > :d",
+            f"SELECT {_NEGATED} FROM {counts_table} WHERE {org_in} AND day <= :d"
+            " AND recorded_at_us > :k",
+        ]
     )
 
 
@@ -130,15 +138,13 @@ def counts_by_root_sql(tables: TableSet) -> str:
     """The counts of the subtree of :root as it stands now, as of :d known now: its own and
     its subtree's totals (subtree_sums.py) less the rows after d of the unions below it
     (org_ancestors, read only for those rows: the index on day finds them)."""
-    sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COUNTS)
-    negated = ", ".join(f"-{c}" for c in COUNTS)
-    plain = ", ".join(COUNTS)
-    return (
-        f"SELECT {sums} FROM ("
-        f" SELECT {plain} FROM {tables.table('roll_totals')} WHERE organization_code = :root"
-        f" UNION ALL SELECT {plain} FROM {tables.table('subtree_roll_totals')}"
-        "  WHERE organization_code = :root"
-        f" UNION ALL SELECT {negated} FROM {tables.table('roll_counts')} WHERE day > :d"
-        "  AND (organization_code = :root OR organization_code IN ("
-        f"   SELECT code FROM {tables.table('org_ancestors')} WHERE ancestor = :root))) x"
+    below = f"SELECT code FROM {tables.table('org_ancestors')} WHERE ancestor = :root"
+    return _summed(
+        [
+            f"SELECT {_PLAIN} FROM {tables.table('roll_totals')} WHERE organization_code = :root",
+            f"SELECT {_PLAIN} FROM {tables.table('subtree_roll_totals')}"
+            " WHERE organization_code = :root",
+            f"SELECT {_NEGATED} FROM {tables.table('roll_counts')} WHERE day > :d"
+            f" AND (organization_code = :root OR organization_code IN ({below}))",
+        ]
     )

@@ -58,6 +58,8 @@ LEDGER_SUMS_COLUMNS = (
     ("recorded_to_us", "int"),
 )
 
+LEDGER_SUMS_KEY = ("organization_code", "months", "period", "account_code", "earmarked")
+
 ROLL_TOTALS_COLUMNS = (
     ("organization_code", "text"),
     ("members", "int"),
@@ -354,7 +356,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "ledger_sums",
         LEDGER_SUMS_COLUMNS,
-        key=("organization_code", "months", "period", "account_code", "earmarked"),
+        key=LEDGER_SUMS_KEY,
         org_column="organization_code",
         # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
         looked_up=True,
@@ -380,7 +382,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "subtree_sums",
         LEDGER_SUMS_COLUMNS,
-        key=("organization_code", "months", "period", "account_code", "earmarked"),
+        key=LEDGER_SUMS_KEY,
         org_column="organization_code",
         # Upserted by key (ON CONFLICT needs the unique index from the start of a build).
         looked_up=True,

@@ -211,22 +211,12 @@ def _above(ancestors: dict[str, list[str]], skip: set[str]) -> dict[str, list[st
 
 
 def _by_ancestor(above: dict[str, list[str]], sums: ledger_sums.Sums) -> ledger_sums.Sums:
-    """A batch's sums added up per ancestor of their unions (the projector's hot path: one
-    pass, the row's values unpacked once)."""
+    """A batch's sums added up per ancestor of their unions."""
     added: ledger_sums.Sums = {}
     for key, (debit, credit, first, last) in sums.items():
         rest = key[1:]
         for ancestor in above.get(key[0], ()):
-            into = added.get((ancestor, *rest))
-            if into is None:
-                added[(ancestor, *rest)] = [debit, credit, first, last]
-                continue
-            into[0] += debit
-            into[1] += credit
-            if first < into[2]:
-                into[2] = first
-            if last > into[3]:
-                into[3] = last
+            ledger_sums.merge(added, (ancestor, *rest), debit, credit, first, last)
     return added
 
 
