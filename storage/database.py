@@ -164,6 +164,13 @@ class Store:
             with self._read_pool().connection() as conn, conn.cursor() as cur:
                 yield cur
 
+    def one_snapshot(self, cur: Any) -> None:
+        """Makes a reader's transaction one snapshot for all its queries: PostgreSQL reads in
+        READ COMMITTED otherwise (a snapshot per statement); SQLite's reader already is one.
+        Call it first in the transaction."""
+        if not self.is_sqlite:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
     def _read_pool(self) -> ConnectionPool:
         with self._lock:
             if self._pool is None:

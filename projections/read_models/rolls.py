@@ -34,11 +34,12 @@ from domain.errors import InvalidValue
 from domain.identity import IdNumber
 from domain.members import CHANGE_CODES
 from projections.read_models.roll_counts import COUNTS, counts_by_root_sql, counts_sql
-from projections.read_models.rows import KNOWN_NOW_US, day_int, from_micros, iso_day
+from projections.read_models.rows import day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
 from projections.read_models.scope import (
     listed_in,
     org_filter,
+    reads_by_root,
     subtree_listed,
     tree_settled,
 )
@@ -158,7 +159,7 @@ class RollQueries:
         (roll_counts.py): a sum over the unions in scope, not over their members. listed: the
         subtree, when already read (scope.subtree_listed)."""
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us, "root": code}
-        if scope == "subtree" and k_us >= KNOWN_NOW_US and self._tree_settled(cur, d):
+        if reads_by_root(scope, k_us, lambda: self._tree_settled(cur, d)):
             cur.execute(self.store.sql(counts_by_root_sql(self.tables)), params)
             return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
         if listed is not None:
@@ -251,7 +252,7 @@ class RollQueries:
             at = cur.fetchone()[0]
             cur.execute("PRAGMA schema_version")
             return at, cur.fetchone()[0]
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        self.store.one_snapshot(cur)
         cur.execute(
             f"SELECT position, to_regclass('{self._t('roll_spans')}')::oid::bigint"
             f" FROM {position} WHERE name = 'position'"
@@ -427,7 +428,7 @@ class RollQueries:
     def summary(self, code: str, *, as_of: datetime.date, k_us: int, scope: str) -> dict[str, Any]:
         d = day_int(as_of)
         with self.store.reader() as cur:
-            self._snapshot(cur)
+            self.store.one_snapshot(cur)
             eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
             e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
             listed = None

@@ -8,9 +8,11 @@ write side's Organization.parent_on does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from domain.errors import InvalidValue
+from projections.read_models.rows import KNOWN_NOW_US
 from projections.read_models.schema import TableSet
 
 SCOPES = ("self", "subtree")
@@ -85,3 +87,10 @@ def tree_settled(store: Any, cur: Any, tables: TableSet, tree_day: int) -> bool:
         (tree_day,),
     )
     return cur.fetchone() is None
+
+
+def reads_by_root(scope: str, k_us: int, settled: Callable[[], bool]) -> bool:
+    """Whether a read may take a subtree's sums and counts from its root's rows and the
+    subtree tables (subtree_sums.py): a subtree, known now, on a day the tree is settled
+    (settled: asked last, since it costs a query)."""
+    return scope == "subtree" and k_us >= KNOWN_NOW_US and settled()

@@ -26,7 +26,7 @@ from projections.read_models import ledger_sums, rolls, subtree_sums
 from projections.read_models.rolls import paging
 from projections.read_models.rows import KNOWN_NOW_US, amount, day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
-from projections.read_models.scope import org_filter, tree_settled
+from projections.read_models.scope import org_filter, reads_by_root, tree_settled
 from storage.database import Store
 
 BALANCE_KINDS = (AccountKind.ASSET, AccountKind.LIABILITY, AccountKind.NET_ASSETS)
@@ -162,12 +162,8 @@ class StatementQueries:
         months from its root's rows alone (subtree_sums.py)."""
         result: list[dict[tuple[str, int], tuple[int, int]]] = [{} for _ in ranges]
         with self.store.reader() as cur:
-            if not self.store.is_sqlite:
-                # The tree's check and the sums in one snapshot.
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            by_root = (
-                scope == "subtree" and k_us >= KNOWN_NOW_US and self._tree_settled(cur, tree_day)
-            )
+            self.store.one_snapshot(cur)  # the tree's check and the sums
+            by_root = reads_by_root(scope, k_us, lambda: self._tree_settled(cur, tree_day))
             sql, params = self._flows_sql(code, scope, tree_day, k_us, ranges, by_root)
             if sql is None:
                 return result
@@ -207,8 +203,10 @@ class StatementQueries:
 
         selects: list[str] = []
         ctes: list[str] = []
+        walks = not by_root  # reads by root walk the tree only for edge days
         for bucket, (first, last) in enumerate(ranges):
             pieces = ledger_sums.split(first, last)
+            walks = walks or bool(pieces.days)
             if not by_root:
                 selects += ledger_sums.flow_sql(
                     self.tables, bucket, pieces, org_in, k_us, params, ctes
@@ -223,8 +221,8 @@ class StatementQueries:
             selects += ledger_sums.flow_sql(self.tables, bucket, edges, org_in, k_us, params, ctes)
         if not selects:
             return None, params
-        if by_root and not any(ledger_sums.split(a, b).days for a, b in ranges):
-            with_clause = ""  # the tree is not walked
+        if not walks:
+            with_clause = ""
         if ctes:
             with_clause = (f"{with_clause}, " if with_clause else "WITH ") + ", ".join(ctes)
         sql = (
@@ -331,14 +329,12 @@ class StatementQueries:
         on_days = ", ".join(f":d{i}" for i in range(len(days)))
         closing = subtree_sums.closing_lines(self.tables, "l")
         with self.store.reader() as cur:
-            if not self.store.is_sqlite:
-                # The tree's check and the sums in one snapshot.
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self.store.one_snapshot(cur)  # the tree's check and the lines
             with_clause, org_where = org_filter(
                 self.tables, "l.organization_code", scope, code, params
             )
             below = ""
-            if scope == "subtree" and k_us >= KNOWN_NOW_US and self._tree_settled(cur, tree_day):
+            if reads_by_root(scope, k_us, lambda: self._tree_settled(cur, tree_day)):
                 with_clause, org_where = "", "l.organization_code = :root"
                 below = (
                     " UNION ALL SELECT account_code, earmarked, debit_fen, credit_fen"
@@ -564,8 +560,7 @@ class StatementQueries:
         )
         sql = self._journal_rows_sql(with_clause, f"SELECT * {base}")
         with self.store.reader() as cur:
-            if not self.store.is_sqlite:
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self.store.one_snapshot(cur)
             for rows in self.store.chunks(cur, sql, params, rolls.EXPORT_CHUNK_ROWS):
                 yield [_journal_item(row) for row in rows]
 
