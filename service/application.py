@@ -66,7 +66,7 @@ from storage.keys import (
 from storage.outage import bound_retries
 from storage.payload_binding import BoundMapper, PayloadBindingError
 from storage.settings import Settings
-from storage.transcodings import register_transcodings
+from storage.transcodings import LedgerTranscoder, register_transcodings
 
 
 def _uuid(value: Any) -> UUID:
@@ -112,6 +112,13 @@ class Ledger(Application):
             compressor=self.factory.compressor(),
             cipher=None,
         )
+
+    def construct_transcoder(self) -> LedgerTranscoder:
+        """eventsourcing's JSON transcoder with a faster encoder writing the same bytes
+        (storage/transcodings.py)."""
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def _open_with_key(self, configured: ConfiguredKey) -> bytes:
         """The master key, checked against the store (storage/key_check.py): a key file is

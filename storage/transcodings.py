@@ -8,6 +8,7 @@ import datetime
 import zlib
 from typing import Any
 
+import orjson
 from eventsourcing.compressor import ZlibCompressor
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
@@ -58,13 +59,17 @@ class PostingAsList(Transcoding):
         return Posting(org, account, Money(debit_fen), Money(credit_fen), earmarked, counterparty)
 
 
-# Payloads shorter than this are stored plain (still encrypted). Measured on a county demo
-# store's 32,553 payloads (`python -m scripts.bench.payload_codec --store`, docs/benchmarks.md):
-# zlib level 1 saves 17% of a payload under 192 bytes of JSON, 26% from 192 to 384 (joins,
-# admissions: the commonest events) and 40-65% from 384 up (vouchers, snapshots). From 384
-# up, every event stores 0.68 of its JSON instead of 0.57 with everything compressed, and
-# reading decompresses a quarter of the events instead of all of them.
-COMPRESS_FROM_BYTES = 384
+# Payloads shorter than this are stored plain (still encrypted). zlib level 1 saves 17% of a
+# payload under 192 bytes of JSON, 26-27% of the commonest events (member joins, admissions,
+# foundings) and 40-65% of vouchers and snapshots, but costs about 11 µs on the writer's one
+# core even for a few hundred bytes (the deflate state's set-up, whatever the window).
+# Measured with `python -m scripts.bench.payload_codec --store` (docs/benchmarks.md): on a
+# county demo store's events, as written over HTTP (an actor "token:<id>" of 42 characters),
+# joins are 390-450 bytes. From 512, 1% of events are compressed (1.3 µs an event, against
+# 12.5 from 384, where two thirds are), and the store keeps 0.85 of the JSON (0.69 from 384).
+# The threshold was 384 while it was measured on the demo loader's short actor, which kept
+# joins below it.
+COMPRESS_FROM_BYTES = 512
 
 # How a reader tells the two apart without a marker byte of its own: the transcoder writes a
 # payload as a JSON object, so plain text starts with "{" (0x7B); a zlib stream starts with
@@ -92,6 +97,54 @@ class FastZlibCompressor(ZlibCompressor):
 
     def decompress(self, data: bytes) -> bytes:
         return decompress_payload(data)
+
+
+class _NotPlain(Exception):
+    """A value the fast encoder leaves to the standard library's (see LedgerTranscoder)."""
+
+
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+class LedgerTranscoder(JSONTranscoder):
+    """eventsourcing's JSONTranscoder, writing the same bytes in about half the time.
+
+    The event is first turned into plain JSON values: each value of a registered type becomes
+    the transcoder's {"_type_": name, "_data_": data}; then orjson writes it. For plain
+    strings, integers, booleans, None, dicts with string keys, lists and tuples, orjson's
+    compact output is byte for byte the standard library's with the transcoder's settings
+    (separators "," and ":", ensure_ascii off): tests/service/test_transcoder.py shows it for
+    generated events. Anything else (a float, whose text the two libraries may write
+    differently; a subclass of a plain type; a key that is not a string; an unregistered type;
+    an integer beyond 64 bits) sends the whole event down the standard library's path, which
+    writes it as before or raises as before. Decoding is the base class's, unchanged.
+    """
+
+    def encode(self, obj: Any) -> bytes:
+        try:
+            return orjson.dumps(self._plain(obj))
+        except (_NotPlain, orjson.JSONEncodeError):
+            return super().encode(obj)
+
+    def _plain(self, o: Any) -> Any:
+        kind = type(o)
+        if kind in _SCALARS:
+            return o
+        scalars = _SCALARS
+        if kind is dict:
+            out = {}
+            for key, value in o.items():
+                if type(key) is not str:
+                    raise _NotPlain
+                # Plain values inline: most of an event's values are, and a call costs more.
+                out[key] = value if type(value) in scalars else self._plain(value)
+            return out
+        if kind is list or kind is tuple:
+            return [v if type(v) in scalars else self._plain(v) for v in o]
+        transcoding = self.types.get(kind)
+        if transcoding is None:
+            raise _NotPlain
+        return {"_type_": transcoding.name, "_data_": self._plain(transcoding.encode(o))}
 
 
 def register_transcodings(transcoder: JSONTranscoder) -> None:
