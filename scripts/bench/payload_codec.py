@@ -17,7 +17,8 @@ name (a `ledger demo` store: real payloads), and each stage of reading is timed 
 (decrypt, decompress, parse with eventsourcing's transcoder, with orjson alone, with the readers'
 codec storage/payload_codec.py, the whole codec, the mapper's domain events), with the bytes
 stored and the zlib time at each compression threshold (storage/transcodings.py
-COMPRESS_FROM_BYTES), and the write side's JSON encoding with orjson beside the transcoder's.
+COMPRESS_FROM_BYTES, also as if written over HTTP: thresholds_token_actor), and the write
+side's JSON encoding by the ledger's transcoder beside eventsourcing's.
 
 CPU time (process_time), best of --repeat. The machine is shared: compare figures of one run.
 """
@@ -31,15 +32,17 @@ import json
 import os
 import tempfile
 import time
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import JSONTranscoder, StoredEvent
 
 from projections.read_models.event_reader import EventReader, Notification
 from projections.read_models.projector import HANDLERS
+from scripts.demo_loader import ACTOR as DEMO_ACTOR
 from scripts.synthetic import employer_code, id_number, union_code
 from service.application import Ledger
 from service.commands import FoundOrganization, JoinMember, RecordDues
@@ -211,38 +214,34 @@ def thresholds(plains: list[bytes], repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _orjson_state(value: Any, types: dict[type, Any]) -> Any:
-    transcoding = types.get(type(value))
-    if transcoding is None:
-        raise TypeError(type(value))
-    return {"_type_": transcoding.name, "_data_": transcoding.encode(value)}
-
-
 def write_side(ledger: Ledger, stored: list[Any], repeat: int) -> dict[str, Any]:
-    """The transcoder's JSON encoding against orjson's, on the same event states: time, and
-    how many payloads come out byte for byte the same."""
+    """eventsourcing's JSONTranscoder against the ledger's (storage/transcodings.py
+    LedgerTranscoder), on the same event states: time, and how many payloads come out byte
+    for byte the same."""
     mapper = ledger.mapper
     states = []
     for s in stored:
         state = dict(vars(mapper.to_domain_event(s)))
         del state["originator_id"], state["originator_version"]
         states.append(state)
-    types = dict(mapper.transcoder.types)
-    option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-    option |= orjson.OPT_PASSTHROUGH_SUBCLASS
-
-    def fast(state: dict[str, Any]) -> bytes:
-        return orjson.dumps(state, default=lambda v: _orjson_state(v, types), option=option)
-
-    same = sum(mapper.transcoder.encode(st) == fast(st) for st in states)
-    stdlib_s = _best(repeat, lambda: [mapper.transcoder.encode(st) for st in states])
-    orjson_s = _best(repeat, lambda: [fast(st) for st in states])
+    standard = JSONTranscoder()
+    for transcoding in mapper.transcoder.types.values():  # type: ignore[attr-defined]
+        standard.register(transcoding)
+    same = sum(mapper.transcoder.encode(st) == standard.encode(st) for st in states)
+    stdlib_s = _best(repeat, lambda: [standard.encode(st) for st in states])
+    ledger_s = _best(repeat, lambda: [mapper.transcoder.encode(st) for st in states])
     return {
         "events": len(states),
         "transcoder_encode_us_per_event": _us(stdlib_s, len(states)),
-        "orjson_encode_us_per_event": _us(orjson_s, len(states)),
+        "ledger_encode_us_per_event": _us(ledger_s, len(states)),
         "byte_identical": same,
     }
+
+
+# What the events of a demo store would hold had they come over HTTP: a token's actor
+# ("token:" and the token's id) instead of the demo loader's.
+_DEMO_ACTOR = b'"actor":' + orjson.dumps(DEMO_ACTOR)
+_TOKEN_ACTOR = b'"actor":"token:' + str(uuid.UUID(int=0)).encode() + b'"'
 
 
 def measure_store(events: int, repeat: int) -> dict[str, Any]:
@@ -283,6 +282,9 @@ def measure_store(events: int, repeat: int) -> dict[str, Any]:
             "us_per_event": {name: _us(sec, count) for name, sec in stages.items()},
             "events_per_s": {name: round(count / sec) for name, sec in stages.items() if sec > 0},
             "thresholds": thresholds(plains, repeat),
+            "thresholds_token_actor": thresholds(
+                [p.replace(_DEMO_ACTOR, _TOKEN_ACTOR, 1) for p in plains], repeat
+            ),
             "write_json": write_side(ledger, stored[: min(count, 20_000)], repeat),
         }
     finally:
