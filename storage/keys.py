@@ -120,8 +120,11 @@ class MemberIds:
     without the key (an unkeyed hash of an identity number is easy to brute-force)."""
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        # Keyed once and copied per number: the same digest as hmac.new(key, number) at half
+        # the cost (a roster import derives one per row).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def for_id_number(self, id_number: str) -> UUID:
-        digest = hmac.new(self._key, id_number.encode("ascii"), hashlib.sha256).digest()
-        return UUID(bytes=digest[:16], version=4)
+        mac = self._keyed.copy()
+        mac.update(id_number.encode("ascii"))
+        return UUID(bytes=mac.digest()[:16], version=4)
