@@ -21,6 +21,7 @@ from service.bulk_join import BulkWrite, PlannedChunk, plan_chunk, plan_write
 from service.group_commit import ExclusiveWrite
 from service.idempotency import IdempotencyKey
 from service.unit_of_work import CommandResult
+from storage import gc_pause
 
 IMPORT_CHUNK_ROWS = 1000
 # Rows of one transaction, in chunks: a COPY of this many rows' events costs a few times one
@@ -76,27 +77,33 @@ def join_unions(
         owners.clear()
 
     step = IMPORT_CHUNK_ROWS * CHUNKS_PER_WRITE
-    try:
-        for index, (code, rows) in enumerate(unions):
-            if not rows:
-                continue
-            org = ledger.unit_of_work().org(code, field="organization_code")
-            for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
-                part = rows[start : start + IMPORT_CHUNK_ROWS]
-                planned.append(plan_chunk(ledger, org, part, actor=actor, idempotency=idempotency))
-                owners.append(index)
-                if sum(len(c.rows) for c in planned) >= step:
-                    hand_over()
-        if planned:
-            hand_over()
-        while in_flight:
-            collect()
-    except BaseException:
-        # Transactions already handed over finish (each chunk under its own key) first.
-        for _, future in in_flight:
-            with contextlib.suppress(BaseException):
-                future.result()
-        raise
+    # Automatic collection off while the rows go through (storage/gc_pause.py), the young
+    # generations collected between transactions.
+    with gc_pause.paused() as between_writes:
+        try:
+            for index, (code, rows) in enumerate(unions):
+                if not rows:
+                    continue
+                org = ledger.unit_of_work().org(code, field="organization_code")
+                for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
+                    part = rows[start : start + IMPORT_CHUNK_ROWS]
+                    planned.append(
+                        plan_chunk(ledger, org, part, actor=actor, idempotency=idempotency)
+                    )
+                    owners.append(index)
+                    if sum(len(c.rows) for c in planned) >= step:
+                        hand_over()
+                        between_writes()
+            if planned:
+                hand_over()
+            while in_flight:
+                collect()
+        except BaseException:
+            # Transactions already handed over finish (each chunk under its own key) first.
+            for _, future in in_flight:
+                with contextlib.suppress(BaseException):
+                    future.result()
+            raise
     return outcomes
 
 

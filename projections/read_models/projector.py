@@ -23,10 +23,11 @@ from domain.identity import IdNumber
 from domain.members import REMOVAL, RETAIN, TRANSFER_IN, TRANSFER_OUT, WITHDRAWAL
 from domain.organizations import Organization
 from domain.vouchers import Book
-from projections.read_models import gc_pause, ledger_sums, registers, roll_counts, subtree_sums
+from projections.read_models import ledger_sums, registers, roll_counts, subtree_sums
 from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
+from storage import gc_pause
 from storage.database import Store, pg_array
 from storage.event_store import EventLog
 from storage.pii_cipher import PiiCipher

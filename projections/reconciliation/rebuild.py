@@ -15,10 +15,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from projections.read_models import gc_pause, ledger_sums, subtree_sums
+from projections.read_models import ledger_sums, subtree_sums
 from projections.read_models.projector import Projector
 from projections.read_models.schema import LIVE, SHADOW, TableSet
 from projections.reconciliation.compare import Comparison, compare
+from storage import gc_pause
 from storage.database import Store
 
 # Events per transaction of a build: bigger batches mean fewer round trips and commits; the

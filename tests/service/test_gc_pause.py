@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from projections.read_models import gc_pause
+from storage import gc_pause
 
 
 class _Node:

@@ -1,5 +1,5 @@
-"""Long runs of batches (a build, a long catch-up) without Python's automatic cyclic garbage
-collection, collecting the young generations between batches instead.
+"""Long runs of batches (a build, a long catch-up, a roster import) without Python's automatic
+cyclic garbage collection, collecting the young generations between batches instead.
 
 A batch allocates hundreds of thousands of container objects (decoded events, row dicts and
 tuples), nearly all freed by reference counting when the batch is written. The automatic
@@ -9,8 +9,14 @@ PostgreSQL, a quarter to a third of the projector's CPU time. Between batches al
 of a batch is still alive, so collecting the young generations every few batches is cheap,
 and still frees any reference cycle a batch made: memory stays bounded by a few batches.
 
+A roster import is the same shape (service/imports.py: each transaction's planned rows, events
+and stored events, freed once it is written): measured by `python -m
+scripts.bench.roster_import`, automatic collection took a fifth to a quarter of the import's
+rate (docs/benchmarks.md).
+
 The switch is process-wide; it is restored when the run ends (or left alone if someone else
-had already turned it off).
+had already turned it off). In an HTTP process, other requests served meanwhile run without it
+too: for the length of one import, and the young generations are still collected.
 """
 
 from __future__ import annotations
