@@ -225,16 +225,11 @@ def _counts_by_ancestor(
 ) -> roll_counts.Deltas:
     """A batch's changes to the roll counts added up per ancestor of their unions, as Deltas
     of one row per ancestor: summed per union first (a batch has many rows per union)."""
-    per_union: dict[str, list[int]] = {}
+    per_union: roll_counts.Deltas = {}
     for (_, code, _), counts in deltas.items():
-        row = per_union.get(code)
-        if row is None:
-            per_union[code] = list(counts)
-        else:
-            for n, value in enumerate(counts):
-                row[n] += value
+        roll_counts.add(per_union, (0, code, 0), counts, 1)
     added: roll_counts.Deltas = {}
-    for code, counts in per_union.items():
+    for (_, code, _), counts in per_union.items():
         for ancestor in above.get(code, ()):
             roll_counts.add(added, (0, ancestor, 0), counts, 1)
     return added
