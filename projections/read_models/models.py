@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.errors import NotFound
 from projections.read_models.organizations import OrganizationQueries
-from projections.read_models.projector import BATCH_EVENTS, Projector
+from projections.read_models.projector import Projector
 from projections.read_models.registers import RegisterQueries
 from projections.read_models.rolls import RollQueries
 from projections.read_models.rows import from_micros, iso_day, known_us
@@ -49,8 +49,9 @@ class ReadModels:
 
     # --- the projection ---------------------------------------------------------------------
 
-    def catch_up(self, max_events: int | None = None, *, batch_events: int = BATCH_EVENTS) -> int:
-        """Applies pending events (at most max_events) and returns the position reached."""
+    def catch_up(self, max_events: int | None = None, *, batch_events: int | None = None) -> int:
+        """Applies pending events (at most max_events) and returns the position reached;
+        batch_events None: the projector's choice (Projector.catch_up)."""
         return self.projector.catch_up(
             self.tables, max_events=max_events, batch_events=batch_events
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from operator import itemgetter
@@ -35,6 +35,11 @@ from storage.pii_cipher import PiiCipher
 # Events per catch-up transaction: bigger batches amortise the per-batch lookups and commit;
 # on SQLite the batch holds the write lock (about 0.1-0.2 s at this size).
 BATCH_EVENTS = 5_000
+# A long catch-up on PostgreSQL, where a batch locks no writer out: fewer, larger upserts of
+# the sums and fewer lookups per event. Measured on a county store (216,154 events, three pairs
+# in turn): 18,457-19,159 events/s against 15,907-16,290 at 5,000, peak memory 249 MB
+# (40,000: no faster, 425 MB).
+LONG_RUN_BATCH_EVENTS = 20_000
 # A catch-up of at least this many events reads ahead in a thread (Projector._ahead) and
 # pauses automatic garbage collection (gc_pause).
 LONG_CATCH_UP_EVENTS = 2 * BATCH_EVENTS
@@ -240,26 +245,31 @@ class Batch:
         for m in wanted:
             self.open_spans[m] = None
             self.details[m] = None
+        for row in self.select_in("roll_spans", "member_id", wanted, "closed_position IS NULL"):
+            self.open_spans[row["member_id"]] = row
+        for row in self.select_in(
+            "member_details", "member_id", wanted, "superseded_position IS NULL"
+        ):
+            self.details[row["member_id"]] = row
+
+    def select_in(
+        self, table: str, column: str, keys: Sequence[str], where: str = "TRUE"
+    ) -> Iterator[dict[str, Any]]:
+        """The stored rows of `table` whose `column` is one of `keys` (and that match `where`),
+        read in chunks: one query per chunk instead of one per key."""
         sqlite = self.store.is_sqlite
         size = _PREFETCH_CHUNK if sqlite else _PREFETCH_CHUNK_PG
-        for i in range(0, len(wanted), size):
-            chunk = wanted[i : i + size]
+        for i in range(0, len(keys), size):
+            chunk = keys[i : i + size]
             if sqlite:
-                member_in = f"member_id IN ({', '.join('?' for _ in chunk)})"
+                key_in = f"{column} IN ({', '.join('?' for _ in chunk)})"
                 params: Sequence[Any] = chunk
             else:
                 # One array parameter: the statement text stays the same, so it is parsed and
                 # planned once instead of once per chunk.
                 array, value = pg_array(chunk, "text")
-                member_in, params = f"member_id = ANY({array})", (value,)
-            for row in self._select(
-                "roll_spans", f"closed_position IS NULL AND {member_in}", params
-            ):
-                self.open_spans[row["member_id"]] = row
-            for row in self._select(
-                "member_details", f"superseded_position IS NULL AND {member_in}", params
-            ):
-                self.details[row["member_id"]] = row
+                key_in, params = f"{column} = ANY({array})", (value,)
+            yield from self._select(table, f"{where} AND {key_in}", params)
 
     def org_code(self, aggregate_id: str) -> str:
         code = self.org_codes.get(aggregate_id)
@@ -884,6 +894,7 @@ class Projector:
         batch = Batch(self.store, cur, tables, self.cipher, self._org_codes, keep_sums=keep_sums)
         decoded = []
         member_ids: set[str] = set()
+        register_keys: dict[tuple[str, str], set[str]] = {}
         done = False
         consumed = 0
         for n, event, _codes in items:
@@ -903,7 +914,11 @@ class Projector:
             decoded.append((n.id, at_us, HANDLERS[n.topic], event))
             if n.topic.startswith(_MEMBER_PREFIX):
                 member_ids.add(event.originator_id)
+            lookup = registers.PREFETCH.get(n.topic)
+            if lookup is not None:
+                register_keys.setdefault(lookup, set()).add(str(event.originator_id))
         batch.prefetch_members(member_ids)
+        registers.prefetch(batch, register_keys)
         for event_position, at_us, handler, event in decoded:
             batch.position, batch.at_us = event_position, at_us
             handler(batch, event)
@@ -940,10 +955,11 @@ class Projector:
         max_events: int | None = None,
         stop: int | None = None,
         until_us: int | None = None,
-        batch_events: int = BATCH_EVENTS,
+        batch_events: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
-        """Applies pending events, one transaction per batch; returns the position reached."""
+        """Applies pending events, one transaction per batch; returns the position reached.
+        batch_events None: BATCH_EVENTS, or LONG_RUN_BATCH_EVENTS in a long run on PostgreSQL."""
         with self.store.reader() as cur:
             position = self.read_position(cur, tables, lock=False)[0]
         # Nothing new: no write lock taken (readers call this before every query).
@@ -952,6 +968,9 @@ class Projector:
             return position
         applied = 0
         long_run = head - position >= LONG_CATCH_UP_EVENTS
+        if batch_events is None:
+            bulk = long_run and not self.store.is_sqlite
+            batch_events = LONG_RUN_BATCH_EVENTS if bulk else BATCH_EVENTS
         with (
             self.store.writer() as conn,
             self._ahead(position, long_run, batch_events, stop),

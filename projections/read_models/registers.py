@@ -49,10 +49,52 @@ def _find(b: Any, table: str, key_column: str, key: str) -> dict[str, Any] | Non
     cache = _stored(b)
     if (table, key) not in cache:
         rows = b._select(table, f"{key_column} = ?", (key,))
-        if not rows:
-            return None
-        cache[(table, key)] = rows[0]
+        cache[(table, key)] = rows[0] if rows else None
     return cache[(table, key)]
+
+
+# The rows of earlier batches that a handler reads, by the topic of its event: the table, and
+# the column the event's originator id is looked up in. prefetch() reads them for a whole
+# batch at its start, a query per table instead of one per event.
+PREFETCH = {
+    "ledger:HardshipFile.Reviewed": ("hardship_files", "file_id"),
+    "ledger:HardshipFile.Closed": ("hardship_files", "file_id"),
+    "ledger:ModelWorker.HonourAdded": ("model_workers", "model_worker_id"),
+    "ledger:ModelWorker.Revoked": ("model_workers", "model_worker_id"),
+    # files_follow: the files a member who transfers keeps.
+    "ledger:Member.TransferAccepted": ("hardship_files", "member_id"),
+}
+_KEY_COLUMNS = {"hardship_files": "file_id", "model_workers": "model_worker_id"}
+
+
+def prefetch(b: Any, wanted: dict[tuple[str, str], set[str]]) -> None:
+    """Reads the stored rows the batch's events will look up (PREFETCH), into the cache
+    _find reads; a key with no stored row is cached as None."""
+    cache = _stored(b)
+    files_of = _files_of(b)
+    for (table, column), ids in wanted.items():
+        keys = sorted(ids)
+        key_column = _KEY_COLUMNS[table]
+        if column == key_column:
+            for key in keys:
+                cache.setdefault((table, key), None)
+        else:
+            for key in keys:
+                files_of.setdefault(key, [])
+        for row in b.select_in(table, column, keys):
+            key = row[key_column]
+            if cache.get((table, key)) is None:
+                cache[(table, key)] = row
+            if column != key_column:
+                files_of[row[column]].append(key)
+
+
+def _files_of(b: Any) -> dict[str, list[str]]:
+    """Per member, the ids of the stored hardship files prefetched for a transfer."""
+    files = getattr(b, "_register_files_of", None)
+    if files is None:
+        files = b._register_files_of = {}
+    return files
 
 
 def _row(b: Any, table: str, key_column: str, key: str) -> dict[str, Any]:
@@ -131,9 +173,15 @@ def files_follow(b: Any, member_id: str, organization_code: str) -> None:
     rows = [r for r in b.inserts["hardship_files"].values() if r["member_id"] == member_id]
     new = {r["file_id"] for r in rows}
     cache = _stored(b)
-    for stored in b._select("hardship_files", "member_id = ?", (member_id,)):
-        if stored["file_id"] not in new:
-            rows.append(cache.setdefault(("hardship_files", stored["file_id"]), stored))
+    stored_ids = _files_of(b).get(member_id)
+    if stored_ids is None:  # not prefetched
+        stored_ids = []
+        for stored in b._select("hardship_files", "member_id = ?", (member_id,)):
+            cache.setdefault(("hardship_files", stored["file_id"]), stored)
+            stored_ids.append(stored["file_id"])
+    for file_id in stored_ids:
+        if file_id not in new:
+            rows.append(cache[("hardship_files", file_id)])
     for row in rows:
         b.update("hardship_files", row, organization_code=organization_code)
 

@@ -58,8 +58,6 @@ class ProjectionWorker:
         self._thread: threading.Thread | None = None
 
     def catch_up_once(self) -> int:
-        if self.batch_events is None:
-            return self.read_models.catch_up()
         return self.read_models.catch_up(batch_events=self.batch_events)
 
     def run(self) -> None:

@@ -73,7 +73,10 @@ def _pay(ledger, payer, member_id, programme, on, amount):
     ).body["voucher_id"]
 
 
-def test_registers_on_the_read_side(setup, backend):
+# Batches of one and three events: every register handler then reads rows of earlier batches
+# (prefetched for the batch), alone or beside rows of its own batch.
+@pytest.mark.parametrize("batch_events", [None, 1, 3])
+def test_registers_on_the_read_side(setup, backend, batch_events):
     ledger, tree, rm = setup
     for org in (tree.base_a, tree.base_b):
         ledger.execute(
@@ -161,7 +164,10 @@ def test_registers_on_the_read_side(setup, backend):
         )
     ).body["transfer_id"]
     ledger.execute(AcceptTransfer(member_id=a1, transfer_id=transfer, effective_on="2025-11-01"))
-    rm.catch_up()
+    if batch_events is None:
+        rm.catch_up()
+    else:
+        rm.catch_up(batch_events=batch_events)
 
     on_a = rm.hardship_files(tree.base_a, as_of=D(2025, 12, 31))
     assert [f["file_id"] for f in on_a["items"]] == [f2]
