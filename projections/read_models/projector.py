@@ -72,6 +72,11 @@ CHANNEL_LABELS = {"employer": "单位缴纳", "tax": "税务代收"}
 # Row dicts to key tuples and to column tuples: built once, used for every row.
 _KEY_OF = {name: itemgetter(*t.key) for name, t in TABLES_BY_NAME.items()}
 _VALUES_OF = {name: itemgetter(*t.column_names) for name, t in TABLES_BY_NAME.items()}
+# The PostgreSQL type of each column, as binary COPY needs them named (schema._TYPES).
+_PG_COPY_TYPE_NAMES = {"text": "text", "int": "int8", "blob": "bytea"}
+_PG_COPY_TYPES = {
+    name: [_PG_COPY_TYPE_NAMES[kind] for _, kind in t.columns] for name, t in TABLES_BY_NAME.items()
+}
 
 
 class ProjectionError(RuntimeError):
@@ -197,10 +202,13 @@ class Batch:
                     values,
                 )
             else:
-                # COPY: one stream per table instead of a round of messages per row.
+                # COPY: one stream per table instead of a round of messages per row; binary,
+                # so that encrypted fields go as their bytes, not as hex text.
                 with self.cur.copy(
                     f"COPY {self.tables.table(table)} ({', '.join(names)}) FROM STDIN"
+                    " (FORMAT BINARY)"
                 ) as copy:
+                    copy.set_types(_PG_COPY_TYPES[table])
                     for row in values:
                         copy.write_row(row)
         if self.sums is not None:
