@@ -37,8 +37,8 @@ from storage.pii_cipher import PiiCipher
 BATCH_EVENTS = 5_000
 # A long catch-up on PostgreSQL, where a batch locks no writer out: fewer, larger upserts of
 # the sums and fewer lookups per event. Measured on a county store (216,154 events, three pairs
-# in turn): 18,457-19,159 events/s against 15,907-16,290 at 5,000, peak memory 249 MB
-# (40,000: no faster, 425 MB).
+# in turn): 18,457-19,159 events/s against 15,907-16,290 at 5,000, peak resident memory 243 MiB
+# (40,000: no faster, 415 MiB).
 LONG_RUN_BATCH_EVENTS = 20_000
 # A catch-up of at least this many events reads ahead in a thread (Projector._ahead) and
 # pauses automatic garbage collection (gc_pause).
