@@ -72,11 +72,6 @@ CHANNEL_LABELS = {"employer": "单位缴纳", "tax": "税务代收"}
 # Row dicts to key tuples and to column tuples: built once, used for every row.
 _KEY_OF = {name: itemgetter(*t.key) for name, t in TABLES_BY_NAME.items()}
 _VALUES_OF = {name: itemgetter(*t.column_names) for name, t in TABLES_BY_NAME.items()}
-# The PostgreSQL type of each column, as binary COPY needs them named (schema._TYPES).
-_PG_COPY_TYPE_NAMES = {"text": "text", "int": "int8", "blob": "bytea"}
-_PG_COPY_TYPES = {
-    name: [_PG_COPY_TYPE_NAMES[kind] for _, kind in t.columns] for name, t in TABLES_BY_NAME.items()
-}
 
 
 class ProjectionError(RuntimeError):
@@ -208,7 +203,7 @@ class Batch:
                     f"COPY {self.tables.table(table)} ({', '.join(names)}) FROM STDIN"
                     " (FORMAT BINARY)"
                 ) as copy:
-                    copy.set_types(_PG_COPY_TYPES[table])
+                    copy.set_types(TABLES_BY_NAME[table].postgres_types)
                     for row in values:
                         copy.write_row(row)
         if self.sums is not None:

@@ -45,6 +45,11 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
+    @property
+    def postgres_types(self) -> list[str]:
+        """Its columns' PostgreSQL types, in order (for a binary COPY, which names them)."""
+        return [_TYPES["postgres"][kind].lower() for _, kind in self.columns]
+
 
 LEDGER_SUMS_COLUMNS = (
     ("organization_code", "text"),

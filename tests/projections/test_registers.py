@@ -164,10 +164,7 @@ def test_registers_on_the_read_side(setup, backend, batch_events):
         )
     ).body["transfer_id"]
     ledger.execute(AcceptTransfer(member_id=a1, transfer_id=transfer, effective_on="2025-11-01"))
-    if batch_events is None:
-        rm.catch_up()
-    else:
-        rm.catch_up(batch_events=batch_events)
+    rm.catch_up(batch_events=batch_events)  # None: the projector's own batch size
 
     on_a = rm.hardship_files(tree.base_a, as_of=D(2025, 12, 31))
     assert [f["file_id"] for f in on_a["items"]] == [f2]
