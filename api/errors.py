@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.json_answer import JsonAnswer
 from domain.errors import (
     ContentTooLarge,
     IdempotencyKeyReused,
@@ -120,7 +121,7 @@ def problem(
         body["errors"] = [
             {key: mask_text(value) for key, value in error.items()} for error in errors
         ]
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    return JsonAnswer(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
+from api.json_answer import JsonAnswer
 from api.presenting import present
 from api.security import Caller
 from domain.access import MAX_READ_MEMBER_IDS
@@ -191,7 +192,7 @@ def document_answer(
     filed document `document(header lines, answer)` makes of it: masked, or read unmasked and
     recorded once, header and all."""
     if fmt == "json":
-        return JSONResponse(present(caller, found, f"{purpose} format={fmt}"))
+        return JsonAnswer(present(caller, found, f"{purpose} format={fmt}"))
     header = header_block(
         caller,
         code,

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from api.json_answer import JsonAnswer
 from api.security import Caller
 from domain.privacy import mask
 from service.commands import Command, RecordPiiRead
@@ -75,4 +76,4 @@ def written(caller: Caller, result: CommandResult, purpose: str, status_code: in
     body = present(caller, result.body, purpose)
     body = {**body, "position": result.position}
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(body, status_code=status_code, headers=headers)
+    return JsonAnswer(body, status_code=status_code, headers=headers)

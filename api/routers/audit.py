@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.idempotent import run_once
+from api.json_answer import JsonAnswer
 from api.models.common import CREDIT_CODE_PATTERN, ERRORS
 from api.models.reads import AuditEvents, Seal, Seals, Verification
 from api.presenting import present
@@ -57,7 +58,7 @@ def seal(caller: Admin, idempotency: Idempotency) -> JSONResponse:
     caller.require_deployment_wide("sealing the audit chain")
     body, replayed = run_once(caller, idempotency, "audit_seal", {}, caller.services.audit.seal)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code=201, headers=headers)
+    return JsonAnswer(body, status_code=201, headers=headers)
 
 
 @router.get("/seals", response_model=Seals)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
 from api.idempotent import run_once
+from api.json_answer import JsonAnswer
 from api.models.common import ERRORS, CreditCodeText
 from api.models.members import ImportReport
 from api.presenting import present
@@ -82,4 +83,4 @@ def import_members(
         lambda: _join_rows(caller, idempotency, organization_code, file),
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(present(caller, report, "POST /v1/members/imports"), headers=headers)
+    return JsonAnswer(present(caller, report, "POST /v1/members/imports"), headers=headers)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api.errors import problem
+from api.json_answer import JsonAnswer
 from api.metrics import CONTENT_TYPE
 from api.services import Services, services
 
@@ -29,7 +30,7 @@ def readyz(svc: Svc) -> JSONResponse:
     bound = svc.settings.ready_max_lag_events
     if lag > bound:
         return problem(503, f"the read models are {lag} events behind (bound {bound})")
-    return JSONResponse({"status": "ready", "position": head, "projection_lag_events": lag})
+    return JsonAnswer({"status": "ready", "position": head, "projection_lag_events": lag})
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

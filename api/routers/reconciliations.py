@@ -19,6 +19,7 @@ from pydantic import ConfigDict
 
 from api.exporting import TABLE_FORMATS, XLSX
 from api.idempotent import run_once
+from api.json_answer import JsonAnswer
 from api.models.common import ERRORS, CreditCodeText, MonthText, RequestModel, text
 from api.presenting import present
 from api.queries import DayParam, FormatParam, PageParam, PageSizeParam, day_or_today
@@ -108,7 +109,7 @@ def create_run(
 
     answer, replayed = run_once(caller, idempotency, COMMAND, request, work)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(
+    return JsonAnswer(
         present(caller, answer, "POST /v1/reconciliations"), status_code=201, headers=headers
     )
 
@@ -136,7 +137,7 @@ def list_reconciliations(
         caller.services.ledger, code, period, offset=(page - 1) * page_size, limit=page_size
     )
     body = {"items": items, "page": page, "page_size": page_size, "total": total}
-    return JSONResponse(present(caller, body, "GET /v1/reconciliations"))
+    return JsonAnswer(present(caller, body, "GET /v1/reconciliations"))
 
 
 def _visible(caller: Caller, run_id: str) -> None:
@@ -153,7 +154,7 @@ def show_reconciliation(caller: Reader, run_id: str, format: FormatParam = "json
         f"GET /v1/reconciliations/{{run_id}} format={format}",
     )
     if format == "json":
-        return JSONResponse(run)
+        return JsonAnswer(run)
     name = f"reconciliation-{run['organization_code']}-{run['period']}-{run['run_id'][:8]}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}.{format}"'}
     if format == "csv":
@@ -173,7 +174,7 @@ def sign_off(caller: Auditor, idempotency: Idempotency, run_id: str, body: SignO
     )
     run = {**run_view(ledger, run_id), "position": result.position}
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(
+    return JsonAnswer(
         present(caller, run, "POST /v1/reconciliations/{run_id}/sign-off"), headers=headers
     )
 
@@ -194,4 +195,4 @@ def organization_alerts(caller: Reader, code: str, as_of: DayParam = None) -> JS
         "items": found,
         "total": len(found),
     }
-    return JSONResponse(present(caller, body, "GET /v1/organizations/{code}/alerts"))
+    return JsonAnswer(present(caller, body, "GET /v1/organizations/{code}/alerts"))

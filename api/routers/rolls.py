@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from api.exporting import TABLE_FORMATS, export, header_block, shown
+from api.json_answer import JsonAnswer
 from api.models.common import ERRORS
 from api.models.reads import RollChanges, RollPage, RollSummary
 from api.presenting import present
@@ -60,7 +61,7 @@ def roll(
             page=page,
             page_size=page_size,
         )
-        return JSONResponse(present(caller, found, purpose))
+        return JsonAnswer(present(caller, found, purpose))
     chunks = read_models.whole_roll(code, as_of=day, known_at=moment, scope=scope, status=status)
     when = ("截至", str(day) + (f"，会籍状态 {status}" if status else ""))
     header = header_block(
@@ -120,7 +121,7 @@ def roll_changes(
             page=page,
             page_size=page_size,
         )
-        return JSONResponse(present(caller, found, purpose))
+        return JsonAnswer(present(caller, found, purpose))
     chunks = read_models.whole_roll_changes(
         code, date_from=start, date_to=end, known_at=moment, scope=scope
     )

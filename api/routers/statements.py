@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from api.exporting import TABLE_FORMATS, export, header_block, shown, statement_answer
+from api.json_answer import JsonAnswer
 from api.models.common import ERRORS
 from api.models.reads import Journal, Statement
 from api.presenting import present
@@ -194,7 +195,7 @@ def journal(
             page_size=page_size,
             account_code=account_code,
         )
-        return JSONResponse(present(caller, found, purpose))
+        return JsonAnswer(present(caller, found, purpose))
     chunks = read_models.whole_journal(
         code, date_from=start, date_to=end, known_at=moment, scope=scope, account_code=account_code
     )
