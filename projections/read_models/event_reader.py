@@ -136,25 +136,39 @@ class EventReader:
                 "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
             )
         else:
+            # One-sided: with no statistics on the table (autovacuum off, or a store just
+            # loaded) PostgreSQL guessed a two-sided range at a few thousand rows and planned a
+            # bitmap scan of every later event and a sort on disk, for every batch (180 ms a
+            # batch of 10,000 on a county store, against 5 ms through the index in order, and
+            # growing with the log). A stop is kept by the limit instead (select()).
             schema = recorder.datastore.schema
             self._sql = (
                 f"SELECT notification_id, topic, originator_id::text, "
                 f"originator_version, CASE WHEN topic = ANY(%s) THEN NULL ELSE state "
                 f'END FROM "{schema}".'
-                f'"{recorder.events_table_name}" WHERE notification_id > %s AND '
-                "notification_id <= %s ORDER BY notification_id LIMIT %s"
+                f'"{recorder.events_table_name}" WHERE notification_id > %s '
+                "ORDER BY notification_id LIMIT %s"
             )
 
     def select(
         self, cur: Any, *, after: int, limit: int, stop: int | None = None
     ) -> list[Notification]:
         """Up to `limit` notifications after position `after` (and at most `stop`)."""
-        stop = 2**62 if stop is None else stop
         if self.store.is_sqlite:
-            cur.execute(self._sql, (*self.unread, after, stop, limit))
-        else:
-            cur.execute(self._sql, (list(self.unread), after, stop, limit), prepare=True)
-        return [Notification(*row) for row in cur.fetchall()]
+            cur.execute(self._sql, (*self.unread, after, 2**62 if stop is None else stop, limit))
+            return [Notification(*row) for row in cur.fetchall()]
+        if stop is not None:
+            # Positions are unique and increasing: at most stop - after of them are in
+            # (after, stop], and they come first; later ones (past a gap) are dropped below.
+            limit = min(limit, stop - after)
+            if limit <= 0:
+                return []
+        # Binary: the payloads come as their bytes, not as hex text (half the read's time).
+        cur.execute(self._sql, (list(self.unread), after, limit), prepare=True, binary=True)
+        rows = [Notification(*row) for row in cur.fetchall()]
+        if stop is not None and rows and rows[-1].id > stop:
+            rows = [n for n in rows if n.id <= stop]
+        return rows
 
     def read_chunk(self, cur: Any, *, after: int, limit: int, stop: int | None = None) -> Chunk:
         """select() and decode() together: the unit the projector applies."""
