@@ -600,16 +600,28 @@ class TableSet:
             f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
         )
 
-    def create_secondary_indexes(self, store: Store, cur, *, keys: bool = True) -> None:
-        """The query indexes, and (keys) the unique keys create() left out: a duplicate key
-        fails here, so a bulk build still proves every key unique."""
+    def secondary_index_statements(self, table: Table, *, keys: bool = True) -> list[str]:
+        """The statements that create a table's query indexes, and (keys) the unique key
+        create() left out: a duplicate key fails there, so a bulk build still proves every
+        key unique."""
         generation = secrets.token_hex(4)
+        name = self.table(table.name)
+        statements = []
+        if keys and not table.looked_up:
+            statements.append(
+                f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
+            )
+        for n, cols in enumerate(table.indexes):
+            statements.append(
+                f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})"
+            )
+        return statements
+
+    def create_secondary_indexes(self, store: Store, cur, *, keys: bool = True) -> None:
+        """Every table's secondary_index_statements, in this transaction."""
         for table in TABLES:
-            name = self.table(table.name)
-            if keys and not table.looked_up:
-                self._create_key(cur, table, generation)
-            for n, cols in enumerate(table.indexes):
-                cur.execute(f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})")
+            for statement in self.secondary_index_statements(table, keys=keys):
+                cur.execute(statement)
 
     def _secondary_indexes(self, store: Store, cur, table: str) -> dict[str, tuple[str, ...]]:
         """The non-unique indexes of a table of this set: name -> columns."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from projections.read_models import ledger_sums, subtree_sums
 from projections.read_models.projector import Projector
-from projections.read_models.schema import LIVE, SHADOW, TableSet
+from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet
 from projections.reconciliation.compare import Comparison, compare
 from storage import gc_pause
 from storage.database import Store
@@ -107,15 +109,66 @@ def build(
                     on_batch(progress.position)
                 if progress.done:
                     break
-        with store.transaction(conn) as cur:
-            ledger_sums.fill(store, cur, tables)
-            subtree_sums.fill(store, cur, tables)
-            if not store.is_sqlite:
-                cur.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_CACHE_KIB}kB'")
-            tables.create_secondary_indexes(store, cur)
+        _finish(store, conn, tables)
     finally:
         conn.close()
     return progress.position, events, time.perf_counter() - started
+
+
+# The tables the fills at the end of a build write (ledger_sums.fill, subtree_sums.fill):
+# their indexes come after the fills, in the fills' transaction.
+FILLED_TABLES = ("ledger_sums", "org_ancestors", "subtree_sums", "subtree_roll_totals")
+
+
+def _finish(store: Store, conn: Any, tables: TableSet) -> None:
+    """The sums filled from the built rows, then every table's query indexes and unique keys.
+
+    PostgreSQL runs each statement on one core, and these took about a quarter of a county
+    build (some 0.8 s of fills and 2.3 s of index builds, 216,154 events), with the building
+    process idle. So on PostgreSQL the other tables' indexes are created meanwhile on a
+    second connection, the two connections taking the statements from one queue: two cores
+    instead of one. Each connection commits its own; a build that stops between them is
+    started over from its first event anyway (build drops the set first)."""
+    if store.is_sqlite:
+        with store.transaction(conn) as cur:
+            ledger_sums.fill(store, cur, tables)
+            subtree_sums.fill(store, cur, tables)
+            tables.create_secondary_indexes(store, cur)
+        return
+    queue: SimpleQueue[str] = SimpleQueue()
+    for table in TABLES:
+        if table.name not in FILLED_TABLES:
+            for statement in tables.secondary_index_statements(table):
+                queue.put(statement)
+
+    def drain(cur: Any) -> None:
+        cur.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_CACHE_KIB}kB'")
+        while True:
+            try:
+                statement = queue.get_nowait()
+            except Empty:
+                return
+            cur.execute(statement)
+
+    def aside() -> None:
+        other = store.connect()
+        try:
+            with store.transaction(other) as cur:
+                drain(cur)
+        finally:
+            other.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="build-indexes") as pool:
+        indexing = pool.submit(aside)
+        with store.transaction(conn) as cur:
+            ledger_sums.fill(store, cur, tables)
+            subtree_sums.fill(store, cur, tables)
+            for table in TABLES:
+                if table.name in FILLED_TABLES:
+                    for statement in tables.secondary_index_statements(table):
+                        cur.execute(statement)
+            drain(cur)
+        indexing.result()  # its error, if any, is the build's
 
 
 def _shadow_transaction(store: Store, cur: Any, tables: TableSet) -> None:
