@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 
 import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from projections.read_models import ledger_sums
 from projections.read_models.models import ReadModels
 from projections.read_models.projector import HANDLERS
 from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet
@@ -134,10 +136,20 @@ def test_a_bulk_build_ends_with_every_index_and_the_same_rows(history):
     assert_equal_to_rebuild(rm)
 
 
-def test_a_duplicate_key_fails_the_build_at_the_end(history):
-    """The keys a build creates last still prove every row unique."""
+@pytest.mark.parametrize("slow_fills", [False, True])
+def test_a_duplicate_key_fails_the_build_at_the_end(history, monkeypatch, slow_fills):
+    """The keys a build creates last still prove every row unique. slow_fills: the fills
+    take long enough that, on PostgreSQL, the second connection meets the duplicate."""
     _, rm = history
     store = rm.store
+    if slow_fills:
+        fill = ledger_sums.fill
+
+        def slow_fill(*args):
+            time.sleep(1.0)
+            fill(*args)
+
+        monkeypatch.setattr(ledger_sums, "fill", slow_fill)
     conn = store.connect()
     try:
         with store.transaction(conn) as cur:
