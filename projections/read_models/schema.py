@@ -595,10 +595,11 @@ class TableSet:
         )
 
     def _create_key(self, cur, table: Table, generation: str) -> None:
+        cur.execute(self._key_statement(table, generation))
+
+    def _key_statement(self, table: Table, generation: str) -> str:
         name = self.table(table.name)
-        cur.execute(
-            f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
-        )
+        return f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
 
     def secondary_index_statements(self, table: Table, *, keys: bool = True) -> list[str]:
         """The statements that create a table's query indexes, and (keys) the unique key
@@ -608,9 +609,7 @@ class TableSet:
         name = self.table(table.name)
         statements = []
         if keys and not table.looked_up:
-            statements.append(
-                f"CREATE UNIQUE INDEX {name}_key_{generation} ON {name} ({', '.join(table.key)})"
-            )
+            statements.append(self._key_statement(table, generation))
         for n, cols in enumerate(table.indexes):
             statements.append(
                 f"CREATE INDEX {name}_i{n}_{generation} ON {name} ({', '.join(cols)})"

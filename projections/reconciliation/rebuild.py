@@ -127,14 +127,9 @@ def _finish(store: Store, conn: Any, tables: TableSet) -> None:
     build (some 0.8 s of fills and 2.3 s of index builds, 216,154 events), with the building
     process idle. So on PostgreSQL the other tables' indexes are created meanwhile on a
     second connection, the two connections taking the statements from one queue: two cores
-    instead of one. Each connection commits its own; a build that stops between them is
-    started over from its first event anyway (build drops the set first)."""
-    if store.is_sqlite:
-        with store.transaction(conn) as cur:
-            ledger_sums.fill(store, cur, tables)
-            subtree_sums.fill(store, cur, tables)
-            tables.create_secondary_indexes(store, cur)
-        return
+    instead of one (SQLite has one writer: its build's connection takes them all). Each
+    connection commits its own; a build that stops between them is started over from its
+    first event anyway (build drops the set first)."""
     queue: SimpleQueue[str] = SimpleQueue()
     for table in TABLES:
         if table.name not in FILLED_TABLES:
@@ -142,7 +137,8 @@ def _finish(store: Store, conn: Any, tables: TableSet) -> None:
                 queue.put(statement)
 
     def drain(cur: Any) -> None:
-        cur.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_CACHE_KIB}kB'")
+        if not store.is_sqlite:
+            cur.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_CACHE_KIB}kB'")
         while True:
             try:
                 statement = queue.get_nowait()
@@ -159,7 +155,7 @@ def _finish(store: Store, conn: Any, tables: TableSet) -> None:
             other.close()
 
     with ThreadPoolExecutor(1, thread_name_prefix="build-indexes") as pool:
-        indexing = pool.submit(aside)
+        indexing = None if store.is_sqlite else pool.submit(aside)
         with store.transaction(conn) as cur:
             ledger_sums.fill(store, cur, tables)
             subtree_sums.fill(store, cur, tables)
@@ -168,7 +164,8 @@ def _finish(store: Store, conn: Any, tables: TableSet) -> None:
                     for statement in tables.secondary_index_statements(table):
                         cur.execute(statement)
             drain(cur)
-        indexing.result()  # its error, if any, is the build's
+        if indexing is not None:
+            indexing.result()  # its error, if any, is the build's
 
 
 def _shadow_transaction(store: Store, cur: Any, tables: TableSet) -> None:
