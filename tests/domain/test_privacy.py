@@ -193,3 +193,37 @@ def test_masking_copies_and_leaves_the_original_alone() -> None:
     before = json.dumps(view)
     mask(view)
     assert json.dumps(view) == before
+
+
+def _masked_ids_only(value):
+    """value with each id_number masked, tuples as lists: what mask() gives for data holding
+    no other personal key."""
+    if isinstance(value, list | tuple):
+        return [_masked_ids_only(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: mask_id_number(item)
+            if key == "id_number" and isinstance(item, str)
+            else _masked_ids_only(item)
+            for key, item in value.items()
+        }
+    return value
+
+
+# Data of row numbers, ids, amounts and flags (keys mask() leaves alone) at any depth, with a
+# person's id_number somewhere among them.
+_PLAIN_DATA = st.recursive(
+    st.integers() | st.text(max_size=6) | st.booleans() | st.none() | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.sampled_from(["row", "member_id", "amount", "replayed", 7]), inner)
+        | st.fixed_dictionaries({"id_number": NUMBERS, "rows": inner})
+    ),
+    max_leaves=25,
+)
+
+
+@given(_PLAIN_DATA)
+def test_masking_reaches_every_depth_and_leaves_every_other_value_as_it_was(value) -> None:
+    assert mask(value) == _masked_ids_only(value)
