@@ -53,7 +53,16 @@ scalars = (
     | st.booleans()
     | st.none()
     | st.floats(allow_nan=True, allow_infinity=True)  # never in events: the slow path
-    | st.datetimes(timezones=st.just(datetime.UTC))
+    # Naive and UTC (orjson writes them), and other offsets, to the second (the transcoding).
+    | st.datetimes(timezones=st.none() | st.just(datetime.UTC))
+    | st.datetimes(
+        timezones=st.builds(
+            datetime.timezone,
+            st.timedeltas(
+                min_value=-datetime.timedelta(hours=23), max_value=datetime.timedelta(hours=23)
+            ),
+        )
+    )
     | st.dates()
     | st.uuids()
     | st.decimals(allow_nan=False, places=2)
