@@ -29,7 +29,11 @@ EXPORT_TIMEOUT_S = 1800.0
 def measure(store: BenchStore, code: str, as_of: str) -> dict[str, Any]:
     result: dict[str, Any] = {"organization_code": code, "as_of": as_of}
     for fmt in ("xlsx", "csv"):
-        env = {**os.environ, **store.environment()}
+        # Two connections in each of its pools: it reads alone, while the server beside it
+        # (two HTTP processes and the projection, each with two pools sized for 64 clients,
+        # scripts/bench/database.py) and this process hold most of PostgreSQL's 100. With
+        # the server's size the export was once refused ("too many clients").
+        env = {**os.environ, **store.environment(), "LEDGER_POSTGRES_POOL_SIZE": "2"}
         with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
             out = Path(tmp) / f"roll.{fmt}"
             stdout = run_module(
