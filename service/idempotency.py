@@ -55,7 +55,8 @@ def _canonical(command: str, request: dict[str, Any]) -> bytes:
     value of another type written as its str(). A request of plain JSON values only (strings,
     integers, booleans, None, lists, tuples, dicts with string keys: every roster chunk, most
     commands) is written by orjson, whose bytes for those are the same (a property test shows
-    it) in a tenth of the time: 3.6 ms against 0.3 for a chunk of 1,000 roster rows."""
+    it): 1.2 ms for a chunk of 1,000 roster rows, the check of its types included, against
+    3.6 ms."""
     document = {"command": command, "request": request}
     if _plain_json(request):
         try:
