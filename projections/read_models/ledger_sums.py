@@ -129,6 +129,10 @@ def write(store: Store, cur: Any, tables: TableSet, sums: Sums, name: str = "led
     )
 
 
+# The table fill() writes (its indexes come after it in a bulk build).
+FILLS = ("ledger_sums",)
+
+
 def fill(store: Store, cur: Any, tables: TableSet) -> None:
     """Sums every line of `tables` into its empty ledger_sums at once: what add() and write()
     would have stored batch by batch, for a bulk build (a third of their cost, measured on a

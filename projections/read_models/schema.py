@@ -586,16 +586,13 @@ class TableSet:
             columns = ", ".join(f"{c} {types[t]}" for c, t in table.columns)
             cur.execute(f"CREATE TABLE {name} ({columns})")
             if table.looked_up or secondary_indexes:
-                self._create_key(cur, table, generation)
+                cur.execute(self._key_statement(table, generation))
         if secondary_indexes:
             self.create_secondary_indexes(store, cur, keys=False)
         cur.executemany(
             store.sql(f"INSERT INTO {self.table('position')} VALUES (?, ?, ?)"),
             [("position", 0, 0), ("schema", SCHEMA_VERSION, 0)],
         )
-
-    def _create_key(self, cur, table: Table, generation: str) -> None:
-        cur.execute(self._key_statement(table, generation))
 
     def _key_statement(self, table: Table, generation: str) -> str:
         name = self.table(table.name)

@@ -94,6 +94,10 @@ def _insert_tree_now(cur: Any, tables: TableSet) -> None:
     )
 
 
+# The tables fill() writes (their indexes come after it in a bulk build).
+FILLS = ("org_ancestors", "subtree_sums", "subtree_roll_totals")
+
+
 def fill(store: Store, cur: Any, tables: TableSet) -> None:
     """The three tables of a bulk build, from its org_parents, its filled ledger_sums and
     roll_totals, and its lines (the closing rows)."""

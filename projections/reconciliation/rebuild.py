@@ -115,9 +115,9 @@ def build(
     return progress.position, events, time.perf_counter() - started
 
 
-# The tables the fills at the end of a build write (ledger_sums.fill, subtree_sums.fill):
-# their indexes come after the fills, in the fills' transaction.
-FILLED_TABLES = ("ledger_sums", "org_ancestors", "subtree_sums", "subtree_roll_totals")
+# The tables the fills at the end of a build write: their indexes come after the fills, in
+# the fills' transaction.
+FILLED_TABLES = (*ledger_sums.FILLS, *subtree_sums.FILLS)
 
 
 def _finish(store: Store, conn: Any, tables: TableSet) -> None:
