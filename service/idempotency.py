@@ -19,6 +19,7 @@ import orjson
 
 from domain.base import stable_id
 from domain.errors import InvalidValue
+from storage.transcodings import PLAIN_SCALARS
 
 MAX_KEY_LENGTH = 128
 # What a key is (1-128 visible ASCII characters): the one statement of the rule, which the
@@ -68,12 +69,9 @@ def _canonical(command: str, request: dict[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
-_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
-
-
 def _plain_json(value: Any) -> bool:
-    """Whether value holds nothing but the plain JSON types above (exactly those types, not
-    subclasses such as an enum): a float's text, for one, differs between the two libraries."""
+    """Whether value holds nothing but plain JSON: PLAIN_SCALARS in lists, tuples and dicts
+    with string keys, exactly those types (not subclasses such as an enum)."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -85,7 +83,7 @@ def _plain_json(value: Any) -> bool:
             stack.extend(item.values())
         elif kind is list or kind is tuple:
             stack.extend(item)
-        elif kind not in _PLAIN_SCALARS:
+        elif kind not in PLAIN_SCALARS:
             return False
     return True
 

@@ -103,7 +103,9 @@ class _NotPlain(Exception):
     """A value the fast encoder leaves to the standard library's (see LedgerTranscoder)."""
 
 
-_SCALARS = frozenset((str, int, bool, type(None)))
+# The scalars orjson writes byte for byte as the standard library's json does (a float's
+# text, for one, may differ): the transcoder's and the request fingerprint's fast paths.
+PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
 
 
 class LedgerTranscoder(JSONTranscoder):
@@ -128,9 +130,9 @@ class LedgerTranscoder(JSONTranscoder):
 
     def _plain(self, o: Any) -> Any:
         kind = type(o)
-        if kind in _SCALARS:
+        if kind in PLAIN_SCALARS:
             return o
-        scalars = _SCALARS
+        scalars = PLAIN_SCALARS
         if kind is dict:
             out = {}
             for key, value in o.items():
