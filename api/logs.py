@@ -20,7 +20,6 @@ import logging
 import re
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -29,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import Metrics
 from domain.privacy import mask_text
+from storage.random_bytes import random_uuid
 
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
@@ -97,7 +97,7 @@ def _request_id_of(scope: Scope) -> str:
             if _WELL_FORMED.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return random_uuid().hex
 
 
 class RequestObserver:

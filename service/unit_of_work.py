@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -31,6 +31,7 @@ from domain.vouchers import (
     check_organization_may_post,
 )
 from storage.keys import MemberIds
+from storage.random_bytes import random_uuid
 
 MAX_TREE_DEPTH = 12  # national down to joint base is 7 levels; more means corrupt data
 
@@ -177,7 +178,7 @@ class UnitOfWork:
                 # booked before the county-level rule existed must still close at year end).
                 own = postings if kind not in ("year_end", "reversal") else []
                 check_organization_may_post(code, org.level, org.founded_on, effective_on, own)
-        voucher_id = uuid4()
+        voucher_id = random_uuid()
         # Each book numbers the voucher in its month (记字号) as it records it: the number is
         # part of the event, so numbers are gapless whatever races or crashes.
         numbers = {

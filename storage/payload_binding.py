@@ -22,7 +22,6 @@ and its seals (projections/audit/trail.py) cover every row either way.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -33,6 +32,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
 import domain.aggregates  # noqa: F401  (registers every stored topic for decoding)
+from storage.random_bytes import random_bytes
 
 BOUND_MARKER = b"\xb1\x01"
 NONCE_BYTES = 12
@@ -87,7 +87,7 @@ class PayloadCipher:
         self._aead = AESGCM(key)
 
     def seal(self, plaintext: bytes, originator_id: UUID | str, version: int, topic: str) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = random_bytes(NONCE_BYTES)
         aad = associated_data(originator_id, version, topic)
         return BOUND_MARKER + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
