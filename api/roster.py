@@ -17,6 +17,7 @@ from domain.errors import InvalidValue
 from service.application import Ledger
 from service.idempotency import IdempotencyKey
 from service.imports import IMPORT_CHUNK_ROWS, IMPORT_CHUNKS_IN_FLIGHT, join_rows
+from storage import gc_pause
 
 MAX_ROWS = 100_000
 MAX_CELL_CHARS = 200
@@ -186,6 +187,21 @@ def import_roster(
     """会员名册导入, the one way POST /v1/members/imports and `ledger import members` do it:
     the row-level report (rows accepted with their member ids, rows rejected with row number,
     field and reason). on_progress(rows done, rows to join) after each slice of rows."""
+    # Automatic collection off for the whole import (storage/gc_pause.py): the file's rows
+    # stay alive to the end, and it kept traversing them (reading 100,000 rows: 0.45 s with
+    # it, 0.32 s without).
+    with gc_pause.paused():
+        return _import_roster(ledger, organization_code, stream, actor, idempotency, on_progress)
+
+
+def _import_roster(
+    ledger: Ledger,
+    organization_code: str,
+    stream: IO[bytes],
+    actor: str,
+    idempotency: IdempotencyKey | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     good, bad = read_roster(stream)
     step = PROGRESS_ROWS if on_progress is not None else max(1, len(good))
     outcomes: list[dict[str, Any]] = []

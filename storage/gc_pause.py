@@ -14,14 +14,17 @@ and stored events, freed once it is written): measured by `python -m
 scripts.bench.roster_import`, automatic collection took a fifth to a quarter of the import's
 rate (docs/benchmarks.md).
 
-The switch is process-wide; it is restored when the run ends (or left alone if someone else
-had already turned it off). In an HTTP process, other requests served meanwhile run without it
-too: for the length of one import, and the young generations are still collected.
+The switch is process-wide; it is restored when the last run that turned it off ends (and left
+alone if something else had turned it off before). Runs may overlap or nest: two imports in two
+threads, or an import inside the request that reads its file and answers it. In an HTTP
+process, other requests served meanwhile run without it too: for the length of one import, and
+the young generations are still collected.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -49,15 +52,32 @@ def _nothing() -> None:
     pass
 
 
+_lock = threading.Lock()
+_runs = 0  # runs under way that turned automatic collection off, or joined one that did
+
+
 @contextmanager
 def paused(active: bool = True) -> Iterator[Callable[[], None]]:
     """While this lasts, automatic collection is off; call the function it yields between
     batches. active False: changes nothing (short catch-ups, which allocate little)."""
-    if not active or not gc.isenabled():
+    global _runs
+    if not active:
         yield _nothing
         return
-    gc.disable()
+    with _lock:
+        if _runs == 0 and not gc.isenabled():
+            ours = False  # turned off by something else: left to it
+        else:
+            ours = True
+            _runs += 1
+            gc.disable()
+    if not ours:
+        yield _nothing
+        return
     try:
         yield _YoungCollector()
     finally:
-        gc.enable()
+        with _lock:
+            _runs -= 1
+            if _runs == 0:
+                gc.enable()

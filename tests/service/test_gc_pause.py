@@ -51,3 +51,19 @@ def test_a_cycle_made_by_a_batch_is_freed_within_collect_every_batches():
         assert alive() is not None  # no automatic collection freed it
         between_batches()
         assert alive() is None
+
+
+def test_nested_and_overlapping_runs_turn_it_back_on_when_the_last_one_ends():
+    outer = gc_pause.paused()
+    outer.__enter__()
+    try:
+        with gc_pause.paused() as inner_between_batches:
+            assert not gc.isenabled()
+            alive = weakref.ref(_Node())
+            for _ in range(gc_pause.COLLECT_EVERY):
+                inner_between_batches()
+            assert alive() is None  # the inner run still collects between its batches
+        assert not gc.isenabled()  # the outer run is still under way
+    finally:
+        outer.__exit__(None, None, None)
+    assert gc.isenabled()
