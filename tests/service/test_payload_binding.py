@@ -75,6 +75,17 @@ def old_mapper(ledger: Ledger) -> Mapper:
     )
 
 
+def record_dues(ledger: Ledger, tree: Tree) -> None:
+    ledger.execute(
+        RecordDues(
+            organization_code=tree.base_a,
+            period="2024-01",
+            amount="25.00",
+            received_on="2024-01-20",
+        )
+    )
+
+
 def rewrite_the_old_way(ledger: Ledger, raw: Raw) -> int:
     """Re-encodes every stored row as the code before binding wrote it; returns how many."""
     old = old_mapper(ledger)
@@ -145,14 +156,7 @@ def test_rows_written_the_old_way_still_read(backend: Backend, ledger: Ledger, r
     assert old_rows == len(raw.positions())
     assert not any(is_bound(raw.state(p)) for p in raw.positions()[:5])
     # A store with old rows and new ones: both read, through the mapper and the projector.
-    ledger.execute(
-        RecordDues(
-            organization_code=tree.base_a,
-            period="2024-01",
-            amount="25.00",
-            received_on="2024-01-20",
-        )
-    )
+    record_dues(ledger, tree)
     assert is_bound(raw.state(raw.positions()[-1]))
     fresh = backend.open()
     assert fresh.get_member(first) == before
@@ -200,17 +204,10 @@ def test_an_old_payload_whose_nonce_begins_like_the_marker_still_reads():
 def test_the_mapper_seals_what_the_library_would_encode_and_compress(ledger: Ledger):
     """BoundMapper.to_stored_event does Mapper.to_stored_event's steps itself (one StoredEvent
     instead of two): for every kind of event a history stores (members, unions, books,
-    vouchers of every class version, idempotency records), the row's identity, topic and
-    opened payload are the library's."""
+    vouchers, idempotency records, an event of class version 2), the row's identity, topic
+    and opened payload are the library's."""
     _, _, tree = join_two(ledger)
-    ledger.execute(
-        RecordDues(
-            organization_code=tree.base_a,
-            period="2024-01",
-            amount="25.00",
-            received_on="2024-01-20",
-        )
-    )
+    record_dues(ledger, tree)
     Tokens(ledger).mint(role="clerk")  # a Minted event is of class version 2
     notifications = ledger.recorder.select_notifications(start=1, limit=10**6)
     class_versions = set()
