@@ -788,6 +788,7 @@ HANDLERS: dict[str, Callable[[Batch, Any], None]] = {
     **registers.HANDLERS,
 }
 _MEMBER_PREFIX = "ledger:Member."
+_JOINED = "ledger:Member.Joined"
 _FOUNDED = "ledger:Organisation.Founded"
 # Topics whose data names no union (member ids, dates, a period): the audit index lists them
 # under the union whose stream they are in, so their payloads are not even fetched. They are
@@ -896,7 +897,8 @@ class Projector:
         self._union_streams.catch_up(self.store, cur, tables, position)
         batch = Batch(self.store, cur, tables, self.cipher, self._org_codes, keep_sums=keep_sums)
         decoded = []
-        member_ids: set[str] = set()
+        member_ids: set[str] = set()  # members whose stored rows the batch reads
+        joined: set[str] = set()  # members who join in this batch
         register_keys: dict[tuple[str, str], set[str]] = {}
         done = False
         consumed = 0
@@ -915,7 +917,11 @@ class Projector:
             position = n.id
             consumed += 1
             decoded.append((n.id, at_us, HANDLERS[n.topic], event))
-            if n.topic.startswith(_MEMBER_PREFIX):
+            if n.topic == _JOINED:
+                # A member's first event: nothing of it is stored yet, and the batch keeps
+                # what its later events here need.
+                joined.add(event.originator_id)
+            elif n.topic.startswith(_MEMBER_PREFIX) and event.originator_id not in joined:
                 member_ids.add(event.originator_id)
             lookup = registers.PREFETCH.get(n.topic)
             if lookup is not None:

@@ -166,3 +166,26 @@ def test_a_long_catch_up_reading_ahead_in_small_chunks_equals_a_rebuild(history,
     # Not vacuous: most chunks came from the thread; the last (short) one did not.
     assert sum(taken) >= ledger.head_position() // 7 - 1
     assert taken[-1] is False
+
+
+def test_members_who_join_in_a_batch_are_not_read_back(history, monkeypatch):
+    """A batch reads back the stored rows of the members its events touch, but not of those
+    who join in it (nothing of theirs is stored yet, and the batch holds what their later
+    events need): one batch of the whole history reads no member back, and builds what a
+    catch-up of one event at a time builds."""
+    ledger, rm, _ = history
+    asked: list[set[str]] = []
+    original = projector.Batch.prefetch_members
+
+    def recording(self, member_ids):
+        asked.append(set(member_ids))
+        return original(self, member_ids)
+
+    monkeypatch.setattr(projector.Batch, "prefetch_members", recording)
+    assert rm.catch_up(batch_events=1) == ledger.head_position()
+    # Not vacuous: a member's later events, each in a batch of its own, read the member back.
+    assert set().union(*asked)
+    asked.clear()
+    monkeypatch.setattr(rebuild, "REBUILD_BATCH_EVENTS", ledger.head_position())
+    assert_equal_to_rebuild(rm)
+    assert asked and set().union(*asked) == set()
