@@ -492,34 +492,24 @@ class Ledger(Application):
         )
         return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
 
-    def stored_ids(self, ids: set[UUID]) -> set[UUID]:
-        """Which of these aggregates have events in the store (one query)."""
+    def stored_ids(self, ids: set[UUID], *, since: int | None = None) -> set[UUID]:
+        """Which of these aggregates have events in the store (one query); since: which were
+        created after this global position (their first event's). With stored_ids() as of a
+        position, stored_ids(since=it) says which exist now (aggregates are never deleted)."""
         if not ids:
             return set()
+        after = "" if since is None else " AND {position} > {p}"
         if isinstance(self.recorder, SQLiteRecorder):
             markers = ", ".join(["{p}"] * len(ids))
-            rows = self._select(
-                f"SELECT originator_id FROM {{table}} WHERE originator_version"
-                f" = 1 AND originator_id IN ({markers})",
-                list(ids),
-            )
+            id_in, params = f"originator_id IN ({markers})", list(ids)
         else:
             # One array parameter: a thousand markers made psycopg parse a new query text
             # for every chunk of a roster import.
             array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
-            rows = self._select(
-                "SELECT originator_id FROM {table} WHERE originator_version = 1"
-                f" AND originator_id = ANY({array})",
-                [value],
-            )
-        return {UUID(str(row["originator_id"])) for row in rows}
-
-    def created_since(self, position: int) -> set[UUID]:
-        """The aggregates created after this global position (their first event's): with
-        stored_ids() as of a position, which exist now (aggregates are never deleted)."""
+            id_in, params = f"originator_id = ANY({array})", [value]
         rows = self._select(
-            "SELECT originator_id FROM {table} WHERE {position} > {p} AND originator_version = 1",
-            [position],
+            f"SELECT originator_id FROM {{table}} WHERE originator_version = 1 AND {id_in}{after}",
+            params if since is None else [*params, since],
         )
         return {_uuid(row["originator_id"]) for row in rows}
 

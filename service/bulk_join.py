@@ -171,6 +171,7 @@ class BulkWrite:
     actor: str
     chunks: list[PlannedChunk]
     head: int
+    looked_for: set[UUID]
     stored: set[UUID]
     results: list[CommandResult] = field(default_factory=list)
     error: DomainError | None = None
@@ -181,7 +182,9 @@ class BulkWrite:
         then every event of the transaction inserted at once."""
         ledger = self.ledger
         self.results, self.error = [], None
-        exists = self.stored | ledger.created_since(self.head)
+        # Only the ids the chunks look for: every id created since head would include the
+        # thousands of this import's own previous transaction, each a row to fetch and read.
+        exists = self.stored | ledger.stored_ids(self.looked_for, since=self.head)
         view = BatchView(ledger, known)
         fast: dict[UUID, Any] = {}  # first joins of this transaction: their Joined events
         pairs: Pairs = []
@@ -342,4 +345,4 @@ def plan_write(ledger: Any, chunks: list[PlannedChunk], *, actor: str) -> BulkWr
     looked_for = {i for c in chunks for i in c.pending.may_create}
     looked_for |= {c.pending.idempotency.record_id for c in chunks if c.pending.idempotency}
     stored = ledger.stored_ids(looked_for)
-    return BulkWrite(ledger, actor, chunks, head, stored)
+    return BulkWrite(ledger, actor, chunks, head, looked_for, stored)
