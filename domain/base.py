@@ -11,7 +11,7 @@ from copy import deepcopy
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate, DomainEvent
@@ -78,10 +78,12 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
+    immutable = _IMMUTABLE
     if kind is dict:
-        return {k: _copy(v, memo) for k, v in value.items()}
+        # Immutable values inline: most are, and a call per value cost more than the copy.
+        return {k: v if type(v) in immutable else _copy(v, memo) for k, v in value.items()}
     if kind is list:
-        return [_copy(v, memo) for v in value]
+        return [v if type(v) in immutable else _copy(v, memo) for v in value]
     if kind is tuple:
         return tuple(_copy(v, memo) for v in value)
     if kind is set:
@@ -101,12 +103,19 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
 class LedgerAggregate(Aggregate):
     """Base aggregate: every event carries the actor that caused it."""
 
+    # Attributes that are dicts whose values the aggregate replaces and never changes in
+    # place: a copy gets a dict of its own that shares the values.
+    _SHARED_WITH_COPIES: ClassVar[frozenset[str]] = frozenset()
+
     def __deepcopy__(self, memo: dict[int, Any]) -> LedgerAggregate:
         # Every command works on copies (service/group_commit.py): copy.deepcopy's generic
         # machinery was a tenth of the writer's time; most of an aggregate's state is
         # builtin containers of immutable values, copied here directly.
         clone = object.__new__(type(self))
-        clone.__dict__.update({k: _copy(v, memo) for k, v in self.__dict__.items()})
+        shared = self._SHARED_WITH_COPIES
+        clone.__dict__.update(
+            {k: dict(v) if k in shared else _copy(v, memo) for k, v in self.__dict__.items()}
+        )
         return clone
 
     class Event(Aggregate.Event):

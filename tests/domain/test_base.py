@@ -98,6 +98,26 @@ def test_a_copy_shares_no_mutable_state_with_its_original() -> None:
     assert book.__dict__ == book_before and org.__dict__ == org_before
 
 
+def test_a_book_copy_shares_its_dated_movements_until_it_records() -> None:
+    """A book's movements per date and flows per year are replaced, never changed in place, so
+    a command's copy shares them (a county's book holds hundreds); what the copy records is
+    its own, and the original stays as it was."""
+    import copy
+
+    book = Book(organization_code="A")
+    day = datetime.date(2024, 3, 1)
+    book.record("v1", day, [debit("A", "102", Money(500)), credit("A", "401", Money(500))])
+    before = copy.deepcopy(dict(book.__dict__))  # the general machinery: nothing shared
+    clone = copy.deepcopy(book)
+    for name in ("movements", "year_flows"):
+        assert vars(clone)[name] is not vars(book)[name]
+        assert all(vars(clone)[name][k] is v for k, v in vars(book)[name].items())
+    clone.record("v2", day, [debit("A", "102", Money(7)), credit("A", "401", Money(7))])
+    assert clone.movements["102"] == {"2024-03-01": 507}
+    assert clone.year_flows == {"401|0": {"2024": -507}}
+    assert book.__dict__ == before
+
+
 def test_a_copy_shares_its_pending_events_but_not_their_list() -> None:
     """Pending events are frozen and never changed once triggered, so a copy shares them (a
     batch's union collects one per join); the list is the copy's own, so events the copy
