@@ -492,13 +492,10 @@ class Ledger(Application):
         )
         return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
 
-    def stored_ids(self, ids: set[UUID], *, since: int | None = None) -> set[UUID]:
-        """Which of these aggregates have events in the store (one query); since: which were
-        created after this global position (their first event's). With stored_ids() as of a
-        position, stored_ids(since=it) says which exist now (aggregates are never deleted)."""
+    def stored_ids(self, ids: set[UUID]) -> set[UUID]:
+        """Which of these aggregates have events in the store (one query)."""
         if not ids:
             return set()
-        after = "" if since is None else " AND {position} > {p}"
         if isinstance(self.recorder, SQLiteRecorder):
             markers = ", ".join(["{p}"] * len(ids))
             id_in, params = f"originator_id IN ({markers})", list(ids)
@@ -508,8 +505,7 @@ class Ledger(Application):
             array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
             id_in, params = f"originator_id = ANY({array})", [value]
         rows = self._select(
-            f"SELECT originator_id FROM {{table}} WHERE originator_version = 1 AND {id_in}{after}",
-            params if since is None else [*params, since],
+            f"SELECT originator_id FROM {{table}} WHERE originator_version = 1 AND {id_in}", params
         )
         return {_uuid(row["originator_id"]) for row in rows}
 

@@ -163,28 +163,25 @@ Pairs = list[tuple[Any, StoredEvent | None]]  # events, and those already mapped
 
 @dataclass
 class BulkWrite:
-    """One transaction of an import: its chunks planned, and what the store held when they
-    were planned (which of the ids the chunks look for were stored, as of position head or
-    later)."""
+    """One transaction of an import: its chunks planned, and the ids they look for (members
+    and idempotency records), which the writer asks the store about in its turn."""
 
     ledger: Any  # service.application.Ledger, whose writer runs body
     actor: str
     chunks: list[PlannedChunk]
-    head: int
     looked_for: set[UUID]
-    stored: set[UUID]
     results: list[CommandResult] = field(default_factory=list)
     error: DomainError | None = None
 
     def body(self, _app: Any, known: WriterCache, turn: Turn) -> ExclusiveOutcome:
-        """In the writer's turn: each chunk decided on the store as it now stands (aggregates
-        are never deleted: what was stored then still is, and what came since is read here),
-        then every event of the transaction inserted at once."""
+        """In the writer's turn: each chunk decided on the store as it now stands, then every
+        event of the transaction inserted at once."""
         ledger = self.ledger
         self.results, self.error = [], None
-        # Only the ids the chunks look for: every id created since head would include the
-        # thousands of this import's own previous transaction, each a row to fetch and read.
-        exists = self.stored | ledger.stored_ids(self.looked_for, since=self.head)
+        # One query, in the turn, for only the ids the chunks look for: asking instead for
+        # every id created since planning read the thousands of this import's own previous
+        # transaction, row by row (the store answers either by probing each id's key).
+        exists = ledger.stored_ids(self.looked_for)
         view = BatchView(ledger, known)
         fast: dict[UUID, Any] = {}  # first joins of this transaction: their Joined events
         pairs: Pairs = []
@@ -339,10 +336,7 @@ def plan_chunk(
 
 
 def plan_write(ledger: Any, chunks: list[PlannedChunk], *, actor: str) -> BulkWrite:
-    """One transaction of planned chunks (of one union or several), with which of the ids
-    they look for the store holds now."""
-    head = ledger.head_position()  # before the look-up: what comes after, the writer reads
+    """One transaction of planned chunks (of one union or several)."""
     looked_for = {i for c in chunks for i in c.pending.may_create}
     looked_for |= {c.pending.idempotency.record_id for c in chunks if c.pending.idempotency}
-    stored = ledger.stored_ids(looked_for)
-    return BulkWrite(ledger, actor, chunks, head, looked_for, stored)
+    return BulkWrite(ledger, actor, chunks, looked_for)
