@@ -30,6 +30,9 @@ class BenchConfig:
     baseline_commits: int = 2_000
     baseline_rows: int = 200_000
     baseline_max_s: float = 20.0
+    # The durable POST floor (scripts/bench/floors.py): the HTTP stack storing one row per
+    # request, at the most ingest clients; PostgreSQL only.
+    durable_post_requests: int = 12_000
     # `ledger serve --workers`: one process per core.
     server_workers: int = 2
     # HTTP ingest: clients, requests per client count, and a time bound per client count.
@@ -70,6 +73,7 @@ QUICK = BenchConfig(
     baseline_commits=500,
     baseline_rows=50_000,
     baseline_max_s=8.0,
+    durable_post_requests=3_000,
     ingest_requests=1_500,
     ingest_max_s=15.0,
     serving_s=6.0,
@@ -89,6 +93,7 @@ SMOKE = BenchConfig(
     baseline_commits=50,
     baseline_rows=2_000,
     baseline_max_s=3.0,
+    durable_post_requests=200,
     ingest_clients=(1, 4),
     ingest_requests=40,
     ingest_max_s=5.0,

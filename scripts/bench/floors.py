@@ -1,11 +1,16 @@
 """Floors of the stack: what its parts cost before the ledger does any work of its own.
 
-    python -m scripts.bench.floors [--quick]
+    python -m scripts.bench.floors [--quick] [--admin-url URL]
 
 - http: a FastAPI endpoint that validates the body with pydantic and answers 201 with JSON,
   no database, under `uvicorn --workers 2`, driven by the ingest benchmark's own client (64
   connections, the same join and dues bodies). The most requests per second this machine
   serves through the HTTP stack the ledger is built on.
+- durable_http: the same endpoints, each also storing one event-sized row (300 bytes) in
+  PostgreSQL in a durable transaction of its own (an async psycopg pool of 8 connections per
+  process; concurrent commits share the server's WAL flushes), and answering the row's
+  position. The most single-event POSTs a second this machine serves durably through the
+  stack, with no event built, decided, encrypted or projected.
 - aggregate: creating one Member aggregate per row with eventsourcing (its event, the
   union's admissions), and then also mapping each event to a stored event (JSON, zlib,
   AES-GCM), on one core: the most members per second a roster import's writer could reach
@@ -27,15 +32,21 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse, urlunparse
 
 import httpx
+import psycopg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
 
 from scripts.bench import ingest
+from scripts.bench.database import DEFAULT_ADMIN_URL, NAME_PREFIX
 from scripts.bench.server import HOST, REPO_ROOT, Server, free_port
 from service.commands import FoundOrganization
 
@@ -59,14 +70,71 @@ async def _dues(body: _Body) -> JSONResponse:
     return JSONResponse({"voucher_id": str(uuid.uuid4()), **body.model_dump()}, status_code=201)
 
 
-def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -> dict[str, Any]:
+DURABLE_URL_VARIABLE = "LEDGER_FLOOR_DATABASE_URL"
+DURABLE_TABLE = "floor_events"
+DURABLE_POOL_SIZE = 8  # per process: 16 in all, as `ledger serve --workers 2` has
+DURABLE_STATE = os.urandom(300)  # about a stored join's size
+DURABLE_UNAVAILABLE = "the durable POST floor is measured on PostgreSQL only"
+
+
+@asynccontextmanager
+async def _durable_pool(application: FastAPI) -> AsyncIterator[None]:
+    pool = AsyncConnectionPool(
+        os.environ[DURABLE_URL_VARIABLE],
+        min_size=DURABLE_POOL_SIZE,
+        max_size=DURABLE_POOL_SIZE,
+        kwargs={"autocommit": True},
+        open=False,
+    )
+    await pool.open(wait=True)
+    application.state.pool = pool
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+durable_app = FastAPI(lifespan=_durable_pool)
+
+
+async def _store_one(body: _Body, kind: str) -> JSONResponse:
+    # One transaction per request, committed durably (autocommit: the INSERT's own commit).
+    async with durable_app.state.pool.connection() as conn:
+        cursor = await conn.execute(
+            f"INSERT INTO {DURABLE_TABLE} (originator_id, originator_version, topic, state)"
+            " VALUES (%s, 1, %s, %s) RETURNING position",
+            (uuid.uuid4(), kind, DURABLE_STATE),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return JSONResponse({"position": row[0], **body.model_dump()}, status_code=201)
+
+
+@durable_app.post("/v1/members", status_code=201)
+async def _durable_join(body: _Body) -> JSONResponse:
+    return await _store_one(body, "floor:Joined")
+
+
+@durable_app.post("/v1/funds/dues", status_code=201)
+async def _durable_dues(body: _Body) -> JSONResponse:
+    return await _store_one(body, "floor:Dues")
+
+
+def http_floor(
+    *,
+    clients: int = 64,
+    requests: int = 12_000,
+    workers: int = 2,
+    application: str = "scripts.bench.floors:app",
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "scripts.bench.floors:app",
+            application,
             "--host",
             HOST,
             "--port",
@@ -79,6 +147,7 @@ def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -
         ],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://{HOST}:{port}"
     try:
@@ -118,6 +187,40 @@ def http_floor(*, clients: int = 64, requests: int = 12_000, workers: int = 2) -
             )
         },
     }
+
+
+def durable_http_floor(
+    *, admin_url: str = DEFAULT_ADMIN_URL, clients: int = 64, requests: int = 12_000
+) -> dict[str, Any]:
+    """http_floor's server storing one row per request durably, in a scratch database."""
+    database = f"{NAME_PREFIX}floor_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = urlunparse(urlparse(admin_url)._replace(path=f"/{database}"))
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                f"CREATE TABLE {DURABLE_TABLE} (position bigserial PRIMARY KEY,"
+                " originator_id uuid NOT NULL, originator_version integer NOT NULL,"
+                " topic text NOT NULL, state bytea NOT NULL,"
+                " UNIQUE (originator_id, originator_version))"
+            )
+            settings = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                for name in ("fsync", "synchronous_commit")
+            }
+        result = http_floor(
+            clients=clients,
+            requests=requests,
+            application="scripts.bench.floors:durable_app",
+            env={DURABLE_URL_VARIABLE: url},
+        )
+        with psycopg.connect(url) as conn:
+            stored = conn.execute(f"SELECT count(*) FROM {DURABLE_TABLE}").fetchone()
+        return {**result, "rows_stored": stored[0] if stored else None, **settings}
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
@@ -203,12 +306,14 @@ def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL server")
     args = parser.parse_args(argv)
     sizes = (
         {"requests": 300, "members": 300} if args.quick else {"requests": 12_000, "members": 30_000}
     )
     report = {
         "http": http_floor(requests=sizes["requests"]),
+        "durable_http": durable_http_floor(admin_url=args.admin_url, requests=sizes["requests"]),
         "aggregate": aggregate_floor(members=sizes["members"]),
         "cpu_count": os.cpu_count(),
     }

@@ -26,6 +26,7 @@ from rich.progress import Progress
 from scripts.bench import (
     baseline,
     export,
+    floors,
     ingest,
     projection,
     province,
@@ -65,6 +66,7 @@ HEADLINE_KEYS = (
 SPARK_KEYS = ("spark_rebuild_events_per_s_1core", "spark_rebuild_events_per_s_2cores")
 BASELINE_KEYS = (
     "commit_per_s",
+    "durable_post_per_s",
     "executemany_rows_per_s",
     "copy_rows_per_s",
     "raw_read_rows_per_s",
@@ -452,6 +454,16 @@ def run_bench(
                     figures["baseline"].update(result)
                     if result["copy_rows_per_s"] is None:
                         run.unavailable["baseline.copy_rows_per_s"] = COPY_UNAVAILABLE
+                    if backend != "postgres":
+                        run.unavailable["baseline.durable_post_per_s"] = floors.DURABLE_UNAVAILABLE
+                        return
+                    floor = floors.durable_http_floor(
+                        admin_url=admin_url,
+                        clients=max(config.ingest_clients),
+                        requests=config.durable_post_requests,
+                    )
+                    run.details["baseline"]["durable_post"] = floor
+                    figures["baseline"]["durable_post_per_s"] = floor["events_per_s"]
 
                 def catch_up() -> None:
                     result = projection.catch_up(ledger)

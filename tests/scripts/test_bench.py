@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from scripts.bench import floors
 from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import SMOKE
 from scripts.bench.harness import BASELINE_KEYS, HEADLINE_KEYS, SERVING_KEYS
@@ -71,20 +72,27 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
         assert "profiles" not in result["details"]
 
     assert result["backend"] == backend
-    # SQLite has no COPY: that one ceiling is null, with its reason; nothing else is missing.
+    # SQLite has no COPY, and the durable POST floor is PostgreSQL's: those two ceilings are
+    # null, with their reasons; nothing else is missing.
     no_copy = backend == "sqlite"
+    postgres_only = {"copy_rows_per_s", "durable_post_per_s"}
     assert result["unavailable"] == (
-        {"baseline.copy_rows_per_s": COPY_UNAVAILABLE} if no_copy else {}
+        {
+            "baseline.copy_rows_per_s": COPY_UNAVAILABLE,
+            "baseline.durable_post_per_s": floors.DURABLE_UNAVAILABLE,
+        }
+        if no_copy
+        else {}
     ), result["unavailable"]
     for key in HEADLINE_KEYS:
         assert _is_number(result[key]), (key, result[key])
     for key in BASELINE_KEYS:
-        if no_copy and key == "copy_rows_per_s":
+        if no_copy and key in postgres_only:
             assert result["baseline"][key] is None
             continue
         assert _is_number(result["baseline"][key]), (key, result["baseline"][key])
     for key, entry in result["baseline"]["ratios"].items():
-        if no_copy and entry["ceiling"] == "copy_rows_per_s":
+        if no_copy and entry["ceiling"] in postgres_only:
             assert entry["ratio"] is None, (key, entry)  # no ceiling to divide by
             continue
         assert _is_number(entry["ratio"]), (key, entry)
