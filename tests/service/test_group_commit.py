@@ -412,3 +412,29 @@ def test_a_failed_snapshot_fails_no_command(
     monkeypatch.setattr(writer, "take_due_snapshots", failing_snapshots)
     outcomes = run_batch(writer, [join(1, tree.base_a), dues(tree.base_a)])
     assert not any(isinstance(o, BaseException) for o in outcomes)
+
+
+def test_a_lone_command_skips_the_first_catch_up_and_is_decided_again_on_what_changed(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone command (a lookup's record, a single client's POST) is decided on the writer's
+    cache without the catch-up query before it; the catch-up under the lock still sees the
+    other process's join into the same union, and the command is decided again there, not
+    sent alone after a conflict. A batch of two catches up first, as before."""
+    writer = backend.open()
+    run_batch(writer, [dues(tree.base_a)])  # the first batch looks first: no position yet
+    refreshes = spy(monkeypatch, writer.committer.known, "refresh")
+    alone = spy(monkeypatch, writer, "run_alone")
+    before_first_lock(writer, monkeypatch, lambda: join(1, tree.base_b)(ledger))
+    decided_again = writer.committer.decided_again
+    [joined] = run_batch_again(writer, [join(2, tree.base_b)])
+    assert joined.body["organization_code"] == tree.base_b
+    assert [args for args in refreshes if not args] == []  # none before the decision
+    assert len(refreshes) == 1  # the one under the lock, given the writer's turn
+    assert writer.committer.decided_again == decided_again + 1
+    assert alone == []
+    assert backend.open().get_organization(tree.base_b)["member_count"] == 2
+
+    refreshes.clear()
+    run_batch_again(writer, [dues(tree.base_a), dues(tree.base_c)])
+    assert [args for args in refreshes if not args] == [()]  # a batch of two looks first
