@@ -34,6 +34,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from copy import deepcopy
@@ -59,10 +60,12 @@ MAX_TAILED_EVENTS = 50_000
 REFRESH_PAGE = 1_000
 # A batch of this many commands or more catches up with other writers before it is decided,
 # so that it is seldom decided again under the lock. A lone command (a lookup's record, a
-# single client's POST) skips that query: the catch-up under the lock still sees every
-# other write, and deciding one command again costs less than the round trip it saves.
-# (The writer's very first batch always looks first: its cache knows no position yet.)
+# single client's POST) skips that query when the writer looked less than RECENT_LOOK_S ago:
+# the catch-up under the lock still sees every other write, and deciding one command again
+# costs less than the round trip it saves. After a longer pause (or before the first look)
+# it catches up first, so that a backlog of other writers' events is read outside the lock.
 REFRESH_FIRST_FROM = 2
+RECENT_LOOK_S = 1.0
 # An exclusive write that keeps meeting writers outside the lock gives up after this many.
 EXCLUSIVE_ATTEMPTS = 5
 
@@ -141,6 +144,7 @@ class WriterCache:
         self.maxsize = maxsize
         self.aggregates: LRUCache[UUID, LedgerAggregate] = LRUCache(maxsize)
         self.head: int | None = None  # every event up to here is read (and applied, or _unapplied)
+        self.looked_at = 0.0  # time.monotonic() of the last catch-up
         self._unapplied: list[Any] = []
 
     def refresh(self, turn: Turn | None = None) -> set[UUID] | None:
@@ -152,6 +156,7 @@ class WriterCache:
         read, whatever they are (none, usually, for a writer alone). The stores give
         positions in commit order (PostgreSQL's recorder inserts under a table lock), so
         those read are all there is up to the last of them."""
+        self.looked_at = time.monotonic()
         if self.head is None:
             return self._reset()
         select = (turn or self.app.recorder).select_notifications
@@ -439,8 +444,10 @@ class GroupCommitter:
         can change under it. The answers are given after the lock is released."""
         self.batches += 1
         self.commands += len(batch)
-        if len(batch) >= REFRESH_FIRST_FROM or self.known.head is None:
-            self.known.refresh()
+        known = self.known
+        recent = known.head is not None and time.monotonic() - known.looked_at < RECENT_LOOK_S
+        if len(batch) >= REFRESH_FIRST_FROM or not recent:
+            known.refresh()
         decision = self._prepare(self._decide(batch))
 
         def in_turn(turn: Turn) -> list[Recording] | None:

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from domain.errors import AlreadyMember, InvalidValue
 from domain.organizations import Organization
 from domain.vouchers import Book
+from service import group_commit
 from service.application import Ledger
 from service.commands import ChangeOrganization, CorrectMember, JoinMember, RecordDues, RecordLevy
 from service.group_commit import WriterCache
@@ -417,10 +418,13 @@ def test_a_failed_snapshot_fails_no_command(
 def test_a_lone_command_skips_the_first_catch_up_and_is_decided_again_on_what_changed(
     backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A lone command (a lookup's record, a single client's POST) is decided on the writer's
-    cache without the catch-up query before it; the catch-up under the lock still sees the
-    other process's join into the same union, and the command is decided again there, not
-    sent alone after a conflict. A batch of two catches up first, as before."""
+    """A lone command (a lookup's record, a single client's POST) soon after the writer's last
+    look is decided on its cache without the catch-up query before it; the catch-up under the
+    lock still sees the other process's join into the same union, and the command is decided
+    again there, not sent alone after a conflict. A batch of two catches up first, as before,
+    and so does a lone command after a pause."""
+    # "Soon" is a minute here, so that a slow machine between two batches changes nothing.
+    monkeypatch.setattr(group_commit, "RECENT_LOOK_S", 60.0)
     writer = backend.open()
     run_batch(writer, [dues(tree.base_a)])  # the first batch looks first: no position yet
     refreshes = spy(monkeypatch, writer.committer.known, "refresh")
@@ -438,3 +442,10 @@ def test_a_lone_command_skips_the_first_catch_up_and_is_decided_again_on_what_ch
     refreshes.clear()
     run_batch_again(writer, [dues(tree.base_a), dues(tree.base_c)])
     assert [args for args in refreshes if not args] == [()]  # a batch of two looks first
+
+    # A lone command after a pause looks first too: a backlog of other writers' events is
+    # read outside the lock, not in the writer's turn.
+    refreshes.clear()
+    writer.committer.known.looked_at -= 60.0
+    run_batch_again(writer, [dues(tree.base_c)])
+    assert [args for args in refreshes if not args] == [()]
