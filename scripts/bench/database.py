@@ -87,15 +87,21 @@ def bench_store(backend: str, admin_url: str, workdir: Path) -> Iterator[BenchSt
         return
     if backend != "postgres":
         raise ValueError("the backend is postgres or sqlite")
+    with scratch_database(admin_url) as (database, url):
+        yield BenchStore("postgres", database, _settings(url, workdir), workdir)
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[tuple[str, str]]:
+    """A new, empty PostgreSQL database on the server of admin_url (its name and URL),
+    dropped when the block ends, even on error."""
     if urlparse(admin_url).scheme not in ("postgresql", "postgres"):
         raise ValueError("the benchmark needs a postgresql:// URL")
     database = f"{NAME_PREFIX}{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield BenchStore(
-            "postgres", database, _settings(_with_database(admin_url, database), workdir), workdir
-        )
+        yield database, _with_database(admin_url, database)
     finally:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -116,6 +122,11 @@ def durability(store: BenchStore) -> dict[str, str]:
             "journal_mode": journal,
             "synchronous": levels.get(synchronous, str(synchronous)),
         }
+    return postgres_durability(store.url)
+
+
+def postgres_durability(url: str) -> dict[str, str]:
+    """fsync, synchronous_commit and the rest, as the PostgreSQL server of url has them."""
     names = ("fsync", "synchronous_commit", "wal_level", "shared_buffers", "server_version")
-    with psycopg.connect(store.url, connect_timeout=5) as conn:
+    with psycopg.connect(url, connect_timeout=5) as conn:
         return {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}

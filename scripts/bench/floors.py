@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import httpx
 import psycopg
@@ -46,7 +45,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
 
 from scripts.bench import ingest
-from scripts.bench.database import DEFAULT_ADMIN_URL, NAME_PREFIX
+from scripts.bench.database import DEFAULT_ADMIN_URL, postgres_durability, scratch_database
 from scripts.bench.server import HOST, REPO_ROOT, Server, free_port
 from service.commands import FoundOrganization
 
@@ -193,11 +192,7 @@ def durable_http_floor(
     *, admin_url: str = DEFAULT_ADMIN_URL, clients: int = 64, requests: int = 12_000
 ) -> dict[str, Any]:
     """http_floor's server storing one row per request durably, in a scratch database."""
-    database = f"{NAME_PREFIX}floor_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    url = urlunparse(urlparse(admin_url)._replace(path=f"/{database}"))
-    try:
+    with scratch_database(admin_url) as (_, url):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 f"CREATE TABLE {DURABLE_TABLE} (position bigserial PRIMARY KEY,"
@@ -205,10 +200,6 @@ def durable_http_floor(
                 " topic text NOT NULL, state bytea NOT NULL,"
                 " UNIQUE (originator_id, originator_version))"
             )
-            settings = {
-                name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
-                for name in ("fsync", "synchronous_commit")
-            }
         result = http_floor(
             clients=clients,
             requests=requests,
@@ -217,10 +208,8 @@ def durable_http_floor(
         )
         with psycopg.connect(url) as conn:
             stored = conn.execute(f"SELECT count(*) FROM {DURABLE_TABLE}").fetchone()
-        return {**result, "rows_stored": stored[0] if stored else None, **settings}
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        settings = postgres_durability(url)
+    return {**result, "rows_stored": stored[0] if stored else None, **settings}
 
 
 def aggregate_floor(*, members: int = 30_000) -> dict[str, Any]:
