@@ -53,6 +53,16 @@ WRITER_COUNTERS = {
         "ledger_writer_commands_decided_again",
         "Commands of those batches decided a second time (the others stood as first decided).",
     ),
+    "lock_wait_s": (
+        "ledger_writer_lock_wait_seconds",
+        "Seconds the writers waited for their turn (the writer lock) before writing.",
+    ),
+    "turn_s": (
+        "ledger_writer_turn_seconds",
+        "Seconds the writers held the writer lock: catching up, deciding again where another "
+        "process wrote, inserting and committing. Summed over the processes, close to the "
+        "time elapsed means the turns follow each other back to back: the lock bounds the rate.",
+    ),
 }
 
 

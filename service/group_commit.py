@@ -39,7 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, LRUCache, ProcessingEvent
@@ -70,6 +70,7 @@ RECENT_LOOK_S = 1.0
 EXCLUSIVE_ATTEMPTS = 5
 
 log = logging.getLogger("ledger.writer")
+T = TypeVar("T")
 
 
 class WriterHost(Protocol):
@@ -336,6 +337,10 @@ class GroupCommitter:
         self.commands = 0
         self.decided_again = 0  # batches decided a second time, under the lock
         self.commands_decided_again = 0  # commands of those decided a second time
+        # Seconds spent waiting for the writer lock, and holding it (api/metrics.py): when the
+        # processes' turns together fill the time, the lock bounds what they write.
+        self.lock_wait_s = 0.0
+        self.turn_s = 0.0
 
     def submit(self, pending: PendingCommand) -> CommandResult:
         return self.enqueue(pending).result()
@@ -415,7 +420,7 @@ class GroupCommitter:
                     return write.body(self.app, self.known, turn)
 
                 try:
-                    outcome = self.lock.write(in_turn)
+                    outcome = self._in_turn(in_turn)
                 except IntegrityError as exc:
                     conflict = exc
                     continue
@@ -458,8 +463,22 @@ class GroupCommitter:
                 decision = self._prepare(self._decide(batch, decision, changed), decision)
             return self._insert(decision, turn)
 
-        recordings = self.lock.write(in_turn)
+        recordings = self._in_turn(in_turn)
         self._answer(decision, recordings)
+
+    def _in_turn(self, body: Callable[[Turn], T]) -> T:
+        """body run in the writer's turn (self.lock), its wait and its turn timed."""
+        asked = time.perf_counter()
+
+        def timed(turn: Turn) -> T:
+            started = time.perf_counter()
+            self.lock_wait_s += started - asked
+            try:
+                return body(turn)
+            finally:
+                self.turn_s += time.perf_counter() - started
+
+        return self.lock.write(timed)
 
     def _decide(
         self,

@@ -164,6 +164,14 @@ def test_a_join_takes_the_short_way_and_answers_alike(pair, solved) -> None:
     assert counters["ledger_writer_commands_total"] >= counters["ledger_writer_batches_total"]
     assert "ledger_writer_decided_again_total" in counters
     assert "ledger_writer_commands_decided_again_total" in counters
+    seconds = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith(("ledger_writer_lock_wait_seconds", "ledger_writer_turn_seconds"))
+    }
+    # Every batch waited for its turn and held it for its insert and commit: some time each.
+    assert seconds["ledger_writer_lock_wait_seconds_total"] > 0
+    assert seconds["ledger_writer_turn_seconds_total"] > 0
 
 
 def test_dues_take_the_short_way_and_answer_alike(pair, solved) -> None:
