@@ -28,6 +28,7 @@ from uvicorn import Config
 from uvicorn.supervisors import Multiprocess
 
 from scripts.server.supervisor import watch_parent
+from storage import gc_pause
 from storage.settings import Settings
 
 log = logging.getLogger("ledger.http")
@@ -71,7 +72,9 @@ def serve_here(settings: Settings, sock: socket.socket) -> None:
 
     from api.app import create_app
 
-    Server(_config(settings, create_app(settings), factory=False)).run(sockets=[sock])
+    app = create_app(settings)
+    gc_pause.for_serving()
+    Server(_config(settings, app, factory=False)).run(sockets=[sock])
 
 
 def serve(settings: Settings, sock: socket.socket) -> None:
@@ -109,8 +112,8 @@ class _Processes(Multiprocess):
 
 
 def http_process_app(settings: Settings, parent_pid: int) -> FastAPI:
-    """In each HTTP process (uvicorn calls it there): JSON logs, the watch on the parent, and
-    the application."""
+    """In each HTTP process (uvicorn calls it there): JSON logs, the watch on the parent, the
+    application, and the collector tuned for serving (storage/gc_pause.py)."""
     from api.app import create_app
     from api.logs import configure_logging
 
@@ -120,4 +123,6 @@ def http_process_app(settings: Settings, parent_pid: int) -> FastAPI:
         os.kill(os.getpid(), signal.SIGTERM)
 
     watch_parent(parent_pid, threading.Event(), end, "an HTTP process")
-    return create_app(settings)
+    app = create_app(settings)
+    gc_pause.for_serving()
+    return app

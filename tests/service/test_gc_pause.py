@@ -1,5 +1,6 @@
 """Long projector runs pause automatic garbage collection (gc_pause): it is restored after,
-left alone when already off, and reference cycles are still freed every few batches."""
+left alone when already off, and reference cycles are still freed every few batches. An HTTP
+process freezes what its start made and collects its young generation less often."""
 
 from __future__ import annotations
 
@@ -67,3 +68,55 @@ def test_nested_and_overlapping_runs_turn_it_back_on_when_the_last_one_ends():
     finally:
         outer.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+# In a process of its own: freezing and the thresholds are process-wide, and this one runs
+# the other tests.
+SERVING_PROCESS = """
+import gc, os, sys, weakref
+from pathlib import Path
+from scripts.server.http_processes import http_process_app
+from storage import gc_pause
+from storage.settings import Settings
+
+assert gc.get_freeze_count() == 0
+directory = Path(sys.argv[1])
+settings = Settings(
+    database_url=f"sqlite:///{directory / 'ledger.db'}", key_file=directory / "ledger.key"
+)
+app = http_process_app(settings, os.getppid())
+assert gc.get_threshold() == gc_pause.SERVING_THRESHOLDS, gc.get_threshold()
+# What was alive once the application was built is out of the collector's way: its routes.
+assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+
+
+class Node:
+    def __init__(self):
+        self.me = self
+
+
+node = Node()
+freed = weakref.ref(node)
+del node
+# A cycle made afterwards is still freed by automatic collection, once enough is allocated.
+keep = [[] for _ in range(3 * gc_pause.SERVING_THRESHOLDS[0])]
+assert freed() is None
+print("ok")
+"""
+
+
+def test_an_http_process_freezes_what_its_start_made_and_still_frees_later_cycles(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", SERVING_PROCESS, str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
