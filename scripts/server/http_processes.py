@@ -70,11 +70,7 @@ def serve_here(settings: Settings, sock: socket.socket) -> None:
     """One HTTP process: this one."""
     from uvicorn import Server
 
-    from api.app import create_app
-
-    app = create_app(settings)
-    gc_pause.for_serving()
-    Server(_config(settings, app, factory=False)).run(sockets=[sock])
+    Server(_config(settings, serving_app(settings), factory=False)).run(sockets=[sock])
 
 
 def serve(settings: Settings, sock: socket.socket) -> None:
@@ -112,9 +108,8 @@ class _Processes(Multiprocess):
 
 
 def http_process_app(settings: Settings, parent_pid: int) -> FastAPI:
-    """In each HTTP process (uvicorn calls it there): JSON logs, the watch on the parent, the
-    application, and the collector tuned for serving (storage/gc_pause.py)."""
-    from api.app import create_app
+    """In each HTTP process (uvicorn calls it there): JSON logs, the watch on the parent, and
+    the application (serving_app)."""
     from api.logs import configure_logging
 
     configure_logging()
@@ -123,6 +118,14 @@ def http_process_app(settings: Settings, parent_pid: int) -> FastAPI:
         os.kill(os.getpid(), signal.SIGTERM)
 
     watch_parent(parent_pid, threading.Event(), end, "an HTTP process")
+    return serving_app(settings)
+
+
+def serving_app(settings: Settings) -> FastAPI:
+    """The application of an HTTP process, built, with the collector then tuned for serving
+    (storage/gc_pause.py): what building it made stays out of the collections."""
+    from api.app import create_app
+
     app = create_app(settings)
     gc_pause.for_serving()
     return app

@@ -5,7 +5,10 @@ process freezes what its start made and collects its young generation less often
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 from storage import gc_pause
 
@@ -106,10 +109,6 @@ print("ok")
 
 
 def test_an_http_process_freezes_what_its_start_made_and_still_frees_later_cycles(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", SERVING_PROCESS, str(tmp_path)],
