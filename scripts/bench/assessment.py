@@ -30,6 +30,9 @@ OTHER_READ_CEILINGS = {
     "rebuild_vs_domain_events": ("rebuild_events_per_s", "read_rows_per_s"),
     "catchup_vs_raw_read": ("catchup_events_per_s", "raw_read_rows_per_s"),
     "decode_ceiling_vs_raw_read": ("decode_rows_per_s", "raw_read_rows_per_s"),
+    # The processor time of what every build must do, over the machine's cores
+    # (scripts/bench/rebuild_floor.py); PostgreSQL on this machine only.
+    "rebuild_vs_floor": ("rebuild_events_per_s", "rebuild_floor_events_per_s"),
 }
 # The performance issue's targets (2-core machine, fsync and synchronous_commit on).
 TARGETS = {

@@ -31,6 +31,7 @@ from scripts.bench import (
     projection,
     province,
     queries,
+    rebuild_floor,
     roster_import,
     serving,
     spark_rebuild,
@@ -73,6 +74,8 @@ BASELINE_KEYS = (
     "decode_rows_per_s",
     "read_rows_per_s",
 )
+# Measured after the rebuild, over the read models it built (scripts/bench/rebuild_floor.py).
+FLOOR_KEYS = ("rebuild_floor_events_per_s",)
 NOISE_NOTE = (
     "figures are only comparable between runs on a quiet machine; the CPU count and "
     "load average at the start of this run are under environment"
@@ -107,7 +110,7 @@ class Run:
         self.figures: dict[str, Any] = dict.fromkeys(HEADLINE_KEYS)
         self.figures.update(dict.fromkeys(SPARK_KEYS))
         self.figures["ingest_by_clients"] = {}
-        self.figures["baseline"] = dict.fromkeys(BASELINE_KEYS)
+        self.figures["baseline"] = dict.fromkeys(BASELINE_KEYS + FLOOR_KEYS)
         self.figures["serving"] = dict.fromkeys(SERVING_KEYS)
         self.details: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}
@@ -502,6 +505,25 @@ def run_bench(
                 "rebuild (ledger rebuild subprocess)",
                 ("rebuild_events_per_s", "rebuild_rss_mb"),
                 rebuild,
+            )
+
+            def floor_of_rebuild() -> None:
+                built = Ledger(store.settings)
+                try:
+                    result = rebuild_floor.measure(built)
+                finally:
+                    built.close()
+                run.details["rebuild_floor"] = result
+                figures["baseline"]["rebuild_floor_events_per_s"] = result[
+                    "rebuild_floor_events_per_s"
+                ]
+                if "unavailable" in result:
+                    run.unavailable["baseline.rebuild_floor_events_per_s"] = result["unavailable"]
+
+            run.attempt(
+                "the rebuild's machine floor (over the read models it built)",
+                tuple(f"baseline.{k}" for k in FLOOR_KEYS),
+                floor_of_rebuild,
             )
 
             def rebuild_on_spark() -> None:

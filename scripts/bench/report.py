@@ -65,6 +65,14 @@ def markdown_table(result: dict[str, Any]) -> str:
     sizes = result.get("sizes", {}).get("deployment", {})
     env = result.get("environment", {})
     lines.append("")
+    floor = ratios.get("rebuild_vs_floor")
+    if floor and floor["ratio"] is not None:
+        lines.append(
+            "The rebuild's machine floor (the processor time every build must spend, over the "
+            f"cores): {_number(baseline.get('rebuild_floor_events_per_s'))} events/s; the "
+            f"rebuild ran at {floor['ratio']:.3f} of it."
+        )
+        lines.append("")
     lines.append(
         f"Run `{result.get('config', {}).get('name')}` of {result.get('started_at')}: "
         f"{sizes.get('size')} at scale {sizes.get('scale')} ({sizes.get('organisations')} "

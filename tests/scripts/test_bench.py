@@ -17,10 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts.bench import floors
+from scripts.bench import floors, rebuild_floor
 from scripts.bench.baseline import COPY_UNAVAILABLE
 from scripts.bench.config import SMOKE
-from scripts.bench.harness import BASELINE_KEYS, HEADLINE_KEYS, SERVING_KEYS
+from scripts.bench.harness import BASELINE_KEYS, FLOOR_KEYS, HEADLINE_KEYS, SERVING_KEYS
 from tests.conftest import BACKENDS, PG_ADMIN_URL
 from tests.scripts.test_cli import ledger_env
 
@@ -75,18 +75,19 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
     # SQLite has no COPY, and the durable POST floor is PostgreSQL's: those two ceilings are
     # null, with their reasons; nothing else is missing.
     no_copy = backend == "sqlite"
-    postgres_only = {"copy_rows_per_s", "durable_post_per_s"}
+    postgres_only = {"copy_rows_per_s", "durable_post_per_s", "rebuild_floor_events_per_s"}
     assert result["unavailable"] == (
         {
             "baseline.copy_rows_per_s": COPY_UNAVAILABLE,
             "baseline.durable_post_per_s": floors.DURABLE_UNAVAILABLE,
+            "baseline.rebuild_floor_events_per_s": rebuild_floor.SQLITE_UNAVAILABLE,
         }
         if no_copy
         else {}
     ), result["unavailable"]
     for key in HEADLINE_KEYS:
         assert _is_number(result[key]), (key, result[key])
-    for key in BASELINE_KEYS:
+    for key in BASELINE_KEYS + FLOOR_KEYS:
         if no_copy and key in postgres_only:
             assert result["baseline"][key] is None
             continue
