@@ -56,11 +56,16 @@ def _backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _is_local_backend(pid: int) -> bool:
+def _is_local_backend(conn: Any) -> bool:
+    """Whether the connection's server runs on this machine, its backend visible in /proc."""
+    host = conn.info.host
+    if not (host.startswith("/") or host in ("127.0.0.1", "::1", "localhost")):
+        return False
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip().startswith("postgres")
+        comm = Path(f"/proc/{conn.info.backend_pid}/comm").read_text()
     except OSError:
         return False
+    return comm.strip().startswith("postgres")
 
 
 class _Meter:
@@ -191,29 +196,33 @@ def _per_call(fn: Callable[[str, int], object], values: list[str]) -> float:
 
 def measure(ledger: Ledger) -> dict[str, Any]:
     """The floor over the store's whole log; its live read models must be built and current.
-    rebuild_floor_events_per_s is None (with the reason) when the server is not local."""
+    rebuild_floor_events_per_s is None (with the reason) on SQLite or a server elsewhere."""
     read_models = ReadModels(ledger)
+    try:
+        return _measure(ledger, read_models)
+    finally:
+        read_models.close()
+
+
+def _measure(ledger: Ledger, read_models: ReadModels) -> dict[str, Any]:
     store = read_models.store
     if store.is_sqlite:
-        read_models.close()
         return {"rebuild_floor_events_per_s": None, "unavailable": SQLITE_UNAVAILABLE}
     position, head = read_models.position(), ledger.head_position()
     if position != head:
-        read_models.close()
         raise ValueError(
             f"the live read models are at position {position} and the log at {head}: "
             "the floor is measured over read models built from the whole log"
         )
     conn = store.connect()
     try:
-        if not _is_local_backend(conn.info.backend_pid):
+        if not _is_local_backend(conn):
             return {"rebuild_floor_events_per_s": None, "unavailable": UNAVAILABLE}
         events, decode = _read_and_decode(read_models, conn)
         rows, write = _write(store, conn)
         personal = _personal_data(read_models, conn)
     finally:
         conn.close()
-        read_models.close()
     cores = os.cpu_count() or 1
     cpu_s = decode.client_s + decode.server_s + write.client_s + write.server_s
     cpu_s += personal["client_s"]
