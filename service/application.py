@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -49,7 +51,7 @@ from service.commands.base import Command
 from service.commands.funds import voucher_in
 from service.group_commit import GroupCommitter, PendingCommand
 from service.idempotency import Fingerprint, IdempotencyKey
-from service.repository import LedgerRepository
+from service.repository import LedgerRepository, replay
 from service.results import member_view, organization_view, policy_view, voucher_view
 from service.unit_of_work import MAX_TREE_DEPTH, CommandResult, RepositorySource, UnitOfWork
 from storage.database import pg_array
@@ -291,6 +293,7 @@ class Ledger(Application):
             idempotency,
             actor,
             command.may_create(self.member_ids),
+            command.will_read(),
         )
 
     def attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
@@ -508,6 +511,41 @@ class Ledger(Application):
             f"SELECT originator_id FROM {{table}} WHERE originator_version = 1 AND {id_in}", params
         )
         return {_uuid(row["originator_id"]) for row in rows}
+
+    def members_of(self, ids: set[UUID]) -> list[Member]:
+        """The members among these ids, each replayed from all its events as the repository
+        reads a member (members are never snapshotted: LedgerRepository), read in one query.
+        Ids with no events, or whose events are not a member's, are left out."""
+        if not ids:
+            return []
+        if isinstance(self.recorder, SQLiteRecorder):
+            markers = ", ".join(["{p}"] * len(ids))
+            id_in, params = f"originator_id IN ({markers})", list(ids)
+        else:
+            array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
+            id_in, params = f"originator_id = ANY({array})", [value]
+        rows = self._select(
+            "SELECT originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {id_in} ORDER BY originator_id, originator_version",
+            params,
+        )
+        members: list[Member] = []
+        for _, stream in groupby(rows, key=itemgetter("originator_id")):
+            events = [
+                self.mapper.to_domain_event(
+                    StoredEvent(
+                        originator_id=_uuid(row["originator_id"]),
+                        originator_version=int(row["originator_version"]),
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                )
+                for row in stream
+            ]
+            aggregate = replay(None, events)
+            if isinstance(aggregate, Member):
+                members.append(aggregate)
+        return members
 
     def position_of(self, aggregate_id: UUID, version: int = 1) -> int | None:
         """The global position of one stored event."""

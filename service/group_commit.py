@@ -35,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -83,6 +83,7 @@ class WriterHost(Protocol):
 
     def head_position(self) -> int: ...
     def stored_ids(self, ids: set[UUID]) -> set[UUID]: ...
+    def members_of(self, ids: set[UUID]) -> Sequence[LedgerAggregate]: ...
     def attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict: ...
     def run_alone(self, pending: PendingCommand) -> CommandResult: ...
     def save_prepared(
@@ -102,6 +103,9 @@ class PendingCommand:
     # Aggregates the command will look for that may not exist yet (a joining person's member
     # id): the batch finds out which exist in one query instead of one read each.
     may_create: tuple[UUID, ...] = ()
+    # Members the command will read (Command.will_read): the batch reads those the writer
+    # does not hold in one query.
+    will_read: tuple[UUID, ...] = ()
     future: Future = field(default_factory=Future)
 
 
@@ -263,6 +267,16 @@ class BatchView:
             self.absent |= absent
         for aggregate_id in absent:
             self.current[aggregate_id] = None
+
+    def read_ahead(self, ids: set[UUID]) -> None:
+        """Reads the members of these ids that neither the batch nor the writer holds, in one
+        query, and keeps them as load() keeps what it reads (a batch's dues receipts may
+        list thousands of members: one read each was most of their cost once they outgrew
+        the cache). At most half the cache's size, so that they are still held when the
+        batch's commands read them."""
+        wanted = [i for i in ids if i not in self.current and self.known.get(i) is None]
+        for aggregate in self.app.members_of(set(wanted[: self.known.maxsize // 2])):
+            self.known.adopt(aggregate)
 
     def load(self, aggregate_id: UUID, *, snapshotted: bool = True) -> LedgerAggregate | None:
         if self.reads is not None:
@@ -502,6 +516,8 @@ class GroupCommitter:
             None if again is None else again.view,
             changed,
         )
+        if again is None:  # first decided, outside the writer lock
+            view.read_ahead({i for p in batch for i in p.will_read})
         dirty = set(changed or ())
         decision = Decision(view, dirty=None if again is None else dirty)
         first = {} if again is None else {id(step.pending): step for step in again.steps}

@@ -38,5 +38,12 @@ class Command:
         member id): the writer finds out which exist for a whole batch in one query."""
         return ()
 
+    def will_read(self) -> tuple[UUID, ...]:
+        """Members the command will read, named in its arguments (those a dues receipt
+        lists): the writer reads those of a whole batch that it does not hold in one query,
+        instead of one each. Only a hint: ids that name nothing, or no member, are read as
+        the command's decision finds them."""
+        return ()
+
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         raise NotImplementedError

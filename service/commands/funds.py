@@ -106,6 +106,9 @@ class RecordDues(Command):
     received_on: Any
     members: list[dict[str, Any]] | None = None
 
+    def will_read(self) -> tuple[UUID, ...]:
+        return listed_member_ids(self.members)
+
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
         org = uow.org(self.organization_code, field="organization_code")
         org.require_active()
@@ -119,6 +122,21 @@ class RecordDues(Command):
             details["members"] = dues_lines(uow, org, self.members, money, month)
         voucher = uow.post("dues", day, dues_postings(org.code, money), details)
         return voucher_view(voucher)
+
+
+def listed_member_ids(members: Any) -> tuple[UUID, ...]:
+    """The member ids a dues receipt's lines name, those that are ids at all (dues_lines
+    checks every line and says what is wrong with the others)."""
+    if not isinstance(members, list) or len(members) > MAX_DUES_LINES:
+        return ()
+    found = []
+    for line in members:
+        member_id = line.get("member_id") if isinstance(line, dict) else None
+        try:
+            found.append(UUID(member_id))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def dues_lines(

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
@@ -23,7 +24,17 @@ from domain.organizations import Organization
 from domain.vouchers import Book
 from service import group_commit
 from service.application import Ledger
-from service.commands import ChangeOrganization, CorrectMember, JoinMember, RecordDues, RecordLevy
+from service.commands import (
+    AcceptTransfer,
+    ChangeOrganization,
+    CorrectMember,
+    ExitMember,
+    JoinMember,
+    RecordDues,
+    RecordLevy,
+    RetainMember,
+    StartTransfer,
+)
 from service.group_commit import WriterCache
 from storage.outage import PROBE_INTERVAL_S
 from tests.conftest import Backend
@@ -449,3 +460,78 @@ def test_a_lone_command_skips_the_first_catch_up_and_is_decided_again_on_what_ch
     writer.committer.known.looked_at -= 60.0
     run_batch_again(writer, [dues(tree.base_c)])
     assert [args for args in refreshes if not args] == [()]
+
+
+def _members_with_histories(ledger: Ledger, tree: Tree) -> list[str]:
+    """Members with one event, and members with several of each kind."""
+    ids = [join(n, tree.base_a)(ledger).body["member_id"] for n in range(80, 86)]
+    ledger.execute(RetainMember(member_id=ids[1], effective_on="2024-04-01", reason_code=3))
+    ledger.execute(CorrectMember(member_id=ids[2], changes={"name": "改名"}, note="typo"))
+    moved = ledger.execute(
+        StartTransfer(
+            member_id=ids[3],
+            to_organization_code=tree.base_b,
+            effective_on="2024-02-01",
+            reason_code=1,
+        )
+    )
+    ledger.execute(
+        AcceptTransfer(
+            member_id=ids[3], transfer_id=moved.body["transfer_id"], effective_on="2024-02-01"
+        )
+    )
+    ledger.execute(
+        ExitMember(member_id=ids[4], effective_on="2024-02-01", change_code=6, reason_code=5)
+    )
+    return ids
+
+
+def test_members_read_in_one_query_are_the_members_the_repository_reads(
+    ledger: Ledger, tree: Tree
+) -> None:
+    ids = [UUID(i) for i in _members_with_histories(ledger, tree)]
+    not_members = {Organization.id_for(tree.base_a), Book.id_for(tree.base_a), uuid4()}
+    read = {m.id: m for m in ledger.members_of({*ids, *not_members})}
+    assert set(read) == set(ids)  # an organisation, a book and an unknown id are left out
+    for member_id in ids:
+        stored = ledger.repository.get(member_id, snapshotted=False)
+        assert type(read[member_id]) is type(stored) and vars(read[member_id]) == vars(stored)
+
+
+def test_a_batch_reads_the_members_its_dues_receipts_list_in_one_query(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _members_with_histories(ledger, tree)
+    listed = [ids[0], ids[2], ids[5]]  # active on base A's roll
+    wage, amount = "5000.00", "25.00"
+    receipt = [{"member_id": i, "wage": wage, "amount": amount} for i in listed]
+    writer = backend.open()  # a writer that holds none of them
+    reads = spy(monkeypatch, writer.repository, "get")
+    queries = spy(monkeypatch, writer, "members_of")
+    results = run_batch(
+        writer,
+        [
+            lambda app: app.execute(
+                RecordDues(
+                    organization_code=tree.base_a,
+                    period="2024-01",
+                    amount="75.00",
+                    received_on="2024-01-31",
+                    members=receipt,
+                )
+            ),
+            lambda app: app.execute(
+                RecordDues(
+                    organization_code=tree.base_a,
+                    period="2024-02",
+                    amount="50.00",
+                    received_on="2024-02-29",
+                    members=receipt[:2],
+                )
+            ),
+        ],
+    )
+    bodies = [r.body for r in results]
+    assert [len(b["details"]["members"]) for b in bodies] == [3, 2]
+    assert len(queries) == 1 and queries[0][0] == {UUID(i) for i in listed}
+    assert not {UUID(i) for i in listed} & {call[0] for call in reads}
