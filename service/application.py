@@ -495,18 +495,21 @@ class Ledger(Application):
         )
         return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
 
+    def _originator_in(self, ids: set[UUID]) -> tuple[str, list[Any]]:
+        """A condition on the events table's originator_id, for _select, and its parameters."""
+        if isinstance(self.recorder, SQLiteRecorder):
+            markers = ", ".join(["{p}"] * len(ids))
+            return f"originator_id IN ({markers})", list(ids)
+        # One array parameter: a thousand markers made psycopg parse a new query text for
+        # every chunk of a roster import.
+        array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
+        return f"originator_id = ANY({array})", [value]
+
     def stored_ids(self, ids: set[UUID]) -> set[UUID]:
         """Which of these aggregates have events in the store (one query)."""
         if not ids:
             return set()
-        if isinstance(self.recorder, SQLiteRecorder):
-            markers = ", ".join(["{p}"] * len(ids))
-            id_in, params = f"originator_id IN ({markers})", list(ids)
-        else:
-            # One array parameter: a thousand markers made psycopg parse a new query text
-            # for every chunk of a roster import.
-            array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
-            id_in, params = f"originator_id = ANY({array})", [value]
+        id_in, params = self._originator_in(ids)
         rows = self._select(
             f"SELECT originator_id FROM {{table}} WHERE originator_version = 1 AND {id_in}", params
         )
@@ -518,12 +521,7 @@ class Ledger(Application):
         Ids with no events, or whose events are not a member's, are left out."""
         if not ids:
             return []
-        if isinstance(self.recorder, SQLiteRecorder):
-            markers = ", ".join(["{p}"] * len(ids))
-            id_in, params = f"originator_id IN ({markers})", list(ids)
-        else:
-            array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
-            id_in, params = f"originator_id = ANY({array})", [value]
+        id_in, params = self._originator_in(ids)
         rows = self._select(
             "SELECT originator_id, originator_version, topic, state FROM {table} "
             f"WHERE {id_in} ORDER BY originator_id, originator_version",
