@@ -36,6 +36,14 @@ from storage.random_bytes import random_uuid
 MAX_TREE_DEPTH = 12  # national down to joint base is 7 levels; more means corrupt data
 
 
+def as_uuid(value: Any) -> UUID | None:
+    """An id as a client sent it, as a UUID; None if it is not one (any type, any text)."""
+    try:
+        return UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def member_not_found(member_id: Any) -> NotFound:
     """The one answer for a member id that names no member, or none the caller may see."""
     return NotFound(f"member {str(member_id)[:40]} not found")
@@ -120,10 +128,7 @@ class UnitOfWork:
         return self.member_ids.for_id_number(id_number)
 
     def member(self, member_id: str, *, field: str | None = None) -> Member:
-        try:
-            uuid = UUID(member_id)
-        except (ValueError, TypeError, AttributeError):
-            uuid = None
+        uuid = as_uuid(member_id)
         member = self.get(uuid, snapshotted=False) if uuid is not None else None
         if not isinstance(member, Member):
             if field is not None:

@@ -45,7 +45,7 @@ from domain.vouchers import Voucher, credit, debit
 from service.commands.base import Command
 from service.commands.registers import register_entry
 from service.results import policy_view, voucher_view
-from service.unit_of_work import UnitOfWork
+from service.unit_of_work import UnitOfWork, as_uuid
 from storage.clock import today_in_china
 
 PROGRAMMES = tuple(PROGRAMME_ACCOUNTS)
@@ -66,10 +66,9 @@ def parse_text(value: Any, field: str, limit: int) -> str:
 
 def voucher_in(uow: UnitOfWork, voucher_id: str) -> Voucher:
     """The voucher with this id (NotFound for anything else)."""
-    try:
-        uuid = UUID(voucher_id)
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"voucher {str(voucher_id)[:40]} not found") from None
+    uuid = as_uuid(voucher_id)
+    if uuid is None:
+        raise NotFound(f"voucher {str(voucher_id)[:40]} not found")
     voucher = uow.get(uuid)
     if not isinstance(voucher, Voucher):
         raise NotFound(f"voucher {voucher_id} not found")
@@ -129,14 +128,8 @@ def listed_member_ids(members: Any) -> tuple[UUID, ...]:
     checks every line and says what is wrong with the others)."""
     if not isinstance(members, list) or len(members) > MAX_DUES_LINES:
         return ()
-    found = []
-    for line in members:
-        member_id = line.get("member_id") if isinstance(line, dict) else None
-        try:
-            found.append(UUID(member_id))
-        except (ValueError, TypeError, AttributeError):
-            continue
-    return tuple(found)
+    ids = (as_uuid(line.get("member_id")) for line in members if isinstance(line, dict))
+    return tuple(i for i in ids if i is not None)
 
 
 def dues_lines(

@@ -56,9 +56,17 @@ def join(n: int, org: str) -> Callable[[Ledger], Any]:
     )
 
 
-def dues(org: str, amount: str = "10.00") -> Callable[[Ledger], Any]:
+def dues(
+    org: str, amount: str = "10.00", *, month: int = 1, members: list | None = None
+) -> Callable[[Ledger], Any]:
     return lambda app: app.execute(
-        RecordDues(organization_code=org, period="2024-01", amount=amount, received_on="2024-01-31")
+        RecordDues(
+            organization_code=org,
+            period=f"2024-{month:02d}",
+            amount=amount,
+            received_on=f"2024-{month:02d}-28",
+            members=members,
+        )
     )
 
 
@@ -511,24 +519,8 @@ def test_a_batch_reads_the_members_its_dues_receipts_list_in_one_query(
     results = run_batch(
         writer,
         [
-            lambda app: app.execute(
-                RecordDues(
-                    organization_code=tree.base_a,
-                    period="2024-01",
-                    amount="75.00",
-                    received_on="2024-01-31",
-                    members=receipt,
-                )
-            ),
-            lambda app: app.execute(
-                RecordDues(
-                    organization_code=tree.base_a,
-                    period="2024-02",
-                    amount="50.00",
-                    received_on="2024-02-29",
-                    members=receipt[:2],
-                )
-            ),
+            dues(tree.base_a, "75.00", members=receipt),
+            dues(tree.base_a, "50.00", month=2, members=receipt[:2]),
         ],
     )
     bodies = [r.body for r in results]
