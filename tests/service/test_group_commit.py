@@ -421,6 +421,24 @@ def test_the_writers_cache_keeps_an_aggregate_read_after_its_last_look(
     assert known.get(union.id) is union and union.member_count == 1
 
 
+def test_members_and_vouchers_do_not_push_the_tree_out_of_the_writers_cache(
+    backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each month's dues read every union and its book again; in a province the members,
+    vouchers and idempotency records written between two such reads are more than the cache
+    holds. The tree is held apart, so they cannot push it out."""
+    writer = backend.open()
+    writer.committer.known = WriterCache(writer, maxsize=3)
+    assert not isinstance(run_batch(writer, [dues(tree.base_a)])[0], BaseException)
+    # More members (each with an admission voucher) than the cache holds besides the tree.
+    joined = run_batch_again(writer, [join(n, tree.base_b) for n in range(10, 16)])
+    assert not any(isinstance(r, BaseException) for r in joined)
+    reads = spy(monkeypatch, writer.repository, "get")
+    assert not isinstance(run_batch_again(writer, [dues(tree.base_a, month=2)])[0], BaseException)
+    union_a = {Organization.id_for(tree.base_a), Book.id_for(tree.base_a)}
+    assert not union_a & {call[0] for call in reads}
+
+
 def test_a_failed_snapshot_fails_no_command(
     backend: Backend, ledger: Ledger, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
