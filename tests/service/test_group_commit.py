@@ -430,7 +430,7 @@ def test_members_and_vouchers_do_not_push_the_tree_out_of_the_writers_cache(
     writer = backend.open()
     writer.committer.known = WriterCache(writer, maxsize=3)
     assert not isinstance(run_batch(writer, [dues(tree.base_a)])[0], BaseException)
-    # More members (each with an admission voucher) than the cache holds besides the tree.
+    # More members than the cache holds besides the tree.
     joined = run_batch_again(writer, [join(n, tree.base_b) for n in range(10, 16)])
     assert not any(isinstance(r, BaseException) for r in joined)
     reads = spy(monkeypatch, writer.repository, "get")
