@@ -15,7 +15,7 @@ import datetime
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from itertools import groupby
 from operator import itemgetter
@@ -73,6 +73,16 @@ from storage.transcodings import LedgerTranscoder, register_transcodings
 
 def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _stored(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored event's fields, from a row of the events table as _select returns it."""
+    return {
+        "originator_id": _uuid(row["originator_id"]),
+        "originator_version": int(row["originator_version"]),
+        "topic": row["topic"],
+        "state": bytes(row["state"]),
+    }
 
 
 NO_SUCH_PERSON = "no member has this identity number"
@@ -495,21 +505,23 @@ class Ledger(Application):
         )
         return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
 
-    def _originator_in(self, ids: set[UUID]) -> tuple[str, list[Any]]:
-        """A condition on the events table's originator_id, for _select, and its parameters."""
+    def _one_of(self, column: str, values: Collection[Any], pg_type: str) -> tuple[str, list[Any]]:
+        """A condition that a column of the events table is one of these values, for _select,
+        and its parameters (pg_type: the values' type in PostgreSQL)."""
         if isinstance(self.recorder, SQLiteRecorder):
-            markers = ", ".join(["{p}"] * len(ids))
-            return f"originator_id IN ({markers})", list(ids)
+            markers = ", ".join(["{p}"] * len(values))
+            return f"{column} IN ({markers})", list(values)
         # One array parameter: a thousand markers made psycopg parse a new query text for
         # every chunk of a roster import.
-        array, value = pg_array([i.hex for i in ids], "uuid", marker="{p}")
-        return f"originator_id = ANY({array})", [value]
+        plain = [v.hex if isinstance(v, UUID) else v for v in values]
+        array, value = pg_array(plain, pg_type, marker="{p}")
+        return f"{column} = ANY({array})", [value]
 
     def stored_ids(self, ids: set[UUID]) -> set[UUID]:
         """Which of these aggregates have events in the store (one query)."""
         if not ids:
             return set()
-        id_in, params = self._originator_in(ids)
+        id_in, params = self._one_of("originator_id", ids, "uuid")
         rows = self._select(
             f"SELECT originator_id FROM {{table}} WHERE originator_version = 1 AND {id_in}", params
         )
@@ -521,7 +533,7 @@ class Ledger(Application):
         Ids with no events, or whose events are not a member's, are left out."""
         if not ids:
             return []
-        id_in, params = self._originator_in(ids)
+        id_in, params = self._one_of("originator_id", ids, "uuid")
         rows = self._select(
             "SELECT originator_id, originator_version, topic, state FROM {table} "
             f"WHERE {id_in} ORDER BY originator_id, originator_version",
@@ -529,17 +541,7 @@ class Ledger(Application):
         )
         members: list[Member] = []
         for _, stream in groupby(rows, key=itemgetter("originator_id")):
-            events = [
-                self.mapper.to_domain_event(
-                    StoredEvent(
-                        originator_id=_uuid(row["originator_id"]),
-                        originator_version=int(row["originator_version"]),
-                        topic=row["topic"],
-                        state=bytes(row["state"]),
-                    )
-                )
-                for row in stream
-            ]
+            events = [self.mapper.to_domain_event(StoredEvent(**_stored(row))) for row in stream]
             aggregate = replay(None, events)
             if isinstance(aggregate, Member):
                 members.append(aggregate)
@@ -556,24 +558,10 @@ class Ledger(Application):
         """The stored events at these global positions (one query), in position order."""
         if not positions:
             return []
-        if isinstance(self.recorder, SQLiteRecorder):
-            markers = ", ".join(["{p}"] * len(positions))
-            where, params = f"{{position}} IN ({markers})", list(positions)
-        else:
-            array, value = pg_array([int(p) for p in positions], "bigint", marker="{p}")
-            where, params = f"{{position}} = ANY({array})", [value]
+        where, params = self._one_of("{position}", [int(p) for p in positions], "bigint")
         rows = self._select(
             "SELECT {position} AS position, originator_id, originator_version, "
             f"topic, state FROM {{table}} WHERE {where} ORDER BY {{position}}",
             params,
         )
-        return [
-            Notification(
-                id=int(row["position"]),
-                originator_id=_uuid(row["originator_id"]),
-                originator_version=int(row["originator_version"]),
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-            for row in rows
-        ]
+        return [Notification(id=int(row["position"]), **_stored(row)) for row in rows]
