@@ -54,7 +54,7 @@ from service.idempotency import Fingerprint, IdempotencyKey
 from service.repository import LedgerRepository, replay
 from service.results import member_view, organization_view, policy_view, voucher_view
 from service.unit_of_work import MAX_TREE_DEPTH, CommandResult, RepositorySource, UnitOfWork
-from storage.database import pg_array
+from storage.database import one_of
 from storage.event_store import describe_store, eventsourcing_env
 from storage.key_check import KeyCheckTable, KeyFileRefused, WrongEncryptionKey, check_value
 from storage.keys import (
@@ -506,16 +506,10 @@ class Ledger(Application):
         return None if not rows or rows[0]["position"] is None else int(rows[0]["position"])
 
     def _one_of(self, column: str, values: Collection[Any], pg_type: str) -> tuple[str, list[Any]]:
-        """A condition that a column of the events table is one of these values, for _select,
-        and its parameters (pg_type: the values' type in PostgreSQL)."""
-        if isinstance(self.recorder, SQLiteRecorder):
-            markers = ", ".join(["{p}"] * len(values))
-            return f"{column} IN ({markers})", list(values)
-        # One array parameter: a thousand markers made psycopg parse a new query text for
-        # every chunk of a roster import.
-        plain = [v.hex if isinstance(v, UUID) else v for v in values]
-        array, value = pg_array(plain, pg_type, marker="{p}")
-        return f"{column} = ANY({array})", [value]
+        """storage/database.py one_of() for _select: a column of the events table is one of
+        these values (pg_type: their type in PostgreSQL)."""
+        sqlite = isinstance(self.recorder, SQLiteRecorder)
+        return one_of(column, list(values), pg_type, sqlite=sqlite, marker="{p}")
 
     def stored_ids(self, ids: set[UUID]) -> set[UUID]:
         """Which of these aggregates have events in the store (one query)."""

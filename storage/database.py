@@ -40,6 +40,19 @@ def pg_array(values: Sequence[Any], kind: str, marker: str = "?") -> tuple[str, 
     return f"{marker}::{kind}[]", list(values)
 
 
+def one_of(
+    column: str, values: Sequence[Any], kind: str, *, sqlite: bool, marker: str = "?"
+) -> tuple[str, list[Any]]:
+    """A condition that `column` is one of `values`, and its parameters: on SQLite an `IN` with
+    a marker a value; on PostgreSQL `= ANY` of one array parameter (pg_array, `kind` its
+    element type), so the statement's text is the same however many values it names and is
+    parsed once, not once a count."""
+    if sqlite:
+        return f"{column} IN ({', '.join([marker] * len(values))})", list(values)
+    array, value = pg_array(values, kind, marker)
+    return f"{column} = ANY({array})", [value]
+
+
 class Store:
     """Connections of one kind: `sqlite` or `postgres`. Writers get their own connection;
     readers share a per-thread SQLite connection or a small PostgreSQL pool."""

@@ -28,7 +28,7 @@ from projections.read_models.event_reader import EventReader, ReadEvent
 from projections.read_models.rows import DAY_ZERO, day_int, micros
 from projections.read_models.schema import TABLES_BY_NAME, TableSet
 from storage import gc_pause
-from storage.database import Store, pg_array
+from storage.database import Store, one_of
 from storage.event_store import EventLog
 from storage.pii_cipher import PiiCipher
 
@@ -264,14 +264,7 @@ class Batch:
         size = _PREFETCH_CHUNK if sqlite else _PREFETCH_CHUNK_PG
         for i in range(0, len(keys), size):
             chunk = keys[i : i + size]
-            if sqlite:
-                key_in = f"{column} IN ({', '.join('?' for _ in chunk)})"
-                params: Sequence[Any] = chunk
-            else:
-                # One array parameter: the statement text stays the same, so it is parsed and
-                # planned once instead of once per chunk.
-                array, value = pg_array(chunk, "text")
-                key_in, params = f"{column} = ANY({array})", (value,)
+            key_in, params = one_of(column, chunk, "text", sqlite=sqlite)
             yield from self._select(table, f"{where} AND {key_in}", params)
 
     def org_code(self, aggregate_id: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 from projections.read_models import ledger_sums, roll_counts
 from projections.read_models.schema import TableSet
-from storage.database import Store
+from storage.database import Store, one_of
 
 _SUMMED = (
     "s.months, s.period, s.account_code, s.earmarked, SUM(s.debit_fen), SUM(s.credit_fen),"
@@ -118,11 +118,9 @@ def fill(store: Store, cur: Any, tables: TableSet) -> None:
 
 def _in(store: Store, column: str, values: list[str], params: list[Any]) -> str:
     """A `column IN (...)` condition on the given values, its parameters added to params."""
-    if store.is_sqlite:
-        params.extend(values)
-        return f"{column} IN ({', '.join('?' for _ in values)})"
-    params.append(values)
-    return f"{column} = ANY(?)"
+    where, values_params = one_of(column, values, "text", sqlite=store.is_sqlite)
+    params.extend(values_params)
+    return where
 
 
 def _ancestors_of(store: Store, cur: Any, tables: TableSet, codes: Iterable[str]) -> dict:
