@@ -56,15 +56,12 @@ from service.unit_of_work import CommandResult, UnitOfWork
 from service.writer_lock import Turn, writer_lock
 
 MAX_BATCH_COMMANDS = 500
-WRITER_CACHE_SIZE = 20_000
 # The tree's aggregates (organisations, their books, the deployment, the levy policies) are
-# held apart from the rest, at most this many: every month's dues and levies read each union
-# and its book again, while the members, vouchers and idempotency records between two such
-# reads are mostly read once. In one cache, a month of those (more than 20,000 in the demo's
-# province at scale 0.03) pushed the tree out, and every union and book was read from the
-# store again each month. A county's tree (2,500 organisations at most) fits, and so does
-# that province's (3,102); a whole province's (10^5) would not.
-TREE_CACHE_SIZE = 20_000
+# held apart from the rest, in an LRU order of their own (Settings.tree_cache_size): every
+# month's dues and levies read each union and its book again, while the members, vouchers and
+# idempotency records between two such reads are mostly read once. In one cache, a month of
+# those (more than 20,000 in the demo's province at scale 0.03) pushed the tree out, and every
+# union and book was read from the store again each month.
 TREE_KINDS = (Organization, Book, Deployment, LevyPolicies)
 # More foreign events than this since the writer last looked: forget everything instead.
 MAX_TAILED_EVENTS = 50_000
@@ -88,6 +85,7 @@ T = TypeVar("T")
 class WriterHost(Protocol):
     """What the writer needs of the application it writes for (service/application.py)."""
 
+    settings: Any
     recorder: Any
     mapper: Any
     repository: Any
@@ -156,15 +154,14 @@ class WriterCache:
     than the position (read from the store after it): events it already reflects are
     skipped."""
 
-    def __init__(
-        self, app: WriterHost, maxsize: int = WRITER_CACHE_SIZE, tree_size: int = TREE_CACHE_SIZE
-    ) -> None:
+    def __init__(self, app: WriterHost, *, maxsize: int, tree_size: int) -> None:
         self.app = app
         self.maxsize = maxsize
         self.tree_size = tree_size
         # The tree's aggregates (TREE_KINDS), and the rest, each in its own LRU order.
         self.tree: LRUCache[UUID, LedgerAggregate] = LRUCache(tree_size)
         self.aggregates: LRUCache[UUID, LedgerAggregate] = LRUCache(maxsize)
+        self.tree_overflowed = False  # warned that the tree no longer fits
         self.head: int | None = None  # every event up to here is read (and applied, or _unapplied)
         self.looked_at = 0.0  # time.monotonic() of the last catch-up
         self._unapplied: list[Any] = []
@@ -236,8 +233,20 @@ class WriterCache:
                 cache.get(aggregate_id, evict=True)
 
     def _keep(self, aggregate: LedgerAggregate) -> None:
-        cache = self.tree if isinstance(aggregate, TREE_KINDS) else self.aggregates
-        cache.put(aggregate.id, aggregate)
+        if not isinstance(aggregate, TREE_KINDS):
+            self.aggregates.put(aggregate.id, aggregate)
+            return
+        evicted, _ = self.tree.put(aggregate.id, aggregate)
+        if evicted is not None and not self.tree_overflowed:
+            # Once per process: from now on some unions and books are read from the store
+            # again each month, and a command costs more the larger the tree.
+            self.tree_overflowed = True
+            log.warning(
+                "the writer's tree cache is full (LEDGER_TREE_CACHE_SIZE=%d): unions and "
+                "books now leave it and are read from the store again; size it to hold "
+                "the tree, two per organisation (docs/operations.md, 'Memory')",
+                self.tree_size,
+            )
 
     def get(self, aggregate_id: UUID) -> LedgerAggregate | None:
         if self._unapplied:
@@ -374,7 +383,11 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[PendingCommand | ExclusiveWrite | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.known = WriterCache(app)
+        self.known = WriterCache(
+            app,
+            maxsize=app.settings.aggregate_cache_size,
+            tree_size=app.settings.tree_cache_size,
+        )
         self.lock = writer_lock(app.recorder)
         self.batches = 0
         self.commands = 0

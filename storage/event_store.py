@@ -53,7 +53,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         "COMPRESSOR_TOPIC": "storage.transcodings:FastZlibCompressor",
         "CREATE_TABLE": "y",
         # Recently used aggregates stay in memory; each get() fetches only newer events.
-        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     url = urlparse(settings.database_url)

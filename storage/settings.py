@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     # store across every server process (service/searches.py). The benchmark raises it to time
     # lookups back to back.
     searches_per_minute: int = Field(default=60, ge=1, le=1_000_000)
+    # Aggregates each server process keeps in memory, so that a command reads only the events
+    # stored since (service/group_commit.py). tree_cache_size: the organisations, their books
+    # and the deployment's policies, which every month's dues and levies read again; sized to
+    # hold the whole tree (two per organisation, and a few) it keeps a command's cost flat in
+    # the deployment's size. aggregate_cache_size: the rest (members, vouchers, files), in the
+    # writer and in the repository that reads for it. docs/operations.md gives the memory each
+    # costs.
+    tree_cache_size: int = Field(default=20_000, ge=100, le=10_000_000)
+    aggregate_cache_size: int = Field(default=20_000, ge=100, le=10_000_000)
     # /readyz fails while the read models are further behind than this many events.
     ready_max_lag_events: int = Field(default=10_000, ge=0)
     # Whether each server process keeps the read models current in a thread of its own.

@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
+from pydantic import ValidationError
 
 from domain.errors import AlreadyMember, InvalidValue
 from domain.organizations import Organization
@@ -37,6 +38,7 @@ from service.commands import (
 )
 from service.group_commit import WriterCache
 from storage.outage import PROBE_INTERVAL_S
+from storage.settings import Settings
 from tests.conftest import Backend
 from tests.service.scenario import Tree, found_tree, lines, person
 
@@ -412,7 +414,7 @@ def test_the_writers_cache_keeps_an_aggregate_read_after_its_last_look(
     """An aggregate read from the store already reflects events the cache has not read yet:
     catching up skips them instead of forgetting the aggregate."""
     other = backend.open()
-    known = WriterCache(ledger)
+    known = WriterCache(ledger, maxsize=20_000, tree_size=20_000)
     known.refresh()
     join(1, tree.base_a)(other)
     union = ledger.repository.get(Organization.id_for(tree.base_a))
@@ -428,7 +430,7 @@ def test_members_and_vouchers_do_not_push_the_tree_out_of_the_writers_cache(
     vouchers and idempotency records written between two such reads are more than the cache
     holds. The tree is held apart, so they cannot push it out."""
     writer = backend.open()
-    writer.committer.known = WriterCache(writer, maxsize=3)
+    writer.committer.known = WriterCache(writer, maxsize=3, tree_size=20_000)
     assert not isinstance(run_batch(writer, [dues(tree.base_a)])[0], BaseException)
     # More members than the cache holds besides the tree.
     joined = run_batch_again(writer, [join(n, tree.base_b) for n in range(10, 16)])
@@ -437,6 +439,41 @@ def test_members_and_vouchers_do_not_push_the_tree_out_of_the_writers_cache(
     assert not isinstance(run_batch_again(writer, [dues(tree.base_a, month=2)])[0], BaseException)
     union_a = {Organization.id_for(tree.base_a), Book.id_for(tree.base_a)}
     assert not union_a & {call[0] for call in reads}
+
+
+def test_the_cache_sizes_come_from_the_settings(backend: Backend) -> None:
+    """A province's operator sizes the caches to its tree (docs/operations.md): the writer's
+    tree, its other aggregates and the repository's cache each take their setting."""
+    ledger = Ledger(
+        backend.settings.model_copy(update={"tree_cache_size": 150, "aggregate_cache_size": 300})
+    )
+    try:
+        known = ledger.committer.known
+        assert (known.tree.maxsize, known.aggregates.maxsize) == (150, 300)
+        assert ledger.repository.cache.maxsize == 300
+    finally:
+        ledger.close()
+
+
+def test_a_tree_larger_than_its_cache_is_logged_once(
+    backend: Backend, tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator learns that the tree no longer fits (and which setting to raise) from the
+    log, once, not from a slower month."""
+    writer = backend.open()
+    writer.committer.known = WriterCache(writer, maxsize=20_000, tree_size=2)
+    with caplog.at_level("WARNING", logger="ledger.writer"):
+        assert not isinstance(run_batch(writer, [dues(tree.base_a)])[0], BaseException)
+        assert not isinstance(run_batch_again(writer, [dues(tree.base_b)])[0], BaseException)
+    full = [r for r in caplog.records if "tree cache is full" in r.getMessage()]
+    assert len(full) == 1 and "LEDGER_TREE_CACHE_SIZE=2" in full[0].getMessage()
+
+
+def test_cache_sizes_below_a_hundred_are_refused() -> None:
+    with pytest.raises(ValidationError, match="tree_cache_size"):
+        Settings(tree_cache_size=99)
+    with pytest.raises(ValidationError, match="aggregate_cache_size"):
+        Settings(aggregate_cache_size=0)
 
 
 def test_a_failed_snapshot_fails_no_command(
