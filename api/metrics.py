@@ -53,6 +53,12 @@ WRITER_COUNTERS = {
         "ledger_writer_commands_decided_again",
         "Commands of those batches decided a second time (the others stood as first decided).",
     ),
+    "tree_reads": (
+        "ledger_writer_tree_reads",
+        "Organisations, books and levy policies the writers read from the store because their "
+        "tree cache did not hold them: each once after a start; a count that keeps rising "
+        "month after month means the tree has outgrown LEDGER_TREE_CACHE_SIZE.",
+    ),
     "lock_wait_s": (
         "ledger_writer_lock_wait_seconds",
         "Seconds the writers waited for their turn (the writer lock) before writing.",

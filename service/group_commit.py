@@ -162,6 +162,9 @@ class WriterCache:
         self.tree: LRUCache[UUID, LedgerAggregate] = LRUCache(tree_size)
         self.aggregates: LRUCache[UUID, LedgerAggregate] = LRUCache(maxsize)
         self.tree_overflowed = False  # warned that the tree no longer fits
+        # Tree aggregates read from the store because this cache did not hold them (the metric
+        # ledger_writer_tree_reads): each once after a start, then only if the tree outgrew it.
+        self.tree_reads = 0
         self.head: int | None = None  # every event up to here is read (and applied, or _unapplied)
         self.looked_at = 0.0  # time.monotonic() of the last catch-up
         self._unapplied: list[Any] = []
@@ -256,6 +259,8 @@ class WriterCache:
     def adopt(self, aggregate: LedgerAggregate) -> None:
         """An aggregate the writer read from the store (a private copy, at least as new as
         the head): kept, so that deciding the batch again needs no second read."""
+        if isinstance(aggregate, TREE_KINDS):
+            self.tree_reads += 1
         self._keep(aggregate)
 
     def saved(self, aggregates: list[LedgerAggregate], positions: list[int]) -> None:
@@ -397,6 +402,10 @@ class GroupCommitter:
         # processes' turns together fill the time, the lock bounds what they write.
         self.lock_wait_s = 0.0
         self.turn_s = 0.0
+
+    @property
+    def tree_reads(self) -> int:
+        return self.known.tree_reads
 
     def submit(self, pending: PendingCommand) -> CommandResult:
         return self.enqueue(pending).result()

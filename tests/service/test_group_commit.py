@@ -469,6 +469,29 @@ def test_a_tree_larger_than_its_cache_is_logged_once(
     assert len(full) == 1 and "LEDGER_TREE_CACHE_SIZE=2" in full[0].getMessage()
 
 
+def test_the_tree_read_from_the_store_is_counted_once_while_it_fits(
+    backend: Backend, tree: Tree
+) -> None:
+    """ledger_writer_tree_reads: a writer started on an existing tree reads the union once (its
+    book is opened by this first receipt); the next month finds both held. With a cache too
+    small for the tree, every month reads again and the count keeps rising."""
+    writer = backend.open()
+    assert not isinstance(run_batch(writer, [dues(tree.base_a)])[0], BaseException)
+    first = writer.committer.tree_reads
+    assert first >= 1
+    assert not isinstance(run_batch_again(writer, [dues(tree.base_a, month=2)])[0], BaseException)
+    assert writer.committer.tree_reads == first
+
+    small = backend.open()
+    small.committer.known = WriterCache(small, maxsize=20_000, tree_size=1)
+    for month in (3, 4):
+        before = small.committer.tree_reads
+        assert not isinstance(
+            run_batch_again(small, [dues(tree.base_a, month=month)])[0], BaseException
+        )
+        assert small.committer.tree_reads > before
+
+
 def test_cache_sizes_below_a_hundred_are_refused() -> None:
     with pytest.raises(ValidationError, match="tree_cache_size"):
         Settings(tree_cache_size=99)
