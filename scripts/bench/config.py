@@ -1,6 +1,6 @@
 """The sizes a benchmark run uses: full (the sizes of the performance issue), quick, smoke.
 
-Sizes follow ../shared/domain.md "Size": a county has 700-2,500 organisations and 80,000-200,000
+Sizes follow docs/domain.md "Sizes": a county has 700-2,500 organisations and 80,000-200,000
 members; a city about 11 counties; a province about 10^5 organisations, 10^7 members and, with
 a year of business, about 10^7 events. The deployment is the demo plan (scripts/demo_data.py)
 at a scale; scale 0.7 of a county gives the ~700-organisation subtree the statement target names.

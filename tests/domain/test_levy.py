@@ -111,7 +111,8 @@ def test_levels_above_the_root_are_owed_by_name_and_others_by_code(
 
 
 def test_the_worked_example_holds_to_the_fen() -> None:
-    # ../shared/domain.md: root a province, base union directly under a county (no township).
+    # docs/domain.md, the worked example: root a province, base union directly under a county
+    # (no township).
     path = [("base", "B"), ("county", "K"), ("city", "C"), ("province", "P")]
     result = share_levy(Money.parse("2469.14"), COMMON, path)
     assert [(s.level, s.counterparty, str(s.amount)) for s in result] == [

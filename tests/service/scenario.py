@@ -14,7 +14,7 @@ from scripts.synthetic import employer_code, id_number, union_code
 from service.application import Ledger
 from service.commands import AdoptLevyPolicy, FoundOrganization
 
-# The worked example's policy from ../shared/domain.md (percentages per level).
+# The worked example's policy from docs/domain.md (percentages per level).
 EXAMPLE_SHARES = {
     "base": "60",
     "township": "5",

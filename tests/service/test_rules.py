@@ -805,7 +805,8 @@ def test_dues_from_another_unions_member_are_refused(ledger: Ledger, tree: Tree)
 
 
 def test_levy_worked_example_tax_channel_to_the_fen(ledger: Ledger, tree: Tree) -> None:
-    """../shared/domain.md: 2,469.14 for a base union directly under the county, tax channel."""
+    """docs/domain.md, the worked example: 2,469.14 for a base union directly under the county,
+    tax channel."""
     body = tax_levy(ledger, tree, tree.county, tree.base_a, tree.employer_a, "123457.00", "2469.14")
     assert lines(body) == sorted(
         [
