@@ -68,7 +68,8 @@ def bench(
             max=1.0,
             help="Also load a province at this scale (0.03: 2,926 organisations, 278,421 "
             "people) and time its load and the reads over its root's subtree: statement, "
-            "roll page, roll summary (in process).",
+            "roll page, roll summary (in process); then rebuild it (from 0.05, over a "
+            "million events: enough to extrapolate the rebuild's memory to 10^7).",
         ),
     ] = None,
     profile: Annotated[

@@ -52,8 +52,8 @@ class BenchConfig:
     # Larger stores whose load, catch-up and rebuild are measured too (sizes beyond the main
     # deployment); a size whose load would take too long is extrapolated instead, labelled.
     extra_sizes: tuple[tuple[str, float], ...] = field(default=())
-    # The province point (`--province-scale`): a province at this scale, its load rate and
-    # its subtree reads (scripts/bench/province.py). None: not measured.
+    # The province point (`--province-scale`): a province at this scale, its load rate, its
+    # subtree reads (scripts/bench/province.py) and its rebuild. None: not measured.
     province_scale: float | None = None
     # The Spark rebuild on 1 and 2 local cores (scripts/bench/spark_rebuild.py): off in the
     # smoke run, whose time bound two Spark sessions would not fit.

@@ -387,8 +387,12 @@ def _extra_size(
 
 
 def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale: float) -> None:
-    """A province at a scale (--province-scale): loaded, caught up, and its subtree reads
-    timed (scripts/bench/province.py); its load rate beside the main deployment's."""
+    """A province at a scale (--province-scale): loaded, caught up, its subtree reads timed
+    (scripts/bench/province.py), and rebuilt; its load rate beside the main deployment's.
+
+    The rebuild is what gives the rebuild targets, stated for 10^7 events, a store large
+    enough to extrapolate peak memory from (assessment.MIN_EVENTS_FOR_MEMORY: a province at
+    scale 0.05 has over a million events) without loading a city for hours."""
     sub = workdir / "province-point"
     sub.mkdir()
     with bench_store(backend, admin_url, sub) as store:
@@ -403,6 +407,7 @@ def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale
             )
         finally:
             ledger.close()
+        rebuilt = _rebuild_at(run, store, "province")
     rate = loader.report.as_dict()["commands_per_s"]
     main_rate = run.details.get("load", {}).get(run.config.plan_size, {}).get("commands_per_s")
     run.figures["province"] = {
@@ -416,6 +421,9 @@ def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale
         "load_commands_per_s": rate,
         f"{run.config.plan_size}_load_commands_per_s": main_rate,
         "load_rate_ratio": round(rate / main_rate, 3) if rate and main_rate else None,
+        "rebuild_events": rebuilt["events"],
+        "rebuild_events_per_s": rebuilt["build_events_per_s"],
+        "rebuild_rss_mb": rebuilt["peak_rss_mb"],
     }
     run.details["province_point"] = reads
 
@@ -548,7 +556,7 @@ def run_bench(
         if config.province_scale is not None:
             scale = config.province_scale
             run.attempt(
-                f"province store at scale {scale}: load, subtree reads",
+                f"province store at scale {scale}: load, subtree reads, rebuild",
                 ("province",),
                 lambda: _province_point(run, backend, admin_url, Path(tmp), scale),
             )

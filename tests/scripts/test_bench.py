@@ -27,6 +27,9 @@ from tests.scripts.test_cli import ledger_env
 # The smoke run starts `ledger serve` and then uvicorn and granian in turn (the serving keys):
 # 91 s here at load average 10, more when other jobs load the machine further.
 TIMEOUT_S = 300
+# The province point of the PostgreSQL run: 638 organisations (the counties and the levels
+# above them are there at any scale) and 4,933 people.
+PROVINCE_SCALE = 0.0005
 
 
 def _is_number(value: object) -> bool:
@@ -37,9 +40,11 @@ def _is_number(value: object) -> bool:
 def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
     out, table = tmp_path / "bench.json", tmp_path / "bench.md"
     env = ledger_env("sqlite:///unused.sqlite", tmp_path / "unused.key")
-    # One of the two runs is profiled too (--profile), so that both kinds are exercised.
+    # One of the two runs is profiled too (--profile), so that both kinds are exercised; the
+    # other also loads, reads and rebuilds a (tiny) province point.
     profiles = tmp_path / "profiles"
     profiled = backend == "sqlite"
+    province_scale = None if profiled else PROVINCE_SCALE
     completed = subprocess.run(
         [
             sys.executable,
@@ -56,6 +61,7 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
             "--database-url",
             PG_ADMIN_URL,
             *(["--profile", str(profiles)] if profiled else []),
+            *(["--province-scale", str(province_scale)] if province_scale else []),
         ],
         env=env,
         cwd=tmp_path,
@@ -121,6 +127,16 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
     assert rebuild["events"] >= sizes["deployment"]["events"]
     assert rebuild["differing_rows"] == 0
     assert details["rebuild"]["county (as loaded)"]["differing_rows"] == 0
+    if province_scale is not None:
+        # The province point: loaded, read over its whole subtree, and rebuilt, with the
+        # rebuild agreeing with the live read models.
+        point = result["province"]
+        assert point["scale"] == province_scale and point["events"] > 0
+        for key in ("statement_ms_p99", "roll_page_ms_p99", "roll_summary_ms_p99"):
+            assert _is_number(point[key]), (key, point)
+        assert details["rebuild"]["province"]["differing_rows"] == 0
+        assert point["rebuild_events"] >= point["events"]
+        assert _is_number(point["rebuild_events_per_s"]) and _is_number(point["rebuild_rss_mb"])
     # A smoke-sized store is far too small to extrapolate from: no estimate, and why.
     province = result["sizes"]["province"]
     assert province["extrapolated"] is True
