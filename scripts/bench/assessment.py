@@ -73,13 +73,16 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
     """Rebuild time and memory at 10^7 events from the measured sizes, labelled as such.
 
     Rate: that of the largest store measured, assumed constant with size. Memory: the largest
-    store's peak plus its own build's growth per event (resident memory sampled against the
-    build's position over the later half of the build; projection.memory_profile), and only
-    for a store of at least MIN_EVENTS_FOR_MEMORY events. The build holds one batch of events
-    at a time, so in a shorter log its memory follows what the batches hold (one county-year:
-    110 MB in the months of joins, 137 MB in the months of business) and any line drawn
-    through it, or through two such stores, says nothing about 10^7 events. Stores smaller
-    than MIN_EVENTS_TO_EXTRAPOLATE (quick and smoke runs) give no estimate at all."""
+    store's peak plus what a build keeps from batch to batch per event (measured by building
+    that store twice in one process: scripts/bench/rebuild_memory.py) times the events still
+    to come, and only for a store of at least MIN_EVENTS_FOR_MEMORY events. A line fitted
+    through resident memory against position over one build is not used: the build holds one
+    batch of events at a time, so its memory follows what the batches hold (one county-year:
+    110 MB in the months of joins, 137 MB in the months of business), and on a province of
+    1.3 million events such a line, drawn across the step where its business begins, put
+    10^7 events at 1,125 MB where two builds in one process kept 1.9 MB per million events.
+    Its slope is still reported (build_rss_mb_per_million_events). Stores smaller than
+    MIN_EVENTS_TO_EXTRAPOLATE (quick and smoke runs) give no estimate at all."""
     points = sorted(
         ((r["events"], r) for r in details.get("rebuild", {}).values()), key=lambda point: point[0]
     )
@@ -90,8 +93,9 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
         "from_measured_events": [e for e, _ in points],
         "method": "rate: that of the largest store measured, assumed constant with size; "
         f"peak memory (from stores of {MIN_EVENTS_FOR_MEMORY:,} events or more): the "
-        "largest store's peak plus its build's own growth per event over the later "
-        "half of the build (never below zero) times the events still to come",
+        "largest store's peak plus the memory a build keeps per event from batch to batch "
+        "(two builds of that store in one process; never below zero) times the events "
+        "still to come",
         "rebuild_s": None,
         "rebuild_events_per_s": None,
         "rebuild_rss_mb": None,
@@ -108,8 +112,9 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
     rate = largest["build_events_per_s"]
     result["rebuild_events_per_s"] = rate
     result["rebuild_s"] = round(PROVINCE_EVENTS / rate, 1) if rate else None
-    growth = largest.get("build_rss_mb_per_million_events")
-    result["build_rss_mb_per_million_events"] = growth
+    result["build_rss_mb_per_million_events"] = largest.get("build_rss_mb_per_million_events")
+    growth = largest.get("retained_mb_per_million_events")
+    result["retained_mb_per_million_events"] = growth
     if e2 < MIN_EVENTS_FOR_MEMORY:
         result["reason"] = (
             f"peak memory is not extrapolated from a store of {e2:,} events: "
@@ -118,7 +123,10 @@ def extrapolate_province(details: dict[str, Any]) -> dict[str, Any]:
             "rss_curve of each rebuild)"
         )
     elif growth is None:
-        result["reason"] = "too few memory samples in the largest build to measure its growth"
+        result["reason"] = (
+            "the memory a build keeps from batch to batch was not measured on the largest "
+            "store (its two-pass build failed or was not run)"
+        )
     else:
         result["rebuild_rss_mb"] = round(
             largest["peak_rss_mb"] + max(0.0, growth) * (PROVINCE_EVENTS - e2) / 1e6, 1

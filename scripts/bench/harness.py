@@ -354,13 +354,27 @@ def _compare_servers(run: Run, store: BenchStore, ledger: Ledger, loader: Deploy
             )
 
 
-def _rebuild_at(run: Run, store: BenchStore, size: str) -> dict[str, Any]:
+def _rebuild_at(
+    run: Run, store: BenchStore, size: str, *, retained: bool = False
+) -> dict[str, Any]:
+    """`ledger rebuild` of the store; retained: then also the memory a build keeps from batch
+    to batch (two builds in one process), which the extrapolation to 10^7 events uses."""
     result = projection.rebuild(store)
     run.details.setdefault("rebuild", {})[size] = result
     run.note(
         f"bench:   rebuild of {result['events']:,} events: "
         f"{result['build_events_per_s']} events/s, peak {result['peak_rss_mb']} MB"
     )
+    if retained:
+        try:
+            result.update(projection.retained_memory(store))
+        except Exception as exc:  # the rebuild's own figures stand without it
+            result["retained_mb_per_million_events"] = None
+            result["retained_unavailable"] = f"{type(exc).__name__}: {exc}"[:600]
+        run.note(
+            "bench:   kept from batch to batch: "
+            f"{result['retained_mb_per_million_events']} MB per million events"
+        )
     return result
 
 
@@ -377,7 +391,7 @@ def _extra_size(
             run.details.setdefault("catch_up", {})[size] = projection.catch_up(ledger)
         finally:
             ledger.close()
-        _rebuild_at(run, store, size)
+        _rebuild_at(run, store, size, retained=True)
         run.details.setdefault("sizes_measured", {})[size] = {
             "scale": scale,
             "organisations": loader.report.organizations,
@@ -407,7 +421,7 @@ def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale
             )
         finally:
             ledger.close()
-        rebuilt = _rebuild_at(run, store, "province")
+        rebuilt = _rebuild_at(run, store, "province", retained=True)
     rate = loader.report.as_dict()["commands_per_s"]
     main_rate = run.details.get("load", {}).get(run.config.plan_size, {}).get("commands_per_s")
     run.figures["province"] = {
@@ -424,6 +438,7 @@ def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale
         "rebuild_events": rebuilt["events"],
         "rebuild_events_per_s": rebuilt["build_events_per_s"],
         "rebuild_rss_mb": rebuilt["peak_rss_mb"],
+        "rebuild_retained_mb_per_million_events": rebuilt["retained_mb_per_million_events"],
     }
     run.details["province_point"] = reads
 

@@ -113,6 +113,30 @@ def rebuild(store: BenchStore) -> dict[str, Any]:
     }
 
 
+def retained_memory(store: BenchStore) -> dict[str, Any]:
+    """The memory a build keeps from batch to batch (scripts/bench/rebuild_memory.py: two
+    builds of the shadow set in one child process), for extrapolating peak memory to 10^7
+    events."""
+    env = {**os.environ, **store.environment()}
+    completed = subprocess.run(
+        [sys.executable, "-m", "scripts.bench.rebuild_memory"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=REBUILD_TIMEOUT_S,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"the two-pass build exited with {completed.returncode}: {completed.stderr[-1500:]}"
+        )
+    measured = json.loads(completed.stdout)
+    return {
+        "retained_mb_per_million_events": measured["retained_mb_per_million_events"],
+        "two_pass_build": measured,
+    }
+
+
 def memory_profile(
     samples: list[tuple[float, int | None, float]], final_position: int
 ) -> dict[str, Any]:

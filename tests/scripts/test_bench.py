@@ -137,6 +137,8 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
         assert details["rebuild"]["province"]["differing_rows"] == 0
         assert point["rebuild_events"] >= point["events"]
         assert _is_number(point["rebuild_events_per_s"]) and _is_number(point["rebuild_rss_mb"])
+        # ... and built twice more in one process: what a build keeps from batch to batch.
+        assert _is_number(point["rebuild_retained_mb_per_million_events"]), point
     # A smoke-sized store is far too small to extrapolate from: no estimate, and why.
     province = result["sizes"]["province"]
     assert province["extrapolated"] is True
