@@ -27,7 +27,7 @@ import psycopg
 from projections.read_models.models import ReadModels
 from projections.read_models.schema import SHADOW
 from scripts.bench.database import BenchStore
-from scripts.bench.server import REPO_ROOT
+from scripts.bench.server import REPO_ROOT, run_module
 from scripts.bench.stats import per_s
 from scripts.common import memory_mb
 from service.application import Ledger
@@ -118,19 +118,9 @@ def retained_memory(store: BenchStore) -> dict[str, Any]:
     builds of the shadow set in one child process), for extrapolating peak memory to 10^7
     events."""
     env = {**os.environ, **store.environment()}
-    completed = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.rebuild_memory"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=REBUILD_TIMEOUT_S,
+    measured = json.loads(
+        run_module("scripts.bench.rebuild_memory", env=env, timeout_s=REBUILD_TIMEOUT_S)
     )
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"the two-pass build exited with {completed.returncode}: {completed.stderr[-1500:]}"
-        )
-    measured = json.loads(completed.stdout)
     return {
         "retained_mb_per_million_events": measured["retained_mb_per_million_events"],
         "two_pass_build": measured,
