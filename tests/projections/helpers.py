@@ -8,10 +8,21 @@ from typing import Any
 from domain.vouchers import Posting
 from projections.read_models.models import ReadModels
 from projections.read_models.rows import day_int
-from projections.read_models.schema import LIVE, SHADOW, TableSet
+from projections.read_models.schema import LIVE, SHADOW, TABLES, TableSet
 from projections.reconciliation.compare import Comparison, compare
 from projections.reconciliation.rebuild import build
 from storage.payload_codec import PostingRow
+
+
+def live_rows(read_models: ReadModels) -> dict[str, list[tuple]]:
+    """Every row of every live read-model table, per table, in a fixed order: for checking
+    that a measurement over the read models left them as they were."""
+    with read_models.store.reader() as cur:
+        found = {}
+        for table in TABLES:
+            cur.execute(f"SELECT * FROM {LIVE.table(table.name)}")
+            found[table.name] = sorted(map(tuple, cur.fetchall()), key=repr)
+        return found
 
 
 def compare_with_rebuild(read_models: ReadModels, *, live: TableSet = LIVE) -> Comparison:

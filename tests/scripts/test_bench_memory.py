@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from projections.read_models.models import ReadModels
-from projections.read_models.schema import LIVE, SHADOW
+from projections.read_models.schema import SHADOW
 from scripts.bench import rebuild_memory
 from scripts.bench.assessment import (
     MIN_EVENTS_FOR_MEMORY,
@@ -20,8 +20,8 @@ from scripts.bench.assessment import (
 from scripts.bench.config import PROVINCE_EVENTS
 from scripts.bench.projection import memory_profile
 from scripts.common import memory_mb
-from service.commands import JoinMember
-from tests.service.scenario import found_tree, person
+from tests.projections.helpers import live_rows
+from tests.service.scenario import found_tree, join_members
 
 FINAL = 400_000
 
@@ -114,35 +114,21 @@ def test_no_growth_measured_gives_no_memory_estimate() -> None:
     assert small["rebuild_rss_mb"] is None and "too small" in small["reason"]
 
 
-def _live_spans(read_models: ReadModels) -> int:
-    with read_models.store.reader() as cur:
-        cur.execute(f"SELECT count(*) FROM {LIVE.table('roll_spans')}")
-        return int(cur.fetchone()[0])
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_two_builds_in_one_process_measure_what_the_build_keeps(ledger) -> None:
     tree = found_tree(ledger)
-    for n in range(1, 6):
-        ledger.execute(
-            JoinMember(
-                id_number=person(n),
-                name=f"会员{n}",
-                organization_code=tree.base_a,
-                joined_on="2025-03-01",
-            )
-        )
+    join_members(ledger, tree.base_a, range(1, 6))
     read_models = ReadModels(ledger)
     try:
         read_models.catch_up()
-        live_before = _live_spans(read_models), read_models.position()
+        live_before = live_rows(read_models), read_models.position()
         measured = rebuild_memory.measure(read_models)
         # Both passes read the whole log; the live read models are as they were.
         assert [p["events"] for p in measured["passes"]] == [ledger.head_position()] * 2
         assert all(p["rss_mb_at_end"] > 0 for p in measured["passes"])
         assert isinstance(measured["retained_mb_per_million_events"], float)
-        assert (_live_spans(read_models), read_models.position()) == live_before
-        assert live_before[0] == 5
+        assert (live_rows(read_models), read_models.position()) == live_before
+        assert len(live_before[0]["roll_spans"]) == 5
         # The shadow set is gone: the next rebuild starts from nothing.
         conn = read_models.store.connect()
         try:

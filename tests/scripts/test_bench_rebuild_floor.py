@@ -4,21 +4,11 @@ must do over the read models a build made, and leaves them as they were."""
 from __future__ import annotations
 
 from projections.read_models.models import ReadModels
-from projections.read_models.schema import LIVE, TABLES
 from scripts.bench import rebuild_floor
-from service.commands import JoinMember
-from tests.service.scenario import found_tree, person
+from tests.projections.helpers import live_rows
+from tests.service.scenario import found_tree, join_members
 
 MEMBERS = 12
-
-
-def _live_rows(read_models: ReadModels) -> dict[str, list[tuple]]:
-    with read_models.store.reader() as cur:
-        found = {}
-        for table in TABLES:
-            cur.execute(f"SELECT * FROM {LIVE.table(table.name)}")
-            found[table.name] = sorted(map(tuple, cur.fetchall()), key=repr)
-        return found
 
 
 def _floor_tables(read_models: ReadModels) -> list[str]:
@@ -30,20 +20,11 @@ def _floor_tables(read_models: ReadModels) -> list[str]:
 def test_the_floor_counts_every_event_row_and_sealed_value(backend):
     ledger = backend.open()
     tree = found_tree(ledger)
-    for n in range(MEMBERS):
-        ledger.execute(
-            JoinMember(
-                id_number=person(n),
-                name=f"会员{n}",
-                organization_code=tree.base_a,
-                joined_on="2025-03-01",
-                mobile=f"1380000{n:04d}",
-            )
-        )
+    join_members(ledger, tree.base_a, range(MEMBERS), mobile=True)
     read_models = ReadModels(ledger)
     try:
         read_models.catch_up()
-        before = _live_rows(read_models)
+        before = live_rows(read_models)
         result = rebuild_floor.measure(ledger)
         if backend.kind == "sqlite":
             assert result == {
@@ -61,7 +42,7 @@ def test_the_floor_counts_every_event_row_and_sealed_value(backend):
         assert result["cpu_s"] > 0 and result["cores"] >= 1
         assert result["write"]["rows_per_event"] == round(result["rows"] / result["events"], 2)
         # The live read models are untouched and the scratch set is gone.
-        assert _live_rows(read_models) == before
+        assert live_rows(read_models) == before
         assert _floor_tables(read_models) == []
     finally:
         read_models.close()

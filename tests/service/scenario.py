@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from domain.errors import DomainError
 from scripts.synthetic import employer_code, id_number, union_code
 from service.application import Ledger
-from service.commands import AdoptLevyPolicy, FoundOrganization
+from service.commands import AdoptLevyPolicy, FoundOrganization, JoinMember
 
 # The worked example's policy from docs/domain.md (percentages per level).
 EXAMPLE_SHARES = {
@@ -55,6 +55,21 @@ def person(n: int) -> str:
     """The n-th synthetic resident identity number: distinct for distinct n < 10_000."""
     birth = datetime.date(1970, 1, 1) + datetime.timedelta(days=7 * n)
     return id_number(COUNTY_REGION, birth, n)
+
+
+def join_members(ledger: Ledger, org: str, numbers: range, *, mobile: bool = False) -> None:
+    """Person n (person(n)) for each n in numbers joins org on 2025-03-01, with a mobile
+    number if asked."""
+    for n in numbers:
+        ledger.execute(
+            JoinMember(
+                id_number=person(n),
+                name=f"会员{n}",
+                organization_code=org,
+                joined_on="2025-03-01",
+                mobile=f"1380000{n:04d}" if mobile else None,
+            )
+        )
 
 
 def found_tree(ledger: Ledger, *, policy: bool = True) -> Tree:
