@@ -198,6 +198,10 @@ class WriterCache:
         self.head = notifications[-1].id
         return {n.originator_id for n in notifications}
 
+    def next_read(self) -> tuple[int, int] | None:
+        """(start, limit) of the read refresh() makes first (None: it reads the head)."""
+        return None if self.head is None else (self.head + 1, REFRESH_PAGE)
+
     def _reset(self, head: int | None = None) -> None:
         self.tree = LRUCache(self.tree_size)
         self.aggregates = LRUCache(self.maxsize)
@@ -543,7 +547,8 @@ class GroupCommitter:
             finally:
                 self.turn_s += time.perf_counter() - started
 
-        return self.lock.write(timed)
+        # Every turn's body starts with the cache's catch-up (WriterCache.refresh).
+        return self.lock.write(timed, read_ahead=self.known.next_read())
 
     def _decide(
         self,

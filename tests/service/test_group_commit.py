@@ -113,10 +113,10 @@ def before_first_lock(
     write = lock.write
     done: list[Any] = []
 
-    def write_after_action(body: Callable[[Any], Any]) -> Any:
+    def write_after_action(body: Callable[[Any], Any], **options: Any) -> Any:
         if not done:
             done.append(action())
-        return write(body)
+        return write(body, **options)
 
     monkeypatch.setattr(lock, "write", write_after_action)
 
@@ -135,7 +135,9 @@ def on_insert(
             self.select_notifications = turn.select_notifications
             self.insert_events = wrap(turn.insert_events)
 
-    monkeypatch.setattr(lock, "write", lambda body: write(lambda turn: body(Wrapped(turn))))
+    monkeypatch.setattr(
+        lock, "write", lambda body, **options: write(lambda turn: body(Wrapped(turn)), **options)
+    )
 
 
 def spy(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str) -> list[tuple[Any, ...]]:
@@ -358,7 +360,7 @@ def test_other_writers_events_are_decoded_after_the_lock_when_the_batch_needs_no
     held: list[bool] = [False]
     write = lock.write
 
-    def write_held(body: Callable[[Any], Any]) -> Any:
+    def write_held(body: Callable[[Any], Any], **options: Any) -> Any:
         join(1, tree.base_b)(ledger)  # the other process changes base B's union
 
         def held_body(turn: Any) -> Any:
@@ -368,7 +370,7 @@ def test_other_writers_events_are_decoded_after_the_lock_when_the_batch_needs_no
             finally:
                 held[0] = False
 
-        return write(held_body)
+        return write(held_body, **options)
 
     monkeypatch.setattr(lock, "write", write_held)
     decode = writer.mapper.to_domain_event

@@ -81,10 +81,11 @@ def events(n: int, versions: int = 1) -> list[StoredEvent]:
 
 
 def rows(recorder: PostgresApplicationRecorder) -> list[tuple[Any, ...]]:
-    return [
-        (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-        for n in recorder.select_notifications(None, 1_000_000)
-    ]
+    return _rows_of(recorder.select_notifications(None, 1_000_000))
+
+
+def _rows_of(notifications: Any) -> list[tuple[Any, ...]]:
+    return [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications]
 
 
 @pytest.mark.parametrize("n", [1, 3, 30, 2_500])
@@ -161,6 +162,60 @@ def test_insert_takes_the_table_lock_and_notifies(pg_database: str) -> None:
         assert recorder.max_notification_id() == 2
     finally:
         store.close()
+
+
+class _Counting:
+    """A cursor that notes the queries executed through it."""
+
+    def __init__(self, cursor: Any, executed: list[Any]) -> None:
+        self._cursor, self._executed = cursor, executed
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self._executed.append(query)
+        return self._cursor.execute(query, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def test_a_locked_write_reads_ahead_in_the_message_that_takes_its_locks(recorders: Any) -> None:
+    """The catch-up read a turn asks for first comes with its locks, in their message: the
+    same notifications a query would give (states byte for byte), and no query of its own.
+    Asked for anything else, the turn queries as before."""
+    _, new = recorders
+    earlier = events(5, versions=2)
+    new.insert_events(earlier)
+    expected = rows(new)
+    executed: list[Any] = []
+
+    def body(write: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        write._curs = _Counting(write._curs, executed)
+        ahead = write.select_notifications(3, 1_000)  # what was read ahead: no query
+        assert executed == []
+        again = write.select_notifications(3, 1_000)  # given once: now a query
+        narrower = write.select_notifications(2, 2, stop=3)
+        assert len(executed) == 2
+        ids = write.insert_events(events(1))
+        assert ids == [6] and write.committed
+        return ahead, again, narrower
+
+    as_rows = _rows_of
+    ahead, again, narrower = new.write_locked(7, body, read_ahead=(3, 1_000))
+    assert as_rows(ahead) == as_rows(again) == expected[2:]
+    assert as_rows(narrower) == expected[1:3]
+    assert new.max_notification_id() == 6
+
+    # A read ahead that the body does not take is dropped; an empty one is empty.
+    def other(write: Any) -> list[Any]:
+        return write.select_notifications(1, 2)
+
+    assert as_rows(new.write_locked(7, other, read_ahead=(4, 10))) == as_rows(
+        new.select_notifications(1, 2)
+    )
+    assert new.write_locked(7, lambda w: w.select_notifications(7, 10), read_ahead=(7, 10)) == []
+    with pytest.raises(TypeError):
+        new.write_locked(7, other, read_ahead=("4; DROP TABLE x", 10))
+    assert new.max_notification_id() == 6
 
 
 def test_db_functions_and_text_ids_take_the_parents_paths(pg_database: str) -> None:
