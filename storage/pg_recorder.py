@@ -197,15 +197,15 @@ class BinaryArrayApplicationRecorder(PostgresApplicationRecorder):
             if read_ahead is not None:
                 message += b"; " + self._select_after_literal(conn, *read_ahead)
             with conn.cursor() as curs:
-                # One simple-protocol message (no parameters: the key, the start and the limit
-                # are ints of ours, written in as literals).
-                curs.execute(message, prepare=False)
                 write = LockedWrite(self, conn, curs)
-                if read_ahead is not None:
-                    while curs.nextset():  # the read's result is the message's last
-                        pass
-                    write.read_ahead = (read_ahead, write.notifications(curs.fetchall()))
                 try:
+                    # One simple-protocol message (no parameters: the key, the start and the
+                    # limit are ints of ours, written in as literals).
+                    curs.execute(message, prepare=False)
+                    if read_ahead is not None:
+                        while curs.nextset():  # the read's result is the message's last
+                            pass
+                        write.read_ahead = (read_ahead, write.notifications(curs.fetchall()))
                     result = body(write)
                 finally:
                     if not write.committed:
