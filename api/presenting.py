@@ -34,6 +34,27 @@ def _member_ids(value: Any, found: set[str]) -> None:
             _member_ids(item, found)
 
 
+def shown(
+    caller: Caller,
+    body: Any,
+    member_ids: list[str] | None = None,
+    *,
+    masker: Callable[[Any], Any] = mask,
+) -> tuple[Any, list[str] | None]:
+    """What the caller may see of body: masked (by `masker`) unless the token has the pii
+    flag; and, when that is an unmasked answer showing anything masking would have hidden,
+    the members it names (and `member_ids`), whose read must be recorded before it is
+    answered (None: nothing to record)."""
+    masked = masker(body)
+    if not caller.pii:
+        return masked, None
+    if masked == body:
+        return body, None
+    ids: set[str] = set(member_ids or ())
+    _member_ids(body, ids)
+    return body, sorted(ids)
+
+
 def present(
     caller: Caller,
     body: Any,
@@ -42,19 +63,13 @@ def present(
     *,
     masker: Callable[[Any], Any] = mask,
 ) -> Any:
-    """What the caller may see of body: masked (by `masker`) unless the token has the pii
-    flag. An unmasked answer that shows anything masking would have hidden is recorded, with
-    the members it names (and `member_ids`)."""
-    masked = masker(body)
-    if not caller.pii:
-        return masked
-    if masked != body:
-        ids: set[str] = set(member_ids or ())
-        _member_ids(body, ids)
+    """What the caller may see of body (shown), its unmasked read recorded first."""
+    answer, read = shown(caller, body, member_ids, masker=masker)
+    if read is not None:
         caller.services.ledger.execute(
-            RecordPiiRead(purpose=purpose, member_ids=sorted(ids)), actor=caller.actor
+            RecordPiiRead(purpose=purpose, member_ids=read), actor=caller.actor
         )
-    return body
+    return answer
 
 
 async def command(

@@ -21,7 +21,7 @@ from api.models.members import (
     StartTransfer,
     TransferStarted,
 )
-from api.presenting import command, present
+from api.presenting import command, present, shown
 from api.security import Caller, Idempotency, Reader, Writer
 from domain.access import window_start
 from domain.errors import AlreadyMember, NotFound
@@ -72,10 +72,13 @@ async def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> d
     """The member with this identity number, or 404: for an unknown person and for a member
     outside the token's scope alike. Each token may search `LEDGER_SEARCHES_PER_MINUTE` times
     a minute (429 with Retry-After beyond that); every search is recorded in the audit stream
-    with the member id it found, never the identity number. Writes nothing else."""
+    with the member id it found, never the identity number, and with it, for a token that
+    sees personal data, the unmasked read (个人信息查阅). Writes nothing else."""
     member = await run_in_threadpool(_visible_member, caller, body.id_number)
+    answer, read = (None, None) if member is None else shown(caller, member)
     services = caller.services
     now = clock.now()
+    # An unmasked answer's read is recorded with the search, in one write (RecordSearch).
     await services.ledger.execute_async(
         commands.RecordSearch(
             token_id=caller.principal.token_id,
@@ -84,14 +87,13 @@ async def search_member(caller: Reader, _: Idempotency, body: SearchMember) -> d
             member_id=None if member is None else member["member_id"],
             organization_code=None if member is None else member["organization_code"],
             limit=services.settings.searches_per_minute,
+            pii_read_purpose=None if read is None else "POST /v1/members/search",
         ),
         actor=caller.actor,
     )
     if member is None:
         raise NotFound(NO_SUCH_PERSON)
-    if caller.pii:
-        return await run_in_threadpool(present, caller, member, "POST /v1/members/search")
-    return present(caller, member, "POST /v1/members/search")
+    return answer
 
 
 def _visible_member(caller: Caller, id_number: str) -> dict | None:

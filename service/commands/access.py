@@ -65,7 +65,11 @@ class RevokeToken(Command):
 @dataclass(frozen=True, kw_only=True, eq=False)
 class RecordSearch(Command):
     """会员查询: one search by a token, counted in its window (SearchLimitReached past the
-    limit) and recorded by the member id found, or none."""
+    limit) and recorded by the member id found, or none.
+
+    pii_read_purpose: the member found is answered unmasked (a pii token), so the read is
+    recorded too (个人信息查阅, as RecordPiiRead records it), in the same transaction: an
+    answered search costs one durable write, and a refused one records neither."""
 
     NAME = "record_search"
     token_id: str
@@ -74,6 +78,7 @@ class RecordSearch(Command):
     member_id: str | None
     organization_code: str | None
     limit: int
+    pii_read_purpose: str | None = None
 
     def request(self) -> dict[str, Any]:
         return {
@@ -102,6 +107,8 @@ class RecordSearch(Command):
             limit=self.limit,
             at=self.at,
         )
+        if self.pii_read_purpose is not None and self.member_id is not None:
+            uow.add(PiiRead(purpose=self.pii_read_purpose[:200], member_ids=[self.member_id]))
         return {"searches": window.searches}
 
 

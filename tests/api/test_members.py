@@ -54,6 +54,26 @@ def test_unmasked_reads_are_recorded(api: Api) -> None:
     before = ledger.head_position()
     api.get(f"/v1/members/{member['member_id']}", token="east_clerk")
     assert ledger.head_position() == before
+    # A search answered unmasked records the read, with the search; one that finds nobody
+    # and one answered masked record the search alone.
+    for token, number, recorded in [
+        ("east_clerk_pii", read["id_number"], [[member["member_id"]]]),
+        ("east_clerk_pii", api.next_person(), []),
+        ("east_clerk", read["id_number"], []),
+    ]:
+        before = ledger.head_position()
+        found = api.post("/v1/members/search", {"id_number": number}, token=token)
+        assert found.status_code == (200 if number == read["id_number"] else 404)
+        written = events_after(ledger, before)
+        kinds = [
+            type(e).__qualname__ for e in written if type(e).__qualname__ != "SearchWindow.Opened"
+        ]
+        assert kinds == ["SearchWindow.Searched"] + ["PiiRead.Recorded"] * len(recorded)
+        reads = [e for e in written if type(e).__qualname__ == "PiiRead.Recorded"]
+        assert [e.member_ids for e in reads] == recorded
+        assert all(e.purpose == "POST /v1/members/search" for e in reads)
+        assert all(e.actor == actor_of(api.tokens[token]) for e in written)
+    assert found.json()["id_number"] != read["id_number"]  # the last answer was masked
 
 
 def test_every_event_names_its_token(api: Api) -> None:

@@ -11,6 +11,7 @@ import pytest
 from domain.access import SearchWindow, window_start
 from domain.errors import SearchLimitReached
 from service.commands import RecordSearch
+from tests.api.events import events_after
 from tests.conftest import Backend
 
 NOW = datetime.datetime(2026, 12, 3, 9, 30, 45, 250_000, tzinfo=datetime.UTC)
@@ -25,6 +26,7 @@ def search(
     member_id: str | None = None,
     limit: int = LIMIT,
     token_id: str = TOKEN,
+    pii_read_purpose: str | None = None,
 ):
     return ledger.execute(
         RecordSearch(
@@ -34,6 +36,7 @@ def search(
             member_id=member_id,
             organization_code=None,
             limit=limit,
+            pii_read_purpose=pii_read_purpose,
         ),
         actor=f"token:{token_id}",
     )
@@ -88,3 +91,28 @@ def test_each_search_is_recorded_by_member_id(backend: Backend) -> None:
     ]
     assert {e.actor for e in events} == {f"token:{TOKEN}"}
     assert [e.member_id for e in events[1:]] == ["0f8e3c4a-1111-4222-8333-944455556666", None]
+
+
+def test_an_unmasked_answer_is_recorded_with_its_search_or_not_at_all(backend: Backend) -> None:
+    """A pii token's search records the unmasked read (PiiRead) in the search's own write: a
+    search past the limit records neither, and a search that found nobody no read."""
+    ledger = backend.open()
+    member_id = "0f8e3c4a-1111-4222-8333-944455556666"
+    purpose = "POST /v1/members/search"
+    head = ledger.head_position()
+    search(ledger, member_id=member_id, limit=2, pii_read_purpose=purpose)
+    written = events_after(ledger, head)
+    assert [type(e).__qualname__ for e in written] == [
+        "SearchWindow.Opened",
+        "SearchWindow.Searched",
+        "PiiRead.Recorded",
+    ]
+    assert written[-1].purpose == purpose and written[-1].member_ids == [member_id]
+    assert {e.actor for e in written} == {f"token:{TOKEN}"}
+    head = ledger.head_position()
+    search(ledger, limit=2, pii_read_purpose=purpose)  # nobody found: nothing was read
+    assert [type(e).__qualname__ for e in events_after(ledger, head)] == ["SearchWindow.Searched"]
+    head = ledger.head_position()
+    with pytest.raises(SearchLimitReached):
+        search(ledger, member_id=member_id, limit=2, pii_read_purpose=purpose)
+    assert ledger.head_position() == head
