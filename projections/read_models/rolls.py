@@ -354,7 +354,9 @@ class RollQueries:
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
         if cur is not None and scope == "subtree" and not self.store.is_sqlite:
             org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
-            listed = subtree_listed(self.store, cur, self.tables, code, d, k_us)
+            listed = subtree_listed(
+                self.store, cur, self.tables, code, d, k_us, lambda: self._tree_settled(cur, d)
+            )
             params.update(listed)
             with_clause, where = "", listed_in("s.organization_code", listed)
         else:
@@ -434,7 +436,9 @@ class RollQueries:
             listed = None
             if scope == "subtree" and not self.store.is_sqlite:
                 # The tree walked once, for the employees and (unless read by root) the counts.
-                listed = subtree_listed(self.store, cur, self.tables, code, d, k_us)
+                listed = subtree_listed(
+                    self.store, cur, self.tables, code, d, k_us, lambda: self._tree_settled(cur, d)
+                )
                 e_with, e_where = "", listed_in("e.code", listed)
                 eparams.update(listed)
             counts = self.counts(cur, code, scope, d, k_us, listed)

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from domain.accounts import ACCOUNTS
 from projections.read_models.models import ReadModels
-from projections.read_models.rows import from_micros
+from projections.read_models.rows import KNOWN_NOW_US, day_int, from_micros
 from projections.read_models.schema import TableSet
-from projections.read_models.scope import subtree_codes
+from projections.read_models.scope import subtree_codes, subtree_listed, tree_settled
 from projections.reconciliation.rebuild import build
 from tests.conftest import BACKENDS, Backend
 from tests.projections.helpers import (
@@ -146,6 +146,23 @@ def _check_against_write_side(rm: ReadModels, writer: HistoryWriter) -> None:
             if writer.parent_of_base_b(day) == tree.township:
                 expected.add(tree.base_b)
             assert set(_org_codes(rm, tree.township, day)) == expected, day
+            # The roll's listing, from org_ancestors when the day is settled, agrees.
+            d = day_int(day)
+            with rm.store.reader() as cur:
+                listed = subtree_listed(
+                    rm.store,
+                    cur,
+                    rm.tables,
+                    tree.township,
+                    d,
+                    KNOWN_NOW_US,
+                    lambda cur=cur, d=d: tree_settled(rm.store, cur, rm.tables, d),
+                )
+            assert listed == {"codes": sorted(expected)}, day
+            roll = rm.roll(tree.township, as_of=day, scope="subtree", page_size=1000)
+            got = {i["member_id"]: (i["organization_code"], i["status"]) for i in roll["items"]}
+            on_rolls = writer.expected_roll(day)
+            assert got == {m: v for m, v in on_rolls.items() if v[0] in expected}, day
     roll = rm.roll(writer.tree.province, as_of=FAR, scope="subtree", page_size=1000)
     on_roll = {item["member_id"]: item for item in roll["items"]}
     current = [ledger.get_member(m) for m in writer.members.values()]
