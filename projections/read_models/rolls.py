@@ -435,7 +435,7 @@ class RollQueries:
             e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
             listed = None
             if scope == "subtree" and not self.store.is_sqlite:
-                # The tree walked once, for the employees and (unless read by root) the counts.
+                # The subtree listed once, for the employees and (unless read by root) the counts.
                 listed = subtree_listed(
                     self.store, cur, self.tables, code, d, k_us, lambda: self._tree_settled(cur, d)
                 )
