@@ -108,7 +108,7 @@ class RecordSearch(Command):
             at=self.at,
         )
         if self.pii_read_purpose is not None and self.member_id is not None:
-            uow.add(PiiRead(purpose=self.pii_read_purpose[:200], member_ids=[self.member_id]))
+            record_pii_read(uow, self.pii_read_purpose, [self.member_id])
         return {"searches": window.searches}
 
 
@@ -122,9 +122,15 @@ class RecordPiiRead(Command):
     member_ids: list[str]
 
     def decide(self, uow: UnitOfWork) -> dict[str, Any]:
-        ids = sorted(set(self.member_ids))[:MAX_READ_MEMBER_IDS]
-        uow.add(PiiRead(purpose=self.purpose[:200], member_ids=ids))
+        record_pii_read(uow, self.purpose, self.member_ids)
         return {}
+
+
+def record_pii_read(uow: UnitOfWork, purpose: str, member_ids: list[str]) -> None:
+    """Adds a PiiRead as every unmasked read is stored (RecordPiiRead, RecordSearch): the
+    purpose cut to 200 characters, each member id once, sorted, at most MAX_READ_MEMBER_IDS."""
+    ids = sorted(set(member_ids))[:MAX_READ_MEMBER_IDS]
+    uow.add(PiiRead(purpose=purpose[:200], member_ids=ids))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
