@@ -24,9 +24,10 @@ Deep pages of a big roll are the costly case: an OFFSET walks every row before t
 from __future__ import annotations
 
 import datetime
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -154,12 +155,14 @@ class RollQueries:
         d: int,
         k_us: int,
         listed: dict[str, list[str]] | None = None,
+        settled: Callable[[], bool] | None = None,
     ) -> dict[str, int]:
         """The roll's counts as of day d known at k_us, from the counts the projector keeps
         (roll_counts.py): a sum over the unions in scope, not over their members. listed: the
-        subtree, when already read (scope.subtree_listed)."""
+        subtree, when already read (scope.subtree_listed); settled: the read's own
+        _settled, when it has one."""
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us, "root": code}
-        if reads_by_root(scope, k_us, lambda: self._tree_settled(cur, d)):
+        if reads_by_root(scope, k_us, settled or self._settled(cur, d)):
             cur.execute(self.store.sql(counts_by_root_sql(self.tables)), params)
             return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
         if listed is not None:
@@ -174,10 +177,21 @@ class RollQueries:
     def _tree_settled(self, cur: Any, tree_day: int) -> bool:
         return tree_settled(self.store, cur, self.tables, tree_day)
 
-    def _total(self, cur: Any, key: tuple, listed: dict[str, list[str]] | None) -> int:
+    def _settled(self, cur: Any, tree_day: int) -> Callable[[], bool]:
+        """Whether the tree is settled after tree_day, asked of the database at most once
+        (a read asks it for its subtree's listing, then for its counts)."""
+        return functools.cache(lambda: self._tree_settled(cur, tree_day))
+
+    def _total(
+        self,
+        cur: Any,
+        key: tuple,
+        listed: dict[str, list[str]] | None,
+        settled: Callable[[], bool],
+    ) -> int:
         """The number of rows of a roll page's roll (key: code, scope, status, day, k_us)."""
         code, scope, status, d, k_us = key
-        counts = self.counts(cur, code, scope, d, k_us, listed)
+        counts = self.counts(cur, code, scope, d, k_us, listed, settled)
         if status == "retained":
             return counts["retained"]
         if status == "transfer_pending":
@@ -270,13 +284,14 @@ class RollQueries:
         limit: int,
         offset: int,
         columns: str,
+        settled: Callable[[], bool],
     ) -> tuple[int, list[Any]]:
         """The total of a roll and one page of it (see the module's docstring)."""
         order = ", ".join(_ROLL_ORDER)
         found = self.anchors.get(key, version)
         if found is None:
             listed = {n: params[n] for n in ("codes", "outside") if n in params}
-            total = self._total(cur, key, listed or None)
+            total = self._total(cur, key, listed or None, settled)
             if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
                 cur.execute(
                     self.store.sql(
@@ -342,6 +357,7 @@ class RollQueries:
         scope: str,
         status: str | None,
         cur: Any = None,
+        settled: Callable[[], bool] | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
         """The roll's WITH clause, its FROM … WHERE, and their parameters.
 
@@ -355,7 +371,7 @@ class RollQueries:
         if cur is not None and scope == "subtree" and not self.store.is_sqlite:
             org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
             listed = subtree_listed(
-                self.store, cur, self.tables, code, d, k_us, lambda: self._tree_settled(cur, d)
+                self.store, cur, self.tables, code, d, k_us, settled or self._settled(cur, d)
             )
             params.update(listed)
             with_clause, where = "", listed_in("s.organization_code", listed)
@@ -398,7 +414,10 @@ class RollQueries:
         limit, offset = paging(page, page_size)
         with self.store.reader() as cur:
             version = self._snapshot(cur)
-            with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status, cur)
+            settled = self._settled(cur, day_int(as_of))
+            with_clause, base, params = self._roll_query(
+                code, as_of, k_us, scope, status, cur, settled
+            )
             total, spans = self._roll_rows(
                 cur,
                 with_clause,
@@ -409,6 +428,7 @@ class RollQueries:
                 limit,
                 offset,
                 columns=_ROLL_COLUMNS,
+                settled=settled,
             )
             details = self._details(cur, [r[0] for r in spans], k_us)
         items = self._roll_items(spans, details)
@@ -434,14 +454,13 @@ class RollQueries:
             eparams: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
             e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
             listed = None
+            settled = self._settled(cur, d)
             if scope == "subtree" and not self.store.is_sqlite:
                 # The subtree listed once, for the employees and (unless read by root) the counts.
-                listed = subtree_listed(
-                    self.store, cur, self.tables, code, d, k_us, lambda: self._tree_settled(cur, d)
-                )
+                listed = subtree_listed(self.store, cur, self.tables, code, d, k_us, settled)
                 e_with, e_where = "", listed_in("e.code", listed)
                 eparams.update(listed)
-            counts = self.counts(cur, code, scope, d, k_us, listed)
+            counts = self.counts(cur, code, scope, d, k_us, listed, settled)
             cur.execute(self.store.sql(self._employees_sql(e_with, e_where)), eparams)
             employees = int(cur.fetchone()[0] or 0)
         members, retained, women = counts["members"], counts["retained"], counts["women"]

@@ -322,3 +322,19 @@ def test_roll_summary_equals_the_count_over_its_members(roll_history):
                 assert {key: found[key] for key in keys} == expected, (code, query)
                 nonzero += bool(expected["migrant_workers"])
     assert nonzero > 10
+
+
+def test_a_subtree_read_asks_once_whether_the_tree_is_settled(roll_history, monkeypatch):
+    """A roll page and a roll summary over a subtree ask whether the tree is settled for
+    their subtree's listing and for their counts: one query serves both."""
+    _, tree, rm, _ = roll_history
+    asked = []
+    settled = rm.rolls._tree_settled
+    monkeypatch.setattr(
+        rm.rolls, "_tree_settled", lambda cur, day: asked.append(day) or settled(cur, day)
+    )
+    rm.roll(tree.province, as_of=D(2024, 6, 30), scope="subtree", page_size=5)
+    assert asked == [20240630]
+    asked.clear()
+    summary = rm.roll_summary(tree.province, as_of=D(2024, 6, 30), scope="subtree")
+    assert asked == [20240630] and summary["members"] > 0
