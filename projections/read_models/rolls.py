@@ -13,21 +13,31 @@ Deep pages of a big roll are the costly case: an OFFSET walks every row before t
   snapshots already), its total and its rows alike;
 - a page in the second half of the roll is read backwards from the end, so no page walks
   more than half of the roll;
-- when the same roll (union, scope, status, as of, as known) is asked for again while the
-  read models are unchanged, its every ANCHOR_STRIDE-th key and its total are kept in memory
-  (RollAnchors), and a page is read by seeking to the anchor before it: a few hundred index
-  entries whatever the page. "Unchanged" is exact: the projection's position (every batch of
-  events moves it) and the identity of the live tables (a rebuild switches them), read in
-  the same snapshot as the page.
+- the second time the same roll (union, scope, status, as of, as known) is asked for, its
+  every ANCHOR_STRIDE-th key is kept in memory with the number of rows before it and the
+  roll's total (RollAnchors), and a page is read by seeking to the anchor before it: a few
+  hundred index entries whatever the page;
+- anchors are kept for one version of the read models (the projection's position, which
+  every batch of events moves, and the identity of the live tables, which a rebuild
+  switches), read in the same snapshot as the page. At a later version of the same tables
+  they are moved rather than computed again: the spans opened or closed since (two small
+  indexes find them) say which rows joined the roll or left it before each anchor. A roll
+  paged under a steady stream of writes so keeps its anchors. They are computed afresh when
+  the tree moved (a subtree's unions may differ), when too much changed, or when the rows
+  between two anchors have grown past ANCHOR_MAX_GAP.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
+import itertools
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -47,6 +57,8 @@ from projections.read_models.scope import (
 from storage.database import Store
 from storage.pii_cipher import PiiCipher
 
+log = logging.getLogger(__name__)
+
 MAX_PAGE_SIZE = 1000
 ROLL_STATUSES = ("active", "retained", "transfer_pending")
 
@@ -59,9 +71,18 @@ ANCHOR_MIN_ROWS = 2_000
 # (a key is a date, a member id and a position: about 150 bytes).
 ANCHOR_MAX_ROLLS = 32
 ANCHOR_MAX_KEYS = 200_000
+# Anchors moved to a later version are computed afresh instead when more spans than this
+# changed since, or when a page could have to walk more rows than ANCHOR_MAX_GAP past its
+# anchor (rows joining between two anchors widen the gap).
+ANCHOR_MAX_CHANGES = 20_000
+ANCHOR_MAX_GAP = 10 * ANCHOR_STRIDE
 
 _ON_ROLL = """s.opened_at_us <= :k AND s.valid_from <= :d
     AND (s.closed_at_us IS NULL OR s.closed_at_us > :k OR s.valid_to > :d)"""
+# A span as it stood at the projection's position :since (a span closed later was open).
+_WAS_ON_ROLL = """s.opened_position <= :since AND s.opened_at_us <= :k AND s.valid_from <= :d
+    AND (s.closed_position IS NULL OR s.closed_position > :since
+         OR s.closed_at_us > :k OR s.valid_to > :d)"""
 _ROLL_ORDER = ("s.joined_on", "s.member_id", "s.opened_position")
 _ROLL_COLUMNS = (
     "s.member_id, s.organization_code, s.status, s.joined_on, s.transfer_to, s.transfer_reason"
@@ -89,49 +110,79 @@ def paging(page: int, page_size: int) -> tuple[int, int]:
     return page_size, (page - 1) * page_size
 
 
+@dataclass(frozen=True)
+class Anchors:
+    """A roll at one version of the read models: its total, and some of its sort keys each
+    with the number of the roll's rows that sort before it (its rank). A key need not be a
+    row's any more (the row may have left the roll since): a page is still found by seeking
+    to the key and walking the difference of ranks."""
+
+    version: tuple
+    total: int
+    ranks: list[int]
+    keys: list[tuple]
+
+    def widest_gap(self) -> int:
+        """The most rows a page may have to walk past its anchor."""
+        edges = [0, *self.ranks, self.total]
+        return max(b - a for a, b in itertools.pairwise(edges))
+
+    def moved(self, version: tuple, changes: list[tuple[tuple, int]]) -> Anchors:
+        """The same keys at a later version, given the rows that joined the roll (+1) or left
+        it (-1) since, by sort key: each anchor's rank moves by the changes before its key."""
+        # shift[i]: the changes between anchor i - 1 and anchor i (the last: after them all).
+        shift = [0] * (len(self.keys) + 1)
+        for key, sign in changes:
+            shift[bisect.bisect_right(self.keys, key)] += sign
+        before = itertools.accumulate(shift[:-1])
+        ranks = [rank + moved for rank, moved in zip(self.ranks, before, strict=True)]
+        total = self.total + sum(sign for _, sign in changes)
+        return Anchors(version, total, ranks, self.keys)
+
+
 class RollAnchors:
-    """The anchors of the rolls lately asked for, each valid for one version of the read
-    models only. A roll's anchors are computed the second time it is asked for at one
-    version: a roll asked for once (or under a steady stream of writes) is paged by counting,
-    which costs less than computing its anchors."""
+    """The anchors of the rolls lately asked for (at most ANCHOR_MAX_ROLLS, ANCHOR_MAX_KEYS
+    keys in all). A roll's anchors are computed the second time it is asked for: a roll
+    asked for once is paged by counting, which costs less than computing its anchors."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # key -> (version, total, anchors), least recently used first.
-        self._rolls: OrderedDict[tuple, tuple[tuple, int, list[tuple]]] = OrderedDict()
+        # key -> its anchors, least recently used first.
+        self._rolls: OrderedDict[tuple, Anchors] = OrderedDict()
         self._keys = 0
-        # key -> the version it was last asked for at without anchors.
-        self._asked: OrderedDict[tuple, tuple] = OrderedDict()
+        # The rolls asked for without anchors, least recently first.
+        self._asked: OrderedDict[tuple, None] = OrderedDict()
 
-    def get(self, key: tuple, version: tuple) -> tuple[int, list[tuple]] | None:
+    def latest(self, key: tuple) -> Anchors | None:
+        """The roll's anchors at whatever version they were kept for."""
         with self._lock:
             found = self._rolls.get(key)
-            if found is None or found[0] != version:
-                return None
-            self._rolls.move_to_end(key)
-            return found[1], found[2]
+            if found is not None:
+                self._rolls.move_to_end(key)
+            return found
 
-    def asked_before(self, key: tuple, version: tuple) -> bool:
-        """Whether the roll was asked for at this version before (and notes that it was)."""
+    def asked_before(self, key: tuple) -> bool:
+        """Whether the roll was asked for before (and notes that it was)."""
         with self._lock:
-            before = self._asked.pop(key, None) == version
-            self._asked[key] = version
+            before = key in self._asked
+            self._asked[key] = None
+            self._asked.move_to_end(key)
             while len(self._asked) > 4 * ANCHOR_MAX_ROLLS:
                 self._asked.popitem(last=False)
             return before
 
-    def put(self, key: tuple, version: tuple, total: int, anchors: list[tuple]) -> None:
-        if len(anchors) > ANCHOR_MAX_KEYS:
+    def put(self, key: tuple, anchors: Anchors) -> None:
+        if len(anchors.keys) > ANCHOR_MAX_KEYS:
             return
         with self._lock:
             old = self._rolls.pop(key, None)
             if old is not None:
-                self._keys -= len(old[2])
-            self._rolls[key] = (version, total, anchors)
-            self._keys += len(anchors)
+                self._keys -= len(old.keys)
+            self._rolls[key] = anchors
+            self._keys += len(anchors.keys)
             while len(self._rolls) > ANCHOR_MAX_ROLLS or self._keys > ANCHOR_MAX_KEYS:
-                _, (_, _, dropped) = self._rolls.popitem(last=False)
-                self._keys -= len(dropped)
+                _, dropped = self._rolls.popitem(last=False)
+                self._keys -= len(dropped.keys)
 
 
 REINSTATED_NAME = "恢复会籍"  # reinstated after retention: change code 1, no reason
@@ -277,7 +328,7 @@ class RollQueries:
         self,
         cur: Any,
         with_clause: str,
-        base: str,
+        scoped: str,
         params: dict[str, Any],
         key: tuple,
         version: tuple,
@@ -286,48 +337,42 @@ class RollQueries:
         columns: str,
         settled: Callable[[], bool],
     ) -> tuple[int, list[Any]]:
-        """The total of a roll and one page of it (see the module's docstring)."""
-        order = ", ".join(_ROLL_ORDER)
-        found = self.anchors.get(key, version)
-        if found is None:
+        """The total of a roll and one page of it (see the module's docstring). scoped: the
+        FROM … WHERE of the spans of the roll's unions and status, on the roll or not."""
+        base = f"{scoped} AND {_ON_ROLL}"
+        kept = self.anchors.latest(key)
+        anchors = kept if kept is not None and kept.version == version else None
+        if anchors is None:
             listed = {n: params[n] for n in ("codes", "outside") if n in params}
             total = self._total(cur, key, listed or None, settled)
-            if total >= ANCHOR_MIN_ROWS and self.anchors.asked_before(key, version):
-                cur.execute(
-                    self.store.sql(
-                        f"{with_clause} SELECT a.joined_on, a.member_id, a.opened_position FROM"
-                        f" (SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS rn {base}) a"
-                        " WHERE (a.rn - 1) / :stride * :stride = a.rn - 1 ORDER BY a.rn"
-                    ),
-                    {**params, "stride": ANCHOR_STRIDE},
-                )
-                anchors = [tuple(r) for r in cur.fetchall()]
-                if len(anchors) == -(-total // ANCHOR_STRIDE):
-                    self.anchors.put(key, version, total, anchors)
-                    found = total, anchors
-        if found is not None:
-            total, anchors = found
-            if offset >= total:
-                return total, []
-            joined_on, member_id, opened_position = anchors[offset // ANCHOR_STRIDE]
-            cur.execute(
-                self.store.sql(
-                    f"{with_clause} SELECT {columns} {base}"
-                    f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
-                    f" ORDER BY {order} LIMIT :limit OFFSET :offset"
-                ),
-                {
-                    **params,
-                    "a_joined": joined_on,
-                    "a_member": member_id,
-                    "a_opened": opened_position,
-                    "limit": limit,
-                    "offset": offset % ANCHOR_STRIDE,
-                },
+            # A read whose snapshot is older than the kept anchors (another read kept them
+            # meanwhile) pages by counting: computing them would replace newer ones.
+            behind = kept is not None and kept.version[1] == version[1] and kept.version > version
+            if kept is not None and not behind and total >= ANCHOR_MIN_ROWS:
+                anchors = self._moved(cur, with_clause, scoped, params, key, kept, version)
+                if anchors is not None and anchors.total != total:
+                    # The spans and the counts the projector keeps disagree: page by the
+                    # counts, as without anchors, and say so.
+                    log.warning(
+                        "roll %s: moved anchors total %d, counted %d", key, anchors.total, total
+                    )
+                    anchors = None
+            if (
+                anchors is None
+                and not behind
+                and total >= ANCHOR_MIN_ROWS
+                and self.anchors.asked_before(key)
+            ):
+                anchors = self._computed(cur, with_clause, base, params, version, total)
+            if anchors is not None:
+                self.anchors.put(key, anchors)
+        if anchors is not None:
+            return anchors.total, self._anchored_page(
+                cur, with_clause, base, params, anchors, limit, offset, columns
             )
-            return total, cur.fetchall()
         if offset >= total:
             return total, []
+        order = ", ".join(_ROLL_ORDER)
         if 2 * offset < total:
             cur.execute(
                 self.store.sql(
@@ -349,6 +394,109 @@ class RollQueries:
         )
         return total, cur.fetchall()[::-1]
 
+    def _computed(
+        self,
+        cur: Any,
+        with_clause: str,
+        base: str,
+        params: dict[str, Any],
+        version: tuple,
+        total: int,
+    ) -> Anchors | None:
+        """A roll's every ANCHOR_STRIDE-th key, read whole. None when they cannot be kept:
+        the rows read are not the counted total, or the database orders the keys otherwise
+        than Python compares them (a collation), which moving them relies on."""
+        order = ", ".join(_ROLL_ORDER)
+        cur.execute(
+            self.store.sql(
+                f"{with_clause} SELECT a.joined_on, a.member_id, a.opened_position FROM"
+                f" (SELECT {order}, ROW_NUMBER() OVER (ORDER BY {order}) AS rn {base}) a"
+                " WHERE (a.rn - 1) / :stride * :stride = a.rn - 1 ORDER BY a.rn"
+            ),
+            {**params, "stride": ANCHOR_STRIDE},
+        )
+        keys = [tuple(r) for r in cur.fetchall()]
+        if len(keys) != -(-total // ANCHOR_STRIDE):
+            return None
+        if any(a >= b for a, b in itertools.pairwise(keys)):
+            return None
+        return Anchors(version, total, [i * ANCHOR_STRIDE for i in range(len(keys))], keys)
+
+    def _moved(
+        self,
+        cur: Any,
+        with_clause: str,
+        scoped: str,
+        params: dict[str, Any],
+        key: tuple,
+        earlier: Anchors,
+        version: tuple,
+    ) -> Anchors | None:
+        """The roll's anchors of an earlier version of the same tables, moved to this one by
+        the spans opened or closed since; None when they cannot be (module docstring)."""
+        since, tables = earlier.version
+        if tables != version[1] or since >= version[0]:
+            return None
+        if key[1] == "subtree":
+            cur.execute(
+                self.store.sql(
+                    f"SELECT 1 FROM {self._t('org_parents')} WHERE position > :since LIMIT 1"
+                ),
+                {"since": since},
+            )
+            if cur.fetchone() is not None:
+                return None
+        order = ", ".join(_ROLL_ORDER)
+        cur.execute(
+            self.store.sql(
+                f"{with_clause} SELECT {order},"
+                f" CASE WHEN {_WAS_ON_ROLL} THEN 1 ELSE 0 END,"
+                f" CASE WHEN {_ON_ROLL} THEN 1 ELSE 0 END"
+                f" {scoped} AND (s.opened_position > :since OR s.closed_position > :since)"
+                " LIMIT :cap"
+            ),
+            {**params, "since": since, "cap": ANCHOR_MAX_CHANGES + 1},
+        )
+        rows = cur.fetchall()
+        if len(rows) > ANCHOR_MAX_CHANGES:
+            return None
+        changes = [((j, m, p), now - was) for j, m, p, was, now in rows if now != was]
+        moved = earlier.moved(version, changes)
+        return moved if moved.widest_gap() <= ANCHOR_MAX_GAP else None
+
+    def _anchored_page(
+        self,
+        cur: Any,
+        with_clause: str,
+        base: str,
+        params: dict[str, Any],
+        anchors: Anchors,
+        limit: int,
+        offset: int,
+        columns: str,
+    ) -> list[Any]:
+        """One page, read from the last anchor at or before it: the rows from its key on,
+        past the rows between its rank and the page."""
+        if offset >= anchors.total:
+            return []
+        order = ", ".join(_ROLL_ORDER)
+        i = bisect.bisect_right(anchors.ranks, offset) - 1
+        if i < 0:  # before the first anchor (rows joined the roll before it)
+            seek, skip, since = "", offset, {}
+        else:
+            joined_on, member_id, opened_position = anchors.keys[i]
+            seek = f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
+            skip = offset - anchors.ranks[i]
+            since = {"a_joined": joined_on, "a_member": member_id, "a_opened": opened_position}
+        cur.execute(
+            self.store.sql(
+                f"{with_clause} SELECT {columns} {base}{seek}"
+                f" ORDER BY {order} LIMIT :limit OFFSET :offset"
+            ),
+            {**params, **since, "limit": limit, "offset": skip},
+        )
+        return cur.fetchall()
+
     def _roll_query(
         self,
         code: str,
@@ -359,7 +507,8 @@ class RollQueries:
         cur: Any = None,
         settled: Callable[[], bool] | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
-        """The roll's WITH clause, its FROM … WHERE, and their parameters.
+        """The roll's WITH clause, the FROM … WHERE of the spans of its unions and status
+        (on the roll or not: add _ON_ROLL), and their parameters.
 
         cur (PostgreSQL, a subtree): the subtree is read first and passed as one array
         (scope.subtree_listed), so that the planner sees how much of the roll table the
@@ -382,7 +531,7 @@ class RollQueries:
                 raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
             where += " AND s.status = :status"
             params["status"] = status
-        return with_clause, f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}", params
+        return with_clause, f"FROM {self._t('roll_spans')} s WHERE {where}", params
 
     @staticmethod
     def _roll_items(spans: list[Any], details: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -415,13 +564,13 @@ class RollQueries:
         with self.store.reader() as cur:
             version = self._snapshot(cur)
             settled = self._settled(cur, day_int(as_of))
-            with_clause, base, params = self._roll_query(
+            with_clause, scoped, params = self._roll_query(
                 code, as_of, k_us, scope, status, cur, settled
             )
             total, spans = self._roll_rows(
                 cur,
                 with_clause,
-                base,
+                scoped,
                 params,
                 (code, scope, status, params["d"], k_us),
                 version,
@@ -439,8 +588,11 @@ class RollQueries:
     ) -> Iterator[list[dict[str, Any]]]:
         """The whole roll in the order of its pages, a chunk of rows at a time, read in one
         snapshot (an export: a bounded number of rows in memory whatever the roll's size)."""
-        with_clause, base, params = self._roll_query(code, as_of, k_us, scope, status)
-        sql = f"{with_clause} SELECT {_ROLL_COLUMNS} {base} ORDER BY {', '.join(_ROLL_ORDER)}"
+        with_clause, scoped, params = self._roll_query(code, as_of, k_us, scope, status)
+        sql = (
+            f"{with_clause} SELECT {_ROLL_COLUMNS} {scoped} AND {_ON_ROLL}"
+            f" ORDER BY {', '.join(_ROLL_ORDER)}"
+        )
         with self.store.reader() as cur:
             self._snapshot(cur)
             for spans in self.store.chunks(cur, sql, params, EXPORT_CHUNK_ROWS):

@@ -118,8 +118,9 @@ TABLES: tuple[Table, ...] = (
         ),
         key=("code", "position"),
         org_column="code",
-        # valid_from alone: whether the tree changed after a day (statements' subtree sums).
-        indexes=(("parent_code", "code"), ("code", "valid_from"), ("valid_from",)),
+        # valid_from alone: whether the tree changed after a day (statements' subtree sums);
+        # position alone: whether it moved since a version (a roll's anchors, rolls.py).
+        indexes=(("parent_code", "code"), ("code", "valid_from"), ("valid_from",), ("position",)),
     ),
     # The tree as it stands now (each union under the parent of its latest move, as
     # org_parents dates them): one row per union and each of its ancestors above it. Kept by
@@ -200,6 +201,10 @@ TABLES: tuple[Table, ...] = (
                 "transfer_to",
                 "transfer_reason",
             ),
+            # The spans opened, and those closed, since a version: a roll's anchors are moved
+            # to a later version by them (rolls.py).
+            ("opened_position",),
+            ("closed_position",),
         ),
     ),
     # Personal details, one version per join, rejoin and correction; encrypted (AES-GCM).

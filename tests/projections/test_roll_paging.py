@@ -4,10 +4,13 @@ stores."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import projections.read_models.rolls as rolls
 from projections.read_models.models import ReadModels
@@ -17,6 +20,7 @@ from projections.read_models.scope import subtree_codes
 from service.commands import (
     AcceptTransfer,
     CancelTransfer,
+    ChangeOrganization,
     CorrectMember,
     ExitMember,
     JoinMember,
@@ -24,6 +28,8 @@ from service.commands import (
     RetainMember,
     StartTransfer,
 )
+from tests.conftest import BACKENDS
+from tests.projections.history import random_history
 from tests.service.scenario import found_tree, person
 
 D = datetime.date
@@ -168,10 +174,29 @@ def test_every_page_is_the_roll_in_its_order(roll_history, monkeypatch, anchors)
     assert bool(rm.rolls.anchors._rolls) == anchors
 
 
+def _count_moves(monkeypatch) -> list[int]:
+    """Spies on kept anchors moved to a later version: one entry (the changes) a move."""
+    moves: list[int] = []
+    move = rolls.Anchors.moved
+
+    def counted(self, version, changes):
+        moves.append(len(changes))
+        return move(self, version, changes)
+
+    monkeypatch.setattr(rolls.Anchors, "moved", counted)
+    return moves
+
+
 def test_kept_anchors_follow_every_write(roll_history, monkeypatch):
+    """Anchors kept at one version are moved to the next by the spans opened and closed
+    between, not computed again: the pages stay the roll in its order."""
     ledger, tree, rm, _ = roll_history
     monkeypatch.setattr(rolls, "ANCHOR_STRIDE", 2)
     monkeypatch.setattr(rolls, "ANCHOR_MIN_ROWS", 1)
+    moves = _count_moves(monkeypatch)
+    computed = []
+    compute = rm.rolls._computed
+    monkeypatch.setattr(rm.rolls, "_computed", lambda *a: computed.append(1) or compute(*a))
     query = dict(as_of=D(2024, 12, 31), known_at=None, scope="self", status=None)
 
     def check() -> int:
@@ -200,6 +225,55 @@ def test_kept_anchors_follow_every_write(roll_history, monkeypatch):
     )
     rm.catch_up()
     assert check() == before
+    # Computed once, on the second ask; moved at each of the two later versions.
+    assert len(computed) == 1
+    assert moves == [1, 1]
+
+
+def test_anchors_of_a_subtree_are_computed_again_when_the_tree_moves(roll_history, monkeypatch):
+    """A union moved out of a subtree takes its members off the subtree's roll without any
+    span changing: the subtree's anchors are not moved across a move of the tree."""
+    ledger, tree, rm, _ = roll_history
+    monkeypatch.setattr(rolls, "ANCHOR_STRIDE", 2)
+    monkeypatch.setattr(rolls, "ANCHOR_MIN_ROWS", 1)
+    moves = _count_moves(monkeypatch)
+    query = dict(as_of=D(2024, 12, 31), known_at=None, scope="subtree", status=None)
+
+    def check() -> list:
+        expected = _expected(rm, tree.county, **query)
+        for _ in range(2):
+            rows, _total = _paged(rm, tree.county, page_size=3, **query)
+            assert rows == expected
+        return expected
+
+    before = check()
+    ledger.execute(
+        ChangeOrganization(code=tree.base_b, effective_on="2024-07-01", parent_code=tree.city)
+    )
+    rm.catch_up()
+    after = check()
+    assert moves == [] and len(after) < len(before)
+    assert {r[1] for r in before} - {r[1] for r in after} == {tree.base_b}
+
+
+def test_a_read_behind_the_kept_anchors_neither_uses_nor_replaces_them(roll_history, monkeypatch):
+    """Another read may keep a roll's anchors at a newer version than this read's snapshot:
+    this read then pages by counting, and leaves the newer anchors kept."""
+    _, tree, rm, _ = roll_history
+    monkeypatch.setattr(rolls, "ANCHOR_STRIDE", 2)
+    monkeypatch.setattr(rolls, "ANCHOR_MIN_ROWS", 1)
+    query = dict(as_of=D(2024, 12, 31), known_at=None, scope="self", status=None)
+    expected = _expected(rm, tree.base_a, **query)
+    for _ in range(2):
+        assert _paged(rm, tree.base_a, page_size=3, **query)[0] == expected
+    ((key, kept),) = rm.rolls.anchors._rolls.items()
+    newer = dataclasses.replace(kept, version=(kept.version[0] + 1, kept.version[1]))
+    rm.rolls.anchors.put(key, newer)
+    computed = []
+    compute = rm.rolls._computed
+    monkeypatch.setattr(rm.rolls, "_computed", lambda *a: computed.append(1) or compute(*a))
+    assert _paged(rm, tree.base_a, page_size=3, **query)[0] == expected
+    assert computed == [] and rm.rolls.anchors.latest(key) is newer
 
 
 def test_an_existing_database_gets_the_declared_roll_index(ledger):
@@ -338,3 +412,61 @@ def test_a_subtree_read_asks_once_whether_the_tree_is_settled(roll_history, monk
     asked.clear()
     summary = rm.roll_summary(tree.province, as_of=D(2024, 6, 30), scope="subtree")
     assert asked == [20240630] and summary["members"] > 0
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    steps=st.integers(10, 60),
+    stride=st.integers(1, 3),
+    gap=st.integers(2, 8),
+)
+def test_moved_anchors_page_the_roll_through_random_histories(
+    tmp_path_factory, kind, seed, steps, stride, gap
+):
+    """Random histories (joins on random days, transfers, retentions, exits, corrections,
+    moves of the tree), read models caught up in random steps, and rolls paged at each: kept
+    anchors, moved from version to version or computed again, give exactly the roll."""
+    with (
+        random_history(kind, tmp_path_factory.mktemp("anchors"), seed) as (_, rm, writer, rng),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(rolls, "ANCHOR_STRIDE", stride)
+        patch.setattr(rolls, "ANCHOR_MIN_ROWS", 1)
+        patch.setattr(rolls, "ANCHOR_MAX_GAP", gap)
+
+        def disagree(*args):  # moved anchors whose total is not the counted one
+            raise AssertionError(args)
+
+        patch.setattr(rolls.log, "warning", disagree)
+        tree = writer.tree
+        days = [D(2023, 6, 30), D(2024, 12, 31), D(2030, 1, 1)]
+        # The same rolls at every version, so that their anchors are moved from one to the next.
+        queries = [
+            (code, dict(as_of=rng.choice(days), known_at=None, scope=scope, status=status))
+            for code, scope, status in (
+                (tree.county, "subtree", None),
+                (tree.county, "subtree", "active"),
+                # base_b moves in and out of the township's subtree.
+                (tree.township, "subtree", None),
+                (tree.base_a, "self", rng.choice([None, "active"])),
+            )
+        ]
+        rm.catch_up()  # the tree
+        for i in range(steps):
+            writer.step()
+            if i == steps // 2:  # and one as known at a moment, which later writes leave as it is
+                queries.append((tree.county, {**queries[0][1], "known_at": _moment()}))
+            if rng.random() < 0.3:
+                continue
+            rm.catch_up(max_events=rng.randint(1, 30))
+            for code, query in queries:
+                expected = _expected(rm, code, **query)
+                rows, total = _paged(rm, code, page_size=rng.randint(1, 3), **query)
+                assert total == len(expected)
+                assert rows == expected, (code, query)
