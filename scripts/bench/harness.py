@@ -402,7 +402,8 @@ def _extra_size(
 
 def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale: float) -> None:
     """A province at a scale (--province-scale): loaded, caught up, its subtree reads timed
-    (scripts/bench/province.py), and rebuilt; its load rate beside the main deployment's.
+    (scripts/bench/province.py), on the still store and a roll's pages under writes, and
+    rebuilt; its load rate beside the main deployment's.
 
     The rebuild is what gives the rebuild targets, stated for 10^7 events, a store large
     enough to extrapolate peak memory from (assessment.MIN_EVENTS_FOR_MEMORY: a province at
@@ -419,6 +420,14 @@ def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale
                 samples=run.config.query_samples,
                 max_s=run.config.query_max_s,
             )
+            reads["roll_page_under_writes"] = province.roll_page_under_writes(
+                ledger,
+                plan.root_code,
+                {**os.environ, **store.environment()},
+                sub / "province-writes.log",
+                samples=run.config.query_samples,
+                max_s=run.config.query_max_s,
+            )
         finally:
             ledger.close()
         rebuilt = _rebuild_at(run, store, "province", retained=True)
@@ -432,6 +441,7 @@ def _province_point(run: Run, backend: str, admin_url: str, workdir: Path, scale
         "statement_ms_p99": reads["statement"]["ms_p99"],
         "roll_page_ms_p99": reads["roll_page"]["ms_p99"],
         "roll_summary_ms_p99": reads["roll_summary"]["ms_p99"],
+        "roll_page_under_writes_ms_p99": reads["roll_page_under_writes"]["ms_p99"],
         "load_commands_per_s": rate,
         f"{run.config.plan_size}_load_commands_per_s": main_rate,
         "load_rate_ratio": round(rate / main_rate, 3) if rate and main_rate else None,

@@ -132,8 +132,14 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
         # rebuild agreeing with the live read models.
         point = result["province"]
         assert point["scale"] == province_scale and point["events"] > 0
-        for key in ("statement_ms_p99", "roll_page_ms_p99", "roll_summary_ms_p99"):
+        for key in (
+            "statement_ms_p99",
+            "roll_page_ms_p99",
+            "roll_summary_ms_p99",
+            "roll_page_under_writes_ms_p99",
+        ):
             assert _is_number(point[key]), (key, point)
+        assert details["province_point"]["roll_page_under_writes"]["joins"] >= 1
         assert details["rebuild"]["province"]["differing_rows"] == 0
         assert point["rebuild_events"] >= point["events"]
         assert _is_number(point["rebuild_events_per_s"]) and _is_number(point["rebuild_rss_mb"])
