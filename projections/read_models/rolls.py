@@ -482,18 +482,18 @@ class RollQueries:
         order = ", ".join(_ROLL_ORDER)
         i = bisect.bisect_right(anchors.ranks, offset) - 1
         if i < 0:  # before the first anchor (rows joined the roll before it)
-            seek, skip, since = "", offset, {}
+            seek, skip, at = "", offset, {}
         else:
             joined_on, member_id, opened_position = anchors.keys[i]
             seek = f" AND ({order}) >= (:a_joined, :a_member, :a_opened)"
             skip = offset - anchors.ranks[i]
-            since = {"a_joined": joined_on, "a_member": member_id, "a_opened": opened_position}
+            at = {"a_joined": joined_on, "a_member": member_id, "a_opened": opened_position}
         cur.execute(
             self.store.sql(
                 f"{with_clause} SELECT {columns} {base}{seek}"
                 f" ORDER BY {order} LIMIT :limit OFFSET :offset"
             ),
-            {**params, **since, "limit": limit, "offset": skip},
+            {**params, **at, "limit": limit, "offset": skip},
         )
         return cur.fetchall()
 
