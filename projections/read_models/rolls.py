@@ -72,8 +72,8 @@ ANCHOR_MIN_ROWS = 2_000
 ANCHOR_MAX_ROLLS = 32
 ANCHOR_MAX_KEYS = 200_000
 # Anchors moved to a later version are computed afresh instead when more spans than this
-# changed since, or when a page could have to walk more rows than ANCHOR_MAX_GAP past its
-# anchor (rows joining between two anchors widen the gap).
+# changed since (in the whole deployment), or when a page could have to walk more rows than
+# ANCHOR_MAX_GAP past its anchor (rows joining between two anchors widen the gap).
 ANCHOR_MAX_CHANGES = 20_000
 ANCHOR_MAX_GAP = 10 * ANCHOR_STRIDE
 
@@ -328,7 +328,7 @@ class RollQueries:
         self,
         cur: Any,
         with_clause: str,
-        scoped: str,
+        where: str,
         params: dict[str, Any],
         key: tuple,
         version: tuple,
@@ -337,9 +337,9 @@ class RollQueries:
         columns: str,
         settled: Callable[[], bool],
     ) -> tuple[int, list[Any]]:
-        """The total of a roll and one page of it (see the module's docstring). scoped: the
-        FROM … WHERE of the spans of the roll's unions and status, on the roll or not."""
-        base = f"{scoped} AND {_ON_ROLL}"
+        """The total of a roll and one page of it (see the module's docstring). where: the
+        condition on the spans of the roll's unions and status (_roll_query)."""
+        base = self._on_roll(where)
         kept = self.anchors.latest(key)
         anchors = kept if kept is not None and kept.version == version else None
         if anchors is None:
@@ -349,7 +349,7 @@ class RollQueries:
             # meanwhile) pages by counting: computing them would replace newer ones.
             behind = kept is not None and kept.version[1] == version[1] and kept.version > version
             if kept is not None and not behind and total >= ANCHOR_MIN_ROWS:
-                anchors = self._moved(cur, with_clause, scoped, params, key, kept, version)
+                anchors = self._moved(cur, with_clause, where, params, key, kept, version)
                 if anchors is not None and anchors.total != total:
                     # The spans and the counts the projector keeps disagree: page by the
                     # counts, as without anchors, and say so.
@@ -426,7 +426,7 @@ class RollQueries:
         self,
         cur: Any,
         with_clause: str,
-        scoped: str,
+        where: str,
         params: dict[str, Any],
         key: tuple,
         earlier: Anchors,
@@ -446,21 +446,41 @@ class RollQueries:
             )
             if cur.fetchone() is not None:
                 return None
+        spans = self._t("roll_spans")
+        changed = {"since": since, "cap": ANCHOR_MAX_CHANGES + 1}
+        # The spans opened and closed since in the whole deployment, each by its own index,
+        # counted no further than the cap.
+        cur.execute(
+            self.store.sql(
+                f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM {spans}"
+                "   WHERE opened_position > :since LIMIT :cap) o),"
+                f" (SELECT COUNT(*) FROM (SELECT 1 FROM {spans}"
+                "   WHERE closed_position > :since LIMIT :cap) c)"
+            ),
+            changed,
+        )
+        if sum(cur.fetchone()) > ANCHOR_MAX_CHANGES:
+            return None
+        # Then those of the roll's unions and status, as they stood at :since and stand now.
+        # Read from the changed spans on (CROSS JOIN: SQLite's planner would otherwise walk
+        # every span of the roll's unions by their index).
         order = ", ".join(_ROLL_ORDER)
         cur.execute(
             self.store.sql(
                 f"{with_clause} SELECT {order},"
                 f" CASE WHEN {_WAS_ON_ROLL} THEN 1 ELSE 0 END,"
                 f" CASE WHEN {_ON_ROLL} THEN 1 ELSE 0 END"
-                f" {scoped} AND (s.opened_position > :since OR s.closed_position > :since)"
-                " LIMIT :cap"
+                f" FROM (SELECT member_id, opened_position FROM {spans}"
+                "   WHERE opened_position > :since"
+                f"  UNION SELECT member_id, opened_position FROM {spans}"
+                "   WHERE closed_position > :since) c"
+                f" CROSS JOIN {spans} s"
+                " WHERE s.member_id = c.member_id AND s.opened_position = c.opened_position"
+                f" AND {where}"
             ),
-            {**params, "since": since, "cap": ANCHOR_MAX_CHANGES + 1},
+            {**params, "since": since},
         )
-        rows = cur.fetchall()
-        if len(rows) > ANCHOR_MAX_CHANGES:
-            return None
-        changes = [((j, m, p), now - was) for j, m, p, was, now in rows if now != was]
+        changes = [((j, m, p), now - was) for j, m, p, was, now in cur.fetchall() if now != was]
         moved = earlier.moved(version, changes)
         return moved if moved.widest_gap() <= ANCHOR_MAX_GAP else None
 
@@ -507,8 +527,8 @@ class RollQueries:
         cur: Any = None,
         settled: Callable[[], bool] | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
-        """The roll's WITH clause, the FROM … WHERE of the spans of its unions and status
-        (on the roll or not: add _ON_ROLL), and their parameters.
+        """The roll's WITH clause, the condition on its spans `s` of their unions and status
+        (on the roll or not: _on_roll adds that), and their parameters.
 
         cur (PostgreSQL, a subtree): the subtree is read first and passed as one array
         (scope.subtree_listed), so that the planner sees how much of the roll table the
@@ -531,7 +551,11 @@ class RollQueries:
                 raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
             where += " AND s.status = :status"
             params["status"] = status
-        return with_clause, f"FROM {self._t('roll_spans')} s WHERE {where}", params
+        return with_clause, where, params
+
+    def _on_roll(self, where: str) -> str:
+        """The FROM … WHERE of the spans that match `where` and are on the roll."""
+        return f"FROM {self._t('roll_spans')} s WHERE {where} AND {_ON_ROLL}"
 
     @staticmethod
     def _roll_items(spans: list[Any], details: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -564,13 +588,13 @@ class RollQueries:
         with self.store.reader() as cur:
             version = self._snapshot(cur)
             settled = self._settled(cur, day_int(as_of))
-            with_clause, scoped, params = self._roll_query(
+            with_clause, where, params = self._roll_query(
                 code, as_of, k_us, scope, status, cur, settled
             )
             total, spans = self._roll_rows(
                 cur,
                 with_clause,
-                scoped,
+                where,
                 params,
                 (code, scope, status, params["d"], k_us),
                 version,
@@ -588,9 +612,9 @@ class RollQueries:
     ) -> Iterator[list[dict[str, Any]]]:
         """The whole roll in the order of its pages, a chunk of rows at a time, read in one
         snapshot (an export: a bounded number of rows in memory whatever the roll's size)."""
-        with_clause, scoped, params = self._roll_query(code, as_of, k_us, scope, status)
+        with_clause, where, params = self._roll_query(code, as_of, k_us, scope, status)
         sql = (
-            f"{with_clause} SELECT {_ROLL_COLUMNS} {scoped} AND {_ON_ROLL}"
+            f"{with_clause} SELECT {_ROLL_COLUMNS} {self._on_roll(where)}"
             f" ORDER BY {', '.join(_ROLL_ORDER)}"
         )
         with self.store.reader() as cur:
