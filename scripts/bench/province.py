@@ -52,6 +52,19 @@ def _timed(call: Callable[[int], Any], samples: int, max_s: float) -> dict[str, 
     return dict(latency_summary(latencies_ms))
 
 
+def _random_page(
+    read_models: ReadModels, root: str, pages: int, rng: random.Random
+) -> Callable[[int], Any]:
+    """A page of the root's subtree roll as of the year's end, drawn at random."""
+    return lambda n: read_models.roll(
+        root,
+        as_of=datetime.date(DEMO_YEAR, 12, 31),
+        scope="subtree",
+        page=rng.randint(1, pages),
+        page_size=ROLL_PAGE_ROWS,
+    )
+
+
 def subtree_reads(
     ledger: Ledger, root: str, *, samples: int, max_s: float, seed: int = 3
 ) -> dict[str, Any]:
@@ -79,17 +92,7 @@ def subtree_reads(
                 samples,
                 max_s,
             ),
-            "roll_page": _timed(
-                lambda n: read_models.roll(
-                    root,
-                    as_of=year_end,
-                    scope="subtree",
-                    page=rng.randint(1, pages),
-                    page_size=ROLL_PAGE_ROWS,
-                ),
-                samples,
-                max_s,
-            ),
+            "roll_page": _timed(_random_page(read_models, root, pages, rng), samples, max_s),
             "roll_summary": _timed(
                 lambda n: read_models.roll_summary(root, as_of=year_end, scope="subtree"),
                 samples,
@@ -133,17 +136,7 @@ def roll_page_under_writes(
             first = read_models.roll(root, as_of=year_end, scope="subtree", page_size=1)
             pages = max(1, math.ceil(first["total"] / ROLL_PAGE_ROWS))
             rng = random.Random(seed)
-            timed = _timed(
-                lambda n: read_models.roll(
-                    root,
-                    as_of=year_end,
-                    scope="subtree",
-                    page=rng.randint(1, pages),
-                    page_size=ROLL_PAGE_ROWS,
-                ),
-                samples,
-                max_s,
-            )
+            timed = _timed(_random_page(read_models, root, pages, rng), samples, max_s)
         finally:
             read_models.close()
         writer.send_signal(signal.SIGTERM)
