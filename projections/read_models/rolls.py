@@ -77,12 +77,15 @@ ANCHOR_MAX_KEYS = 200_000
 ANCHOR_MAX_CHANGES = 20_000
 ANCHOR_MAX_GAP = 10 * ANCHOR_STRIDE
 
-_ON_ROLL = """s.opened_at_us <= :k AND s.valid_from <= :d
-    AND (s.closed_at_us IS NULL OR s.closed_at_us > :k OR s.valid_to > :d)"""
-# A span as it stood at the projection's position :since (a span closed later was open).
-_WAS_ON_ROLL = """s.opened_position <= :since AND s.opened_at_us <= :k AND s.valid_from <= :d
-    AND (s.closed_position IS NULL OR s.closed_position > :since
-         OR s.closed_at_us > :k OR s.valid_to > :d)"""
+# On the roll as of :d known at :k (the module's docstring): started, and not ended...
+_STARTED = "s.opened_at_us <= :k AND s.valid_from <= :d"
+_NOT_ENDED = "s.closed_at_us > :k OR s.valid_to > :d"
+_ON_ROLL = f"{_STARTED} AND (s.closed_at_us IS NULL OR {_NOT_ENDED})"
+# ... and as the span stood at the projection's position :since (one closed later was open).
+_WAS_ON_ROLL = (
+    f"s.opened_position <= :since AND {_STARTED}"
+    f" AND (s.closed_position IS NULL OR s.closed_position > :since OR {_NOT_ENDED})"
+)
 _ROLL_ORDER = ("s.joined_on", "s.member_id", "s.opened_position")
 _ROLL_COLUMNS = (
     "s.member_id, s.organization_code, s.status, s.joined_on, s.transfer_to, s.transfer_reason"

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, settings
+
 from domain.errors import DomainError
 from projections.read_models.models import ReadModels
 from service.application import Ledger
@@ -43,6 +45,14 @@ from tests.conftest import Backend
 from tests.service.scenario import Tree, found_tree, person
 
 PEOPLE = 10
+# Hypothesis over random histories: each example opens a store of its own (function-scoped
+# fixtures only hand out the factory), and some examples write for a while.
+PROPERTY_SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 START = datetime.date(2023, 1, 1)
 NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周杰", "吴婷"]
 

@@ -15,7 +15,7 @@ import random
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.accounts import ACCOUNTS
@@ -30,7 +30,7 @@ from tests.projections.helpers import (
     assert_subtree_reads_agree,
     tree_settled_on,
 )
-from tests.projections.history import HistoryWriter, random_history
+from tests.projections.history import PROPERTY_SETTINGS, HistoryWriter, random_history
 
 KNOWN = TableSet("rm_known_")
 DATES = [
@@ -41,13 +41,6 @@ DATES = [
 ]
 FAR = datetime.date(2099, 12, 31)
 EARLY = datetime.date(2000, 1, 1)
-
-PROPERTY_SETTINGS = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=False,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 
 
 def _sum_lines(bodies: list[dict], column: str) -> dict[str, Decimal]:

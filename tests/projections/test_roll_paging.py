@@ -9,7 +9,7 @@ import datetime
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import projections.read_models.rolls as rolls
@@ -29,7 +29,7 @@ from service.commands import (
     StartTransfer,
 )
 from tests.conftest import BACKENDS
-from tests.projections.history import random_history
+from tests.projections.history import PROPERTY_SETTINGS, random_history
 from tests.service.scenario import found_tree, person
 
 D = datetime.date
@@ -415,11 +415,7 @@ def test_a_subtree_read_asks_once_whether_the_tree_is_settled(roll_history, monk
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTY_SETTINGS
 @given(
     seed=st.integers(0, 2**32 - 1),
     steps=st.integers(10, 60),
