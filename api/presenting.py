@@ -3,7 +3,9 @@ recorded as an event (个人信息查阅记录) naming the token and the members
 
 Masking itself is domain/privacy.py's, the one place that knows what personal data is; every
 answer that may hold some (JSON, CSV, XLSX, the audit stream, write answers and their
-replays) goes through present() here.
+replays) goes through shown() here: through present() for reads, which records an unmasked
+read as a write of its own, and through command() for writes, whose unmasked first answer is
+recorded in the command's own write.
 """
 
 from __future__ import annotations
@@ -11,27 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.json_answer import JsonAnswer
 from api.security import Caller
-from domain.privacy import mask
+from domain.privacy import mask, revealed_members
 from service.commands import Command, RecordPiiRead
-from service.unit_of_work import CommandResult
-
-
-def _member_ids(value: Any, found: set[str]) -> None:
-    """Collects every member_id in value, at any depth."""
-    if isinstance(value, dict):
-        member_id = value.get("member_id")
-        if isinstance(member_id, str):
-            found.add(member_id)
-        for item in value.values():
-            _member_ids(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _member_ids(item, found)
 
 
 def shown(
@@ -48,11 +35,7 @@ def shown(
     masked = masker(body)
     if not caller.pii:
         return masked, None
-    if masked == body:
-        return body, None
-    ids: set[str] = set(member_ids or ())
-    _member_ids(body, ids)
-    return body, sorted(ids)
+    return body, revealed_members(body, masked, member_ids or ())
 
 
 def present(
@@ -75,20 +58,23 @@ def present(
 async def command(
     caller: Caller, command: Command, idempotency: Any, purpose: str, status_code: int
 ) -> JSONResponse:
-    """Executes a command for an async handler and answers as written() does. The handler
-    waits for the writer without holding a worker thread; only an unmasked answer (whose
-    reading is recorded in the store) is prepared in one."""
-    result = await caller.services.ledger.execute_async(
-        command, actor=caller.actor, idempotency=idempotency
+    """Executes a command for an async handler and answers with its view (masked unless the
+    token has the pii flag), its position and the replay header, without holding a worker
+    thread. An unmasked first answer's read is recorded in the command's own write
+    (Ledger.attempt); an unmasked replay is another read, recorded before it is answered."""
+    ledger = caller.services.ledger
+    result = await ledger.execute_async(
+        command,
+        actor=caller.actor,
+        idempotency=idempotency,
+        pii_read_purpose=purpose if caller.pii else None,
     )
-    if caller.pii:
-        return await run_in_threadpool(written, caller, result, purpose, status_code)
-    return written(caller, result, purpose, status_code)
-
-
-def written(caller: Caller, result: CommandResult, purpose: str, status_code: int) -> JSONResponse:
-    """A write's answer: its view (masked as needed), its position, and the replay header."""
-    body = present(caller, result.body, purpose)
-    body = {**body, "position": result.position}
+    body, read = shown(caller, result.body)
+    if read is not None and result.replayed:
+        await ledger.execute_async(
+            RecordPiiRead(purpose=purpose, member_ids=read), actor=caller.actor
+        )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JsonAnswer(body, status_code=status_code, headers=headers)
+    return JsonAnswer(
+        {**body, "position": result.position}, status_code=status_code, headers=headers
+    )

@@ -238,3 +238,26 @@ def mask(value: Any, *, person: bool = False) -> Any:
         else:
             masked[key] = mask(item, person=person)
     return masked
+
+
+def revealed_members(value: Any, masked: Any, member_ids: Any = ()) -> list[str] | None:
+    """The members whose read must be recorded (个人信息查阅) when value is answered as it is
+    rather than as masked (mask(value)): every member_id in it, at any depth, and member_ids;
+    None when masking would have hidden nothing, so that nothing is read."""
+    if masked == value:
+        return None
+    found: set[str] = set(member_ids)
+    _member_ids(value, found)
+    return sorted(found)
+
+
+def _member_ids(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        member_id = value.get("member_id")
+        if isinstance(member_id, str):
+            found.add(member_id)
+        for item in value.values():
+            _member_ids(item, found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _member_ids(item, found)

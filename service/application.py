@@ -46,7 +46,9 @@ from domain.members import Member
 from domain.organizations import Organization
 from domain.period import parse_date
 from domain.policies import LevyPolicies
+from domain.privacy import mask, revealed_members
 from domain.vouchers import Book
+from service.commands.access import record_pii_read
 from service.commands.base import Command
 from service.commands.funds import voucher_in
 from service.group_commit import GroupCommitter, PendingCommand
@@ -273,27 +275,58 @@ class Ledger(Application):
     # --- commands ----------------------------------------------------------------------------
 
     def execute(
-        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+        self,
+        command: Command,
+        *,
+        actor: str = "system",
+        idempotency: IdempotencyKey | None = None,
+        pii_read_purpose: str | None = None,
     ) -> CommandResult:
         """Decides the command on fresh state and saves what it changed, through the process's
         one writer (service/group_commit.py); returns the command's answer and the position of
-        its last event."""
-        return self.submit(command, actor=actor, idempotency=idempotency).result()
+        its last event. pii_read_purpose: the answer is shown unmasked, and the read of the
+        members it shows is recorded in the same write (attempt)."""
+        return self.submit(
+            command, actor=actor, idempotency=idempotency, pii_read_purpose=pii_read_purpose
+        ).result()
 
     async def execute_async(
-        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+        self,
+        command: Command,
+        *,
+        actor: str = "system",
+        idempotency: IdempotencyKey | None = None,
+        pii_read_purpose: str | None = None,
     ) -> CommandResult:
         """execute() for an event loop: awaits the writer without holding a thread."""
-        return await asyncio.wrap_future(self.submit(command, actor=actor, idempotency=idempotency))
+        return await asyncio.wrap_future(
+            self.submit(
+                command, actor=actor, idempotency=idempotency, pii_read_purpose=pii_read_purpose
+            )
+        )
 
     def submit(
-        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+        self,
+        command: Command,
+        *,
+        actor: str = "system",
+        idempotency: IdempotencyKey | None = None,
+        pii_read_purpose: str | None = None,
     ) -> Future[CommandResult]:
         """Hands the command to the writer; the future is answered once it is written."""
-        return self.committer.enqueue(self.prepare(command, actor=actor, idempotency=idempotency))
+        return self.committer.enqueue(
+            self.prepare(
+                command, actor=actor, idempotency=idempotency, pii_read_purpose=pii_read_purpose
+            )
+        )
 
     def prepare(
-        self, command: Command, *, actor: str = "system", idempotency: IdempotencyKey | None = None
+        self,
+        command: Command,
+        *,
+        actor: str = "system",
+        idempotency: IdempotencyKey | None = None,
+        pii_read_purpose: str | None = None,
     ) -> PendingCommand:
         """The command as the writer takes it: with its fingerprint and the ids it may create,
         worked out here in the caller's thread rather than in the writer's."""
@@ -304,6 +337,7 @@ class Ledger(Application):
             actor,
             command.may_create(self.member_ids),
             command.will_read(),
+            pii_read_purpose,
         )
 
     def attempt(self, uow: UnitOfWork, pending: PendingCommand) -> CommandResult | dict[str, Any]:
@@ -322,6 +356,13 @@ class Ledger(Application):
                 return CommandResult(record.result, self.last_position_of(keys), replayed=True)
         with acting_as(pending.actor):
             body = pending.command.decide(uow)
+            if pending.pii_read_purpose is not None:
+                # Answered unmasked: the read is stored with the command's events, so that it
+                # is recorded if and only if the answer can be given. A replay of this answer
+                # is another read, recorded by whoever shows it again.
+                members = revealed_members(body, mask(body))
+                if members is not None:
+                    record_pii_read(uow, pending.pii_read_purpose, members)
             if idempotency is not None:
                 event_keys = [f"{i.hex}:{v}" for i, v in uow.new_event_keys()]
                 uow.add(

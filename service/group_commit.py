@@ -116,6 +116,9 @@ class PendingCommand:
     # Members the command will read (Command.will_read): the batch reads those the writer
     # does not hold in one query.
     will_read: tuple[UUID, ...] = ()
+    # Set when the answer goes out unmasked (a token with the pii flag): the read of what it
+    # shows is recorded in the command's own write (Ledger.attempt), under this purpose.
+    pii_read_purpose: str | None = None
     future: Future = field(default_factory=Future)
 
 

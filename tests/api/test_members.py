@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from service.tokens import Tokens
 from tests.api.conftest import Api
@@ -74,6 +75,67 @@ def test_unmasked_reads_are_recorded(api: Api) -> None:
         assert all(e.purpose == "POST /v1/members/search" for e in reads)
         assert all(e.actor == actor_of(api.tokens[token]) for e in written)
     assert found.json()["id_number"] != read["id_number"]  # the last answer was masked
+
+
+def test_an_unmasked_write_answer_is_recorded_in_the_write_and_each_replay_again(
+    api: Api,
+) -> None:
+    ledger = api.backend.open()
+
+    def written_after(position: int) -> list[tuple[int, Any]]:
+        notifications = ledger.recorder.select_notifications(start=position + 1, limit=1_000)
+        return [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+
+    def reads(written: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        return [(p, e) for p, e in written if type(e).__qualname__ == "PiiRead.Recorded"]
+
+    body = {
+        "id_number": api.next_person(),
+        "name": "赵敏",
+        "organization_code": api.tree.base_a,
+        "joined_on": "2021-03-01",
+        "mobile": "13912345678",
+    }
+    before = ledger.head_position()
+    joined = api.post("/v1/members", body, token="east_clerk_pii", key="pii-join")
+    assert joined.status_code == 201, joined.text
+    member = joined.json()
+    assert member["id_number"] == body["id_number"] and member["name"] == "赵敏"
+    written = written_after(before)
+    # One read recorded, with the join's events: the answer's position (the last event of
+    # its write) is at or after it. Recorded by a write of its own after the answer's, it
+    # would come after that position.
+    [(read_at, read)] = reads(written)
+    assert read_at <= member["position"] == written[-1][0]
+    assert read.member_ids == [member["member_id"]] and read.purpose == "POST /v1/members"
+    assert read.actor == actor_of(api.tokens["east_clerk_pii"])
+    assert body["id_number"] not in repr(read.__dict__)
+    # The replay shows the same answer again: another read, recorded on its own.
+    before = ledger.head_position()
+    replay = api.post("/v1/members", body, token="east_clerk_pii", key="pii-join")
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == member
+    [(replay_read_at, replay_read)] = reads(written_after(before))
+    assert replay_read_at > member["position"]
+    assert replay_read.member_ids == [member["member_id"]]
+    # Masked answers, first or replayed, and an unmasked answer that shows no personal data
+    # record no read.
+    before = ledger.head_position()
+    masked = api.post("/v1/members", body, token="east_clerk", key="pii-join")
+    assert masked.json()["id_number"] != body["id_number"]
+    assert api.join(token="east_clerk")["member_id"]
+    dues = api.post(
+        "/v1/funds/dues",
+        {
+            "organization_code": api.tree.base_a,
+            "period": "2024-02",
+            "amount": "10.00",
+            "received_on": "2024-02-20",
+        },
+        token="east_clerk_pii",
+    )
+    assert dues.status_code == 201, dues.text
+    assert written_after(before) and reads(written_after(before)) == []
 
 
 def test_every_event_names_its_token(api: Api) -> None:
