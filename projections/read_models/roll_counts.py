@@ -137,7 +137,12 @@ def counts_sql(counts_table: str, totals_table: str, org_in: str) -> str:
 def counts_by_root_sql(tables: TableSet) -> str:
     """The counts of the subtree of :root as it stands now, as of :d known now: its own and
     its subtree's totals (subtree_sums.py) less the rows after d of the unions below it
-    (org_ancestors, read only for those rows: the index on day finds them)."""
+    (org_ancestors, read only for those rows: the index on day finds them).
+
+    The rows' union is tested as an expression (code || ''), which no index serves: SQLite's
+    planner otherwise looked up each union of the subtree by the code's index, 11 ms for a
+    province of 4,862 unions with no row after d, against 0.01 by the index on day.
+    PostgreSQL's plan is the same either way."""
     below = f"SELECT code FROM {tables.table('org_ancestors')} WHERE ancestor = :root"
     return _summed(
         [
@@ -145,6 +150,6 @@ def counts_by_root_sql(tables: TableSet) -> str:
             f"SELECT {_PLAIN} FROM {tables.table('subtree_roll_totals')}"
             " WHERE organization_code = :root",
             f"SELECT {_NEGATED} FROM {tables.table('roll_counts')} WHERE day > :d"
-            f" AND (organization_code = :root OR organization_code IN ({below}))",
+            f" AND (organization_code || '' = :root OR organization_code || '' IN ({below}))",
         ]
     )

@@ -220,8 +220,9 @@ class RollQueries:
             cur.execute(self.store.sql(counts_by_root_sql(self.tables)), params)
             return dict(zip(COUNTS, (int(v) for v in cur.fetchone()), strict=True))
         if listed is not None:
-            with_clause, where = "", listed_in("organization_code", listed)
-            params.update(listed)
+            where, bound = listed_in(self.store, "organization_code", listed)
+            with_clause = ""
+            params.update(bound)
         else:
             with_clause, where = org_filter(self.tables, "organization_code", scope, code, params)
         sql = counts_sql(self._t("roll_counts"), self._t("roll_totals"), where)
@@ -339,15 +340,16 @@ class RollQueries:
         offset: int,
         columns: str,
         settled: Callable[[], bool],
+        listed: dict[str, list[str]] | None,
     ) -> tuple[int, list[Any]]:
         """The total of a roll and one page of it (see the module's docstring). where: the
-        condition on the spans of the roll's unions and status (_roll_query)."""
+        condition on the spans of the roll's unions and status, listed: its subtree's
+        listing, if any (_roll_query)."""
         base = self._on_roll(where)
         kept = self.anchors.latest(key)
         anchors = kept if kept is not None and kept.version == version else None
         if anchors is None:
-            listed = {n: params[n] for n in ("codes", "outside") if n in params}
-            total = self._total(cur, key, listed or None, settled)
+            total = self._total(cur, key, listed, settled)
             # A read whose snapshot is older than the kept anchors (another read kept them
             # meanwhile) pages by counting: computing them would replace newer ones.
             behind = kept is not None and kept.version[1] == version[1] and kept.version > version
@@ -529,24 +531,26 @@ class RollQueries:
         status: str | None,
         cur: Any = None,
         settled: Callable[[], bool] | None = None,
-    ) -> tuple[str, str, dict[str, Any]]:
+    ) -> tuple[str, str, dict[str, Any], dict[str, list[str]] | None]:
         """The roll's WITH clause, the condition on its spans `s` of their unions and status
-        (on the roll or not: _on_roll adds that), and their parameters.
+        (on the roll or not: _on_roll adds that), their parameters, and the subtree's listing.
 
-        cur (PostgreSQL, a subtree): the subtree is read first and passed as one array
-        (scope.subtree_listed), so that the planner sees how much of the roll table the
-        subtree holds: for a big one it walks the roll order index (roll_spans' second) and
-        stops after the page, instead of sorting every member of the subtree; for a small one
-        it reads each union's rows by the first index and sorts those."""
+        cur (a subtree): the subtree is read first and passed as one parameter
+        (scope.subtree_listed, scope.listed_in), so that the plan suits how much of the roll
+        table the subtree holds: for a big one it walks the roll order index (roll_spans'
+        second) and stops after the page, instead of sorting every member of the subtree; for
+        a small one it reads each union's rows by the first index and sorts those."""
         d = day_int(as_of)
         params: dict[str, Any] = {"d": d, "tree_day": d, "k": k_us}
-        if cur is not None and scope == "subtree" and not self.store.is_sqlite:
+        listed = None
+        if cur is not None and scope == "subtree":
             org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
             listed = subtree_listed(
                 self.store, cur, self.tables, code, d, k_us, settled or self._settled(cur, d)
             )
-            params.update(listed)
-            with_clause, where = "", listed_in("s.organization_code", listed)
+            where, bound = listed_in(self.store, "s.organization_code", listed)
+            with_clause = ""
+            params.update(bound)
         else:
             with_clause, where = org_filter(self.tables, "s.organization_code", scope, code, params)
         if status is not None:
@@ -554,7 +558,7 @@ class RollQueries:
                 raise InvalidValue("status", f"status is one of {', '.join(ROLL_STATUSES)}")
             where += " AND s.status = :status"
             params["status"] = status
-        return with_clause, where, params
+        return with_clause, where, params, listed
 
     def _on_roll(self, where: str) -> str:
         """The FROM … WHERE of the spans that match `where` and are on the roll."""
@@ -591,7 +595,7 @@ class RollQueries:
         with self.store.reader() as cur:
             version = self._snapshot(cur)
             settled = self._settled(cur, day_int(as_of))
-            with_clause, where, params = self._roll_query(
+            with_clause, where, params, listed = self._roll_query(
                 code, as_of, k_us, scope, status, cur, settled
             )
             total, spans = self._roll_rows(
@@ -605,6 +609,7 @@ class RollQueries:
                 offset,
                 columns=_ROLL_COLUMNS,
                 settled=settled,
+                listed=listed,
             )
             details = self._details(cur, [r[0] for r in spans], k_us)
         items = self._roll_items(spans, details)
@@ -615,7 +620,7 @@ class RollQueries:
     ) -> Iterator[list[dict[str, Any]]]:
         """The whole roll in the order of its pages, a chunk of rows at a time, read in one
         snapshot (an export: a bounded number of rows in memory whatever the roll's size)."""
-        with_clause, where, params = self._roll_query(code, as_of, k_us, scope, status)
+        with_clause, where, params, _ = self._roll_query(code, as_of, k_us, scope, status)
         sql = (
             f"{with_clause} SELECT {_ROLL_COLUMNS} {self._on_roll(where)}"
             f" ORDER BY {', '.join(_ROLL_ORDER)}"
@@ -634,11 +639,12 @@ class RollQueries:
             e_with, e_where = org_filter(self.tables, "e.code", scope, code, eparams)
             listed = None
             settled = self._settled(cur, d)
-            if scope == "subtree" and not self.store.is_sqlite:
+            if scope == "subtree":
                 # The subtree listed once, for the employees and (unless read by root) the counts.
                 listed = subtree_listed(self.store, cur, self.tables, code, d, k_us, settled)
-                e_with, e_where = "", listed_in("e.code", listed)
-                eparams.update(listed)
+                e_where, bound = listed_in(self.store, "e.code", listed)
+                e_with = ""
+                eparams.update(bound)
             counts = self.counts(cur, code, scope, d, k_us, listed, settled)
             cur.execute(self.store.sql(self._employees_sql(e_with, e_where)), eparams)
             employees = int(cur.fetchone()[0] or 0)
