@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from stdnum.cn import ric, uscc
@@ -240,7 +241,7 @@ def mask(value: Any, *, person: bool = False) -> Any:
     return masked
 
 
-def revealed_members(value: Any, masked: Any, member_ids: Any = ()) -> list[str] | None:
+def revealed_members(value: Any, masked: Any, member_ids: Iterable[str] = ()) -> list[str] | None:
     """The members whose read must be recorded (个人信息查阅) when value is answered as it is
     rather than as masked (mask(value)): every member_id in it, at any depth, and member_ids;
     None when masking would have hidden nothing, so that nothing is read."""
