@@ -69,11 +69,14 @@ async def command(
         idempotency=idempotency,
         pii_read_purpose=purpose if caller.pii else None,
     )
-    body, read = shown(caller, result.body)
-    if read is not None and result.replayed:
-        await ledger.execute_async(
-            RecordPiiRead(purpose=purpose, member_ids=read), actor=caller.actor
-        )
+    if caller.pii and not result.replayed:
+        body = result.body  # shown as it is: its read was recorded with the command
+    else:
+        body, read = shown(caller, result.body)
+        if read is not None:  # an unmasked replay: another read
+            await ledger.execute_async(
+                RecordPiiRead(purpose=purpose, member_ids=read), actor=caller.actor
+            )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JsonAnswer(
         {**body, "position": result.position}, status_code=status_code, headers=headers

@@ -9,8 +9,13 @@ from service.application import Ledger
 
 
 def events_after(ledger: Ledger, position: int) -> list[Any]:
+    return [event for _, event in positioned_events_after(ledger, position)]
+
+
+def positioned_events_after(ledger: Ledger, position: int) -> list[tuple[int, Any]]:
+    """(position, event) for every event stored after position."""
     notifications = ledger.recorder.select_notifications(start=position + 1, limit=10_000)
-    return [ledger.mapper.to_domain_event(n) for n in notifications]
+    return [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
 
 
 def actor_of(token: str) -> str:

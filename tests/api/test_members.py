@@ -7,7 +7,7 @@ from typing import Any
 
 from service.tokens import Tokens
 from tests.api.conftest import Api
-from tests.api.events import actor_of, events_after
+from tests.api.events import actor_of, events_after, positioned_events_after
 
 
 def test_join_and_read_masked(api: Api) -> None:
@@ -82,10 +82,6 @@ def test_an_unmasked_write_answer_is_recorded_in_the_write_and_each_replay_again
 ) -> None:
     ledger = api.backend.open()
 
-    def written_after(position: int) -> list[tuple[int, Any]]:
-        notifications = ledger.recorder.select_notifications(start=position + 1, limit=1_000)
-        return [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
-
     def reads(written: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
         return [(p, e) for p, e in written if type(e).__qualname__ == "PiiRead.Recorded"]
 
@@ -101,7 +97,7 @@ def test_an_unmasked_write_answer_is_recorded_in_the_write_and_each_replay_again
     assert joined.status_code == 201, joined.text
     member = joined.json()
     assert member["id_number"] == body["id_number"] and member["name"] == "赵敏"
-    written = written_after(before)
+    written = positioned_events_after(ledger, before)
     # One read recorded, with the join's events: the answer's position (the last event of
     # its write) is at or after it. Recorded by a write of its own after the answer's, it
     # would come after that position.
@@ -115,7 +111,7 @@ def test_an_unmasked_write_answer_is_recorded_in_the_write_and_each_replay_again
     replay = api.post("/v1/members", body, token="east_clerk_pii", key="pii-join")
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json() == member
-    [(replay_read_at, replay_read)] = reads(written_after(before))
+    [(replay_read_at, replay_read)] = reads(positioned_events_after(ledger, before))
     assert replay_read_at > member["position"]
     assert replay_read.member_ids == [member["member_id"]]
     # Masked answers, first or replayed, and an unmasked answer that shows no personal data
@@ -135,7 +131,8 @@ def test_an_unmasked_write_answer_is_recorded_in_the_write_and_each_replay_again
         token="east_clerk_pii",
     )
     assert dues.status_code == 201, dues.text
-    assert written_after(before) and reads(written_after(before)) == []
+    written = positioned_events_after(ledger, before)
+    assert written and reads(written) == []
 
 
 def test_every_event_names_its_token(api: Api) -> None:
