@@ -48,10 +48,10 @@ from projections.read_models.roll_counts import COUNTS, counts_by_root_sql, coun
 from projections.read_models.rows import day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
 from projections.read_models.scope import (
+    SubtreeListings,
     listed_in,
     org_filter,
     reads_by_root,
-    subtree_listed,
     tree_settled,
 )
 from storage.database import Store
@@ -197,6 +197,7 @@ class RollQueries:
         self.tables = tables
         self.cipher = cipher
         self.anchors = RollAnchors()
+        self.listings = SubtreeListings()
 
     def _t(self, name: str) -> str:
         return self.tables.table(name)
@@ -545,7 +546,7 @@ class RollQueries:
         listed = None
         if cur is not None and scope == "subtree":
             org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
-            listed = subtree_listed(
+            listed = self.listings.listed(
                 self.store, cur, self.tables, code, d, k_us, settled or self._settled(cur, d)
             )
             where, bound = listed_in(self.store, "s.organization_code", listed)
@@ -641,7 +642,7 @@ class RollQueries:
             settled = self._settled(cur, d)
             if scope == "subtree":
                 # The subtree listed once, for the employees and (unless read by root) the counts.
-                listed = subtree_listed(self.store, cur, self.tables, code, d, k_us, settled)
+                listed = self.listings.listed(self.store, cur, self.tables, code, d, k_us, settled)
                 e_where, bound = listed_in(self.store, "e.code", listed)
                 e_with = ""
                 eparams.update(bound)

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import projections.read_models.rolls as rolls
+import projections.read_models.scope as scope_module
 from projections.read_models.models import ReadModels
 from projections.read_models.rows import day_int, known_us
 from projections.read_models.schema import LIVE, TABLES_BY_NAME, ensure_live
@@ -23,6 +24,7 @@ from service.commands import (
     ChangeOrganization,
     CorrectMember,
     ExitMember,
+    FoundOrganization,
     JoinMember,
     ReinstateMember,
     RetainMember,
@@ -30,7 +32,7 @@ from service.commands import (
 )
 from tests.conftest import BACKENDS
 from tests.projections.history import PROPERTY_SETTINGS, random_history
-from tests.service.scenario import found_tree, person
+from tests.service.scenario import COUNTY_REGION, employer, found_tree, org_code, person
 
 D = datetime.date
 
@@ -412,6 +414,63 @@ def test_a_subtree_read_asks_once_whether_the_tree_is_settled(roll_history, monk
     asked.clear()
     summary = rm.roll_summary(tree.province, as_of=D(2024, 6, 30), scope="subtree")
     assert asked == [20240630] and summary["members"] > 0
+
+
+def test_a_subtree_listing_is_kept_until_the_tree_changes(roll_history, monkeypatch):
+    """The pages of a subtree's roll list the subtree once while the tree stands; a union
+    founded in it, or moved out of it, is seen at once, and a past day or moment keeps its
+    own listing. Each roll is checked against the roll worked out from every span."""
+    ledger, tree, rm, moments = roll_history
+    listings = []
+    listed = scope_module.subtree_listed
+    monkeypatch.setattr(
+        scope_module, "subtree_listed", lambda *a: listings.append(a[3]) or listed(*a)
+    )
+
+    def check(as_of, known_at=None):
+        query = {"as_of": as_of, "known_at": known_at, "scope": "subtree"}
+        found = rm.roll(tree.county, page_size=1000, **query)
+        rows = [(i["member_id"], i["organization_code"]) for i in found["items"]]
+        expected = _expected(rm, tree.county, status=None, **query)
+        assert rows == [(r[0], r[1]) for r in expected], query
+        return {r[1] for r in rows}
+
+    year_end, mid_year = D(2024, 12, 31), D(2024, 6, 30)
+    assert check(year_end) == {tree.base_a, tree.base_b, tree.base_c}
+    assert check(year_end) and rm.roll_summary(tree.county, as_of=year_end, scope="subtree")
+    assert listings == [tree.county]  # listed once for two pages and a summary
+
+    base_d = org_code(8, base=True)
+    ledger.execute(
+        FoundOrganization(
+            code=base_d,
+            name="工会008",
+            level="base",
+            parent_code=tree.township,
+            region_code=COUNTY_REGION,
+            founded_on="2024-01-02",
+            employer_code=employer(8),
+            employee_count=10,
+        )
+    )
+    ledger.execute(
+        JoinMember(
+            id_number=person(40), name="会员40", organization_code=base_d, joined_on="2024-03-01"
+        )
+    )
+    rm.catch_up()
+    assert base_d in check(year_end) and len(listings) == 2
+    # As known before the union was founded: a listing of its own, without it.
+    assert base_d not in check(year_end, known_at=moments[-1]) and len(listings) == 3
+
+    ledger.execute(
+        ChangeOrganization(code=tree.base_b, effective_on="2024-07-01", parent_code=tree.city)
+    )
+    rm.catch_up()
+    assert tree.base_b not in check(year_end) and len(listings) == 4
+    assert tree.base_b in check(mid_year) and len(listings) == 5
+    check(mid_year)
+    assert len(listings) == 5
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
