@@ -24,7 +24,6 @@ from service.commands import (
     ChangeOrganization,
     CorrectMember,
     ExitMember,
-    FoundOrganization,
     JoinMember,
     ReinstateMember,
     RetainMember,
@@ -32,7 +31,7 @@ from service.commands import (
 )
 from tests.conftest import BACKENDS
 from tests.projections.history import PROPERTY_SETTINGS, random_history
-from tests.service.scenario import COUNTY_REGION, employer, found_tree, org_code, person
+from tests.service.scenario import base_union, found_tree, org_code, person
 
 D = datetime.date
 
@@ -441,18 +440,7 @@ def test_a_subtree_listing_is_kept_until_the_tree_changes(roll_history, monkeypa
     assert listings == [tree.county]  # listed once for two pages and a summary
 
     base_d = org_code(8, base=True)
-    ledger.execute(
-        FoundOrganization(
-            code=base_d,
-            name="工会008",
-            level="base",
-            parent_code=tree.township,
-            region_code=COUNTY_REGION,
-            founded_on="2024-01-02",
-            employer_code=employer(8),
-            employee_count=10,
-        )
-    )
+    ledger.execute(base_union(8, tree.township, "2024-01-02"))
     ledger.execute(
         JoinMember(
             id_number=person(40), name="会员40", organization_code=base_d, joined_on="2024-03-01"

@@ -51,6 +51,22 @@ def employer(serial: int) -> str:
     return employer_code(COUNTY_REGION, serial)
 
 
+def base_union(
+    serial: int, parent_code: str, founded_on: str, *, name: str = "新建工会", employees: int = 10
+) -> FoundOrganization:
+    """The founding of base union `serial` of the county's region, for employer `serial`."""
+    return FoundOrganization(
+        code=org_code(serial, base=True),
+        name=name,
+        level="base",
+        parent_code=parent_code,
+        region_code=COUNTY_REGION,
+        founded_on=founded_on,
+        employer_code=employer(serial),
+        employee_count=employees,
+    )
+
+
 def person(n: int) -> str:
     """The n-th synthetic resident identity number: distinct for distinct n < 10_000."""
     birth = datetime.date(1970, 1, 1) + datetime.timedelta(days=7 * n)

@@ -53,6 +53,7 @@ from tests.service.scenario import (
     COUNTY_REGION,
     Tree,
     balances,
+    base_union,
     employer,
     found_tree,
     lines,
@@ -1386,16 +1387,7 @@ def test_dissolution_with_members_or_children_is_refused(ledger: Ledger, tree: T
         ledger,
         OrganizationNotActive,
         ledger.execute,
-        FoundOrganization(
-            code=org_code(50, base=True),
-            name="晚到工会",
-            level="base",
-            parent_code=tree.township,
-            region_code=COUNTY_REGION,
-            founded_on="2024-04-01",
-            employer_code=employer(50),
-            employee_count=3,
-        ),
+        base_union(50, tree.township, "2024-04-01", name="晚到工会", employees=3),
     )
 
 
@@ -1443,18 +1435,7 @@ def test_second_root_and_duplicate_code_are_refused(ledger: Ledger, tree: Tree) 
 
 def test_nothing_is_posted_before_the_unions_founding(ledger: Ledger, tree: Tree) -> None:
     code = org_code(60, base=True)
-    ledger.execute(
-        FoundOrganization(
-            code=code,
-            name="新建工会",
-            level="base",
-            parent_code=tree.county,
-            region_code=COUNTY_REGION,
-            founded_on="2024-06-01",
-            employer_code=employer(60),
-            employee_count=10,
-        )
-    )
+    ledger.execute(base_union(60, tree.county, "2024-06-01"))
     early = RecordDues(
         organization_code=code, period="2024-05", amount="10.00", received_on="2024-05-31"
     )
