@@ -44,6 +44,7 @@ from typing import Any
 from domain.errors import InvalidValue
 from domain.identity import IdNumber
 from domain.members import CHANGE_CODES
+from projections.read_models.kept import Kept
 from projections.read_models.roll_counts import COUNTS, counts_by_root_sql, counts_sql
 from projections.read_models.rows import day_int, from_micros, iso_day
 from projections.read_models.schema import TableSet
@@ -149,20 +150,14 @@ class RollAnchors:
     asked for once is paged by counting, which costs less than computing its anchors."""
 
     def __init__(self) -> None:
+        self._rolls: Kept[Anchors] = Kept(ANCHOR_MAX_ROLLS, ANCHOR_MAX_KEYS)
         self._lock = threading.Lock()
-        # key -> its anchors, least recently used first.
-        self._rolls: OrderedDict[tuple, Anchors] = OrderedDict()
-        self._keys = 0
         # The rolls asked for without anchors, least recently first.
         self._asked: OrderedDict[tuple, None] = OrderedDict()
 
     def latest(self, key: tuple) -> Anchors | None:
         """The roll's anchors at whatever version they were kept for."""
-        with self._lock:
-            found = self._rolls.get(key)
-            if found is not None:
-                self._rolls.move_to_end(key)
-            return found
+        return self._rolls.get(key)
 
     def asked_before(self, key: tuple) -> bool:
         """Whether the roll was asked for before (and notes that it was)."""
@@ -175,17 +170,7 @@ class RollAnchors:
             return before
 
     def put(self, key: tuple, anchors: Anchors) -> None:
-        if len(anchors.keys) > ANCHOR_MAX_KEYS:
-            return
-        with self._lock:
-            old = self._rolls.pop(key, None)
-            if old is not None:
-                self._keys -= len(old.keys)
-            self._rolls[key] = anchors
-            self._keys += len(anchors.keys)
-            while len(self._rolls) > ANCHOR_MAX_ROLLS or self._keys > ANCHOR_MAX_KEYS:
-                _, dropped = self._rolls.popitem(last=False)
-                self._keys -= len(dropped.keys)
+        self._rolls.put(key, anchors, len(anchors.keys))
 
 
 REINSTATED_NAME = "恢复会籍"  # reinstated after retention: change code 1, no reason
@@ -197,7 +182,7 @@ class RollQueries:
         self.tables = tables
         self.cipher = cipher
         self.anchors = RollAnchors()
-        self.listings = SubtreeListings()
+        self.listings = SubtreeListings(store, tables)
 
     def _t(self, name: str) -> str:
         return self.tables.table(name)
@@ -546,9 +531,7 @@ class RollQueries:
         listed = None
         if cur is not None and scope == "subtree":
             org_filter(self.tables, "s.organization_code", scope, code, params)  # checks
-            listed = self.listings.listed(
-                self.store, cur, self.tables, code, d, k_us, settled or self._settled(cur, d)
-            )
+            listed = self.listings.listed(cur, code, d, k_us, settled or self._settled(cur, d))
             where, bound = listed_in(self.store, "s.organization_code", listed)
             with_clause = ""
             params.update(bound)
@@ -642,7 +625,7 @@ class RollQueries:
             settled = self._settled(cur, d)
             if scope == "subtree":
                 # The subtree listed once, for the employees and (unless read by root) the counts.
-                listed = self.listings.listed(self.store, cur, self.tables, code, d, k_us, settled)
+                listed = self.listings.listed(cur, code, d, k_us, settled)
                 e_where, bound = listed_in(self.store, "e.code", listed)
                 e_with = ""
                 eparams.update(bound)

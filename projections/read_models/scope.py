@@ -9,12 +9,11 @@ write side's Organization.parent_on does.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from domain.errors import InvalidValue
+from projections.read_models.kept import Kept
 from projections.read_models.rows import KNOWN_NOW_US
 from projections.read_models.schema import TableSet
 
@@ -100,71 +99,38 @@ LISTINGS_MAX_CODES = 200_000
 
 
 class SubtreeListings:
-    """The subtrees lately listed (subtree_listed), each kept with the version of the tree it
-    was listed from, so that the pages of a big subtree's roll do not list it again: every
-    union's code read twice was most of a province's roll page on SQLite (about 8 of 11.7 ms,
-    4,862 unions), and 4-5 ms of one on PostgreSQL.
+    """The subtrees of one table set lately listed (subtree_listed), each kept with the
+    version of the tree it was listed from, so that the pages of a big subtree's roll do not
+    list it again: every union's code read twice was most of a province's roll page on SQLite
+    (about 8 of 11.7 ms, 4,862 unions), and 4-5 ms of one on PostgreSQL.
 
     The version is the last position in org_parents, read in the reader's snapshot by its
     index. Every founding and every move of a union adds a row there, at its event's
     position, and rows are never changed or removed; so tables that agree on the last
     position hold the same tree (a rebuild of the same events too), and what a listing reads
-    (org_parents, org_ancestors, every union's code) is the same."""
+    (org_parents, org_ancestors, every union's code) is the same. A listing answered is
+    shared: it is read, never changed."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # key -> (tree version, listing), least recently used first.
-        self._kept: OrderedDict[tuple, tuple[int, dict[str, list[str]]]] = OrderedDict()
-        self._codes = 0
+    def __init__(self, store: Any, tables: TableSet) -> None:
+        self.store = store
+        self.tables = tables
+        self._kept: Kept[tuple[int, dict[str, list[str]]]] = Kept(LISTINGS_MAX, LISTINGS_MAX_CODES)
 
     def listed(
-        self,
-        store: Any,
-        cur: Any,
-        tables: TableSet,
-        code: str,
-        tree_day: int,
-        k_us: int,
-        settled: Callable[[], bool],
+        self, cur: Any, code: str, tree_day: int, k_us: int, settled: Callable[[], bool]
     ) -> dict[str, list[str]]:
-        """subtree_listed's answer, from what is kept when the tree has not changed since."""
-        cur.execute(f"SELECT MAX(position) FROM {tables.table('org_parents')}")
+        """subtree_listed's answer, taken as kept when the tree has not changed since."""
+        cur.execute(f"SELECT COALESCE(MAX(position), -1) FROM {self.tables.table('org_parents')}")
         version = cur.fetchone()[0]
-        if version is None:  # no union at all yet: nothing worth keeping
-            return subtree_listed(store, cur, tables, code, tree_day, k_us, settled)
         # Known now on a settled day, the listing is the tree as it stands (any such day).
-        key = (
-            (tables.prefix, code)
-            if reads_by_root("subtree", k_us, settled)
-            else (tables.prefix, code, tree_day, k_us)
-        )
-        with self._lock:
-            found = self._kept.get(key)
-            if found is not None and found[0] == version:
-                self._kept.move_to_end(key)
-                return found[1]
-        listed = subtree_listed(store, cur, tables, code, tree_day, k_us, settled)
-        self._put(key, version, listed)
+        key = (code,) if reads_by_root("subtree", k_us, settled) else (code, tree_day, k_us)
+        found = self._kept.get(key)
+        if found is not None and found[0] == version:
+            return found[1]
+        listed = subtree_listed(self.store, cur, self.tables, code, tree_day, k_us, settled)
+        ((_, codes),) = listed.items()
+        self._kept.put(key, (version, listed), len(codes))
         return listed
-
-    def _put(self, key: tuple, version: int, listed: dict[str, list[str]]) -> None:
-        size = _size(listed)
-        if size > LISTINGS_MAX_CODES:
-            return
-        with self._lock:
-            old = self._kept.pop(key, None)
-            if old is not None:
-                self._codes -= _size(old[1])
-            self._kept[key] = (version, listed)
-            self._codes += size
-            while len(self._kept) > LISTINGS_MAX or self._codes > LISTINGS_MAX_CODES:
-                _, (_, dropped) = self._kept.popitem(last=False)
-                self._codes -= _size(dropped)
-
-
-def _size(listed: dict[str, list[str]]) -> int:
-    ((_, codes),) = listed.items()
-    return len(codes)
 
 
 def listed_in(store: Any, column: str, listed: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
