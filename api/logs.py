@@ -63,6 +63,14 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: int = logging.INFO) -> None:
     """JSON lines on stderr for this process's every logger (uvicorn's included, when it
     is given log_config=None)."""
+    # A line names neither the code that logged it nor the thread or process: the records
+    # need not look them up (the caller's frame is found by walking the stack, for every
+    # record). This is the speed advice of Python's logging documentation; an access line
+    # cost 28 µs of the HTTP process with the look-ups, 21 without.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
