@@ -66,7 +66,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     # A line names neither the code that logged it nor the thread or process: the records
     # need not look them up (the caller's frame is found by walking the stack, for every
     # record). This is the speed advice of Python's logging documentation; an access line
-    # cost 28 µs of the HTTP process with the look-ups, 21 without.
+    # cost the HTTP process about 27 µs with the look-ups, about 20 without.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
