@@ -39,6 +39,9 @@ class BenchConfig:
     ingest_clients: tuple[int, ...] = (1, 16, 64)
     ingest_requests: int = 6_000
     ingest_max_s: float = 60.0
+    # Before the first measurement on a server just started (ingest.warm_up): requests per
+    # base union, not counted.
+    ingest_warm_up_per_union: int = 8
     # HTTP servers side by side (scripts/bench/serving.py: uvicorn, granian) on the loaded
     # store, at the most ingest clients: rounds (A B, then B A) and seconds per measurement.
     serving_rounds: int = 2
@@ -97,6 +100,7 @@ SMOKE = BenchConfig(
     ingest_clients=(1, 4),
     ingest_requests=40,
     ingest_max_s=5.0,
+    ingest_warm_up_per_union=1,
     serving_rounds=1,
     serving_s=2.0,
     import_rows=50,

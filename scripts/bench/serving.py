@@ -270,6 +270,7 @@ def measure_designs(
     clients: tuple[int, ...],
     seconds: float,
     rounds: int,
+    warm_up_per_union: int = 8,
     note: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> list[dict[str, Any]]:
     """Each design in turn (the order reversed every other round), ingest at each client
@@ -278,8 +279,14 @@ def measure_designs(
     for round_ in range(1, rounds + 1):
         for name in designs if round_ % 2 else designs[::-1]:
             with started(name, store, token) as server:
-                # Warm-up: every process has verified the token and loaded the unions.
-                ingest.measure(server, target, clients=16, requests=400, max_s=seconds)
+                # Not counted: every process verifies the token and reads each union in it.
+                ingest.warm_up(
+                    server,
+                    target,
+                    clients=max(clients),
+                    per_union=warm_up_per_union,
+                    max_s=seconds,
+                )
                 for n in clients:
                     figures = ingest.measure(
                         server, target, clients=n, requests=10**6, max_s=seconds

@@ -115,6 +115,10 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, backend: str) -> None:
             assert _is_number(run[key]), (clients, key, run[key])
 
     details, sizes = result["details"], result["sizes"]
+    # The warm-up before the measured ingest, kept apart: every request of it answered.
+    warm = details["ingest_warm_up"]
+    assert warm["requests_ok"] == warm["requests"] > 0, warm["statuses"]
+    assert warm["clients"] == max(SMOKE.ingest_clients)
     assert sizes["deployment"]["members"] > 0 and sizes["deployment"]["events"] > 0
     assert details["load"]["county"]["rejected"] == {}
     # The whole roster was taken, and the roll paged through is that union's.
