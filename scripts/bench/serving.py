@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from scripts.bench import baseline, ingest
+from scripts.bench.config import BenchConfig
 from scripts.bench.database import BenchStore, bench_store
 from scripts.bench.server import HOST, REPO_ROOT, Server, free_port, mint_admin_token
 from scripts.demo_data import DEMO_YEAR
@@ -270,7 +271,7 @@ def measure_designs(
     clients: tuple[int, ...],
     seconds: float,
     rounds: int,
-    warm_up_per_union: int = 8,
+    warm_up_per_union: int = BenchConfig.ingest_warm_up_per_union,
     note: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> list[dict[str, Any]]:
     """Each design in turn (the order reversed every other round), ingest at each client
