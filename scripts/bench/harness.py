@@ -216,7 +216,6 @@ def _measure_http(
                     target,
                     clients=max(config.ingest_clients),
                     per_union=config.ingest_warm_up_per_union,
-                    max_s=config.ingest_max_s,
                 )
             run.details["ingest_warm_up"] = warm
             run.note(

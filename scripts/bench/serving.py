@@ -286,7 +286,6 @@ def measure_designs(
                     target,
                     clients=max(clients),
                     per_union=warm_up_per_union,
-                    max_s=seconds,
                 )
                 for n in clients:
                     figures = ingest.measure(
