@@ -99,7 +99,9 @@ class WriterHost(Protocol):
     def save_prepared(
         self, processing_event: ProcessingEvent, stored: list[StoredEvent], insert: Any = None
     ) -> list[Recording]: ...
-    def take_due_snapshots(self, objs: Any, recordings: list[Recording]) -> None: ...
+    def take_due_snapshots(
+        self, objs: Any, recordings: list[Recording], *, in_background: bool = False
+    ) -> None: ...
 
 
 @dataclass
@@ -501,11 +503,8 @@ class GroupCommitter:
                 self.known.saved(
                     outcome.aggregates, [r.notification.id for r in outcome.recordings]
                 )
+                self._snapshot(outcome.aggregates, outcome.recordings)
                 write.future.set_result(outcome.answer)
-                try:
-                    self.app.take_due_snapshots(outcome.aggregates, outcome.recordings)
-                except Exception:
-                    log.warning("a snapshot after an exclusive write failed", exc_info=True)
                 return
             raise VersionConflict(
                 f"a bulk write met a concurrent writer {EXCLUSIVE_ATTEMPTS} times; try again"
@@ -658,8 +657,8 @@ class GroupCommitter:
             return None
 
     def _answer(self, decision: Decision, recordings: list[Recording] | None) -> None:
-        """After the batch's transaction committed (or failed on a conflict): every command's
-        answer, then the duplicates' replays and the snapshots due."""
+        """After the batch's transaction committed (or failed on a conflict): the snapshots
+        due, every command's answer, then the duplicates' replays."""
         if recordings is not None and decision.written is not None:
             for aggregate in decision.written.aggregates.values():
                 aggregate.collect_events()  # inserted: no longer pending
@@ -667,6 +666,7 @@ class GroupCommitter:
                 [a for a in decision.view.current.values() if a is not None],
                 [r.notification.id for r in recordings],
             )
+            self._snapshot(list(decision.written.aggregates.values()), recordings)
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
             for r in recordings or ()
@@ -686,12 +686,15 @@ class GroupCommitter:
                     self._run_alone(step.pending)
         for pending in decision.later:
             self._run_alone(pending)
-        if recordings and decision.written is not None:
-            # Only a cache of state for readers: the commands stand without it.
-            try:
-                self.app.take_due_snapshots(list(decision.written.aggregates.values()), recordings)
-            except Exception:
-                log.warning("a snapshot after a group commit failed", exc_info=True)
+
+    def _snapshot(self, aggregates: list[LedgerAggregate], recordings: list[Recording]) -> None:
+        """The snapshots due after a write, taken before its answers (an answered client may
+        then wait_for_snapshots) and inserted in the background (service/snapshot_writer.py).
+        Only a cache of state for readers: the commands stand without it."""
+        try:
+            self.app.take_due_snapshots(aggregates, recordings, in_background=True)
+        except Exception:
+            log.warning("a snapshot after a write failed", exc_info=True)
 
     def _run_alone(self, pending: PendingCommand) -> None:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import IntegrityError, OperationalError
 from pydantic import ValidationError
 
@@ -506,12 +507,85 @@ def test_a_failed_snapshot_fails_no_command(
 ) -> None:
     writer = backend.open()
 
-    def failing_snapshots(*args: Any) -> None:
+    def failing_snapshots(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("the snapshot store went away")
 
     monkeypatch.setattr(writer, "take_due_snapshots", failing_snapshots)
     outcomes = run_batch(writer, [join(1, tree.base_a), dues(tree.base_a)])
     assert not any(isinstance(o, BaseException) for o in outcomes)
+
+
+def joins_past_the_interval(app: Ledger, org_code: str, first: int) -> int:
+    """Joins people into the union until its version passes a multiple of its snapshot
+    interval; returns the next person's number."""
+    interval = Ledger.snapshot_every[Organization]
+    n = first
+    while True:
+        app.execute(
+            JoinMember(
+                id_number=person(n),
+                name=f"会员{n}",
+                organization_code=org_code,
+                joined_on="2024-01-02",
+            )
+        )
+        n += 1
+        union = app.repository.get(Organization.id_for(org_code), snapshotted=False)
+        if union.version % interval == 0:
+            return n
+
+
+def test_the_writers_snapshots_are_written_in_the_background_and_restore_the_union(
+    backend: Backend, ledger: Ledger, tree: Tree
+) -> None:
+    """A snapshot the group-commit writer takes goes to the snapshot writer, and once it is
+    written the union restored from it equals the union replayed from its events."""
+    writer = backend.open()
+    union_id = Organization.id_for(tree.base_a)
+    joins_past_the_interval(writer, tree.base_a, 1)
+    writer.wait_for_snapshots()
+    assert writer.snapshots is not None
+    [snapshot] = writer.snapshots.get(union_id, desc=True, limit=1)
+    assert snapshot.originator_version % Ledger.snapshot_every[Organization] == 0
+    fresh = backend.open()
+    version = snapshot.originator_version
+    restored = fresh.repository.get(union_id, version=version)
+    replayed = fresh.repository.get(union_id, version=version, snapshotted=False)
+    mapper = fresh.mapper
+
+    def as_stored(union: Organization) -> dict[str, Any]:
+        """The union's state as a snapshot of it reads back (tuples become lists)."""
+        return mapper.to_domain_event(mapper.to_stored_event(Snapshot.take(union))).state
+
+    assert as_stored(restored) == as_stored(replayed)
+    assert writer.snapshot_writer is not None and writer.snapshot_writer.written >= 1
+
+
+def test_a_snapshot_the_background_fails_to_write_is_logged_and_fails_no_command(
+    backend: Backend, ledger: Ledger, tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The snapshot writer's insert failing (the store away) loses the snapshot, not a
+    command; the next one due is written, and closing the ledger waits for what is queued."""
+    writer = backend.open()
+    assert writer.snapshot_writer is not None
+    union_id = Organization.id_for(tree.base_a)
+    inserting = writer.snapshot_writer._insert
+
+    def away(snapshots: Any) -> None:
+        raise OperationalError("the snapshot store went away")
+
+    writer.snapshot_writer._insert = away  # type: ignore[method-assign]
+    n = joins_past_the_interval(writer, tree.base_a, 1)
+    writer.wait_for_snapshots()
+    assert writer.snapshot_writer.dropped >= 1
+    assert "snapshots were not written" in caplog.text
+    assert writer.snapshots is not None
+    assert list(writer.snapshots.get(union_id)) == []
+    writer.snapshot_writer._insert = inserting  # type: ignore[method-assign]
+    joins_past_the_interval(writer, tree.base_a, n)
+    writer.close()  # waits for the queued snapshot
+    [snapshot] = backend.open().snapshots.get(union_id)  # type: ignore[union-attr]
+    assert snapshot.originator_version == 2 * Ledger.snapshot_every[Organization]
 
 
 def test_a_lone_command_skips_the_first_catch_up_and_is_decided_again_on_what_changed(

@@ -393,7 +393,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            # Once more at the end, through the uncached repository (snapshots included).
+            # Once more at the end, through the uncached repository (snapshots included: the
+            # writer's are inserted in the background, so they are waited for first).
+            self.ledger.wait_for_snapshots()
             self.check_store(self.load_from_repository)
             # Every voucher, read back from the store, is the one the command returned.
             for voucher in self.vouchers:
