@@ -59,6 +59,16 @@ WRITER_COUNTERS = {
         "tree cache did not hold them: each once after a start; a count that keeps rising "
         "month after month means the tree has outgrown LEDGER_TREE_CACHE_SIZE.",
     ),
+    "snapshots_written": (
+        "ledger_writer_snapshots_written",
+        "Snapshots of unions and books the writers took after their batches and inserted in "
+        "the background (a union or a book every 50 events).",
+    ),
+    "snapshots_dropped": (
+        "ledger_writer_snapshots_dropped",
+        "Snapshots that failed to be inserted and were dropped (each logged): reads replay "
+        "more events until the next one. Rising: the snapshot table refuses writes.",
+    ),
     "lock_wait_s": (
         "ledger_writer_lock_wait_seconds",
         "Seconds the writers waited for their turn (the writer lock) before writing.",

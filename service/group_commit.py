@@ -90,6 +90,7 @@ class WriterHost(Protocol):
     mapper: Any
     repository: Any
     member_ids: Any
+    snapshot_writer: Any  # service/snapshot_writer.py SnapshotWriter, or None
 
     def head_position(self) -> int: ...
     def stored_ids(self, ids: set[UUID]) -> set[UUID]: ...
@@ -415,6 +416,16 @@ class GroupCommitter:
     @property
     def tree_reads(self) -> int:
         return self.known.tree_reads
+
+    @property
+    def snapshots_written(self) -> int:
+        snapshots = self.app.snapshot_writer
+        return 0 if snapshots is None else snapshots.written
+
+    @property
+    def snapshots_dropped(self) -> int:
+        snapshots = self.app.snapshot_writer
+        return 0 if snapshots is None else snapshots.dropped
 
     def submit(self, pending: PendingCommand) -> CommandResult:
         return self.enqueue(pending).result()

@@ -165,6 +165,8 @@ def test_a_join_takes_the_short_way_and_answers_alike(pair, solved) -> None:
     assert "ledger_writer_decided_again_total" in counters
     assert "ledger_writer_commands_decided_again_total" in counters
     assert "ledger_writer_tree_reads_total" in counters
+    assert "ledger_writer_snapshots_written_total" in counters
+    assert counters["ledger_writer_snapshots_dropped_total"] == 0
     seconds = {
         line.split()[0]: float(line.split()[1])
         for line in metrics.splitlines()

@@ -558,7 +558,7 @@ def test_the_writers_snapshots_are_written_in_the_background_and_restore_the_uni
         return mapper.to_domain_event(mapper.to_stored_event(Snapshot.take(union))).state
 
     assert as_stored(restored) == as_stored(replayed)
-    assert writer.snapshot_writer is not None and writer.snapshot_writer.written >= 1
+    assert writer.committer.snapshots_written >= 1  # ledger_writer_snapshots_written_total
 
 
 def test_a_snapshot_the_background_fails_to_write_is_logged_and_fails_no_command(
@@ -577,7 +577,7 @@ def test_a_snapshot_the_background_fails_to_write_is_logged_and_fails_no_command
     writer.snapshot_writer._insert = away  # type: ignore[method-assign]
     n = joins_past_the_interval(writer, tree.base_a, 1)
     writer.wait_for_snapshots()
-    assert writer.snapshot_writer.dropped >= 1
+    assert writer.committer.snapshots_dropped >= 1  # ledger_writer_snapshots_dropped_total
     assert "snapshots were not written" in caplog.text
     assert writer.snapshots is not None
     assert list(writer.snapshots.get(union_id)) == []
