@@ -101,10 +101,11 @@ class Ledger(Application):
     # (snapshotting_intervals) reads the aggregate back from the store for each snapshot.
     # Every 50 events: a server's first read of a union and its book (after a start, or once
     # the tree outgrows the writer's cache) replays at most 49 events of each. At 200, a
-    # county's unions replayed about 100 each and their books about 90, and a server's first
-    # pass over them ran at 565-627 requests/s against 762-881 (docs/benchmarks.md). The
-    # group-commit writer inserts the four times as many snapshots on a thread of its own
-    # (service/snapshot_writer.py), which left the steady rate as it was.
+    # freshly loaded county's unions replayed about 100 each and their books about 90, and a
+    # server's first pass over them ran at 616-802 requests/s against 693-967 (p99 274-315
+    # against 217-260 ms; docs/benchmarks.md). The group-commit writer inserts the four
+    # times as many snapshots on a thread of its own (service/snapshot_writer.py), which left
+    # the steady rate as it was.
     is_snapshotting_enabled = True
     snapshot_every: ClassVar[dict[type, int]] = {Organization: 50, Book: 50}
 

@@ -521,14 +521,7 @@ def joins_past_the_interval(app: Ledger, org_code: str, first: int) -> int:
     interval = Ledger.snapshot_every[Organization]
     n = first
     while True:
-        app.execute(
-            JoinMember(
-                id_number=person(n),
-                name=f"会员{n}",
-                organization_code=org_code,
-                joined_on="2024-01-02",
-            )
-        )
+        join(n, org_code)(app)
         n += 1
         union = app.repository.get(Organization.id_for(org_code), snapshotted=False)
         if union.version % interval == 0:
