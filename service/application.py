@@ -103,9 +103,9 @@ class Ledger(Application):
     # the tree outgrows the writer's cache) replays at most 49 events of each. At 200, a
     # freshly loaded county's unions replayed about 100 each and their books about 90, and a
     # server's first pass over them ran at 616-802 requests/s against 693-967 (p99 274-315
-    # against 217-260 ms; docs/benchmarks.md). The group-commit writer inserts the four
-    # times as many snapshots on a thread of its own (service/snapshot_writer.py), which left
-    # the steady rate as it was.
+    # against 217-260 ms; docs/benchmarks.md). The four times as many snapshots are inserted
+    # on a thread of their own (service/snapshot_writer.py), which left the steady rate as it
+    # was.
     is_snapshotting_enabled = True
     snapshot_every: ClassVar[dict[type, int]] = {Organization: 50, Book: 50}
 
@@ -124,7 +124,7 @@ class Ledger(Application):
             raise
         self.member_ids = MemberIds(derive_key(master_key, "member-id"))
         self._fingerprint_key = derive_key(master_key, "idempotency-fingerprint")
-        # The group-commit writer's snapshots are inserted in the background.
+        # Snapshots are inserted in the background (take_due_snapshots).
         self.snapshot_writer: SnapshotWriter | None = None
         if self.snapshots is not None:
             self.snapshot_writer = SnapshotWriter(self.snapshots.recorder.insert_events)
@@ -200,7 +200,7 @@ class Ledger(Application):
         super().close()
 
     def wait_for_snapshots(self) -> None:
-        """Returns once every snapshot the writer took so far is in the store."""
+        """Returns once every snapshot taken so far is in the store."""
         if self.snapshot_writer is not None:
             self.snapshot_writer.flush()
 
@@ -271,13 +271,11 @@ class Ledger(Application):
         self.claim_store()  # Application.save's path (save_prepared claims on its own)
         return super()._record(processing_event)
 
-    def take_due_snapshots(
-        self, objs: Any, recordings: list[Recording], *, in_background: bool = False
-    ) -> None:
+    def take_due_snapshots(self, objs: Any, recordings: list[Recording]) -> None:
         """Snapshots each saved aggregate whose version passed a multiple of its type's
-        interval (snapshot_every), from the aggregate in memory. in_background (the
-        group-commit writer's): taken and mapped now, inserted by the snapshot writer."""
-        if self.snapshots is None or not recordings:
+        interval (snapshot_every), from the aggregate in memory: taken and mapped now,
+        inserted by the snapshot writer (wait_for_snapshots to see them in the store)."""
+        if self.snapshots is None or self.snapshot_writer is None or not recordings:
             return
         saved = Counter(r.domain_event.originator_id for r in recordings)
         due = []
@@ -287,13 +285,8 @@ class Ledger(Application):
             if interval and new and obj.version // interval > (obj.version - new) // interval:
                 snapshot_class = getattr(type(obj), "Snapshot", self.snapshot_class)
                 due.append(snapshot_class.take(obj))
-        if not due:
-            return
-        if in_background and self.snapshot_writer is not None:
-            to_stored_event = self.snapshots.mapper.to_stored_event
-            self.snapshot_writer.put([to_stored_event(snapshot) for snapshot in due])
-        else:
-            self.snapshots.put(due)
+        to_stored_event = self.snapshots.mapper.to_stored_event
+        self.snapshot_writer.put([to_stored_event(snapshot) for snapshot in due])
 
     def fingerprint(self, command: str, request: dict[str, Any]) -> Fingerprint:
         """The keyed fingerprint of a request sent with an idempotency key."""

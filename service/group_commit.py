@@ -100,9 +100,7 @@ class WriterHost(Protocol):
     def save_prepared(
         self, processing_event: ProcessingEvent, stored: list[StoredEvent], insert: Any = None
     ) -> list[Recording]: ...
-    def take_due_snapshots(
-        self, objs: Any, recordings: list[Recording], *, in_background: bool = False
-    ) -> None: ...
+    def take_due_snapshots(self, objs: Any, recordings: list[Recording]) -> None: ...
 
 
 @dataclass
@@ -703,7 +701,7 @@ class GroupCommitter:
         then wait_for_snapshots) and inserted in the background (service/snapshot_writer.py).
         Only a cache of state for readers: the commands stand without it."""
         try:
-            self.app.take_due_snapshots(aggregates, recordings, in_background=True)
+            self.app.take_due_snapshots(aggregates, recordings)
         except Exception:
             log.warning("a snapshot after a write failed", exc_info=True)
 

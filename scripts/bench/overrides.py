@@ -182,6 +182,7 @@ def bench_snapshots(ledger: Ledger, rounds: int, interval: int) -> dict[str, Any
             if arm == "ours":
                 with timed(samples, "snapshot.ours"):
                     ledger.take_due_snapshots([base], recordings)
+                    ledger.wait_for_snapshots()  # its insert too, as the library's
             else:
                 with timed(samples, "snapshot.library"):
                     ledger.take_snapshot(

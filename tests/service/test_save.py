@@ -103,9 +103,11 @@ def test_a_snapshot_from_memory_is_the_one_the_library_takes_from_the_store(
     ledger.save(*tree.values())
     assert ledger.snapshots is not None
     ledger.save(*[join_in_memory(union) for _ in range(interval - 10 - union.version)], union)
+    ledger.wait_for_snapshots()  # inserted in the background
     assert list(ledger.snapshots.get(union.id)) == []  # none before the interval
     ledger.save(*[join_in_memory(union) for _ in range(interval - union.version)], union)
     assert union.version == interval
+    ledger.wait_for_snapshots()
 
     [ours] = ledger.snapshots.get(union.id)
     from_store = project_aggregate(None, ledger.events.get(union.id, lte=interval))
